@@ -1,0 +1,71 @@
+//! Errors, one enum per kind of failure. `OpError` is what a domain operation returns and
+//! what the HTTP edge maps to problem+json; `StoreError` is the store itself failing.
+
+use crate::codec::CodecError;
+
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Db(#[from] redb::Error),
+    #[error("corrupt record in {table}: {source}")]
+    Codec {
+        table: &'static str,
+        source: CodecError,
+    },
+    #[error("the store writer is gone (shutting down)")]
+    WriterGone,
+}
+
+macro_rules! redb_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(err: $t) -> Self {
+                StoreError::Db(err.into())
+            }
+        }
+        impl From<$t> for OpError {
+            fn from(err: $t) -> Self {
+                OpError::Store(StoreError::Db(err.into()))
+            }
+        }
+    )*};
+}
+redb_from!(
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError,
+    redb::DatabaseError
+);
+
+/// Why a domain operation was refused. The message always names the field or the rule.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum OpError {
+    /// The caller may not see it, or it does not exist: indistinguishable on purpose.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The caller may see it but the named rule forbids the change.
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{field}: {reason}")]
+    Invalid { field: String, reason: String },
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl OpError {
+    pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        OpError::Invalid {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub fn not_found(what: impl Into<String>) -> Self {
+        OpError::NotFound(what.into())
+    }
+}

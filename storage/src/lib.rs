@@ -1,0 +1,33 @@
+//! Fleetgate's domain model and the one place its rules are enforced.
+//!
+//! # Layout
+//! - [`ids`]: newtype ids and the character rules that keep them safe in MQTT topics and
+//!   certificate subjects.
+//! - [`codec`]: how records become bytes (postcard behind a schema version byte).
+//! - [`tables`]: every redb table definition, with its key and value encodings.
+//! - [`model`]: the records (accounts, principals, devices, assets, device status).
+//! - [`telemetry`]: decoding and validating a unit's telemetry payload.
+//! - [`policy`]: who may see and change what; the single authorization authority.
+//! - [`ops`]: every mutation, each a function over one redb write transaction.
+//! - [`read`]: queries over a read transaction (history scans, listings).
+//! - [`store`]: opening the database and bootstrapping an empty one.
+//!
+//! **Invariant:** this crate knows nothing about actix, MQTT or HTTP. Callers decide on which
+//! thread a write transaction runs; the rules a transaction must check live here.
+
+pub mod codec;
+pub mod error;
+pub mod ids;
+pub mod model;
+pub mod ops;
+pub mod policy;
+pub mod read;
+pub mod store;
+pub mod tables;
+pub mod telemetry;
+pub mod time;
+pub mod token;
+
+pub use error::{OpError, StoreError};
+pub use ids::{AccountId, AssetId, DeviceId, IdError, PrincipalId};
+pub use store::Store;

@@ -1,0 +1,385 @@
+//! Every mutation of the control plane and the telemetry writes, each a function over one
+//! redb write transaction. A function checks every rule before it writes anything, and the
+//! caller commits or drops the transaction as a whole, so a refusal never leaves a
+//! half-written change. Each control-plane mutation appends its audit entry in the same
+//! transaction.
+
+use redb::{ReadableTable, WriteTransaction};
+
+use crate::codec;
+use crate::error::{OpError, StoreError};
+use crate::ids::{AccountId, AssetId, DeviceId, PrincipalId};
+use crate::model::*;
+use crate::policy::{self, Need};
+use crate::read::{chain, require_in};
+use crate::store::{decode_as, get, next_counter, put};
+use crate::tables::*;
+use crate::telemetry::Point;
+use crate::time::Timestamp;
+use crate::token;
+
+/// Longest free-text name we keep (account, user, asset names).
+pub const MAX_NAME: usize = 200;
+
+/// A required, trimmed, bounded free-text field.
+pub fn name_field(field: &str, raw: &str) -> Result<String, OpError> {
+    let trimmed = raw.trim();
+    if trimmed.is_empty() {
+        return Err(OpError::invalid(field, "must not be empty"));
+    }
+    if trimmed.chars().count() > MAX_NAME {
+        return Err(OpError::invalid(
+            field,
+            format!("must be at most {MAX_NAME} characters"),
+        ));
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// What one audit line says, before it gets its sequence number and time.
+#[derive(Debug, Clone)]
+pub struct AuditNote<'a> {
+    pub account_id: Option<&'a AccountId>,
+    pub action: &'a str,
+    pub target: String,
+    pub before: Option<String>,
+    pub after: Option<String>,
+}
+
+pub fn audit(
+    tx: &WriteTransaction,
+    caller: &Principal,
+    note: AuditNote<'_>,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let seq = next_counter(tx, "audit_seq")?;
+    let entry = AuditEntry {
+        seq,
+        at: now,
+        actor: caller.id.clone(),
+        via: None,
+        account_id: note.account_id.cloned(),
+        action: note.action.to_owned(),
+        target: note.target,
+        before: note.before,
+        after: note.after,
+    };
+    tx.open_table(AUDIT)?
+        .insert(seq, codec::encode(&entry).as_slice())?;
+    Ok(())
+}
+
+pub fn create_account(
+    tx: &WriteTransaction,
+    caller: &Principal,
+    name: &str,
+    parent_id: Option<AccountId>,
+    now: Timestamp,
+) -> Result<Account, OpError> {
+    let name = name_field("name", name)?;
+    let mut accounts = tx.open_table(ACCOUNTS)?;
+    match &parent_id {
+        None => policy::require_platform_admin(caller, "create an organization root account")?,
+        Some(parent) if caller.is_staff(StaffRole::PlatformAdmin) => {
+            chain(&accounts, parent)?
+                .ok_or_else(|| OpError::not_found(format!("account {parent}")))?;
+        }
+        Some(parent) => require_in(
+            &accounts,
+            caller,
+            parent,
+            Need::Administer,
+            &format!("account {parent}"),
+        )?,
+    }
+    let account = Account {
+        id: AccountId::generate("acc"),
+        name,
+        parent_id,
+        created_at: now,
+    };
+    put(&mut accounts, account.id.as_str(), &account)?;
+    drop(accounts);
+    audit(
+        tx,
+        caller,
+        AuditNote {
+            account_id: Some(&account.id),
+            action: "account.create",
+            target: account.id.to_string(),
+            before: None,
+            after: Some(account.id.to_string()),
+        },
+        now,
+    )?;
+    Ok(account)
+}
+
+fn insert_principal(tx: &WriteTransaction, principal: &Principal) -> Result<String, StoreError> {
+    put(
+        &mut tx.open_table(PRINCIPALS)?,
+        principal.id.as_str(),
+        principal,
+    )?;
+    let bearer = token::generate();
+    tx.open_table(TOKENS)?
+        .insert(token::hash(&bearer).as_slice(), principal.id.as_str())?;
+    Ok(bearer)
+}
+
+/// Creates a user and returns it with its token (shown once, stored hashed).
+pub fn create_user(
+    tx: &WriteTransaction,
+    caller: &Principal,
+    account_id: &AccountId,
+    name: &str,
+    role: Role,
+    now: Timestamp,
+) -> Result<(Principal, String), OpError> {
+    let name = name_field("name", name)?;
+    {
+        let accounts = tx.open_table(ACCOUNTS)?;
+        let what = format!("account {account_id}");
+        if caller.is_staff(StaffRole::PlatformAdmin) {
+            chain(&accounts, account_id)?.ok_or_else(|| OpError::not_found(&what))?;
+        } else {
+            require_in(&accounts, caller, account_id, Need::Administer, &what)?;
+        }
+    }
+    let user = Principal {
+        id: PrincipalId::generate("usr"),
+        name,
+        kind: PrincipalKind::User {
+            account_id: account_id.clone(),
+            role,
+        },
+        created_at: now,
+    };
+    let bearer = insert_principal(tx, &user)?;
+    audit(
+        tx,
+        caller,
+        AuditNote {
+            account_id: Some(account_id),
+            action: "user.create",
+            target: user.id.to_string(),
+            before: None,
+            after: Some(format!("{} ({})", user.id, role.as_str())),
+        },
+        now,
+    )?;
+    Ok((user, bearer))
+}
+
+pub fn create_staff(
+    tx: &WriteTransaction,
+    caller: &Principal,
+    name: &str,
+    role: StaffRole,
+    now: Timestamp,
+) -> Result<(Principal, String), OpError> {
+    policy::require_platform_admin(caller, "create staff")?;
+    let name = name_field("name", name)?;
+    let staff = Principal {
+        id: PrincipalId::generate("stf"),
+        name,
+        kind: PrincipalKind::Staff { role },
+        created_at: now,
+    };
+    let bearer = insert_principal(tx, &staff)?;
+    audit(
+        tx,
+        caller,
+        AuditNote {
+            account_id: None,
+            action: "staff.create",
+            target: staff.id.to_string(),
+            before: None,
+            after: Some(format!("{} ({})", staff.id, role.as_str())),
+        },
+        now,
+    )?;
+    Ok((staff, bearer))
+}
+
+pub fn register_device(
+    tx: &WriteTransaction,
+    caller: &Principal,
+    account_id: &AccountId,
+    id: DeviceId,
+    capabilities: Capabilities,
+    now: Timestamp,
+) -> Result<Device, OpError> {
+    require_in(
+        &tx.open_table(ACCOUNTS)?,
+        caller,
+        account_id,
+        Need::ManageFleet,
+        &format!("account {account_id}"),
+    )?;
+    let mut devices = tx.open_table(DEVICES)?;
+    // Device ids are one global namespace (they are MQTT tenants), so a taken id is a
+    // conflict whoever holds it.
+    if devices.get(id.as_str())?.is_some() {
+        return Err(OpError::Conflict(format!(
+            "device {id} is already registered"
+        )));
+    }
+    let device = Device {
+        id,
+        account_id: account_id.clone(),
+        capabilities,
+        bound_asset: None,
+        created_at: now,
+    };
+    put(&mut devices, device.id.as_str(), &device)?;
+    drop(devices);
+    audit(
+        tx,
+        caller,
+        AuditNote {
+            account_id: Some(account_id),
+            action: "device.register",
+            target: device.id.to_string(),
+            before: None,
+            after: Some(device.id.to_string()),
+        },
+        now,
+    )?;
+    Ok(device)
+}
+
+/// The fields of a new asset, as the caller gave them.
+#[derive(Debug, Clone)]
+pub struct NewAsset {
+    pub id: AssetId,
+    pub name: String,
+    pub serial: Option<String>,
+    pub device_id: Option<DeviceId>,
+}
+
+/// Creates an asset and, if asked, binds a unit of the same account to it. Returns the
+/// asset and the device as it is after binding (the caller tells that device's actor).
+pub fn create_asset(
+    tx: &WriteTransaction,
+    caller: &Principal,
+    account_id: &AccountId,
+    new: NewAsset,
+    now: Timestamp,
+) -> Result<(Asset, Option<Device>), OpError> {
+    let name = name_field("name", &new.name)?;
+    let serial = match new.serial {
+        Some(serial) => Some(name_field("serial", &serial)?),
+        None => None,
+    };
+    require_in(
+        &tx.open_table(ACCOUNTS)?,
+        caller,
+        account_id,
+        Need::ManageFleet,
+        &format!("account {account_id}"),
+    )?;
+    let mut assets = tx.open_table(ASSETS)?;
+    if assets
+        .get((account_id.as_str(), new.id.as_str()))?
+        .is_some()
+    {
+        return Err(OpError::Conflict(format!(
+            "asset {} already exists in this account",
+            new.id
+        )));
+    }
+    let key = next_counter(tx, "asset_key")?;
+    let mut bound = None;
+    if let Some(device_id) = &new.device_id {
+        let mut devices = tx.open_table(DEVICES)?;
+        let mut device: Device = get(&devices, "devices", device_id.as_str())?
+            .filter(|device: &Device| &device.account_id == account_id)
+            .ok_or_else(|| OpError::not_found(format!("device {device_id}")))?;
+        if let Some(existing) = &device.bound_asset {
+            return Err(OpError::Conflict(format!(
+                "device {device_id} already reports for asset {}",
+                existing.asset_id
+            )));
+        }
+        device.bound_asset = Some(BoundAsset {
+            asset_id: new.id.clone(),
+            asset_key: key,
+        });
+        put(&mut devices, device_id.as_str(), &device)?;
+        bound = Some(device);
+    }
+    let asset = Asset {
+        key,
+        account_id: account_id.clone(),
+        id: new.id,
+        name,
+        serial,
+        device_id: new.device_id,
+        created_at: now,
+    };
+    assets.insert(
+        (account_id.as_str(), asset.id.as_str()),
+        codec::encode(&asset).as_slice(),
+    )?;
+    drop(assets);
+    audit(
+        tx,
+        caller,
+        AuditNote {
+            account_id: Some(account_id),
+            action: "asset.create",
+            target: asset.id.to_string(),
+            before: None,
+            after: Some(match &asset.device_id {
+                Some(device) => format!("{} bound to {device}", asset.id),
+                None => asset.id.to_string(),
+            }),
+        },
+        now,
+    )?;
+    Ok((asset, bound))
+}
+
+/// Telemetry rows of one group commit. Only the store writer calls this.
+pub fn write_points<'a>(
+    tx: &WriteTransaction,
+    points: impl IntoIterator<Item = (u64, &'a Point)>,
+) -> Result<usize, StoreError> {
+    let mut telemetry = tx.open_table(TELEMETRY)?;
+    let mut written = 0;
+    for (asset_key, point) in points {
+        telemetry.insert((asset_key, point.ts.0), codec::encode(point).as_slice())?;
+        written += 1;
+    }
+    Ok(written)
+}
+
+pub fn write_status(
+    tx: &WriteTransaction,
+    device: &DeviceId,
+    status: &DeviceStatus,
+) -> Result<(), StoreError> {
+    put(&mut tx.open_table(DEVICE_STATUS)?, device.as_str(), status)
+}
+
+/// Audit entries, newest last, for an account (or all, for platform staff).
+pub fn audit_entries(
+    tx: &redb::ReadTransaction,
+    account: Option<&AccountId>,
+    limit: usize,
+) -> Result<Vec<AuditEntry>, StoreError> {
+    let table = tx.open_table(AUDIT)?;
+    let mut out = Vec::new();
+    for row in table.iter()?.rev() {
+        let entry: AuditEntry = decode_as("audit", row?.1.value())?;
+        if account.is_none() || entry.account_id.as_ref() == account {
+            out.push(entry);
+            if out.len() == limit {
+                break;
+            }
+        }
+    }
+    out.reverse();
+    Ok(out)
+}

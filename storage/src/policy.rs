@@ -1,0 +1,170 @@
+//! Who may see and change what: the single authorization authority (DESIGN section 6).
+//!
+//! Plain functions over a principal and an account's ancestor chain, so every rule is unit
+//! tested without a database. Refusal shape matters: what the caller may not see is
+//! `NotFound` (indistinguishable from absence), what it may see but not change is
+//! `Forbidden` naming the rule.
+
+use crate::error::OpError;
+use crate::ids::AccountId;
+use crate::model::{Principal, PrincipalKind, Role, StaffRole};
+
+/// What an operation needs in an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// Read the account's own objects.
+    View,
+    /// Change the fleet: devices, assets, sharing, keys (admin or fleet admin; rule 1).
+    ManageFleet,
+    /// Administer the account: users, sub-accounts, support access (admin only).
+    Administer,
+}
+
+impl Need {
+    fn rule(self) -> &'static str {
+        match self {
+            Need::View => "viewing needs a role in the account",
+            Need::ManageFleet => {
+                "rule 1: only the owner's admin or fleet admin may change its fleet"
+            }
+            Need::Administer => "only the account's admin may administer it",
+        }
+    }
+
+    fn satisfied_by(self, role: Role) -> bool {
+        match self {
+            Need::View => true,
+            Need::ManageFleet => role.manages_fleet(),
+            Need::Administer => role == Role::Admin,
+        }
+    }
+}
+
+/// The role `principal` holds in the account whose ancestor chain is `chain` (the account
+/// itself first, its root last): a user's role holds in its account and every descendant.
+pub fn role_in(principal: &Principal, chain: &[AccountId]) -> Option<Role> {
+    match &principal.kind {
+        PrincipalKind::User { account_id, role } => {
+            chain.iter().any(|id| id == account_id).then_some(*role)
+        }
+        PrincipalKind::Staff { .. } => None,
+    }
+}
+
+/// Checks `need` in the account with ancestor `chain`; `what` names the object for a 404.
+pub fn require(
+    principal: &Principal,
+    chain: &[AccountId],
+    need: Need,
+    what: &str,
+) -> Result<Role, OpError> {
+    let role = role_in(principal, chain).ok_or_else(|| OpError::not_found(what))?;
+    if need.satisfied_by(role) {
+        Ok(role)
+    } else {
+        Err(OpError::Forbidden(format!(
+            "{} (you are {})",
+            need.rule(),
+            role.as_str()
+        )))
+    }
+}
+
+/// Only `platform_admin` staff pass; everyone else is told the rule.
+pub fn require_platform_admin(principal: &Principal, action: &str) -> Result<(), OpError> {
+    if principal.is_staff(StaffRole::PlatformAdmin) {
+        Ok(())
+    } else {
+        Err(OpError::Forbidden(format!(
+            "only platform_admin may {action}"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::PrincipalId;
+    use crate::time::Timestamp;
+
+    fn account(id: &str) -> AccountId {
+        AccountId::parse(id).expect("id")
+    }
+
+    fn user(home: &str, role: Role) -> Principal {
+        Principal {
+            id: PrincipalId::parse("u1").expect("id"),
+            name: "u".into(),
+            kind: PrincipalKind::User {
+                account_id: account(home),
+                role,
+            },
+            created_at: Timestamp(0),
+        }
+    }
+
+    fn staff(role: StaffRole) -> Principal {
+        Principal {
+            id: PrincipalId::parse("s1").expect("id"),
+            name: "s".into(),
+            kind: PrincipalKind::Staff { role },
+            created_at: Timestamp(0),
+        }
+    }
+
+    #[test]
+    fn roles_hold_in_own_account_and_descendants_only() {
+        let root_admin = user("root", Role::Admin);
+        let child_chain = [account("child"), account("root")];
+        let root_chain = [account("root")];
+        assert_eq!(role_in(&root_admin, &child_chain), Some(Role::Admin));
+        assert_eq!(role_in(&root_admin, &root_chain), Some(Role::Admin));
+        let child_viewer = user("child", Role::Viewer);
+        assert_eq!(role_in(&child_viewer, &root_chain), None, "never upwards");
+        assert_eq!(
+            role_in(&child_viewer, &[account("other")]),
+            None,
+            "never sideways"
+        );
+    }
+
+    #[test]
+    fn strangers_get_not_found_and_weak_roles_get_the_rule() {
+        let chain = [account("acme")];
+        let stranger = user("other", Role::Admin);
+        assert!(matches!(
+            require(&stranger, &chain, Need::View, "asset ex1"),
+            Err(OpError::NotFound(_))
+        ));
+        let viewer = user("acme", Role::Viewer);
+        assert!(require(&viewer, &chain, Need::View, "asset").is_ok());
+        match require(&viewer, &chain, Need::ManageFleet, "asset") {
+            Err(OpError::Forbidden(rule)) => assert!(rule.contains("rule 1"), "{rule}"),
+            other => panic!("expected forbidden, got {other:?}"),
+        }
+        let fleet_admin = user("acme", Role::FleetAdmin);
+        assert!(require(&fleet_admin, &chain, Need::ManageFleet, "asset").is_ok());
+        assert!(matches!(
+            require(&fleet_admin, &chain, Need::Administer, "account"),
+            Err(OpError::Forbidden(_))
+        ));
+    }
+
+    #[test]
+    fn staff_have_no_account_rights_by_themselves() {
+        let chain = [account("acme")];
+        for role in [
+            StaffRole::PlatformAdmin,
+            StaffRole::Support,
+            StaffRole::TechSupport,
+        ] {
+            assert!(matches!(
+                require(&staff(role), &chain, Need::View, "asset"),
+                Err(OpError::NotFound(_))
+            ));
+        }
+        assert!(require_platform_admin(&staff(StaffRole::PlatformAdmin), "x").is_ok());
+        assert!(require_platform_admin(&staff(StaffRole::Support), "x").is_err());
+        assert!(require_platform_admin(&user("acme", Role::Admin), "x").is_err());
+    }
+}

@@ -1,0 +1,223 @@
+//! Queries over a read transaction. Readers never wait for the writer (redb MVCC), so HTTP
+//! handlers call these directly. Every function that takes a caller applies
+//! [`crate::policy`] before returning anything.
+
+use redb::{ReadTransaction, ReadableTable};
+
+use crate::error::{OpError, StoreError};
+use crate::ids::{AccountId, AssetId, DeviceId};
+use crate::model::{Account, Asset, Device, DeviceStatus, Principal};
+use crate::policy::{self, Need};
+use crate::store::{decode_as, get};
+use crate::tables::*;
+use crate::telemetry::Point;
+use crate::time::Timestamp;
+use crate::token;
+
+/// Deepest account tree we walk; deeper means a corrupt parent loop, not a real fleet.
+const MAX_DEPTH: usize = 32;
+
+/// One page of a list answer; `next_cursor` is opaque to clients.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+pub fn principal_for_token(
+    rtx: &ReadTransaction,
+    bearer: &str,
+) -> Result<Option<Principal>, StoreError> {
+    let tokens = rtx.open_table(TOKENS)?;
+    let Some(principal_id) = tokens.get(token::hash(bearer).as_slice())? else {
+        return Ok(None);
+    };
+    let principals = rtx.open_table(PRINCIPALS)?;
+    get(&principals, "principals", principal_id.value())
+}
+
+pub fn account(rtx: &ReadTransaction, id: &AccountId) -> Result<Option<Account>, StoreError> {
+    get(&rtx.open_table(ACCOUNTS)?, "accounts", id.as_str())
+}
+
+/// The account followed by its ancestors up to the root; `None` if the account is unknown.
+pub fn chain(
+    accounts: &impl ReadableTable<&'static str, &'static [u8]>,
+    id: &AccountId,
+) -> Result<Option<Vec<AccountId>>, StoreError> {
+    let mut out = Vec::new();
+    let mut next = Some(id.clone());
+    while let Some(current) = next {
+        let Some(account) = get::<Account>(accounts, "accounts", current.as_str())? else {
+            return Ok(if out.is_empty() { None } else { Some(out) });
+        };
+        out.push(current);
+        if out.len() > MAX_DEPTH {
+            break;
+        }
+        next = account.parent_id;
+    }
+    Ok(Some(out))
+}
+
+/// The account an account-scoped call acts in: the explicit one, else the caller's own.
+/// Staff have no account of their own, so for them an account must be named.
+pub fn acting_account(
+    caller: &Principal,
+    explicit: Option<&AccountId>,
+) -> Result<AccountId, OpError> {
+    explicit
+        .or(caller.home_account())
+        .cloned()
+        .ok_or_else(|| OpError::invalid("account_id", "required for staff principals"))
+}
+
+/// Checks `need` for `caller` in `account`; unknown and invisible accounts are both 404.
+pub fn require_in(
+    accounts: &impl ReadableTable<&'static str, &'static [u8]>,
+    caller: &Principal,
+    account: &AccountId,
+    need: Need,
+    what: &str,
+) -> Result<(), OpError> {
+    let chain = chain(accounts, account)?.ok_or_else(|| OpError::not_found(what))?;
+    policy::require(caller, &chain, need, what).map(|_| ())
+}
+
+pub fn visible_asset(
+    rtx: &ReadTransaction,
+    caller: &Principal,
+    account: &AccountId,
+    asset_id: &AssetId,
+) -> Result<Asset, OpError> {
+    let what = format!("asset {asset_id}");
+    require_in(
+        &rtx.open_table(ACCOUNTS)?,
+        caller,
+        account,
+        Need::View,
+        &what,
+    )?;
+    let assets = rtx.open_table(ASSETS)?;
+    let found = assets.get((account.as_str(), asset_id.as_str()))?;
+    match found {
+        Some(bytes) => Ok(decode_as("assets", bytes.value())?),
+        None => Err(OpError::not_found(what)),
+    }
+}
+
+pub fn list_assets(
+    rtx: &ReadTransaction,
+    caller: &Principal,
+    account: &AccountId,
+    cursor: Option<&str>,
+    limit: usize,
+) -> Result<Page<Asset>, OpError> {
+    require_in(
+        &rtx.open_table(ACCOUNTS)?,
+        caller,
+        account,
+        Need::View,
+        &format!("account {account}"),
+    )?;
+    let assets = rtx.open_table(ASSETS)?;
+    let start = cursor.unwrap_or("");
+    let mut items = Vec::new();
+    let mut next_cursor = None;
+    for row in assets.range((account.as_str(), start)..)? {
+        let (key, value) = row?;
+        let (owner, id) = key.value();
+        if owner != account.as_str() {
+            break;
+        }
+        if cursor.is_some() && id <= start {
+            continue;
+        }
+        if items.len() == limit {
+            next_cursor = items.last().map(|asset: &Asset| asset.id.to_string());
+            break;
+        }
+        items.push(decode_as("assets", value.value())?);
+    }
+    Ok(Page { items, next_cursor })
+}
+
+pub fn device(rtx: &ReadTransaction, id: &DeviceId) -> Result<Option<Device>, StoreError> {
+    get(&rtx.open_table(DEVICES)?, "devices", id.as_str())
+}
+
+/// A device the caller's account owns (or administers through the tree); else 404.
+pub fn visible_device(
+    rtx: &ReadTransaction,
+    caller: &Principal,
+    id: &DeviceId,
+) -> Result<Device, OpError> {
+    let what = format!("device {id}");
+    let device = device(rtx, id)?.ok_or_else(|| OpError::not_found(&what))?;
+    require_in(
+        &rtx.open_table(ACCOUNTS)?,
+        caller,
+        &device.account_id,
+        Need::View,
+        &what,
+    )?;
+    Ok(device)
+}
+
+pub fn all_devices(rtx: &ReadTransaction) -> Result<Vec<Device>, StoreError> {
+    let devices = rtx.open_table(DEVICES)?;
+    let mut out = Vec::new();
+    for row in devices.iter()? {
+        out.push(decode_as("devices", row?.1.value())?);
+    }
+    Ok(out)
+}
+
+pub fn device_status(
+    rtx: &ReadTransaction,
+    id: &DeviceId,
+) -> Result<Option<DeviceStatus>, StoreError> {
+    get(
+        &rtx.open_table(DEVICE_STATUS)?,
+        "device_status",
+        id.as_str(),
+    )
+}
+
+/// One asset's points with `from <= ts < to`, oldest first. The cursor is the first
+/// timestamp of the next page (keys are unique per asset and millisecond).
+pub fn history(
+    rtx: &ReadTransaction,
+    asset_key: u64,
+    from: Timestamp,
+    to: Timestamp,
+    cursor: Option<u64>,
+    limit: usize,
+) -> Result<Page<Point>, StoreError> {
+    let telemetry = rtx.open_table(TELEMETRY)?;
+    let start = cursor.map_or(from.0, |c| c.max(from.0));
+    let mut items = Vec::new();
+    let mut next_cursor = None;
+    if start < to.0 {
+        for row in telemetry.range((asset_key, start)..(asset_key, to.0))? {
+            let (key, value) = row?;
+            if items.len() == limit {
+                next_cursor = Some(key.value().1.to_string());
+                break;
+            }
+            items.push(decode_as("telemetry", value.value())?);
+        }
+    }
+    Ok(Page { items, next_cursor })
+}
+
+pub fn latest(rtx: &ReadTransaction, asset_key: u64) -> Result<Option<Point>, StoreError> {
+    let telemetry = rtx.open_table(TELEMETRY)?;
+    let last = telemetry
+        .range((asset_key, 0)..=(asset_key, u64::MAX))?
+        .next_back();
+    match last {
+        Some(row) => Ok(Some(decode_as("telemetry", row?.1.value())?)),
+        None => Ok(None),
+    }
+}

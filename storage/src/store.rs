@@ -1,0 +1,128 @@
+//! Opening the database, creating its tables, bootstrapping an empty one, and the small
+//! record helpers every query and operation uses.
+//!
+//! Who writes: exactly one owner of write transactions at a time (the actors crate's store
+//! writer thread). This type hands out transactions; it does not decide who may call
+//! [`Store::begin_write`].
+
+use std::path::Path;
+use std::sync::Arc;
+
+use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction};
+use serde::{de::DeserializeOwned, Serialize};
+
+use crate::codec;
+use crate::error::StoreError;
+use crate::ids::PrincipalId;
+use crate::model::{Principal, PrincipalKind, StaffRole};
+use crate::tables::*;
+use crate::time::Timestamp;
+use crate::token;
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    db: Arc<Database>,
+}
+
+impl Store {
+    /// Opens (or creates) the database file and makes sure every table exists, so readers
+    /// never meet a missing table.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let db = Database::create(path)?;
+        let tx = db.begin_write()?;
+        {
+            tx.open_table(ACCOUNTS)?;
+            tx.open_table(PRINCIPALS)?;
+            tx.open_table(TOKENS)?;
+            tx.open_table(DEVICES)?;
+            tx.open_table(ASSETS)?;
+            tx.open_table(TELEMETRY)?;
+            tx.open_table(DEVICE_STATUS)?;
+            tx.open_table(COUNTERS)?;
+            tx.open_table(AUDIT)?;
+        }
+        tx.commit()?;
+        Ok(Store { db: Arc::new(db) })
+    }
+
+    pub fn begin_read(&self) -> Result<ReadTransaction, StoreError> {
+        Ok(self.db.begin_read()?)
+    }
+
+    /// Only the store writer calls this (see the module docs).
+    pub fn begin_write(&self) -> Result<WriteTransaction, StoreError> {
+        Ok(self.db.begin_write()?)
+    }
+
+    /// On an empty store, creates the first `platform_admin` and returns its token (shown
+    /// once; only its hash is kept). On a store that has principals, returns `None`.
+    pub fn bootstrap(&self, now: Timestamp) -> Result<Option<String>, StoreError> {
+        let tx = self.begin_write()?;
+        let token = {
+            let mut principals = tx.open_table(PRINCIPALS)?;
+            if principals.first()?.is_some() {
+                None
+            } else {
+                let admin = Principal {
+                    id: PrincipalId::generate("stf"),
+                    name: "bootstrap platform admin".into(),
+                    kind: PrincipalKind::Staff {
+                        role: StaffRole::PlatformAdmin,
+                    },
+                    created_at: now,
+                };
+                put(&mut principals, admin.id.as_str(), &admin)?;
+                let token = token::generate();
+                tx.open_table(TOKENS)?
+                    .insert(token::hash(&token).as_slice(), admin.id.as_str())?;
+                Some(token)
+            }
+        };
+        tx.commit()?;
+        Ok(token)
+    }
+}
+
+/// Reads and decodes one record by string key.
+pub(crate) fn get<T: DeserializeOwned>(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    name: &'static str,
+    key: &str,
+) -> Result<Option<T>, StoreError> {
+    match table.get(key)? {
+        None => Ok(None),
+        Some(guard) => codec::decode(guard.value())
+            .map(Some)
+            .map_err(|source| StoreError::Codec {
+                table: name,
+                source,
+            }),
+    }
+}
+
+pub(crate) fn decode_as<T: DeserializeOwned>(
+    name: &'static str,
+    bytes: &[u8],
+) -> Result<T, StoreError> {
+    codec::decode(bytes).map_err(|source| StoreError::Codec {
+        table: name,
+        source,
+    })
+}
+
+pub(crate) fn put<T: Serialize>(
+    table: &mut redb::Table<&'static str, &'static [u8]>,
+    key: &str,
+    value: &T,
+) -> Result<(), StoreError> {
+    table.insert(key, codec::encode(value).as_slice())?;
+    Ok(())
+}
+
+/// Takes the next value of a named counter (starting at 1) inside the caller's transaction.
+pub(crate) fn next_counter(tx: &WriteTransaction, name: &str) -> Result<u64, StoreError> {
+    let mut counters = tx.open_table(COUNTERS)?;
+    let next = counters.get(name)?.map(|v| v.value()).unwrap_or(0) + 1;
+    counters.insert(name, next)?;
+    Ok(next)
+}

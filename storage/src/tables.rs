@@ -1,0 +1,38 @@
+//! Every redb table, in one place.
+//!
+//! Values are records encoded by [`crate::codec`] (schema version byte + postcard) unless
+//! noted. Keys are plain redb types so range scans work without decoding.
+
+use redb::TableDefinition;
+
+/// account id -> [`crate::model::Account`]
+pub const ACCOUNTS: TableDefinition<&str, &[u8]> = TableDefinition::new("accounts");
+
+/// principal id -> [`crate::model::Principal`] (users and staff)
+pub const PRINCIPALS: TableDefinition<&str, &[u8]> = TableDefinition::new("principals");
+
+/// SHA-256 of a bearer token -> principal id. Tokens themselves are never stored.
+pub const TOKENS: TableDefinition<&[u8], &str> = TableDefinition::new("tokens");
+
+/// device id -> [`crate::model::Device`]
+pub const DEVICES: TableDefinition<&str, &[u8]> = TableDefinition::new("devices");
+
+/// (owner account id, asset id) -> [`crate::model::Asset`]
+pub const ASSETS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("assets");
+
+/// (asset key, ts ms) -> [`crate::telemetry::Point`].
+///
+/// The asset key is the asset's internal `u64` (stable across renames and shares), so one
+/// asset's history is one contiguous range and "latest" is `next_back` of that range.
+/// One point per asset per millisecond: a QoS 1 redelivery of the same point lands on the
+/// same key, which is what makes "stored exactly once" hold across retransmissions.
+pub const TELEMETRY: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("telemetry");
+
+/// device id -> [`crate::model::DeviceStatus`], written with telemetry batches.
+pub const DEVICE_STATUS: TableDefinition<&str, &[u8]> = TableDefinition::new("device_status");
+
+/// Named counters (`next_asset_key`, `next_audit_seq`) as plain `u64`.
+pub const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
+
+/// audit sequence -> [`crate::model::AuditEntry`], append-only.
+pub const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
