@@ -30,4 +30,6 @@ pub mod token;
 
 pub use error::{OpError, StoreError};
 pub use ids::{AccountId, AssetId, DeviceId, IdError, PrincipalId};
+/// Re-exported so callers name transaction types without a second redb version.
+pub use redb;
 pub use store::Store;

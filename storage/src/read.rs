@@ -221,3 +221,45 @@ pub fn latest(rtx: &ReadTransaction, asset_key: u64) -> Result<Option<Point>, St
         None => Ok(None),
     }
 }
+
+/// The accounts that may see a unit's points right now, each with the asset id it knows
+/// them by. Today that is the owner under the bound asset; grants and mirrors join here.
+pub fn audience(
+    _rtx: &ReadTransaction,
+    device: &Device,
+) -> Result<Vec<(AccountId, AssetId)>, StoreError> {
+    Ok(device
+        .bound_asset
+        .iter()
+        .map(|bound| (device.account_id.clone(), bound.asset_id.clone()))
+        .collect())
+}
+
+/// An account's record for `GET /accounts/{a}`: its members, its ancestors' users and
+/// platform staff may read it; anyone else gets 404.
+pub fn visible_account(
+    rtx: &ReadTransaction,
+    caller: &Principal,
+    id: &AccountId,
+) -> Result<Account, OpError> {
+    let what = format!("account {id}");
+    if !matches!(caller.kind, crate::model::PrincipalKind::Staff { .. }) {
+        require_in(&rtx.open_table(ACCOUNTS)?, caller, id, Need::View, &what)?;
+    }
+    account(rtx, id)?.ok_or_else(|| OpError::not_found(what))
+}
+
+/// Fails unless the caller may view the account (404 otherwise).
+pub fn require_view(
+    rtx: &ReadTransaction,
+    caller: &Principal,
+    account: &AccountId,
+) -> Result<(), OpError> {
+    require_in(
+        &rtx.open_table(ACCOUNTS)?,
+        caller,
+        account,
+        Need::View,
+        &format!("account {account}"),
+    )
+}

@@ -1,0 +1,179 @@
+//! `AccountActor`: one per account, the owner of that account's live subscribers.
+//!
+//! It receives points already addressed to the account (the `DeviceActor` decided the
+//! account may see them) and delivers them to the account's SSE streams and to its MQTT
+//! integration topic `/tenants/{a}/assets/{x}/telemetry`.
+
+use std::time::Duration;
+
+use actix::prelude::*;
+use bytes::Bytes;
+use storage::{AccountId, AssetId};
+use tokio::sync::mpsc;
+
+use crate::Context as Shared;
+
+/// How often idle streams get a comment line, which also finds closed ones.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// Events buffered per subscriber before a slow reader starts losing live events.
+pub const SUBSCRIBER_BUFFER: usize = 1024;
+
+/// One event on a live stream; `event` is the SSE event name (`point`, later `access`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum LiveEvent {
+    Event { event: &'static str, data: Bytes },
+    KeepAlive,
+}
+
+impl LiveEvent {
+    /// The event as server-sent-events wire text.
+    pub fn to_sse(&self) -> Bytes {
+        match self {
+            LiveEvent::Event { event, data } => {
+                let mut frame = Vec::with_capacity(data.len() + 24);
+                frame.extend_from_slice(b"event: ");
+                frame.extend_from_slice(event.as_bytes());
+                frame.extend_from_slice(b"\ndata: ");
+                frame.extend_from_slice(data);
+                frame.extend_from_slice(b"\n\n");
+                Bytes::from(frame)
+            }
+            LiveEvent::KeepAlive => Bytes::from_static(b": keep-alive\n\n"),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Subscriber {
+    /// `None` streams every asset of the account; `Some` one asset.
+    only: Option<AssetId>,
+    /// Dropping the HTTP response drops the receiver; a failed send then removes this entry.
+    events: mpsc::Sender<LiveEvent>,
+}
+
+#[derive(Debug)]
+pub struct AccountActor {
+    account_id: AccountId,
+    subscribers: Vec<Subscriber>,
+    shared: Shared,
+}
+
+impl AccountActor {
+    pub fn new(account_id: AccountId, shared: Shared) -> Self {
+        AccountActor {
+            account_id,
+            subscribers: Vec::new(),
+            shared,
+        }
+    }
+
+    fn retain_open(&mut self) {
+        let before = self.subscribers.len();
+        self.subscribers
+            .retain(|subscriber| !subscriber.events.is_closed());
+        let removed = before - self.subscribers.len();
+        self.shared.metrics.sse_subscribers.dec_by(removed as i64);
+    }
+}
+
+impl Actor for AccountActor {
+    type Context = actix::Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.shared.metrics.actor_started("account");
+        ctx.run_interval(KEEP_ALIVE, |actor, _| {
+            for subscriber in &actor.subscribers {
+                let _ = subscriber.events.try_send(LiveEvent::KeepAlive);
+            }
+            actor.retain_open();
+        });
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        self.shared.metrics.actor_stopped("account");
+        self.shared
+            .metrics
+            .sse_subscribers
+            .dec_by(self.subscribers.len() as i64);
+    }
+}
+
+/// A point for this account, already rendered under the asset id the account knows.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct Deliver {
+    pub asset_id: AssetId,
+    pub json: Bytes,
+}
+
+impl Handler<Deliver> for AccountActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Deliver, _: &mut Self::Context) {
+        let topic = format!(
+            "/tenants/{}/assets/{}/telemetry",
+            self.account_id, msg.asset_id
+        );
+        self.shared.mqtt.publish(topic, msg.json.clone(), false);
+        let mut closed = false;
+        for subscriber in &self.subscribers {
+            if subscriber
+                .only
+                .as_ref()
+                .is_some_and(|only| only != &msg.asset_id)
+            {
+                continue;
+            }
+            let event = LiveEvent::Event {
+                event: "point",
+                data: msg.json.clone(),
+            };
+            match subscriber.events.try_send(event) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    self.shared.metrics.sse_dropped.inc();
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => closed = true,
+            }
+        }
+        if closed {
+            self.retain_open();
+        }
+    }
+}
+
+/// Opens a live stream; the returned receiver yields events until it is dropped.
+#[derive(Message, Debug)]
+#[rtype(result = "mpsc::Receiver<LiveEvent>")]
+pub struct Subscribe {
+    pub only: Option<AssetId>,
+}
+
+impl Handler<Subscribe> for AccountActor {
+    type Result = MessageResult<Subscribe>;
+
+    fn handle(&mut self, msg: Subscribe, _: &mut Self::Context) -> Self::Result {
+        let (events, receiver) = mpsc::channel(SUBSCRIBER_BUFFER);
+        self.subscribers.push(Subscriber {
+            only: msg.only,
+            events,
+        });
+        self.shared.metrics.sse_subscribers.inc();
+        MessageResult(receiver)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sse_frames_follow_the_wire_format() {
+        let event = LiveEvent::Event {
+            event: "point",
+            data: Bytes::from_static(b"{\"a\":1}"),
+        };
+        assert_eq!(&event.to_sse()[..], b"event: point\ndata: {\"a\":1}\n\n");
+        assert_eq!(&LiveEvent::KeepAlive.to_sse()[..], b": keep-alive\n\n");
+    }
+}

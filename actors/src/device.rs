@@ -1,0 +1,218 @@
+//! `DeviceActor`: one per registered unit, the only place that decides who receives its
+//! points.
+//!
+//! It validates and decodes what the unit sends, stamps points that carry no time, keeps
+//! the latest point and the unit's status, hands points to the store writer and fans them
+//! out to the `AccountActor`s of its audience. Messages from one unit are handled in
+//! order, so an audience change acknowledged by this actor is a clean cut: no point handled
+//! after it reaches an account that was removed.
+
+use actix::prelude::*;
+use bytes::Bytes;
+use storage::model::{BoundAsset, DeviceStatus};
+use storage::telemetry::{self, Point};
+use storage::{AccountId, AssetId, DeviceId};
+
+use crate::account::{AccountActor, Deliver};
+use crate::Context as Shared;
+
+/// An account that may see this unit's points, under the asset id it knows them by.
+#[derive(Debug, Clone)]
+pub struct Viewer {
+    pub account_id: AccountId,
+    pub asset_id: AssetId,
+    pub addr: Addr<AccountActor>,
+}
+
+/// Which of the unit's topics a message came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    Telemetry,
+    Status,
+}
+
+#[derive(Debug)]
+pub struct DeviceActor {
+    device_id: DeviceId,
+    binding: Option<BoundAsset>,
+    audience: Vec<Viewer>,
+    latest: Option<Point>,
+    status: DeviceStatus,
+    /// Last time the gateway stamped a point without `ts`; stamps never repeat, so two
+    /// unstamped points in one millisecond do not overwrite each other.
+    last_stamp: u64,
+    shared: Shared,
+}
+
+impl DeviceActor {
+    pub fn new(
+        device_id: DeviceId,
+        binding: Option<BoundAsset>,
+        audience: Vec<Viewer>,
+        latest: Option<Point>,
+        status: DeviceStatus,
+        shared: Shared,
+    ) -> Self {
+        DeviceActor {
+            device_id,
+            binding,
+            audience,
+            latest,
+            status,
+            last_stamp: 0,
+            shared,
+        }
+    }
+
+    fn refuse(&mut self, reason: &'static str, detail: String) {
+        let now = self.shared.clock.now();
+        self.shared.metrics.dropped(reason);
+        self.status.error_count += 1;
+        self.status.last_error = Some(detail);
+        self.status.last_error_at = Some(now);
+        self.status.last_seen = Some(now);
+        self.shared
+            .writer
+            .status(self.device_id.clone(), self.status.clone());
+    }
+
+    fn telemetry(&mut self, payload: &[u8]) {
+        let Some(binding) = self.binding.clone() else {
+            self.refuse(
+                "unbound_device",
+                "device is not bound to an asset; point dropped".into(),
+            );
+            return;
+        };
+        let now = self.shared.clock.now();
+        let mut decoded = match telemetry::decode(payload, now) {
+            Ok(decoded) => decoded,
+            Err(err) => {
+                self.refuse(err.reason(), err.to_string());
+                return;
+            }
+        };
+        if decoded.unit_ts.is_none() {
+            let stamp = now.0.max(self.last_stamp + 1);
+            self.last_stamp = stamp;
+            decoded.point.ts = storage::time::Timestamp(stamp);
+        }
+        let point = decoded.point;
+        self.shared.metrics.points_ingested.inc();
+        self.status.points += 1;
+        self.status.last_seen = Some(now);
+        if self
+            .latest
+            .as_ref()
+            .is_none_or(|latest| latest.ts <= point.ts)
+        {
+            self.latest = Some(point.clone());
+        }
+        for viewer in &self.audience {
+            let json = point.to_json(&viewer.asset_id).to_string();
+            viewer.addr.do_send(Deliver {
+                asset_id: viewer.asset_id.clone(),
+                json: Bytes::from(json),
+            });
+        }
+        self.shared.writer.point(binding.asset_key, point);
+        self.shared
+            .writer
+            .status(self.device_id.clone(), self.status.clone());
+    }
+
+    fn presence(&mut self, payload: &[u8]) {
+        let online = match payload.trim_ascii() {
+            b"online" => true,
+            b"offline" => false,
+            _ => {
+                self.refuse(
+                    "invalid_status",
+                    "status: expected \"online\" or \"offline\"".into(),
+                );
+                return;
+            }
+        };
+        self.status.online = online;
+        self.status.last_seen = Some(self.shared.clock.now());
+        self.shared
+            .writer
+            .status(self.device_id.clone(), self.status.clone());
+    }
+}
+
+impl Actor for DeviceActor {
+    type Context = actix::Context<Self>;
+
+    fn started(&mut self, _: &mut Self::Context) {
+        self.shared.metrics.actor_started("device");
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        self.shared.metrics.actor_stopped("device");
+    }
+}
+
+/// A message the unit published, as the ingest bridge received it.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Inbound {
+    pub channel: Channel,
+    pub payload: Bytes,
+}
+
+impl Handler<Inbound> for DeviceActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Inbound, _: &mut Self::Context) {
+        match msg.channel {
+            Channel::Telemetry => self.telemetry(&msg.payload),
+            Channel::Status => self.presence(&msg.payload),
+        }
+    }
+}
+
+#[derive(Message, Debug)]
+#[rtype(result = "DeviceStatus")]
+pub struct GetStatus;
+
+impl Handler<GetStatus> for DeviceActor {
+    type Result = MessageResult<GetStatus>;
+
+    fn handle(&mut self, _: GetStatus, _: &mut Self::Context) -> Self::Result {
+        MessageResult(self.status.clone())
+    }
+}
+
+#[derive(Message, Debug)]
+#[rtype(result = "Option<Point>")]
+pub struct GetLatest;
+
+impl Handler<GetLatest> for DeviceActor {
+    type Result = Option<Point>;
+
+    fn handle(&mut self, _: GetLatest, _: &mut Self::Context) -> Self::Result {
+        self.latest.clone()
+    }
+}
+
+/// Replaces the unit's asset binding and audience. The sender awaits the answer: once it
+/// has it, every later point goes only to the new audience.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Rebind {
+    pub binding: Option<BoundAsset>,
+    pub audience: Vec<Viewer>,
+}
+
+impl Handler<Rebind> for DeviceActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Rebind, _: &mut Self::Context) {
+        if self.binding.as_ref().map(|b| b.asset_key) != msg.binding.as_ref().map(|b| b.asset_key) {
+            self.latest = None;
+        }
+        self.binding = msg.binding;
+        self.audience = msg.audience;
+    }
+}

@@ -1,0 +1,143 @@
+//! The directory: finds the actor for a device or an account, starting it when needed.
+//!
+//! Device actors are started for every registered unit at boot and at registration;
+//! account actors on first use. Actors live on a small pool of arbiters (threads) owned by
+//! the directory, never on HTTP worker threads, so a slow HTTP worker cannot stall a unit.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use actix::prelude::*;
+use storage::model::Device;
+use storage::{AccountId, DeviceId, Store, StoreError};
+
+use crate::account::AccountActor;
+use crate::device::{DeviceActor, Rebind, Viewer};
+use crate::Context as Shared;
+
+#[derive(Debug)]
+pub struct Directory {
+    store: Store,
+    shared: Shared,
+    arbiters: Vec<ArbiterHandle>,
+    next_arbiter: AtomicUsize,
+    devices: RwLock<HashMap<DeviceId, Addr<DeviceActor>>>,
+    accounts: Mutex<HashMap<AccountId, Addr<AccountActor>>>,
+}
+
+impl Directory {
+    /// Starts an actor for every registered device. `arbiters` must not be empty.
+    pub fn start(
+        store: Store,
+        shared: Shared,
+        arbiters: Vec<ArbiterHandle>,
+    ) -> Result<Arc<Directory>, StoreError> {
+        assert!(
+            !arbiters.is_empty(),
+            "the directory needs at least one arbiter"
+        );
+        let directory = Arc::new(Directory {
+            store,
+            shared,
+            arbiters,
+            next_arbiter: AtomicUsize::new(0),
+            devices: RwLock::new(HashMap::new()),
+            accounts: Mutex::new(HashMap::new()),
+        });
+        let devices = storage::read::all_devices(&directory.store.begin_read()?)?;
+        for device in &devices {
+            directory.start_device(device)?;
+        }
+        Ok(directory)
+    }
+
+    fn arbiter(&self) -> &ArbiterHandle {
+        let index = self.next_arbiter.fetch_add(1, Ordering::Relaxed) % self.arbiters.len();
+        &self.arbiters[index]
+    }
+
+    pub fn device(&self, id: &DeviceId) -> Option<Addr<DeviceActor>> {
+        self.devices.read().ok()?.get(id).cloned()
+    }
+
+    pub fn device_count(&self) -> usize {
+        self.devices
+            .read()
+            .map(|devices| devices.len())
+            .unwrap_or(0)
+    }
+
+    /// The account's actor, started on first use.
+    pub fn account(&self, id: &AccountId) -> Addr<AccountActor> {
+        let mut accounts = self
+            .accounts
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(addr) = accounts.get(id) {
+            if addr.connected() {
+                return addr.clone();
+            }
+        }
+        let actor = AccountActor::new(id.clone(), self.shared.clone());
+        let addr = AccountActor::start_in_arbiter(self.arbiter(), move |_| actor);
+        accounts.insert(id.clone(), addr.clone());
+        addr
+    }
+
+    fn viewers(&self, device: &Device) -> Result<Vec<Viewer>, StoreError> {
+        let rtx = self.store.begin_read()?;
+        Ok(storage::read::audience(&rtx, device)?
+            .into_iter()
+            .map(|(account_id, asset_id)| Viewer {
+                addr: self.account(&account_id),
+                account_id,
+                asset_id,
+            })
+            .collect())
+    }
+
+    /// Starts the actor of a (newly) registered device with its state from the store.
+    pub fn start_device(&self, device: &Device) -> Result<Addr<DeviceActor>, StoreError> {
+        let rtx = self.store.begin_read()?;
+        let latest = match &device.bound_asset {
+            Some(bound) => storage::read::latest(&rtx, bound.asset_key)?,
+            None => None,
+        };
+        let mut status = storage::read::device_status(&rtx, &device.id)?.unwrap_or_default();
+        // The broker starts with the gateway, so no unit is connected yet.
+        status.online = false;
+        let actor = DeviceActor::new(
+            device.id.clone(),
+            device.bound_asset.clone(),
+            self.viewers(device)?,
+            latest,
+            status,
+            self.shared.clone(),
+        );
+        let addr = DeviceActor::start_in_arbiter(self.arbiter(), move |_| actor);
+        if let Ok(mut devices) = self.devices.write() {
+            devices.insert(device.id.clone(), addr.clone());
+        }
+        Ok(addr)
+    }
+
+    /// Tells a device's actor its current binding and audience and waits until it has
+    /// taken them: the ordering point of every visibility change.
+    pub async fn rebind(&self, device: &Device) -> Result<(), StoreError> {
+        let viewers = self.viewers(device)?;
+        let addr = match self.device(&device.id) {
+            Some(addr) => addr,
+            None => return self.start_device(device).map(|_| ()),
+        };
+        let message = Rebind {
+            binding: device.bound_asset.clone(),
+            audience: viewers,
+        };
+        if addr.send(message).await.is_err() {
+            // The actor is gone (arbiter stopped): nothing can deliver, nothing to cut.
+            tracing::warn!(device = %device.id, "rebind found no live device actor");
+        }
+        Ok(())
+    }
+}

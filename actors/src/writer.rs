@@ -1,0 +1,242 @@
+//! The store writer: the one owner of redb write transactions.
+//!
+//! redb has one writer at a time and `begin_write` blocks, so no HTTP worker or actor ever
+//! calls it. Everything that writes sends a job to this thread:
+//! - telemetry points and device status are group-committed: the first point of a batch
+//!   opens a window of `commit_window`; when it closes (or the batch is full) one durable
+//!   transaction writes them all. The loss window on a hard crash is that window.
+//! - control-plane operations run each in their own durable transaction, between telemetry
+//!   batches, and their caller gets the result only after the commit.
+
+use std::collections::HashMap;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use storage::model::DeviceStatus;
+use storage::redb::WriteTransaction;
+use storage::telemetry::Point;
+use storage::{DeviceId, OpError, Store, StoreError};
+use tokio::sync::oneshot;
+
+use crate::metrics::Metrics;
+
+/// A batch this large is committed without waiting for the window to close.
+pub const MAX_BATCH_POINTS: usize = 20_000;
+
+type ControlJob = Box<dyn FnOnce(WriteTransaction) + Send>;
+
+enum Job {
+    Point {
+        asset_key: u64,
+        point: Point,
+    },
+    Status {
+        device: DeviceId,
+        status: DeviceStatus,
+    },
+    Control(ControlJob),
+    Flush(oneshot::Sender<()>),
+    Shutdown,
+}
+
+/// A cheap, cloneable way to reach the writer thread from any thread.
+#[derive(Clone, Debug)]
+pub struct WriterHandle {
+    jobs: mpsc::Sender<Job>,
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Job")
+    }
+}
+
+impl WriterHandle {
+    fn send(&self, job: Job) -> bool {
+        self.metrics.store_queue_depth.inc();
+        let sent = self.jobs.send(job).is_ok();
+        if !sent {
+            self.metrics.store_queue_depth.dec();
+        }
+        sent
+    }
+
+    /// Queues a point for the next group commit. Returns false once the writer has stopped.
+    pub fn point(&self, asset_key: u64, point: Point) -> bool {
+        self.send(Job::Point { asset_key, point })
+    }
+
+    /// Queues a device status; only the newest per device is written in a batch.
+    pub fn status(&self, device: DeviceId, status: DeviceStatus) -> bool {
+        self.send(Job::Status { device, status })
+    }
+
+    /// Runs `op` in its own write transaction and commits it durably if it succeeds. The
+    /// answer arrives after the commit, so a caller that answers HTTP after this is durable.
+    pub async fn execute<R, F>(&self, op: F) -> Result<R, OpError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&WriteTransaction) -> Result<R, OpError> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job: ControlJob = Box::new(move |tx: WriteTransaction| {
+            let result = match op(&tx) {
+                Ok(value) => tx
+                    .commit()
+                    .map(|()| value)
+                    .map_err(|err| OpError::Store(err.into())),
+                Err(refusal) => {
+                    let _ = tx.abort();
+                    Err(refusal)
+                }
+            };
+            let _ = reply.send(result);
+        });
+        if !self.send(Job::Control(job)) {
+            return Err(StoreError::WriterGone.into());
+        }
+        answer.await.unwrap_or(Err(StoreError::WriterGone.into()))
+    }
+
+    /// Resolves once everything queued before it is committed.
+    pub async fn flush(&self) {
+        let (reply, done) = oneshot::channel();
+        if self.send(Job::Flush(reply)) {
+            let _ = done.await;
+        }
+    }
+}
+
+/// The writer thread; dropping this does not stop it, [`StoreWriter::shutdown`] does.
+#[derive(Debug)]
+pub struct StoreWriter {
+    handle: WriterHandle,
+    thread: JoinHandle<()>,
+}
+
+impl StoreWriter {
+    pub fn spawn(
+        store: Store,
+        commit_window: Duration,
+        metrics: Arc<Metrics>,
+    ) -> std::io::Result<StoreWriter> {
+        let (jobs, inbox) = mpsc::channel();
+        let handle = WriterHandle {
+            jobs,
+            metrics: metrics.clone(),
+        };
+        let thread = std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || run(store, inbox, commit_window, metrics))?;
+        Ok(StoreWriter { handle, thread })
+    }
+
+    pub fn handle(&self) -> WriterHandle {
+        self.handle.clone()
+    }
+
+    /// Commits everything queued and stops the thread.
+    pub fn shutdown(self) {
+        self.handle.send(Job::Shutdown);
+        let _ = self.thread.join();
+    }
+}
+
+#[derive(Default)]
+struct Batch {
+    points: Vec<(u64, Point)>,
+    statuses: HashMap<DeviceId, DeviceStatus>,
+    deadline: Option<Instant>,
+}
+
+impl Batch {
+    fn is_empty(&self) -> bool {
+        self.points.is_empty() && self.statuses.is_empty()
+    }
+}
+
+fn run(store: Store, inbox: mpsc::Receiver<Job>, window: Duration, metrics: Arc<Metrics>) {
+    let mut batch = Batch::default();
+    loop {
+        let job = match batch.deadline {
+            Some(deadline) => {
+                inbox.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            }
+            None => inbox.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        };
+        let job = match job {
+            Ok(job) => job,
+            Err(RecvTimeoutError::Timeout) => {
+                commit_batch(&store, &mut batch, &metrics);
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        metrics.store_queue_depth.dec();
+        match job {
+            Job::Point { asset_key, point } => {
+                batch.points.push((asset_key, point));
+                batch
+                    .deadline
+                    .get_or_insert_with(|| Instant::now() + window);
+                if batch.points.len() >= MAX_BATCH_POINTS {
+                    commit_batch(&store, &mut batch, &metrics);
+                }
+            }
+            Job::Status { device, status } => {
+                batch.statuses.insert(device, status);
+                batch
+                    .deadline
+                    .get_or_insert_with(|| Instant::now() + window);
+            }
+            Job::Control(op) => match store.begin_write() {
+                Ok(tx) => op(tx),
+                Err(err) => tracing::error!(%err, "cannot begin a control-plane transaction"),
+            },
+            Job::Flush(reply) => {
+                commit_batch(&store, &mut batch, &metrics);
+                let _ = reply.send(());
+            }
+            Job::Shutdown => break,
+        }
+    }
+    commit_batch(&store, &mut batch, &metrics);
+}
+
+fn commit_batch(store: &Store, batch: &mut Batch, metrics: &Metrics) {
+    batch.deadline = None;
+    if batch.is_empty() {
+        return;
+    }
+    let started = Instant::now();
+    let points = std::mem::take(&mut batch.points);
+    let statuses = std::mem::take(&mut batch.statuses);
+    let result = (|| -> Result<(), StoreError> {
+        let tx = store.begin_write()?;
+        storage::ops::write_points(&tx, points.iter().map(|(key, point)| (*key, point)))?;
+        for (device, status) in &statuses {
+            storage::ops::write_status(&tx, device, status)?;
+        }
+        tx.commit()?;
+        Ok(())
+    })();
+    match result {
+        Ok(()) => {
+            metrics.store_commits.inc();
+            metrics.store_batch_points.observe(points.len() as f64);
+            metrics
+                .store_commit_seconds
+                .observe(started.elapsed().as_secs_f64());
+        }
+        Err(err) => {
+            // The points are lost; say so loudly and count them, never pretend.
+            tracing::error!(%err, points = points.len(), "telemetry commit failed");
+            for _ in 0..points.len() {
+                metrics.dropped("store_error");
+            }
+        }
+    }
+}

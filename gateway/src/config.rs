@@ -1,0 +1,192 @@
+//! Settings for `fleetgate serve`: flags, then `FLEETGATE_*` environment variables, then an
+//! optional TOML file, then the embedded defaults (DESIGN section 7).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use serde::Deserialize;
+
+/// The command line. Every setting is optional here so that "not given" can fall through
+/// to the environment (clap reads `FLEETGATE_*`) and then to the file.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServeArgs {
+    /// TOML file with any of the settings below (lowest precedence but the defaults).
+    #[arg(long, env = "FLEETGATE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Directory for the database, the CA, `ready.json` and the bootstrap token.
+    #[arg(long, env = "FLEETGATE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// HTTP control API address; port 0 picks a free port.
+    #[arg(long, env = "FLEETGATE_HTTP_ADDR")]
+    pub http_addr: Option<SocketAddr>,
+    /// MQTT over TLS address (client certificates required).
+    #[arg(long, env = "FLEETGATE_MQTT_TLS_ADDR")]
+    pub mqtt_tls_addr: Option<SocketAddr>,
+    /// Plain MQTT for development only: loopback only, no topic isolation. Off by default.
+    #[arg(long, env = "FLEETGATE_MQTT_PLAIN_ADDR")]
+    pub mqtt_plain_addr: Option<SocketAddr>,
+    /// Telemetry group-commit window in milliseconds: the most a hard crash can lose.
+    #[arg(long, env = "FLEETGATE_COMMIT_WINDOW_MS")]
+    pub commit_window_ms: Option<u64>,
+    /// HTTP worker threads.
+    #[arg(long, env = "FLEETGATE_HTTP_WORKERS")]
+    pub http_workers: Option<usize>,
+}
+
+/// The file form of the same settings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    http_addr: Option<SocketAddr>,
+    mqtt_tls_addr: Option<SocketAddr>,
+    mqtt_plain_addr: Option<SocketAddr>,
+    commit_window_ms: Option<u64>,
+    http_workers: Option<usize>,
+}
+
+/// Resolved settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub http_addr: SocketAddr,
+    /// `None` turns the TLS listener off (tests of the plain listener only).
+    pub mqtt_tls_addr: Option<SocketAddr>,
+    pub mqtt_plain_addr: Option<SocketAddr>,
+    pub commit_window: Duration,
+    pub http_workers: usize,
+}
+
+pub const DEFAULT_HTTP: &str = "127.0.0.1:8080";
+pub const DEFAULT_MQTT_TLS: &str = "0.0.0.0:8883";
+pub const DEFAULT_COMMIT_WINDOW_MS: u64 = 50;
+/// Longer than this and a crash loses more than an operator would accept.
+pub const MAX_COMMIT_WINDOW_MS: u64 = 10_000;
+
+impl Config {
+    /// Defaults for a data directory: what `fleetgate serve` uses with no other settings.
+    pub fn with_data_dir(data_dir: impl Into<PathBuf>) -> Config {
+        Config {
+            data_dir: data_dir.into(),
+            http_addr: DEFAULT_HTTP.parse().expect("valid default"),
+            mqtt_tls_addr: Some(DEFAULT_MQTT_TLS.parse().expect("valid default")),
+            mqtt_plain_addr: None,
+            commit_window: Duration::from_millis(DEFAULT_COMMIT_WINDOW_MS),
+            http_workers: 2,
+        }
+    }
+
+    pub fn resolve(args: &ServeArgs) -> anyhow::Result<Config> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let mut config = Config::with_data_dir(
+            args.data_dir
+                .clone()
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from("./data")),
+        );
+        if let Some(addr) = args.http_addr.or(file.http_addr) {
+            config.http_addr = addr;
+        }
+        if let Some(addr) = args.mqtt_tls_addr.or(file.mqtt_tls_addr) {
+            config.mqtt_tls_addr = Some(addr);
+        }
+        config.mqtt_plain_addr = args.mqtt_plain_addr.or(file.mqtt_plain_addr);
+        if let Some(ms) = args.commit_window_ms.or(file.commit_window_ms) {
+            config.commit_window = Duration::from_millis(ms);
+        }
+        if let Some(workers) = args.http_workers.or(file.http_workers) {
+            config.http_workers = workers;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Refuses settings that would be unsafe rather than silently adjusting them.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if let Some(plain) = self.mqtt_plain_addr {
+            if !plain.ip().is_loopback() {
+                bail!(
+                    "--mqtt-plain-addr {plain}: the plain MQTT listener has no topic isolation \
+                     and may only bind a loopback address (127.0.0.1 or ::1)"
+                );
+            }
+        }
+        if self.commit_window.as_millis() > u128::from(MAX_COMMIT_WINDOW_MS) {
+            bail!("--commit-window-ms must be at most {MAX_COMMIT_WINDOW_MS}");
+        }
+        if self.http_workers == 0 {
+            bail!("--http-workers must be at least 1");
+        }
+        Ok(())
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join("fleetgate.redb")
+    }
+}
+
+fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_file_and_file_beats_defaults() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("fleetgate.toml");
+        std::fs::write(
+            &file,
+            "http_addr = \"127.0.0.1:9000\"\ncommit_window_ms = 20\ndata_dir = \"/tmp/x\"\n",
+        )
+        .expect("write");
+        let args = ServeArgs {
+            config: Some(file),
+            http_addr: Some("127.0.0.1:0".parse().expect("addr")),
+            ..ServeArgs::default()
+        };
+        let config = Config::resolve(&args).expect("valid");
+        assert_eq!(config.http_addr.port(), 0, "flag wins");
+        assert_eq!(
+            config.commit_window,
+            Duration::from_millis(20),
+            "file beats default"
+        );
+        assert_eq!(config.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(
+            config.mqtt_tls_addr,
+            Some(DEFAULT_MQTT_TLS.parse().expect("addr"))
+        );
+    }
+
+    #[test]
+    fn plain_listener_must_be_loopback() {
+        let args = ServeArgs {
+            mqtt_plain_addr: Some("0.0.0.0:1883".parse().expect("addr")),
+            ..ServeArgs::default()
+        };
+        let err = Config::resolve(&args).expect_err("refused");
+        assert!(err.to_string().contains("loopback"), "{err}");
+    }
+
+    #[test]
+    fn unknown_file_keys_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("f.toml");
+        std::fs::write(&file, "htp_addr = \"x\"\n").expect("write");
+        let args = ServeArgs {
+            config: Some(file),
+            ..ServeArgs::default()
+        };
+        assert!(Config::resolve(&args).is_err());
+    }
+}

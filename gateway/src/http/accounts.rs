@@ -1,0 +1,89 @@
+//! Principals and accounts: `/me`, accounts, users, staff.
+
+use actix_web::{web, HttpResponse};
+use storage::model::{Role, StaffRole};
+use storage::{AccountId, OpError};
+
+use super::auth::Caller;
+use super::dto::*;
+use super::problem::{ApiError, Problem};
+use super::AppState;
+
+#[utoipa::path(get, path = "/v1/me", responses((status = 200, body = MeView), (status = 401, body = Problem)))]
+pub async fn me(caller: Caller) -> HttpResponse {
+    HttpResponse::Ok().json(MeView::from(&caller.0))
+}
+
+#[utoipa::path(post, path = "/v1/accounts", request_body = NewAccount,
+    responses((status = 201, body = AccountView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn create_account(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: web::Json<NewAccount>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let parent = body
+        .parent_id
+        .as_deref()
+        .map(|raw| id_field("parent_id", AccountId::parse(raw)))
+        .transpose()?;
+    let now = state.clock.now();
+    let account = state
+        .writer
+        .execute(move |tx| storage::ops::create_account(tx, &caller.0, &body.name, parent, now))
+        .await?;
+    Ok(HttpResponse::Created().json(AccountView::from(account)))
+}
+
+#[utoipa::path(get, path = "/v1/accounts/{a}", responses((status = 200, body = AccountView), (status = 404, body = Problem)))]
+pub async fn get_account(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let what = format!("account {path}");
+    let id = AccountId::parse(&path).map_err(|_| OpError::not_found(&what))?;
+    let account = storage::read::visible_account(&state.store.begin_read()?, &caller.0, &id)?;
+    Ok(HttpResponse::Ok().json(AccountView::from(account)))
+}
+
+#[utoipa::path(post, path = "/v1/accounts/{a}/users", request_body = NewPrincipal,
+    responses((status = 201, body = PrincipalCreated), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn create_user(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    body: web::Json<NewPrincipal>,
+) -> Result<HttpResponse, ApiError> {
+    let account =
+        AccountId::parse(&path).map_err(|_| OpError::not_found(format!("account {path}")))?;
+    let body = body.into_inner();
+    let role = Role::parse(&body.role)
+        .ok_or_else(|| OpError::invalid("role", format!("must be one of {}", Role::NAMES)))?;
+    let now = state.clock.now();
+    let (user, token) = state
+        .writer
+        .execute(move |tx| {
+            storage::ops::create_user(tx, &caller.0, &account, &body.name, role, now)
+        })
+        .await?;
+    Ok(HttpResponse::Created().json(PrincipalCreated::new(&user, token)))
+}
+
+#[utoipa::path(post, path = "/v1/staff", request_body = NewPrincipal,
+    responses((status = 201, body = PrincipalCreated), (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn create_staff(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: web::Json<NewPrincipal>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let role = StaffRole::parse(&body.role)
+        .ok_or_else(|| OpError::invalid("role", format!("must be one of {}", StaffRole::NAMES)))?;
+    let now = state.clock.now();
+    let (staff, token) = state
+        .writer
+        .execute(move |tx| storage::ops::create_staff(tx, &caller.0, &body.name, role, now))
+        .await?;
+    Ok(HttpResponse::Created().json(PrincipalCreated::new(&staff, token)))
+}

@@ -1,0 +1,270 @@
+//! Request and response bodies of the control API. They are the public contract (and the
+//! OpenAPI schemas); storage records stay internal and are converted here.
+
+use serde::{Deserialize, Serialize};
+use storage::ids::IdError;
+use storage::model::{Account, Asset, Capabilities, DeviceStatus, Principal, PrincipalKind};
+use storage::OpError;
+use utoipa::{IntoParams, ToSchema};
+
+pub const DEFAULT_LIMIT: usize = 100;
+pub const MAX_LIMIT: usize = 1000;
+
+/// Parses an id from a body or query field, naming the field when it is refused.
+pub fn id_field<T>(field: &str, parsed: Result<T, IdError>) -> Result<T, OpError> {
+    parsed.map_err(|err| OpError::invalid(field, err.to_string()))
+}
+
+pub fn limit(raw: Option<usize>) -> Result<usize, OpError> {
+    match raw {
+        None => Ok(DEFAULT_LIMIT),
+        Some(0) => Err(OpError::invalid("limit", "must be at least 1")),
+        Some(n) if n > MAX_LIMIT => Err(OpError::invalid(
+            "limit",
+            format!("must be at most {MAX_LIMIT}"),
+        )),
+        Some(n) => Ok(n),
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MeView {
+    pub principal_id: String,
+    pub name: String,
+    /// `user` or `staff`.
+    pub kind: &'static str,
+    pub role: &'static str,
+    pub account_id: Option<String>,
+}
+
+impl From<&Principal> for MeView {
+    fn from(principal: &Principal) -> Self {
+        MeView {
+            principal_id: principal.id.to_string(),
+            name: principal.name.clone(),
+            kind: match principal.kind {
+                PrincipalKind::User { .. } => "user",
+                PrincipalKind::Staff { .. } => "staff",
+            },
+            role: principal.role_name(),
+            account_id: principal.home_account().map(ToString::to_string),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewAccount {
+    pub name: String,
+    pub parent_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccountView {
+    pub id: String,
+    pub name: String,
+    pub parent_id: Option<String>,
+    pub created_at: String,
+}
+
+impl From<Account> for AccountView {
+    fn from(account: Account) -> Self {
+        AccountView {
+            id: account.id.to_string(),
+            name: account.name,
+            parent_id: account.parent_id.map(|id| id.to_string()),
+            created_at: account.created_at.to_rfc3339(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewPrincipal {
+    pub name: String,
+    /// Users: `admin`, `fleet_admin`, `viewer`. Staff: `platform_admin`, `support`,
+    /// `tech_support`.
+    pub role: String,
+}
+
+/// A created user or staff member. The token is shown only in this answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PrincipalCreated {
+    pub id: String,
+    pub name: String,
+    pub role: &'static str,
+    pub account_id: Option<String>,
+    pub token: String,
+}
+
+impl PrincipalCreated {
+    pub fn new(principal: &Principal, token: String) -> Self {
+        PrincipalCreated {
+            id: principal.id.to_string(),
+            name: principal.name.clone(),
+            role: principal.role_name(),
+            account_id: principal.home_account().map(ToString::to_string),
+            token,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CapabilitiesDto {
+    #[serde(default)]
+    pub bluetooth_relay: bool,
+    #[serde(default)]
+    pub keypad: bool,
+    #[serde(default)]
+    pub dualid: bool,
+}
+
+impl From<CapabilitiesDto> for Capabilities {
+    fn from(dto: CapabilitiesDto) -> Self {
+        Capabilities {
+            bluetooth_relay: dto.bluetooth_relay,
+            keypad: dto.keypad,
+            dualid: dto.dualid,
+        }
+    }
+}
+
+impl From<Capabilities> for CapabilitiesDto {
+    fn from(caps: Capabilities) -> Self {
+        CapabilitiesDto {
+            bluetooth_relay: caps.bluetooth_relay,
+            keypad: caps.keypad,
+            dualid: caps.dualid,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewDevice {
+    /// ASCII letters and digits only: it is the unit's MQTT tenant id.
+    pub id: String,
+    #[serde(default)]
+    pub capabilities: CapabilitiesDto,
+    /// A PEM CSR; when given the unit keeps its private key and none is returned.
+    pub csr_pem: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeviceCreated {
+    pub id: String,
+    pub account_id: String,
+    pub capabilities: CapabilitiesDto,
+    pub ca_pem: Option<String>,
+    pub cert_pem: Option<String>,
+    pub key_pem: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewAssetDto {
+    pub id: String,
+    pub name: String,
+    pub serial: Option<String>,
+    pub device_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AssetView {
+    pub id: String,
+    pub account_id: String,
+    pub name: String,
+    pub serial: Option<String>,
+    pub device_id: Option<String>,
+    /// `owned`, `shared` (visibility grant) or `mirror` (tenant sharing).
+    pub relation: &'static str,
+    pub created_at: String,
+}
+
+impl From<Asset> for AssetView {
+    fn from(asset: Asset) -> Self {
+        AssetView {
+            id: asset.id.to_string(),
+            account_id: asset.account_id.to_string(),
+            name: asset.name,
+            serial: asset.serial,
+            device_id: asset.device_id.map(|id| id.to_string()),
+            relation: "owned",
+            created_at: asset.created_at.to_rfc3339(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AssetList {
+    pub items: Vec<AssetView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// Paging and the account to act in (default: the caller's own).
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    pub cursor: Option<String>,
+    pub limit: Option<usize>,
+    /// A descendant account the caller's role extends to.
+    pub account_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AccountQuery {
+    pub account_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryQuery {
+    /// RFC 3339, inclusive. Default: the beginning.
+    pub from: Option<String>,
+    /// RFC 3339, exclusive. Default: the end of time.
+    pub to: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: Option<usize>,
+    pub account_id: Option<String>,
+}
+
+/// History: points oldest first, each as `GET .../latest` shows one.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PointList {
+    #[schema(value_type = Vec<Object>)]
+    pub items: Vec<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeviceStatusView {
+    pub device_id: String,
+    pub online: bool,
+    pub last_seen: Option<String>,
+    pub points: u64,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<String>,
+    pub error_count: u64,
+    pub key_version_pushed: Option<u64>,
+    pub key_version_acked: Option<u64>,
+}
+
+impl DeviceStatusView {
+    pub fn new(device_id: &str, status: DeviceStatus) -> Self {
+        DeviceStatusView {
+            device_id: device_id.to_owned(),
+            online: status.online,
+            last_seen: status.last_seen.map(|t| t.to_rfc3339()),
+            points: status.points,
+            last_error: status.last_error,
+            last_error_at: status.last_error_at.map(|t| t.to_rfc3339()),
+            error_count: status.error_count,
+            key_version_pushed: status.key_version_pushed,
+            key_version_acked: status.key_version_acked,
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! Devices and assets: registration, listings, history, latest point, device status.
+
+use actix_web::{web, HttpResponse};
+use storage::model::Asset;
+use storage::read::acting_account;
+use storage::time::Timestamp;
+use storage::{AccountId, AssetId, DeviceId, OpError};
+
+use super::auth::Caller;
+use super::dto::*;
+use super::problem::{ApiError, Problem};
+use super::AppState;
+
+pub(super) fn account_param(caller: &Caller, raw: Option<&str>) -> Result<AccountId, OpError> {
+    let explicit = raw
+        .map(|raw| id_field("account_id", AccountId::parse(raw)))
+        .transpose()?;
+    acting_account(&caller.0, explicit.as_ref())
+}
+
+/// An asset the caller may see, addressed by the id its account knows.
+pub(super) fn visible_asset(
+    state: &AppState,
+    caller: &Caller,
+    account: Option<&str>,
+    raw_id: &str,
+) -> Result<Asset, ApiError> {
+    let id = AssetId::parse(raw_id).map_err(|_| OpError::not_found(format!("asset {raw_id}")))?;
+    let account = account_param(caller, account)?;
+    Ok(storage::read::visible_asset(
+        &state.store.begin_read()?,
+        &caller.0,
+        &account,
+        &id,
+    )?)
+}
+
+#[utoipa::path(post, path = "/v1/devices", request_body = NewDevice, params(AccountQuery),
+    responses((status = 201, body = DeviceCreated), (status = 403, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn register_device(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<AccountQuery>,
+    body: web::Json<NewDevice>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let id = id_field("id", DeviceId::parse(&body.id))?;
+    let account = account_param(&caller, query.account_id.as_deref())?;
+    let capabilities = body.capabilities.into();
+    let now = state.clock.now();
+    let device = state
+        .writer
+        .execute(move |tx| {
+            storage::ops::register_device(tx, &caller.0, &account, id, capabilities, now)
+        })
+        .await?;
+    state.directory.start_device(&device)?;
+    Ok(HttpResponse::Created().json(DeviceCreated {
+        id: device.id.to_string(),
+        account_id: device.account_id.to_string(),
+        capabilities: device.capabilities.into(),
+        ca_pem: None,
+        cert_pem: None,
+        key_pem: None,
+    }))
+}
+
+#[utoipa::path(get, path = "/v1/devices/{d}/status",
+    responses((status = 200, body = DeviceStatusView), (status = 404, body = Problem)))]
+pub async fn device_status(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = DeviceId::parse(&path).map_err(|_| OpError::not_found(format!("device {path}")))?;
+    let rtx = state.store.begin_read()?;
+    let device = storage::read::visible_device(&rtx, &caller.0, &id)?;
+    let status = match state.directory.device(&device.id) {
+        Some(actor) => actor
+            .send(actors::device::GetStatus)
+            .await
+            .map_err(|err| ApiError::Internal(err.to_string()))?,
+        None => storage::read::device_status(&rtx, &id)?.unwrap_or_default(),
+    };
+    Ok(HttpResponse::Ok().json(DeviceStatusView::new(id.as_str(), status)))
+}
+
+#[utoipa::path(post, path = "/v1/assets", request_body = NewAssetDto, params(AccountQuery),
+    responses((status = 201, body = AssetView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn create_asset(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<AccountQuery>,
+    body: web::Json<NewAssetDto>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let new = storage::ops::NewAsset {
+        id: id_field("id", AssetId::parse(&body.id))?,
+        name: body.name,
+        serial: body.serial,
+        device_id: body
+            .device_id
+            .as_deref()
+            .map(|raw| id_field("device_id", DeviceId::parse(raw)))
+            .transpose()?,
+    };
+    let account = account_param(&caller, query.account_id.as_deref())?;
+    let now = state.clock.now();
+    let (asset, bound_device) = state
+        .writer
+        .execute(move |tx| storage::ops::create_asset(tx, &caller.0, &account, new, now))
+        .await?;
+    if let Some(device) = bound_device {
+        state.directory.rebind(&device).await?;
+    }
+    Ok(HttpResponse::Created().json(AssetView::from(asset)))
+}
+
+#[utoipa::path(get, path = "/v1/assets", params(ListQuery),
+    responses((status = 200, body = AssetList), (status = 404, body = Problem)))]
+pub async fn list_assets(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let account = account_param(&caller, query.account_id.as_deref())?;
+    let limit = limit(query.limit)?;
+    let page = storage::read::list_assets(
+        &state.store.begin_read()?,
+        &caller.0,
+        &account,
+        query.cursor.as_deref(),
+        limit,
+    )?;
+    Ok(HttpResponse::Ok().json(AssetList {
+        items: page.items.into_iter().map(AssetView::from).collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+#[utoipa::path(get, path = "/v1/assets/{x}", params(AccountQuery),
+    responses((status = 200, body = AssetView), (status = 404, body = Problem)))]
+pub async fn get_asset(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    query: web::Query<AccountQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let asset = visible_asset(&state, &caller, query.account_id.as_deref(), &path)?;
+    Ok(HttpResponse::Ok().json(AssetView::from(asset)))
+}
+
+fn time_param(field: &str, raw: Option<&str>, default: Timestamp) -> Result<Timestamp, OpError> {
+    match raw {
+        None => Ok(default),
+        Some(raw) => Timestamp::parse_rfc3339(raw).ok_or_else(|| {
+            OpError::invalid(field, "must be an RFC 3339 time, e.g. 2026-11-25T10:00:00Z")
+        }),
+    }
+}
+
+#[utoipa::path(get, path = "/v1/assets/{x}/telemetry", params(HistoryQuery),
+    responses((status = 200, body = PointList), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn history(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    query: web::Query<HistoryQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let asset = visible_asset(&state, &caller, query.account_id.as_deref(), &path)?;
+    let from = time_param("from", query.from.as_deref(), Timestamp(0))?;
+    let to = time_param("to", query.to.as_deref(), Timestamp(u64::MAX))?;
+    if to <= from {
+        return Err(OpError::invalid("to", "must be after from").into());
+    }
+    let cursor = query
+        .cursor
+        .as_deref()
+        .map(|raw| {
+            raw.parse::<u64>()
+                .map_err(|_| OpError::invalid("cursor", "not a cursor from a previous page"))
+        })
+        .transpose()?;
+    let limit = limit(query.limit)?;
+    let page = storage::read::history(
+        &state.store.begin_read()?,
+        asset.key,
+        from,
+        to,
+        cursor,
+        limit,
+    )?;
+    Ok(HttpResponse::Ok().json(PointList {
+        items: page
+            .items
+            .iter()
+            .map(|point| point.to_json(&asset.id))
+            .collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+#[utoipa::path(get, path = "/v1/assets/{x}/latest", params(AccountQuery),
+    responses((status = 200, description = "the newest point", body = Object), (status = 404, body = Problem)))]
+pub async fn latest(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    query: web::Query<AccountQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let asset = visible_asset(&state, &caller, query.account_id.as_deref(), &path)?;
+    // The unit's actor holds points not yet committed; the store is the fallback.
+    let live = match asset
+        .device_id
+        .as_ref()
+        .and_then(|id| state.directory.device(id))
+    {
+        Some(actor) => actor.send(actors::device::GetLatest).await.ok().flatten(),
+        None => None,
+    };
+    let point = match live {
+        Some(point) => Some(point),
+        None => storage::read::latest(&state.store.begin_read()?, asset.key)?,
+    };
+    let point =
+        point.ok_or_else(|| OpError::not_found(format!("telemetry of asset {}", asset.id)))?;
+    Ok(HttpResponse::Ok().json(point.to_json(&asset.id)))
+}

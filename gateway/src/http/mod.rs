@@ -1,0 +1,126 @@
+//! The HTTP control API (actix-web). Handlers are thin: parse, call one domain operation
+//! (a read, or a write through the store writer followed by the actor update), map the
+//! result. Rules live in `storage`; ordering with the live path lives in `actors`.
+
+pub mod accounts;
+pub mod auth;
+pub mod dto;
+pub mod fleet;
+pub mod problem;
+pub mod stream;
+
+use std::sync::Arc;
+
+use actix_web::{web, HttpResponse};
+use actors::directory::Directory;
+use actors::metrics::Metrics;
+use actors::writer::WriterHandle;
+use storage::time::Clock;
+use storage::Store;
+use utoipa::OpenApi;
+
+/// Request bodies larger than this are refused with 413 before they are parsed.
+pub const MAX_JSON_BODY: usize = 256 * 1024;
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub writer: WriterHandle,
+    pub directory: Arc<Directory>,
+    pub metrics: Arc<Metrics>,
+    pub clock: Arc<dyn Clock>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Fleetgate control API", version = "1"),
+    paths(
+        accounts::me,
+        accounts::create_account,
+        accounts::get_account,
+        accounts::create_user,
+        accounts::create_staff,
+        fleet::register_device,
+        fleet::device_status,
+        fleet::create_asset,
+        fleet::list_assets,
+        fleet::get_asset,
+        fleet::history,
+        fleet::latest,
+        stream::account_stream,
+        stream::asset_stream,
+        healthz,
+        metrics,
+    ),
+    components(schemas(problem::Problem)),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        openapi.security = Some(vec![utoipa::openapi::security::SecurityRequirement::new(
+            "bearer",
+            Vec::<String>::new(),
+        )]);
+    }
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(
+        web::JsonConfig::default()
+            .limit(MAX_JSON_BODY)
+            .error_handler(problem::json_error),
+    )
+    .app_data(web::QueryConfig::default().error_handler(problem::query_error))
+    .route("/healthz", web::get().to(healthz))
+    .route("/metrics", web::get().to(metrics))
+    .service(
+        web::scope("/v1")
+            .route("/openapi.json", web::get().to(openapi))
+            .route("/me", web::get().to(accounts::me))
+            .route("/accounts", web::post().to(accounts::create_account))
+            .route("/accounts/{a}", web::get().to(accounts::get_account))
+            .route("/accounts/{a}/users", web::post().to(accounts::create_user))
+            .route("/staff", web::post().to(accounts::create_staff))
+            .route("/devices", web::post().to(fleet::register_device))
+            .route("/devices/{d}/status", web::get().to(fleet::device_status))
+            .route("/assets", web::post().to(fleet::create_asset))
+            .route("/assets", web::get().to(fleet::list_assets))
+            .route("/assets/{x}", web::get().to(fleet::get_asset))
+            .route("/assets/{x}/telemetry", web::get().to(fleet::history))
+            .route("/assets/{x}/latest", web::get().to(fleet::latest))
+            .route("/assets/{x}/stream", web::get().to(stream::asset_stream))
+            .route("/stream", web::get().to(stream::account_stream)),
+    )
+    .default_service(web::to(not_found));
+}
+
+async fn not_found() -> Result<HttpResponse, problem::ApiError> {
+    Err(storage::OpError::not_found("resource").into())
+}
+
+#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "the gateway is serving")))]
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+}
+
+#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text exposition")))]
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(state.metrics.render())
+}
+
+async fn openapi() -> HttpResponse {
+    HttpResponse::Ok().json(ApiDoc::openapi())
+}

@@ -1,0 +1,128 @@
+//! Errors at the HTTP edge: every refusal becomes `application/problem+json` (RFC 9457)
+//! whose `detail` names the field or the rule. This is the one place errors map to status
+//! codes.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, ResponseError};
+use serde::Serialize;
+use storage::{OpError, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("a valid bearer token is required")]
+    Unauthorized,
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error(transparent)]
+    Op(#[from] OpError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        ApiError::Op(OpError::Store(err))
+    }
+}
+
+/// The problem document. `field` is an extension member for validation errors.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Op(OpError::NotFound(_)) => StatusCode::NOT_FOUND,
+            ApiError::Op(OpError::Forbidden(_)) => StatusCode::FORBIDDEN,
+            ApiError::Op(OpError::Invalid { .. }) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Op(OpError::Conflict(_)) => StatusCode::CONFLICT,
+            ApiError::Op(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        if status.is_server_error() {
+            tracing::error!(error = %self, "request failed");
+        }
+        let field = match self {
+            ApiError::Op(OpError::Invalid { field, .. }) => Some(field.clone()),
+            _ => None,
+        };
+        let detail = match self {
+            // Do not leak storage internals to clients; the log has them.
+            ApiError::Op(OpError::Store(_)) | ApiError::Internal(_) => {
+                "the gateway could not complete the request; see its log".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let mut response = HttpResponse::build(status);
+        if status == StatusCode::UNAUTHORIZED {
+            response.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        response
+            .content_type("application/problem+json")
+            .json(Problem {
+                kind: "about:blank",
+                title: status.canonical_reason().unwrap_or("Error").to_owned(),
+                status: status.as_u16(),
+                detail,
+                field,
+            })
+    }
+}
+
+/// Body errors: malformed JSON is 400, a body that parses but breaks a field rule 422.
+pub fn json_error(err: actix_web::error::JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
+    use actix_web::error::JsonPayloadError as E;
+    let api = match &err {
+        E::ContentType => {
+            ApiError::UnsupportedMediaType("the body must be application/json".into())
+        }
+        E::OverflowKnownLength { .. } | E::Overflow { .. } => {
+            ApiError::PayloadTooLarge(format!("body: {err}"))
+        }
+        E::Deserialize(inner) if inner.is_data() => ApiError::Op(OpError::invalid(
+            field_of(&inner.to_string()),
+            inner.to_string(),
+        )),
+        _ => ApiError::BadRequest(format!("body is not valid JSON: {err}")),
+    };
+    api.into()
+}
+
+pub fn query_error(err: actix_web::error::QueryPayloadError, _: &HttpRequest) -> actix_web::Error {
+    ApiError::Op(OpError::invalid("query", err.to_string())).into()
+}
+
+/// serde names the field in backticks ("missing field `name`", "unknown field `x`").
+fn field_of(message: &str) -> String {
+    message.split('`').nth(1).unwrap_or("body").to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serde_messages_name_their_field() {
+        assert_eq!(field_of("missing field `name` at line 1 column 2"), "name");
+        assert_eq!(field_of("invalid type: integer"), "body");
+    }
+}

@@ -1,0 +1,205 @@
+//! The `fleetgate` gateway: configuration, the embedded broker, the ingest bridge, the HTTP
+//! control API, and the start/stop sequence that ties them together.
+//!
+//! # Layout
+//! - [`config`]: flags, environment and TOML settings.
+//! - [`broker`]: the embedded rumqttd and the gateway's local link to it.
+//! - [`bridge`]: local link -> `DeviceActor`s.
+//! - [`http`]: the control API.
+//! - [`Gateway::start`]: opens the store, starts the writer, the actors, the broker and the
+//!   HTTP server on their own threads, writes `ready.json`, and returns.
+//!
+//! **Invariant:** the gateway crate holds no domain rule; it wires storage and actors to
+//! the network.
+
+pub mod bridge;
+pub mod broker;
+pub mod config;
+pub mod http;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use actix_web::{web, App, HttpServer};
+use actors::directory::Directory;
+use actors::metrics::Metrics;
+use actors::writer::StoreWriter;
+use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
+use storage::time::{Clock, SystemClock};
+use storage::Store;
+use tokio::sync::oneshot;
+
+pub use config::{Config, ServeArgs};
+
+/// The addresses written to `{data_dir}/ready.json` once every listener is bound.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ready {
+    pub http: SocketAddr,
+    pub mqtt_tls: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub mqtt_plain: Option<SocketAddr>,
+}
+
+/// A running gateway. [`Gateway::shutdown`] stops it cleanly; dropping it leaves it running
+/// until the process exits.
+#[derive(Debug)]
+pub struct Gateway {
+    pub ready: Ready,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// File names in the data directory.
+pub const READY_FILE: &str = "ready.json";
+pub const TOKEN_FILE: &str = "bootstrap-token";
+
+impl Gateway {
+    /// Starts everything and returns once `ready.json` is written.
+    pub fn start(config: Config) -> anyhow::Result<Gateway> {
+        Self::start_with_clock(config, Arc::new(SystemClock))
+    }
+
+    pub fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Gateway> {
+        config.validate()?;
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating {}", config.data_dir.display()))?;
+        let _ = std::fs::remove_file(config.data_dir.join(READY_FILE));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = oneshot::channel();
+        let thread = std::thread::Builder::new()
+            .name("fleetgate".into())
+            .spawn(move || {
+                let system = actix_rt::System::new();
+                let outcome = system.block_on(serve(config, clock, ready_tx.clone(), stopped));
+                if let Err(err) = outcome {
+                    let _ = ready_tx.send(Err(err));
+                }
+            })?;
+        let ready = ready_rx
+            .recv()
+            .context("the gateway thread ended before it was ready")??;
+        Ok(Gateway {
+            ready,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    /// Stops taking requests, flushes the store writer and returns when the store is
+    /// closed. The embedded broker's threads cannot be stopped and end with the process.
+    pub fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+async fn serve(
+    config: Config,
+    clock: Arc<dyn Clock>,
+    ready_tx: std::sync::mpsc::Sender<anyhow::Result<Ready>>,
+    stopped: oneshot::Receiver<()>,
+) -> anyhow::Result<()> {
+    let store = Store::open(&config.db_path()).context("opening the store")?;
+    if let Some(token) = store.bootstrap(clock.now())? {
+        write_private(&config.data_dir.join(TOKEN_FILE), token.as_bytes())?;
+        tracing::info!(file = %config.data_dir.join(TOKEN_FILE).display(), "created the bootstrap platform_admin");
+    }
+    let metrics = Arc::new(Metrics::new());
+    let writer = StoreWriter::spawn(store.clone(), config.commit_window, metrics.clone())?;
+    let broker = broker::start(config.mqtt_plain_addr, None)?;
+    let shared = actors::Context {
+        writer: writer.handle(),
+        metrics: metrics.clone(),
+        clock: clock.clone(),
+        mqtt: Arc::new(broker.out.clone()),
+    };
+    let arbiters: Vec<actix_rt::Arbiter> = (0..2).map(|_| actix_rt::Arbiter::new()).collect();
+    let directory = Directory::start(
+        store.clone(),
+        shared,
+        arbiters.iter().map(actix_rt::Arbiter::handle).collect(),
+    )?;
+    actix_rt::spawn(bridge::run(
+        broker.link_rx,
+        directory.clone(),
+        metrics.clone(),
+    ));
+    actix_rt::spawn(bridge::count_alerts(broker.alerts, metrics.clone()));
+
+    let state = web::Data::new(http::AppState {
+        store,
+        writer: writer.handle(),
+        directory,
+        metrics,
+        clock,
+    });
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .configure(http::configure)
+    })
+    .workers(config.http_workers)
+    .disable_signals()
+    .shutdown_timeout(5)
+    .bind(config.http_addr)
+    .with_context(|| format!("binding HTTP on {}", config.http_addr))?;
+    let http_addr = server
+        .addrs()
+        .first()
+        .copied()
+        .context("HTTP bound no address")?;
+    let server = server.run();
+    let handle = server.handle();
+    let ready = Ready {
+        http: http_addr,
+        mqtt_tls: broker.tls_addr,
+        mqtt_plain: broker.plain_addr,
+    };
+    let ready_json = serde_json::to_string(&ready)?;
+    write_atomic(&config.data_dir.join(READY_FILE), ready_json.as_bytes())?;
+    tracing::info!(ready = %ready_json, "fleetgate ready");
+    let _ = ready_tx.send(Ok(ready));
+
+    let server_task = actix_rt::spawn(server);
+    let _ = stopped.await;
+    tracing::info!("shutting down");
+    handle.stop(true).await;
+    let _ = server_task.await;
+    for arbiter in arbiters {
+        arbiter.stop();
+    }
+    writer.shutdown();
+    let _ = std::fs::remove_file(config.data_dir.join(READY_FILE));
+    tracing::info!("store flushed; stopped");
+    Ok(())
+}
+
+/// Writes via a temporary file and a rename, so a reader never sees half a file.
+fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let temporary = path.with_extension("tmp");
+    std::fs::write(&temporary, bytes)?;
+    std::fs::rename(&temporary, path)?;
+    Ok(())
+}
+
+/// Writes a secret readable by the owner only (mode 0600).
+pub fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    file.write_all(bytes)?;
+    Ok(())
+}
