@@ -170,11 +170,13 @@ async fn serve(
     let server_task = actix_rt::spawn(server);
     let _ = stopped.await;
     tracing::info!("shutting down");
-    handle.stop(true).await;
-    let _ = server_task.await;
-    for arbiter in arbiters {
+    // Actors first: their end closes every live stream, which would otherwise hold the
+    // graceful HTTP stop until its timeout. Requests in flight then finish or fail fast.
+    for arbiter in &arbiters {
         arbiter.stop();
     }
+    handle.stop(true).await;
+    let _ = server_task.await;
     writer.shutdown();
     let _ = std::fs::remove_file(config.data_dir.join(READY_FILE));
     tracing::info!("store flushed; stopped");

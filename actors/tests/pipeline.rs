@@ -1,0 +1,206 @@
+//! The live path without a network: store writer semantics, and a point going from a
+//! `DeviceActor` to its owner's subscribers and MQTT topic and into the store.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actors::account::{LiveEvent, Subscribe};
+use actors::device::{Channel, GetStatus, Inbound};
+use actors::directory::Directory;
+use actors::metrics::Metrics;
+use actors::writer::StoreWriter;
+use actors::MqttPublisher;
+use bytes::Bytes;
+use storage::model::{Capabilities, Role};
+use storage::ops::{self, NewAsset};
+use storage::time::{ManualClock, Timestamp};
+use storage::{read, AssetId, DeviceId, OpError, Store};
+
+#[derive(Debug, Default)]
+struct Recorder(Mutex<Vec<(String, Bytes)>>);
+
+impl MqttPublisher for Recorder {
+    fn publish(&self, topic: String, payload: Bytes, _retain: bool) {
+        self.0.lock().expect("lock").push((topic, payload));
+    }
+}
+
+fn open_store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&dir.path().join("db.redb")).expect("open");
+    (dir, store)
+}
+
+#[actix_rt::test]
+async fn control_ops_commit_whole_or_not_at_all() {
+    let (_dir, store) = open_store();
+    let token = store
+        .bootstrap(Timestamp(1))
+        .expect("bootstrap")
+        .expect("token");
+    let platform = read::principal_for_token(&store.begin_read().expect("read"), &token)
+        .expect("lookup")
+        .expect("admin");
+    let writer = StoreWriter::spawn(
+        store.clone(),
+        Duration::from_millis(5),
+        Arc::new(Metrics::new()),
+    )
+    .expect("writer");
+    let handle = writer.handle();
+
+    let refused = {
+        let platform = platform.clone();
+        handle
+            .execute(move |tx| {
+                ops::create_account(tx, &platform, "First", None, Timestamp(2))?;
+                // A later step fails: the account created above must not survive.
+                Err::<(), _>(OpError::invalid("name", "refused on purpose"))
+            })
+            .await
+    };
+    assert!(matches!(refused, Err(OpError::Invalid { .. })));
+    let accounts = store
+        .begin_read()
+        .expect("read")
+        .open_table(storage::tables::ACCOUNTS)
+        .expect("table");
+    use storage::redb::ReadableTableMetadata;
+    assert_eq!(accounts.len().expect("len"), 0, "nothing half-written");
+
+    let account = handle
+        .execute(move |tx| ops::create_account(tx, &platform, "Second", None, Timestamp(3)))
+        .await
+        .expect("created");
+    // Visible to a reader as soon as execute answers: the commit came first.
+    assert!(
+        read::account(&store.begin_read().expect("read"), &account.id)
+            .expect("read")
+            .is_some()
+    );
+    writer.shutdown();
+}
+
+#[actix_rt::test]
+async fn a_point_reaches_owner_stream_mqtt_topic_and_store() {
+    let (_dir, store) = open_store();
+    let token = store
+        .bootstrap(Timestamp(1))
+        .expect("bootstrap")
+        .expect("token");
+    let platform = read::principal_for_token(&store.begin_read().expect("read"), &token)
+        .expect("lookup")
+        .expect("admin");
+    let tx = store.begin_write().expect("write");
+    let account = ops::create_account(&tx, &platform, "Acme", None, Timestamp(2)).expect("account");
+    let (admin, _) = ops::create_user(
+        &tx,
+        &platform,
+        &account.id,
+        "ann",
+        Role::Admin,
+        Timestamp(2),
+    )
+    .expect("user");
+    let unit = DeviceId::parse("unit1").expect("id");
+    ops::register_device(
+        &tx,
+        &admin,
+        &account.id,
+        unit.clone(),
+        Capabilities::default(),
+        Timestamp(3),
+    )
+    .expect("device");
+    let new = NewAsset {
+        id: AssetId::parse("ex1").expect("id"),
+        name: "Excavator".into(),
+        serial: None,
+        device_id: Some(unit.clone()),
+    };
+    let (asset, _) = ops::create_asset(&tx, &admin, &account.id, new, Timestamp(4)).expect("asset");
+    tx.commit().expect("commit");
+
+    let metrics = Arc::new(Metrics::new());
+    let writer = StoreWriter::spawn(store.clone(), Duration::from_millis(5), metrics.clone())
+        .expect("writer");
+    let recorder = Arc::new(Recorder::default());
+    let clock = Arc::new(ManualClock::new(Timestamp(1_800_000_000_000)));
+    let shared = actors::Context {
+        writer: writer.handle(),
+        metrics: metrics.clone(),
+        clock,
+        mqtt: recorder.clone(),
+    };
+    let directory = Directory::start(store.clone(), shared, vec![actix_rt::Arbiter::current()])
+        .expect("directory");
+    let mut stream = directory
+        .account(&account.id)
+        .send(Subscribe { only: None })
+        .await
+        .expect("subscribed");
+    let device = directory
+        .device(&unit)
+        .expect("actor started for a registered device");
+
+    device.do_send(Inbound {
+        channel: Channel::Telemetry,
+        payload: Bytes::from_static(br#"{"fuel_pct":42}"#),
+    });
+    device.do_send(Inbound {
+        channel: Channel::Telemetry,
+        payload: Bytes::from_static(br#"{"fuel_pct":420}"#),
+    });
+    let event = tokio::time::timeout(Duration::from_secs(5), stream.recv())
+        .await
+        .expect("in time")
+        .expect("open");
+    let LiveEvent::Event { event, data } = event else {
+        panic!("expected a point, got {event:?}");
+    };
+    assert_eq!(event, "point");
+    let json: serde_json::Value = serde_json::from_slice(&data).expect("json");
+    assert_eq!(json["asset_id"], "ex1");
+    assert_eq!(
+        json["ts_ms"], 1_800_000_000_000u64,
+        "stamped with the gateway clock"
+    );
+
+    let status = device.send(GetStatus).await.expect("status");
+    assert_eq!(status.points, 1);
+    assert_eq!(status.error_count, 1);
+    assert!(
+        status
+            .last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("fuel_pct"),
+        "{status:?}"
+    );
+    assert_eq!(metrics.dropped_count("out_of_range"), 1);
+
+    let topics: Vec<String> = recorder
+        .0
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|(t, _)| t.clone())
+        .collect();
+    assert_eq!(
+        topics,
+        vec![format!("/tenants/{}/assets/ex1/telemetry", account.id)]
+    );
+
+    writer.handle().flush().await;
+    let stored = read::history(
+        &store.begin_read().expect("read"),
+        asset.key,
+        Timestamp(0),
+        Timestamp(u64::MAX),
+        None,
+        10,
+    )
+    .expect("history");
+    assert_eq!(stored.items.len(), 1, "the invalid point was never stored");
+    writer.shutdown();
+}
