@@ -125,8 +125,13 @@ pub fn start(
         servers.insert("tls".to_owned(), server("mqtt-tls", addr, Some(settings)));
         tls_addr = Some(addr);
     }
-    let metrics = serde_json::from_value(serde_json::json!({"alerts": {"push_interval": 1}}))
-        .context("alert settings")?;
+    // Both kinds must be configured: rumqttd's timer unwraps the meters interval even
+    // when only alerts are asked for (a panic on its timer thread, seen in 0.20.0).
+    let metrics = serde_json::from_value(serde_json::json!({
+        "alerts": {"push_interval": 1},
+        "meters": {"push_interval": 3600}
+    }))
+    .context("alert settings")?;
     let config = rumqttd::Config {
         router: RouterConfig {
             max_connections: 200_000,

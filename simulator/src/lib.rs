@@ -1,0 +1,36 @@
+//! The Fleetgate device simulator: simulated telematics units and admin tools that drive a
+//! running gateway through its public protocol only (MQTT topics and payloads, the HTTP
+//! control API), exactly as third-party units and integrations would. It never links the
+//! gateway's crates, so it also checks that the documented contract is enough to use it.
+//!
+//! # Layout
+//!
+//! - [`api`]: `ApiClient`, a typed HTTP client for `/v1` (problem+json errors become
+//!   `ApiError::Status`), raw requests for tests, and the SSE reader for live streams.
+//! - [`unit`]: `SimUnit`, one MQTT session of a unit (status announcements, QoS 1 telemetry
+//!   that resolves on PUBACK, subscriptions, clean or abrupt disconnects).
+//! - [`telemetry`]: payloads in the contract's shape, a plausible moving machine, and the
+//!   `seq`/`sent_us` sensors that let scenarios find every point again.
+//! - [`topics`]: the MQTT topic names of the contract.
+//! - [`ready`]: finding a running gateway through `ready.json` and `bootstrap-token`.
+//! - [`stats`]: latency percentiles and the stored-exactly-once accounting.
+//! - [`scenario`]: scripted runs that produce reports; `scenario::ingest` is the load and
+//!   correctness run behind `fleetgate-sim ingest`.
+//!
+//! The binary `fleetgate-sim` (src/main.rs) is a thin command line over this library; the
+//! end-to-end tests use the library directly.
+
+pub mod api;
+pub mod ready;
+pub mod scenario;
+pub mod stats;
+pub mod telemetry;
+pub mod topics;
+pub mod unit;
+
+pub use api::{ApiClient, ApiError};
+pub use ready::{wait_ready, GatewayEndpoints};
+pub use scenario::{run_ingest, IngestConfig, IngestReport, ScenarioError};
+pub use stats::Percentiles;
+pub use telemetry::{TelemetryPayload, TrackGenerator};
+pub use unit::{BrokerAddr, MqttTransport, SimUnit, UnitError, UnitOptions};

@@ -1,0 +1,194 @@
+//! Sets up a scenario's world through the public API only: an account of its own, an admin
+//! user for it, and one device plus one bound asset per simulated unit; then connects the
+//! units. Everything is named after a random run id so runs never collide.
+
+use futures_util::{stream, StreamExt, TryStreamExt};
+use rand::distr::{Alphanumeric, SampleString};
+
+use super::{ErrorLog, ScenarioError};
+use crate::api::{
+    Account, ApiClient, AssetId, Capabilities, Device, DeviceId, NewAsset, NewDevice, UserRole,
+};
+use crate::unit::{BrokerAddr, MqttTransport, SimUnit, UnitOptions};
+
+/// A run id: short, lowercase alphanumeric, so it fits inside device ids (which must be
+/// ASCII alphanumeric because they become MQTT tenant ids).
+pub(crate) fn new_run_id() -> String {
+    Alphanumeric
+        .sample_string(&mut rand::rng(), 8)
+        .to_ascii_lowercase()
+}
+
+pub(crate) fn device_id(run_id: &str, index: usize) -> DeviceId {
+    DeviceId::new(format!("sim{run_id}d{index}"))
+}
+
+pub(crate) fn asset_id(run_id: &str, index: usize) -> AssetId {
+    AssetId::new(format!("sim-{run_id}-a{index}"))
+}
+
+/// One simulated machine as the gateway knows it.
+#[derive(Debug, Clone)]
+pub(crate) struct SimMachine {
+    pub(crate) device: Device,
+    pub(crate) asset_id: AssetId,
+}
+
+/// The scenario's account, a client acting as its admin, and its machines by unit index.
+pub(crate) struct Fleet {
+    pub(crate) account: Account,
+    pub(crate) client: ApiClient,
+    pub(crate) machines: Vec<SimMachine>,
+}
+
+/// Creates the account, its admin and `units` machines, at most `parallelism` API calls
+/// at a time. Any failure here aborts the scenario: without its fleet it measures nothing.
+pub(crate) async fn provision(
+    platform_admin: &ApiClient,
+    run_id: &str,
+    units: usize,
+    parallelism: usize,
+) -> Result<Fleet, ScenarioError> {
+    let account = platform_admin
+        .create_account(&format!("sim-{run_id}"), None)
+        .await
+        .map_err(ScenarioError::api("create the scenario account"))?;
+    let admin = platform_admin
+        .create_user(&account.id, "sim-admin", UserRole::Admin)
+        .await
+        .map_err(ScenarioError::api("create the account admin"))?;
+    let client = platform_admin.with_token(admin.token);
+
+    let machines = stream::iter(0..units)
+        .map(|index| create_machine(&client, run_id, index))
+        .buffered(parallelism.max(1))
+        .try_collect()
+        .await?;
+    Ok(Fleet {
+        account,
+        client,
+        machines,
+    })
+}
+
+async fn create_machine(
+    client: &ApiClient,
+    run_id: &str,
+    index: usize,
+) -> Result<SimMachine, ScenarioError> {
+    let device_id = device_id(run_id, index);
+    let new_device = NewDevice {
+        capabilities: Some(Capabilities::default()),
+        ..NewDevice::new(device_id.clone())
+    };
+    let device = client
+        .create_device(&new_device)
+        .await
+        .map_err(ScenarioError::api(format!("create device {device_id}")))?;
+    let asset_id = asset_id(run_id, index);
+    let new_asset =
+        NewAsset::new(asset_id.clone(), format!("Simulated machine {index}")).bound_to(device_id);
+    client
+        .create_asset(&new_asset)
+        .await
+        .map_err(ScenarioError::api(format!("create asset {asset_id}")))?;
+    Ok(SimMachine { device, asset_id })
+}
+
+/// The transport for one unit: plain, or mutual TLS with the certificate its device
+/// registration returned.
+pub(crate) fn transport_for(
+    device: &Device,
+    tls_server_name: Option<&str>,
+) -> Result<MqttTransport, String> {
+    let Some(server_name) = tls_server_name else {
+        return Ok(MqttTransport::Plain);
+    };
+    match (&device.ca_pem, &device.cert_pem, &device.key_pem) {
+        (Some(ca_pem), Some(cert_pem), Some(key_pem)) => Ok(MqttTransport::Tls {
+            ca_pem: ca_pem.clone(),
+            cert_pem: cert_pem.clone(),
+            key_pem: key_pem.clone(),
+            server_name: server_name.to_owned(),
+        }),
+        _ => Err(format!(
+            "device {}: the gateway returned no CA, certificate and key, so it cannot use TLS",
+            device.id
+        )),
+    }
+}
+
+/// Connects one unit per machine, `parallelism` at a time. Units that fail are reported in
+/// `errors` and left out; the result pairs each connected unit with its machine index.
+pub(crate) async fn connect_units(
+    machines: &[SimMachine],
+    broker: &BrokerAddr,
+    tls_server_name: Option<&str>,
+    parallelism: usize,
+    errors: &ErrorLog,
+) -> Vec<(usize, SimUnit)> {
+    stream::iter(machines.iter().enumerate())
+        .map(|(index, machine)| async move {
+            let transport = match transport_for(&machine.device, tls_server_name) {
+                Ok(transport) => transport,
+                Err(problem) => {
+                    errors.push(problem);
+                    return None;
+                }
+            };
+            let options = UnitOptions::unit(machine.device.id.as_str(), broker.clone())
+                .with_transport(transport);
+            match SimUnit::connect(options).await {
+                Ok(unit) => Some((index, unit)),
+                Err(error) => {
+                    errors.push(format!("unit {}: {error}", machine.device.id));
+                    None
+                }
+            }
+        })
+        .buffered(parallelism.max(1))
+        .filter_map(std::future::ready)
+        .collect()
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::AccountId;
+
+    #[test]
+    fn generated_ids_follow_the_id_rules() {
+        let run_id = new_run_id();
+        assert_eq!(run_id.len(), 8);
+        let device = device_id(&run_id, 99_999);
+        assert!(device.as_str().chars().all(|c| c.is_ascii_alphanumeric()));
+        assert!(device.as_str().len() <= 64);
+        let asset = asset_id(&run_id, 99_999);
+        assert!(asset
+            .as_str()
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+    }
+
+    #[test]
+    fn tls_needs_the_certificate_fields() {
+        let mut device = Device {
+            id: DeviceId::new("d1"),
+            account_id: AccountId::new("a1"),
+            capabilities: Capabilities::default(),
+            ca_pem: None,
+            cert_pem: None,
+            key_pem: None,
+        };
+        assert_eq!(transport_for(&device, None), Ok(MqttTransport::Plain));
+        assert!(transport_for(&device, Some("localhost")).is_err());
+        device.ca_pem = Some("ca".into());
+        device.cert_pem = Some("cert".into());
+        device.key_pem = Some("key".into());
+        assert!(matches!(
+            transport_for(&device, Some("localhost")),
+            Ok(MqttTransport::Tls { .. })
+        ));
+    }
+}

@@ -1,0 +1,118 @@
+//! Scenarios: scripted end-to-end runs against a live gateway that produce a report.
+//!
+//! A scenario sets up everything it needs through the public API (its own account, users,
+//! devices and assets under a run-specific prefix), so it can run against a gateway that
+//! already holds other data, and several scenarios can share one gateway.
+
+mod fleet;
+pub mod ingest;
+mod measure;
+mod publish;
+
+use std::sync::Mutex;
+
+use crate::api::ApiError;
+use crate::unit::UnitError;
+
+pub use ingest::{run_ingest, IngestConfig, IngestReport};
+
+/// Why a scenario could not produce a report at all. Problems during the measured run
+/// (a unit dropping, a point not stored) do not end up here: they are part of the report.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScenarioError {
+    #[error("invalid scenario settings: {0}")]
+    InvalidConfig(String),
+    #[error("{step}: {source}")]
+    Api {
+        step: String,
+        #[source]
+        source: ApiError,
+    },
+    #[error("{step}: {source}")]
+    Unit {
+        step: String,
+        #[source]
+        source: UnitError,
+    },
+    #[error("no unit could connect; first error: {0}")]
+    NoUnits(String),
+}
+
+impl ScenarioError {
+    fn api(step: impl Into<String>) -> impl FnOnce(ApiError) -> ScenarioError {
+        let step = step.into();
+        move |source| ScenarioError::Api { step, source }
+    }
+}
+
+/// Problems seen during a run, shared by all its tasks. Capped so that ten thousand units
+/// failing the same way give a readable report rather than ten thousand lines.
+#[derive(Debug, Default)]
+pub(crate) struct ErrorLog {
+    inner: Mutex<ErrorLogInner>,
+}
+
+#[derive(Debug, Default)]
+struct ErrorLogInner {
+    entries: Vec<String>,
+    dropped: u64,
+}
+
+impl ErrorLog {
+    const LIMIT: usize = 50;
+
+    pub(crate) fn push(&self, message: impl Into<String>) {
+        let message = message.into();
+        tracing::warn!("{message}");
+        let mut inner = self
+            .inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if inner.entries.len() < Self::LIMIT {
+            inner.entries.push(message);
+        } else {
+            inner.dropped += 1;
+        }
+    }
+
+    pub(crate) fn first(&self) -> Option<String> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .entries
+            .first()
+            .cloned()
+    }
+
+    pub(crate) fn into_entries(self) -> Vec<String> {
+        let inner = self
+            .inner
+            .into_inner()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut entries = inner.entries;
+        if inner.dropped > 0 {
+            entries.push(format!("… and {} more errors", inner.dropped));
+        }
+        entries
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_log_is_capped_and_says_how_much_it_dropped() {
+        let log = ErrorLog::default();
+        for index in 0..ErrorLog::LIMIT + 3 {
+            log.push(format!("error {index}"));
+        }
+        let entries = log.into_entries();
+        assert_eq!(entries.len(), ErrorLog::LIMIT + 1);
+        assert_eq!(
+            entries.last().map(String::as_str),
+            Some("… and 3 more errors")
+        );
+    }
+}

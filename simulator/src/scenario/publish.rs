@@ -1,0 +1,177 @@
+//! The publishing half of the ingest scenario: one task per unit sends its points on a
+//! fixed schedule and records which of them the broker acknowledged.
+//!
+//! Points are not sent one-at-a-time-and-wait: a unit keeps sending on schedule while
+//! earlier points are still in flight (bounded by rumqttc's in-flight window and request
+//! channel, which push back on the schedule when the broker is slow). If the schedule falls
+//! behind, missed ticks are sent in a burst, so the number of points is always exactly the
+//! planned one and the achieved rate shows up in the report instead.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::stream::FuturesUnordered;
+use futures_util::StreamExt;
+use indicatif::ProgressBar;
+use tokio::sync::oneshot;
+use tokio::time::{Instant, MissedTickBehavior};
+
+use super::ErrorLog;
+use crate::telemetry::{now_us, TrackGenerator};
+use crate::unit::SimUnit;
+
+/// A point a unit sent, as the storage probe needs to find it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SentPoint {
+    pub(crate) seq: u64,
+    pub(crate) ts_ms: u64,
+    pub(crate) sent_us: u64,
+}
+
+/// Where the storage probe asks a unit "tell me about your next point". Checked by the unit
+/// just after it hands a point to MQTT, so the probe starts polling history right then.
+pub(crate) type SampleSlot = Arc<Mutex<Option<oneshot::Sender<SentPoint>>>>;
+
+pub(crate) fn take_slot(slot: &SampleSlot) -> Option<oneshot::Sender<SentPoint>> {
+    slot.lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .take()
+}
+
+pub(crate) fn fill_slot(slot: &SampleSlot, sender: oneshot::Sender<SentPoint>) {
+    *slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(sender);
+}
+
+/// The schedule every unit follows.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PublishPlan {
+    pub(crate) points_per_unit: u64,
+    pub(crate) period: Duration,
+    /// When the first unit sends its first point; the others are spread over one period
+    /// after it, so N units at 1 point/s do not all fire in the same millisecond.
+    pub(crate) start: Instant,
+    pub(crate) units: usize,
+    /// How long a unit waits for its last acknowledgements after sending its last point.
+    pub(crate) ack_timeout: Duration,
+}
+
+/// Everything one unit's task needs; owned, because each unit runs in its own task.
+pub(crate) struct UnitJob {
+    pub(crate) unit: Arc<SimUnit>,
+    /// Index among connected units: decides the start offset.
+    pub(crate) position: usize,
+    /// Seeds the unit's track, so runs are repeatable.
+    pub(crate) seed: u64,
+    pub(crate) plan: PublishPlan,
+    pub(crate) sample_slot: SampleSlot,
+    pub(crate) progress: ProgressBar,
+    pub(crate) errors: Arc<ErrorLog>,
+}
+
+/// What one unit did: `acknowledged[seq]` is true for each point the broker acknowledged.
+#[derive(Debug)]
+pub(crate) struct UnitOutcome {
+    pub(crate) position: usize,
+    pub(crate) sent: u64,
+    pub(crate) acknowledged: Vec<bool>,
+}
+
+/// Sends the unit's points on schedule and collects acknowledgements until every point is
+/// acknowledged, the connection fails, or `ack_timeout` passes after the last send.
+pub(crate) async fn drive_unit(job: UnitJob) -> UnitOutcome {
+    let UnitJob {
+        unit,
+        position,
+        seed,
+        plan,
+        sample_slot,
+        progress,
+        errors,
+    } = job;
+    let count = plan.points_per_unit;
+    let mut acknowledged = vec![false; usize::try_from(count).unwrap_or(usize::MAX)];
+    let offset = plan
+        .period
+        .mul_f64(position as f64 / plan.units.max(1) as f64);
+    let mut ticker = tokio::time::interval_at(plan.start + offset, plan.period);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Burst);
+    let mut generator = TrackGenerator::new(seed);
+    let mut pending = FuturesUnordered::new();
+    let mut next_seq = 0u64;
+    let mut sent = 0u64;
+    let mut stopped = false;
+    let mut ack_error_reported = false;
+    // Armed once sending is over; until then it sleeps "forever" and its branch is off.
+    let ack_deadline = tokio::time::sleep(Duration::from_secs(86_400 * 365));
+    tokio::pin!(ack_deadline);
+    let mut deadline_armed = false;
+
+    loop {
+        let sending = next_seq < count && !stopped;
+        if !sending && pending.is_empty() {
+            break;
+        }
+        if !sending && !deadline_armed {
+            ack_deadline
+                .as_mut()
+                .reset(Instant::now() + plan.ack_timeout);
+            deadline_armed = true;
+        }
+        tokio::select! {
+            _ = ticker.tick(), if sending => {
+                let seq = next_seq;
+                next_seq += 1;
+                let sent_us = now_us();
+                let payload = generator.next_point(sent_us / 1000).with_tracking(seq, sent_us);
+                let ts_ms = payload.ts.unwrap_or_default();
+                match unit.send_point(&payload).await {
+                    Ok(waiter) => {
+                        sent += 1;
+                        if let Some(probe) = take_slot(&sample_slot) {
+                            let _ = probe.send(SentPoint { seq, ts_ms, sent_us });
+                        }
+                        pending.push(async move { (seq, waiter.wait().await) });
+                    }
+                    Err(error) => {
+                        errors.push(format!(
+                            "unit {}: stopped at point {seq} of {count}: {error}",
+                            unit.client_id()
+                        ));
+                        stopped = true;
+                    }
+                }
+            }
+            Some((seq, outcome)) = pending.next(), if !pending.is_empty() => match outcome {
+                Ok(()) => {
+                    if let Some(flag) = usize::try_from(seq).ok().and_then(|index| acknowledged.get_mut(index)) {
+                        *flag = true;
+                    }
+                    progress.inc(1);
+                }
+                Err(error) => {
+                    if !ack_error_reported {
+                        ack_error_reported = true;
+                        errors.push(format!(
+                            "unit {}: point {seq} not acknowledged: {error}",
+                            unit.client_id()
+                        ));
+                    }
+                }
+            },
+            _ = &mut ack_deadline, if deadline_armed => {
+                errors.push(format!(
+                    "unit {}: {} points still unacknowledged {:?} after its last send",
+                    unit.client_id(),
+                    pending.len(),
+                    plan.ack_timeout
+                ));
+                break;
+            }
+        }
+    }
+    UnitOutcome {
+        position,
+        sent,
+        acknowledged,
+    }
+}
