@@ -98,6 +98,8 @@ pub struct Fleet {
     pub admin: simulator::ApiClient,
     pub account_id: simulator::api::AccountId,
     pub broker: simulator::BrokerAddr,
+    /// The admin user's bearer token, for raw requests.
+    pub admin_token: String,
 }
 
 impl Fleet {
@@ -111,7 +113,8 @@ impl Fleet {
             .expect("admin user");
         let (host, port) = gateway.mqtt_plain();
         Fleet {
-            admin: platform.with_token(user.token),
+            admin: platform.with_token(user.token.clone()),
+            admin_token: user.token,
             platform,
             account_id: account.id,
             broker: simulator::BrokerAddr { host, port },
