@@ -16,7 +16,7 @@ use crate::Context as Shared;
 /// How often idle streams get a comment line, which also finds closed ones.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// Events buffered per subscriber before a slow reader starts losing live events.
-pub const SUBSCRIBER_BUFFER: usize = 1024;
+pub const SUBSCRIBER_BUFFER: usize = 8192;
 
 /// One event on a live stream; `event` is the SSE event name (`point`, later `access`).
 #[derive(Debug, Clone, PartialEq)]

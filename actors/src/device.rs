@@ -41,6 +41,9 @@ pub struct DeviceActor {
     /// Last time the gateway stamped a point without `ts`; stamps never repeat, so two
     /// unstamped points in one millisecond do not overwrite each other.
     last_stamp: u64,
+    /// A deregistered unit may still be connected (rumqttd cannot close it or revoke its
+    /// certificate); everything it sends is dropped and counted.
+    deregistered: bool,
     shared: Shared,
 }
 
@@ -51,6 +54,7 @@ impl DeviceActor {
         audience: Vec<Viewer>,
         latest: Option<Point>,
         status: DeviceStatus,
+        deregistered: bool,
         shared: Shared,
     ) -> Self {
         DeviceActor {
@@ -60,6 +64,7 @@ impl DeviceActor {
             latest,
             status,
             last_stamp: 0,
+            deregistered,
             shared,
         }
     }
@@ -165,6 +170,10 @@ impl Handler<Inbound> for DeviceActor {
     type Result = ();
 
     fn handle(&mut self, msg: Inbound, _: &mut Self::Context) {
+        if self.deregistered {
+            self.shared.metrics.dropped("deregistered");
+            return;
+        }
         match msg.channel {
             Channel::Telemetry => self.telemetry(&msg.payload),
             Channel::Status => self.presence(&msg.payload),
@@ -203,6 +212,7 @@ impl Handler<GetLatest> for DeviceActor {
 pub struct Rebind {
     pub binding: Option<BoundAsset>,
     pub audience: Vec<Viewer>,
+    pub deregistered: bool,
 }
 
 impl Handler<Rebind> for DeviceActor {
@@ -214,5 +224,6 @@ impl Handler<Rebind> for DeviceActor {
         }
         self.binding = msg.binding;
         self.audience = msg.audience;
+        self.deregistered = msg.deregistered;
     }
 }

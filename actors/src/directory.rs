@@ -113,6 +113,7 @@ impl Directory {
             self.viewers(device)?,
             latest,
             status,
+            device.deregistered_at.is_some(),
             self.shared.clone(),
         );
         let addr = DeviceActor::start_in_arbiter(self.arbiter(), move |_| actor);
@@ -133,6 +134,7 @@ impl Directory {
         let message = Rebind {
             binding: device.bound_asset.clone(),
             audience: viewers,
+            deregistered: device.deregistered_at.is_some(),
         };
         if addr.send(message).await.is_err() {
             // The actor is gone (arbiter stopped): nothing can deliver, nothing to cut.

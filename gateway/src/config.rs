@@ -33,6 +33,13 @@ pub struct ServeArgs {
     /// HTTP worker threads.
     #[arg(long, env = "FLEETGATE_HTTP_WORKERS")]
     pub http_workers: Option<usize>,
+    /// Names (DNS or IP) in the broker's TLS certificate, comma separated; units must
+    /// connect using one of them.
+    #[arg(long, env = "FLEETGATE_MQTT_TLS_NAMES", value_delimiter = ',')]
+    pub mqtt_tls_names: Option<Vec<String>>,
+    /// Validity of issued device certificates, in days.
+    #[arg(long, env = "FLEETGATE_DEVICE_CERT_DAYS")]
+    pub device_cert_days: Option<u64>,
 }
 
 /// The file form of the same settings.
@@ -45,6 +52,8 @@ struct FileConfig {
     mqtt_plain_addr: Option<SocketAddr>,
     commit_window_ms: Option<u64>,
     http_workers: Option<usize>,
+    mqtt_tls_names: Option<Vec<String>>,
+    device_cert_days: Option<u64>,
 }
 
 /// Resolved settings.
@@ -57,11 +66,17 @@ pub struct Config {
     pub mqtt_plain_addr: Option<SocketAddr>,
     pub commit_window: Duration,
     pub http_workers: usize,
+    pub mqtt_tls_names: Vec<String>,
+    pub device_cert_validity: Duration,
 }
 
 pub const DEFAULT_HTTP: &str = "127.0.0.1:8080";
 pub const DEFAULT_MQTT_TLS: &str = "0.0.0.0:8883";
 pub const DEFAULT_COMMIT_WINDOW_MS: u64 = 50;
+pub const DEFAULT_DEVICE_CERT_DAYS: u64 = 365;
+/// Ten years: longer-lived unit identities cannot be rotated away from a leaked key.
+pub const MAX_DEVICE_CERT_DAYS: u64 = 3650;
+const DAY_SECS: u64 = 24 * 3600;
 /// Longer than this and a crash loses more than an operator would accept.
 pub const MAX_COMMIT_WINDOW_MS: u64 = 10_000;
 
@@ -75,6 +90,8 @@ impl Config {
             mqtt_plain_addr: None,
             commit_window: Duration::from_millis(DEFAULT_COMMIT_WINDOW_MS),
             http_workers: 2,
+            mqtt_tls_names: vec!["localhost".into(), "127.0.0.1".into()],
+            device_cert_validity: Duration::from_secs(DEFAULT_DEVICE_CERT_DAYS * DAY_SECS),
         }
     }
 
@@ -102,6 +119,15 @@ impl Config {
         if let Some(workers) = args.http_workers.or(file.http_workers) {
             config.http_workers = workers;
         }
+        if let Some(names) = args.mqtt_tls_names.clone().or(file.mqtt_tls_names) {
+            config.mqtt_tls_names = names;
+        }
+        if let Some(days) = args.device_cert_days.or(file.device_cert_days) {
+            if days == 0 || days > MAX_DEVICE_CERT_DAYS {
+                bail!("--device-cert-days must be between 1 and {MAX_DEVICE_CERT_DAYS}");
+            }
+            config.device_cert_validity = Duration::from_secs(days * DAY_SECS);
+        }
         config.validate()?;
         Ok(config)
     }
@@ -118,6 +144,14 @@ impl Config {
         }
         if self.commit_window.as_millis() > u128::from(MAX_COMMIT_WINDOW_MS) {
             bail!("--commit-window-ms must be at most {MAX_COMMIT_WINDOW_MS}");
+        }
+        if self.mqtt_tls_addr.is_some()
+            && self
+                .mqtt_tls_names
+                .iter()
+                .all(|name| name.trim().is_empty())
+        {
+            bail!("--mqtt-tls-names must name at least one host for the broker certificate");
         }
         if self.http_workers == 0 {
             bail!("--http-workers must be at least 1");

@@ -16,6 +16,7 @@ pub mod bridge;
 pub mod broker;
 pub mod config;
 pub mod http;
+pub mod pki;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -113,7 +114,23 @@ async fn serve(
     }
     let metrics = Arc::new(Metrics::new());
     let writer = StoreWriter::spawn(store.clone(), config.commit_window, metrics.clone())?;
-    let broker = broker::start(config.mqtt_plain_addr, None)?;
+    let ca = Arc::new(pki::CertificateAuthority::open_or_create(&config.data_dir)?);
+    let tls = match config.mqtt_tls_addr {
+        Some(addr) => {
+            let (cert, key) =
+                ca.issue_server(&config.mqtt_tls_names, config.device_cert_validity)?;
+            Some((
+                addr,
+                broker::TlsFiles {
+                    ca: path_text(&ca.ca_path())?,
+                    cert: path_text(&cert)?,
+                    key: path_text(&key)?,
+                },
+            ))
+        }
+        None => None,
+    };
+    let broker = broker::start(config.mqtt_plain_addr, tls)?;
     let shared = actors::Context {
         writer: writer.handle(),
         metrics: metrics.clone(),
@@ -139,6 +156,8 @@ async fn serve(
         directory,
         metrics,
         clock,
+        ca,
+        device_cert_validity: config.device_cert_validity,
     });
     let server = HttpServer::new(move || {
         App::new()
@@ -181,6 +200,12 @@ async fn serve(
     let _ = std::fs::remove_file(config.data_dir.join(READY_FILE));
     tracing::info!("store flushed; stopped");
     Ok(())
+}
+
+fn path_text(path: &Path) -> anyhow::Result<String> {
+    path.to_str()
+        .map(str::to_owned)
+        .with_context(|| format!("{} is not UTF-8", path.display()))
 }
 
 /// Writes via a temporary file and a rename, so a reader never sees half a file.

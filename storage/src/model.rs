@@ -128,6 +128,9 @@ pub struct Device {
     /// The asset this unit reports for, with the asset's internal key.
     pub bound_asset: Option<BoundAsset>,
     pub created_at: Timestamp,
+    /// Set by deregistration. The record stays as a tombstone: the unit's certificate may
+    /// still be valid (the broker cannot revoke it), so its id must never be reused.
+    pub deregistered_at: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -217,13 +217,22 @@ pub fn register_device(
         Need::ManageFleet,
         &format!("account {account_id}"),
     )?;
+    if is_account_shaped(id.as_str()) {
+        return Err(OpError::invalid(
+            "id",
+            "ids of the form acc + 16 hex digits are reserved for accounts (their MQTT tenant)",
+        ));
+    }
     let mut devices = tx.open_table(DEVICES)?;
     // Device ids are one global namespace (they are MQTT tenants), so a taken id is a
     // conflict whoever holds it.
-    if devices.get(id.as_str())?.is_some() {
-        return Err(OpError::Conflict(format!(
-            "device {id} is already registered"
-        )));
+    if let Some(existing) = get::<Device>(&devices, "devices", id.as_str())? {
+        return Err(OpError::Conflict(match existing.deregistered_at {
+            Some(_) => format!(
+                "device id {id} was deregistered and cannot be reused: a certificate issued for it may still be valid"
+            ),
+            None => format!("device {id} is already registered"),
+        }));
     }
     let device = Device {
         id,
@@ -231,6 +240,7 @@ pub fn register_device(
         capabilities,
         bound_asset: None,
         created_at: now,
+        deregistered_at: None,
     };
     put(&mut devices, device.id.as_str(), &device)?;
     drop(devices);
@@ -243,6 +253,63 @@ pub fn register_device(
             target: device.id.to_string(),
             before: None,
             after: Some(device.id.to_string()),
+        },
+        now,
+    )?;
+    Ok(device)
+}
+
+/// Account ids are `acc` + 16 hex digits and are MQTT tenants too (integration topics):
+/// a device with such an id could subscribe under another account's prefix.
+pub fn is_account_shaped(id: &str) -> bool {
+    id.len() == 19 && id.starts_with("acc") && id[3..].bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Deregisters a unit: from the commit on, the gateway ignores whatever it sends, and its
+/// asset shows it unbound. Returns the device as it is now (a tombstone) for the actor.
+pub fn deregister_device(
+    tx: &WriteTransaction,
+    caller: &Principal,
+    id: &DeviceId,
+    now: Timestamp,
+) -> Result<Device, OpError> {
+    let what = format!("device {id}");
+    let mut devices = tx.open_table(DEVICES)?;
+    let mut device = get::<Device>(&devices, "devices", id.as_str())?
+        .filter(|device| device.deregistered_at.is_none())
+        .ok_or_else(|| OpError::not_found(&what))?;
+    require_in(
+        &tx.open_table(ACCOUNTS)?,
+        caller,
+        &device.account_id,
+        Need::ManageFleet,
+        &what,
+    )?;
+    if let Some(bound) = device.bound_asset.take() {
+        let mut assets = tx.open_table(ASSETS)?;
+        let key = (device.account_id.as_str(), bound.asset_id.as_str());
+        let found = assets
+            .get(key)?
+            .map(|guard| decode_as::<Asset>("assets", guard.value()));
+        if let Some(asset) = found {
+            let mut asset = asset?;
+            asset.device_id = None;
+            assets.insert(key, codec::encode(&asset).as_slice())?;
+        }
+    }
+    device.deregistered_at = Some(now);
+    put(&mut devices, id.as_str(), &device)?;
+    drop(devices);
+    let account_id = device.account_id.clone();
+    audit(
+        tx,
+        caller,
+        AuditNote {
+            account_id: Some(&account_id),
+            action: "device.deregister",
+            target: id.to_string(),
+            before: Some(id.to_string()),
+            after: None,
         },
         now,
     )?;
@@ -294,7 +361,9 @@ pub fn create_asset(
     if let Some(device_id) = &new.device_id {
         let mut devices = tx.open_table(DEVICES)?;
         let mut device: Device = get(&devices, "devices", device_id.as_str())?
-            .filter(|device: &Device| &device.account_id == account_id)
+            .filter(|device: &Device| {
+                &device.account_id == account_id && device.deregistered_at.is_none()
+            })
             .ok_or_else(|| OpError::not_found(format!("device {device_id}")))?;
         if let Some(existing) = &device.bound_asset {
             return Err(OpError::Conflict(format!(

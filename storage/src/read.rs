@@ -153,7 +153,9 @@ pub fn visible_device(
     id: &DeviceId,
 ) -> Result<Device, OpError> {
     let what = format!("device {id}");
-    let device = device(rtx, id)?.ok_or_else(|| OpError::not_found(&what))?;
+    let device = device(rtx, id)?
+        .filter(|device| device.deregistered_at.is_none())
+        .ok_or_else(|| OpError::not_found(&what))?;
     require_in(
         &rtx.open_table(ACCOUNTS)?,
         caller,

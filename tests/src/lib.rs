@@ -53,7 +53,17 @@ impl TestGateway {
         format!("http://{}", self.ready().http)
     }
 
-    /// `host:port` of the plain MQTT listener.
+    /// The TLS listener, reached by the name in the broker certificate.
+    pub fn mqtt_tls(&self) -> simulator::BrokerAddr {
+        let addr = self.ready().mqtt_tls.expect("TLS listener on");
+        simulator::BrokerAddr {
+            host: "localhost".into(),
+            port: addr.port(),
+        }
+    }
+
+    /// `host:port` of the plain MQTT listener (development only, no isolation): tests use
+    /// it for integration observers, which hold no device certificate.
     pub fn mqtt_plain(&self) -> (String, u16) {
         let addr = self.ready().mqtt_plain.expect("plain listener on");
         (addr.ip().to_string(), addr.port())
@@ -86,18 +96,24 @@ fn config(dir: &Path, commit_window: Duration) -> Config {
     let mut config = Config::with_data_dir(dir);
     config.http_addr = "127.0.0.1:0".parse().expect("addr");
     config.mqtt_plain_addr = Some("127.0.0.1:0".parse().expect("addr"));
-    config.mqtt_tls_addr = None;
+    config.mqtt_tls_addr = Some("127.0.0.1:0".parse().expect("addr"));
+    config.mqtt_tls_names = vec!["localhost".into()];
     config.commit_window = commit_window;
     config
 }
 
 /// An account with an admin user, ready to register units: the setup most tests share.
+/// Units connect over TLS with the certificate `POST /v1/devices` issued them.
 #[derive(Debug)]
 pub struct Fleet {
     pub platform: simulator::ApiClient,
     pub admin: simulator::ApiClient,
     pub account_id: simulator::api::AccountId,
+    /// The plain development listener, for observers without a device certificate.
     pub broker: simulator::BrokerAddr,
+    pub tls_broker: simulator::BrokerAddr,
+    /// Issued identities by device id.
+    pub identities: std::sync::Mutex<std::collections::HashMap<String, simulator::MqttTransport>>,
     /// The admin user's bearer token, for raw requests.
     pub admin_token: String,
 }
@@ -118,26 +134,57 @@ impl Fleet {
             platform,
             account_id: account.id,
             broker: simulator::BrokerAddr { host, port },
+            tls_broker: gateway.mqtt_tls(),
+            identities: Default::default(),
         }
     }
 
     /// Registers a unit and an asset bound to it.
     pub async fn unit_with_asset(&self, device: &str, asset: &str) {
-        use simulator::api::{NewAsset, NewDevice};
-        self.admin
-            .create_device(&NewDevice::new(device))
-            .await
-            .expect("device registered");
+        use simulator::api::NewAsset;
+        self.register(device).await;
         self.admin
             .create_asset(&NewAsset::new(asset, format!("machine {asset}")).bound_to(device))
             .await
             .expect("asset created");
     }
 
+    /// Registers a unit and keeps the identity the gateway issued for it.
+    pub async fn register(&self, device: &str) -> simulator::api::Device {
+        let created = self
+            .admin
+            .create_device(&simulator::api::NewDevice::new(device))
+            .await
+            .expect("device registered");
+        let transport = simulator::MqttTransport::Tls {
+            ca_pem: created.ca_pem.clone().expect("ca_pem"),
+            cert_pem: created.cert_pem.clone().expect("cert_pem"),
+            key_pem: created.key_pem.clone().expect("key_pem"),
+            server_name: "localhost".into(),
+        };
+        self.identities
+            .lock()
+            .expect("lock")
+            .insert(device.to_owned(), transport);
+        created
+    }
+
+    /// Connects a registered unit over TLS with its own certificate.
     pub async fn connect(&self, device: &str) -> simulator::SimUnit {
-        simulator::SimUnit::connect(simulator::UnitOptions::unit(device, self.broker.clone()))
+        simulator::SimUnit::connect(self.unit_options(device))
             .await
             .expect("unit connects")
+    }
+
+    pub fn unit_options(&self, device: &str) -> simulator::UnitOptions {
+        let transport = self
+            .identities
+            .lock()
+            .expect("lock")
+            .get(device)
+            .cloned()
+            .expect("registered here");
+        simulator::UnitOptions::unit(device, self.tls_broker.clone()).with_transport(transport)
     }
 
     /// A token for a new user of this account with `role`.

@@ -6,14 +6,14 @@ use simulator::{run_ingest, IngestConfig};
 use tests::TestGateway;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_acknowledged_point_is_stored_exactly_once() {
+async fn every_acknowledged_point_is_stored_exactly_once_over_tls() {
     let gateway = TestGateway::start_with_window(std::time::Duration::from_millis(20));
-    let (host, port) = gateway.mqtt_plain();
     let mut config = IngestConfig::new(
         gateway.http_base(),
-        simulator::BrokerAddr { host, port },
+        gateway.mqtt_tls(),
         gateway.admin_token.clone(),
     );
+    config.tls_server_name = Some("localhost".into());
     config.units = 20;
     config.rate_per_unit = 10.0;
     config.duration = std::time::Duration::from_secs(2);

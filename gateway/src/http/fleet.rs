@@ -46,6 +46,18 @@ pub async fn register_device(
     let body = body.into_inner();
     let id = id_field("id", DeviceId::parse(&body.id))?;
     let account = account_param(&caller, query.account_id.as_deref())?;
+    // Signing is pure CPU and touches no state; a certificate for a refused registration
+    // is simply never handed out.
+    let issued = match &body.csr_pem {
+        Some(csr) => state
+            .ca
+            .sign_device_csr(id.as_str(), csr, state.device_cert_validity)
+            .map_err(|err| OpError::invalid("csr_pem", err.to_string()))?,
+        None => state
+            .ca
+            .issue_device(id.as_str(), state.device_cert_validity)
+            .map_err(|err| ApiError::Internal(err.to_string()))?,
+    };
     let capabilities = body.capabilities.into();
     let now = state.clock.now();
     let device = state
@@ -59,10 +71,28 @@ pub async fn register_device(
         id: device.id.to_string(),
         account_id: device.account_id.to_string(),
         capabilities: device.capabilities.into(),
-        ca_pem: None,
-        cert_pem: None,
-        key_pem: None,
+        ca_pem: Some(state.ca.ca_pem().to_owned()),
+        cert_pem: Some(issued.cert_pem),
+        key_pem: issued.key_pem,
     }))
+}
+
+#[utoipa::path(delete, path = "/v1/devices/{d}",
+    responses((status = 204, description = "deregistered; anything the unit still sends is dropped"), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn deregister_device(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = DeviceId::parse(&path).map_err(|_| OpError::not_found(format!("device {path}")))?;
+    let now = state.clock.now();
+    let device = state
+        .writer
+        .execute(move |tx| storage::ops::deregister_device(tx, &caller.0, &id, now))
+        .await?;
+    // The answer waits for the unit's actor: from here on it drops what the unit sends.
+    state.directory.rebind(&device).await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 #[utoipa::path(get, path = "/v1/devices/{d}/status",

@@ -30,6 +30,8 @@ pub struct AppState {
     pub directory: Arc<Directory>,
     pub metrics: Arc<Metrics>,
     pub clock: Arc<dyn Clock>,
+    pub ca: Arc<crate::pki::CertificateAuthority>,
+    pub device_cert_validity: std::time::Duration,
 }
 
 #[derive(OpenApi)]
@@ -43,6 +45,7 @@ pub struct AppState {
         accounts::create_staff,
         fleet::register_device,
         fleet::device_status,
+        fleet::deregister_device,
         fleet::create_asset,
         fleet::list_assets,
         fleet::get_asset,
@@ -93,6 +96,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/accounts/{a}/users", web::post().to(accounts::create_user))
             .route("/staff", web::post().to(accounts::create_staff))
             .route("/devices", web::post().to(fleet::register_device))
+            .route("/devices/{d}", web::delete().to(fleet::deregister_device))
             .route("/devices/{d}/status", web::get().to(fleet::device_status))
             .route("/assets", web::post().to(fleet::create_asset))
             .route("/assets", web::get().to(fleet::list_assets))

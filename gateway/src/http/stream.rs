@@ -14,6 +14,9 @@ use super::fleet::{account_param, visible_asset};
 use super::problem::{ApiError, Problem};
 use super::AppState;
 
+/// Events coalesced into one HTTP chunk at most.
+const MAX_EVENTS_PER_CHUNK: usize = 512;
+
 async fn open(
     state: &AppState,
     account: storage::AccountId,
@@ -28,9 +31,18 @@ async fn open(
     // The first frame tells the client the subscription is in place.
     let opened =
         stream::once(async { Ok::<_, Infallible>(Bytes::from_static(b": subscribed\n\n")) });
+    // Under load many events wait at once: sending them as one chunk costs one write
+    // instead of one per event, which is what lets one stream keep up with the fleet.
     let events = stream::unfold(receiver, |mut receiver| async move {
-        let event = receiver.recv().await?;
-        Some((Ok::<_, Infallible>(event.to_sse()), receiver))
+        let first = receiver.recv().await?;
+        let mut chunk = first.to_sse().to_vec();
+        for _ in 1..MAX_EVENTS_PER_CHUNK {
+            match receiver.try_recv() {
+                Ok(event) => chunk.extend_from_slice(&event.to_sse()),
+                Err(_) => break,
+            }
+        }
+        Some((Ok::<_, Infallible>(Bytes::from(chunk)), receiver))
     });
     Ok(HttpResponse::Ok()
         .content_type("text/event-stream")
