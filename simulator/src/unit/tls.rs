@@ -17,7 +17,8 @@ use rumqttc::tokio_rustls::rustls::{
 
 use super::UnitError;
 
-/// A client configuration that trusts only `ca_pem` and presents `cert_pem`/`key_pem`.
+/// A client configuration that trusts only `ca_pem` and presents `cert_pem`/`key_pem`
+/// (none when both are empty).
 pub(super) fn client_config(
     ca_pem: &str,
     cert_pem: &str,
@@ -37,6 +38,19 @@ pub(super) fn client_config(
         return Err(UnitError::Tls("CA PEM holds no certificate".to_owned()));
     }
 
+    let provider = CryptoProvider::get_default()
+        .cloned()
+        .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|error| tls_error("protocol versions", &error))?
+        .with_root_certificates(roots);
+    // No certificate and no key: a client that presents none, to check the broker's
+    // refusal of anonymous TLS clients.
+    if cert_pem.trim().is_empty() && key_pem.trim().is_empty() {
+        return Ok(builder.with_no_client_auth());
+    }
+
     let chain = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
         .collect::<Result<Vec<_>, _>>()
         .map_err(|error| tls_error("client certificate PEM", &error))?;
@@ -48,13 +62,7 @@ pub(super) fn client_config(
     let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
         .map_err(|error| tls_error("client key PEM", &error))?;
 
-    let provider = CryptoProvider::get_default()
-        .cloned()
-        .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
-    rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|error| tls_error("protocol versions", &error))?
-        .with_root_certificates(roots)
+    builder
         .with_client_auth_cert(chain, key)
         .map_err(|error| tls_error("client certificate", &error))
 }

@@ -1,0 +1,480 @@
+//! Device identity over MQTT/TLS (DESIGN section 4): a unit reads and writes only under
+//! `/tenants/{its id}/`; certificates from another CA, expired ones and none at all are
+//! refused; a CSR-signed unit works end to end; a deregistered unit is ignored; and the
+//! stock mosquitto clients work with the issued files as the README shows.
+
+use std::time::Duration;
+
+use rcgen::{CertificateParams, DnType, Issuer, KeyPair};
+use reqwest::Method;
+use rumqttc::QoS;
+use serde_json::json;
+use simulator::api::{AssetId, DeviceId, HistoryQuery};
+use simulator::{MqttTransport, SimUnit, UnitOptions};
+use tests::{Fleet, TestGateway};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn tls(ca_pem: &str, cert_pem: String, key_pem: String) -> MqttTransport {
+    MqttTransport::Tls {
+        ca_pem: ca_pem.to_owned(),
+        cert_pem,
+        key_pem,
+        server_name: "localhost".into(),
+    }
+}
+
+fn ca_pem(gateway: &TestGateway) -> String {
+    std::fs::read_to_string(gateway.data_dir().join("ca.pem")).expect("gateway CA")
+}
+
+/// A leaf for `device` signed by `issuer`, valid in [not_before, not_after).
+fn leaf(
+    device: &str,
+    issuer: &Issuer<'_, KeyPair>,
+    not_before: time::OffsetDateTime,
+    not_after: time::OffsetDateTime,
+) -> (String, String) {
+    let key = KeyPair::generate().expect("key");
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, device);
+    params.not_before = not_before;
+    params.not_after = not_after;
+    let cert = params.signed_by(&key, issuer).expect("signed");
+    (cert.pem(), key.serialize_pem())
+}
+
+async fn wait_history(fleet: &Fleet, asset: &str, count: usize) -> usize {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let points = fleet
+            .admin
+            .telemetry_all(&AssetId::new(asset), &HistoryQuery::default())
+            .await
+            .expect("history");
+        if points.len() >= count || tokio::time::Instant::now() > deadline {
+            return points.len();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn metric(fleet: &Fleet, line_start: &str) -> Option<String> {
+    let (_, text) = fleet.admin.get_text("/metrics").await.expect("metrics");
+    text.lines()
+        .find(|line| line.starts_with(line_start))
+        .map(str::to_owned)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_unit_can_neither_read_nor_forge_another_units_topics() {
+    let gateway = TestGateway::start();
+    let fleet = Fleet::create(&gateway, "Acme").await;
+    fleet.unit_with_asset("unitA", "exA").await;
+    fleet.unit_with_asset("unitB", "exB").await;
+    let mut b_stream = fleet
+        .admin
+        .stream("/v1/assets/exB/stream")
+        .await
+        .expect("stream");
+
+    let a = fleet.connect("unitA").await;
+    a.subscribe("/tenants/unitA/keys", QoS::AtLeastOnce)
+        .await
+        .expect("its own keys topic");
+    let refused =
+        tokio::time::timeout(WAIT, a.subscribe("/tenants/unitB/keys", QoS::AtLeastOnce)).await;
+    assert!(
+        !matches!(refused, Ok(Ok(()))),
+        "subscribing to B's keys must fail: {refused:?}"
+    );
+
+    let a = fleet.connect("unitA").await;
+    let forged = a
+        .publish(
+            "/tenants/unitB/telemetry",
+            br#"{"fuel_pct":1}"#.to_vec(),
+            QoS::AtLeastOnce,
+            false,
+        )
+        .await;
+    if let Ok(waiter) = forged {
+        assert!(
+            waiter.wait_timeout(Duration::from_secs(3)).await.is_err(),
+            "no PUBACK for a forged topic"
+        );
+    }
+    // A legitimate point from B afterwards is the only thing B's owner ever sees.
+    let b = fleet.connect("unitB").await;
+    b.publish_point(&json!({"fuel_pct": 77}))
+        .await
+        .expect("acked");
+    let live = b_stream
+        .next_point(WAIT)
+        .await
+        .expect("a point")
+        .expect("decodes");
+    assert_eq!(
+        live.fuel_pct,
+        Some(77.0),
+        "the forged point was never delivered"
+    );
+    assert_eq!(wait_history(&fleet, "exB", 1).await, 1);
+    let stored = fleet
+        .admin
+        .telemetry_all(&AssetId::new("exB"), &HistoryQuery::default())
+        .await
+        .expect("history");
+    assert_eq!(
+        stored.len(),
+        1,
+        "the forged point was never stored: {stored:?}"
+    );
+    assert_eq!(
+        metric(&fleet, "fleetgate_points_ingested_total")
+            .await
+            .as_deref(),
+        Some("fleetgate_points_ingested_total 1")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreign_expired_and_missing_certificates_are_refused() {
+    let gateway = TestGateway::start();
+    let fleet = Fleet::create(&gateway, "Acme").await;
+    fleet.unit_with_asset("unit1", "ex1").await;
+    let ca = ca_pem(&gateway);
+    let now = time::OffsetDateTime::now_utc();
+
+    let foreign_key = KeyPair::generate().expect("key");
+    let mut foreign_params = CertificateParams::new(Vec::<String>::new()).expect("params");
+    foreign_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let foreign = Issuer::new(foreign_params, foreign_key);
+    let (foreign_cert, foreign_key) = leaf(
+        "unit1",
+        &foreign,
+        now - time::Duration::hours(1),
+        now + time::Duration::days(1),
+    );
+
+    let gateway_key = KeyPair::from_pem(
+        &std::fs::read_to_string(gateway.data_dir().join("ca.key")).expect("ca key"),
+    )
+    .expect("key");
+    let gateway_ca = Issuer::from_ca_cert_pem(&ca, gateway_key).expect("issuer");
+    let (expired_cert, expired_key) = leaf(
+        "unit1",
+        &gateway_ca,
+        now - time::Duration::days(10),
+        now - time::Duration::days(1),
+    );
+    let (valid_cert, valid_key) = leaf(
+        "unit1",
+        &gateway_ca,
+        now - time::Duration::hours(1),
+        now + time::Duration::days(1),
+    );
+
+    let cases = [
+        ("another CA", tls(&ca, foreign_cert, foreign_key)),
+        ("expired", tls(&ca, expired_cert, expired_key)),
+        ("no certificate", tls(&ca, String::new(), String::new())),
+    ];
+    for (what, transport) in cases {
+        let options = UnitOptions::unit("unit1", gateway.mqtt_tls()).with_transport(transport);
+        let outcome = tokio::time::timeout(WAIT, SimUnit::connect(options)).await;
+        assert!(
+            !matches!(outcome, Ok(Ok(_))),
+            "{what}: the broker must refuse the connection"
+        );
+    }
+    // The same construction with a valid window connects: the refusals above are about the
+    // certificate, not the test's way of making one.
+    let options = UnitOptions::unit("unit1", gateway.mqtt_tls())
+        .with_transport(tls(&ca, valid_cert, valid_key));
+    SimUnit::connect(options)
+        .await
+        .expect("a valid certificate connects");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_csr_signed_unit_works_end_to_end_and_keeps_its_key() {
+    let gateway = TestGateway::start();
+    let fleet = Fleet::create(&gateway, "Acme").await;
+    let key = KeyPair::generate().expect("key");
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, "not-my-id");
+    let csr = params
+        .serialize_request(&key)
+        .expect("csr")
+        .pem()
+        .expect("pem");
+    let created = fleet
+        .admin
+        .request_raw(
+            Method::POST,
+            "/v1/devices",
+            Some(&json!({"id": "unit9", "csr_pem": csr})),
+        )
+        .await
+        .expect("answer");
+    assert_eq!(created.status, 201, "{created:?}");
+    assert!(
+        created.body.get("key_pem").is_none_or(|key| key.is_null()),
+        "no key when a CSR is given"
+    );
+    let cert = created.body["cert_pem"].as_str().expect("cert").to_owned();
+    let ca = created.body["ca_pem"].as_str().expect("ca").to_owned();
+    fleet
+        .admin
+        .create_asset(&simulator::api::NewAsset::new("ex9", "Loader").bound_to("unit9"))
+        .await
+        .expect("asset");
+    let options = UnitOptions::unit("unit9", gateway.mqtt_tls()).with_transport(tls(
+        &ca,
+        cert,
+        key.serialize_pem(),
+    ));
+    let unit = SimUnit::connect(options)
+        .await
+        .expect("connects with its own key");
+    unit.publish_point(&json!({"fuel_pct": 33}))
+        .await
+        .expect("acked");
+    assert_eq!(wait_history(&fleet, "ex9", 1).await, 1);
+
+    let garbage = fleet
+        .admin
+        .request_raw(
+            Method::POST,
+            "/v1/devices",
+            Some(&json!({"id": "unit10", "csr_pem": "hello"})),
+        )
+        .await
+        .expect("answer");
+    assert_eq!(garbage.status, 422);
+    assert_eq!(garbage.body["field"], "csr_pem");
+    let refused_id = fleet
+        .admin
+        .request_raw(Method::POST, "/v1/devices", Some(&json!({"id": "unit10"})))
+        .await
+        .expect("answer");
+    assert_eq!(
+        refused_id.status, 201,
+        "a refused CSR registered nothing: the id is still free"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deregistered_unit_is_ignored_from_the_answer_on() {
+    let gateway = TestGateway::start();
+    let fleet = Fleet::create(&gateway, "Acme").await;
+    fleet.unit_with_asset("unit1", "ex1").await;
+    let unit = fleet.connect("unit1").await;
+    unit.publish_point(&json!({"fuel_pct": 1}))
+        .await
+        .expect("acked");
+    assert_eq!(wait_history(&fleet, "ex1", 1).await, 1);
+
+    let viewer = fleet.user(simulator::api::UserRole::Viewer).await;
+    let refused = viewer
+        .request_raw(Method::DELETE, "/v1/devices/unit1", None)
+        .await
+        .expect("answer");
+    assert_eq!(refused.status, 403);
+    let stranger = Fleet::create(&gateway, "Other").await;
+    let hidden = stranger
+        .admin
+        .request_raw(Method::DELETE, "/v1/devices/unit1", None)
+        .await
+        .expect("answer");
+    assert_eq!(hidden.status, 404);
+
+    let deleted = fleet
+        .admin
+        .request_raw(Method::DELETE, "/v1/devices/unit1", None)
+        .await
+        .expect("answer");
+    assert_eq!(deleted.status, 204, "{deleted:?}");
+    // The broker cannot close the unit's connection; the gateway ignores what it sends.
+    unit.publish_point(&json!({"fuel_pct": 2}))
+        .await
+        .expect("the broker still acks");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while metric(
+        &fleet,
+        "fleetgate_points_dropped_total{reason=\"deregistered\"}",
+    )
+    .await
+    .is_none()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the dropped point is counted"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let points = fleet
+        .admin
+        .telemetry_all(&AssetId::new("ex1"), &HistoryQuery::default())
+        .await
+        .expect("history");
+    assert_eq!(points.len(), 1, "nothing after the answer is stored");
+    let asset = fleet.admin.get_raw("/v1/assets/ex1").await.expect("asset");
+    assert_eq!(
+        asset.1["device_id"],
+        serde_json::Value::Null,
+        "the asset shows it unbound"
+    );
+    let status = fleet.admin.device_status(&DeviceId::new("unit1")).await;
+    assert_eq!(status.err().and_then(|err| err.status()), Some(404));
+    let again = fleet
+        .admin
+        .request_raw(Method::POST, "/v1/devices", Some(&json!({"id": "unit1"})))
+        .await
+        .expect("answer");
+    assert_eq!(
+        again.status, 409,
+        "a deregistered id is never reused: {again:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_ids_shaped_like_accounts_are_refused() {
+    let gateway = TestGateway::start();
+    let fleet = Fleet::create(&gateway, "Acme").await;
+    let account_shaped = fleet.account_id.to_string();
+    let refused = fleet
+        .admin
+        .request_raw(
+            Method::POST,
+            "/v1/devices",
+            Some(&json!({"id": account_shaped})),
+        )
+        .await
+        .expect("answer");
+    assert_eq!(refused.status, 422, "{refused:?}");
+    assert_eq!(refused.body["field"], "id");
+}
+
+/// The README's mosquitto commands, run as written (with this gateway's port and files).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stock_mosquitto_clients_work_with_the_issued_files() {
+    let gateway = TestGateway::start();
+    let fleet = Fleet::create(&gateway, "Acme").await;
+    let created = fleet.register("unit1").await;
+    fleet
+        .admin
+        .create_asset(&simulator::api::NewAsset::new("ex1", "Excavator").bound_to("unit1"))
+        .await
+        .expect("asset");
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("ca.pem"), created.ca_pem.expect("ca")).expect("write");
+    std::fs::write(
+        dir.path().join("unit1.pem"),
+        created.cert_pem.expect("cert"),
+    )
+    .expect("write");
+    std::fs::write(dir.path().join("unit1.key"), created.key_pem.expect("key")).expect("write");
+    let port = gateway.mqtt_tls().port.to_string();
+    let tls_args = [
+        "--cafile",
+        "ca.pem",
+        "--cert",
+        "unit1.pem",
+        "--key",
+        "unit1.key",
+        "-h",
+        "localhost",
+        "-p",
+        &port,
+    ];
+
+    let publish = std::process::Command::new("mosquitto_pub")
+        .current_dir(dir.path())
+        .args(tls_args)
+        .args([
+            "-i",
+            "unit1",
+            "-q",
+            "1",
+            "-t",
+            "/tenants/unit1/telemetry",
+            "-m",
+            r#"{"lat":59.91,"lon":10.75,"fuel_pct":61.5}"#,
+        ])
+        .output()
+        .expect("mosquitto_pub is installed (scripts/setup.sh)");
+    assert!(
+        publish.status.success(),
+        "{}",
+        String::from_utf8_lossy(&publish.stderr)
+    );
+    assert_eq!(wait_history(&fleet, "ex1", 1).await, 1);
+
+    // A retained key set for unit2, as the gateway keeps one: unit2's identity reads it,
+    // unit1's is cut off by the broker (so the refusal below is not a mere timeout).
+    let unit2 = fleet.register("unit2").await;
+    std::fs::write(dir.path().join("unit2.pem"), unit2.cert_pem.expect("cert")).expect("write");
+    std::fs::write(dir.path().join("unit2.key"), unit2.key_pem.expect("key")).expect("write");
+    let gateway_side = SimUnit::connect(UnitOptions::observer("keys-writer", fleet.broker.clone()))
+        .await
+        .expect("observer");
+    gateway_side
+        .publish(
+            "/tenants/unit2/keys",
+            br#"{"version":1,"keys":[]}"#.to_vec(),
+            QoS::AtLeastOnce,
+            true,
+        )
+        .await
+        .expect("queued")
+        .wait_timeout(WAIT)
+        .await
+        .expect("retained");
+    let subscribe_as = |identity: &str| {
+        std::process::Command::new("mosquitto_sub")
+            .current_dir(dir.path())
+            .args([
+                "--cafile",
+                "ca.pem",
+                "--cert",
+                &format!("{identity}.pem"),
+                "--key",
+                &format!("{identity}.key"),
+            ])
+            .args([
+                "-h",
+                "localhost",
+                "-p",
+                &port,
+                "-i",
+                identity,
+                "-t",
+                "/tenants/unit2/keys",
+                "-C",
+                "1",
+                "-W",
+                "5",
+            ])
+            .output()
+            .expect("mosquitto_sub runs")
+    };
+    let own = subscribe_as("unit2");
+    assert!(
+        own.status.success(),
+        "unit2 reads its own keys: {}",
+        String::from_utf8_lossy(&own.stderr)
+    );
+    assert!(String::from_utf8_lossy(&own.stdout).contains("\"version\":1"));
+    let snoop = subscribe_as("unit1");
+    assert!(snoop.stdout.is_empty(), "unit1 received nothing of unit2's");
+    assert!(
+        !snoop.status.success(),
+        "subscribing outside the tenant must fail"
+    );
+}
