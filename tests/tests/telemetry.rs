@@ -207,6 +207,8 @@ async fn wait_for_errors(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_for_unregistered_devices_are_dropped_and_counted() {
+    // Over TLS an unregistered id has no certificate at all; the development listener is
+    // where such a message can still arrive, so that is what this checks.
     let gateway = TestGateway::start();
     let fleet = Fleet::create(&gateway, "Acme").await;
     let stranger = simulator::SimUnit::connect(simulator::UnitOptions::observer(
