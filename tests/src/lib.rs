@@ -197,3 +197,55 @@ impl Fleet {
         self.admin.with_token(user.token)
     }
 }
+
+/// How long a test waits for something asynchronous before it fails.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// Polls `probe` every 20 ms until it answers `Some`, or returns `None` after [`WAIT`].
+pub async fn eventually<T, F, Fut>(mut probe: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some(found) = probe().await {
+            return Some(found);
+        }
+        if tokio::time::Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+impl Fleet {
+    /// The asset's history once it holds at least `count` points (or whatever it holds
+    /// after [`WAIT`], for the caller's assertion to report).
+    pub async fn history(&self, asset: &str, count: usize) -> Vec<simulator::api::Point> {
+        let asset = simulator::api::AssetId::new(asset);
+        let read = || async {
+            self.admin
+                .telemetry_all(&asset, &simulator::api::HistoryQuery::default())
+                .await
+                .expect("history")
+        };
+        match eventually(|| async { Some(read().await).filter(|points| points.len() >= count) })
+            .await
+        {
+            Some(points) => points,
+            None => read().await,
+        }
+    }
+
+    /// The `/metrics` line that starts with `prefix`, once it appears.
+    pub async fn metric_line(&self, prefix: &str) -> Option<String> {
+        eventually(|| async {
+            let (_, text) = self.admin.get_text("/metrics").await.expect("metrics");
+            text.lines()
+                .find(|line| line.starts_with(prefix))
+                .map(str::to_owned)
+        })
+        .await
+    }
+}

@@ -8,9 +8,7 @@ use rumqttc::QoS;
 use serde_json::json;
 use simulator::api::{AssetId, DeviceId, HistoryQuery};
 use simulator::telemetry::now_ms;
-use tests::{Fleet, TestGateway};
-
-const WAIT: Duration = Duration::from_secs(10);
+use tests::{Fleet, TestGateway, WAIT};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_point_reaches_history_sse_latest_and_the_account_topic() {
@@ -68,28 +66,9 @@ async fn a_point_reaches_history_sse_latest_and_the_account_topic() {
     assert_eq!(latest.ts_ms, ts);
     assert_eq!(latest.sensor("coolant_c"), Some(88.0));
 
-    let history = wait_for_history(&fleet, &asset, 1).await;
+    let history = fleet.history("ex1", 1).await;
     assert_eq!(history[0].ts_ms, ts);
     assert_eq!(history[0].lat, Some(59.91));
-}
-
-async fn wait_for_history(
-    fleet: &Fleet,
-    asset: &AssetId,
-    count: usize,
-) -> Vec<simulator::api::Point> {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let points = fleet
-            .admin
-            .telemetry_all(asset, &HistoryQuery::default())
-            .await
-            .expect("history");
-        if points.len() >= count || tokio::time::Instant::now() > deadline {
-            return points;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -105,7 +84,7 @@ async fn a_point_without_ts_gets_the_gateway_clock_and_keeps_order() {
             .expect("acked");
     }
     let after = now_ms();
-    let points = wait_for_history(&fleet, &AssetId::new("ex1"), 3).await;
+    let points = fleet.history("ex1", 3).await;
     assert_eq!(points.len(), 3, "three unstamped points, none overwritten");
     let fuels: Vec<_> = points.iter().map(|p| p.fuel_pct).collect();
     assert_eq!(fuels, vec![Some(10.0), Some(20.0), Some(30.0)]);
@@ -163,7 +142,7 @@ async fn malformed_points_are_counted_shown_and_never_stored() {
     unit.publish_point(&json!({"fuel_pct": 50}))
         .await
         .expect("acked");
-    let points = wait_for_history(&fleet, &AssetId::new("ex1"), 1).await;
+    let points = fleet.history("ex1", 1).await;
     assert_eq!(
         points.len(),
         1,
@@ -229,18 +208,13 @@ async fn messages_for_unregistered_devices_are_dropped_and_counted() {
         .wait_timeout(WAIT)
         .await
         .expect("acked");
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let (_, metrics) = fleet.admin.get_text("/metrics").await.expect("metrics");
-        if metrics.contains("fleetgate_points_dropped_total{reason=\"unknown_device\"} 1") {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "unknown_device not counted:\n{metrics}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let line = fleet
+        .metric_line("fleetgate_points_dropped_total{reason=\"unknown_device\"}")
+        .await;
+    assert_eq!(
+        line.as_deref(),
+        Some("fleetgate_points_dropped_total{reason=\"unknown_device\"} 1")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -258,18 +232,12 @@ async fn status_follows_online_and_the_last_will() {
 }
 
 async fn wait_for_online(fleet: &Fleet, device: &DeviceId, online: bool) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
+    let reached = tests::eventually(|| async {
         let status = fleet.admin.device_status(device).await.expect("status");
-        if status.online == online {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never became online={online}: {status:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        (status.online == online).then_some(())
+    })
+    .await;
+    assert!(reached.is_some(), "never became online={online}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,9 +11,7 @@ use rumqttc::QoS;
 use serde_json::json;
 use simulator::api::{AssetId, DeviceId, HistoryQuery};
 use simulator::{MqttTransport, SimUnit, UnitOptions};
-use tests::{Fleet, TestGateway};
-
-const WAIT: Duration = Duration::from_secs(10);
+use tests::{Fleet, TestGateway, WAIT};
 
 fn tls(ca_pem: &str, cert_pem: String, key_pem: String) -> MqttTransport {
     MqttTransport::Tls {
@@ -44,28 +42,6 @@ fn leaf(
     params.not_after = not_after;
     let cert = params.signed_by(&key, issuer).expect("signed");
     (cert.pem(), key.serialize_pem())
-}
-
-async fn wait_history(fleet: &Fleet, asset: &str, count: usize) -> usize {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let points = fleet
-            .admin
-            .telemetry_all(&AssetId::new(asset), &HistoryQuery::default())
-            .await
-            .expect("history");
-        if points.len() >= count || tokio::time::Instant::now() > deadline {
-            return points.len();
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-async fn metric(fleet: &Fleet, line_start: &str) -> Option<String> {
-    let (_, text) = fleet.admin.get_text("/metrics").await.expect("metrics");
-    text.lines()
-        .find(|line| line.starts_with(line_start))
-        .map(str::to_owned)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -121,7 +97,7 @@ async fn a_unit_can_neither_read_nor_forge_another_units_topics() {
         Some(77.0),
         "the forged point was never delivered"
     );
-    assert_eq!(wait_history(&fleet, "exB", 1).await, 1);
+    assert_eq!(fleet.history("exB", 1).await.len(), 1);
     let stored = fleet
         .admin
         .telemetry_all(&AssetId::new("exB"), &HistoryQuery::default())
@@ -133,7 +109,8 @@ async fn a_unit_can_neither_read_nor_forge_another_units_topics() {
         "the forged point was never stored: {stored:?}"
     );
     assert_eq!(
-        metric(&fleet, "fleetgate_points_ingested_total")
+        fleet
+            .metric_line("fleetgate_points_ingested_total")
             .await
             .as_deref(),
         Some("fleetgate_points_ingested_total 1")
@@ -245,7 +222,7 @@ async fn a_csr_signed_unit_works_end_to_end_and_keeps_its_key() {
     unit.publish_point(&json!({"fuel_pct": 33}))
         .await
         .expect("acked");
-    assert_eq!(wait_history(&fleet, "ex9", 1).await, 1);
+    assert_eq!(fleet.history("ex9", 1).await.len(), 1);
 
     let garbage = fleet
         .admin
@@ -278,7 +255,7 @@ async fn a_deregistered_unit_is_ignored_from_the_answer_on() {
     unit.publish_point(&json!({"fuel_pct": 1}))
         .await
         .expect("acked");
-    assert_eq!(wait_history(&fleet, "ex1", 1).await, 1);
+    assert_eq!(fleet.history("ex1", 1).await.len(), 1);
 
     let viewer = fleet.user(simulator::api::UserRole::Viewer).await;
     let refused = viewer
@@ -304,20 +281,13 @@ async fn a_deregistered_unit_is_ignored_from_the_answer_on() {
     unit.publish_point(&json!({"fuel_pct": 2}))
         .await
         .expect("the broker still acks");
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while metric(
-        &fleet,
-        "fleetgate_points_dropped_total{reason=\"deregistered\"}",
-    )
-    .await
-    .is_none()
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the dropped point is counted"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    assert!(
+        fleet
+            .metric_line("fleetgate_points_dropped_total{reason=\"deregistered\"}")
+            .await
+            .is_some(),
+        "the dropped point is counted"
+    );
     let points = fleet
         .admin
         .telemetry_all(&AssetId::new("ex1"), &HistoryQuery::default())
@@ -414,7 +384,7 @@ async fn stock_mosquitto_clients_work_with_the_issued_files() {
         "{}",
         String::from_utf8_lossy(&publish.stderr)
     );
-    assert_eq!(wait_history(&fleet, "ex1", 1).await, 1);
+    assert_eq!(fleet.history("ex1", 1).await.len(), 1);
 
     // A retained key set for unit2, as the gateway keeps one: unit2's identity reads it,
     // unit1's is cut off by the broker (so the refusal below is not a mere timeout).
