@@ -87,21 +87,23 @@ impl Directory {
 
     fn viewers(&self, device: &Device) -> Result<Vec<Viewer>, StoreError> {
         let rtx = self.store.begin_read()?;
-        Ok(storage::read::audience(&rtx, device)?
-            .into_iter()
-            .map(|(account_id, asset_id)| Viewer {
-                addr: self.account(&account_id),
-                account_id,
-                asset_id,
-            })
-            .collect())
+        Ok(
+            storage::visibility::audience(&rtx, device, self.shared.clock.now())?
+                .into_iter()
+                .map(|(account_id, asset_id)| Viewer {
+                    addr: self.account(&account_id),
+                    account_id,
+                    asset_id,
+                })
+                .collect(),
+        )
     }
 
     /// Starts the actor of a (newly) registered device with its state from the store.
     pub fn start_device(&self, device: &Device) -> Result<Addr<DeviceActor>, StoreError> {
         let rtx = self.store.begin_read()?;
         let latest = match &device.bound_asset {
-            Some(bound) => storage::read::latest(&rtx, bound.asset_key)?,
+            Some(bound) => storage::read::latest(&rtx, bound.asset_key, storage::read::ALL_TIME)?,
             None => None,
         };
         let mut status = storage::read::device_status(&rtx, &device.id)?.unwrap_or_default();
@@ -139,6 +141,18 @@ impl Directory {
         if addr.send(message).await.is_err() {
             // The actor is gone (arbiter stopped): nothing can deliver, nothing to cut.
             tracing::warn!(device = %device.id, "rebind found no live device actor");
+        }
+        Ok(())
+    }
+}
+
+impl Directory {
+    /// After grants changed (created, removed, started, expired): re-binds every affected
+    /// unit and waits for each acknowledgement.
+    pub async fn rebind_grants(&self, grants: &[storage::model::Grant]) -> Result<(), StoreError> {
+        let devices = storage::visibility::devices_of(&self.store.begin_read()?, grants)?;
+        for device in &devices {
+            self.rebind(device).await?;
         }
         Ok(())
     }

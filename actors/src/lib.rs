@@ -6,6 +6,7 @@
 //! - [`account`]: `AccountActor`, which delivers to an account's SSE and MQTT subscribers.
 //! - [`directory`]: finds or starts the actor of a device or account.
 //! - [`writer`]: the store writer thread (group commit for telemetry, durable control ops).
+//! - [`scheduler`]: applies grant starts and ends at their instants.
 //! - [`metrics`]: the Prometheus registry every part counts into.
 //!
 //! **Invariant:** no telemetry reaches redb except through the store writer, and no account
@@ -17,6 +18,7 @@ pub mod account;
 pub mod device;
 pub mod directory;
 pub mod metrics;
+pub mod scheduler;
 pub mod writer;
 
 use std::sync::Arc;

@@ -101,6 +101,38 @@ impl WriterHandle {
         answer.await.unwrap_or(Err(StoreError::WriterGone.into()))
     }
 
+    /// Runs `op` exactly as [`WriterHandle::execute`] would, then aborts: a dry run that
+    /// answers what would change, checked by the same code, and changes nothing.
+    pub async fn execute_dry<R, F>(&self, op: F) -> Result<R, OpError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&WriteTransaction) -> Result<R, OpError> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job: ControlJob = Box::new(move |tx: WriteTransaction| {
+            let result = op(&tx);
+            let _ = tx.abort();
+            let _ = reply.send(result);
+        });
+        if !self.send(Job::Control(job)) {
+            return Err(StoreError::WriterGone.into());
+        }
+        answer.await.unwrap_or(Err(StoreError::WriterGone.into()))
+    }
+
+    /// Either of the above, as the caller's `dry_run` flag says.
+    pub async fn execute_or_dry<R, F>(&self, dry_run: bool, op: F) -> Result<R, OpError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&WriteTransaction) -> Result<R, OpError> + Send + 'static,
+    {
+        if dry_run {
+            self.execute_dry(op).await
+        } else {
+            self.execute(op).await
+        }
+    }
+
     /// Resolves once everything queued before it is committed.
     pub async fn flush(&self) {
         let (reply, done) = oneshot::channel();

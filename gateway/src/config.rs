@@ -68,6 +68,10 @@ pub struct Config {
     pub http_workers: usize,
     pub mqtt_tls_names: Vec<String>,
     pub device_cert_validity: Duration,
+    /// The longest the scheduler sleeps without looking at the clock again. Deadlines are
+    /// met exactly (it sleeps until the next one); this bounds how late a jump of the
+    /// clock is noticed. Not a flag: tests with a manual clock shorten it.
+    pub scheduler_max_nap: Duration,
 }
 
 pub const DEFAULT_HTTP: &str = "127.0.0.1:8080";
@@ -92,6 +96,7 @@ impl Config {
             http_workers: 2,
             mqtt_tls_names: vec!["localhost".into(), "127.0.0.1".into()],
             device_cert_validity: Duration::from_secs(DEFAULT_DEVICE_CERT_DAYS * DAY_SECS),
+            scheduler_max_nap: Duration::from_secs(1),
         }
     }
 

@@ -34,6 +34,10 @@ use storage::Store;
 use tokio::sync::oneshot;
 
 pub use config::{Config, ServeArgs};
+/// Time sources, so embedders and tests can run the gateway on a manual clock.
+pub mod clock {
+    pub use storage::time::{Clock, ManualClock, SystemClock, Timestamp};
+}
 
 /// The addresses written to `{data_dir}/ready.json` once every listener is bound.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,11 +142,18 @@ async fn serve(
         mqtt: Arc::new(broker.out.clone()),
     };
     let arbiters: Vec<actix_rt::Arbiter> = (0..2).map(|_| actix_rt::Arbiter::new()).collect();
+    let shared_for_scheduler = shared.clone();
     let directory = Directory::start(
         store.clone(),
         shared,
         arbiters.iter().map(actix_rt::Arbiter::handle).collect(),
     )?;
+    let scheduler = actors::scheduler::spawn(
+        store.clone(),
+        shared_for_scheduler,
+        directory.clone(),
+        config.scheduler_max_nap,
+    );
     actix_rt::spawn(bridge::run(
         broker.link_rx,
         directory.clone(),
@@ -157,6 +168,7 @@ async fn serve(
         metrics,
         clock,
         ca,
+        scheduler,
         device_cert_validity: config.device_cert_validity,
     });
     let server = HttpServer::new(move || {

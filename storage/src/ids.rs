@@ -109,6 +109,19 @@ id_type!(
     "ASCII letters and digits"
 );
 
+id_type!(
+    /// A visibility grant (one per asset and grantee account).
+    GrantId,
+    &[],
+    "ASCII letters and digits"
+);
+id_type!(
+    /// A partnership between two accounts, set up by platform staff.
+    PartnershipId,
+    &[],
+    "ASCII letters and digits"
+);
+
 /// A fresh random id with a readable prefix (`acc`, `usr`, ...), alphanumeric only.
 pub fn generate(prefix: &str) -> String {
     use rand::Rng;

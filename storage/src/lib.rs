@@ -10,11 +10,14 @@
 //! - [`policy`]: who may see and change what; the single authorization authority.
 //! - [`ops`]: every mutation, each a function over one redb write transaction.
 //! - [`read`]: queries over a read transaction (history scans, listings).
+//! - [`sharing`]: partnerships and visibility grants (rules 2 and 3), and their schedule.
+//! - [`visibility`]: what an account sees of an asset (owned or shared, and the window).
 //! - [`store`]: opening the database and bootstrapping an empty one.
 //!
 //! **Invariant:** this crate knows nothing about actix, MQTT or HTTP. Callers decide on which
 //! thread a write transaction runs; the rules a transaction must check live here.
 
+pub mod audit;
 pub mod codec;
 pub mod error;
 pub mod ids;
@@ -22,14 +25,16 @@ pub mod model;
 pub mod ops;
 pub mod policy;
 pub mod read;
+pub mod sharing;
 pub mod store;
 pub mod tables;
 pub mod telemetry;
 pub mod time;
 pub mod token;
+pub mod visibility;
 
 pub use error::{OpError, StoreError};
-pub use ids::{AccountId, AssetId, DeviceId, IdError, PrincipalId};
+pub use ids::{AccountId, AssetId, DeviceId, GrantId, IdError, PartnershipId, PrincipalId};
 /// Re-exported so callers name transaction types without a second redb version.
 pub use redb;
 pub use store::Store;

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{AccountId, AssetId, DeviceId, PrincipalId};
+use crate::ids::{AccountId, AssetId, DeviceId, GrantId, PartnershipId, PrincipalId};
 use crate::time::Timestamp;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -178,4 +178,42 @@ pub struct AuditEntry {
     pub target: String,
     pub before: Option<String>,
     pub after: Option<String>,
+}
+
+/// Two accounts that may share assets across (or outside) their trees (rule 3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Partnership {
+    pub id: PartnershipId,
+    pub account_a: AccountId,
+    pub account_b: AccountId,
+    pub created_at: Timestamp,
+}
+
+impl Partnership {
+    pub fn involves(&self, account: &AccountId) -> bool {
+        &self.account_a == account || &self.account_b == account
+    }
+}
+
+/// Read-only sight of one asset for one other account during `[from, until)` (rule 2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    pub id: GrantId,
+    pub owner_account: AccountId,
+    pub asset_id: AssetId,
+    pub asset_key: u64,
+    pub target: AccountId,
+    pub from: Timestamp,
+    /// `None`: permanent.
+    pub until: Option<Timestamp>,
+    /// The partnership the grant needed (a grant to a descendant needs none); ending the
+    /// partnership ends the grant.
+    pub partnership: Option<PartnershipId>,
+    pub created_at: Timestamp,
+}
+
+impl Grant {
+    pub fn active_at(&self, now: Timestamp) -> bool {
+        self.from <= now && self.until.is_none_or(|until| now < until)
+    }
 }

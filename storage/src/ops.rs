@@ -48,7 +48,7 @@ pub struct AuditNote<'a> {
 
 pub fn audit(
     tx: &WriteTransaction,
-    caller: &Principal,
+    actor: &PrincipalId,
     note: AuditNote<'_>,
     now: Timestamp,
 ) -> Result<(), StoreError> {
@@ -56,7 +56,7 @@ pub fn audit(
     let entry = AuditEntry {
         seq,
         at: now,
-        actor: caller.id.clone(),
+        actor: actor.clone(),
         via: None,
         account_id: note.account_id.cloned(),
         action: note.action.to_owned(),
@@ -102,7 +102,7 @@ pub fn create_account(
     drop(accounts);
     audit(
         tx,
-        caller,
+        &caller.id,
         AuditNote {
             account_id: Some(&account.id),
             action: "account.create",
@@ -158,7 +158,7 @@ pub fn create_user(
     let bearer = insert_principal(tx, &user)?;
     audit(
         tx,
-        caller,
+        &caller.id,
         AuditNote {
             account_id: Some(account_id),
             action: "user.create",
@@ -189,7 +189,7 @@ pub fn create_staff(
     let bearer = insert_principal(tx, &staff)?;
     audit(
         tx,
-        caller,
+        &caller.id,
         AuditNote {
             account_id: None,
             action: "staff.create",
@@ -246,7 +246,7 @@ pub fn register_device(
     drop(devices);
     audit(
         tx,
-        caller,
+        &caller.id,
         AuditNote {
             account_id: Some(account_id),
             action: "device.register",
@@ -303,7 +303,7 @@ pub fn deregister_device(
     let account_id = device.account_id.clone();
     audit(
         tx,
-        caller,
+        &caller.id,
         AuditNote {
             account_id: Some(&account_id),
             action: "device.deregister",
@@ -356,6 +356,16 @@ pub fn create_asset(
             new.id
         )));
     }
+    if tx
+        .open_table(GRANT_BY_TARGET)?
+        .get((account_id.as_str(), new.id.as_str()))?
+        .is_some()
+    {
+        return Err(OpError::Conflict(format!(
+            "this account already sees a shared asset as {}; an account knows each asset id once",
+            new.id
+        )));
+    }
     let key = next_counter(tx, "asset_key")?;
     let mut bound = None;
     if let Some(device_id) = &new.device_id {
@@ -394,7 +404,7 @@ pub fn create_asset(
     drop(assets);
     audit(
         tx,
-        caller,
+        &caller.id,
         AuditNote {
             account_id: Some(account_id),
             action: "asset.create",
@@ -432,23 +442,72 @@ pub fn write_status(
     put(&mut tx.open_table(DEVICE_STATUS)?, device.as_str(), status)
 }
 
-/// Audit entries, newest last, for an account (or all, for platform staff).
-pub fn audit_entries(
-    tx: &redb::ReadTransaction,
-    account: Option<&AccountId>,
-    limit: usize,
-) -> Result<Vec<AuditEntry>, StoreError> {
-    let table = tx.open_table(AUDIT)?;
-    let mut out = Vec::new();
-    for row in table.iter()?.rev() {
-        let entry: AuditEntry = decode_as("audit", row?.1.value())?;
-        if account.is_none() || entry.account_id.as_ref() == account {
-            out.push(entry);
-            if out.len() == limit {
-                break;
-            }
+/// Changes an owned asset's name or serial. A grantee is told rule 2 (403); a stranger
+/// gets 404.
+pub fn update_asset(
+    tx: &WriteTransaction,
+    caller: &Principal,
+    account_id: &AccountId,
+    asset_id: &AssetId,
+    name: Option<String>,
+    serial: Option<String>,
+    now: Timestamp,
+) -> Result<Asset, OpError> {
+    let what = format!("asset {asset_id}");
+    require_in(
+        &tx.open_table(ACCOUNTS)?,
+        caller,
+        account_id,
+        Need::View,
+        &what,
+    )?;
+    let mut assets = tx.open_table(ASSETS)?;
+    let found = assets
+        .get((account_id.as_str(), asset_id.as_str()))?
+        .map(|bytes| decode_as::<Asset>("assets", bytes.value()));
+    let mut asset = match found {
+        Some(asset) => asset?,
+        None if tx
+            .open_table(GRANT_BY_TARGET)?
+            .get((account_id.as_str(), asset_id.as_str()))?
+            .is_some() =>
+        {
+            return Err(OpError::Forbidden(format!(
+                "rule 2: asset {asset_id} is shared with this account read-only; only its owner may change it"
+            )))
         }
+        None => return Err(OpError::not_found(what)),
+    };
+    require_in(
+        &tx.open_table(ACCOUNTS)?,
+        caller,
+        account_id,
+        Need::ManageFleet,
+        &what,
+    )?;
+    let before = format!("name={:?} serial={:?}", asset.name, asset.serial);
+    if let Some(name) = name {
+        asset.name = name_field("name", &name)?;
     }
-    out.reverse();
-    Ok(out)
+    if let Some(serial) = serial {
+        asset.serial = Some(name_field("serial", &serial)?);
+    }
+    assets.insert(
+        (account_id.as_str(), asset_id.as_str()),
+        codec::encode(&asset).as_slice(),
+    )?;
+    drop(assets);
+    audit(
+        tx,
+        &caller.id,
+        AuditNote {
+            account_id: Some(account_id),
+            action: "asset.update",
+            target: asset_id.to_string(),
+            before: Some(before),
+            after: Some(format!("name={:?} serial={:?}", asset.name, asset.serial)),
+        },
+        now,
+    )?;
+    Ok(asset)
 }

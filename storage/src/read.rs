@@ -5,8 +5,8 @@
 use redb::{ReadTransaction, ReadableTable};
 
 use crate::error::{OpError, StoreError};
-use crate::ids::{AccountId, AssetId, DeviceId};
-use crate::model::{Account, Asset, Device, DeviceStatus, Principal};
+use crate::ids::{AccountId, DeviceId};
+use crate::model::{Account, Device, DeviceStatus, Principal};
 use crate::policy::{self, Need};
 use crate::store::{decode_as, get};
 use crate::tables::*;
@@ -16,6 +16,9 @@ use crate::token;
 
 /// Deepest account tree we walk; deeper means a corrupt parent loop, not a real fleet.
 const MAX_DEPTH: usize = 32;
+
+/// The whole history, for the owner's reads.
+pub const ALL_TIME: (Timestamp, Timestamp) = (Timestamp(0), Timestamp(u64::MAX));
 
 /// One page of a list answer; `next_cursor` is opaque to clients.
 #[derive(Debug, Clone, PartialEq)]
@@ -82,64 +85,6 @@ pub fn require_in(
 ) -> Result<(), OpError> {
     let chain = chain(accounts, account)?.ok_or_else(|| OpError::not_found(what))?;
     policy::require(caller, &chain, need, what).map(|_| ())
-}
-
-pub fn visible_asset(
-    rtx: &ReadTransaction,
-    caller: &Principal,
-    account: &AccountId,
-    asset_id: &AssetId,
-) -> Result<Asset, OpError> {
-    let what = format!("asset {asset_id}");
-    require_in(
-        &rtx.open_table(ACCOUNTS)?,
-        caller,
-        account,
-        Need::View,
-        &what,
-    )?;
-    let assets = rtx.open_table(ASSETS)?;
-    let found = assets.get((account.as_str(), asset_id.as_str()))?;
-    match found {
-        Some(bytes) => Ok(decode_as("assets", bytes.value())?),
-        None => Err(OpError::not_found(what)),
-    }
-}
-
-pub fn list_assets(
-    rtx: &ReadTransaction,
-    caller: &Principal,
-    account: &AccountId,
-    cursor: Option<&str>,
-    limit: usize,
-) -> Result<Page<Asset>, OpError> {
-    require_in(
-        &rtx.open_table(ACCOUNTS)?,
-        caller,
-        account,
-        Need::View,
-        &format!("account {account}"),
-    )?;
-    let assets = rtx.open_table(ASSETS)?;
-    let start = cursor.unwrap_or("");
-    let mut items = Vec::new();
-    let mut next_cursor = None;
-    for row in assets.range((account.as_str(), start)..)? {
-        let (key, value) = row?;
-        let (owner, id) = key.value();
-        if owner != account.as_str() {
-            break;
-        }
-        if cursor.is_some() && id <= start {
-            continue;
-        }
-        if items.len() == limit {
-            next_cursor = items.last().map(|asset: &Asset| asset.id.to_string());
-            break;
-        }
-        items.push(decode_as("assets", value.value())?);
-    }
-    Ok(Page { items, next_cursor })
 }
 
 pub fn device(rtx: &ReadTransaction, id: &DeviceId) -> Result<Option<Device>, StoreError> {
@@ -213,28 +158,20 @@ pub fn history(
     Ok(Page { items, next_cursor })
 }
 
-pub fn latest(rtx: &ReadTransaction, asset_key: u64) -> Result<Option<Point>, StoreError> {
+/// The newest point with `from <= ts < to` (the owner passes the whole range).
+pub fn latest(
+    rtx: &ReadTransaction,
+    asset_key: u64,
+    (from, to): (Timestamp, Timestamp),
+) -> Result<Option<Point>, StoreError> {
     let telemetry = rtx.open_table(TELEMETRY)?;
     let last = telemetry
-        .range((asset_key, 0)..=(asset_key, u64::MAX))?
+        .range((asset_key, from.0)..(asset_key, to.0))?
         .next_back();
     match last {
         Some(row) => Ok(Some(decode_as("telemetry", row?.1.value())?)),
         None => Ok(None),
     }
-}
-
-/// The accounts that may see a unit's points right now, each with the asset id it knows
-/// them by. Today that is the owner under the bound asset; grants and mirrors join here.
-pub fn audience(
-    _rtx: &ReadTransaction,
-    device: &Device,
-) -> Result<Vec<(AccountId, AssetId)>, StoreError> {
-    Ok(device
-        .bound_asset
-        .iter()
-        .map(|bound| (device.account_id.clone(), bound.asset_id.clone()))
-        .collect())
 }
 
 /// An account's record for `GET /accounts/{a}`: its members, its ancestors' users and
@@ -264,4 +201,17 @@ pub fn require_view(
         Need::View,
         &format!("account {account}"),
     )
+}
+
+/// Direct sub-accounts of `id`.
+pub fn children(rtx: &ReadTransaction, id: &AccountId) -> Result<Vec<Account>, StoreError> {
+    let accounts = rtx.open_table(ACCOUNTS)?;
+    let mut out = Vec::new();
+    for row in accounts.iter()? {
+        let account: Account = decode_as("accounts", row?.1.value())?;
+        if account.parent_id.as_ref() == Some(id) {
+            out.push(account);
+        }
+    }
+    Ok(out)
 }

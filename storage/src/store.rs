@@ -40,6 +40,12 @@ impl Store {
             tx.open_table(DEVICE_STATUS)?;
             tx.open_table(COUNTERS)?;
             tx.open_table(AUDIT)?;
+            tx.open_table(PARTNERSHIPS)?;
+            tx.open_table(PARTNER_PAIRS)?;
+            tx.open_table(GRANTS)?;
+            tx.open_table(GRANT_BY_PAIR)?;
+            tx.open_table(GRANT_BY_TARGET)?;
+            tx.open_table(GRANT_DEADLINES)?;
         }
         tx.commit()?;
         Ok(Store { db: Arc::new(db) })

@@ -36,3 +36,28 @@ pub const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters"
 
 /// audit sequence -> [`crate::model::AuditEntry`], append-only.
 pub const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
+
+/// partnership id -> [`crate::model::Partnership`]
+pub const PARTNERSHIPS: TableDefinition<&str, &[u8]> = TableDefinition::new("partnerships");
+
+/// (lower account id, higher account id) -> partnership id: at most one per pair.
+pub const PARTNER_PAIRS: TableDefinition<(&str, &str), &str> =
+    TableDefinition::new("partner_pairs");
+
+/// grant id -> [`crate::model::Grant`]. Removed and expired grants are deleted (the audit
+/// log keeps their history).
+pub const GRANTS: TableDefinition<&str, &[u8]> = TableDefinition::new("grants");
+
+/// (asset key, grantee account id) -> grant id: one grant per pair; an asset's audience is
+/// one range scan.
+pub const GRANT_BY_PAIR: TableDefinition<(u64, &str), &str> = TableDefinition::new("grant_by_pair");
+
+/// (grantee account id, asset id) -> grant id: how a grantee addresses a shared asset, and
+/// what keeps an asset id unique within an account.
+pub const GRANT_BY_TARGET: TableDefinition<(&str, &str), &str> =
+    TableDefinition::new("grant_by_target");
+
+/// (instant ms, grant id) -> () for every future `from` and every `until`: the scheduler's
+/// next wake-up is `first()`, what is due is a range up to now.
+pub const GRANT_DEADLINES: TableDefinition<(u64, &str), ()> =
+    TableDefinition::new("grant_deadlines");

@@ -99,10 +99,12 @@ fn history_is_a_bounded_range_scan_with_paging() {
         "from inclusive, to exclusive, oldest first, no other asset"
     );
     assert_eq!(
-        read::latest(&rtx, 1).expect("latest").map(|p| p.ts.0),
+        read::latest(&rtx, 1, read::ALL_TIME)
+            .expect("latest")
+            .map(|p| p.ts.0),
         Some(1_240)
     );
-    assert_eq!(read::latest(&rtx, 3).expect("latest"), None);
+    assert_eq!(read::latest(&rtx, 3, read::ALL_TIME).expect("latest"), None);
 }
 
 #[test]
@@ -132,7 +134,8 @@ fn refused_operation_leaves_nothing_behind() {
     assert!(matches!(refused, Err(OpError::NotFound(_))), "{refused:?}");
     drop(tx);
     let rtx = f.store.begin_read().expect("read");
-    let page = read::list_assets(&rtx, &f.admin, &f.account, None, 10).expect("list");
+    let page = storage::visibility::list(&rtx, &f.admin, &f.account, None, 10, Timestamp(10))
+        .expect("list");
     assert!(page.items.is_empty());
 }
 
@@ -215,9 +218,9 @@ fn strangers_see_nothing_and_viewers_change_nothing() {
 
     let rtx = f.store.begin_read().expect("read");
     let ex1 = AssetId::parse("ex1").expect("id");
-    assert!(read::visible_asset(&rtx, &viewer, &f.account, &ex1).is_ok());
+    assert!(storage::visibility::resolve(&rtx, &viewer, &f.account, &ex1, Timestamp(10)).is_ok());
     assert!(matches!(
-        read::visible_asset(&rtx, &stranger, &f.account, &ex1),
+        storage::visibility::resolve(&rtx, &stranger, &f.account, &ex1, Timestamp(10)),
         Err(OpError::NotFound(_))
     ));
 }

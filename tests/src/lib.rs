@@ -8,6 +8,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use gateway::clock::{Clock, ManualClock};
 use gateway::{Config, Gateway, Ready};
 
 /// A running gateway with its own temporary data directory.
@@ -16,6 +19,8 @@ pub struct TestGateway {
     gateway: Option<Gateway>,
     dir: tempfile::TempDir,
     commit_window: Duration,
+    /// Set when the test drives time itself; kept across restarts.
+    clock: Option<Arc<ManualClock>>,
     /// The bootstrap platform_admin token read from `{data_dir}/bootstrap-token`.
     pub admin_token: String,
 }
@@ -27,8 +32,31 @@ impl TestGateway {
     }
 
     pub fn start_with_window(commit_window: Duration) -> TestGateway {
+        Self::start_inner(commit_window, None)
+    }
+
+    /// A gateway whose clock only moves when the test moves it ([`TestGateway::advance`]).
+    /// It starts at the real current time, so units' own timestamps stay plausible.
+    pub fn start_with_manual_clock() -> TestGateway {
+        let now = gateway::clock::SystemClock.now();
+        Self::start_inner(
+            Duration::from_millis(10),
+            Some(Arc::new(ManualClock::new(now))),
+        )
+    }
+
+    fn launch(dir: &Path, commit_window: Duration, clock: &Option<Arc<ManualClock>>) -> Gateway {
+        let config = config(dir, commit_window);
+        match clock {
+            Some(clock) => Gateway::start_with_clock(config, clock.clone()),
+            None => Gateway::start(config),
+        }
+        .expect("gateway starts")
+    }
+
+    fn start_inner(commit_window: Duration, clock: Option<Arc<ManualClock>>) -> TestGateway {
         let dir = tempfile::tempdir().expect("temporary data dir");
-        let gateway = Gateway::start(config(dir.path(), commit_window)).expect("gateway starts");
+        let gateway = Self::launch(dir.path(), commit_window, &clock);
         let admin_token = std::fs::read_to_string(dir.path().join(gateway::TOKEN_FILE))
             .expect("bootstrap token written")
             .trim()
@@ -37,6 +65,7 @@ impl TestGateway {
             gateway: Some(gateway),
             dir,
             commit_window,
+            clock,
             admin_token,
         }
     }
@@ -74,9 +103,25 @@ impl TestGateway {
         if let Some(gateway) = self.gateway.take() {
             gateway.shutdown();
         }
-        let gateway =
-            Gateway::start(config(self.dir.path(), self.commit_window)).expect("gateway restarts");
-        self.gateway = Some(gateway);
+        self.gateway = Some(Self::launch(
+            self.dir.path(),
+            self.commit_window,
+            &self.clock,
+        ));
+    }
+
+    /// Moves the manual clock forward; the scheduler notices within its short nap.
+    pub fn advance(&self, by: Duration) {
+        let clock = self.clock.as_ref().expect("started with a manual clock");
+        clock.advance(u64::try_from(by.as_millis()).expect("a sane duration"));
+    }
+
+    /// The gateway's current time in ms since the epoch.
+    pub fn now_ms(&self) -> u64 {
+        match &self.clock {
+            Some(clock) => clock.now().0,
+            None => gateway::clock::SystemClock.now().0,
+        }
     }
 
     pub fn ready_file(&self) -> PathBuf {
@@ -99,6 +144,7 @@ fn config(dir: &Path, commit_window: Duration) -> Config {
     config.mqtt_tls_addr = Some("127.0.0.1:0".parse().expect("addr"));
     config.mqtt_tls_names = vec!["localhost".into()];
     config.commit_window = commit_window;
+    config.scheduler_max_nap = Duration::from_millis(20);
     config
 }
 
@@ -120,9 +166,25 @@ pub struct Fleet {
 
 impl Fleet {
     pub async fn create(gateway: &TestGateway, name: &str) -> Fleet {
+        Self::create_under(gateway, name, None).await
+    }
+
+    /// A sub-account of this fleet's account, with its own admin.
+    pub async fn child(&self, gateway: &TestGateway, name: &str) -> Fleet {
+        Self::create_under(gateway, name, Some(&self.account_id)).await
+    }
+
+    async fn create_under(
+        gateway: &TestGateway,
+        name: &str,
+        parent: Option<&simulator::api::AccountId>,
+    ) -> Fleet {
         let platform = simulator::ApiClient::new(&gateway.http_base(), gateway.admin_token.clone())
             .expect("client");
-        let account = platform.create_account(name, None).await.expect("account");
+        let account = platform
+            .create_account(name, parent)
+            .await
+            .expect("account");
         let user = platform
             .create_user(&account.id, "admin", simulator::api::UserRole::Admin)
             .await
@@ -247,5 +309,25 @@ impl Fleet {
                 .map(str::to_owned)
         })
         .await
+    }
+}
+
+impl Fleet {
+    /// `POST /v1/visibility/grants` as this fleet's admin; the raw answer.
+    pub async fn grant(
+        &self,
+        to: &Fleet,
+        assets: &[&str],
+        window: serde_json::Value,
+    ) -> simulator::api::RawResponse {
+        let mut body =
+            serde_json::json!({"account_id": to.account_id.to_string(), "asset_ids": assets});
+        if let (Some(body), Some(window)) = (body.as_object_mut(), window.as_object()) {
+            body.extend(window.clone());
+        }
+        self.admin
+            .request_raw(reqwest::Method::POST, "/v1/visibility/grants", Some(&body))
+            .await
+            .expect("answer")
     }
 }

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use storage::ids::IdError;
 use storage::model::{Account, Asset, Capabilities, DeviceStatus, Principal, PrincipalKind};
+use storage::visibility::{Relation, Seen};
 use storage::OpError;
 use utoipa::{IntoParams, ToSchema};
 
@@ -180,20 +181,48 @@ pub struct AssetView {
     /// `owned`, `shared` (visibility grant) or `mirror` (tenant sharing).
     pub relation: &'static str,
     pub created_at: String,
+    /// For a shared asset with a temporary grant: when the sight ends.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub visible_until: Option<String>,
 }
 
-impl From<Asset> for AssetView {
-    fn from(asset: Asset) -> Self {
+impl AssetView {
+    pub fn owned(asset: Asset) -> Self {
+        AssetView::from(Seen {
+            asset,
+            relation: Relation::Owned,
+            grant: None,
+        })
+    }
+}
+
+impl From<Seen> for AssetView {
+    fn from(seen: Seen) -> Self {
+        let asset = seen.asset;
+        let owned = seen.relation == Relation::Owned;
         AssetView {
             id: asset.id.to_string(),
             account_id: asset.account_id.to_string(),
             name: asset.name,
             serial: asset.serial,
-            device_id: asset.device_id.map(|id| id.to_string()),
-            relation: "owned",
+            // Which unit reports for an asset is the owner's business.
+            device_id: asset.device_id.filter(|_| owned).map(|id| id.to_string()),
+            relation: seen.relation.as_str(),
             created_at: asset.created_at.to_rfc3339(),
+            visible_until: seen
+                .grant
+                .and_then(|grant| grant.until)
+                .map(|t| t.to_rfc3339()),
         }
     }
+}
+
+/// The fields of an asset its owner may change.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssetPatch {
+    pub name: Option<String>,
+    pub serial: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

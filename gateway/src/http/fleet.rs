@@ -1,9 +1,9 @@
 //! Devices and assets: registration, listings, history, latest point, device status.
 
 use actix_web::{web, HttpResponse};
-use storage::model::Asset;
 use storage::read::acting_account;
 use storage::time::Timestamp;
+use storage::visibility::Seen;
 use storage::{AccountId, AssetId, DeviceId, OpError};
 
 use super::auth::Caller;
@@ -18,20 +18,22 @@ pub(super) fn account_param(caller: &Caller, raw: Option<&str>) -> Result<Accoun
     acting_account(&caller.0, explicit.as_ref())
 }
 
-/// An asset the caller may see, addressed by the id its account knows.
+/// An asset the caller may see (owned, or shared inside an open grant window), addressed
+/// by the id its account knows.
 pub(super) fn visible_asset(
     state: &AppState,
     caller: &Caller,
     account: Option<&str>,
     raw_id: &str,
-) -> Result<Asset, ApiError> {
+) -> Result<Seen, ApiError> {
     let id = AssetId::parse(raw_id).map_err(|_| OpError::not_found(format!("asset {raw_id}")))?;
     let account = account_param(caller, account)?;
-    Ok(storage::read::visible_asset(
+    Ok(storage::visibility::resolve(
         &state.store.begin_read()?,
         &caller.0,
         &account,
         &id,
+        state.clock.now(),
     )?)
 }
 
@@ -143,7 +145,7 @@ pub async fn create_asset(
     if let Some(device) = bound_device {
         state.directory.rebind(&device).await?;
     }
-    Ok(HttpResponse::Created().json(AssetView::from(asset)))
+    Ok(HttpResponse::Created().json(AssetView::owned(asset)))
 }
 
 #[utoipa::path(get, path = "/v1/assets", params(ListQuery),
@@ -155,12 +157,13 @@ pub async fn list_assets(
 ) -> Result<HttpResponse, ApiError> {
     let account = account_param(&caller, query.account_id.as_deref())?;
     let limit = limit(query.limit)?;
-    let page = storage::read::list_assets(
+    let page = storage::visibility::list(
         &state.store.begin_read()?,
         &caller.0,
         &account,
         query.cursor.as_deref(),
         limit,
+        state.clock.now(),
     )?;
     Ok(HttpResponse::Ok().json(AssetList {
         items: page.items.into_iter().map(AssetView::from).collect(),
@@ -176,8 +179,8 @@ pub async fn get_asset(
     path: web::Path<String>,
     query: web::Query<AccountQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let asset = visible_asset(&state, &caller, query.account_id.as_deref(), &path)?;
-    Ok(HttpResponse::Ok().json(AssetView::from(asset)))
+    let seen = visible_asset(&state, &caller, query.account_id.as_deref(), &path)?;
+    Ok(HttpResponse::Ok().json(AssetView::from(seen)))
 }
 
 fn time_param(field: &str, raw: Option<&str>, default: Timestamp) -> Result<Timestamp, OpError> {
@@ -197,12 +200,15 @@ pub async fn history(
     path: web::Path<String>,
     query: web::Query<HistoryQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let asset = visible_asset(&state, &caller, query.account_id.as_deref(), &path)?;
+    let seen = visible_asset(&state, &caller, query.account_id.as_deref(), &path)?;
     let from = time_param("from", query.from.as_deref(), Timestamp(0))?;
     let to = time_param("to", query.to.as_deref(), Timestamp(u64::MAX))?;
     if to <= from {
         return Err(OpError::invalid("to", "must be after from").into());
     }
+    // A grantee reads inside its grant window only.
+    let (window_from, window_to) = seen.window();
+    let (from, to) = (from.max(window_from), to.min(window_to));
     let cursor = query
         .cursor
         .as_deref()
@@ -214,7 +220,7 @@ pub async fn history(
     let limit = limit(query.limit)?;
     let page = storage::read::history(
         &state.store.begin_read()?,
-        asset.key,
+        seen.asset.key,
         from,
         to,
         cursor,
@@ -224,7 +230,7 @@ pub async fn history(
         items: page
             .items
             .iter()
-            .map(|point| point.to_json(&asset.id))
+            .map(|point| point.to_json(&seen.asset.id))
             .collect(),
         next_cursor: page.next_cursor,
     }))
@@ -238,9 +244,13 @@ pub async fn latest(
     path: web::Path<String>,
     query: web::Query<AccountQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let asset = visible_asset(&state, &caller, query.account_id.as_deref(), &path)?;
+    let seen = visible_asset(&state, &caller, query.account_id.as_deref(), &path)?;
+    let (window_from, window_to) = seen.window();
+    let inside =
+        |point: &storage::telemetry::Point| point.ts >= window_from && point.ts < window_to;
     // The unit's actor holds points not yet committed; the store is the fallback.
-    let live = match asset
+    let live = match seen
+        .asset
         .device_id
         .as_ref()
         .and_then(|id| state.directory.device(id))
@@ -248,11 +258,37 @@ pub async fn latest(
         Some(actor) => actor.send(actors::device::GetLatest).await.ok().flatten(),
         None => None,
     };
-    let point = match live {
+    let point = match live.filter(|point| inside(point)) {
         Some(point) => Some(point),
-        None => storage::read::latest(&state.store.begin_read()?, asset.key)?,
+        None => storage::read::latest(
+            &state.store.begin_read()?,
+            seen.asset.key,
+            (window_from, window_to),
+        )?,
     };
     let point =
-        point.ok_or_else(|| OpError::not_found(format!("telemetry of asset {}", asset.id)))?;
-    Ok(HttpResponse::Ok().json(point.to_json(&asset.id)))
+        point.ok_or_else(|| OpError::not_found(format!("telemetry of asset {}", seen.asset.id)))?;
+    Ok(HttpResponse::Ok().json(point.to_json(&seen.asset.id)))
+}
+
+#[utoipa::path(patch, path = "/v1/assets/{x}", request_body = AssetPatch, params(AccountQuery),
+    responses((status = 200, body = AssetView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn patch_asset(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    query: web::Query<AccountQuery>,
+    body: web::Json<AssetPatch>,
+) -> Result<HttpResponse, ApiError> {
+    let id = AssetId::parse(&path).map_err(|_| OpError::not_found(format!("asset {path}")))?;
+    let account = account_param(&caller, query.account_id.as_deref())?;
+    let body = body.into_inner();
+    let now = state.clock.now();
+    let asset = state
+        .writer
+        .execute(move |tx| {
+            storage::ops::update_asset(tx, &caller.0, &account, &id, body.name, body.serial, now)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(AssetView::owned(asset)))
 }

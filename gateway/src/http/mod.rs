@@ -7,6 +7,7 @@ pub mod auth;
 pub mod dto;
 pub mod fleet;
 pub mod problem;
+pub mod sharing;
 pub mod stream;
 
 use std::sync::Arc;
@@ -31,6 +32,7 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub clock: Arc<dyn Clock>,
     pub ca: Arc<crate::pki::CertificateAuthority>,
+    pub scheduler: actors::scheduler::SchedulerHandle,
     pub device_cert_validity: std::time::Duration,
 }
 
@@ -49,9 +51,19 @@ pub struct AppState {
         fleet::create_asset,
         fleet::list_assets,
         fleet::get_asset,
+        fleet::patch_asset,
         fleet::history,
         fleet::latest,
         stream::account_stream,
+        sharing::create_partnership,
+        sharing::end_partnership,
+        sharing::list_partnerships,
+        sharing::create_grants,
+        sharing::remove_grants,
+        sharing::delete_grant,
+        sharing::list_grants,
+        sharing::audit,
+        sharing::children,
         stream::asset_stream,
         healthz,
         metrics,
@@ -94,6 +106,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/accounts", web::post().to(accounts::create_account))
             .route("/accounts/{a}", web::get().to(accounts::get_account))
             .route("/accounts/{a}/users", web::post().to(accounts::create_user))
+            .route("/accounts/{a}/children", web::get().to(sharing::children))
+            .route("/partnerships", web::post().to(sharing::create_partnership))
+            .route("/partnerships", web::get().to(sharing::list_partnerships))
+            .route(
+                "/partnerships/{id}",
+                web::delete().to(sharing::end_partnership),
+            )
+            .route("/visibility/grants", web::post().to(sharing::create_grants))
+            .route("/visibility/grants", web::get().to(sharing::list_grants))
+            .route(
+                "/visibility/grants/{id}",
+                web::delete().to(sharing::delete_grant),
+            )
+            .route("/visibility/remove", web::post().to(sharing::remove_grants))
+            .route("/audit", web::get().to(sharing::audit))
             .route("/staff", web::post().to(accounts::create_staff))
             .route("/devices", web::post().to(fleet::register_device))
             .route("/devices/{d}", web::delete().to(fleet::deregister_device))
@@ -101,6 +128,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/assets", web::post().to(fleet::create_asset))
             .route("/assets", web::get().to(fleet::list_assets))
             .route("/assets/{x}", web::get().to(fleet::get_asset))
+            .route("/assets/{x}", web::patch().to(fleet::patch_asset))
             .route("/assets/{x}/telemetry", web::get().to(fleet::history))
             .route("/assets/{x}/latest", web::get().to(fleet::latest))
             .route("/assets/{x}/stream", web::get().to(stream::asset_stream))

@@ -71,6 +71,8 @@ pub async fn asset_stream(
     path: web::Path<String>,
     query: web::Query<AccountQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let asset = visible_asset(&state, &caller, query.account_id.as_deref(), &path)?;
-    open(&state, asset.account_id.clone(), Some(asset.id)).await
+    let account = account_param(&caller, query.account_id.as_deref())?;
+    let seen = visible_asset(&state, &caller, query.account_id.as_deref(), &path)?;
+    // The stream lives at the viewing account, which receives the points under its id.
+    open(&state, account, Some(seen.asset.id)).await
 }

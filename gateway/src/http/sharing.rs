@@ -1,0 +1,395 @@
+//! Partnerships, visibility grants, audit, and account children. Every grant change is one
+//! transaction; only after it commits are the affected `DeviceActor`s re-bound, and the
+//! answer waits for their acknowledgement (DESIGN section 2's ordering contract).
+
+use actix_web::{web, HttpResponse};
+use serde::{Deserialize, Serialize};
+use storage::model::{AuditEntry, Grant, Partnership};
+use storage::sharing::{Change, GrantRequest};
+use storage::time::Timestamp;
+use storage::{AccountId, AssetId, GrantId, OpError, PartnershipId};
+use utoipa::{IntoParams, ToSchema};
+
+use super::auth::Caller;
+use super::dto::{id_field, AccountView};
+use super::fleet::account_param;
+use super::problem::{ApiError, Problem};
+use super::AppState;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewPartnership {
+    pub account_a: String,
+    pub account_b: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PartnershipView {
+    pub id: String,
+    pub account_a: String,
+    pub account_b: String,
+    pub created_at: String,
+}
+
+impl From<Partnership> for PartnershipView {
+    fn from(p: Partnership) -> Self {
+        PartnershipView {
+            id: p.id.to_string(),
+            account_a: p.account_a.to_string(),
+            account_b: p.account_b.to_string(),
+            created_at: p.created_at.to_rfc3339(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PartnershipEnded {
+    pub id: String,
+    pub ended_grants: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GrantView {
+    pub id: String,
+    pub asset_id: String,
+    pub owner_account_id: String,
+    /// The grantee.
+    pub account_id: String,
+    pub from: String,
+    pub until: Option<String>,
+    /// Inside its window now.
+    pub active: bool,
+    /// Set on answers of grant calls: `created`, `updated` or `unchanged`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub change: Option<&'static str>,
+}
+
+impl GrantView {
+    fn new(grant: Grant, now: Timestamp, change: Option<Change>) -> Self {
+        GrantView {
+            active: grant.active_at(now),
+            id: grant.id.to_string(),
+            asset_id: grant.asset_id.to_string(),
+            owner_account_id: grant.owner_account.to_string(),
+            account_id: grant.target.to_string(),
+            from: grant.from.to_rfc3339(),
+            until: grant.until.map(|t| t.to_rfc3339()),
+            change: change.map(Change::as_str),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GrantList {
+    pub dry_run: bool,
+    pub items: Vec<GrantView>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewGrants {
+    /// The grantee account.
+    pub account_id: String,
+    pub asset_ids: Vec<String>,
+    /// RFC 3339; default now (or the current start of an existing grant).
+    pub from: Option<String>,
+    /// RFC 3339; absent for a permanent grant.
+    pub until: Option<String>,
+    /// The owner account when the caller administers several (default: the caller's).
+    pub owner_account_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RemoveGrants {
+    pub account_id: String,
+    pub asset_ids: Vec<String>,
+    pub owner_account_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct DryRun {
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct GrantFilter {
+    pub asset_id: Option<String>,
+    pub account_id: Option<String>,
+}
+
+fn account_field(field: &str, raw: &str) -> Result<AccountId, OpError> {
+    id_field(field, AccountId::parse(raw))
+}
+
+fn asset_ids(raw: &[String]) -> Result<Vec<AssetId>, OpError> {
+    raw.iter()
+        .map(|id| id_field("asset_ids", AssetId::parse(id)))
+        .collect()
+}
+
+fn time_field(field: &str, raw: Option<&str>) -> Result<Option<Timestamp>, OpError> {
+    raw.map(|raw| {
+        Timestamp::parse_rfc3339(raw)
+            .ok_or_else(|| OpError::invalid(field, "must be an RFC 3339 time"))
+    })
+    .transpose()
+}
+
+#[utoipa::path(post, path = "/v1/partnerships", request_body = NewPartnership,
+    responses((status = 201, body = PartnershipView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn create_partnership(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: web::Json<NewPartnership>,
+) -> Result<HttpResponse, ApiError> {
+    let a = account_field("account_a", &body.account_a)?;
+    let b = account_field("account_b", &body.account_b)?;
+    let now = state.clock.now();
+    let partnership = state
+        .writer
+        .execute(move |tx| storage::sharing::create_partnership(tx, &caller.0, a, b, now))
+        .await?;
+    Ok(HttpResponse::Created().json(PartnershipView::from(partnership)))
+}
+
+#[utoipa::path(delete, path = "/v1/partnerships/{id}",
+    responses((status = 200, body = PartnershipEnded), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn end_partnership(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = PartnershipId::parse(&path)
+        .map_err(|_| OpError::not_found(format!("partnership {path}")))?;
+    let now = state.clock.now();
+    let (partnership, ended) = state
+        .writer
+        .execute(move |tx| storage::sharing::end_partnership(tx, &caller.0, &id, now))
+        .await?;
+    state.directory.rebind_grants(&ended).await?;
+    Ok(HttpResponse::Ok().json(PartnershipEnded {
+        id: partnership.id.to_string(),
+        ended_grants: ended.iter().map(|grant| grant.id.to_string()).collect(),
+    }))
+}
+
+#[utoipa::path(get, path = "/v1/partnerships", responses((status = 200, body = Vec<PartnershipView>)))]
+pub async fn list_partnerships(
+    state: web::Data<AppState>,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    let items = storage::sharing::list_partnerships(&state.store.begin_read()?, &caller.0)?;
+    let items: Vec<PartnershipView> = items.into_iter().map(PartnershipView::from).collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+}
+
+#[utoipa::path(post, path = "/v1/visibility/grants", request_body = NewGrants, params(DryRun),
+    responses((status = 201, body = GrantList), (status = 200, description = "dry run", body = GrantList), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn create_grants(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<DryRun>,
+    body: web::Json<NewGrants>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let request = GrantRequest {
+        owner: account_param(&caller, body.owner_account_id.as_deref())?,
+        target: account_field("account_id", &body.account_id)?,
+        asset_ids: asset_ids(&body.asset_ids)?,
+        from: time_field("from", body.from.as_deref())?,
+        until: time_field("until", body.until.as_deref())?,
+    };
+    let now = state.clock.now();
+    let dry_run = query.dry_run;
+    let outcomes = state
+        .writer
+        .execute_or_dry(dry_run, move |tx| {
+            storage::sharing::grant(tx, &caller.0, request, now)
+        })
+        .await?;
+    if !dry_run {
+        let changed: Vec<Grant> = outcomes
+            .iter()
+            .filter(|(_, change)| *change != Change::Unchanged)
+            .map(|(grant, _)| grant.clone())
+            .collect();
+        state.directory.rebind_grants(&changed).await?;
+        state.scheduler.wake();
+    }
+    let items = outcomes
+        .into_iter()
+        .map(|(grant, change)| GrantView::new(grant, now, Some(change)))
+        .collect();
+    let answer = GrantList { dry_run, items };
+    Ok(if dry_run {
+        HttpResponse::Ok().json(answer)
+    } else {
+        HttpResponse::Created().json(answer)
+    })
+}
+
+#[utoipa::path(post, path = "/v1/visibility/remove", request_body = RemoveGrants, params(DryRun),
+    responses((status = 200, body = GrantList), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn remove_grants(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<DryRun>,
+    body: web::Json<RemoveGrants>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let owner = account_param(&caller, body.owner_account_id.as_deref())?;
+    let target = account_field("account_id", &body.account_id)?;
+    let assets = asset_ids(&body.asset_ids)?;
+    let now = state.clock.now();
+    let dry_run = query.dry_run;
+    let removed = state
+        .writer
+        .execute_or_dry(dry_run, move |tx| {
+            storage::sharing::remove_grants(tx, &caller.0, &owner, &target, &assets, now)
+        })
+        .await?;
+    if !dry_run {
+        state.directory.rebind_grants(&removed).await?;
+    }
+    Ok(HttpResponse::Ok().json(GrantList {
+        dry_run,
+        items: removed
+            .into_iter()
+            .map(|grant| GrantView::new(grant, now, None))
+            .collect(),
+    }))
+}
+
+#[utoipa::path(delete, path = "/v1/visibility/grants/{id}",
+    responses((status = 204, description = "removed; no later point reaches the grantee"), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn delete_grant(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = GrantId::parse(&path).map_err(|_| OpError::not_found(format!("grant {path}")))?;
+    let now = state.clock.now();
+    let grant = state
+        .writer
+        .execute(move |tx| storage::sharing::delete_grant(tx, &caller.0, &id, now))
+        .await?;
+    state.directory.rebind_grants(&[grant]).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[utoipa::path(get, path = "/v1/visibility/grants", params(GrantFilter), responses((status = 200, body = GrantList)))]
+pub async fn list_grants(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<GrantFilter>,
+) -> Result<HttpResponse, ApiError> {
+    let asset = query
+        .asset_id
+        .as_deref()
+        .map(|raw| id_field("asset_id", AssetId::parse(raw)))
+        .transpose()?;
+    let account = query
+        .account_id
+        .as_deref()
+        .map(|raw| account_field("account_id", raw))
+        .transpose()?;
+    let now = state.clock.now();
+    let grants = storage::visibility::grants(
+        &state.store.begin_read()?,
+        &caller.0,
+        asset.as_ref(),
+        account.as_ref(),
+    )?;
+    Ok(HttpResponse::Ok().json(GrantList {
+        dry_run: false,
+        items: grants
+            .into_iter()
+            .map(|grant| GrantView::new(grant, now, None))
+            .collect(),
+    }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    pub account_id: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditView {
+    pub seq: u64,
+    pub at: String,
+    pub actor: String,
+    /// The support access (request or ticket id) the actor acted under.
+    pub via: Option<String>,
+    pub account_id: Option<String>,
+    pub action: String,
+    pub target: String,
+    pub before: Option<String>,
+    pub after: Option<String>,
+}
+
+impl From<AuditEntry> for AuditView {
+    fn from(entry: AuditEntry) -> Self {
+        AuditView {
+            seq: entry.seq,
+            at: entry.at.to_rfc3339(),
+            actor: entry.actor.to_string(),
+            via: entry.via,
+            account_id: entry.account_id.map(|id| id.to_string()),
+            action: entry.action,
+            target: entry.target,
+            before: entry.before,
+            after: entry.after,
+        }
+    }
+}
+
+#[utoipa::path(get, path = "/v1/audit", params(AuditQuery),
+    responses((status = 200, description = "audit entries, oldest first"), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn audit(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<AuditQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let account = query
+        .account_id
+        .as_deref()
+        .map(|raw| account_field("account_id", raw))
+        .transpose()?;
+    let from = time_field("from", query.from.as_deref())?.unwrap_or(Timestamp(0));
+    let to = time_field("to", query.to.as_deref())?.unwrap_or(Timestamp(u64::MAX));
+    let limit = super::dto::limit(query.limit)?;
+    let entries = storage::audit::entries(
+        &state.store.begin_read()?,
+        &caller.0,
+        account.as_ref(),
+        (from, to),
+        limit,
+    )?;
+    let items: Vec<AuditView> = entries.into_iter().map(AuditView::from).collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+}
+
+#[utoipa::path(get, path = "/v1/accounts/{a}/children", responses((status = 200, description = "direct sub-accounts"), (status = 404, body = Problem)))]
+pub async fn children(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = AccountId::parse(&path).map_err(|_| OpError::not_found(format!("account {path}")))?;
+    let rtx = state.store.begin_read()?;
+    storage::read::visible_account(&rtx, &caller.0, &id)?;
+    let items: Vec<AccountView> = storage::read::children(&rtx, &id)?
+        .into_iter()
+        .map(AccountView::from)
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+}

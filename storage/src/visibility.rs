@@ -1,0 +1,253 @@
+//! What an account sees of an asset (rule 2): its own assets, and assets shared with it by
+//! a grant, during the grant's window only. Everything that answers "may this account see
+//! this asset, and which part of its history" goes through here.
+
+use redb::{ReadTransaction, ReadableTable};
+
+use crate::error::{OpError, StoreError};
+use crate::ids::{AccountId, AssetId};
+use crate::model::{Asset, Device, Grant, Principal};
+use crate::policy::{self, Need};
+use crate::read::{chain, require_in, Page};
+use crate::store::{decode_as, get};
+use crate::tables::*;
+use crate::time::Timestamp;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Relation {
+    Owned,
+    Shared,
+}
+
+impl Relation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Relation::Owned => "owned",
+            Relation::Shared => "shared",
+        }
+    }
+}
+
+/// An asset as one account sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Seen {
+    pub asset: Asset,
+    pub relation: Relation,
+    /// For a shared asset, the grant that shows it.
+    pub grant: Option<Grant>,
+}
+
+impl Seen {
+    /// The part of history this account may read: all of it for the owner, the grant
+    /// window for a grantee.
+    pub fn window(&self) -> (Timestamp, Timestamp) {
+        match &self.grant {
+            None => (Timestamp(0), Timestamp(u64::MAX)),
+            Some(grant) => (grant.from, grant.until.unwrap_or(Timestamp(u64::MAX))),
+        }
+    }
+
+    /// Rule 2: a grantee never changes, re-shares or keys what it only sees.
+    pub fn require_owned(&self, action: &str) -> Result<(), OpError> {
+        match self.relation {
+            Relation::Owned => Ok(()),
+            Relation::Shared => Err(OpError::Forbidden(format!(
+                "rule 2: asset {} is shared with this account read-only; it may not {action} it",
+                self.asset.id
+            ))),
+        }
+    }
+}
+
+fn shared(
+    rtx: &ReadTransaction,
+    grant_id: &str,
+    now: Timestamp,
+) -> Result<Option<Seen>, StoreError> {
+    let Some(grant) = get::<Grant>(&rtx.open_table(GRANTS)?, "grants", grant_id)? else {
+        return Ok(None);
+    };
+    if !grant.active_at(now) {
+        return Ok(None);
+    }
+    let assets = rtx.open_table(ASSETS)?;
+    let found = assets.get((grant.owner_account.as_str(), grant.asset_id.as_str()))?;
+    let Some(bytes) = found else {
+        return Ok(None);
+    };
+    Ok(Some(Seen {
+        asset: decode_as("assets", bytes.value())?,
+        relation: Relation::Shared,
+        grant: Some(grant),
+    }))
+}
+
+/// The asset `asset_id` as account `account` knows it, if `caller` may see it there.
+pub fn resolve(
+    rtx: &ReadTransaction,
+    caller: &Principal,
+    account: &AccountId,
+    asset_id: &AssetId,
+    now: Timestamp,
+) -> Result<Seen, OpError> {
+    let what = format!("asset {asset_id}");
+    require_in(
+        &rtx.open_table(ACCOUNTS)?,
+        caller,
+        account,
+        Need::View,
+        &what,
+    )?;
+    let assets = rtx.open_table(ASSETS)?;
+    if let Some(bytes) = assets.get((account.as_str(), asset_id.as_str()))? {
+        return Ok(Seen {
+            asset: decode_as("assets", bytes.value())?,
+            relation: Relation::Owned,
+            grant: None,
+        });
+    }
+    let by_target = rtx.open_table(GRANT_BY_TARGET)?;
+    let grant_id = by_target.get((account.as_str(), asset_id.as_str()))?;
+    match grant_id {
+        Some(id) => shared(rtx, id.value(), now)?.ok_or_else(|| OpError::not_found(what)),
+        None => Err(OpError::not_found(what)),
+    }
+}
+
+/// The account's assets, owned and shared, ordered by id and paged.
+pub fn list(
+    rtx: &ReadTransaction,
+    caller: &Principal,
+    account: &AccountId,
+    cursor: Option<&str>,
+    limit: usize,
+    now: Timestamp,
+) -> Result<Page<Seen>, OpError> {
+    require_in(
+        &rtx.open_table(ACCOUNTS)?,
+        caller,
+        account,
+        Need::View,
+        &format!("account {account}"),
+    )?;
+    let after = cursor.unwrap_or("");
+    let mut items: Vec<Seen> = Vec::new();
+    // Up to limit + 1 of each source, merged by id: enough to fill a page and know
+    // whether another follows.
+    let assets = rtx.open_table(ASSETS)?;
+    for row in assets.range((account.as_str(), after)..)? {
+        let (key, value) = row?;
+        let (owner, id) = key.value();
+        if owner != account.as_str() || items.len() > limit {
+            break;
+        }
+        if cursor.is_some() && id <= after {
+            continue;
+        }
+        items.push(Seen {
+            asset: decode_as("assets", value.value())?,
+            relation: Relation::Owned,
+            grant: None,
+        });
+    }
+    let by_target = rtx.open_table(GRANT_BY_TARGET)?;
+    let mut shared_count = 0;
+    for row in by_target.range((account.as_str(), after)..)? {
+        let (key, grant_id) = row?;
+        let (target, id) = key.value();
+        if target != account.as_str() || shared_count > limit {
+            break;
+        }
+        if cursor.is_some() && id <= after {
+            continue;
+        }
+        if let Some(seen) = shared(rtx, grant_id.value(), now)? {
+            items.push(seen);
+            shared_count += 1;
+        }
+    }
+    items.sort_by(|a, b| a.asset.id.cmp(&b.asset.id));
+    let next_cursor = if items.len() > limit {
+        items.truncate(limit);
+        items.last().map(|seen| seen.asset.id.to_string())
+    } else {
+        None
+    };
+    Ok(Page { items, next_cursor })
+}
+
+/// The accounts that may see a unit's points right now, each with the asset id it knows
+/// them by: the owner, and every grantee whose window is open.
+pub fn audience(
+    rtx: &ReadTransaction,
+    device: &Device,
+    now: Timestamp,
+) -> Result<Vec<(AccountId, AssetId)>, StoreError> {
+    let Some(bound) = &device.bound_asset else {
+        return Ok(Vec::new());
+    };
+    let mut out = vec![(device.account_id.clone(), bound.asset_id.clone())];
+    let pairs = rtx.open_table(GRANT_BY_PAIR)?;
+    let grants = rtx.open_table(GRANTS)?;
+    for row in pairs.range((bound.asset_key, "")..(bound.asset_key + 1, ""))? {
+        let (_, grant_id) = row?;
+        if let Some(grant) = get::<Grant>(&grants, "grants", grant_id.value())? {
+            if grant.active_at(now) {
+                out.push((grant.target, grant.asset_id));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Grants the caller may list: all of an owner account it has a role in, and the ones
+/// made to its own account(s) as grantee. Optional filters narrow the list.
+pub fn grants(
+    rtx: &ReadTransaction,
+    caller: &Principal,
+    asset_id: Option<&AssetId>,
+    account_id: Option<&AccountId>,
+) -> Result<Vec<Grant>, StoreError> {
+    let accounts = rtx.open_table(ACCOUNTS)?;
+    let table = rtx.open_table(GRANTS)?;
+    let sees = |account: &AccountId| {
+        chain(&accounts, account)
+            .ok()
+            .flatten()
+            .is_some_and(|chain| policy::role_in(caller, &chain).is_some())
+    };
+    let mut out = Vec::new();
+    for row in table.iter()? {
+        let grant: Grant = decode_as("grants", row?.1.value())?;
+        if asset_id.is_some_and(|wanted| wanted != &grant.asset_id)
+            || account_id.is_some_and(|wanted| wanted != &grant.target)
+        {
+            continue;
+        }
+        if sees(&grant.owner_account) || sees(&grant.target) {
+            out.push(grant);
+        }
+    }
+    Ok(out)
+}
+
+/// The devices of the given asset keys' owners, for re-binding after a change.
+pub fn devices_of(rtx: &ReadTransaction, grants: &[Grant]) -> Result<Vec<Device>, StoreError> {
+    let assets = rtx.open_table(ASSETS)?;
+    let devices = rtx.open_table(DEVICES)?;
+    let mut out: Vec<Device> = Vec::new();
+    for grant in grants {
+        let found = assets.get((grant.owner_account.as_str(), grant.asset_id.as_str()))?;
+        let Some(bytes) = found else { continue };
+        let asset: Asset = decode_as("assets", bytes.value())?;
+        if let Some(device_id) = asset.device_id {
+            if out.iter().any(|device| device.id == device_id) {
+                continue;
+            }
+            if let Some(device) = get::<Device>(&devices, "devices", device_id.as_str())? {
+                out.push(device);
+            }
+        }
+    }
+    Ok(out)
+}
