@@ -22,6 +22,8 @@ pub struct Viewer {
     pub account_id: AccountId,
     pub asset_id: AssetId,
     pub addr: Addr<AccountActor>,
+    /// End of this viewer's grant window, checked on every point.
+    pub until: Option<storage::time::Timestamp>,
 }
 
 /// Which of the unit's topics a message came in on.
@@ -113,7 +115,11 @@ impl DeviceActor {
         {
             self.latest = Some(point.clone());
         }
-        for viewer in &self.audience {
+        for viewer in self
+            .audience
+            .iter()
+            .filter(|viewer| viewer.until.is_none_or(|until| now < until))
+        {
             let json = point.to_json(&viewer.asset_id).to_string();
             viewer.addr.do_send(Deliver {
                 asset_id: viewer.asset_id.clone(),

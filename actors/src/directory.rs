@@ -90,10 +90,11 @@ impl Directory {
         Ok(
             storage::visibility::audience(&rtx, device, self.shared.clock.now())?
                 .into_iter()
-                .map(|(account_id, asset_id)| Viewer {
-                    addr: self.account(&account_id),
-                    account_id,
-                    asset_id,
+                .map(|member| Viewer {
+                    addr: self.account(&member.account_id),
+                    account_id: member.account_id,
+                    asset_id: member.asset_id,
+                    until: member.until,
                 })
                 .collect(),
         )

@@ -176,24 +176,43 @@ pub fn list(
     Ok(Page { items, next_cursor })
 }
 
-/// The accounts that may see a unit's points right now, each with the asset id it knows
-/// them by: the owner, and every grantee whose window is open.
+/// One account of an asset's audience.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub account_id: AccountId,
+    /// The id this account knows the asset by.
+    pub asset_id: AssetId,
+    /// When this account's sight ends (`None`: owner or permanent grant). The actor checks
+    /// it per point, so a window closes at its instant even before the scheduler runs.
+    pub until: Option<Timestamp>,
+}
+
+/// The accounts that may see a unit's points right now: the owner, and every grantee
+/// whose window is open.
 pub fn audience(
     rtx: &ReadTransaction,
     device: &Device,
     now: Timestamp,
-) -> Result<Vec<(AccountId, AssetId)>, StoreError> {
+) -> Result<Vec<Member>, StoreError> {
     let Some(bound) = &device.bound_asset else {
         return Ok(Vec::new());
     };
-    let mut out = vec![(device.account_id.clone(), bound.asset_id.clone())];
+    let mut out = vec![Member {
+        account_id: device.account_id.clone(),
+        asset_id: bound.asset_id.clone(),
+        until: None,
+    }];
     let pairs = rtx.open_table(GRANT_BY_PAIR)?;
     let grants = rtx.open_table(GRANTS)?;
     for row in pairs.range((bound.asset_key, "")..(bound.asset_key + 1, ""))? {
         let (_, grant_id) = row?;
         if let Some(grant) = get::<Grant>(&grants, "grants", grant_id.value())? {
             if grant.active_at(now) {
-                out.push((grant.target, grant.asset_id));
+                out.push(Member {
+                    account_id: grant.target,
+                    asset_id: grant.asset_id,
+                    until: grant.until,
+                });
             }
         }
     }
