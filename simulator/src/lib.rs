@@ -6,7 +6,8 @@
 //! # Layout
 //!
 //! - [`api`]: `ApiClient`, a typed HTTP client for `/v1` (problem+json errors become
-//!   `ApiError::Status`), raw requests for tests, and the SSE reader for live streams.
+//!   `ApiError::Status`), raw requests for tests, and the SSE reader for live streams; the
+//!   sharing endpoints (partnerships, visibility grants, audit) live in `api/sharing.rs`.
 //! - [`unit`]: `SimUnit`, one MQTT session of a unit (status announcements, QoS 1 telemetry
 //!   that resolves on PUBACK, subscriptions, clean or abrupt disconnects).
 //! - [`telemetry`]: payloads in the contract's shape, a plausible moving machine, and the
@@ -15,7 +16,8 @@
 //! - [`ready`]: finding a running gateway through `ready.json` and `bootstrap-token`.
 //! - [`stats`]: latency percentiles and the stored-exactly-once accounting.
 //! - [`scenario`]: scripted runs that produce reports; `scenario::ingest` is the load and
-//!   correctness run behind `fleetgate-sim ingest`.
+//!   correctness run behind `fleetgate-sim ingest`, `scenario::visibility` the grant-removal
+//!   cut-off check behind `fleetgate-sim visibility`.
 //!
 //! The binary `fleetgate-sim` (src/main.rs) is a thin command line over this library; the
 //! end-to-end tests use the library directly.
@@ -30,7 +32,10 @@ pub mod unit;
 
 pub use api::{ApiClient, ApiError};
 pub use ready::{wait_ready, GatewayEndpoints};
-pub use scenario::{run_ingest, IngestConfig, IngestReport, ScenarioError};
+pub use scenario::{
+    run_ingest, run_visibility, IngestConfig, IngestReport, ScenarioError, VisibilityConfig,
+    VisibilityReport,
+};
 pub use stats::Percentiles;
 pub use telemetry::{TelemetryPayload, TrackGenerator};
 pub use unit::{BrokerAddr, MqttTransport, SimUnit, UnitError, UnitOptions};

@@ -1,9 +1,9 @@
 //! `fleetgate-sim`: the simulator's command line, for load and correctness runs against a
 //! gateway started by hand or by a benchmark script. All logic lives in the library; this
-//! file only turns flags into an `IngestConfig` and the report into output.
+//! file only turns flags into a scenario's config and its report into output.
 //!
 //! Exit status: 0 when the run was clean, 2 when it ran but found problems (missing or
-//! duplicated points, errors), 1 when it could not run.
+//! duplicated points, points past a grant's cut-off, errors), 1 when it could not run.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,7 +11,10 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
-use simulator::{run_ingest, wait_ready, BrokerAddr, IngestConfig};
+use serde::Serialize;
+use simulator::{
+    run_ingest, run_visibility, wait_ready, BrokerAddr, IngestConfig, VisibilityConfig,
+};
 
 #[derive(Debug, Parser)]
 #[command(name = "fleetgate-sim", version, about = "Fleetgate device simulator")]
@@ -25,10 +28,14 @@ enum Command {
     /// Units publish telemetry at a fixed rate; reports throughput, latencies and whether
     /// every acknowledged point was stored exactly once.
     Ingest(IngestArgs),
+    /// An owner grants its assets to sub-accounts while units stream, then removes the grants
+    /// one by one; reports removal latency and any point delivered past a removal.
+    Visibility(VisibilityArgs),
 }
 
+/// Where the gateway is and who the simulator is there; shared by every scenario.
 #[derive(Debug, Args)]
-struct IngestArgs {
+struct ConnectionArgs {
     /// The gateway's data directory: read ready.json and bootstrap-token from it.
     #[arg(long, env = "FLEETGATE_DATA_DIR", conflicts_with_all = ["http", "mqtt"])]
     data_dir: Option<PathBuf>,
@@ -45,21 +52,9 @@ struct IngestArgs {
     /// gateway certificate (e.g. localhost). Without it, the plain listener is used.
     #[arg(long)]
     tls_server_name: Option<String>,
-    /// Number of simulated units (1..=100000).
-    #[arg(long, default_value_t = 10)]
-    units: usize,
-    /// Points per second per unit.
-    #[arg(long, default_value_t = 1.0)]
-    rate: f64,
-    /// How long the units publish, in seconds (at most 3600).
-    #[arg(long = "duration-s", default_value_t = 10)]
-    duration_s: u64,
     /// Setup calls and connection attempts in flight at once.
     #[arg(long, default_value_t = 32)]
     parallelism: usize,
-    /// Seconds to wait for acknowledgements, live delivery and history to catch up.
-    #[arg(long = "settle-s", default_value_t = 30)]
-    settle_s: u64,
     /// Seconds to wait for ready.json.
     #[arg(long = "ready-timeout-s", default_value_t = 30)]
     ready_timeout_s: u64,
@@ -69,6 +64,55 @@ struct IngestArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+}
+
+/// Where a resolved `ConnectionArgs` points.
+struct Connection {
+    http_base: String,
+    mqtt: BrokerAddr,
+    token: String,
+}
+
+#[derive(Debug, Args)]
+struct IngestArgs {
+    #[command(flatten)]
+    connection: ConnectionArgs,
+    /// Number of simulated units (1..=100000).
+    #[arg(long, default_value_t = 10)]
+    units: usize,
+    /// Points per second per unit.
+    #[arg(long, default_value_t = 1.0)]
+    rate: f64,
+    /// How long the units publish, in seconds (at most 3600).
+    #[arg(long = "duration-s", default_value_t = 10)]
+    duration_s: u64,
+    /// Seconds to wait for acknowledgements, live delivery and history to catch up.
+    #[arg(long = "settle-s", default_value_t = 30)]
+    settle_s: u64,
+}
+
+#[derive(Debug, Args)]
+struct VisibilityArgs {
+    #[command(flatten)]
+    connection: ConnectionArgs,
+    /// Number of simulated units, each with one asset (1..=10000).
+    #[arg(long, default_value_t = 5)]
+    units: usize,
+    /// Sub-accounts that each receive every asset (1..=100; units × grantees ≤ 10000).
+    #[arg(long, default_value_t = 2)]
+    grantees: usize,
+    /// Points per second per unit (at most 100).
+    #[arg(long, default_value_t = 5.0)]
+    rate: f64,
+    /// Seconds the units keep streaming after the last removal.
+    #[arg(long = "settle-s", default_value_t = 3)]
+    settle_s: u64,
+    /// Seconds to wait for every grantee's first points and for the last acknowledgements.
+    #[arg(long = "delivery-timeout-s", default_value_t = 30)]
+    delivery_timeout_s: u64,
+    /// Seed of the removal order, to repeat a run; random by default (the report shows it).
+    #[arg(long)]
+    seed: Option<u64>,
 }
 
 fn main() -> ExitCode {
@@ -98,28 +142,44 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Ingest(args) => ingest(args).await,
+        Command::Ingest(args) => {
+            let config = ingest_config(&args).await?;
+            config.validate()?;
+            let report = run_ingest(&config).await?;
+            let clean = report.is_clean();
+            output(&report, args.connection.json, clean)
+        }
+        Command::Visibility(args) => {
+            let config = visibility_config(&args).await?;
+            config.validate()?;
+            let report = run_visibility(&config).await?;
+            let clean = report.is_clean();
+            output(&report, args.connection.json, clean)
+        }
     }
 }
 
-async fn ingest(args: IngestArgs) -> anyhow::Result<ExitCode> {
-    let config = ingest_config(&args).await?;
-    config.validate()?;
-    let report = run_ingest(&config).await?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+/// Prints a report and turns its verdict into the exit status.
+fn output<R: Serialize + std::fmt::Display>(
+    report: &R,
+    json: bool,
+    clean: bool,
+) -> anyhow::Result<ExitCode> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
     } else {
         println!("{report}");
     }
-    Ok(if report.is_clean() {
+    Ok(if clean {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(2)
     })
 }
 
-/// Resolves where the gateway is (data dir or explicit flags) and builds the settings.
-async fn ingest_config(args: &IngestArgs) -> anyhow::Result<IngestConfig> {
+/// Resolves where the gateway is: the data dir's ready.json (and bootstrap token), or the
+/// explicit flags.
+async fn connect(args: &ConnectionArgs) -> anyhow::Result<Connection> {
     let (http_base, mqtt, token) = match (&args.data_dir, &args.http, &args.mqtt) {
         (Some(data_dir), _, _) => {
             let endpoints = wait_ready(data_dir, Duration::from_secs(args.ready_timeout_s))
@@ -154,15 +214,48 @@ async fn ingest_config(args: &IngestArgs) -> anyhow::Result<IngestConfig> {
         }
         _ => bail!("give either --data-dir or --http, --mqtt and --token"),
     };
+    Ok(Connection {
+        http_base,
+        mqtt,
+        token,
+    })
+}
+
+async fn ingest_config(args: &IngestArgs) -> anyhow::Result<IngestConfig> {
+    let Connection {
+        http_base,
+        mqtt,
+        token,
+    } = connect(&args.connection).await?;
     Ok(IngestConfig {
-        tls_server_name: args.tls_server_name.clone(),
+        tls_server_name: args.connection.tls_server_name.clone(),
         units: args.units,
         rate_per_unit: args.rate,
         duration: Duration::from_secs(args.duration_s),
-        parallelism: args.parallelism,
+        parallelism: args.connection.parallelism,
         settle_timeout: Duration::from_secs(args.settle_s),
-        quiet: args.quiet,
+        quiet: args.connection.quiet,
         ..IngestConfig::new(http_base, mqtt, token)
+    })
+}
+
+async fn visibility_config(args: &VisibilityArgs) -> anyhow::Result<VisibilityConfig> {
+    let Connection {
+        http_base,
+        mqtt,
+        token,
+    } = connect(&args.connection).await?;
+    Ok(VisibilityConfig {
+        tls_server_name: args.connection.tls_server_name.clone(),
+        units: args.units,
+        grantees: args.grantees,
+        rate_per_unit: args.rate,
+        settle: Duration::from_secs(args.settle_s),
+        delivery_timeout: Duration::from_secs(args.delivery_timeout_s),
+        parallelism: args.connection.parallelism,
+        quiet: args.connection.quiet,
+        seed: args.seed,
+        ..VisibilityConfig::new(http_base, mqtt, token)
     })
 }
 
@@ -193,9 +286,11 @@ mod tests {
             "5",
         ])
         .expect("parses");
-        let Command::Ingest(args) = cli.command;
+        let Command::Ingest(args) = cli.command else {
+            panic!("not the ingest command");
+        };
         assert_eq!(args.units, 3);
-        assert_eq!(args.mqtt.map(|addr| addr.port), Some(1883));
+        assert_eq!(args.connection.mqtt.map(|addr| addr.port), Some(1883));
     }
 
     #[test]
@@ -228,9 +323,77 @@ mod tests {
             "3601",
         ])
         .expect("parses");
-        let Command::Ingest(args) = cli.command;
+        let Command::Ingest(args) = cli.command else {
+            panic!("not the ingest command");
+        };
         let config = ingest_config(&args).await.expect("config");
         let error = config.validate().expect_err("refused");
         assert!(error.to_string().contains("duration"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn visibility_flags_reach_the_config() {
+        let cli = Cli::try_parse_from([
+            "fleetgate-sim",
+            "visibility",
+            "--http",
+            "http://127.0.0.1:8080",
+            "--mqtt",
+            "127.0.0.1:8883",
+            "--token",
+            "t",
+            "--tls-server-name",
+            "localhost",
+            "--units",
+            "4",
+            "--grantees",
+            "3",
+            "--rate",
+            "20",
+            "--settle-s",
+            "2",
+            "--seed",
+            "42",
+            "--json",
+            "--quiet",
+        ])
+        .expect("parses");
+        let Command::Visibility(args) = cli.command else {
+            panic!("not the visibility command");
+        };
+        assert!(args.connection.json);
+        let config = visibility_config(&args).await.expect("config");
+        assert_eq!((config.units, config.grantees), (4, 3));
+        assert_eq!(config.rate_per_unit, 20.0);
+        assert_eq!(config.settle, Duration::from_secs(2));
+        assert_eq!(config.seed, Some(42));
+        assert_eq!(config.tls_server_name.as_deref(), Some("localhost"));
+        assert!(config.quiet);
+        assert!(config.validate().is_ok());
+    }
+
+    #[tokio::test]
+    async fn too_many_grants_are_refused_before_connecting() {
+        let cli = Cli::try_parse_from([
+            "fleetgate-sim",
+            "visibility",
+            "--http",
+            "http://127.0.0.1:1",
+            "--mqtt",
+            "127.0.0.1:1",
+            "--token",
+            "t",
+            "--units",
+            "5000",
+            "--grantees",
+            "3",
+        ])
+        .expect("parses");
+        let Command::Visibility(args) = cli.command else {
+            panic!("not the visibility command");
+        };
+        let config = visibility_config(&args).await.expect("config");
+        let error = config.validate().expect_err("refused");
+        assert!(error.to_string().contains("grants"), "{error}");
     }
 }

@@ -5,6 +5,7 @@
 //! (and the end-to-end tests) can match on the HTTP status and read the `detail`. The `*_raw`
 //! methods skip all typing, for tests that check malformed requests or exact error bodies.
 
+mod sharing;
 mod sse;
 mod types;
 
@@ -18,6 +19,10 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
+pub use sharing::{
+    AuditEntry, AuditQuery, EndedPartnership, Grant, GrantBatch, GrantChange, GrantId, GrantQuery,
+    GrantRemoval, NewGrants, Partnership, PartnershipId,
+};
 pub use sse::{RawSseEvent, SseEvent, SseParser, SseStream};
 pub use types::{
     Account, AccountId, Asset, AssetId, AssetRelation, Capabilities, CreatedUser, Device, DeviceId,
@@ -28,8 +33,9 @@ pub use types::{
 /// How long one ordinary request may take; streams have no such limit.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// The most history pages `telemetry_all` reads before giving up, so a gateway whose cursor
-/// never ends cannot keep a test running forever (1000 pages of up to 1000 points).
+/// The most pages `telemetry_all` and the other every-page listings read before giving up,
+/// so a gateway whose cursor never ends cannot keep a test running forever (1000 pages of up
+/// to 1000 items).
 const MAX_HISTORY_PAGES: usize = 1000;
 
 /// Why an API call failed.
@@ -240,17 +246,7 @@ impl ApiClient {
 
     /// `GET /v1/assets`, every page.
     pub async fn list_all_assets(&self) -> Result<Vec<Asset>, ApiError> {
-        let mut assets = Vec::new();
-        let mut cursor: Option<String> = None;
-        for _ in 0..MAX_HISTORY_PAGES {
-            let page = self.list_assets(cursor.as_deref()).await?;
-            assets.extend(page.items);
-            match page.next_cursor {
-                Some(next) if cursor.as_deref() != Some(next.as_str()) => cursor = Some(next),
-                _ => return Ok(assets),
-            }
-        }
-        Ok(assets)
+        self.all_pages(&["assets"], &NoQuery, "asset page").await
     }
 
     /// `GET /v1/assets/{x}/telemetry`, one page.
@@ -418,6 +414,53 @@ impl ApiClient {
         self.execute(request, what).await
     }
 
+    /// Every item of a list endpoint, following `next_cursor`. A cursor that does not move
+    /// ends the listing (as in `telemetry_all`), and so does the page limit: listings are
+    /// for checks, which then see what is missing instead of hanging.
+    async fn all_pages<Q: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        query: &Q,
+        what: &'static str,
+    ) -> Result<Vec<T>, ApiError> {
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..MAX_HISTORY_PAGES {
+            let request = self.page_request(segments, query, cursor.as_deref());
+            let page: Page<T> = self.execute(request, what).await?;
+            items.extend(page.items);
+            match page.next_cursor {
+                Some(next) if cursor.as_deref() != Some(next.as_str()) => cursor = Some(next),
+                _ => break,
+            }
+        }
+        Ok(items)
+    }
+
+    fn page_request<Q: Serialize + ?Sized>(
+        &self,
+        segments: &[&str],
+        query: &Q,
+        cursor: Option<&str>,
+    ) -> RequestBuilder {
+        let request = self.request(Method::GET, segments).query(query);
+        match cursor {
+            Some(cursor) => request.query(&[("cursor", cursor)]),
+            None => request,
+        }
+    }
+
+    /// For answers without a body (`204`): the success status, or the problem.
+    async fn execute_status(&self, request: RequestBuilder) -> Result<u16, ApiError> {
+        let response = request.send().await?;
+        let status = response.status();
+        if !status.is_success() {
+            let body = response.bytes().await?;
+            return Err(ApiError::from_error_body(status.as_u16(), &body));
+        }
+        Ok(status.as_u16())
+    }
+
     async fn execute<T: DeserializeOwned>(
         &self,
         request: RequestBuilder,
@@ -436,6 +479,10 @@ impl ApiClient {
         })
     }
 }
+
+/// The query of a listing that takes no filters.
+#[derive(Serialize)]
+struct NoQuery;
 
 /// Error messages quote bodies; a whole history page would drown the message.
 fn truncate_body(body: &[u8]) -> String {
@@ -484,6 +531,28 @@ mod tests {
         );
         let header = request.headers().get("authorization").expect("auth header");
         assert_eq!(header, "Bearer t");
+    }
+
+    #[test]
+    fn page_requests_carry_filters_and_cursor() {
+        let client = ApiClient::new("http://127.0.0.1:9/", "t").expect("client");
+        let first = client
+            .page_request(&["assets"], &NoQuery, None)
+            .build()
+            .expect("request");
+        assert_eq!(first.url().as_str(), "http://127.0.0.1:9/v1/assets");
+        let next = client
+            .page_request(
+                &["visibility", "grants"],
+                &GrantQuery {
+                    account_id: Some(AccountId::new("g1")),
+                    ..GrantQuery::default()
+                },
+                Some("c2"),
+            )
+            .build()
+            .expect("request");
+        assert_eq!(next.url().query(), Some("account_id=g1&cursor=c2"));
     }
 
     #[test]

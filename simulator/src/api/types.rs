@@ -16,7 +16,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// original form lets the simulator send an id back (for example as `parent_id`) exactly as
 /// it received it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-enum OpaqueId {
+pub(super) enum OpaqueId {
     Text(String),
     Number(u64),
 }
@@ -76,6 +76,8 @@ macro_rules! opaque_id {
         }
     };
 }
+/// Shared with `sharing.rs`, whose grant and partnership ids are just as open.
+pub(super) use opaque_id;
 
 opaque_id!(
     /// An account id as the gateway assigned it; it also appears in MQTT topics.

@@ -1,6 +1,9 @@
 //! Sets up a scenario's world through the public API only: an account of its own, an admin
 //! user for it, and one device plus one bound asset per simulated unit; then connects the
-//! units. Everything is named after a random run id so runs never collide.
+//! units, and switches them off again. Everything is named after a random run id so runs
+//! never collide.
+
+use std::sync::Arc;
 
 use futures_util::{stream, StreamExt, TryStreamExt};
 use rand::distr::{Alphanumeric, SampleString};
@@ -150,6 +153,32 @@ pub(crate) async fn connect_units(
         .filter_map(std::future::ready)
         .collect()
         .await
+}
+
+/// Ends every session cleanly (`offline` status, then DISCONNECT), as units switching off.
+pub(crate) async fn disconnect_all(
+    units: Vec<(usize, Arc<SimUnit>)>,
+    parallelism: usize,
+    errors: &ErrorLog,
+) {
+    stream::iter(units)
+        .map(|(_, unit)| async move {
+            match Arc::try_unwrap(unit) {
+                Ok(unit) => {
+                    let client_id = unit.client_id().to_owned();
+                    if let Err(error) = unit.disconnect().await {
+                        errors.push(format!(
+                            "unit {client_id}: clean disconnect failed: {error}"
+                        ));
+                    }
+                }
+                // Still shared only if its task was lost; dropping it closes the socket.
+                Err(unit) => drop(unit),
+            }
+        })
+        .buffer_unordered(parallelism.max(1))
+        .collect::<()>()
+        .await;
 }
 
 #[cfg(test)]

@@ -11,23 +11,20 @@
 //! simulator runs on one machine, as it does in tests.
 
 use std::fmt;
-use std::io::IsTerminal;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::{stream, StreamExt};
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Serialize, Serializer};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::fleet::{connect_units, new_run_id, provision};
+use super::fleet::{connect_units, disconnect_all, new_run_id, provision};
 use super::measure::{
     consume_sse, probe_storage, verify_storage, wait_for_count, ProbeTarget, VerifyTarget,
 };
 use super::publish::{drive_unit, PublishPlan, UnitJob, UnitOutcome};
-use super::{ErrorLog, ScenarioError};
+use super::{progress_bar, ErrorLog, ScenarioError};
 use crate::api::{AccountId, ApiClient};
 use crate::stats::{LatencyRecorder, Percentiles};
 use crate::unit::{BrokerAddr, SimUnit};
@@ -301,7 +298,11 @@ pub async fn run_ingest(config: &IngestConfig) -> Result<IngestReport, ScenarioE
         units: units.len(),
         ack_timeout: config.settle_timeout,
     };
-    let progress = progress_bar(plan.points_per_unit * units.len() as u64, config.quiet);
+    let progress = progress_bar(
+        plan.points_per_unit * units.len() as u64,
+        "acknowledged",
+        config.quiet,
+    );
     let slots: Vec<_> = units.iter().map(|_| Arc::new(Mutex::new(None))).collect();
 
     let (sending_done, sending_done_rx) = watch::channel(false);
@@ -335,6 +336,7 @@ pub async fn run_ingest(config: &IngestConfig) -> Result<IngestReport, ScenarioE
                 sample_slot: slot.clone(),
                 progress: progress.clone(),
                 errors: errors.clone(),
+                stop: None,
             }))
         })
         .collect();
@@ -392,14 +394,7 @@ pub async fn run_ingest(config: &IngestConfig) -> Result<IngestReport, ScenarioE
 
     disconnect_all(units, config.parallelism, &errors).await;
 
-    let errors = Arc::try_unwrap(errors)
-        .map(ErrorLog::into_entries)
-        .unwrap_or_else(|shared| {
-            vec![format!(
-                "internal: {} tasks still held the error log",
-                Arc::strong_count(&shared) - 1
-            )]
-        });
+    let errors = ErrorLog::finish(errors);
     let seconds = elapsed.as_secs_f64();
     Ok(IngestReport {
         run_id,
@@ -421,43 +416,6 @@ pub async fn run_ingest(config: &IngestConfig) -> Result<IngestReport, ScenarioE
         publish_to_stored: store_latency.percentiles(),
         errors,
     })
-}
-
-/// A progress bar on stderr, or a hidden one when quiet or when stderr is not a terminal
-/// (CI logs would fill with redraws).
-fn progress_bar(total: u64, quiet: bool) -> ProgressBar {
-    if quiet || !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(total);
-    if let Ok(style) = ProgressStyle::with_template(
-        "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} acknowledged ({per_sec})",
-    ) {
-        bar.set_style(style);
-    }
-    bar
-}
-
-/// Ends every session cleanly (`offline` status, then DISCONNECT), as units switching off.
-async fn disconnect_all(units: Vec<(usize, Arc<SimUnit>)>, parallelism: usize, errors: &ErrorLog) {
-    stream::iter(units)
-        .map(|(_, unit)| async move {
-            match Arc::try_unwrap(unit) {
-                Ok(unit) => {
-                    let client_id = unit.client_id().to_owned();
-                    if let Err(error) = unit.disconnect().await {
-                        errors.push(format!(
-                            "unit {client_id}: clean disconnect failed: {error}"
-                        ));
-                    }
-                }
-                // Still shared only if its task was lost; dropping it closes the socket.
-                Err(unit) => drop(unit),
-            }
-        })
-        .buffer_unordered(parallelism.max(1))
-        .collect::<()>()
-        .await;
 }
 
 #[cfg(test)]

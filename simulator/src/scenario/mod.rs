@@ -8,13 +8,18 @@ mod fleet;
 pub mod ingest;
 mod measure;
 mod publish;
+pub mod visibility;
 
-use std::sync::Mutex;
+use std::io::IsTerminal;
+use std::sync::{Arc, Mutex};
+
+use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::api::ApiError;
 use crate::unit::UnitError;
 
 pub use ingest::{run_ingest, IngestConfig, IngestReport};
+pub use visibility::{run_visibility, VisibilityConfig, VisibilityReport};
 
 /// Why a scenario could not produce a report at all. Problems during the measured run
 /// (a unit dropping, a point not stored) do not end up here: they are part of the report.
@@ -85,6 +90,19 @@ impl ErrorLog {
             .cloned()
     }
 
+    /// The entries for the report once every task is done with the log. A task still
+    /// holding it (one that was lost instead of joined) is itself reported.
+    pub(crate) fn finish(log: Arc<ErrorLog>) -> Vec<String> {
+        Arc::try_unwrap(log)
+            .map(ErrorLog::into_entries)
+            .unwrap_or_else(|shared| {
+                vec![format!(
+                    "internal: {} tasks still held the error log",
+                    Arc::strong_count(&shared) - 1
+                )]
+            })
+    }
+
     pub(crate) fn into_entries(self) -> Vec<String> {
         let inner = self
             .inner
@@ -96,6 +114,22 @@ impl ErrorLog {
         }
         entries
     }
+}
+
+/// A progress bar on stderr counting `what`, or a hidden one when quiet or when stderr is
+/// not a terminal (CI logs would fill with redraws).
+pub(crate) fn progress_bar(total: u64, what: &str, quiet: bool) -> ProgressBar {
+    if quiet || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total);
+    let template = format!(
+        "{{spinner}} [{{elapsed_precise}}] {{wide_bar}} {{pos}}/{{len}} {what} ({{per_sec}})"
+    );
+    if let Ok(style) = ProgressStyle::with_template(&template) {
+        bar.set_style(style);
+    }
+    bar
 }
 
 #[cfg(test)]

@@ -5,7 +5,8 @@
 //! earlier points are still in flight (bounded by rumqttc's in-flight window and request
 //! channel, which push back on the schedule when the broker is slow). If the schedule falls
 //! behind, missed ticks are sent in a burst, so the number of points is always exactly the
-//! planned one and the achieved rate shows up in the report instead.
+//! planned one and the achieved rate shows up in the report instead. A run that decides its
+//! length as it goes gives a cap as the plan and a stop signal that ends sending early.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,7 +14,7 @@ use std::time::Duration;
 use futures_util::stream::FuturesUnordered;
 use futures_util::StreamExt;
 use indicatif::ProgressBar;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::ErrorLog;
@@ -45,6 +46,8 @@ pub(crate) fn fill_slot(slot: &SampleSlot, sender: oneshot::Sender<SentPoint>) {
 /// The schedule every unit follows.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct PublishPlan {
+    /// The most points a unit sends; it sends fewer only when told to stop (see
+    /// `UnitJob::stop`) or when its connection fails.
     pub(crate) points_per_unit: u64,
     pub(crate) period: Duration,
     /// When the first unit sends its first point; the others are spread over one period
@@ -66,9 +69,14 @@ pub(crate) struct UnitJob {
     pub(crate) sample_slot: SampleSlot,
     pub(crate) progress: ProgressBar,
     pub(crate) errors: Arc<ErrorLog>,
+    /// For runs whose length is decided while they run (the visibility scenario streams until
+    /// its removals are done): flipping it to `true` ends sending early. `None` sends the
+    /// whole plan.
+    pub(crate) stop: Option<watch::Receiver<bool>>,
 }
 
-/// What one unit did: `acknowledged[seq]` is true for each point the broker acknowledged.
+/// What one unit did: `acknowledged[seq]` is true for each point the broker acknowledged;
+/// it has one flag per point sent.
 #[derive(Debug)]
 pub(crate) struct UnitOutcome {
     pub(crate) position: usize,
@@ -87,9 +95,11 @@ pub(crate) async fn drive_unit(job: UnitJob) -> UnitOutcome {
         sample_slot,
         progress,
         errors,
+        mut stop,
     } = job;
     let count = plan.points_per_unit;
-    let mut acknowledged = vec![false; usize::try_from(count).unwrap_or(usize::MAX)];
+    // Grown as points go out, not sized from the plan: a stoppable run plans a generous cap.
+    let mut acknowledged = Vec::new();
     let offset = plan
         .period
         .mul_f64(position as f64 / plan.units.max(1) as f64);
@@ -100,6 +110,7 @@ pub(crate) async fn drive_unit(job: UnitJob) -> UnitOutcome {
     let mut next_seq = 0u64;
     let mut sent = 0u64;
     let mut stopped = false;
+    let mut stop_requested = false;
     let mut ack_error_reported = false;
     // Armed once sending is over; until then it sleeps "forever" and its branch is off.
     let ack_deadline = tokio::time::sleep(Duration::from_secs(86_400 * 365));
@@ -107,7 +118,7 @@ pub(crate) async fn drive_unit(job: UnitJob) -> UnitOutcome {
     let mut deadline_armed = false;
 
     loop {
-        let sending = next_seq < count && !stopped;
+        let sending = next_seq < count && !stopped && !stop_requested;
         if !sending && pending.is_empty() {
             break;
         }
@@ -127,6 +138,7 @@ pub(crate) async fn drive_unit(job: UnitJob) -> UnitOutcome {
                 match unit.send_point(&payload).await {
                     Ok(waiter) => {
                         sent += 1;
+                        acknowledged.push(false);
                         if let Some(probe) = take_slot(&sample_slot) {
                             let _ = probe.send(SentPoint { seq, ts_ms, sent_us });
                         }
@@ -158,6 +170,7 @@ pub(crate) async fn drive_unit(job: UnitJob) -> UnitOutcome {
                     }
                 }
             },
+            () = stop_signal(&mut stop), if sending => stop_requested = true,
             _ = &mut ack_deadline, if deadline_armed => {
                 errors.push(format!(
                     "unit {}: {} points still unacknowledged {:?} after its last send",
@@ -173,5 +186,42 @@ pub(crate) async fn drive_unit(job: UnitJob) -> UnitOutcome {
         position,
         sent,
         acknowledged,
+    }
+}
+
+/// Resolves once `stop` holds `true`; never, when there is no stop signal or its sender is
+/// gone without asking (then the plan runs to its end).
+async fn stop_signal(stop: &mut Option<watch::Receiver<bool>>) {
+    if let Some(receiver) = stop {
+        if receiver.wait_for(|stop| *stop).await.is_ok() {
+            return;
+        }
+    }
+    std::future::pending::<()>().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn stop_signal_waits_for_true_and_ignores_a_dropped_sender() {
+        let (sender, receiver) = watch::channel(false);
+        let mut stop = Some(receiver);
+        let waiting = tokio::time::timeout(Duration::from_millis(20), stop_signal(&mut stop));
+        assert!(waiting.await.is_err(), "false must not stop");
+        sender.send_replace(true);
+        tokio::time::timeout(Duration::from_secs(1), stop_signal(&mut stop))
+            .await
+            .expect("true stops");
+
+        let (sender, receiver) = watch::channel(false);
+        drop(sender);
+        let mut orphaned = Some(receiver);
+        let waiting = tokio::time::timeout(Duration::from_millis(20), stop_signal(&mut orphaned));
+        assert!(waiting.await.is_err(), "a dropped sender is no stop");
+        let mut absent = None;
+        let waiting = tokio::time::timeout(Duration::from_millis(20), stop_signal(&mut absent));
+        assert!(waiting.await.is_err(), "no signal never stops");
     }
 }
