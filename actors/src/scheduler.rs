@@ -1,4 +1,5 @@
-//! The scheduler: applies grant starts and ends at their instants, through the same store
+//! The scheduler: applies grant starts and ends, and support access expiry, at their
+//! instants, through the same store
 //! operation and the same re-binding an HTTP removal uses, so an expiry cuts a grantee off
 //! exactly like `DELETE` does. At start it first applies everything that fell due while
 //! the gateway was down.
@@ -45,10 +46,7 @@ pub fn spawn(
                 tracing::error!(%err, "scheduler tick failed; retrying");
             }
             let now = shared.clock.now();
-            let next = store
-                .begin_read()
-                .ok()
-                .and_then(|rtx| storage::sharing::next_deadline(&rtx).ok().flatten());
+            let next = next_deadline(&store).ok().flatten();
             let nap = match next {
                 Some(at) => Duration::from_millis(at.0.saturating_sub(now.0)).min(max_nap),
                 None => max_nap,
@@ -62,6 +60,14 @@ pub fn spawn(
     handle
 }
 
+/// The earliest pending deadline of grants and support access.
+fn next_deadline(store: &Store) -> Result<Option<storage::time::Timestamp>, storage::StoreError> {
+    let rtx = store.begin_read()?;
+    let grants = storage::sharing::next_deadline(&rtx)?;
+    let support = storage::support::next_deadline(&rtx)?;
+    Ok(grants.into_iter().chain(support).min())
+}
+
 async fn tick(
     store: &Store,
     writer: &WriterHandle,
@@ -69,19 +75,22 @@ async fn tick(
     directory: &Directory,
 ) -> Result<(), OpError> {
     let now = shared.clock.now();
-    let due = {
-        let rtx = store.begin_read()?;
-        storage::sharing::next_deadline(&rtx)?.is_some_and(|at| at <= now)
-    };
-    if !due {
+    if next_deadline(store)?.is_none_or(|at| at > now) {
         return Ok(());
     }
-    let changed = writer
-        .execute(move |tx| Ok(storage::sharing::apply_due(tx, now)?))
+    let (grants, support) = writer
+        .execute(move |tx| {
+            let grants = storage::sharing::apply_due(tx, now)?;
+            let support = storage::support::apply_due(tx, now)?;
+            Ok((grants, support))
+        })
         .await?;
-    if !changed.is_empty() {
-        tracing::info!(grants = changed.len(), "scheduler applied grant deadlines");
-        directory.rebind_grants(&changed).await?;
+    if !support.is_empty() {
+        tracing::info!(ended = support.len(), "scheduler expired support access");
+    }
+    if !grants.is_empty() {
+        tracing::info!(grants = grants.len(), "scheduler applied grant deadlines");
+        directory.rebind_grants(&grants).await?;
     }
     Ok(())
 }

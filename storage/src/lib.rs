@@ -11,6 +11,7 @@
 //! - [`ops`]: every mutation, each a function over one redb write transaction.
 //! - [`read`]: queries over a read transaction (history scans, listings).
 //! - [`sharing`]: partnerships and visibility grants (rules 2 and 3), and their schedule.
+//! - [`support`]: support access requests and cases (rule 4).
 //! - [`visibility`]: what an account sees of an asset (owned or shared, and the window).
 //! - [`store`]: opening the database and bootstrapping an empty one.
 //!
@@ -27,6 +28,7 @@ pub mod policy;
 pub mod read;
 pub mod sharing;
 pub mod store;
+pub mod support;
 pub mod tables;
 pub mod telemetry;
 pub mod time;

@@ -90,6 +90,19 @@ pub struct Principal {
     pub name: String,
     pub kind: PrincipalKind,
     pub created_at: Timestamp,
+    /// Support access active for this staff member when the request began (rule 4). Not
+    /// stored: the bearer-token lookup fills it, so a revoke or expiry applies from the
+    /// very next request.
+    #[serde(skip)]
+    pub support: Vec<ActiveSupport>,
+}
+
+/// Admin rights a staff member holds in an account through support access.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActiveSupport {
+    pub account_id: AccountId,
+    /// The request id, or the ticket id of a support case: written into every audit entry.
+    pub via: String,
 }
 
 impl Principal {

@@ -46,18 +46,40 @@ pub struct AuditNote<'a> {
     pub after: Option<String>,
 }
 
+/// Who made a change, for the audit log.
+#[derive(Debug, Clone, Copy)]
+pub enum Who<'a> {
+    Principal(&'a Principal),
+    /// The scheduler applying a deadline.
+    Scheduler,
+}
+
 pub fn audit(
     tx: &WriteTransaction,
-    actor: &PrincipalId,
+    who: Who<'_>,
     note: AuditNote<'_>,
     now: Timestamp,
 ) -> Result<(), StoreError> {
+    let (actor, via) = match who {
+        Who::Principal(principal) => {
+            // A staff member acting through support access: name the access in the entry.
+            let via = match note.account_id {
+                Some(account) if !principal.support.is_empty() => {
+                    let chain = chain(&tx.open_table(ACCOUNTS)?, account)?.unwrap_or_default();
+                    crate::policy::support_via(principal, &chain).map(str::to_owned)
+                }
+                _ => None,
+            };
+            (principal.id.clone(), via)
+        }
+        Who::Scheduler => (crate::sharing::scheduler_id(), None),
+    };
     let seq = next_counter(tx, "audit_seq")?;
     let entry = AuditEntry {
         seq,
         at: now,
-        actor: actor.clone(),
-        via: None,
+        actor,
+        via,
         account_id: note.account_id.cloned(),
         action: note.action.to_owned(),
         target: note.target,
@@ -102,7 +124,7 @@ pub fn create_account(
     drop(accounts);
     audit(
         tx,
-        &caller.id,
+        Who::Principal(caller),
         AuditNote {
             account_id: Some(&account.id),
             action: "account.create",
@@ -154,11 +176,12 @@ pub fn create_user(
             role,
         },
         created_at: now,
+        support: Vec::new(),
     };
     let bearer = insert_principal(tx, &user)?;
     audit(
         tx,
-        &caller.id,
+        Who::Principal(caller),
         AuditNote {
             account_id: Some(account_id),
             action: "user.create",
@@ -185,11 +208,12 @@ pub fn create_staff(
         name,
         kind: PrincipalKind::Staff { role },
         created_at: now,
+        support: Vec::new(),
     };
     let bearer = insert_principal(tx, &staff)?;
     audit(
         tx,
-        &caller.id,
+        Who::Principal(caller),
         AuditNote {
             account_id: None,
             action: "staff.create",
@@ -246,7 +270,7 @@ pub fn register_device(
     drop(devices);
     audit(
         tx,
-        &caller.id,
+        Who::Principal(caller),
         AuditNote {
             account_id: Some(account_id),
             action: "device.register",
@@ -303,7 +327,7 @@ pub fn deregister_device(
     let account_id = device.account_id.clone();
     audit(
         tx,
-        &caller.id,
+        Who::Principal(caller),
         AuditNote {
             account_id: Some(&account_id),
             action: "device.deregister",
@@ -404,7 +428,7 @@ pub fn create_asset(
     drop(assets);
     audit(
         tx,
-        &caller.id,
+        Who::Principal(caller),
         AuditNote {
             account_id: Some(account_id),
             action: "asset.create",
@@ -499,7 +523,7 @@ pub fn update_asset(
     drop(assets);
     audit(
         tx,
-        &caller.id,
+        Who::Principal(caller),
         AuditNote {
             account_id: Some(account_id),
             action: "asset.update",

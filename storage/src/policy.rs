@@ -42,13 +42,25 @@ impl Need {
 
 /// The role `principal` holds in the account whose ancestor chain is `chain` (the account
 /// itself first, its root last): a user's role holds in its account and every descendant.
+/// Staff hold none, except Admin where active support access covers the account (rule 4;
+/// like an account admin's, it extends to the account's descendants).
 pub fn role_in(principal: &Principal, chain: &[AccountId]) -> Option<Role> {
     match &principal.kind {
         PrincipalKind::User { account_id, role } => {
             chain.iter().any(|id| id == account_id).then_some(*role)
         }
-        PrincipalKind::Staff { .. } => None,
+        PrincipalKind::Staff { .. } => support_via(principal, chain).map(|_| Role::Admin),
     }
+}
+
+/// The support access (request or ticket id) under which a staff member acts in the
+/// account with ancestor `chain`, if any.
+pub fn support_via<'a>(principal: &'a Principal, chain: &[AccountId]) -> Option<&'a str> {
+    principal
+        .support
+        .iter()
+        .find(|support| chain.contains(&support.account_id))
+        .map(|support| support.via.as_str())
 }
 
 /// Checks `need` in the account with ancestor `chain`; `what` names the object for a 404.
@@ -100,6 +112,7 @@ mod tests {
                 role,
             },
             created_at: Timestamp(0),
+            support: Vec::new(),
         }
     }
 
@@ -109,6 +122,7 @@ mod tests {
             name: "s".into(),
             kind: PrincipalKind::Staff { role },
             created_at: Timestamp(0),
+            support: Vec::new(),
         }
     }
 
@@ -148,6 +162,22 @@ mod tests {
             require(&fleet_admin, &chain, Need::Administer, "account"),
             Err(OpError::Forbidden(_))
         ));
+    }
+
+    #[test]
+    fn support_access_makes_staff_admin_of_that_account_and_its_descendants_only() {
+        let mut support = staff(StaffRole::Support);
+        support.support.push(crate::model::ActiveSupport {
+            account_id: account("acme"),
+            via: "sup1".into(),
+        });
+        assert_eq!(role_in(&support, &[account("acme")]), Some(Role::Admin));
+        assert_eq!(
+            role_in(&support, &[account("depot"), account("acme")]),
+            Some(Role::Admin)
+        );
+        assert_eq!(role_in(&support, &[account("other")]), None);
+        assert_eq!(support_via(&support, &[account("acme")]), Some("sup1"));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use crate::codec;
 use crate::error::{OpError, StoreError};
 use crate::ids::{AccountId, AssetId, GrantId, PartnershipId, PrincipalId};
 use crate::model::{Asset, Grant, Partnership, Principal, StaffRole};
-use crate::ops::{audit, AuditNote};
+use crate::ops::{audit, AuditNote, Who};
 use crate::policy::{self, Need};
 use crate::read::{chain, require_in};
 use crate::store::{decode_as, get, put};
@@ -105,7 +105,7 @@ pub fn create_partnership(
     ] {
         audit(
             tx,
-            &caller.id,
+            Who::Principal(caller),
             AuditNote {
                 account_id: Some(account),
                 action: "partnership.create",
@@ -141,12 +141,19 @@ pub fn end_partnership(
         .collect();
     for grant in &dependent {
         delete_grant_rows(tx, grant)?;
-        audit_grant(tx, &caller.id, grant, "grant.end", "partnership ended", now)?;
+        audit_grant(
+            tx,
+            Who::Principal(caller),
+            grant,
+            "grant.end",
+            "partnership ended",
+            now,
+        )?;
     }
     for account in [&partnership.account_a, &partnership.account_b] {
         audit(
             tx,
-            &caller.id,
+            Who::Principal(caller),
             AuditNote {
                 account_id: Some(account),
                 action: "partnership.end",
@@ -355,7 +362,14 @@ pub fn grant(
             } else {
                 "grant.update"
             };
-            audit_grant(tx, &caller.id, &grant, action, &window_text(&grant), now)?;
+            audit_grant(
+                tx,
+                Who::Principal(caller),
+                &grant,
+                action,
+                &window_text(&grant),
+                now,
+            )?;
         }
         outcomes.push((grant, change));
     }
@@ -371,7 +385,7 @@ fn window_text(grant: &Grant) -> String {
 
 fn audit_grant(
     tx: &WriteTransaction,
-    actor: &PrincipalId,
+    who: Who<'_>,
     grant: &Grant,
     action: &str,
     detail: &str,
@@ -381,7 +395,7 @@ fn audit_grant(
     for account in [&grant.owner_account, &grant.target] {
         audit(
             tx,
-            actor,
+            who,
             AuditNote {
                 account_id: Some(account),
                 action,
@@ -462,7 +476,7 @@ pub fn remove_grants(
             OpError::not_found(format!("grant of asset {asset_id} to account {target}"))
         })?;
         delete_grant_rows(tx, &grant)?;
-        audit_grant(tx, &caller.id, &grant, "grant.remove", "", now)?;
+        audit_grant(tx, Who::Principal(caller), &grant, "grant.remove", "", now)?;
         removed.push(grant);
     }
     Ok(removed)
@@ -495,7 +509,7 @@ pub fn delete_grant(
         }
     }
     delete_grant_rows(tx, &grant)?;
-    audit_grant(tx, &caller.id, &grant, "grant.remove", "", now)?;
+    audit_grant(tx, Who::Principal(caller), &grant, "grant.remove", "", now)?;
     Ok(grant)
 }
 
@@ -527,7 +541,7 @@ pub fn apply_due(tx: &WriteTransaction, now: Timestamp) -> Result<Vec<Grant>, St
         };
         if grant.until.is_some_and(|until| until <= now) {
             delete_grant_rows(tx, &grant)?;
-            audit_grant(tx, &scheduler_id(), &grant, "grant.expire", "", now)?;
+            audit_grant(tx, Who::Scheduler, &grant, "grant.expire", "", now)?;
         }
         changed.push(grant);
     }

@@ -46,6 +46,9 @@ impl Store {
             tx.open_table(GRANT_BY_PAIR)?;
             tx.open_table(GRANT_BY_TARGET)?;
             tx.open_table(GRANT_DEADLINES)?;
+            tx.open_table(SUPPORT)?;
+            tx.open_table(SUPPORT_ACTIVE)?;
+            tx.open_table(SUPPORT_DEADLINES)?;
         }
         tx.commit()?;
         Ok(Store { db: Arc::new(db) })
@@ -76,6 +79,7 @@ impl Store {
                         role: StaffRole::PlatformAdmin,
                     },
                     created_at: now,
+                    support: Vec::new(),
                 };
                 put(&mut principals, admin.id.as_str(), &admin)?;
                 let token = token::generate();

@@ -61,3 +61,15 @@ pub const GRANT_BY_TARGET: TableDefinition<(&str, &str), &str> =
 /// next wake-up is `first()`, what is due is a range up to now.
 pub const GRANT_DEADLINES: TableDefinition<(u64, &str), ()> =
     TableDefinition::new("grant_deadlines");
+
+/// support access id -> [`crate::support::SupportAccess`] (requests and cases, all states).
+pub const SUPPORT: TableDefinition<&str, &[u8]> = TableDefinition::new("support");
+
+/// (staff id, account id, access id) -> end instant ms, for active access only: what the
+/// bearer-token lookup reads on every staff request.
+pub const SUPPORT_ACTIVE: TableDefinition<(&str, &str, &str), u64> =
+    TableDefinition::new("support_active");
+
+/// (end instant ms, access id) -> () for active access: the scheduler's next wake-up.
+pub const SUPPORT_DEADLINES: TableDefinition<(u64, &str), ()> =
+    TableDefinition::new("support_deadlines");

@@ -36,7 +36,12 @@ fn resolve(req: &HttpRequest) -> Result<Caller, ApiError> {
         .filter(|token| !token.is_empty())
         .ok_or(ApiError::Unauthorized)?;
     let rtx = state.store.begin_read()?;
-    storage::read::principal_for_token(&rtx, token)?
-        .map(Caller)
-        .ok_or(ApiError::Unauthorized)
+    let mut principal =
+        storage::read::principal_for_token(&rtx, token)?.ok_or(ApiError::Unauthorized)?;
+    // Support access is read fresh on every request: a revoke or an expiry takes effect
+    // from the very next one.
+    if matches!(principal.kind, storage::model::PrincipalKind::Staff { .. }) {
+        principal.support = storage::support::active_for(&rtx, &principal.id, state.clock.now())?;
+    }
+    Ok(Caller(principal))
 }

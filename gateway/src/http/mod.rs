@@ -9,6 +9,7 @@ pub mod fleet;
 pub mod problem;
 pub mod sharing;
 pub mod stream;
+pub mod support;
 
 use std::sync::Arc;
 
@@ -64,6 +65,13 @@ pub struct AppState {
         sharing::list_grants,
         sharing::audit,
         sharing::children,
+        support::create_request,
+        support::approve,
+        support::decline,
+        support::revoke,
+        support::list,
+        support::open_case,
+        support::close_case,
         stream::asset_stream,
         healthz,
         metrics,
@@ -121,6 +129,28 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             )
             .route("/visibility/remove", web::post().to(sharing::remove_grants))
             .route("/audit", web::get().to(sharing::audit))
+            .route(
+                "/support-access/requests",
+                web::post().to(support::create_request),
+            )
+            .route(
+                "/support-access/requests/{id}/approve",
+                web::post().to(support::approve),
+            )
+            .route(
+                "/support-access/requests/{id}/decline",
+                web::post().to(support::decline),
+            )
+            .route(
+                "/support-access/requests/{id}/revoke",
+                web::post().to(support::revoke),
+            )
+            .route("/accounts/{a}/support-access", web::get().to(support::list))
+            .route("/support-cases", web::post().to(support::open_case))
+            .route(
+                "/support-cases/{id}/close",
+                web::post().to(support::close_case),
+            )
             .route("/staff", web::post().to(accounts::create_staff))
             .route("/devices", web::post().to(fleet::register_device))
             .route("/devices/{d}", web::delete().to(fleet::deregister_device))

@@ -1,0 +1,210 @@
+//! Support access (rule 4): requests, the account admin's decisions, support cases, and
+//! the three lists. Handlers stay thin; the state machine is `storage::support`.
+
+use actix_web::{web, HttpResponse};
+use serde::{Deserialize, Serialize};
+use storage::support::{Decision, SupportAccess, SupportDuration};
+use storage::{AccountId, OpError};
+use utoipa::{IntoParams, ToSchema};
+
+use super::auth::Caller;
+use super::dto::id_field;
+use super::problem::{ApiError, Problem};
+use super::AppState;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewRequest {
+    pub account_id: String,
+    pub purpose: String,
+    /// `24h`, `14d` or `3mo`.
+    pub duration: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewCase {
+    pub account_id: String,
+    pub ticket_id: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SupportView {
+    pub id: String,
+    pub account_id: String,
+    pub staff_id: String,
+    pub staff_role: &'static str,
+    pub purpose: String,
+    pub duration: Option<&'static str>,
+    pub ticket_id: Option<String>,
+    /// `pending`, `active`, `declined`, `revoked`, `expired` or `closed`.
+    pub state: &'static str,
+    pub requested_at: String,
+    pub starts_at: Option<String>,
+    pub ends_at: Option<String>,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<String>,
+    pub ended_by: Option<String>,
+    pub ended_at: Option<String>,
+}
+
+impl From<SupportAccess> for SupportView {
+    fn from(access: SupportAccess) -> Self {
+        let time = |t: Option<storage::time::Timestamp>| t.map(|t| t.to_rfc3339());
+        SupportView {
+            id: access.id,
+            account_id: access.account_id.to_string(),
+            staff_id: access.staff.to_string(),
+            staff_role: access.staff_role.as_str(),
+            purpose: access.purpose,
+            duration: access.duration.map(SupportDuration::as_str),
+            ticket_id: access.ticket_id,
+            state: access.state.as_str(),
+            requested_at: access.requested_at.to_rfc3339(),
+            starts_at: time(access.starts_at),
+            ends_at: time(access.ends_at),
+            decided_by: access.decided_by.map(|id| id.to_string()),
+            decided_at: time(access.decided_at),
+            ended_by: access.ended_by.map(|id| id.to_string()),
+            ended_at: time(access.ended_at),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct StateQuery {
+    /// `pending`, `active` or `archived`.
+    pub state: String,
+}
+
+#[utoipa::path(post, path = "/v1/support-access/requests", request_body = NewRequest,
+    responses((status = 201, body = SupportView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn create_request(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: web::Json<NewRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let account = id_field("account_id", AccountId::parse(&body.account_id))?;
+    let duration = SupportDuration::parse(&body.duration).ok_or_else(|| {
+        OpError::invalid(
+            "duration",
+            format!("must be one of {}", SupportDuration::NAMES),
+        )
+    })?;
+    let now = state.clock.now();
+    let access = state
+        .writer
+        .execute(move |tx| {
+            storage::support::request(tx, &caller.0, &account, &body.purpose, duration, now)
+        })
+        .await?;
+    Ok(HttpResponse::Created().json(SupportView::from(access)))
+}
+
+async fn decide(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: String,
+    decision: Decision,
+) -> Result<HttpResponse, ApiError> {
+    let now = state.clock.now();
+    let access = state
+        .writer
+        .execute(move |tx| storage::support::decide(tx, &caller.0, &id, decision, now))
+        .await?;
+    state.scheduler.wake();
+    Ok(HttpResponse::Ok().json(SupportView::from(access)))
+}
+
+#[utoipa::path(post, path = "/v1/support-access/requests/{id}/approve",
+    responses((status = 200, body = SupportView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn approve(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    decide(state, caller, path.into_inner(), Decision::Approve).await
+}
+
+#[utoipa::path(post, path = "/v1/support-access/requests/{id}/decline",
+    responses((status = 200, body = SupportView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn decline(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    decide(state, caller, path.into_inner(), Decision::Decline).await
+}
+
+#[utoipa::path(post, path = "/v1/support-access/requests/{id}/revoke",
+    responses((status = 200, body = SupportView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn revoke(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    decide(state, caller, path.into_inner(), Decision::Revoke).await
+}
+
+#[utoipa::path(get, path = "/v1/accounts/{a}/support-access", params(StateQuery),
+    responses((status = 200, description = "one of the three lists"), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn list(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    query: web::Query<StateQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let account =
+        AccountId::parse(&path).map_err(|_| OpError::not_found(format!("account {path}")))?;
+    if !["pending", "active", "archived"].contains(&query.state.as_str()) {
+        return Err(OpError::invalid("state", "must be pending, active or archived").into());
+    }
+    let items: Vec<SupportView> = storage::support::list(
+        &state.store.begin_read()?,
+        &caller.0,
+        &account,
+        &query.state,
+    )?
+    .into_iter()
+    .map(SupportView::from)
+    .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+}
+
+#[utoipa::path(post, path = "/v1/support-cases", request_body = NewCase,
+    responses((status = 201, body = SupportView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn open_case(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: web::Json<NewCase>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let account = id_field("account_id", AccountId::parse(&body.account_id))?;
+    let now = state.clock.now();
+    let access = state
+        .writer
+        .execute(move |tx| {
+            storage::support::open_case(tx, &caller.0, &account, &body.ticket_id, now)
+        })
+        .await?;
+    state.scheduler.wake();
+    Ok(HttpResponse::Created().json(SupportView::from(access)))
+}
+
+#[utoipa::path(post, path = "/v1/support-cases/{id}/close",
+    responses((status = 200, body = SupportView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn close_case(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let now = state.clock.now();
+    let access = state
+        .writer
+        .execute(move |tx| storage::support::close_case(tx, &caller.0, &id, now))
+        .await?;
+    Ok(HttpResponse::Ok().json(SupportView::from(access)))
+}
