@@ -8,7 +8,11 @@ use tests::TestGateway;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removals_cut_off_grantees_before_their_answer() {
     let gateway = TestGateway::start();
-    let mut config = VisibilityConfig::new(gateway.http_base(), gateway.mqtt_tls(), gateway.admin_token.clone());
+    let mut config = VisibilityConfig::new(
+        gateway.http_base(),
+        gateway.mqtt_tls(),
+        gateway.admin_token.clone(),
+    );
     config.tls_server_name = Some("localhost".into());
     config.units = 4;
     config.grantees = 3;

@@ -1,0 +1,360 @@
+//! Support access end to end (rule 4): a support staff member acts as the account's admin
+//! while approved, and is refused the instant after revoke and after expiry; tech support
+//! cases grant access at once; and every refusal of the state machine.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{json, Value};
+use simulator::api::UserRole;
+use simulator::ApiClient;
+use tests::{eventually, Fleet, TestGateway};
+
+async fn call(client: &ApiClient, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    let answer = client
+        .request_raw(method, path, body.as_ref())
+        .await
+        .expect("answer");
+    (answer.status, answer.body)
+}
+
+async fn staff(fleet: &Fleet, role: &str) -> ApiClient {
+    let (status, created) = call(
+        &fleet.platform,
+        Method::POST,
+        "/v1/staff",
+        Some(json!({"name": role, "role": role})),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    fleet
+        .platform
+        .with_token(created["token"].as_str().expect("token"))
+}
+
+async fn request(support: &ApiClient, fleet: &Fleet, duration: &str) -> String {
+    let body = json!({"account_id": fleet.account_id.to_string(), "purpose": "investigate unit1 dropouts", "duration": duration});
+    let (status, created) = call(
+        support,
+        Method::POST,
+        "/v1/support-access/requests",
+        Some(body),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["state"], "pending");
+    created["id"].as_str().expect("id").to_owned()
+}
+
+/// Creating an asset in the account: something only its admin (or fleet admin) may do.
+async fn act_as_admin(client: &ApiClient, fleet: &Fleet, asset: &str) -> u16 {
+    let path = format!("/v1/assets?account_id={}", fleet.account_id);
+    call(
+        client,
+        Method::POST,
+        &path,
+        Some(json!({"id": asset, "name": "by support"})),
+    )
+    .await
+    .0
+}
+
+async fn list(fleet: &Fleet, state: &str) -> Vec<Value> {
+    let path = format!(
+        "/v1/accounts/{}/support-access?state={state}",
+        fleet.account_id
+    );
+    let (status, body) = call(&fleet.admin, Method::GET, &path, None).await;
+    assert_eq!(status, 200, "{body}");
+    body["items"].as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn support_acts_as_admin_while_approved_and_not_an_instant_after_revoke() {
+    let gateway = TestGateway::start();
+    let acme = Fleet::create(&gateway, "Acme").await;
+    let depot = acme.child(&gateway, "Depot").await;
+    let other = Fleet::create(&gateway, "Other").await;
+    let support = staff(&acme, "support").await;
+    assert_eq!(
+        act_as_admin(&support, &acme, "s0").await,
+        404,
+        "no rights before approval"
+    );
+
+    let id = request(&support, &acme, "14d").await;
+    assert_eq!(list(&acme, "pending").await.len(), 1);
+    assert_eq!(
+        act_as_admin(&support, &acme, "s1").await,
+        404,
+        "a pending request gives nothing"
+    );
+    let (status, approved) = call(
+        &acme.admin,
+        Method::POST,
+        &format!("/v1/support-access/requests/{id}/approve"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{approved}");
+    assert_eq!(approved["state"], "active");
+    assert!(approved["ends_at"].as_str().is_some());
+    assert_eq!(list(&acme, "active").await.len(), 1);
+    assert!(list(&acme, "pending").await.is_empty());
+
+    assert_eq!(
+        act_as_admin(&support, &acme, "s2").await,
+        201,
+        "admin rights in that account"
+    );
+    assert_eq!(
+        act_as_admin(&support, &depot, "s3").await,
+        201,
+        "and its sub-accounts, as an admin's"
+    );
+    assert_eq!(
+        act_as_admin(&support, &other, "s4").await,
+        404,
+        "never elsewhere"
+    );
+    let (_, audit) = call(&acme.admin, Method::GET, "/v1/audit", None).await;
+    let entry = audit["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|e| e["action"] == "asset.create" && e["target"] == "s2")
+        .cloned()
+        .expect("the support action is audited");
+    assert_eq!(entry["via"], format!("request {id}"));
+
+    let (status, revoked) = call(
+        &acme.admin,
+        Method::POST,
+        &format!("/v1/support-access/requests/{id}/revoke"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{revoked}");
+    assert_eq!(
+        act_as_admin(&support, &acme, "s5").await,
+        404,
+        "refused the very next request"
+    );
+    let archived = list(&acme, "archived").await;
+    assert_eq!(archived.len(), 1);
+    assert_eq!(archived[0]["state"], "revoked");
+    assert!(
+        archived[0]["ended_by"].as_str().is_some() && archived[0]["ended_at"].as_str().is_some()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_expires_at_approval_plus_duration() {
+    let gateway = TestGateway::start_with_manual_clock();
+    let acme = Fleet::create(&gateway, "Acme").await;
+    let support = staff(&acme, "support").await;
+    let id = request(&support, &acme, "24h").await;
+    let (status, _) = call(
+        &acme.admin,
+        Method::POST,
+        &format!("/v1/support-access/requests/{id}/approve"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    gateway.advance(Duration::from_secs(24 * 3600 - 1));
+    assert_eq!(
+        act_as_admin(&support, &acme, "s1").await,
+        201,
+        "a second before the end"
+    );
+    gateway.advance(Duration::from_secs(1));
+    assert_eq!(
+        act_as_admin(&support, &acme, "s2").await,
+        404,
+        "refused at the instant it ends"
+    );
+    let archived = eventually(|| async {
+        let archived = list(&acme, "archived").await;
+        (archived.len() == 1).then_some(archived)
+    })
+    .await
+    .expect("the scheduler archives the expiry");
+    assert_eq!(archived[0]["state"], "expired");
+    assert_eq!(archived[0]["ended_by"], "scheduler");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_support_case_grants_tech_support_at_once_until_it_closes() {
+    let gateway = TestGateway::start();
+    let acme = Fleet::create(&gateway, "Acme").await;
+    let tech = staff(&acme, "tech_support").await;
+    let support = staff(&acme, "support").await;
+    let body = json!({"account_id": acme.account_id.to_string(), "ticket_id": "TCK-4711"});
+    let (status, _) = call(
+        &support,
+        Method::POST,
+        "/v1/support-cases",
+        Some(body.clone()),
+    )
+    .await;
+    assert_eq!(status, 403, "support staff do not open cases");
+    let (status, case) = call(&tech, Method::POST, "/v1/support-cases", Some(body)).await;
+    assert_eq!(status, 201, "{case}");
+    assert_eq!(case["state"], "active");
+    assert_eq!(case["ticket_id"], "TCK-4711");
+    assert_eq!(case["staff_role"], "tech_support");
+    let active = list(&acme, "active").await;
+    assert_eq!(active.len(), 1);
+    assert_eq!(active[0]["ticket_id"], "TCK-4711");
+    assert_eq!(act_as_admin(&tech, &acme, "t1").await, 201);
+    let (_, audit) = call(&acme.admin, Method::GET, "/v1/audit", None).await;
+    assert!(audit["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .any(|e| e["target"] == "t1" && e["via"] == "ticket TCK-4711"));
+
+    let id = case["id"].as_str().expect("id");
+    let (status, closed) = call(
+        &tech,
+        Method::POST,
+        &format!("/v1/support-cases/{id}/close"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{closed}");
+    assert_eq!(act_as_admin(&tech, &acme, "t2").await, 404);
+    assert_eq!(list(&acme, "archived").await[0]["state"], "closed");
+    let (status, _) = call(
+        &tech,
+        Method::POST,
+        &format!("/v1/support-cases/{id}/close"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 409);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_refusal_of_the_state_machine() {
+    let gateway = TestGateway::start();
+    let acme = Fleet::create(&gateway, "Acme").await;
+    let other = Fleet::create(&gateway, "Other").await;
+    let support = staff(&acme, "support").await;
+    let tech = staff(&acme, "tech_support").await;
+    let account = acme.account_id.to_string();
+
+    for (body, field) in [
+        (
+            json!({"account_id": account, "purpose": "x", "duration": "1y"}),
+            "duration",
+        ),
+        (
+            json!({"account_id": account, "purpose": "  ", "duration": "24h"}),
+            "purpose",
+        ),
+        (
+            json!({"account_id": account, "purpose": "p".repeat(501), "duration": "24h"}),
+            "purpose",
+        ),
+    ] {
+        let (status, problem) = call(
+            &support,
+            Method::POST,
+            "/v1/support-access/requests",
+            Some(body),
+        )
+        .await;
+        assert_eq!(status, 422, "{problem}");
+        assert_eq!(problem["field"], field);
+    }
+    let body = json!({"account_id": account, "purpose": "x", "duration": "24h"});
+    assert_eq!(
+        call(
+            &tech,
+            Method::POST,
+            "/v1/support-access/requests",
+            Some(body.clone())
+        )
+        .await
+        .0,
+        403
+    );
+    assert_eq!(
+        call(
+            &acme.admin,
+            Method::POST,
+            "/v1/support-access/requests",
+            Some(body)
+        )
+        .await
+        .0,
+        403
+    );
+
+    let id = request(&support, &acme, "24h").await;
+    let approve = format!("/v1/support-access/requests/{id}/approve");
+    let fleet_admin = acme.user(UserRole::FleetAdmin).await;
+    let viewer = acme.user(UserRole::Viewer).await;
+    assert_eq!(
+        call(&fleet_admin, Method::POST, &approve, None).await.0,
+        403
+    );
+    assert_eq!(call(&viewer, Method::POST, &approve, None).await.0, 403);
+    assert_eq!(
+        call(&other.admin, Method::POST, &approve, None).await.0,
+        404
+    );
+    assert_eq!(
+        call(&support, Method::POST, &approve, None).await.0,
+        403,
+        "staff never approve, even their own"
+    );
+    assert_eq!(
+        call(&acme.platform, Method::POST, &approve, None).await.0,
+        403
+    );
+    assert_eq!(
+        call(
+            &acme.admin,
+            Method::POST,
+            &format!("/v1/support-access/requests/{id}/revoke"),
+            None
+        )
+        .await
+        .0,
+        409,
+        "a pending request cannot be revoked"
+    );
+    assert_eq!(
+        call(
+            &acme.admin,
+            Method::POST,
+            &format!("/v1/support-access/requests/{id}/decline"),
+            None
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(
+        call(&acme.admin, Method::POST, &approve, None).await.0,
+        409,
+        "a declined request cannot be approved"
+    );
+    let archived = list(&acme, "archived").await;
+    assert_eq!(archived[0]["state"], "declined");
+    assert!(archived[0]["decided_by"].as_str().is_some());
+
+    // The lists: the account admin and staff read them; others do not.
+    let path = format!("/v1/accounts/{account}/support-access?state=archived");
+    assert_eq!(call(&support, Method::GET, &path, None).await.0, 200);
+    assert_eq!(call(&viewer, Method::GET, &path, None).await.0, 403);
+    assert_eq!(call(&other.admin, Method::GET, &path, None).await.0, 404);
+    let bad_state = format!("/v1/accounts/{account}/support-access?state=all");
+    assert_eq!(
+        call(&acme.admin, Method::GET, &bad_state, None).await.0,
+        422
+    );
+}
