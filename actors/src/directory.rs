@@ -104,7 +104,9 @@ impl Directory {
     pub fn start_device(&self, device: &Device) -> Result<Addr<DeviceActor>, StoreError> {
         let rtx = self.store.begin_read()?;
         let latest = match &device.bound_asset {
-            Some(bound) => storage::read::latest(&rtx, bound.asset_key, storage::read::ALL_TIME)?,
+            Some(bound) => {
+                storage::read::latest(&rtx, bound.asset_key, storage::read::ALL_TIME, |_| true)?
+            }
             None => None,
         };
         let mut status = storage::read::device_status(&rtx, &device.id)?.unwrap_or_default();
@@ -156,5 +158,19 @@ impl Directory {
             self.rebind(device).await?;
         }
         Ok(())
+    }
+}
+
+impl Directory {
+    /// After an asset's tenant sharing changed: re-binds the unit reporting for it.
+    pub async fn rebind_asset(&self, asset: &storage::model::Asset) -> Result<(), StoreError> {
+        let Some(device_id) = &asset.device_id else {
+            return Ok(());
+        };
+        let device = storage::read::device(&self.store.begin_read()?, device_id)?;
+        match device {
+            Some(device) => self.rebind(&device).await,
+            None => Ok(()),
+        }
     }
 }

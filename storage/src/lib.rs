@@ -12,6 +12,8 @@
 //! - [`read`]: queries over a read transaction (history scans, listings).
 //! - [`sharing`]: partnerships and visibility grants (rules 2 and 3), and their schedule.
 //! - [`support`]: support access requests and cases (rule 4).
+//! - [`details`]: asset details and the sharing-profile fields that select them.
+//! - [`tenant`]: tenant sharing, mirrors and sharing profiles (rule 5).
 //! - [`visibility`]: what an account sees of an asset (owned or shared, and the window).
 //! - [`store`]: opening the database and bootstrapping an empty one.
 //!
@@ -20,6 +22,7 @@
 
 pub mod audit;
 pub mod codec;
+pub mod details;
 pub mod error;
 pub mod ids;
 pub mod model;
@@ -31,6 +34,7 @@ pub mod store;
 pub mod support;
 pub mod tables;
 pub mod telemetry;
+pub mod tenant;
 pub mod time;
 pub mod token;
 pub mod visibility;

@@ -152,7 +152,7 @@ pub struct BoundAsset {
     pub asset_key: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Asset {
     /// Internal key: telemetry is stored under it, so an asset's history survives renames.
     pub key: u64,
@@ -162,6 +162,11 @@ pub struct Asset {
     pub serial: Option<String>,
     pub device_id: Option<DeviceId>,
     pub created_at: Timestamp,
+    pub details: crate::details::AssetDetails,
+    /// Set when this asset is a mirror of another tenant's asset (rule 5): read-only here.
+    pub mirror: Option<crate::tenant::Mirror>,
+    /// Where this (source) asset is shared to by tenant sharing.
+    pub sharing: crate::tenant::SourceSharing,
 }
 
 /// What the gateway knows of a unit's health. Written with telemetry batches, so it is at

@@ -347,6 +347,7 @@ pub struct NewAsset {
     pub name: String,
     pub serial: Option<String>,
     pub device_id: Option<DeviceId>,
+    pub details: crate::details::AssetDetails,
 }
 
 /// Creates an asset and, if asked, binds a unit of the same account to it. Returns the
@@ -359,6 +360,7 @@ pub fn create_asset(
     now: Timestamp,
 ) -> Result<(Asset, Option<Device>), OpError> {
     let name = name_field("name", &new.name)?;
+    new.details.validate()?;
     let serial = match new.serial {
         Some(serial) => Some(name_field("serial", &serial)?),
         None => None,
@@ -420,6 +422,9 @@ pub fn create_asset(
         serial,
         device_id: new.device_id,
         created_at: now,
+        details: new.details,
+        mirror: None,
+        sharing: Default::default(),
     };
     assets.insert(
         (account_id.as_str(), asset.id.as_str()),
@@ -466,15 +471,23 @@ pub fn write_status(
     put(&mut tx.open_table(DEVICE_STATUS)?, device.as_str(), status)
 }
 
-/// Changes an owned asset's name or serial. A grantee is told rule 2 (403); a stranger
+/// What the owner may change on an asset.
+#[derive(Debug, Clone, Default)]
+pub struct AssetPatch {
+    pub name: Option<String>,
+    pub serial: Option<String>,
+    /// Sections given replace the asset's; sections absent are kept.
+    pub details: Option<crate::details::AssetDetails>,
+}
+
+/// Changes an owned asset's name, serial or details. A grantee is told rule 2 (403); a stranger
 /// gets 404.
 pub fn update_asset(
     tx: &WriteTransaction,
     caller: &Principal,
     account_id: &AccountId,
     asset_id: &AssetId,
-    name: Option<String>,
-    serial: Option<String>,
+    patch: AssetPatch,
     now: Timestamp,
 ) -> Result<Asset, OpError> {
     let what = format!("asset {asset_id}");
@@ -502,6 +515,11 @@ pub fn update_asset(
         }
         None => return Err(OpError::not_found(what)),
     };
+    if asset.mirror.is_some() {
+        return Err(OpError::Forbidden(format!(
+            "rule 5: asset {asset_id} is a mirror of another account's asset; only its source changes it"
+        )));
+    }
     require_in(
         &tx.open_table(ACCOUNTS)?,
         caller,
@@ -510,17 +528,23 @@ pub fn update_asset(
         &what,
     )?;
     let before = format!("name={:?} serial={:?}", asset.name, asset.serial);
-    if let Some(name) = name {
+    if let Some(name) = patch.name {
         asset.name = name_field("name", &name)?;
     }
-    if let Some(serial) = serial {
+    if let Some(serial) = patch.serial {
         asset.serial = Some(name_field("serial", &serial)?);
+    }
+    if let Some(details) = patch.details {
+        details.validate()?;
+        asset.details.merge(details);
     }
     assets.insert(
         (account_id.as_str(), asset_id.as_str()),
         codec::encode(&asset).as_slice(),
     )?;
     drop(assets);
+    // A details mirror follows its source in the same transaction.
+    crate::tenant::propagate(tx, &asset)?;
     audit(
         tx,
         Who::Principal(caller),

@@ -131,15 +131,15 @@ pub fn device_status(
     )
 }
 
-/// One asset's points with `from <= ts < to`, oldest first. The cursor is the first
-/// timestamp of the next page (keys are unique per asset and millisecond).
+/// One asset's points with `from <= ts < to` that `keep` accepts, oldest first. The cursor
+/// is the first timestamp of the next page (keys are unique per asset and millisecond).
 pub fn history(
     rtx: &ReadTransaction,
     asset_key: u64,
-    from: Timestamp,
-    to: Timestamp,
+    (from, to): (Timestamp, Timestamp),
     cursor: Option<u64>,
     limit: usize,
+    keep: impl Fn(Timestamp) -> bool,
 ) -> Result<Page<Point>, StoreError> {
     let telemetry = rtx.open_table(TELEMETRY)?;
     let start = cursor.map_or(from.0, |c| c.max(from.0));
@@ -148,8 +148,12 @@ pub fn history(
     if start < to.0 {
         for row in telemetry.range((asset_key, start)..(asset_key, to.0))? {
             let (key, value) = row?;
+            let ts = key.value().1;
+            if !keep(Timestamp(ts)) {
+                continue;
+            }
             if items.len() == limit {
-                next_cursor = Some(key.value().1.to_string());
+                next_cursor = Some(ts.to_string());
                 break;
             }
             items.push(decode_as("telemetry", value.value())?);
@@ -158,20 +162,24 @@ pub fn history(
     Ok(Page { items, next_cursor })
 }
 
-/// The newest point with `from <= ts < to` (the owner passes the whole range).
+/// The newest point with `from <= ts < to` that `keep` accepts.
 pub fn latest(
     rtx: &ReadTransaction,
     asset_key: u64,
     (from, to): (Timestamp, Timestamp),
+    keep: impl Fn(Timestamp) -> bool,
 ) -> Result<Option<Point>, StoreError> {
     let telemetry = rtx.open_table(TELEMETRY)?;
-    let last = telemetry
+    for row in telemetry
         .range((asset_key, from.0)..(asset_key, to.0))?
-        .next_back();
-    match last {
-        Some(row) => Ok(Some(decode_as("telemetry", row?.1.value())?)),
-        None => Ok(None),
+        .rev()
+    {
+        let (key, value) = row?;
+        if keep(Timestamp(key.value().1)) {
+            return Ok(Some(decode_as("telemetry", value.value())?));
+        }
     }
+    Ok(None)
 }
 
 /// An account's record for `GET /accounts/{a}`: its members, its ancestors' users and

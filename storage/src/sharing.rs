@@ -243,7 +243,13 @@ fn owned_asset(
 ) -> Result<Asset, OpError> {
     let assets = tx.open_table(ASSETS)?;
     if let Some(bytes) = assets.get((owner.as_str(), asset_id.as_str()))? {
-        return Ok(decode_as("assets", bytes.value())?);
+        let asset: Asset = decode_as("assets", bytes.value())?;
+        if asset.mirror.is_some() {
+            return Err(OpError::Forbidden(format!(
+                "rule 5: asset {asset_id} is a mirror; a mirror cannot be shared onward"
+            )));
+        }
+        return Ok(asset);
     }
     if tx
         .open_table(GRANT_BY_TARGET)?

@@ -49,6 +49,7 @@ impl Store {
             tx.open_table(SUPPORT)?;
             tx.open_table(SUPPORT_ACTIVE)?;
             tx.open_table(SUPPORT_DEADLINES)?;
+            tx.open_table(PROFILES)?;
         }
         tx.commit()?;
         Ok(Store { db: Arc::new(db) })

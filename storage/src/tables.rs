@@ -73,3 +73,6 @@ pub const SUPPORT_ACTIVE: TableDefinition<(&str, &str, &str), u64> =
 /// (end instant ms, access id) -> () for active access: the scheduler's next wake-up.
 pub const SUPPORT_DEADLINES: TableDefinition<(u64, &str), ()> =
     TableDefinition::new("support_deadlines");
+
+/// sharing profile id -> [`crate::tenant::SharingProfile`]
+pub const PROFILES: TableDefinition<&str, &[u8]> = TableDefinition::new("profiles");

@@ -17,6 +17,8 @@ use crate::time::Timestamp;
 pub enum Relation {
     Owned,
     Shared,
+    /// A tenant-sharing mirror: read-only, fed by another account's asset.
+    Mirror,
 }
 
 impl Relation {
@@ -24,6 +26,7 @@ impl Relation {
         match self {
             Relation::Owned => "owned",
             Relation::Shared => "shared",
+            Relation::Mirror => "mirror",
         }
     }
 }
@@ -38,16 +41,39 @@ pub struct Seen {
 }
 
 impl Seen {
-    /// The part of history this account may read: all of it for the owner, the grant
-    /// window for a grantee.
+    /// The asset whose telemetry this account reads (a mirror reads its source's).
+    pub fn telemetry_key(&self) -> u64 {
+        self.asset
+            .mirror
+            .as_ref()
+            .map_or(self.asset.key, |link| link.source_key)
+    }
+
+    /// The span of history this account may read: all of it for the owner, the grant
+    /// window for a grantee, the shared periods' span for a mirror.
     pub fn window(&self) -> (Timestamp, Timestamp) {
+        if let Some(link) = &self.asset.mirror {
+            let start = link.windows.first().map_or(Timestamp(u64::MAX), |w| w.0);
+            let end = link
+                .windows
+                .last()
+                .map_or(Timestamp(0), |w| w.1.unwrap_or(Timestamp(u64::MAX)));
+            return (start, end);
+        }
         match &self.grant {
             None => (Timestamp(0), Timestamp(u64::MAX)),
             Some(grant) => (grant.from, grant.until.unwrap_or(Timestamp(u64::MAX))),
         }
     }
 
-    /// Rule 2: a grantee never changes, re-shares or keys what it only sees.
+    /// Whether a point at `ts` is inside what this account may read.
+    pub fn shows(&self, ts: Timestamp) -> bool {
+        let (from, to) = self.window();
+        from <= ts && ts < to && self.asset.mirror.as_ref().is_none_or(|link| link.shows(ts))
+    }
+
+    /// Rule 2 and rule 5: a grantee or a mirror's account never changes, re-shares or
+    /// keys what it only sees.
     pub fn require_owned(&self, action: &str) -> Result<(), OpError> {
         match self.relation {
             Relation::Owned => Ok(()),
@@ -55,7 +81,25 @@ impl Seen {
                 "rule 2: asset {} is shared with this account read-only; it may not {action} it",
                 self.asset.id
             ))),
+            Relation::Mirror => Err(OpError::Forbidden(format!(
+                "rule 5: asset {} is a mirror of another account's asset; it may not {action} it",
+                self.asset.id
+            ))),
         }
+    }
+}
+
+/// An asset of the viewing account itself: owned, or a mirror it holds.
+pub fn owned_or_mirror(asset: Asset) -> Seen {
+    let relation = if asset.mirror.is_some() {
+        Relation::Mirror
+    } else {
+        Relation::Owned
+    };
+    Seen {
+        asset,
+        relation,
+        grant: None,
     }
 }
 
@@ -100,11 +144,7 @@ pub fn resolve(
     )?;
     let assets = rtx.open_table(ASSETS)?;
     if let Some(bytes) = assets.get((account.as_str(), asset_id.as_str()))? {
-        return Ok(Seen {
-            asset: decode_as("assets", bytes.value())?,
-            relation: Relation::Owned,
-            grant: None,
-        });
+        return Ok(owned_or_mirror(decode_as("assets", bytes.value())?));
     }
     let by_target = rtx.open_table(GRANT_BY_TARGET)?;
     let grant_id = by_target.get((account.as_str(), asset_id.as_str()))?;
@@ -144,11 +184,7 @@ pub fn list(
         if cursor.is_some() && id <= after {
             continue;
         }
-        items.push(Seen {
-            asset: decode_as("assets", value.value())?,
-            relation: Relation::Owned,
-            grant: None,
-        });
+        items.push(owned_or_mirror(decode_as("assets", value.value())?));
     }
     let by_target = rtx.open_table(GRANT_BY_TARGET)?;
     let mut shared_count = 0;
@@ -202,6 +238,18 @@ pub fn audience(
         asset_id: bound.asset_id.clone(),
         until: None,
     }];
+    let assets = rtx.open_table(ASSETS)?;
+    let source = assets.get((device.account_id.as_str(), bound.asset_id.as_str()))?;
+    if let Some(bytes) = source {
+        let source: Asset = decode_as("assets", bytes.value())?;
+        if let Some((account_id, asset_id)) = source.sharing.telemetry {
+            out.push(Member {
+                account_id,
+                asset_id,
+                until: None,
+            });
+        }
+    }
     let pairs = rtx.open_table(GRANT_BY_PAIR)?;
     let grants = rtx.open_table(GRANTS)?;
     for row in pairs.range((bound.asset_key, "")..(bound.asset_key + 1, ""))? {

@@ -56,6 +56,17 @@ async fn a_grantee_sees_the_asset_read_only_and_inside_its_window() {
     );
 
     let mut live = depot.admin.stream("/v1/stream").await.expect("stream");
+    let integration = simulator::SimUnit::connect(simulator::UnitOptions::observer(
+        "depot-integration",
+        depot.broker.clone(),
+    ))
+    .await
+    .expect("observer");
+    let topic = format!("/tenants/{}/assets/ex1/telemetry", depot.account_id);
+    integration
+        .subscribe(&topic, rumqttc::QoS::AtLeastOnce)
+        .await
+        .expect("subscribed");
     gateway.advance(Duration::from_secs(1));
     unit.publish_point(&json!({"fuel_pct": 20}))
         .await
@@ -67,6 +78,12 @@ async fn a_grantee_sees_the_asset_read_only_and_inside_its_window() {
         .expect("decodes");
     assert_eq!(point.fuel_pct, Some(20.0));
     assert_eq!(point.asset_id.as_str(), "ex1");
+    let message = integration
+        .next_message(WAIT)
+        .await
+        .expect("on the grantee's MQTT topic");
+    assert_eq!(message.topic, topic);
+    assert_eq!(message.json().expect("json")["fuel_pct"], 20.0);
 
     let history = depot.history("ex1", 1).await;
     let fuels: Vec<_> = history.iter().map(|p| p.fuel_pct).collect();

@@ -169,6 +169,9 @@ pub struct NewAssetDto {
     pub name: String,
     pub serial: Option<String>,
     pub device_id: Option<String>,
+    /// Sections: counters, groups, working_hours, service_flags, calibration, display.
+    #[schema(value_type = Option<Object>)]
+    pub details: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -181,18 +184,17 @@ pub struct AssetView {
     /// `owned`, `shared` (visibility grant) or `mirror` (tenant sharing).
     pub relation: &'static str,
     pub created_at: String,
+    #[schema(value_type = Object)]
+    pub details: serde_json::Value,
     /// For a shared asset with a temporary grant: when the sight ends.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub visible_until: Option<String>,
 }
 
 impl AssetView {
+    /// An asset of the caller's own account (owned, or a mirror it holds).
     pub fn owned(asset: Asset) -> Self {
-        AssetView::from(Seen {
-            asset,
-            relation: Relation::Owned,
-            grant: None,
-        })
+        AssetView::from(storage::visibility::owned_or_mirror(asset))
     }
 }
 
@@ -209,6 +211,7 @@ impl From<Seen> for AssetView {
             device_id: asset.device_id.filter(|_| owned).map(|id| id.to_string()),
             relation: seen.relation.as_str(),
             created_at: asset.created_at.to_rfc3339(),
+            details: storage::details::to_json(&asset.details),
             visible_until: seen
                 .grant
                 .and_then(|grant| grant.until)
@@ -223,6 +226,9 @@ impl From<Seen> for AssetView {
 pub struct AssetPatch {
     pub name: Option<String>,
     pub serial: Option<String>,
+    /// Sections given replace the asset's; absent sections are kept.
+    #[schema(value_type = Option<Object>)]
+    pub details: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

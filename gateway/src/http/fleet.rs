@@ -135,6 +135,11 @@ pub async fn create_asset(
             .as_deref()
             .map(|raw| id_field("device_id", DeviceId::parse(raw)))
             .transpose()?,
+        details: body
+            .details
+            .map(storage::details::from_json)
+            .transpose()?
+            .unwrap_or_default(),
     };
     let account = account_param(&caller, query.account_id.as_deref())?;
     let now = state.clock.now();
@@ -220,11 +225,11 @@ pub async fn history(
     let limit = limit(query.limit)?;
     let page = storage::read::history(
         &state.store.begin_read()?,
-        seen.asset.key,
-        from,
-        to,
+        seen.telemetry_key(),
+        (from, to),
         cursor,
         limit,
+        |ts| seen.shows(ts),
     )?;
     Ok(HttpResponse::Ok().json(PointList {
         items: page
@@ -245,9 +250,6 @@ pub async fn latest(
     query: web::Query<AccountQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let seen = visible_asset(&state, &caller, query.account_id.as_deref(), &path)?;
-    let (window_from, window_to) = seen.window();
-    let inside =
-        |point: &storage::telemetry::Point| point.ts >= window_from && point.ts < window_to;
     // The unit's actor holds points not yet committed; the store is the fallback.
     let live = match seen
         .asset
@@ -258,12 +260,13 @@ pub async fn latest(
         Some(actor) => actor.send(actors::device::GetLatest).await.ok().flatten(),
         None => None,
     };
-    let point = match live.filter(|point| inside(point)) {
+    let point = match live.filter(|point| seen.shows(point.ts)) {
         Some(point) => Some(point),
         None => storage::read::latest(
             &state.store.begin_read()?,
-            seen.asset.key,
-            (window_from, window_to),
+            seen.telemetry_key(),
+            seen.window(),
+            |ts| seen.shows(ts),
         )?,
     };
     let point =
@@ -283,12 +286,15 @@ pub async fn patch_asset(
     let id = AssetId::parse(&path).map_err(|_| OpError::not_found(format!("asset {path}")))?;
     let account = account_param(&caller, query.account_id.as_deref())?;
     let body = body.into_inner();
+    let patch = storage::ops::AssetPatch {
+        name: body.name,
+        serial: body.serial,
+        details: body.details.map(storage::details::from_json).transpose()?,
+    };
     let now = state.clock.now();
     let asset = state
         .writer
-        .execute(move |tx| {
-            storage::ops::update_asset(tx, &caller.0, &account, &id, body.name, body.serial, now)
-        })
+        .execute(move |tx| storage::ops::update_asset(tx, &caller.0, &account, &id, patch, now))
         .await?;
     Ok(HttpResponse::Ok().json(AssetView::owned(asset)))
 }

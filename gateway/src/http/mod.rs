@@ -10,6 +10,7 @@ pub mod problem;
 pub mod sharing;
 pub mod stream;
 pub mod support;
+pub mod tenant;
 
 use std::sync::Arc;
 
@@ -72,6 +73,14 @@ pub struct AppState {
         support::list,
         support::open_case,
         support::close_case,
+        tenant::create_profile,
+        tenant::update_profile,
+        tenant::list_profiles,
+        tenant::share_telemetry,
+        tenant::share_details,
+        tenant::unshare_telemetry,
+        tenant::unshare_details,
+        tenant::sharing,
         stream::asset_stream,
         healthz,
         metrics,

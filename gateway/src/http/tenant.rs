@@ -1,0 +1,358 @@
+//! Tenant sharing (rule 5): sharing profiles, and mirroring an asset's telemetry and
+//! details into another account. A telemetry change commits, then the source's unit is
+//! re-bound and acknowledges, then the call answers (the same ordering as grants).
+
+use std::collections::BTreeSet;
+
+use actix_web::{web, HttpResponse};
+use serde::{Deserialize, Serialize};
+use storage::details::Field;
+use storage::model::Asset;
+use storage::tenant::{Kind, SharingProfile};
+use storage::{AccountId, AssetId, OpError};
+use utoipa::ToSchema;
+
+use super::auth::Caller;
+use super::dto::{id_field, AccountQuery, AssetView};
+use super::fleet::{account_param, visible_asset};
+use super::problem::{ApiError, Problem};
+use super::AppState;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewProfile {
+    pub name: String,
+    /// From: name, serial, counters, groups, working_hours, service_flags, calibration, display.
+    pub fields: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProfilePatch {
+    pub fields: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProfileView {
+    pub id: String,
+    pub account_id: String,
+    pub name: String,
+    pub fields: Vec<&'static str>,
+}
+
+impl From<SharingProfile> for ProfileView {
+    fn from(profile: SharingProfile) -> Self {
+        ProfileView {
+            id: profile.id,
+            account_id: profile.account_id.to_string(),
+            name: profile.name,
+            fields: profile.fields.iter().map(|field| field.as_str()).collect(),
+        }
+    }
+}
+
+fn fields(raw: &[String]) -> Result<BTreeSet<Field>, OpError> {
+    if raw.is_empty() {
+        return Err(OpError::invalid(
+            "fields",
+            format!("name at least one of {}", Field::NAMES),
+        ));
+    }
+    raw.iter()
+        .map(|name| {
+            Field::parse(name).ok_or_else(|| {
+                OpError::invalid(
+                    "fields",
+                    format!("unknown field {name:?}; known: {}", Field::NAMES),
+                )
+            })
+        })
+        .collect()
+}
+
+#[utoipa::path(post, path = "/v1/sharing-profiles", request_body = NewProfile, params(AccountQuery),
+    responses((status = 201, body = ProfileView), (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn create_profile(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<AccountQuery>,
+    body: web::Json<NewProfile>,
+) -> Result<HttpResponse, ApiError> {
+    let account = account_param(&caller, query.account_id.as_deref())?;
+    let fields = fields(&body.fields)?;
+    let name = body.into_inner().name;
+    let now = state.clock.now();
+    let profile = state
+        .writer
+        .execute(move |tx| {
+            storage::tenant::create_profile(tx, &caller.0, &account, &name, fields, now)
+        })
+        .await?;
+    Ok(HttpResponse::Created().json(ProfileView::from(profile)))
+}
+
+#[utoipa::path(patch, path = "/v1/sharing-profiles/{id}", request_body = ProfilePatch,
+    responses((status = 200, body = ProfileView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn update_profile(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    body: web::Json<ProfilePatch>,
+) -> Result<HttpResponse, ApiError> {
+    let fields = fields(&body.fields)?;
+    let id = path.into_inner();
+    let now = state.clock.now();
+    let profile = state
+        .writer
+        .execute(move |tx| storage::tenant::update_profile(tx, &caller.0, &id, fields, now))
+        .await?;
+    Ok(HttpResponse::Ok().json(ProfileView::from(profile)))
+}
+
+#[utoipa::path(get, path = "/v1/sharing-profiles", params(AccountQuery), responses((status = 200, description = "the account's profiles")))]
+pub async fn list_profiles(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<AccountQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let account = account_param(&caller, query.account_id.as_deref())?;
+    let items: Vec<ProfileView> =
+        storage::tenant::profiles(&state.store.begin_read()?, &caller.0, &account)?
+            .into_iter()
+            .map(ProfileView::from)
+            .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShareTarget {
+    pub target_account_id: String,
+    pub target_asset_id: String,
+    /// Details sharing only.
+    pub profile_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Target {
+    pub target_account_id: String,
+    pub target_asset_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MirrorOf {
+    pub account_id: String,
+    pub asset_id: String,
+    pub telemetry_live: bool,
+}
+
+/// Both sections of an asset's tenant sharing; a mirror also names its source.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SharingView {
+    pub telemetry: Option<Target>,
+    pub details: Option<Target>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mirror_of: Option<MirrorOf>,
+}
+
+impl From<&Asset> for SharingView {
+    fn from(asset: &Asset) -> Self {
+        SharingView {
+            telemetry: asset
+                .sharing
+                .telemetry
+                .as_ref()
+                .map(|(account, id)| Target {
+                    target_account_id: account.to_string(),
+                    target_asset_id: id.to_string(),
+                    profile_id: None,
+                }),
+            details: asset
+                .sharing
+                .details
+                .as_ref()
+                .map(|(account, id, profile)| Target {
+                    target_account_id: account.to_string(),
+                    target_asset_id: id.to_string(),
+                    profile_id: Some(profile.clone()),
+                }),
+            mirror_of: asset.mirror.as_ref().map(|link| MirrorOf {
+                account_id: link.source_account.to_string(),
+                asset_id: link.source_asset.to_string(),
+                telemetry_live: link.telemetry_live(),
+            }),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ShareAnswer {
+    pub sharing: SharingView,
+    /// The target asset as the target account sees it.
+    pub target: AssetView,
+}
+
+fn source_id(path: &str) -> Result<AssetId, OpError> {
+    AssetId::parse(path).map_err(|_| OpError::not_found(format!("asset {path}")))
+}
+
+async fn share(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: String,
+    account: Option<String>,
+    body: ShareTarget,
+    kind: Kind,
+) -> Result<HttpResponse, ApiError> {
+    let source = source_id(&path)?;
+    let source_account = account_param(&caller, account.as_deref())?;
+    let target = id_field(
+        "target_account_id",
+        AccountId::parse(&body.target_account_id),
+    )?;
+    let target_asset = id_field("target_asset_id", AssetId::parse(&body.target_asset_id))?;
+    if kind == Kind::Telemetry && body.profile_id.is_some() {
+        return Err(OpError::invalid("profile_id", "applies to details sharing only").into());
+    }
+    let profile = body.profile_id;
+    let now = state.clock.now();
+    let (source, mirror) = state
+        .writer
+        .execute(move |tx| {
+            storage::tenant::share(
+                tx,
+                &caller.0,
+                kind,
+                &source_account,
+                &source,
+                &target,
+                &target_asset,
+                profile.as_deref(),
+                now,
+            )
+        })
+        .await?;
+    if kind == Kind::Telemetry {
+        state.directory.rebind_asset(&source).await?;
+    }
+    Ok(HttpResponse::Ok().json(ShareAnswer {
+        sharing: SharingView::from(&source),
+        target: AssetView::owned(mirror),
+    }))
+}
+
+async fn unshare(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: String,
+    account: Option<String>,
+    kind: Kind,
+) -> Result<HttpResponse, ApiError> {
+    let source = source_id(&path)?;
+    let source_account = account_param(&caller, account.as_deref())?;
+    let now = state.clock.now();
+    let source = state
+        .writer
+        .execute(move |tx| {
+            storage::tenant::unshare(tx, &caller.0, kind, &source_account, &source, now)
+        })
+        .await?;
+    if kind == Kind::Telemetry {
+        state.directory.rebind_asset(&source).await?;
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[utoipa::path(put, path = "/v1/assets/{x}/sharing/telemetry", request_body = ShareTarget, params(AccountQuery),
+    responses((status = 200, body = ShareAnswer), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn share_telemetry(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    query: web::Query<AccountQuery>,
+    body: web::Json<ShareTarget>,
+) -> Result<HttpResponse, ApiError> {
+    share(
+        state,
+        caller,
+        path.into_inner(),
+        query.into_inner().account_id,
+        body.into_inner(),
+        Kind::Telemetry,
+    )
+    .await
+}
+
+#[utoipa::path(put, path = "/v1/assets/{x}/sharing/details", request_body = ShareTarget, params(AccountQuery),
+    responses((status = 200, body = ShareAnswer), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn share_details(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    query: web::Query<AccountQuery>,
+    body: web::Json<ShareTarget>,
+) -> Result<HttpResponse, ApiError> {
+    share(
+        state,
+        caller,
+        path.into_inner(),
+        query.into_inner().account_id,
+        body.into_inner(),
+        Kind::Details,
+    )
+    .await
+}
+
+#[utoipa::path(delete, path = "/v1/assets/{x}/sharing/telemetry", params(AccountQuery),
+    responses((status = 204, description = "stopped; no later point reaches the target"), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn unshare_telemetry(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    query: web::Query<AccountQuery>,
+) -> Result<HttpResponse, ApiError> {
+    unshare(
+        state,
+        caller,
+        path.into_inner(),
+        query.into_inner().account_id,
+        Kind::Telemetry,
+    )
+    .await
+}
+
+#[utoipa::path(delete, path = "/v1/assets/{x}/sharing/details", params(AccountQuery),
+    responses((status = 204, description = "stopped; the mirror keeps what was copied"), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn unshare_details(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    query: web::Query<AccountQuery>,
+) -> Result<HttpResponse, ApiError> {
+    unshare(
+        state,
+        caller,
+        path.into_inner(),
+        query.into_inner().account_id,
+        Kind::Details,
+    )
+    .await
+}
+
+#[utoipa::path(get, path = "/v1/assets/{x}/sharing", params(AccountQuery),
+    responses((status = 200, body = SharingView), (status = 404, body = Problem)))]
+pub async fn sharing(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    query: web::Query<AccountQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let seen = visible_asset(&state, &caller, query.account_id.as_deref(), &path)?;
+    // A grantee sees the asset, not where its owner shares it.
+    if seen.relation == storage::visibility::Relation::Shared {
+        seen.require_owned("see the sharing of")?;
+    }
+    Ok(HttpResponse::Ok().json(SharingView::from(&seen.asset)))
+}
