@@ -117,6 +117,7 @@ async fn a_point_reaches_owner_stream_mqtt_topic_and_store() {
         name: "Excavator".into(),
         serial: None,
         device_id: Some(unit.clone()),
+        details: Default::default(),
     };
     let (asset, _) = ops::create_asset(&tx, &admin, &account.id, new, Timestamp(4)).expect("asset");
     tx.commit().expect("commit");
@@ -195,10 +196,10 @@ async fn a_point_reaches_owner_stream_mqtt_topic_and_store() {
     let stored = read::history(
         &store.begin_read().expect("read"),
         asset.key,
-        Timestamp(0),
-        Timestamp(u64::MAX),
+        read::ALL_TIME,
         None,
         10,
+        |_| true,
     )
     .expect("history");
     assert_eq!(stored.items.len(), 1, "the invalid point was never stored");

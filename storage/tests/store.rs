@@ -84,8 +84,15 @@ fn history_is_a_bounded_range_scan_with_paging() {
     let mut seen = Vec::new();
     let mut cursor = None;
     loop {
-        let page =
-            read::history(&rtx, 1, Timestamp(1_050), Timestamp(1_200), cursor, 4).expect("page");
+        let page = read::history(
+            &rtx,
+            1,
+            (Timestamp(1_050), Timestamp(1_200)),
+            cursor,
+            4,
+            |_| true,
+        )
+        .expect("page");
         assert!(page.items.len() <= 4);
         seen.extend(page.items.iter().map(|p| p.ts.0));
         match page.next_cursor {
@@ -99,12 +106,36 @@ fn history_is_a_bounded_range_scan_with_paging() {
         "from inclusive, to exclusive, oldest first, no other asset"
     );
     assert_eq!(
-        read::latest(&rtx, 1, read::ALL_TIME)
+        read::latest(&rtx, 1, read::ALL_TIME, |_| true)
             .expect("latest")
             .map(|p| p.ts.0),
         Some(1_240)
     );
-    assert_eq!(read::latest(&rtx, 3, read::ALL_TIME).expect("latest"), None);
+    assert_eq!(
+        read::latest(&rtx, 3, read::ALL_TIME, |_| true).expect("latest"),
+        None
+    );
+}
+
+#[test]
+fn history_can_skip_what_a_reader_may_not_see() {
+    let f = fixture();
+    let tx = f.store.begin_write().expect("write");
+    let points: Vec<Point> = (0..10).map(|i| point(1_000 + i, i as f64)).collect();
+    ops::write_points(&tx, points.iter().map(|p| (1, p))).expect("write");
+    tx.commit().expect("commit");
+    let rtx = f.store.begin_read().expect("read");
+    let even = |ts: Timestamp| ts.0.is_multiple_of(2);
+    let page = read::history(&rtx, 1, read::ALL_TIME, None, 3, even).expect("page");
+    let seen: Vec<u64> = page.items.iter().map(|p| p.ts.0).collect();
+    assert_eq!(seen, vec![1_000, 1_002, 1_004]);
+    assert_eq!(
+        page.next_cursor.as_deref(),
+        Some("1006"),
+        "the cursor skips to the next kept point"
+    );
+    let latest = read::latest(&rtx, 1, read::ALL_TIME, |ts| ts.0 < 1_005).expect("latest");
+    assert_eq!(latest.map(|p| p.ts.0), Some(1_004));
 }
 
 #[test]
@@ -129,6 +160,7 @@ fn refused_operation_leaves_nothing_behind() {
         name: "Excavator".into(),
         serial: None,
         device_id: Some(DeviceId::parse("nosuchunit").expect("id")),
+        details: Default::default(),
     };
     let refused = ops::create_asset(&tx, &f.admin, &f.account, new, Timestamp(6));
     assert!(matches!(refused, Err(OpError::NotFound(_))), "{refused:?}");
@@ -167,6 +199,7 @@ fn a_device_binds_once_and_a_device_id_is_global() {
         name: "x".into(),
         serial: None,
         device_id: Some(device.clone()),
+        details: Default::default(),
     };
     let (asset, bound) =
         ops::create_asset(&tx, &f.admin, &f.account, bind("ex1"), Timestamp(6)).expect("asset");
@@ -202,6 +235,7 @@ fn strangers_see_nothing_and_viewers_change_nothing() {
         name: "x".into(),
         serial: None,
         device_id: None,
+        details: Default::default(),
     };
     ops::create_asset(&tx, &f.admin, &f.account, new("ex1"), Timestamp(5)).expect("asset");
     let by_viewer = ops::create_asset(&tx, &viewer, &f.account, new("ex2"), Timestamp(5));

@@ -175,6 +175,7 @@ fn world() -> World {
             name: (*asset).into(),
             serial: None,
             device_id: Some(device),
+            details: Default::default(),
         };
         ops::create_asset(&tx, &owner_admin, &owner, new, t).expect("asset");
     }
