@@ -53,6 +53,8 @@ pub struct Ready {
 #[derive(Debug)]
 pub struct Gateway {
     pub ready: Ready,
+    /// Tells when the last handle on the store is gone (its file lock released).
+    store_watch: storage::store::StoreWatch,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -83,11 +85,12 @@ impl Gateway {
                     let _ = ready_tx.send(Err(err));
                 }
             })?;
-        let ready = ready_rx
+        let (ready, store_watch) = ready_rx
             .recv()
             .context("the gateway thread ended before it was ready")??;
         Ok(Gateway {
             ready,
+            store_watch,
             stop: Some(stop),
             thread: Some(thread),
         })
@@ -102,16 +105,26 @@ impl Gateway {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+        // HTTP workers and tasks drop their handles on the store as they wind down; the
+        // next start on this data dir needs the file lock they hold.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !self.store_watch.is_closed() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        if !self.store_watch.is_closed() {
+            tracing::error!("the store is still open 10 s after shutdown");
+        }
     }
 }
 
 async fn serve(
     config: Config,
     clock: Arc<dyn Clock>,
-    ready_tx: std::sync::mpsc::Sender<anyhow::Result<Ready>>,
+    ready_tx: std::sync::mpsc::Sender<anyhow::Result<(Ready, storage::store::StoreWatch)>>,
     stopped: oneshot::Receiver<()>,
 ) -> anyhow::Result<()> {
     let store = Store::open(&config.db_path()).context("opening the store")?;
+    let store_watch = store.watch();
     if let Some(token) = store.bootstrap(clock.now())? {
         write_private(&config.data_dir.join(TOKEN_FILE), token.as_bytes())?;
         tracing::info!(file = %config.data_dir.join(TOKEN_FILE).display(), "created the bootstrap platform_admin");
@@ -196,7 +209,7 @@ async fn serve(
     let ready_json = serde_json::to_string(&ready)?;
     write_atomic(&config.data_dir.join(READY_FILE), ready_json.as_bytes())?;
     tracing::info!(ready = %ready_json, "fleetgate ready");
-    let _ = ready_tx.send(Ok(ready));
+    let _ = ready_tx.send(Ok((ready, store_watch)));
 
     let server_task = actix_rt::spawn(server);
     let _ = stopped.await;

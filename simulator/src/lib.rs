@@ -7,7 +7,8 @@
 //!
 //! - [`api`]: `ApiClient`, a typed HTTP client for `/v1` (problem+json errors become
 //!   `ApiError::Status`), raw requests for tests, and the SSE reader for live streams; the
-//!   sharing endpoints (partnerships, visibility grants, audit) live in `api/sharing.rs`.
+//!   sharing endpoints (partnerships, visibility grants, audit) live in `api/sharing.rs`, the
+//!   support-access ones (staff, requests and decisions, support cases) in `api/support.rs`.
 //! - [`unit`]: `SimUnit`, one MQTT session of a unit (status announcements, QoS 1 telemetry
 //!   that resolves on PUBACK, subscriptions, clean or abrupt disconnects).
 //! - [`telemetry`]: payloads in the contract's shape, a plausible moving machine, and the
@@ -17,7 +18,9 @@
 //! - [`stats`]: latency percentiles and the stored-exactly-once accounting.
 //! - [`scenario`]: scripted runs that produce reports; `scenario::ingest` is the load and
 //!   correctness run behind `fleetgate-sim ingest`, `scenario::visibility` the grant-removal
-//!   cut-off check behind `fleetgate-sim visibility`.
+//!   cut-off check behind `fleetgate-sim visibility`, `scenario::support` the support-access
+//!   admin flows (request, approve, act, revoke; decline; support cases) behind
+//!   `fleetgate-sim support`.
 //!
 //! The binary `fleetgate-sim` (src/main.rs) is a thin command line over this library; the
 //! end-to-end tests use the library directly.
@@ -33,8 +36,8 @@ pub mod unit;
 pub use api::{ApiClient, ApiError};
 pub use ready::{wait_ready, GatewayEndpoints};
 pub use scenario::{
-    run_ingest, run_visibility, IngestConfig, IngestReport, ScenarioError, VisibilityConfig,
-    VisibilityReport,
+    run_ingest, run_support, run_visibility, IngestConfig, IngestReport, ScenarioError,
+    SupportConfig, SupportReport, VisibilityConfig, VisibilityReport,
 };
 pub use stats::Percentiles;
 pub use telemetry::{TelemetryPayload, TrackGenerator};

@@ -3,9 +3,10 @@
 //! file only turns flags into a scenario's config and its report into output.
 //!
 //! Exit status: 0 when the run was clean, 2 when it ran but found problems (missing or
-//! duplicated points, points past a grant's cut-off, errors), 1 when it could not run.
+//! duplicated points, points past a grant's cut-off, support access that did not hold or
+//! did not end when answered, errors), 1 when it could not run.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -13,7 +14,8 @@ use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 use simulator::{
-    run_ingest, run_visibility, wait_ready, BrokerAddr, IngestConfig, VisibilityConfig,
+    run_ingest, run_support, run_visibility, wait_ready, BrokerAddr, GatewayEndpoints,
+    IngestConfig, SupportConfig, VisibilityConfig,
 };
 
 #[derive(Debug, Parser)]
@@ -31,6 +33,10 @@ enum Command {
     /// An owner grants its assets to sub-accounts while units stream, then removes the grants
     /// one by one; reports removal latency and any point delivered past a removal.
     Visibility(VisibilityArgs),
+    /// Support staff request access to accounts, their admins approve, decline and revoke,
+    /// tech support opens and closes cases; reports whether each change held the moment it
+    /// was answered, and the latencies. HTTP only.
+    Support(SupportArgs),
 }
 
 /// Where the gateway is and who the simulator is there; shared by every scenario.
@@ -115,6 +121,34 @@ struct VisibilityArgs {
     seed: Option<u64>,
 }
 
+#[derive(Debug, Args)]
+struct SupportArgs {
+    /// The gateway's data directory: read ready.json and bootstrap-token from it.
+    #[arg(long, env = "FLEETGATE_DATA_DIR", conflicts_with = "http")]
+    data_dir: Option<PathBuf>,
+    /// Gateway HTTP root, e.g. http://127.0.0.1:8080 (with --token).
+    #[arg(long)]
+    http: Option<String>,
+    /// A platform_admin token; defaults to the data dir's bootstrap-token.
+    #[arg(long, env = "FLEETGATE_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Seconds to wait for ready.json.
+    #[arg(long = "ready-timeout-s", default_value_t = 30)]
+    ready_timeout_s: u64,
+    /// Accounts taken through every flow (1..=1000).
+    #[arg(long, default_value_t = 3)]
+    accounts: usize,
+    /// Accounts whose flows run at once.
+    #[arg(long, default_value_t = 4)]
+    parallelism: usize,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -156,6 +190,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let clean = report.is_clean();
             output(&report, args.connection.json, clean)
         }
+        Command::Support(args) => {
+            let config = support_config(&args).await?;
+            config.validate()?;
+            let report = run_support(&config).await?;
+            let clean = report.is_clean();
+            output(&report, args.json, clean)
+        }
     }
 }
 
@@ -182,9 +223,8 @@ fn output<R: Serialize + std::fmt::Display>(
 async fn connect(args: &ConnectionArgs) -> anyhow::Result<Connection> {
     let (http_base, mqtt, token) = match (&args.data_dir, &args.http, &args.mqtt) {
         (Some(data_dir), _, _) => {
-            let endpoints = wait_ready(data_dir, Duration::from_secs(args.ready_timeout_s))
-                .await
-                .with_context(|| format!("waiting for the gateway in {}", data_dir.display()))?;
+            let endpoints = gateway_in(data_dir, args.ready_timeout_s).await?;
+            let token = token_or_bootstrap(args.token.as_deref(), &endpoints)?;
             let mqtt = if args.tls_server_name.is_some() {
                 endpoints
                     .mqtt_tls
@@ -198,11 +238,6 @@ async fn connect(args: &ConnectionArgs) -> anyhow::Result<Connection> {
                     ),
                 }
             };
-            let token = args
-                .token
-                .clone()
-                .or(endpoints.bootstrap_token)
-                .context("no --token given and the data dir has no bootstrap-token")?;
             (endpoints.http_base, mqtt, token)
         }
         (None, Some(http), Some(mqtt)) => {
@@ -218,6 +253,46 @@ async fn connect(args: &ConnectionArgs) -> anyhow::Result<Connection> {
         http_base,
         mqtt,
         token,
+    })
+}
+
+/// Waits for the gateway whose data directory is `data_dir` to be ready.
+async fn gateway_in(data_dir: &Path, ready_timeout_s: u64) -> anyhow::Result<GatewayEndpoints> {
+    wait_ready(data_dir, Duration::from_secs(ready_timeout_s))
+        .await
+        .with_context(|| format!("waiting for the gateway in {}", data_dir.display()))
+}
+
+/// The token given on the command line, else the data dir's bootstrap token.
+fn token_or_bootstrap(token: Option<&str>, endpoints: &GatewayEndpoints) -> anyhow::Result<String> {
+    token
+        .map(str::to_owned)
+        .or_else(|| endpoints.bootstrap_token.clone())
+        .context("no --token given and the data dir has no bootstrap-token")
+}
+
+/// Like `connect`, for the scenarios that need only the HTTP port.
+async fn support_config(args: &SupportArgs) -> anyhow::Result<SupportConfig> {
+    let (http_base, token) = match (&args.data_dir, &args.http) {
+        (Some(data_dir), _) => {
+            let endpoints = gateway_in(data_dir, args.ready_timeout_s).await?;
+            let token = token_or_bootstrap(args.token.as_deref(), &endpoints)?;
+            (endpoints.http_base, token)
+        }
+        (None, Some(http)) => {
+            let token = args
+                .token
+                .clone()
+                .context("--http needs --token (a platform_admin token)")?;
+            (http.clone(), token)
+        }
+        (None, None) => bail!("give either --data-dir or --http and --token"),
+    };
+    Ok(SupportConfig {
+        accounts: args.accounts,
+        parallelism: args.parallelism,
+        quiet: args.quiet,
+        ..SupportConfig::new(http_base, token)
     })
 }
 
@@ -370,6 +445,64 @@ mod tests {
         assert_eq!(config.tls_server_name.as_deref(), Some("localhost"));
         assert!(config.quiet);
         assert!(config.validate().is_ok());
+    }
+
+    #[tokio::test]
+    async fn support_needs_no_mqtt_and_its_flags_reach_the_config() {
+        let cli = Cli::try_parse_from([
+            "fleetgate-sim",
+            "support",
+            "--http",
+            "http://127.0.0.1:8080",
+            "--token",
+            "t",
+            "--accounts",
+            "7",
+            "--json",
+            "--quiet",
+        ])
+        .expect("parses");
+        let Command::Support(args) = cli.command else {
+            panic!("not the support command");
+        };
+        assert!(args.json);
+        let config = support_config(&args).await.expect("config");
+        assert_eq!(config.accounts, 7);
+        assert_eq!(config.http_base, "http://127.0.0.1:8080");
+        assert!(config.quiet);
+        assert!(config.validate().is_ok());
+    }
+
+    #[tokio::test]
+    async fn support_refuses_missing_token_and_too_many_accounts() {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["fleetgate-sim", "support", "--http", "http://127.0.0.1:1"];
+            argv.extend_from_slice(extra);
+            let cli = Cli::try_parse_from(argv).expect("parses");
+            let Command::Support(args) = cli.command else {
+                panic!("not the support command");
+            };
+            args
+        };
+        let no_token = parse(&[]);
+        if no_token.token.is_none() {
+            let error = support_config(&no_token).await.expect_err("no token");
+            assert!(error.to_string().contains("--token"), "{error}");
+        }
+        let config = support_config(&parse(&["--token", "t", "--accounts", "1001"]))
+            .await
+            .expect("config");
+        let error = config.validate().expect_err("refused");
+        assert!(error.to_string().contains("accounts"), "{error}");
+        assert!(Cli::try_parse_from([
+            "fleetgate-sim",
+            "support",
+            "--data-dir",
+            "/tmp/x",
+            "--http",
+            "http://127.0.0.1:1",
+        ])
+        .is_err());
     }
 
     #[tokio::test]

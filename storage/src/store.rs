@@ -55,6 +55,12 @@ impl Store {
         Ok(Store { db: Arc::new(db) })
     }
 
+    /// A handle that tells when every clone of this store is gone, which is when the file
+    /// lock is released and the database may be opened again.
+    pub fn watch(&self) -> StoreWatch {
+        StoreWatch(Arc::downgrade(&self.db))
+    }
+
     pub fn begin_read(&self) -> Result<ReadTransaction, StoreError> {
         Ok(self.db.begin_read()?)
     }
@@ -91,6 +97,16 @@ impl Store {
         };
         tx.commit()?;
         Ok(token)
+    }
+}
+
+/// See [`Store::watch`].
+#[derive(Debug, Clone)]
+pub struct StoreWatch(std::sync::Weak<Database>);
+
+impl StoreWatch {
+    pub fn is_closed(&self) -> bool {
+        self.0.strong_count() == 0
     }
 }
 

@@ -160,6 +160,29 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 "/support-cases/{id}/close",
                 web::post().to(support::close_case),
             )
+            .route("/sharing-profiles", web::post().to(tenant::create_profile))
+            .route("/sharing-profiles", web::get().to(tenant::list_profiles))
+            .route(
+                "/sharing-profiles/{id}",
+                web::patch().to(tenant::update_profile),
+            )
+            .route("/assets/{x}/sharing", web::get().to(tenant::sharing))
+            .route(
+                "/assets/{x}/sharing/telemetry",
+                web::put().to(tenant::share_telemetry),
+            )
+            .route(
+                "/assets/{x}/sharing/telemetry",
+                web::delete().to(tenant::unshare_telemetry),
+            )
+            .route(
+                "/assets/{x}/sharing/details",
+                web::put().to(tenant::share_details),
+            )
+            .route(
+                "/assets/{x}/sharing/details",
+                web::delete().to(tenant::unshare_details),
+            )
             .route("/staff", web::post().to(accounts::create_staff))
             .route("/devices", web::post().to(fleet::register_device))
             .route("/devices/{d}", web::delete().to(fleet::deregister_device))

@@ -7,6 +7,7 @@
 
 mod sharing;
 mod sse;
+mod support;
 mod types;
 
 use std::time::Duration;
@@ -24,6 +25,10 @@ pub use sharing::{
     GrantRemoval, NewGrants, Partnership, PartnershipId,
 };
 pub use sse::{RawSseEvent, SseEvent, SseParser, SseStream};
+pub use support::{
+    CreatedStaff, StaffRole, SupportAccessId, SupportDecision, SupportDuration, SupportList,
+    SupportState, SupportView,
+};
 pub use types::{
     Account, AccountId, Asset, AssetId, AssetRelation, Capabilities, CreatedUser, Device, DeviceId,
     DeviceStatus, HistoryQuery, Me, NewAsset, NewDevice, Page, Point, PrincipalId, PrincipalKind,

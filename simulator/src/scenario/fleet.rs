@@ -10,7 +10,8 @@ use rand::distr::{Alphanumeric, SampleString};
 
 use super::{ErrorLog, ScenarioError};
 use crate::api::{
-    Account, ApiClient, AssetId, Capabilities, Device, DeviceId, NewAsset, NewDevice, UserRole,
+    Account, AccountId, ApiClient, AssetId, Capabilities, Device, DeviceId, NewAsset, NewDevice,
+    PrincipalId, UserRole,
 };
 use crate::unit::{BrokerAddr, MqttTransport, SimUnit, UnitOptions};
 
@@ -52,15 +53,9 @@ pub(crate) async fn provision(
     units: usize,
     parallelism: usize,
 ) -> Result<Fleet, ScenarioError> {
-    let account = platform_admin
-        .create_account(&format!("sim-{run_id}"), None)
-        .await
-        .map_err(ScenarioError::api("create the scenario account"))?;
-    let admin = platform_admin
-        .create_user(&account.id, "sim-admin", UserRole::Admin)
-        .await
-        .map_err(ScenarioError::api("create the account admin"))?;
-    let client = platform_admin.with_token(admin.token);
+    let ManagedAccount {
+        account, client, ..
+    } = create_managed_account(platform_admin, &format!("sim-{run_id}"), None, "sim-admin").await?;
 
     let machines = stream::iter(0..units)
         .map(|index| create_machine(&client, run_id, index))
@@ -71,6 +66,37 @@ pub(crate) async fn provision(
         account,
         client,
         machines,
+    })
+}
+
+/// An account a scenario created, and its admin: the principal id (what decisions and
+/// audit entries name) and a client acting as it.
+pub(crate) struct ManagedAccount {
+    pub(crate) account: Account,
+    pub(crate) admin_id: PrincipalId,
+    pub(crate) client: ApiClient,
+}
+
+/// Creates the account `name` (an organization root without `parent`) and its admin user
+/// `admin_name`, as the platform admin (the contract lets it create both anywhere).
+pub(crate) async fn create_managed_account(
+    platform_admin: &ApiClient,
+    name: &str,
+    parent: Option<&AccountId>,
+    admin_name: &str,
+) -> Result<ManagedAccount, ScenarioError> {
+    let account = platform_admin
+        .create_account(name, parent)
+        .await
+        .map_err(ScenarioError::api(format!("create account {name}")))?;
+    let admin = platform_admin
+        .create_user(&account.id, admin_name, UserRole::Admin)
+        .await
+        .map_err(ScenarioError::api(format!("create the admin of {name}")))?;
+    Ok(ManagedAccount {
+        account,
+        admin_id: admin.id,
+        client: platform_admin.with_token(admin.token),
     })
 }
 

@@ -8,6 +8,7 @@ mod fleet;
 pub mod ingest;
 mod measure;
 mod publish;
+pub mod support;
 pub mod visibility;
 
 use std::io::IsTerminal;
@@ -19,6 +20,7 @@ use crate::api::ApiError;
 use crate::unit::UnitError;
 
 pub use ingest::{run_ingest, IngestConfig, IngestReport};
+pub use support::{run_support, SupportConfig, SupportReport};
 pub use visibility::{run_visibility, VisibilityConfig, VisibilityReport};
 
 /// Why a scenario could not produce a report at all. Problems during the measured run
@@ -113,6 +115,25 @@ impl ErrorLog {
             entries.push(format!("… and {} more errors", inner.dropped));
         }
         entries
+    }
+}
+
+/// Refuses a run id that would not fit inside the ids a scenario derives from it (device
+/// ids must be ASCII alphanumeric, and names stay short).
+pub(crate) fn check_run_id(run_id: Option<&str>) -> Result<(), ScenarioError> {
+    let Some(run_id) = run_id else {
+        return Ok(());
+    };
+    let fits = (1..=16).contains(&run_id.len())
+        && run_id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    if fits {
+        Ok(())
+    } else {
+        Err(ScenarioError::InvalidConfig(format!(
+            "run id must be 1..=16 lowercase ASCII letters or digits, got {run_id:?}"
+        )))
     }
 }
 

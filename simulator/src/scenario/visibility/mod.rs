@@ -25,7 +25,7 @@ use tokio::time::Instant;
 
 use super::fleet::{connect_units, disconnect_all, new_run_id, provision};
 use super::publish::{drive_unit, PublishPlan, UnitJob, UnitOutcome};
-use super::{progress_bar, ErrorLog, ScenarioError};
+use super::{check_run_id, progress_bar, ErrorLog, ScenarioError};
 use crate::api::{AccountId, ApiClient, ApiError, AssetId, SseStream};
 use crate::stats::LatencyRecorder;
 use crate::telemetry::{now_us, whole_number, SENT_US_SENSOR};
@@ -199,18 +199,7 @@ impl VisibilityConfig {
                 self.parallelism
             ));
         }
-        if let Some(run_id) = &self.run_id {
-            let fits = (1..=16).contains(&run_id.len())
-                && run_id
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-            if !fits {
-                return invalid(format!(
-                    "run id must be 1..=16 lowercase ASCII letters or digits, got {run_id:?}"
-                ));
-            }
-        }
-        Ok(())
+        check_run_id(self.run_id.as_deref())
     }
 }
 

@@ -13,8 +13,8 @@ use futures_util::{stream, StreamExt, TryStreamExt};
 use super::cutoff::PlannedRemoval;
 use crate::api::{
     Account, AccountId, ApiClient, AssetId, AssetRelation, GrantChange, GrantQuery, NewGrants,
-    UserRole,
 };
+use crate::scenario::fleet::create_managed_account;
 use crate::scenario::{ErrorLog, ScenarioError};
 
 /// A sub-account of the owner that receives grants, and a client acting as its admin.
@@ -35,17 +35,12 @@ pub(super) async fn create_grantees(
     stream::iter(0..count)
         .map(|index| async move {
             let name = format!("sim-{run_id}-g{index}");
-            let account = platform_admin
-                .create_account(&name, Some(owner))
-                .await
-                .map_err(ScenarioError::api(format!("create grantee account {name}")))?;
-            let admin = platform_admin
-                .create_user(&account.id, "sim-grantee-admin", UserRole::Admin)
-                .await
-                .map_err(ScenarioError::api(format!("create the admin of {name}")))?;
-            Ok(Grantee {
-                client: platform_admin.with_token(admin.token),
-                account,
+            let managed =
+                create_managed_account(platform_admin, &name, Some(owner), "sim-grantee-admin")
+                    .await?;
+            Ok::<_, ScenarioError>(Grantee {
+                account: managed.account,
+                client: managed.client,
             })
         })
         .buffered(parallelism.max(1))

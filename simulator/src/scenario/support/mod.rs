@@ -1,0 +1,254 @@
+//! The support-access scenario: platform staff get time-limited admin rights in customer
+//! accounts and lose them again, and the run checks from outside that each change holds at
+//! the moment its answer arrives (DESIGN.md rule 4; section 2: a mutation's effect is in
+//! place before its HTTP answer).
+//!
+//! Order of a run: as the platform admin, create one `support` and one `tech_support` staff
+//! member and `accounts` organization accounts, each with an admin user; then take every
+//! account through its flows (`flows.rs`): a request that is approved, used and revoked, a
+//! request that is declined, and a support case that is opened, used and closed. Accounts
+//! run side by side, `parallelism` at a time; an account's flows run one after another.
+//!
+//! Nothing here needs MQTT: support access is purely a control-plane matter.
+
+mod checks;
+mod flows;
+mod report;
+
+use std::fmt;
+
+use futures_util::{stream, StreamExt, TryStreamExt};
+
+use super::fleet::{create_managed_account, new_run_id, ManagedAccount};
+use super::{check_run_id, progress_bar, ErrorLog, ScenarioError};
+use crate::api::{ApiClient, StaffRole};
+use flows::{AccountFlows, Logs, Staff};
+
+pub use report::{CallKind, SupportLatencies, SupportReport, FLOWS_PER_ACCOUNT};
+
+/// Bounds a run: each account costs about thirty sequential calls.
+pub const MAX_ACCOUNTS: usize = 1000;
+const MAX_PARALLELISM: usize = 256;
+
+/// What to run and against which gateway.
+#[derive(Clone)]
+pub struct SupportConfig {
+    /// Gateway root URL, e.g. `http://127.0.0.1:8080`.
+    pub http_base: String,
+    /// A `platform_admin` token (it creates the staff, accounts and admins).
+    pub admin_token: String,
+    /// Accounts taken through every flow.
+    pub accounts: usize,
+    /// Accounts whose flows run at once.
+    pub parallelism: usize,
+    /// No progress bar.
+    pub quiet: bool,
+    /// Names the run's accounts, staff and assets; random when `None`.
+    pub run_id: Option<String>,
+}
+
+impl fmt::Debug for SupportConfig {
+    /// Leaves out the token: it is a platform administrator's credential.
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("SupportConfig")
+            .field("http_base", &self.http_base)
+            .field("accounts", &self.accounts)
+            .field("parallelism", &self.parallelism)
+            .field("quiet", &self.quiet)
+            .field("run_id", &self.run_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SupportConfig {
+    /// Defaults: 3 accounts, 4 at a time, quiet.
+    pub fn new(http_base: impl Into<String>, admin_token: impl Into<String>) -> Self {
+        Self {
+            http_base: http_base.into(),
+            admin_token: admin_token.into(),
+            accounts: 3,
+            parallelism: 4,
+            quiet: true,
+            run_id: None,
+        }
+    }
+
+    /// Refuses settings that would run unbounded or check nothing, naming the setting.
+    pub fn validate(&self) -> Result<(), ScenarioError> {
+        if !(1..=MAX_ACCOUNTS).contains(&self.accounts) {
+            return Err(ScenarioError::InvalidConfig(format!(
+                "accounts must be 1..={MAX_ACCOUNTS}, got {}",
+                self.accounts
+            )));
+        }
+        if !(1..=MAX_PARALLELISM).contains(&self.parallelism) {
+            return Err(ScenarioError::InvalidConfig(format!(
+                "parallelism must be 1..={MAX_PARALLELISM}, got {}",
+                self.parallelism
+            )));
+        }
+        check_run_id(self.run_id.as_deref())
+    }
+}
+
+/// Runs the scenario. `Err` only when the run could not take place at all (bad settings,
+/// staff or accounts refused); everything found during the flows is in the report.
+pub async fn run_support(config: &SupportConfig) -> Result<SupportReport, ScenarioError> {
+    config.validate()?;
+    let run_id = config.run_id.clone().unwrap_or_else(new_run_id);
+    let parallelism = config.parallelism;
+    let platform_admin = ApiClient::new(&config.http_base, config.admin_token.clone())
+        .map_err(ScenarioError::api("gateway URL"))?;
+    let checks = ErrorLog::default();
+    let errors = ErrorLog::default();
+
+    let support = create_staff(&platform_admin, &run_id, StaffRole::Support, &checks).await?;
+    let tech = create_staff(&platform_admin, &run_id, StaffRole::TechSupport, &checks).await?;
+    let accounts: Vec<ManagedAccount> =
+        stream::iter(0..config.accounts)
+            .map(|index| {
+                let name = format!("sim-{run_id}-s{index}");
+                let platform_admin = &platform_admin;
+                async move {
+                    create_managed_account(platform_admin, &name, None, "sim-support-admin").await
+                }
+            })
+            .buffered(parallelism)
+            .try_collect()
+            .await?;
+
+    let progress = progress_bar(accounts.len() as u64, "accounts", config.quiet);
+    let outcomes: Vec<_> = stream::iter(accounts.iter().enumerate())
+        .map(|(index, account)| {
+            let logs = Logs {
+                checks: &checks,
+                errors: &errors,
+            };
+            let flows = AccountFlows::new(&run_id, index, account, &support, &tech, logs);
+            let progress = &progress;
+            async move {
+                let outcome = flows.run().await;
+                progress.inc(1);
+                outcome
+            }
+        })
+        .buffer_unordered(parallelism)
+        .collect()
+        .await;
+    progress.finish_and_clear();
+
+    let mut timings = report::Timings::default();
+    let mut flows_completed = 0;
+    for (completed, account_timings) in &outcomes {
+        flows_completed += completed;
+        timings.merge(account_timings);
+    }
+    Ok(SupportReport {
+        run_id,
+        accounts: accounts.len(),
+        flows_expected: FLOWS_PER_ACCOUNT * accounts.len(),
+        flows_completed,
+        checks_failed: checks.into_entries(),
+        latencies: timings.latencies(),
+        errors: errors.into_entries(),
+    })
+}
+
+/// Creates one staff member of the run; the answer must echo the role and name no account
+/// (staff belong to none).
+async fn create_staff(
+    platform_admin: &ApiClient,
+    run_id: &str,
+    role: StaffRole,
+    checks: &ErrorLog,
+) -> Result<Staff, ScenarioError> {
+    let name = format!("sim-{run_id}-{role}");
+    let created = platform_admin
+        .create_staff(&name, role)
+        .await
+        .map_err(ScenarioError::api(format!("create {role} staff {name}")))?;
+    if created.role != role {
+        checks.push(format!(
+            "creating {role} staff {name} answered role {}",
+            created.role
+        ));
+    }
+    if let Some(account) = &created.account_id {
+        checks.push(format!(
+            "staff member {name} was created in account {account}; staff belong to none"
+        ));
+    }
+    Ok(Staff {
+        id: created.id,
+        client: platform_admin.with_token(created.token),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> SupportConfig {
+        SupportConfig::new("http://127.0.0.1:1", "token")
+    }
+
+    #[test]
+    fn defaults_are_valid_and_bounds_are_named() {
+        assert!(config().validate().is_ok());
+        let refused = |config: SupportConfig, word: &str| {
+            let error = config.validate().expect_err("refused");
+            assert!(error.to_string().contains(word), "{error}");
+        };
+        refused(
+            SupportConfig {
+                accounts: 0,
+                ..config()
+            },
+            "accounts",
+        );
+        refused(
+            SupportConfig {
+                accounts: MAX_ACCOUNTS + 1,
+                ..config()
+            },
+            "accounts",
+        );
+        refused(
+            SupportConfig {
+                parallelism: 0,
+                ..config()
+            },
+            "parallelism",
+        );
+        refused(
+            SupportConfig {
+                run_id: Some("Has-Caps".into()),
+                ..config()
+            },
+            "run id",
+        );
+    }
+
+    #[test]
+    fn debug_hides_the_token() {
+        let shown = format!(
+            "{:?}",
+            SupportConfig {
+                admin_token: "very-secret".into(),
+                ..config()
+            }
+        );
+        assert!(!shown.contains("very-secret"));
+    }
+
+    #[tokio::test]
+    async fn unreachable_gateway_is_an_error_not_a_report() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let address = listener.local_addr().expect("address");
+        drop(listener);
+        let config = SupportConfig::new(format!("http://{address}"), "token");
+        let error = run_support(&config).await.expect_err("no gateway");
+        assert!(matches!(error, ScenarioError::Api { .. }), "{error}");
+    }
+}
