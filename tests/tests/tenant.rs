@@ -276,6 +276,19 @@ async fn details_travel_field_by_field_per_profile() {
     assert_eq!(status, 200);
     assert_eq!(sharing["details"]["profile_id"], profile_id);
     assert_eq!(sharing["telemetry"], Value::Null);
+    // Audited in both tenants.
+    for account in [&h.source, &h.target] {
+        let path = format!("/v1/audit?account_id={}", account.account_id);
+        let (status, audit) = call(&h.root.admin, Method::GET, &path, None).await;
+        assert_eq!(status, 200);
+        let actions: Vec<&str> = audit["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter_map(|e| e["action"].as_str())
+            .collect();
+        assert!(actions.contains(&"sharing.details.start"), "{actions:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
