@@ -50,6 +50,14 @@ impl Store {
             tx.open_table(SUPPORT_ACTIVE)?;
             tx.open_table(SUPPORT_DEADLINES)?;
             tx.open_table(PROFILES)?;
+            tx.open_table(OPERATORS)?;
+            tx.open_table(OUTBOX)?;
+            tx.open_table(KEYS)?;
+            tx.open_table(KEYS_BY_ASSET)?;
+            tx.open_table(KEYS_BY_OPERATOR)?;
+            tx.open_table(KEY_VERSIONS)?;
+            tx.open_table(KEY_DEADLINES)?;
+            tx.open_table(ACCESS_EVENTS)?;
         }
         tx.commit()?;
         Ok(Store { db: Arc::new(db) })

@@ -76,3 +76,31 @@ pub const SUPPORT_DEADLINES: TableDefinition<(u64, &str), ()> =
 
 /// sharing profile id -> [`crate::tenant::SharingProfile`]
 pub const PROFILES: TableDefinition<&str, &[u8]> = TableDefinition::new("profiles");
+
+/// operator id -> operator record (see `crate::operators`).
+pub const OPERATORS: TableDefinition<&str, &[u8]> = TableDefinition::new("operators");
+
+/// outbox sequence -> an SMS invitation waiting to be sent (see `crate::operators`);
+/// removed only once its sender confirmed it, so nothing is lost across a restart.
+pub const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
+
+/// key id -> key record (see `crate::keys`).
+pub const KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("keys");
+
+/// (asset key, key id) -> (): the keys of one asset, one range scan.
+pub const KEYS_BY_ASSET: TableDefinition<(u64, &str), ()> = TableDefinition::new("keys_by_asset");
+
+/// (operator id, key id) -> (): an operator's personal keys.
+pub const KEYS_BY_OPERATOR: TableDefinition<(&str, &str), ()> =
+    TableDefinition::new("keys_by_operator");
+
+/// device id -> the version of the key set last built for it (rises with every change,
+/// survives restarts).
+pub const KEY_VERSIONS: TableDefinition<&str, u64> = TableDefinition::new("key_versions");
+
+/// (instant ms, key id) -> () for every future `valid_from` and every `valid_to`.
+pub const KEY_DEADLINES: TableDefinition<(u64, &str), ()> = TableDefinition::new("key_deadlines");
+
+/// (asset key, ts ms, sequence) -> access event reported by the asset's unit.
+pub const ACCESS_EVENTS: TableDefinition<(u64, u64, u64), &[u8]> =
+    TableDefinition::new("access_events");
