@@ -103,6 +103,8 @@ impl Actor for AccountActor {
 #[rtype(result = "()")]
 pub struct Deliver {
     pub asset_id: AssetId,
+    /// The SSE event name: `point`, or `access` for an access event.
+    pub event: &'static str,
     pub json: Bytes,
 }
 
@@ -110,11 +112,14 @@ impl Handler<Deliver> for AccountActor {
     type Result = ();
 
     fn handle(&mut self, msg: Deliver, _: &mut Self::Context) {
-        let topic = format!(
-            "/tenants/{}/assets/{}/telemetry",
-            self.account_id, msg.asset_id
-        );
-        self.shared.mqtt.publish(topic, msg.json.clone(), false);
+        // Integrations get points; access events are for the owner's live stream only.
+        if msg.event == "point" {
+            let topic = format!(
+                "/tenants/{}/assets/{}/telemetry",
+                self.account_id, msg.asset_id
+            );
+            self.shared.mqtt.publish(topic, msg.json.clone(), false);
+        }
         let mut closed = false;
         for subscriber in &self.subscribers {
             if subscriber
@@ -125,7 +130,7 @@ impl Handler<Deliver> for AccountActor {
                 continue;
             }
             let event = LiveEvent::Event {
-                event: "point",
+                event: msg.event,
                 data: msg.json.clone(),
             };
             match subscriber.events.try_send(event) {

@@ -31,22 +31,30 @@ pub struct Viewer {
 pub enum Channel {
     Telemetry,
     Status,
+    KeyAck,
+    AccessEvent,
 }
 
 #[derive(Debug)]
 pub struct DeviceActor {
-    device_id: DeviceId,
-    binding: Option<BoundAsset>,
-    audience: Vec<Viewer>,
+    pub(crate) device_id: DeviceId,
+    pub(crate) binding: Option<BoundAsset>,
+    pub(crate) audience: Vec<Viewer>,
     latest: Option<Point>,
-    status: DeviceStatus,
+    pub(crate) status: DeviceStatus,
+    /// The unit's key set as last built (see `crate::keys`); published retained.
+    pub(crate) key_set: Option<storage::keys::KeySet>,
+    /// Callers waiting for the unit to acknowledge a key-set version.
+    pub(crate) ack_waiters: Vec<(u64, tokio::sync::oneshot::Sender<()>)>,
+    /// Keeps access events of one millisecond apart in the store.
+    pub(crate) access_seq: u64,
     /// Last time the gateway stamped a point without `ts`; stamps never repeat, so two
     /// unstamped points in one millisecond do not overwrite each other.
     last_stamp: u64,
     /// A deregistered unit may still be connected (rumqttd cannot close it or revoke its
     /// certificate); everything it sends is dropped and counted.
     deregistered: bool,
-    shared: Shared,
+    pub(crate) shared: Shared,
 }
 
 impl DeviceActor {
@@ -57,6 +65,7 @@ impl DeviceActor {
         latest: Option<Point>,
         status: DeviceStatus,
         deregistered: bool,
+        key_set: Option<storage::keys::KeySet>,
         shared: Shared,
     ) -> Self {
         DeviceActor {
@@ -66,12 +75,15 @@ impl DeviceActor {
             latest,
             status,
             last_stamp: 0,
+            key_set,
+            ack_waiters: Vec::new(),
+            access_seq: 0,
             deregistered,
             shared,
         }
     }
 
-    fn refuse(&mut self, reason: &'static str, detail: String) {
+    pub(crate) fn refuse(&mut self, reason: &'static str, detail: String) {
         let now = self.shared.clock.now();
         self.shared.metrics.dropped(reason);
         self.status.error_count += 1;
@@ -123,6 +135,7 @@ impl DeviceActor {
             let json = point.to_json(&viewer.asset_id).to_string();
             viewer.addr.do_send(Deliver {
                 asset_id: viewer.asset_id.clone(),
+                event: "point",
                 json: Bytes::from(json),
             });
         }
@@ -157,6 +170,11 @@ impl Actor for DeviceActor {
 
     fn started(&mut self, _: &mut Self::Context) {
         self.shared.metrics.actor_started("device");
+        // The embedded broker starts empty: re-publish the retained key set so a unit that
+        // connects gets its current keys.
+        if self.key_set.as_ref().is_some_and(|set| set.version > 0) {
+            self.publish_keys();
+        }
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
@@ -183,6 +201,8 @@ impl Handler<Inbound> for DeviceActor {
         match msg.channel {
             Channel::Telemetry => self.telemetry(&msg.payload),
             Channel::Status => self.presence(&msg.payload),
+            Channel::KeyAck => self.key_ack(&msg.payload),
+            Channel::AccessEvent => self.access_event(&msg.payload),
         }
     }
 }

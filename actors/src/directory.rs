@@ -119,6 +119,7 @@ impl Directory {
             latest,
             status,
             device.deregistered_at.is_some(),
+            Some(storage::keys::key_set(&rtx, device, self.shared.clock.now())?),
             self.shared.clone(),
         );
         let addr = DeviceActor::start_in_arbiter(self.arbiter(), move |_| actor);
@@ -172,5 +173,51 @@ impl Directory {
             Some(device) => self.rebind(&device).await,
             None => Ok(()),
         }
+    }
+}
+
+/// Where a key change reached: units that acknowledged the new set in time, and units
+/// that did not (offline, or slow); the latter get it when they reconnect.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Distribution {
+    pub delivered: Vec<storage::DeviceId>,
+    pub pending: Vec<storage::DeviceId>,
+}
+
+impl Directory {
+    /// Publishes the new key set of every changed unit, then waits up to `wait` for their
+    /// acknowledgements (all at once, not one after another).
+    pub async fn push_keys(&self, changed: &[storage::keys::Changed], wait: std::time::Duration) -> Result<Distribution, StoreError> {
+        let rtx = self.store.begin_read()?;
+        let now = self.shared.clock.now();
+        let mut waits = Vec::new();
+        for change in changed {
+            let Some(device) = storage::read::device(&rtx, &change.device)? else {
+                continue;
+            };
+            let set = storage::keys::key_set(&rtx, &device, now)?;
+            let version = set.version;
+            let Some(actor) = self.device(&device.id) else {
+                continue;
+            };
+            let _ = actor.send(crate::keys::PushKeys(set)).await;
+            let id = device.id.clone();
+            waits.push(async move {
+                let acked = actor
+                    .send(crate::keys::AwaitAck { version, within: wait })
+                    .await
+                    .unwrap_or(false);
+                (id, acked)
+            });
+        }
+        let mut distribution = Distribution::default();
+        for (id, acked) in futures_util::future::join_all(waits).await {
+            if acked {
+                distribution.delivered.push(id);
+            } else {
+                distribution.pending.push(id);
+            }
+        }
+        Ok(distribution)
     }
 }

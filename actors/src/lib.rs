@@ -4,6 +4,7 @@
 //! # Layout
 //! - [`device`]: `DeviceActor`, which decodes a unit's messages and decides who gets them.
 //! - [`account`]: `AccountActor`, which delivers to an account's SSE and MQTT subscribers.
+//! - [`keys`]: key-set distribution and access events on the `DeviceActor`.
 //! - [`directory`]: finds or starts the actor of a device or account.
 //! - [`writer`]: the store writer thread (group commit for telemetry, durable control ops).
 //! - [`scheduler`]: applies grant starts and ends at their instants.
@@ -17,6 +18,7 @@
 pub mod account;
 pub mod device;
 pub mod directory;
+pub mod keys;
 pub mod metrics;
 pub mod scheduler;
 pub mod writer;

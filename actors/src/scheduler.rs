@@ -65,7 +65,8 @@ fn next_deadline(store: &Store) -> Result<Option<storage::time::Timestamp>, stor
     let rtx = store.begin_read()?;
     let grants = storage::sharing::next_deadline(&rtx)?;
     let support = storage::support::next_deadline(&rtx)?;
-    Ok(grants.into_iter().chain(support).min())
+    let keys = storage::keys::next_deadline(&rtx)?;
+    Ok(grants.into_iter().chain(support).chain(keys).min())
 }
 
 async fn tick(
@@ -78,13 +79,18 @@ async fn tick(
     if next_deadline(store)?.is_none_or(|at| at > now) {
         return Ok(());
     }
-    let (grants, support) = writer
+    let (grants, support, keys) = writer
         .execute(move |tx| {
             let grants = storage::sharing::apply_due(tx, now)?;
             let support = storage::support::apply_due(tx, now)?;
-            Ok((grants, support))
+            let keys = storage::keys::apply_due(tx, now)?;
+            Ok((grants, support, keys))
         })
         .await?;
+    if !keys.is_empty() {
+        // Expired keys drop off the units; nobody waits for the acknowledgements here.
+        directory.push_keys(&keys, Duration::ZERO).await?;
+    }
     if !support.is_empty() {
         tracing::info!(ended = support.len(), "scheduler expired support access");
     }

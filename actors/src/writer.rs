@@ -32,6 +32,11 @@ enum Job {
         asset_key: u64,
         point: Point,
     },
+    Access {
+        asset_key: u64,
+        seq: u64,
+        event: storage::access::AccessEvent,
+    },
     Status {
         device: DeviceId,
         status: DeviceStatus,
@@ -67,6 +72,11 @@ impl WriterHandle {
     /// Queues a point for the next group commit. Returns false once the writer has stopped.
     pub fn point(&self, asset_key: u64, point: Point) -> bool {
         self.send(Job::Point { asset_key, point })
+    }
+
+    /// Queues an access event for the next group commit.
+    pub fn access_event(&self, asset_key: u64, seq: u64, event: storage::access::AccessEvent) -> bool {
+        self.send(Job::Access { asset_key, seq, event })
     }
 
     /// Queues a device status; only the newest per device is written in a batch.
@@ -180,13 +190,14 @@ impl StoreWriter {
 #[derive(Default)]
 struct Batch {
     points: Vec<(u64, Point)>,
+    access: Vec<(u64, u64, storage::access::AccessEvent)>,
     statuses: HashMap<DeviceId, DeviceStatus>,
     deadline: Option<Instant>,
 }
 
 impl Batch {
     fn is_empty(&self) -> bool {
-        self.points.is_empty() && self.statuses.is_empty()
+        self.points.is_empty() && self.statuses.is_empty() && self.access.is_empty()
     }
 }
 
@@ -218,6 +229,10 @@ fn run(store: Store, inbox: mpsc::Receiver<Job>, window: Duration, metrics: Arc<
                     commit_batch(&store, &mut batch, &metrics);
                 }
             }
+            Job::Access { asset_key, seq, event } => {
+                batch.access.push((asset_key, seq, event));
+                batch.deadline.get_or_insert_with(|| Instant::now() + window);
+            }
             Job::Status { device, status } => {
                 batch.statuses.insert(device, status);
                 batch
@@ -246,9 +261,11 @@ fn commit_batch(store: &Store, batch: &mut Batch, metrics: &Metrics) {
     let started = Instant::now();
     let points = std::mem::take(&mut batch.points);
     let statuses = std::mem::take(&mut batch.statuses);
+    let access = std::mem::take(&mut batch.access);
     let result = (|| -> Result<(), StoreError> {
         let tx = store.begin_write()?;
         storage::ops::write_points(&tx, points.iter().map(|(key, point)| (*key, point)))?;
+        storage::ops::write_access_events(&tx, access.iter().map(|(key, seq, event)| (*key, *seq, event)))?;
         for (device, status) in &statuses {
             storage::ops::write_status(&tx, device, status)?;
         }

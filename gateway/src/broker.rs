@@ -58,7 +58,12 @@ impl std::fmt::Debug for EmbeddedBroker {
 
 /// Filters the gateway reads. One level of `+` each: integration topics
 /// (`/tenants/{a}/assets/{x}/telemetry`) do not match them.
-pub const INGEST_FILTERS: [&str; 2] = ["/tenants/+/telemetry", "/tenants/+/status"];
+pub const INGEST_FILTERS: [&str; 4] = [
+    "/tenants/+/telemetry",
+    "/tenants/+/status",
+    "/tenants/+/keys/ack",
+    "/tenants/+/events/access",
+];
 
 fn free_port(addr: SocketAddr) -> anyhow::Result<SocketAddr> {
     if addr.port() != 0 {

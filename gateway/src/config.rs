@@ -72,6 +72,9 @@ pub struct Config {
     /// met exactly (it sleeps until the next one); this bounds how late a jump of the
     /// clock is noticed. Not a flag: tests with a manual clock shorten it.
     pub scheduler_max_nap: Duration,
+    /// How long a key call waits for units to acknowledge their new key set before it
+    /// answers with the rest as `pending`.
+    pub key_ack_wait: Duration,
 }
 
 pub const DEFAULT_HTTP: &str = "127.0.0.1:8080";
@@ -97,6 +100,7 @@ impl Config {
             mqtt_tls_names: vec!["localhost".into(), "127.0.0.1".into()],
             device_cert_validity: Duration::from_secs(DEFAULT_DEVICE_CERT_DAYS * DAY_SECS),
             scheduler_max_nap: Duration::from_secs(1),
+            key_ack_wait: Duration::from_secs(2),
         }
     }
 

@@ -183,6 +183,7 @@ async fn serve(
         ca,
         scheduler,
         device_cert_validity: config.device_cert_validity,
+        key_ack_wait: config.key_ack_wait,
     });
     let server = HttpServer::new(move || {
         App::new()

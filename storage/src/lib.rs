@@ -1,6 +1,8 @@
 //! Fleetgate's domain model and the one place its rules are enforced.
 //!
 //! # Layout
+//! - [`access`]: access events reported by units.
+//! - [`keys`]: access keys and the per-unit key sets (rule 6).
 //! - [`ids`]: newtype ids and the character rules that keep them safe in MQTT topics and
 //!   certificate subjects.
 //! - [`codec`]: how records become bytes (postcard behind a schema version byte).
@@ -20,11 +22,13 @@
 //! **Invariant:** this crate knows nothing about actix, MQTT or HTTP. Callers decide on which
 //! thread a write transaction runs; the rules a transaction must check live here.
 
+pub mod access;
 pub mod audit;
 pub mod codec;
 pub mod details;
 pub mod error;
 pub mod ids;
+pub mod keys;
 pub mod model;
 pub mod ops;
 pub mod policy;

@@ -559,3 +559,15 @@ pub fn update_asset(
     )?;
     Ok(asset)
 }
+
+/// Access events of one group commit. Only the store writer calls this.
+pub fn write_access_events<'a>(
+    tx: &WriteTransaction,
+    events: impl IntoIterator<Item = (u64, u64, &'a crate::access::AccessEvent)>,
+) -> Result<(), StoreError> {
+    let mut table = tx.open_table(ACCESS_EVENTS)?;
+    for (asset_key, seq, event) in events {
+        table.insert((asset_key, event.ts.0, seq), codec::encode(event).as_slice())?;
+    }
+    Ok(())
+}

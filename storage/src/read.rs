@@ -223,3 +223,30 @@ pub fn children(rtx: &ReadTransaction, id: &AccountId) -> Result<Vec<Account>, S
     }
     Ok(out)
 }
+
+/// One asset's access events with `from <= ts < to`, oldest first; the cursor is
+/// `ts:seq` of the next event.
+pub fn access_events(
+    rtx: &ReadTransaction,
+    asset_key: u64,
+    (from, to): (Timestamp, Timestamp),
+    cursor: Option<(u64, u64)>,
+    limit: usize,
+) -> Result<Page<crate::access::AccessEvent>, StoreError> {
+    let table = rtx.open_table(ACCESS_EVENTS)?;
+    let (start_ts, start_seq) = cursor.map_or((from.0, 0), |(ts, seq)| (ts.max(from.0), seq));
+    let mut items = Vec::new();
+    let mut next_cursor = None;
+    if start_ts < to.0 {
+        for row in table.range((asset_key, start_ts, start_seq)..(asset_key, to.0, 0))? {
+            let (key, value) = row?;
+            if items.len() == limit {
+                let (_, ts, seq) = key.value();
+                next_cursor = Some(format!("{ts}:{seq}"));
+                break;
+            }
+            items.push(decode_as("access_events", value.value())?);
+        }
+    }
+    Ok(Page { items, next_cursor })
+}

@@ -213,9 +213,16 @@ impl Fleet {
 
     /// Registers a unit and keeps the identity the gateway issued for it.
     pub async fn register(&self, device: &str) -> simulator::api::Device {
+        // Fully equipped units, so any key access type can be tested on them.
+        let mut new = simulator::api::NewDevice::new(device);
+        new.capabilities = Some(simulator::api::Capabilities {
+            bluetooth_relay: true,
+            keypad: true,
+            dualid: true,
+        });
         let created = self
             .admin
-            .create_device(&simulator::api::NewDevice::new(device))
+            .create_device(&new)
             .await
             .expect("device registered");
         let transport = simulator::MqttTransport::Tls {

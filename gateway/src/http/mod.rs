@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod auth;
 pub mod dto;
 pub mod fleet;
+pub mod keys;
 pub mod problem;
 pub mod sharing;
 pub mod stream;
@@ -36,6 +37,7 @@ pub struct AppState {
     pub ca: Arc<crate::pki::CertificateAuthority>,
     pub scheduler: actors::scheduler::SchedulerHandle,
     pub device_cert_validity: std::time::Duration,
+    pub key_ack_wait: std::time::Duration,
 }
 
 #[derive(OpenApi)]
@@ -81,6 +83,13 @@ pub struct AppState {
         tenant::unshare_telemetry,
         tenant::unshare_details,
         tenant::sharing,
+        keys::create,
+        keys::list,
+        keys::patch,
+        keys::delete,
+        keys::bulk_edit,
+        keys::bulk_delete,
+        keys::access_events,
         stream::asset_stream,
         healthz,
         metrics,
@@ -160,6 +169,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 "/support-cases/{id}/close",
                 web::post().to(support::close_case),
             )
+            .route("/keys", web::post().to(keys::create))
+            .route("/keys", web::get().to(keys::list))
+            .route("/keys/bulk-edit", web::post().to(keys::bulk_edit))
+            .route("/keys/bulk-delete", web::post().to(keys::bulk_delete))
+            .route("/keys/{id}", web::patch().to(keys::patch))
+            .route("/keys/{id}", web::delete().to(keys::delete))
+            .route("/assets/{x}/access-events", web::get().to(keys::access_events))
             .route("/sharing-profiles", web::post().to(tenant::create_profile))
             .route("/sharing-profiles", web::get().to(tenant::list_profiles))
             .route(

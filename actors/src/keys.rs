@@ -1,0 +1,134 @@
+//! Key distribution on the `DeviceActor`: it holds its unit's key set, publishes it
+//! retained on `/tenants/{d}/keys`, records the unit's acknowledgements
+//! (`/tenants/{d}/keys/ack`), and lets a caller wait a bounded time for the ack of a
+//! version. Access events the unit reports are validated, stored and sent live to the
+//! owner here too.
+
+use std::time::Duration;
+
+use actix::prelude::*;
+use bytes::Bytes;
+use serde_json::json;
+use storage::keys::KeySet;
+use tokio::sync::oneshot;
+
+use crate::account::Deliver;
+use crate::device::DeviceActor;
+
+/// The retained payload: `{version, keys:[{id, access_type, credential, valid_from, valid_to}]}`.
+pub fn key_set_json(set: &KeySet) -> Bytes {
+    let keys: Vec<_> = set
+        .keys
+        .iter()
+        .map(|key| {
+            json!({
+                "id": key.id,
+                "access_type": key.access_type.as_str(),
+                "credential": key.credential,
+                "valid_from": key.valid_from.to_rfc3339(),
+                "valid_to": key.valid_to.to_rfc3339(),
+            })
+        })
+        .collect();
+    Bytes::from(json!({"version": set.version, "keys": keys}).to_string())
+}
+
+impl DeviceActor {
+    pub(crate) fn publish_keys(&mut self) {
+        let Some(set) = &self.key_set else { return };
+        let topic = format!("/tenants/{}/keys", self.device_id);
+        self.shared.mqtt.publish(topic, key_set_json(set), true);
+        self.status.key_version_pushed = Some(set.version);
+        self.shared.writer.status(self.device_id.clone(), self.status.clone());
+    }
+
+    pub(crate) fn key_ack(&mut self, payload: &[u8]) {
+        let version = serde_json::from_slice::<serde_json::Value>(payload)
+            .ok()
+            .and_then(|value| value.get("version").and_then(serde_json::Value::as_u64));
+        let Some(version) = version else {
+            self.refuse("bad_key_ack", "keys/ack: expected {\"version\": <integer>}".into());
+            return;
+        };
+        let acked = self.status.key_version_acked.map_or(version, |old| old.max(version));
+        self.status.key_version_acked = Some(acked);
+        self.status.last_seen = Some(self.shared.clock.now());
+        self.shared.writer.status(self.device_id.clone(), self.status.clone());
+        let (done, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.ack_waiters)
+            .into_iter()
+            .partition(|(wanted, _)| *wanted <= acked);
+        self.ack_waiters = waiting;
+        for (_, waiter) in done {
+            let _ = waiter.send(());
+        }
+    }
+
+    pub(crate) fn access_event(&mut self, payload: &[u8]) {
+        let Some(binding) = self.binding.clone() else {
+            self.refuse("unbound_device", "device is not bound to an asset; access event dropped".into());
+            return;
+        };
+        let now = self.shared.clock.now();
+        let event = match storage::access::decode(payload, now) {
+            Ok(event) => event,
+            Err(err) => {
+                self.refuse(err.reason(), format!("events/access: {err}"));
+                return;
+            }
+        };
+        self.access_seq += 1;
+        let seq = now.0.wrapping_mul(1000).wrapping_add(self.access_seq % 1000);
+        // Access events are the owner's: the first viewer is always the owner.
+        if let Some(owner) = self.audience.first() {
+            owner.addr.do_send(Deliver {
+                asset_id: owner.asset_id.clone(),
+                event: "access",
+                json: Bytes::from(event.to_json(&owner.asset_id).to_string()),
+            });
+        }
+        self.shared.writer.access_event(binding.asset_key, seq, event);
+    }
+}
+
+/// Replaces the unit's key set and publishes it retained.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct PushKeys(pub KeySet);
+
+impl Handler<PushKeys> for DeviceActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: PushKeys, _: &mut Self::Context) {
+        // Versions only rise: an older build arriving late must not replace a newer one.
+        if self.key_set.as_ref().is_some_and(|held| held.version > msg.0.version) {
+            return;
+        }
+        self.key_set = Some(msg.0);
+        self.publish_keys();
+    }
+}
+
+/// Resolves `true` once the unit acknowledged `version` (or a later one), `false` when it
+/// is offline or `within` passes first.
+#[derive(Message, Debug)]
+#[rtype(result = "bool")]
+pub struct AwaitAck {
+    pub version: u64,
+    pub within: Duration,
+}
+
+impl Handler<AwaitAck> for DeviceActor {
+    type Result = ResponseFuture<bool>;
+
+    fn handle(&mut self, msg: AwaitAck, _: &mut Self::Context) -> Self::Result {
+        if self.status.key_version_acked.is_some_and(|acked| acked >= msg.version) {
+            return Box::pin(async { true });
+        }
+        if !self.status.online {
+            return Box::pin(async { false });
+        }
+        let (waiter, acked) = oneshot::channel();
+        self.ack_waiters.push((msg.version, waiter));
+        Box::pin(async move { matches!(tokio::time::timeout(msg.within, acked).await, Ok(Ok(()))) })
+    }
+}

@@ -1,0 +1,314 @@
+//! Keys and access events (rule 6). A key change commits (bumping the key-set version of
+//! every affected unit), then the new sets are published retained, then the call waits a
+//! bounded time for the units' acknowledgements and answers which were `delivered` and
+//! which are `pending`.
+
+use actix_web::{web, HttpResponse};
+use actors::directory::Distribution;
+use serde::{Deserialize, Serialize};
+use storage::keys::{AccessType, Changed, Key, KeyEdit, NewKey};
+use storage::time::Timestamp;
+use storage::{AssetId, OpError};
+use utoipa::{IntoParams, ToSchema};
+
+use super::auth::Caller;
+use super::dto::{id_field, limit, AccountQuery};
+use super::fleet::{account_param, visible_asset};
+use super::problem::{ApiError, Problem};
+use super::sharing::DryRun;
+use super::AppState;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewKeyDto {
+    pub personal: bool,
+    pub operator_id: Option<String>,
+    pub asset_ids: Vec<String>,
+    /// `digital_key`, `keypad_pin` or `dualid_tag`.
+    pub access_type: String,
+    pub valid_from: String,
+    pub valid_to: String,
+    /// The DualID tag id; PINs and digital-key secrets are generated.
+    pub credential: Option<String>,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyView {
+    pub id: String,
+    pub personal: bool,
+    pub operator_id: Option<String>,
+    pub asset_ids: Vec<String>,
+    pub access_type: &'static str,
+    pub valid_from: String,
+    pub valid_to: String,
+    pub credential: String,
+    pub description: Option<String>,
+    pub created_at: String,
+}
+
+impl From<Key> for KeyView {
+    fn from(key: Key) -> Self {
+        KeyView {
+            id: key.id,
+            personal: key.personal,
+            operator_id: key.operator_id,
+            asset_ids: key.assets.into_iter().map(|(id, _)| id.to_string()).collect(),
+            access_type: key.access_type.as_str(),
+            valid_from: key.valid_from.to_rfc3339(),
+            valid_to: key.valid_to.to_rfc3339(),
+            credential: key.credential,
+            description: key.description,
+            created_at: key.created_at.to_rfc3339(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DistributionView {
+    /// Units that acknowledged their new key set before the answer.
+    pub delivered: Vec<String>,
+    /// Units offline or not acknowledging in time: they get the set when they reconnect.
+    pub pending: Vec<String>,
+}
+
+impl From<Distribution> for DistributionView {
+    fn from(d: Distribution) -> Self {
+        DistributionView {
+            delivered: d.delivered.iter().map(ToString::to_string).collect(),
+            pending: d.pending.iter().map(ToString::to_string).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyAnswer {
+    pub key: KeyView,
+    pub distribution: DistributionView,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeysAnswer {
+    pub dry_run: bool,
+    pub items: Vec<KeyView>,
+    pub distribution: DistributionView,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeyPatch {
+    pub valid_to: Option<String>,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BulkEdit {
+    pub ids: Vec<String>,
+    pub valid_to: Option<String>,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BulkDelete {
+    pub ids: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct KeyQuery {
+    pub asset_id: Option<String>,
+    pub account_id: Option<String>,
+}
+
+fn time(field: &str, raw: &str) -> Result<Timestamp, OpError> {
+    Timestamp::parse_rfc3339(raw).ok_or_else(|| OpError::invalid(field, "must be an RFC 3339 time"))
+}
+
+fn edit_of(valid_to: Option<String>, description: Option<String>) -> Result<KeyEdit, OpError> {
+    Ok(KeyEdit {
+        valid_to: valid_to.as_deref().map(|raw| time("valid_to", raw)).transpose()?,
+        description,
+    })
+}
+
+async fn distribute(state: &AppState, changed: &[Changed]) -> Result<DistributionView, ApiError> {
+    let distribution = state.directory.push_keys(changed, state.key_ack_wait).await?;
+    state.scheduler.wake();
+    Ok(distribution.into())
+}
+
+#[utoipa::path(post, path = "/v1/keys", request_body = NewKeyDto, params(AccountQuery),
+    responses((status = 201, body = KeyAnswer), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn create(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<AccountQuery>,
+    body: web::Json<NewKeyDto>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let account = account_param(&caller, query.account_id.as_deref())?;
+    let new = NewKey {
+        personal: body.personal,
+        operator_id: body.operator_id,
+        asset_ids: body
+            .asset_ids
+            .iter()
+            .map(|id| id_field("asset_ids", AssetId::parse(id)))
+            .collect::<Result<_, _>>()?,
+        access_type: AccessType::parse(&body.access_type)
+            .ok_or_else(|| OpError::invalid("access_type", format!("must be one of {}", AccessType::NAMES)))?,
+        valid_from: time("valid_from", &body.valid_from)?,
+        valid_to: time("valid_to", &body.valid_to)?,
+        credential: body.credential,
+        description: body.description,
+    };
+    let now = state.clock.now();
+    let (key, changed) = state
+        .writer
+        .execute(move |tx| storage::keys::create(tx, &caller.0, &account, new, now))
+        .await?;
+    let distribution = distribute(&state, &changed).await?;
+    Ok(HttpResponse::Created().json(KeyAnswer {
+        key: key.into(),
+        distribution,
+    }))
+}
+
+#[utoipa::path(get, path = "/v1/keys", params(KeyQuery), responses((status = 200, description = "the account's keys")))]
+pub async fn list(state: web::Data<AppState>, caller: Caller, query: web::Query<KeyQuery>) -> Result<HttpResponse, ApiError> {
+    let account = account_param(&caller, query.account_id.as_deref())?;
+    let asset = query
+        .asset_id
+        .as_deref()
+        .map(|raw| id_field("asset_id", AssetId::parse(raw)))
+        .transpose()?;
+    let items: Vec<KeyView> = storage::keys::list(&state.store.begin_read()?, &caller.0, &account, asset.as_ref())?
+        .into_iter()
+        .map(KeyView::from)
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+}
+
+#[utoipa::path(patch, path = "/v1/keys/{id}", request_body = KeyPatch,
+    responses((status = 200, body = KeyAnswer), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn patch(state: web::Data<AppState>, caller: Caller, path: web::Path<String>, body: web::Json<KeyPatch>) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let edit = edit_of(body.valid_to, body.description)?;
+    let ids = vec![path.into_inner()];
+    let now = state.clock.now();
+    let (mut keys, changed) = state
+        .writer
+        .execute(move |tx| storage::keys::edit(tx, &caller.0, &ids, &edit, now))
+        .await?;
+    let distribution = distribute(&state, &changed).await?;
+    let key = keys.pop().ok_or_else(|| ApiError::Internal("edit returned no key".into()))?;
+    Ok(HttpResponse::Ok().json(KeyAnswer {
+        key: key.into(),
+        distribution,
+    }))
+}
+
+#[utoipa::path(delete, path = "/v1/keys/{id}",
+    responses((status = 200, body = KeysAnswer), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn delete(state: web::Data<AppState>, caller: Caller, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let ids = vec![path.into_inner()];
+    let now = state.clock.now();
+    let (keys, changed) = state
+        .writer
+        .execute(move |tx| storage::keys::delete(tx, &caller.0, &ids, now))
+        .await?;
+    let distribution = distribute(&state, &changed).await?;
+    Ok(HttpResponse::Ok().json(KeysAnswer {
+        dry_run: false,
+        items: keys.into_iter().map(KeyView::from).collect(),
+        distribution,
+    }))
+}
+
+#[utoipa::path(post, path = "/v1/keys/bulk-edit", request_body = BulkEdit, params(DryRun),
+    responses((status = 200, body = KeysAnswer), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn bulk_edit(state: web::Data<AppState>, caller: Caller, query: web::Query<DryRun>, body: web::Json<BulkEdit>) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let edit = edit_of(body.valid_to, body.description)?;
+    let ids = body.ids;
+    let dry_run = query.dry_run;
+    let now = state.clock.now();
+    let (keys, changed) = state
+        .writer
+        .execute_or_dry(dry_run, move |tx| storage::keys::edit(tx, &caller.0, &ids, &edit, now))
+        .await?;
+    let distribution = if dry_run {
+        DistributionView { delivered: Vec::new(), pending: Vec::new() }
+    } else {
+        distribute(&state, &changed).await?
+    };
+    Ok(HttpResponse::Ok().json(KeysAnswer {
+        dry_run,
+        items: keys.into_iter().map(KeyView::from).collect(),
+        distribution,
+    }))
+}
+
+#[utoipa::path(post, path = "/v1/keys/bulk-delete", request_body = BulkDelete, params(DryRun),
+    responses((status = 200, body = KeysAnswer), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn bulk_delete(state: web::Data<AppState>, caller: Caller, query: web::Query<DryRun>, body: web::Json<BulkDelete>) -> Result<HttpResponse, ApiError> {
+    let ids = body.into_inner().ids;
+    let dry_run = query.dry_run;
+    let now = state.clock.now();
+    let (keys, changed) = state
+        .writer
+        .execute_or_dry(dry_run, move |tx| storage::keys::delete(tx, &caller.0, &ids, now))
+        .await?;
+    let distribution = if dry_run {
+        DistributionView { delivered: Vec::new(), pending: Vec::new() }
+    } else {
+        distribute(&state, &changed).await?
+    };
+    Ok(HttpResponse::Ok().json(KeysAnswer {
+        dry_run,
+        items: keys.into_iter().map(KeyView::from).collect(),
+        distribution,
+    }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct EventQuery {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: Option<usize>,
+    pub account_id: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/assets/{x}/access-events", params(EventQuery),
+    responses((status = 200, description = "what the unit reported, oldest first"), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn access_events(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    query: web::Query<EventQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let seen = visible_asset(&state, &caller, query.account_id.as_deref(), &path)?;
+    seen.require_owned("read the access events of")?;
+    let from = query.from.as_deref().map(|raw| time("from", raw)).transpose()?.unwrap_or(Timestamp(0));
+    let to = query.to.as_deref().map(|raw| time("to", raw)).transpose()?.unwrap_or(Timestamp(u64::MAX));
+    let cursor = query
+        .cursor
+        .as_deref()
+        .map(|raw| {
+            raw.split_once(':')
+                .and_then(|(ts, seq)| Some((ts.parse().ok()?, seq.parse().ok()?)))
+                .ok_or_else(|| OpError::invalid("cursor", "not a cursor from a previous page"))
+        })
+        .transpose()?;
+    let page = storage::read::access_events(&state.store.begin_read()?, seen.asset.key, (from, to), cursor, limit(query.limit)?)?;
+    let items: Vec<_> = page.items.iter().map(|event| event.to_json(&seen.asset.id)).collect();
+    let mut answer = serde_json::json!({ "items": items });
+    if let Some(cursor) = page.next_cursor {
+        answer["next_cursor"] = cursor.into();
+    }
+    Ok(HttpResponse::Ok().json(answer))
+}

@@ -1,0 +1,474 @@
+//! Access keys (rule 6): who may use which assets, with one access type, between
+//! `valid_from` and `valid_to`; and the per-unit key set the gateway distributes.
+//!
+//! Every key change bumps the key-set version of each affected unit in the same
+//! transaction, so versions only rise, survive restarts, and a unit's acknowledgement of a
+//! version says exactly which set it holds.
+
+use std::collections::BTreeSet;
+
+use rand::Rng;
+use redb::{ReadTransaction, ReadableTable, WriteTransaction};
+use serde::{Deserialize, Serialize};
+
+use crate::codec;
+use crate::error::{OpError, StoreError};
+use crate::ids::{AccountId, AssetId, DeviceId};
+use crate::model::{Asset, Capabilities, Device, Principal};
+use crate::ops::{audit, AuditNote, Who};
+use crate::policy::Need;
+use crate::read::require_in;
+use crate::sharing::check_bulk;
+use crate::store::{decode_as, get};
+use crate::tables::*;
+use crate::time::Timestamp;
+
+pub const MAX_DESCRIPTION: usize = 500;
+pub const MAX_CREDENTIAL: usize = 64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum AccessType {
+    DigitalKey,
+    KeypadPin,
+    DualidTag,
+}
+
+impl AccessType {
+    pub const NAMES: &'static str = "digital_key, keypad_pin, dualid_tag";
+
+    pub fn parse(raw: &str) -> Option<AccessType> {
+        match raw {
+            "digital_key" => Some(AccessType::DigitalKey),
+            "keypad_pin" => Some(AccessType::KeypadPin),
+            "dualid_tag" => Some(AccessType::DualidTag),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccessType::DigitalKey => "digital_key",
+            AccessType::KeypadPin => "keypad_pin",
+            AccessType::DualidTag => "dualid_tag",
+        }
+    }
+
+    /// Rule 6: the hardware each access type needs on the unit.
+    pub fn supported_by(self, caps: &Capabilities) -> bool {
+        match self {
+            AccessType::DigitalKey => caps.bluetooth_relay,
+            AccessType::KeypadPin => caps.keypad,
+            AccessType::DualidTag => caps.dualid,
+        }
+    }
+
+    fn hardware(self) -> &'static str {
+        match self {
+            AccessType::DigitalKey => "a Bluetooth unit with relay",
+            AccessType::KeypadPin => "a keypad",
+            AccessType::DualidTag => "a DualID reader",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Key {
+    pub id: String,
+    pub account_id: AccountId,
+    pub personal: bool,
+    pub operator_id: Option<String>,
+    /// The assets and their internal keys.
+    pub assets: Vec<(AssetId, u64)>,
+    pub access_type: AccessType,
+    pub credential: String,
+    pub valid_from: Timestamp,
+    pub valid_to: Timestamp,
+    pub description: Option<String>,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    pub personal: bool,
+    pub operator_id: Option<String>,
+    pub asset_ids: Vec<AssetId>,
+    pub access_type: AccessType,
+    pub valid_from: Timestamp,
+    pub valid_to: Timestamp,
+    pub credential: Option<String>,
+    pub description: Option<String>,
+}
+
+/// A unit whose key set changed, with its new version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Changed {
+    pub device: DeviceId,
+    pub version: u64,
+}
+
+/// One entry of a unit's key set, as the unit receives it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyEntry {
+    pub id: String,
+    pub access_type: AccessType,
+    pub credential: String,
+    pub valid_from: Timestamp,
+    pub valid_to: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct KeySet {
+    pub version: u64,
+    pub keys: Vec<KeyEntry>,
+}
+
+fn description(raw: Option<String>) -> Result<Option<String>, OpError> {
+    match raw {
+        Some(text) if text.chars().count() > MAX_DESCRIPTION => Err(OpError::invalid(
+            "description",
+            format!("must be at most {MAX_DESCRIPTION} characters"),
+        )),
+        other => Ok(other),
+    }
+}
+
+/// An asset of `account` that may be keyed; shared and mirrored assets never may.
+fn keyable_asset(tx: &WriteTransaction, account: &AccountId, id: &AssetId) -> Result<(Asset, Device), OpError> {
+    let assets = tx.open_table(ASSETS)?;
+    let found = assets.get((account.as_str(), id.as_str()))?;
+    let Some(bytes) = found else {
+        if tx.open_table(GRANT_BY_TARGET)?.get((account.as_str(), id.as_str()))?.is_some() {
+            return Err(OpError::Forbidden(format!(
+                "rule 2: asset {id} is shared with this account read-only; a grantee can never key it"
+            )));
+        }
+        return Err(OpError::not_found(format!("asset {id}")));
+    };
+    let asset: Asset = decode_as("assets", bytes.value())?;
+    if asset.mirror.is_some() {
+        return Err(OpError::Forbidden(format!("rule 5: asset {id} is a mirror; only its source may be keyed")));
+    }
+    let device = asset
+        .device_id
+        .as_ref()
+        .map(|device| get::<Device>(&tx.open_table(DEVICES)?, "devices", device.as_str()))
+        .transpose()?
+        .flatten()
+        .filter(|device| device.deregistered_at.is_none())
+        .ok_or_else(|| OpError::invalid("asset_ids", format!("asset {id} has no unit to enforce keys")))?;
+    Ok((asset, device))
+}
+
+fn bump(tx: &WriteTransaction, devices: impl IntoIterator<Item = DeviceId>) -> Result<Vec<Changed>, StoreError> {
+    let mut versions = tx.open_table(KEY_VERSIONS)?;
+    let unique: BTreeSet<DeviceId> = devices.into_iter().collect();
+    let mut out = Vec::new();
+    for device in unique {
+        let version = versions.get(device.as_str())?.map(|v| v.value()).unwrap_or(0) + 1;
+        versions.insert(device.as_str(), version)?;
+        out.push(Changed { device, version });
+    }
+    Ok(out)
+}
+
+fn devices_of(tx: &WriteTransaction, key: &Key) -> Result<Vec<DeviceId>, StoreError> {
+    let assets = tx.open_table(ASSETS)?;
+    let mut out = Vec::new();
+    for (asset_id, _) in &key.assets {
+        let found = assets.get((key.account_id.as_str(), asset_id.as_str()))?;
+        if let Some(bytes) = found {
+            let asset: Asset = decode_as("assets", bytes.value())?;
+            out.extend(asset.device_id);
+        }
+    }
+    Ok(out)
+}
+
+/// A PIN of six digits that no other keypad key of these assets uses.
+fn fresh_pin(tx: &WriteTransaction, asset_keys: &[u64]) -> Result<String, OpError> {
+    let mut taken = BTreeSet::new();
+    let index = tx.open_table(KEYS_BY_ASSET)?;
+    let keys = tx.open_table(KEYS)?;
+    for asset_key in asset_keys {
+        for row in index.range((*asset_key, "")..(*asset_key + 1, ""))? {
+            let (entry, _) = row?;
+            if let Some(key) = get::<Key>(&keys, "keys", entry.value().1)? {
+                if key.access_type == AccessType::KeypadPin {
+                    taken.insert(key.credential);
+                }
+            }
+        }
+    }
+    let mut rng = rand::rng();
+    for _ in 0..1000 {
+        let pin = format!("{:06}", rng.random_range(0..1_000_000u32));
+        if !taken.contains(&pin) {
+            return Ok(pin);
+        }
+    }
+    Err(OpError::Conflict("no free keypad PIN left for these assets".into()))
+}
+
+fn write_rows(tx: &WriteTransaction, key: &Key) -> Result<(), StoreError> {
+    tx.open_table(KEYS)?.insert(key.id.as_str(), codec::encode(key).as_slice())?;
+    let mut by_asset = tx.open_table(KEYS_BY_ASSET)?;
+    for (_, asset_key) in &key.assets {
+        by_asset.insert((*asset_key, key.id.as_str()), ())?;
+    }
+    if let Some(operator) = &key.operator_id {
+        tx.open_table(KEYS_BY_OPERATOR)?.insert((operator.as_str(), key.id.as_str()), ())?;
+    }
+    tx.open_table(KEY_DEADLINES)?.insert((key.valid_to.0, key.id.as_str()), ())?;
+    Ok(())
+}
+
+fn delete_rows(tx: &WriteTransaction, key: &Key) -> Result<(), StoreError> {
+    tx.open_table(KEYS)?.remove(key.id.as_str())?;
+    let mut by_asset = tx.open_table(KEYS_BY_ASSET)?;
+    for (_, asset_key) in &key.assets {
+        by_asset.remove((*asset_key, key.id.as_str()))?;
+    }
+    if let Some(operator) = &key.operator_id {
+        tx.open_table(KEYS_BY_OPERATOR)?.remove((operator.as_str(), key.id.as_str()))?;
+    }
+    tx.open_table(KEY_DEADLINES)?.remove((key.valid_to.0, key.id.as_str()))?;
+    Ok(())
+}
+
+fn audit_key(tx: &WriteTransaction, caller: &Principal, key: &Key, action: &str, before: Option<String>, now: Timestamp) -> Result<(), StoreError> {
+    let assets: Vec<&str> = key.assets.iter().map(|(id, _)| id.as_str()).collect();
+    audit(
+        tx,
+        Who::Principal(caller),
+        AuditNote {
+            account_id: Some(&key.account_id),
+            action,
+            target: key.id.clone(),
+            before,
+            after: (action != "key.delete").then(|| {
+                format!("{} on {} [{}, {})", key.access_type.as_str(), assets.join(","), key.valid_from, key.valid_to)
+            }),
+        },
+        now,
+    )
+}
+
+pub fn create(tx: &WriteTransaction, caller: &Principal, account: &AccountId, new: NewKey, now: Timestamp) -> Result<(Key, Vec<Changed>), OpError> {
+    require_in(&tx.open_table(ACCOUNTS)?, caller, account, Need::ManageFleet, &format!("account {account}"))?;
+    check_bulk("asset_ids", &new.asset_ids)?;
+    match (new.personal, &new.operator_id) {
+        (true, None) => return Err(OpError::invalid("operator_id", "is required for a personal key")),
+        (false, Some(_)) => return Err(OpError::invalid("operator_id", "a non-personal key has no operator")),
+        (true, Some(operator)) => {
+            let belongs = tx
+                .open_table(OPERATORS)?
+                .get(operator.as_str())?
+                .is_some_and(|bytes| operator_account(bytes.value()).as_ref() == Some(account));
+            if !belongs {
+                return Err(OpError::not_found(format!("operator {operator}")));
+            }
+        }
+        (false, None) => {}
+    }
+    if new.valid_to <= new.valid_from {
+        return Err(OpError::invalid("valid_to", "must be after valid_from"));
+    }
+    if new.valid_to <= now {
+        return Err(OpError::invalid("valid_to", "must be in the future"));
+    }
+    let mut assets = Vec::with_capacity(new.asset_ids.len());
+    let mut devices = Vec::new();
+    for id in &new.asset_ids {
+        let (asset, device) = keyable_asset(tx, account, id)?;
+        if !new.access_type.supported_by(&device.capabilities) {
+            return Err(OpError::invalid(
+                "access_type",
+                format!("asset {id}: {} needs {} on the unit", new.access_type.as_str(), new.access_type.hardware()),
+            ));
+        }
+        assets.push((asset.id, asset.key));
+        devices.push(device.id);
+    }
+    let credential = match (new.access_type, new.credential) {
+        (AccessType::DualidTag, Some(tag)) => {
+            if tag.is_empty() || tag.len() > MAX_CREDENTIAL || !tag.chars().all(|c| c.is_ascii_alphanumeric()) {
+                return Err(OpError::invalid("credential", "a DualID tag id is 1 to 64 ASCII letters and digits"));
+            }
+            tag
+        }
+        (AccessType::DualidTag, None) => return Err(OpError::invalid("credential", "a DualID key needs the tag id")),
+        (_, Some(_)) => return Err(OpError::invalid("credential", "PINs and digital-key secrets are generated by the gateway")),
+        (AccessType::KeypadPin, None) => fresh_pin(tx, &assets.iter().map(|(_, k)| *k).collect::<Vec<_>>())?,
+        (AccessType::DigitalKey, None) => {
+            let secret: [u8; 16] = rand::rng().random();
+            hex::encode(secret)
+        }
+    };
+    let key = Key {
+        id: crate::ids::generate("key"),
+        account_id: account.clone(),
+        personal: new.personal,
+        operator_id: new.operator_id,
+        assets,
+        access_type: new.access_type,
+        credential,
+        valid_from: new.valid_from,
+        valid_to: new.valid_to,
+        description: description(new.description)?,
+        created_at: now,
+    };
+    write_rows(tx, &key)?;
+    let changed = bump(tx, devices)?;
+    audit_key(tx, caller, &key, "key.create", None, now)?;
+    Ok((key, changed))
+}
+
+/// The operator record's account, read without depending on the operators module's type.
+fn operator_account(bytes: &[u8]) -> Option<AccountId> {
+    #[derive(Deserialize)]
+    struct Head {
+        _id: String,
+        account_id: AccountId,
+    }
+    codec::decode::<Head>(bytes).ok().map(|head| head.account_id)
+}
+
+fn load(tx: &WriteTransaction, caller: &Principal, id: &str) -> Result<Key, OpError> {
+    let what = format!("key {id}");
+    let key: Key = get(&tx.open_table(KEYS)?, "keys", id)?.ok_or_else(|| OpError::not_found(&what))?;
+    require_in(&tx.open_table(ACCOUNTS)?, caller, &key.account_id, Need::ManageFleet, &what)?;
+    Ok(key)
+}
+
+/// After creation only `valid_to` and the description change (rule 6).
+#[derive(Debug, Clone, Default)]
+pub struct KeyEdit {
+    pub valid_to: Option<Timestamp>,
+    pub description: Option<String>,
+}
+
+fn edit_one(tx: &WriteTransaction, caller: &Principal, id: &str, edit: &KeyEdit, now: Timestamp) -> Result<(Key, Vec<DeviceId>), OpError> {
+    let old = load(tx, caller, id)?;
+    let mut key = old.clone();
+    if let Some(valid_to) = edit.valid_to {
+        if valid_to <= key.valid_from {
+            return Err(OpError::invalid("valid_to", format!("key {id}: must be after valid_from")));
+        }
+        if valid_to <= now {
+            return Err(OpError::invalid("valid_to", format!("key {id}: must be in the future")));
+        }
+        key.valid_to = valid_to;
+    }
+    if edit.description.is_some() {
+        key.description = description(edit.description.clone())?;
+    }
+    delete_rows(tx, &old)?;
+    write_rows(tx, &key)?;
+    let before = format!("[{}, {}) {:?}", old.valid_from, old.valid_to, old.description);
+    audit_key(tx, caller, &key, "key.update", Some(before), now)?;
+    let devices = if old.valid_to != key.valid_to { devices_of(tx, &key)? } else { Vec::new() };
+    Ok((key, devices))
+}
+
+/// Edits every key in `ids`; all-or-nothing.
+pub fn edit(tx: &WriteTransaction, caller: &Principal, ids: &[String], edit: &KeyEdit, now: Timestamp) -> Result<(Vec<Key>, Vec<Changed>), OpError> {
+    check_bulk("ids", ids)?;
+    if edit.valid_to.is_none() && edit.description.is_none() {
+        return Err(OpError::invalid("valid_to", "name valid_to or description: nothing else of a key changes"));
+    }
+    let mut keys = Vec::new();
+    let mut devices = Vec::new();
+    for id in ids {
+        let (key, touched) = edit_one(tx, caller, id, edit, now)?;
+        keys.push(key);
+        devices.extend(touched);
+    }
+    Ok((keys, bump(tx, devices)?))
+}
+
+/// Deletes every key in `ids`; all-or-nothing.
+pub fn delete(tx: &WriteTransaction, caller: &Principal, ids: &[String], now: Timestamp) -> Result<(Vec<Key>, Vec<Changed>), OpError> {
+    check_bulk("ids", ids)?;
+    let mut keys = Vec::new();
+    let mut devices = Vec::new();
+    for id in ids {
+        let key = load(tx, caller, id)?;
+        devices.extend(devices_of(tx, &key)?);
+        delete_rows(tx, &key)?;
+        audit_key(tx, caller, &key, "key.delete", Some(key.id.clone()), now)?;
+        keys.push(key);
+    }
+    Ok((keys, bump(tx, devices)?))
+}
+
+/// Keys that ended at or before `now` leave their units' sets: the key rows stay (the
+/// API still lists them as expired) but the units get a new version without them.
+pub fn apply_due(tx: &WriteTransaction, now: Timestamp) -> Result<Vec<Changed>, StoreError> {
+    let due: Vec<(u64, String)> = {
+        let deadlines = tx.open_table(KEY_DEADLINES)?;
+        let mut due = Vec::new();
+        for row in deadlines.range((0, "")..(now.0.saturating_add(1), ""))? {
+            let (key, _) = row?;
+            let (at, id) = key.value();
+            due.push((at, id.to_owned()));
+        }
+        due
+    };
+    let mut devices = Vec::new();
+    for (at, id) in due {
+        tx.open_table(KEY_DEADLINES)?.remove((at, id.as_str()))?;
+        if let Some(key) = get::<Key>(&tx.open_table(KEYS)?, "keys", &id)? {
+            devices.extend(devices_of(tx, &key)?);
+        }
+    }
+    bump(tx, devices)
+}
+
+pub fn next_deadline(rtx: &ReadTransaction) -> Result<Option<Timestamp>, StoreError> {
+    let deadlines = rtx.open_table(KEY_DEADLINES)?;
+    let first = deadlines.first()?;
+    Ok(first.map(|(key, _)| Timestamp(key.value().0)))
+}
+
+/// The set a unit must hold now: every key of its asset valid now or later.
+pub fn key_set(rtx: &ReadTransaction, device: &Device, now: Timestamp) -> Result<KeySet, StoreError> {
+    let version = rtx
+        .open_table(KEY_VERSIONS)?
+        .get(device.id.as_str())?
+        .map(|v| v.value())
+        .unwrap_or(0);
+    let mut keys = Vec::new();
+    if let (Some(bound), None) = (&device.bound_asset, device.deregistered_at) {
+        let index = rtx.open_table(KEYS_BY_ASSET)?;
+        let table = rtx.open_table(KEYS)?;
+        for row in index.range((bound.asset_key, "")..(bound.asset_key + 1, ""))? {
+            let (entry, _) = row?;
+            if let Some(key) = get::<Key>(&table, "keys", entry.value().1)? {
+                if key.valid_to > now {
+                    keys.push(KeyEntry {
+                        id: key.id,
+                        access_type: key.access_type,
+                        credential: key.credential,
+                        valid_from: key.valid_from,
+                        valid_to: key.valid_to,
+                    });
+                }
+            }
+        }
+    }
+    Ok(KeySet { version, keys })
+}
+
+/// The account's keys, optionally of one asset, for its members.
+pub fn list(rtx: &ReadTransaction, caller: &Principal, account: &AccountId, asset: Option<&AssetId>) -> Result<Vec<Key>, OpError> {
+    require_in(&rtx.open_table(ACCOUNTS)?, caller, account, Need::View, &format!("account {account}"))?;
+    let table = rtx.open_table(KEYS)?;
+    let mut out = Vec::new();
+    for row in table.iter()? {
+        let key: Key = decode_as("keys", row?.1.value())?;
+        if &key.account_id == account && asset.is_none_or(|wanted| key.assets.iter().any(|(id, _)| id == wanted)) {
+            out.push(key);
+        }
+    }
+    Ok(out)
+}
