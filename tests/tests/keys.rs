@@ -13,7 +13,10 @@ use simulator::{ApiClient, SimUnit};
 use tests::{eventually, Fleet, TestGateway, WAIT};
 
 async fn call(client: &ApiClient, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let answer = client.request_raw(method, path, body.as_ref()).await.expect("answer");
+    let answer = client
+        .request_raw(method, path, body.as_ref())
+        .await
+        .expect("answer");
     (answer.status, answer.body)
 }
 
@@ -26,16 +29,27 @@ fn rfc3339(ms: u64) -> String {
 async fn key_holder(fleet: &Fleet, device: &str) -> (Arc<SimUnit>, Arc<tokio::sync::Mutex<Value>>) {
     let unit = Arc::new(fleet.connect(device).await);
     let topic = format!("/tenants/{device}/keys");
-    unit.subscribe(&topic, QoS::AtLeastOnce).await.expect("subscribed");
+    unit.subscribe(&topic, QoS::AtLeastOnce)
+        .await
+        .expect("subscribed");
     let held = Arc::new(tokio::sync::Mutex::new(Value::Null));
-    let (reader, store, ack_topic) = (unit.clone(), held.clone(), format!("/tenants/{device}/keys/ack"));
+    let (reader, store, ack_topic) = (
+        unit.clone(),
+        held.clone(),
+        format!("/tenants/{device}/keys/ack"),
+    );
     tokio::spawn(async move {
         for _ in 0..10_000 {
-            let Some(message) = reader.next_message(Duration::from_secs(30)).await else { break };
+            let Some(message) = reader.next_message(Duration::from_secs(30)).await else {
+                break;
+            };
             let Ok(set) = message.json() else { continue };
             let ack = json!({"version": set["version"]}).to_string().into_bytes();
             *store.lock().await = set;
-            if let Ok(waiter) = reader.publish(&ack_topic, ack, QoS::AtLeastOnce, false).await {
+            if let Ok(waiter) = reader
+                .publish(&ack_topic, ack, QoS::AtLeastOnce, false)
+                .await
+            {
                 let _ = waiter.wait_timeout(Duration::from_secs(5)).await;
             }
         }
@@ -57,22 +71,51 @@ async fn a_key_reaches_online_units_before_the_answer_and_offline_units_on_recon
     let (_unit1, held) = key_holder(&fleet, "unit1").await;
     let now = gateway.now_ms();
 
-    let (status, created) = call(&fleet.admin, Method::POST, "/v1/keys", Some(key_body(&["ex1", "ex2"], "keypad_pin", now, now + 3_600_000))).await;
+    let (status, created) = call(
+        &fleet.admin,
+        Method::POST,
+        "/v1/keys",
+        Some(key_body(
+            &["ex1", "ex2"],
+            "keypad_pin",
+            now,
+            now + 3_600_000,
+        )),
+    )
+    .await;
     assert_eq!(status, 201, "{created}");
-    let pin = created["key"]["credential"].as_str().expect("pin").to_owned();
-    assert!(pin.len() == 6 && pin.chars().all(|c| c.is_ascii_digit()), "a generated 6-digit PIN: {pin}");
+    let pin = created["key"]["credential"]
+        .as_str()
+        .expect("pin")
+        .to_owned();
+    assert!(
+        pin.len() == 6 && pin.chars().all(|c| c.is_ascii_digit()),
+        "a generated 6-digit PIN: {pin}"
+    );
     assert_eq!(created["distribution"]["delivered"], json!(["unit1"]));
-    assert_eq!(created["distribution"]["pending"], json!(["unit2"]), "unit2 is offline");
+    assert_eq!(
+        created["distribution"]["pending"],
+        json!(["unit2"]),
+        "unit2 is offline"
+    );
     let set = held.lock().await.clone();
     assert_eq!(set["version"], 1);
     assert_eq!(set["keys"][0]["credential"], pin.as_str());
-    let (_, status1) = fleet.admin.get_raw("/v1/devices/unit1/status").await.expect("status");
+    let (_, status1) = fleet
+        .admin
+        .get_raw("/v1/devices/unit1/status")
+        .await
+        .expect("status");
     assert_eq!(status1["key_version_acked"], 1);
 
     // unit2 connects later and receives the retained set; its ack is recorded.
     let (_unit2, held2) = key_holder(&fleet, "unit2").await;
     let acked = eventually(|| async {
-        let (_, status) = fleet.admin.get_raw("/v1/devices/unit2/status").await.expect("status");
+        let (_, status) = fleet
+            .admin
+            .get_raw("/v1/devices/unit2/status")
+            .await
+            .expect("status");
         (status["key_version_acked"] == 1).then_some(())
     })
     .await;
@@ -80,7 +123,13 @@ async fn a_key_reaches_online_units_before_the_answer_and_offline_units_on_recon
     assert_eq!(held2.lock().await["keys"][0]["credential"], pin.as_str());
 
     // A second keypad key on the same asset never reuses the PIN.
-    let (_, second) = call(&fleet.admin, Method::POST, "/v1/keys", Some(key_body(&["ex1"], "keypad_pin", now, now + 3_600_000))).await;
+    let (_, second) = call(
+        &fleet.admin,
+        Method::POST,
+        "/v1/keys",
+        Some(key_body(&["ex1"], "keypad_pin", now, now + 3_600_000)),
+    )
+    .await;
     assert_ne!(second["key"]["credential"], pin.as_str());
     assert_eq!(held.lock().await["version"], 2);
 
@@ -89,16 +138,33 @@ async fn a_key_reaches_online_units_before_the_answer_and_offline_units_on_recon
     drop(_unit2);
     gateway.restart();
     let fleet_admin = fleet.admin.rebase(&gateway.http_base());
-    let fleet = Fleet { admin: fleet_admin, tls_broker: gateway.mqtt_tls(), ..fleet };
+    let fleet = Fleet {
+        admin: fleet_admin,
+        tls_broker: gateway.mqtt_tls(),
+        ..fleet
+    };
     let (_unit1, held) = key_holder(&fleet, "unit1").await;
     let retained = eventually(|| async { (held.lock().await["version"] == 2).then_some(()) }).await;
-    assert!(retained.is_some(), "the retained set survives the gateway's restart");
+    assert!(
+        retained.is_some(),
+        "the retained set survives the gateway's restart"
+    );
     let id = second["key"]["id"].as_str().expect("id");
-    let (status, edited) = call(&fleet.admin, Method::PATCH, &format!("/v1/keys/{id}"), Some(json!({"description": "night shift", "valid_to": rfc3339(now + 7_200_000)}))).await;
+    let (status, edited) = call(
+        &fleet.admin,
+        Method::PATCH,
+        &format!("/v1/keys/{id}"),
+        Some(json!({"description": "night shift", "valid_to": rfc3339(now + 7_200_000)})),
+    )
+    .await;
     assert_eq!(status, 200, "{edited}");
     assert_eq!(edited["key"]["description"], "night shift");
     assert_eq!(edited["distribution"]["delivered"], json!(["unit1"]));
-    assert_eq!(held.lock().await["version"], 3, "the version keeps rising after a restart");
+    assert_eq!(
+        held.lock().await["version"],
+        3,
+        "the version keeps rising after a restart"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -108,7 +174,13 @@ async fn expired_keys_drop_off_at_valid_to() {
     fleet.unit_with_asset("unit1", "ex1").await;
     let (_unit, held) = key_holder(&fleet, "unit1").await;
     let now = gateway.now_ms();
-    let (status, _) = call(&fleet.admin, Method::POST, "/v1/keys", Some(key_body(&["ex1"], "digital_key", now, now + 60_000))).await;
+    let (status, _) = call(
+        &fleet.admin,
+        Method::POST,
+        "/v1/keys",
+        Some(key_body(&["ex1"], "digital_key", now, now + 60_000)),
+    )
+    .await;
     assert_eq!(status, 201);
     let (status, _) = call(&fleet.admin, Method::POST, "/v1/keys", Some(json!({"personal": false, "asset_ids": ["ex1"], "access_type": "dualid_tag", "credential": "TAG42", "valid_from": rfc3339(now + 30_000), "valid_to": rfc3339(now + 3_600_000)}))).await;
     assert_eq!(status, 201, "a future key is in the set already");
@@ -132,34 +204,59 @@ async fn access_events_come_back_to_the_owner() {
     let unit = fleet.connect("unit1").await;
     let mut live = fleet.admin.stream("/v1/stream").await.expect("stream");
     let ts = gateway.now_ms() - 1000;
-    let event = json!({"ts": ts, "key_id": "key1", "result": "denied", "reason": "expired"}).to_string();
-    unit.publish("/tenants/unit1/events/access", event.into_bytes(), QoS::AtLeastOnce, false)
-        .await
-        .expect("queued")
-        .wait_timeout(WAIT)
-        .await
-        .expect("acked");
+    let event =
+        json!({"ts": ts, "key_id": "key1", "result": "denied", "reason": "expired"}).to_string();
+    unit.publish(
+        "/tenants/unit1/events/access",
+        event.into_bytes(),
+        QoS::AtLeastOnce,
+        false,
+    )
+    .await
+    .expect("queued")
+    .wait_timeout(WAIT)
+    .await
+    .expect("acked");
     let received = live.next_timeout(WAIT).await.expect("live").expect("event");
     assert_eq!(received.event, "access");
     assert_eq!(received.data["result"], "denied");
     let events = eventually(|| async {
-        let (_, body) = fleet.admin.get_raw("/v1/assets/ex1/access-events").await.expect("events");
-        body["items"].as_array().filter(|items| !items.is_empty()).cloned()
+        let (_, body) = fleet
+            .admin
+            .get_raw("/v1/assets/ex1/access-events")
+            .await
+            .expect("events");
+        body["items"]
+            .as_array()
+            .filter(|items| !items.is_empty())
+            .cloned()
     })
     .await
     .expect("stored");
     assert_eq!(events[0]["key_id"], "key1");
     assert_eq!(events[0]["ts_ms"], ts);
     // A malformed event is refused and shown in the status, like telemetry.
-    unit.publish("/tenants/unit1/events/access", br#"{"result":"maybe"}"#.to_vec(), QoS::AtLeastOnce, false)
-        .await
-        .expect("queued")
-        .wait_timeout(WAIT)
-        .await
-        .expect("acked");
+    unit.publish(
+        "/tenants/unit1/events/access",
+        br#"{"result":"maybe"}"#.to_vec(),
+        QoS::AtLeastOnce,
+        false,
+    )
+    .await
+    .expect("queued")
+    .wait_timeout(WAIT)
+    .await
+    .expect("acked");
     let error = eventually(|| async {
-        let (_, status) = fleet.admin.get_raw("/v1/devices/unit1/status").await.expect("status");
-        status["last_error"].as_str().filter(|e| e.contains("result")).map(str::to_owned)
+        let (_, status) = fleet
+            .admin
+            .get_raw("/v1/devices/unit1/status")
+            .await
+            .expect("status");
+        status["last_error"]
+            .as_str()
+            .filter(|e| e.contains("result"))
+            .map(str::to_owned)
     })
     .await;
     assert!(error.is_some());
@@ -171,50 +268,159 @@ async fn key_refusals() {
     let owner = Fleet::create(&gateway, "Acme").await;
     let depot = owner.child(&gateway, "Depot").await;
     owner.unit_with_asset("unit1", "ex1").await;
-    let (status, _) = call(&owner.admin, Method::POST, "/v1/devices", Some(json!({"id": "plain1", "capabilities": {"keypad": true}}))).await;
+    let (status, _) = call(
+        &owner.admin,
+        Method::POST,
+        "/v1/devices",
+        Some(json!({"id": "plain1", "capabilities": {"keypad": true}})),
+    )
+    .await;
     assert_eq!(status, 201);
-    let (status, _) = call(&owner.admin, Method::POST, "/v1/assets", Some(json!({"id": "ex2", "name": "x", "device_id": "plain1"}))).await;
+    let (status, _) = call(
+        &owner.admin,
+        Method::POST,
+        "/v1/assets",
+        Some(json!({"id": "ex2", "name": "x", "device_id": "plain1"})),
+    )
+    .await;
     assert_eq!(status, 201);
     let now = gateway.now_ms();
     let hour = 3_600_000;
 
-    let (status, problem) = call(&owner.admin, Method::POST, "/v1/keys", Some(key_body(&["ex1", "ex2"], "dualid_tag", now, now + hour))).await;
+    let (status, problem) = call(
+        &owner.admin,
+        Method::POST,
+        "/v1/keys",
+        Some(key_body(&["ex1", "ex2"], "dualid_tag", now, now + hour)),
+    )
+    .await;
     assert_eq!(status, 422, "{problem}");
-    let (status, problem) = call(&owner.admin, Method::POST, "/v1/keys", Some(key_body(&["ex1", "ex2"], "digital_key", now, now + hour))).await;
+    let (status, problem) = call(
+        &owner.admin,
+        Method::POST,
+        "/v1/keys",
+        Some(key_body(&["ex1", "ex2"], "digital_key", now, now + hour)),
+    )
+    .await;
     assert_eq!(status, 422);
-    assert!(problem["detail"].as_str().unwrap_or("").contains("ex2"), "names the asset: {problem}");
-    let (status, problem) = call(&owner.admin, Method::POST, "/v1/keys", Some(key_body(&["ex1"], "keypad_pin", now + hour, now))).await;
+    assert!(
+        problem["detail"].as_str().unwrap_or("").contains("ex2"),
+        "names the asset: {problem}"
+    );
+    let (status, problem) = call(
+        &owner.admin,
+        Method::POST,
+        "/v1/keys",
+        Some(key_body(&["ex1"], "keypad_pin", now + hour, now)),
+    )
+    .await;
     assert_eq!((status, problem["field"].clone()), (422, json!("valid_to")));
     let (status, problem) = call(&owner.admin, Method::POST, "/v1/keys", Some(json!({"personal": true, "asset_ids": ["ex1"], "access_type": "keypad_pin", "valid_from": rfc3339(now), "valid_to": rfc3339(now + hour)}))).await;
-    assert_eq!((status, problem["field"].clone()), (422, json!("operator_id")));
+    assert_eq!(
+        (status, problem["field"].clone()),
+        (422, json!("operator_id"))
+    );
     let (status, problem) = call(&owner.admin, Method::POST, "/v1/keys", Some(json!({"personal": false, "asset_ids": ["ex1"], "access_type": "keypad_pin", "credential": "1234", "valid_from": rfc3339(now), "valid_to": rfc3339(now + hour)}))).await;
-    assert_eq!((status, problem["field"].clone()), (422, json!("credential")));
-    let (status, _) = call(&owner.admin, Method::POST, "/v1/keys", Some(key_body(&["ex1"], "laser", now, now + hour))).await;
+    assert_eq!(
+        (status, problem["field"].clone()),
+        (422, json!("credential"))
+    );
+    let (status, _) = call(
+        &owner.admin,
+        Method::POST,
+        "/v1/keys",
+        Some(key_body(&["ex1"], "laser", now, now + hour)),
+    )
+    .await;
     assert_eq!(status, 422);
     let viewer = owner.user(simulator::api::UserRole::Viewer).await;
-    let (status, _) = call(&viewer, Method::POST, "/v1/keys", Some(key_body(&["ex1"], "keypad_pin", now, now + hour))).await;
+    let (status, _) = call(
+        &viewer,
+        Method::POST,
+        "/v1/keys",
+        Some(key_body(&["ex1"], "keypad_pin", now, now + hour)),
+    )
+    .await;
     assert_eq!(status, 403);
-    let (status, _) = call(&depot.admin, Method::POST, "/v1/keys", Some(key_body(&["ex1"], "keypad_pin", now, now + hour))).await;
+    let (status, _) = call(
+        &depot.admin,
+        Method::POST,
+        "/v1/keys",
+        Some(key_body(&["ex1"], "keypad_pin", now, now + hour)),
+    )
+    .await;
     assert_eq!(status, 404, "another account's asset");
     let granted = owner.grant(&depot, &["ex1"], json!({})).await;
     assert_eq!(granted.status, 201);
-    let (status, problem) = call(&depot.admin, Method::POST, "/v1/keys", Some(key_body(&["ex1"], "keypad_pin", now, now + hour))).await;
-    assert_eq!(status, 403, "a grantee never keys a shared asset: {problem}");
+    let (status, problem) = call(
+        &depot.admin,
+        Method::POST,
+        "/v1/keys",
+        Some(key_body(&["ex1"], "keypad_pin", now, now + hour)),
+    )
+    .await;
+    assert_eq!(
+        status, 403,
+        "a grantee never keys a shared asset: {problem}"
+    );
 
     // After creation only valid_to and the description change; bulk calls are all-or-nothing.
-    let (_, created) = call(&owner.admin, Method::POST, "/v1/keys", Some(key_body(&["ex1"], "keypad_pin", now, now + hour))).await;
+    let (_, created) = call(
+        &owner.admin,
+        Method::POST,
+        "/v1/keys",
+        Some(key_body(&["ex1"], "keypad_pin", now, now + hour)),
+    )
+    .await;
     let id = created["key"]["id"].as_str().expect("id").to_owned();
-    let (status, problem) = call(&owner.admin, Method::PATCH, &format!("/v1/keys/{id}"), Some(json!({"access_type": "digital_key"}))).await;
-    assert_eq!((status, problem["field"].clone()), (422, json!("access_type")));
-    let (status, dry) = call(&owner.admin, Method::POST, "/v1/keys/bulk-delete?dry_run=true", Some(json!({"ids": [id]}))).await;
+    let (status, problem) = call(
+        &owner.admin,
+        Method::PATCH,
+        &format!("/v1/keys/{id}"),
+        Some(json!({"access_type": "digital_key"})),
+    )
+    .await;
+    assert_eq!(
+        (status, problem["field"].clone()),
+        (422, json!("access_type"))
+    );
+    let (status, dry) = call(
+        &owner.admin,
+        Method::POST,
+        "/v1/keys/bulk-delete?dry_run=true",
+        Some(json!({"ids": [id]})),
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(dry["dry_run"], true);
-    let (status, _) = call(&owner.admin, Method::POST, "/v1/keys/bulk-delete", Some(json!({"ids": [id, "keynope"]}))).await;
+    let (status, _) = call(
+        &owner.admin,
+        Method::POST,
+        "/v1/keys/bulk-delete",
+        Some(json!({"ids": [id, "keynope"]})),
+    )
+    .await;
     assert_eq!(status, 404);
     let (_, listed) = owner.admin.get_raw("/v1/keys").await.expect("list");
-    assert_eq!(listed["items"].as_array().map(Vec::len), Some(1), "nothing deleted by the dry run or the refused call");
-    let (status, edited) = call(&owner.admin, Method::POST, "/v1/keys/bulk-edit", Some(json!({"ids": [id], "valid_to": rfc3339(now + 2 * hour)}))).await;
+    assert_eq!(
+        listed["items"].as_array().map(Vec::len),
+        Some(1),
+        "nothing deleted by the dry run or the refused call"
+    );
+    let (status, edited) = call(
+        &owner.admin,
+        Method::POST,
+        "/v1/keys/bulk-edit",
+        Some(json!({"ids": [id], "valid_to": rfc3339(now + 2 * hour)})),
+    )
+    .await;
     assert_eq!(status, 200, "{edited}");
-    let (status, _) = call(&owner.admin, Method::POST, "/v1/keys/bulk-delete", Some(json!({"ids": [id]}))).await;
+    let (status, _) = call(
+        &owner.admin,
+        Method::POST,
+        "/v1/keys/bulk-delete",
+        Some(json!({"ids": [id]})),
+    )
+    .await;
     assert_eq!(status, 200);
 }
