@@ -133,11 +133,19 @@ fn description(raw: Option<String>) -> Result<Option<String>, OpError> {
 }
 
 /// An asset of `account` that may be keyed; shared and mirrored assets never may.
-fn keyable_asset(tx: &WriteTransaction, account: &AccountId, id: &AssetId) -> Result<(Asset, Device), OpError> {
+fn keyable_asset(
+    tx: &WriteTransaction,
+    account: &AccountId,
+    id: &AssetId,
+) -> Result<(Asset, Device), OpError> {
     let assets = tx.open_table(ASSETS)?;
     let found = assets.get((account.as_str(), id.as_str()))?;
     let Some(bytes) = found else {
-        if tx.open_table(GRANT_BY_TARGET)?.get((account.as_str(), id.as_str()))?.is_some() {
+        if tx
+            .open_table(GRANT_BY_TARGET)?
+            .get((account.as_str(), id.as_str()))?
+            .is_some()
+        {
             return Err(OpError::Forbidden(format!(
                 "rule 2: asset {id} is shared with this account read-only; a grantee can never key it"
             )));
@@ -146,7 +154,9 @@ fn keyable_asset(tx: &WriteTransaction, account: &AccountId, id: &AssetId) -> Re
     };
     let asset: Asset = decode_as("assets", bytes.value())?;
     if asset.mirror.is_some() {
-        return Err(OpError::Forbidden(format!("rule 5: asset {id} is a mirror; only its source may be keyed")));
+        return Err(OpError::Forbidden(format!(
+            "rule 5: asset {id} is a mirror; only its source may be keyed"
+        )));
     }
     let device = asset
         .device_id
@@ -155,16 +165,30 @@ fn keyable_asset(tx: &WriteTransaction, account: &AccountId, id: &AssetId) -> Re
         .transpose()?
         .flatten()
         .filter(|device| device.deregistered_at.is_none())
-        .ok_or_else(|| OpError::invalid("asset_ids", format!("asset {id} has no unit to enforce keys")))?;
+        .ok_or_else(|| {
+            OpError::invalid(
+                "asset_ids",
+                format!("asset {id} has no unit to enforce keys"),
+            )
+        })?;
     Ok((asset, device))
 }
 
-fn bump(tx: &WriteTransaction, devices: impl IntoIterator<Item = DeviceId>) -> Result<Vec<Changed>, StoreError> {
+/// Gives each unit a new key-set version; also used when a unit's set empties for
+/// another reason (deregistration).
+pub fn bump(
+    tx: &WriteTransaction,
+    devices: impl IntoIterator<Item = DeviceId>,
+) -> Result<Vec<Changed>, StoreError> {
     let mut versions = tx.open_table(KEY_VERSIONS)?;
     let unique: BTreeSet<DeviceId> = devices.into_iter().collect();
     let mut out = Vec::new();
     for device in unique {
-        let version = versions.get(device.as_str())?.map(|v| v.value()).unwrap_or(0) + 1;
+        let version = versions
+            .get(device.as_str())?
+            .map(|v| v.value())
+            .unwrap_or(0)
+            + 1;
         versions.insert(device.as_str(), version)?;
         out.push(Changed { device, version });
     }
@@ -206,19 +230,24 @@ fn fresh_pin(tx: &WriteTransaction, asset_keys: &[u64]) -> Result<String, OpErro
             return Ok(pin);
         }
     }
-    Err(OpError::Conflict("no free keypad PIN left for these assets".into()))
+    Err(OpError::Conflict(
+        "no free keypad PIN left for these assets".into(),
+    ))
 }
 
 fn write_rows(tx: &WriteTransaction, key: &Key) -> Result<(), StoreError> {
-    tx.open_table(KEYS)?.insert(key.id.as_str(), codec::encode(key).as_slice())?;
+    tx.open_table(KEYS)?
+        .insert(key.id.as_str(), codec::encode(key).as_slice())?;
     let mut by_asset = tx.open_table(KEYS_BY_ASSET)?;
     for (_, asset_key) in &key.assets {
         by_asset.insert((*asset_key, key.id.as_str()), ())?;
     }
     if let Some(operator) = &key.operator_id {
-        tx.open_table(KEYS_BY_OPERATOR)?.insert((operator.as_str(), key.id.as_str()), ())?;
+        tx.open_table(KEYS_BY_OPERATOR)?
+            .insert((operator.as_str(), key.id.as_str()), ())?;
     }
-    tx.open_table(KEY_DEADLINES)?.insert((key.valid_to.0, key.id.as_str()), ())?;
+    tx.open_table(KEY_DEADLINES)?
+        .insert((key.valid_to.0, key.id.as_str()), ())?;
     Ok(())
 }
 
@@ -229,13 +258,22 @@ fn delete_rows(tx: &WriteTransaction, key: &Key) -> Result<(), StoreError> {
         by_asset.remove((*asset_key, key.id.as_str()))?;
     }
     if let Some(operator) = &key.operator_id {
-        tx.open_table(KEYS_BY_OPERATOR)?.remove((operator.as_str(), key.id.as_str()))?;
+        tx.open_table(KEYS_BY_OPERATOR)?
+            .remove((operator.as_str(), key.id.as_str()))?;
     }
-    tx.open_table(KEY_DEADLINES)?.remove((key.valid_to.0, key.id.as_str()))?;
+    tx.open_table(KEY_DEADLINES)?
+        .remove((key.valid_to.0, key.id.as_str()))?;
     Ok(())
 }
 
-fn audit_key(tx: &WriteTransaction, caller: &Principal, key: &Key, action: &str, before: Option<String>, now: Timestamp) -> Result<(), StoreError> {
+fn audit_key(
+    tx: &WriteTransaction,
+    caller: &Principal,
+    key: &Key,
+    action: &str,
+    before: Option<String>,
+    now: Timestamp,
+) -> Result<(), StoreError> {
     let assets: Vec<&str> = key.assets.iter().map(|(id, _)| id.as_str()).collect();
     audit(
         tx,
@@ -246,19 +284,47 @@ fn audit_key(tx: &WriteTransaction, caller: &Principal, key: &Key, action: &str,
             target: key.id.clone(),
             before,
             after: (action != "key.delete").then(|| {
-                format!("{} on {} [{}, {})", key.access_type.as_str(), assets.join(","), key.valid_from, key.valid_to)
+                format!(
+                    "{} on {} [{}, {})",
+                    key.access_type.as_str(),
+                    assets.join(","),
+                    key.valid_from,
+                    key.valid_to
+                )
             }),
         },
         now,
     )
 }
 
-pub fn create(tx: &WriteTransaction, caller: &Principal, account: &AccountId, new: NewKey, now: Timestamp) -> Result<(Key, Vec<Changed>), OpError> {
-    require_in(&tx.open_table(ACCOUNTS)?, caller, account, Need::ManageFleet, &format!("account {account}"))?;
+pub fn create(
+    tx: &WriteTransaction,
+    caller: &Principal,
+    account: &AccountId,
+    new: NewKey,
+    now: Timestamp,
+) -> Result<(Key, Vec<Changed>), OpError> {
+    require_in(
+        &tx.open_table(ACCOUNTS)?,
+        caller,
+        account,
+        Need::ManageFleet,
+        &format!("account {account}"),
+    )?;
     check_bulk("asset_ids", &new.asset_ids)?;
     match (new.personal, &new.operator_id) {
-        (true, None) => return Err(OpError::invalid("operator_id", "is required for a personal key")),
-        (false, Some(_)) => return Err(OpError::invalid("operator_id", "a non-personal key has no operator")),
+        (true, None) => {
+            return Err(OpError::invalid(
+                "operator_id",
+                "is required for a personal key",
+            ))
+        }
+        (false, Some(_)) => {
+            return Err(OpError::invalid(
+                "operator_id",
+                "a non-personal key has no operator",
+            ))
+        }
         (true, Some(operator)) => {
             let belongs = tx
                 .open_table(OPERATORS)?
@@ -283,7 +349,11 @@ pub fn create(tx: &WriteTransaction, caller: &Principal, account: &AccountId, ne
         if !new.access_type.supported_by(&device.capabilities) {
             return Err(OpError::invalid(
                 "access_type",
-                format!("asset {id}: {} needs {} on the unit", new.access_type.as_str(), new.access_type.hardware()),
+                format!(
+                    "asset {id}: {} needs {} on the unit",
+                    new.access_type.as_str(),
+                    new.access_type.hardware()
+                ),
             ));
         }
         assets.push((asset.id, asset.key));
@@ -291,14 +361,32 @@ pub fn create(tx: &WriteTransaction, caller: &Principal, account: &AccountId, ne
     }
     let credential = match (new.access_type, new.credential) {
         (AccessType::DualidTag, Some(tag)) => {
-            if tag.is_empty() || tag.len() > MAX_CREDENTIAL || !tag.chars().all(|c| c.is_ascii_alphanumeric()) {
-                return Err(OpError::invalid("credential", "a DualID tag id is 1 to 64 ASCII letters and digits"));
+            if tag.is_empty()
+                || tag.len() > MAX_CREDENTIAL
+                || !tag.chars().all(|c| c.is_ascii_alphanumeric())
+            {
+                return Err(OpError::invalid(
+                    "credential",
+                    "a DualID tag id is 1 to 64 ASCII letters and digits",
+                ));
             }
             tag
         }
-        (AccessType::DualidTag, None) => return Err(OpError::invalid("credential", "a DualID key needs the tag id")),
-        (_, Some(_)) => return Err(OpError::invalid("credential", "PINs and digital-key secrets are generated by the gateway")),
-        (AccessType::KeypadPin, None) => fresh_pin(tx, &assets.iter().map(|(_, k)| *k).collect::<Vec<_>>())?,
+        (AccessType::DualidTag, None) => {
+            return Err(OpError::invalid(
+                "credential",
+                "a DualID key needs the tag id",
+            ))
+        }
+        (_, Some(_)) => {
+            return Err(OpError::invalid(
+                "credential",
+                "PINs and digital-key secrets are generated by the gateway",
+            ))
+        }
+        (AccessType::KeypadPin, None) => {
+            fresh_pin(tx, &assets.iter().map(|(_, k)| *k).collect::<Vec<_>>())?
+        }
         (AccessType::DigitalKey, None) => {
             let secret: [u8; 16] = rand::rng().random();
             hex::encode(secret)
@@ -330,13 +418,22 @@ fn operator_account(bytes: &[u8]) -> Option<AccountId> {
         _id: String,
         account_id: AccountId,
     }
-    codec::decode::<Head>(bytes).ok().map(|head| head.account_id)
+    codec::decode::<Head>(bytes)
+        .ok()
+        .map(|head| head.account_id)
 }
 
 fn load(tx: &WriteTransaction, caller: &Principal, id: &str) -> Result<Key, OpError> {
     let what = format!("key {id}");
-    let key: Key = get(&tx.open_table(KEYS)?, "keys", id)?.ok_or_else(|| OpError::not_found(&what))?;
-    require_in(&tx.open_table(ACCOUNTS)?, caller, &key.account_id, Need::ManageFleet, &what)?;
+    let key: Key =
+        get(&tx.open_table(KEYS)?, "keys", id)?.ok_or_else(|| OpError::not_found(&what))?;
+    require_in(
+        &tx.open_table(ACCOUNTS)?,
+        caller,
+        &key.account_id,
+        Need::ManageFleet,
+        &what,
+    )?;
     Ok(key)
 }
 
@@ -347,15 +444,27 @@ pub struct KeyEdit {
     pub description: Option<String>,
 }
 
-fn edit_one(tx: &WriteTransaction, caller: &Principal, id: &str, edit: &KeyEdit, now: Timestamp) -> Result<(Key, Vec<DeviceId>), OpError> {
+fn edit_one(
+    tx: &WriteTransaction,
+    caller: &Principal,
+    id: &str,
+    edit: &KeyEdit,
+    now: Timestamp,
+) -> Result<(Key, Vec<DeviceId>), OpError> {
     let old = load(tx, caller, id)?;
     let mut key = old.clone();
     if let Some(valid_to) = edit.valid_to {
         if valid_to <= key.valid_from {
-            return Err(OpError::invalid("valid_to", format!("key {id}: must be after valid_from")));
+            return Err(OpError::invalid(
+                "valid_to",
+                format!("key {id}: must be after valid_from"),
+            ));
         }
         if valid_to <= now {
-            return Err(OpError::invalid("valid_to", format!("key {id}: must be in the future")));
+            return Err(OpError::invalid(
+                "valid_to",
+                format!("key {id}: must be in the future"),
+            ));
         }
         key.valid_to = valid_to;
     }
@@ -364,17 +473,33 @@ fn edit_one(tx: &WriteTransaction, caller: &Principal, id: &str, edit: &KeyEdit,
     }
     delete_rows(tx, &old)?;
     write_rows(tx, &key)?;
-    let before = format!("[{}, {}) {:?}", old.valid_from, old.valid_to, old.description);
+    let before = format!(
+        "[{}, {}) {:?}",
+        old.valid_from, old.valid_to, old.description
+    );
     audit_key(tx, caller, &key, "key.update", Some(before), now)?;
-    let devices = if old.valid_to != key.valid_to { devices_of(tx, &key)? } else { Vec::new() };
+    let devices = if old.valid_to != key.valid_to {
+        devices_of(tx, &key)?
+    } else {
+        Vec::new()
+    };
     Ok((key, devices))
 }
 
 /// Edits every key in `ids`; all-or-nothing.
-pub fn edit(tx: &WriteTransaction, caller: &Principal, ids: &[String], edit: &KeyEdit, now: Timestamp) -> Result<(Vec<Key>, Vec<Changed>), OpError> {
+pub fn edit(
+    tx: &WriteTransaction,
+    caller: &Principal,
+    ids: &[String],
+    edit: &KeyEdit,
+    now: Timestamp,
+) -> Result<(Vec<Key>, Vec<Changed>), OpError> {
     check_bulk("ids", ids)?;
     if edit.valid_to.is_none() && edit.description.is_none() {
-        return Err(OpError::invalid("valid_to", "name valid_to or description: nothing else of a key changes"));
+        return Err(OpError::invalid(
+            "valid_to",
+            "name valid_to or description: nothing else of a key changes",
+        ));
     }
     let mut keys = Vec::new();
     let mut devices = Vec::new();
@@ -387,7 +512,12 @@ pub fn edit(tx: &WriteTransaction, caller: &Principal, ids: &[String], edit: &Ke
 }
 
 /// Deletes every key in `ids`; all-or-nothing.
-pub fn delete(tx: &WriteTransaction, caller: &Principal, ids: &[String], now: Timestamp) -> Result<(Vec<Key>, Vec<Changed>), OpError> {
+pub fn delete(
+    tx: &WriteTransaction,
+    caller: &Principal,
+    ids: &[String],
+    now: Timestamp,
+) -> Result<(Vec<Key>, Vec<Changed>), OpError> {
     check_bulk("ids", ids)?;
     let mut keys = Vec::new();
     let mut devices = Vec::new();
@@ -431,7 +561,11 @@ pub fn next_deadline(rtx: &ReadTransaction) -> Result<Option<Timestamp>, StoreEr
 }
 
 /// The set a unit must hold now: every key of its asset valid now or later.
-pub fn key_set(rtx: &ReadTransaction, device: &Device, now: Timestamp) -> Result<KeySet, StoreError> {
+pub fn key_set(
+    rtx: &ReadTransaction,
+    device: &Device,
+    now: Timestamp,
+) -> Result<KeySet, StoreError> {
     let version = rtx
         .open_table(KEY_VERSIONS)?
         .get(device.id.as_str())?
@@ -460,13 +594,26 @@ pub fn key_set(rtx: &ReadTransaction, device: &Device, now: Timestamp) -> Result
 }
 
 /// The account's keys, optionally of one asset, for its members.
-pub fn list(rtx: &ReadTransaction, caller: &Principal, account: &AccountId, asset: Option<&AssetId>) -> Result<Vec<Key>, OpError> {
-    require_in(&rtx.open_table(ACCOUNTS)?, caller, account, Need::View, &format!("account {account}"))?;
+pub fn list(
+    rtx: &ReadTransaction,
+    caller: &Principal,
+    account: &AccountId,
+    asset: Option<&AssetId>,
+) -> Result<Vec<Key>, OpError> {
+    require_in(
+        &rtx.open_table(ACCOUNTS)?,
+        caller,
+        account,
+        Need::View,
+        &format!("account {account}"),
+    )?;
     let table = rtx.open_table(KEYS)?;
     let mut out = Vec::new();
     for row in table.iter()? {
         let key: Key = decode_as("keys", row?.1.value())?;
-        if &key.account_id == account && asset.is_none_or(|wanted| key.assets.iter().any(|(id, _)| id == wanted)) {
+        if &key.account_id == account
+            && asset.is_none_or(|wanted| key.assets.iter().any(|(id, _)| id == wanted))
+        {
             out.push(key);
         }
     }

@@ -311,6 +311,12 @@ async fn a_deregistered_unit_is_ignored_from_the_answer_on() {
         again.status, 409,
         "a deregistered id is never reused: {again:?}"
     );
+    // Its retained key set is emptied, so the unit keeps no keys.
+    unit.subscribe("/tenants/unit1/keys", QoS::AtLeastOnce)
+        .await
+        .expect("its own keys topic");
+    let set = unit.next_message(WAIT).await.expect("the retained set");
+    assert_eq!(set.json().expect("json")["keys"], serde_json::json!([]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

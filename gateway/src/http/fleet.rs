@@ -88,12 +88,21 @@ pub async fn deregister_device(
 ) -> Result<HttpResponse, ApiError> {
     let id = DeviceId::parse(&path).map_err(|_| OpError::not_found(format!("device {path}")))?;
     let now = state.clock.now();
-    let device = state
+    let (device, changed) = state
         .writer
-        .execute(move |tx| storage::ops::deregister_device(tx, &caller.0, &id, now))
+        .execute(move |tx| {
+            let device = storage::ops::deregister_device(tx, &caller.0, &id, now)?;
+            // Its retained key set empties: a deregistered unit keeps no keys.
+            let changed = storage::keys::bump(tx, [device.id.clone()])?;
+            Ok((device, changed))
+        })
         .await?;
     // The answer waits for the unit's actor: from here on it drops what the unit sends.
     state.directory.rebind(&device).await?;
+    state
+        .directory
+        .push_keys(&changed, std::time::Duration::ZERO)
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
