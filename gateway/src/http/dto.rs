@@ -16,8 +16,16 @@ pub fn id_field<T>(field: &str, parsed: Result<T, IdError>) -> Result<T, OpError
     parsed.map_err(|err| OpError::invalid(field, err.to_string()))
 }
 
-pub fn limit(raw: Option<usize>) -> Result<usize, OpError> {
-    match raw {
+/// Paging limit from the query string (kept as text there, so a bad value is refused
+/// naming `limit` instead of a generic query error).
+pub fn limit(raw: Option<&str>) -> Result<usize, OpError> {
+    let parsed = raw
+        .map(|raw| {
+            raw.parse::<usize>()
+                .map_err(|_| OpError::invalid("limit", "must be a whole number"))
+        })
+        .transpose()?;
+    match parsed {
         None => Ok(DEFAULT_LIMIT),
         Some(0) => Err(OpError::invalid("limit", "must be at least 1")),
         Some(n) if n > MAX_LIMIT => Err(OpError::invalid(
@@ -243,7 +251,7 @@ pub struct AssetList {
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     pub cursor: Option<String>,
-    pub limit: Option<usize>,
+    pub limit: Option<String>,
     /// A descendant account the caller's role extends to.
     pub account_id: Option<String>,
 }
@@ -262,7 +270,7 @@ pub struct HistoryQuery {
     /// RFC 3339, exclusive. Default: the end of time.
     pub to: Option<String>,
     pub cursor: Option<String>,
-    pub limit: Option<usize>,
+    pub limit: Option<String>,
     pub account_id: Option<String>,
 }
 

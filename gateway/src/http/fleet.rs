@@ -170,7 +170,7 @@ pub async fn list_assets(
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let account = account_param(&caller, query.account_id.as_deref())?;
-    let limit = limit(query.limit)?;
+    let limit = limit(query.limit.as_deref())?;
     let page = storage::visibility::list(
         &state.store.begin_read()?,
         &caller.0,
@@ -231,7 +231,7 @@ pub async fn history(
                 .map_err(|_| OpError::invalid("cursor", "not a cursor from a previous page"))
         })
         .transpose()?;
-    let limit = limit(query.limit)?;
+    let limit = limit(query.limit.as_deref())?;
     let page = storage::read::history(
         &state.store.begin_read()?,
         seen.telemetry_key(),

@@ -53,7 +53,11 @@ impl From<Key> for KeyView {
             id: key.id,
             personal: key.personal,
             operator_id: key.operator_id,
-            asset_ids: key.assets.into_iter().map(|(id, _)| id.to_string()).collect(),
+            asset_ids: key
+                .assets
+                .into_iter()
+                .map(|(id, _)| id.to_string())
+                .collect(),
             access_type: key.access_type.as_str(),
             valid_from: key.valid_from.to_rfc3339(),
             valid_to: key.valid_to.to_rfc3339(),
@@ -128,13 +132,19 @@ fn time(field: &str, raw: &str) -> Result<Timestamp, OpError> {
 
 fn edit_of(valid_to: Option<String>, description: Option<String>) -> Result<KeyEdit, OpError> {
     Ok(KeyEdit {
-        valid_to: valid_to.as_deref().map(|raw| time("valid_to", raw)).transpose()?,
+        valid_to: valid_to
+            .as_deref()
+            .map(|raw| time("valid_to", raw))
+            .transpose()?,
         description,
     })
 }
 
 async fn distribute(state: &AppState, changed: &[Changed]) -> Result<DistributionView, ApiError> {
-    let distribution = state.directory.push_keys(changed, state.key_ack_wait).await?;
+    let distribution = state
+        .directory
+        .push_keys(changed, state.key_ack_wait)
+        .await?;
     state.scheduler.wake();
     Ok(distribution.into())
 }
@@ -157,8 +167,12 @@ pub async fn create(
             .iter()
             .map(|id| id_field("asset_ids", AssetId::parse(id)))
             .collect::<Result<_, _>>()?,
-        access_type: AccessType::parse(&body.access_type)
-            .ok_or_else(|| OpError::invalid("access_type", format!("must be one of {}", AccessType::NAMES)))?,
+        access_type: AccessType::parse(&body.access_type).ok_or_else(|| {
+            OpError::invalid(
+                "access_type",
+                format!("must be one of {}", AccessType::NAMES),
+            )
+        })?,
         valid_from: time("valid_from", &body.valid_from)?,
         valid_to: time("valid_to", &body.valid_to)?,
         credential: body.credential,
@@ -177,23 +191,37 @@ pub async fn create(
 }
 
 #[utoipa::path(get, path = "/v1/keys", params(KeyQuery), responses((status = 200, description = "the account's keys")))]
-pub async fn list(state: web::Data<AppState>, caller: Caller, query: web::Query<KeyQuery>) -> Result<HttpResponse, ApiError> {
+pub async fn list(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<KeyQuery>,
+) -> Result<HttpResponse, ApiError> {
     let account = account_param(&caller, query.account_id.as_deref())?;
     let asset = query
         .asset_id
         .as_deref()
         .map(|raw| id_field("asset_id", AssetId::parse(raw)))
         .transpose()?;
-    let items: Vec<KeyView> = storage::keys::list(&state.store.begin_read()?, &caller.0, &account, asset.as_ref())?
-        .into_iter()
-        .map(KeyView::from)
-        .collect();
+    let items: Vec<KeyView> = storage::keys::list(
+        &state.store.begin_read()?,
+        &caller.0,
+        &account,
+        asset.as_ref(),
+    )?
+    .into_iter()
+    .map(KeyView::from)
+    .collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
 }
 
 #[utoipa::path(patch, path = "/v1/keys/{id}", request_body = KeyPatch,
     responses((status = 200, body = KeyAnswer), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
-pub async fn patch(state: web::Data<AppState>, caller: Caller, path: web::Path<String>, body: web::Json<KeyPatch>) -> Result<HttpResponse, ApiError> {
+pub async fn patch(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    body: web::Json<KeyPatch>,
+) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let edit = edit_of(body.valid_to, body.description)?;
     let ids = vec![path.into_inner()];
@@ -203,7 +231,9 @@ pub async fn patch(state: web::Data<AppState>, caller: Caller, path: web::Path<S
         .execute(move |tx| storage::keys::edit(tx, &caller.0, &ids, &edit, now))
         .await?;
     let distribution = distribute(&state, &changed).await?;
-    let key = keys.pop().ok_or_else(|| ApiError::Internal("edit returned no key".into()))?;
+    let key = keys
+        .pop()
+        .ok_or_else(|| ApiError::Internal("edit returned no key".into()))?;
     Ok(HttpResponse::Ok().json(KeyAnswer {
         key: key.into(),
         distribution,
@@ -212,7 +242,11 @@ pub async fn patch(state: web::Data<AppState>, caller: Caller, path: web::Path<S
 
 #[utoipa::path(delete, path = "/v1/keys/{id}",
     responses((status = 200, body = KeysAnswer), (status = 403, body = Problem), (status = 404, body = Problem)))]
-pub async fn delete(state: web::Data<AppState>, caller: Caller, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn delete(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let ids = vec![path.into_inner()];
     let now = state.clock.now();
     let (keys, changed) = state
@@ -229,18 +263,28 @@ pub async fn delete(state: web::Data<AppState>, caller: Caller, path: web::Path<
 
 #[utoipa::path(post, path = "/v1/keys/bulk-edit", request_body = BulkEdit, params(DryRun),
     responses((status = 200, body = KeysAnswer), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
-pub async fn bulk_edit(state: web::Data<AppState>, caller: Caller, query: web::Query<DryRun>, body: web::Json<BulkEdit>) -> Result<HttpResponse, ApiError> {
+pub async fn bulk_edit(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<DryRun>,
+    body: web::Json<BulkEdit>,
+) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let edit = edit_of(body.valid_to, body.description)?;
     let ids = body.ids;
-    let dry_run = query.dry_run;
+    let dry_run = query.flag()?;
     let now = state.clock.now();
     let (keys, changed) = state
         .writer
-        .execute_or_dry(dry_run, move |tx| storage::keys::edit(tx, &caller.0, &ids, &edit, now))
+        .execute_or_dry(dry_run, move |tx| {
+            storage::keys::edit(tx, &caller.0, &ids, &edit, now)
+        })
         .await?;
     let distribution = if dry_run {
-        DistributionView { delivered: Vec::new(), pending: Vec::new() }
+        DistributionView {
+            delivered: Vec::new(),
+            pending: Vec::new(),
+        }
     } else {
         distribute(&state, &changed).await?
     };
@@ -253,16 +297,26 @@ pub async fn bulk_edit(state: web::Data<AppState>, caller: Caller, query: web::Q
 
 #[utoipa::path(post, path = "/v1/keys/bulk-delete", request_body = BulkDelete, params(DryRun),
     responses((status = 200, body = KeysAnswer), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
-pub async fn bulk_delete(state: web::Data<AppState>, caller: Caller, query: web::Query<DryRun>, body: web::Json<BulkDelete>) -> Result<HttpResponse, ApiError> {
+pub async fn bulk_delete(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<DryRun>,
+    body: web::Json<BulkDelete>,
+) -> Result<HttpResponse, ApiError> {
     let ids = body.into_inner().ids;
-    let dry_run = query.dry_run;
+    let dry_run = query.flag()?;
     let now = state.clock.now();
     let (keys, changed) = state
         .writer
-        .execute_or_dry(dry_run, move |tx| storage::keys::delete(tx, &caller.0, &ids, now))
+        .execute_or_dry(dry_run, move |tx| {
+            storage::keys::delete(tx, &caller.0, &ids, now)
+        })
         .await?;
     let distribution = if dry_run {
-        DistributionView { delivered: Vec::new(), pending: Vec::new() }
+        DistributionView {
+            delivered: Vec::new(),
+            pending: Vec::new(),
+        }
     } else {
         distribute(&state, &changed).await?
     };
@@ -279,7 +333,7 @@ pub struct EventQuery {
     pub from: Option<String>,
     pub to: Option<String>,
     pub cursor: Option<String>,
-    pub limit: Option<usize>,
+    pub limit: Option<String>,
     pub account_id: Option<String>,
 }
 
@@ -293,8 +347,18 @@ pub async fn access_events(
 ) -> Result<HttpResponse, ApiError> {
     let seen = visible_asset(&state, &caller, query.account_id.as_deref(), &path)?;
     seen.require_owned("read the access events of")?;
-    let from = query.from.as_deref().map(|raw| time("from", raw)).transpose()?.unwrap_or(Timestamp(0));
-    let to = query.to.as_deref().map(|raw| time("to", raw)).transpose()?.unwrap_or(Timestamp(u64::MAX));
+    let from = query
+        .from
+        .as_deref()
+        .map(|raw| time("from", raw))
+        .transpose()?
+        .unwrap_or(Timestamp(0));
+    let to = query
+        .to
+        .as_deref()
+        .map(|raw| time("to", raw))
+        .transpose()?
+        .unwrap_or(Timestamp(u64::MAX));
     let cursor = query
         .cursor
         .as_deref()
@@ -304,8 +368,18 @@ pub async fn access_events(
                 .ok_or_else(|| OpError::invalid("cursor", "not a cursor from a previous page"))
         })
         .transpose()?;
-    let page = storage::read::access_events(&state.store.begin_read()?, seen.asset.key, (from, to), cursor, limit(query.limit)?)?;
-    let items: Vec<_> = page.items.iter().map(|event| event.to_json(&seen.asset.id)).collect();
+    let page = storage::read::access_events(
+        &state.store.begin_read()?,
+        seen.asset.key,
+        (from, to),
+        cursor,
+        limit(query.limit.as_deref())?,
+    )?;
+    let items: Vec<_> = page
+        .items
+        .iter()
+        .map(|event| event.to_json(&seen.asset.id))
+        .collect();
     let mut answer = serde_json::json!({ "items": items });
     if let Some(cursor) = page.next_cursor {
         answer["next_cursor"] = cursor.into();

@@ -175,7 +175,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/keys/bulk-delete", web::post().to(keys::bulk_delete))
             .route("/keys/{id}", web::patch().to(keys::patch))
             .route("/keys/{id}", web::delete().to(keys::delete))
-            .route("/assets/{x}/access-events", web::get().to(keys::access_events))
+            .route(
+                "/assets/{x}/access-events",
+                web::get().to(keys::access_events),
+            )
             .route("/sharing-profiles", web::post().to(tenant::create_profile))
             .route("/sharing-profiles", web::get().to(tenant::list_profiles))
             .route(

@@ -108,7 +108,12 @@ pub fn json_error(err: actix_web::error::JsonPayloadError, _: &HttpRequest) -> a
 }
 
 pub fn query_error(err: actix_web::error::QueryPayloadError, _: &HttpRequest) -> actix_web::Error {
-    ApiError::Op(OpError::invalid("query", err.to_string())).into()
+    let message = err.to_string();
+    let field = match field_of(&message) {
+        named if named != "body" => named,
+        _ => "query".to_owned(),
+    };
+    ApiError::Op(OpError::invalid(field, message)).into()
 }
 
 /// serde names the field in backticks ("missing field `name`", "unknown field `x`").

@@ -110,8 +110,18 @@ pub struct RemoveGrants {
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct DryRun {
-    #[serde(default)]
-    pub dry_run: bool,
+    /// `true` answers what would change and changes nothing.
+    pub dry_run: Option<String>,
+}
+
+impl DryRun {
+    pub fn flag(&self) -> Result<bool, OpError> {
+        match self.dry_run.as_deref() {
+            None | Some("false") => Ok(false),
+            Some("true") => Ok(true),
+            Some(_) => Err(OpError::invalid("dry_run", "must be true or false")),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -204,7 +214,7 @@ pub async fn create_grants(
         until: time_field("until", body.until.as_deref())?,
     };
     let now = state.clock.now();
-    let dry_run = query.dry_run;
+    let dry_run = query.flag()?;
     let outcomes = state
         .writer
         .execute_or_dry(dry_run, move |tx| {
@@ -245,7 +255,7 @@ pub async fn remove_grants(
     let target = account_field("account_id", &body.account_id)?;
     let assets = asset_ids(&body.asset_ids)?;
     let now = state.clock.now();
-    let dry_run = query.dry_run;
+    let dry_run = query.flag()?;
     let removed = state
         .writer
         .execute_or_dry(dry_run, move |tx| {
@@ -319,7 +329,7 @@ pub struct AuditQuery {
     pub account_id: Option<String>,
     pub from: Option<String>,
     pub to: Option<String>,
-    pub limit: Option<usize>,
+    pub limit: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -366,7 +376,7 @@ pub async fn audit(
         .transpose()?;
     let from = time_field("from", query.from.as_deref())?.unwrap_or(Timestamp(0));
     let to = time_field("to", query.to.as_deref())?.unwrap_or(Timestamp(u64::MAX));
-    let limit = super::dto::limit(query.limit)?;
+    let limit = super::dto::limit(query.limit.as_deref())?;
     let entries = storage::audit::entries(
         &state.store.begin_read()?,
         &caller.0,

@@ -1,0 +1,229 @@
+//! Bad input at the HTTP edge: oversize bodies, wrong content types, invalid JSON, unknown
+//! fields, huge lists in bulk calls and path ids with odd characters each get a clear
+//! problem+json, and none of them changes anything.
+
+use reqwest::Method;
+use serde_json::{json, Value};
+use tests::{Fleet, TestGateway};
+
+async fn raw(
+    gateway: &TestGateway,
+    token: &str,
+    method: Method,
+    path: &str,
+    content_type: &str,
+    body: Vec<u8>,
+) -> (u16, Option<String>, Value) {
+    let response = reqwest::Client::new()
+        .request(method, format!("{}{path}", gateway.http_base()))
+        .bearer_auth(token)
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .expect("answer");
+    let status = response.status().as_u16();
+    let kind = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = response.json().await.unwrap_or(Value::Null);
+    (status, kind, body)
+}
+
+fn assert_problem(answer: &(u16, Option<String>, Value), status: u16, mentions: &str) {
+    assert_eq!(answer.0, status, "{answer:?}");
+    assert_eq!(
+        answer.1.as_deref(),
+        Some("application/problem+json"),
+        "{answer:?}"
+    );
+    let detail = answer.2["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains(mentions),
+        "{detail:?} should mention {mentions:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_edge_refuses_clearly_and_changes_nothing() {
+    let gateway = TestGateway::start();
+    let owner = Fleet::create(&gateway, "Acme").await;
+    let depot = owner.child(&gateway, "Depot").await;
+    owner.unit_with_asset("unit1", "ex1").await;
+    let token = owner.admin_token.clone();
+    let json = "application/json";
+
+    let huge = format!(r#"{{"id":"ex9","name":"{}"}}"#, "x".repeat(300 * 1024));
+    assert_problem(
+        &raw(
+            &gateway,
+            &token,
+            Method::POST,
+            "/v1/assets",
+            json,
+            huge.into_bytes(),
+        )
+        .await,
+        413,
+        "body",
+    );
+    assert_problem(
+        &raw(
+            &gateway,
+            &token,
+            Method::POST,
+            "/v1/assets",
+            "text/plain",
+            b"{}".to_vec(),
+        )
+        .await,
+        415,
+        "application/json",
+    );
+    assert_problem(
+        &raw(
+            &gateway,
+            &token,
+            Method::POST,
+            "/v1/assets",
+            "application/xml",
+            b"<asset/>".to_vec(),
+        )
+        .await,
+        415,
+        "application/json",
+    );
+    assert_problem(
+        &raw(
+            &gateway,
+            &token,
+            Method::POST,
+            "/v1/assets",
+            json,
+            b"{\"id\": \"ex9\",".to_vec(),
+        )
+        .await,
+        400,
+        "JSON",
+    );
+    assert_problem(
+        &raw(
+            &gateway,
+            &token,
+            Method::POST,
+            "/v1/assets",
+            json,
+            b"[1,2,3]".to_vec(),
+        )
+        .await,
+        422,
+        "",
+    );
+    let unknown = raw(
+        &gateway,
+        &token,
+        Method::POST,
+        "/v1/assets",
+        json,
+        br#"{"id":"ex9","name":"x","owner":"me"}"#.to_vec(),
+    )
+    .await;
+    assert_problem(&unknown, 422, "owner");
+    assert_eq!(unknown.2["field"], "owner");
+
+    let many: Vec<String> = (0..1001).map(|i| format!("a{i}")).collect();
+    let body = json!({"account_id": depot.account_id.to_string(), "asset_ids": many}).to_string();
+    assert_problem(
+        &raw(
+            &gateway,
+            &token,
+            Method::POST,
+            "/v1/visibility/grants",
+            json,
+            body.into_bytes(),
+        )
+        .await,
+        422,
+        "at most 1000",
+    );
+    let ids: Vec<String> = (0..1001).map(|i| format!("key{i}")).collect();
+    let body = json!({"ids": ids}).to_string();
+    assert_problem(
+        &raw(
+            &gateway,
+            &token,
+            Method::POST,
+            "/v1/keys/bulk-delete",
+            json,
+            body.into_bytes(),
+        )
+        .await,
+        422,
+        "at most 1000",
+    );
+
+    for odd in ["ex%2F1", "ex%201", "%E2%9C%93", "ex1%00", "..", "a%3Fb"] {
+        let answer = raw(
+            &gateway,
+            &token,
+            Method::GET,
+            &format!("/v1/assets/{odd}"),
+            json,
+            Vec::new(),
+        )
+        .await;
+        assert_problem(&answer, 404, "not found");
+        let answer = raw(
+            &gateway,
+            &token,
+            Method::DELETE,
+            &format!("/v1/devices/{odd}"),
+            json,
+            Vec::new(),
+        )
+        .await;
+        assert_problem(&answer, 404, "not found");
+    }
+    let answer = raw(
+        &gateway,
+        &token,
+        Method::GET,
+        &format!("/v1/assets/{}", "a".repeat(5000)),
+        json,
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(answer.0, 404);
+    let answer = raw(
+        &gateway,
+        &token,
+        Method::GET,
+        "/v1/assets?limit=abc",
+        json,
+        Vec::new(),
+    )
+    .await;
+    assert_problem(&answer, 422, "limit");
+    let answer = raw(
+        &gateway,
+        &token,
+        Method::GET,
+        "/v1/assets?colour=red",
+        json,
+        Vec::new(),
+    )
+    .await;
+    assert_problem(&answer, 422, "colour");
+
+    // Nothing above changed anything.
+    let assets = owner.admin.list_all_assets().await.expect("list");
+    assert_eq!(assets.len(), 1);
+    let (_, grants) = owner
+        .admin
+        .get_raw("/v1/visibility/grants")
+        .await
+        .expect("grants");
+    assert_eq!(grants["items"], json!([]));
+}
