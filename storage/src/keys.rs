@@ -534,16 +534,7 @@ pub fn delete(
 /// Keys that ended at or before `now` leave their units' sets: the key rows stay (the
 /// API still lists them as expired) but the units get a new version without them.
 pub fn apply_due(tx: &WriteTransaction, now: Timestamp) -> Result<Vec<Changed>, StoreError> {
-    let due: Vec<(u64, String)> = {
-        let deadlines = tx.open_table(KEY_DEADLINES)?;
-        let mut due = Vec::new();
-        for row in deadlines.range((0, "")..(now.0.saturating_add(1), ""))? {
-            let (key, _) = row?;
-            let (at, id) = key.value();
-            due.push((at, id.to_owned()));
-        }
-        due
-    };
+    let due = crate::store::due_deadlines(tx, KEY_DEADLINES, now)?;
     let mut devices = Vec::new();
     for (at, id) in due {
         tx.open_table(KEY_DEADLINES)?.remove((at, id.as_str()))?;
@@ -555,9 +546,7 @@ pub fn apply_due(tx: &WriteTransaction, now: Timestamp) -> Result<Vec<Changed>, 
 }
 
 pub fn next_deadline(rtx: &ReadTransaction) -> Result<Option<Timestamp>, StoreError> {
-    let deadlines = rtx.open_table(KEY_DEADLINES)?;
-    let first = deadlines.first()?;
-    Ok(first.map(|(key, _)| Timestamp(key.value().0)))
+    crate::store::first_deadline(rtx, KEY_DEADLINES)
 }
 
 /// The set a unit must hold now: every key of its asset valid now or later.

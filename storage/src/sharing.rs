@@ -521,24 +521,13 @@ pub fn delete_grant(
 
 /// The next instant a grant starts or ends, for the scheduler's sleep.
 pub fn next_deadline(rtx: &redb::ReadTransaction) -> Result<Option<Timestamp>, StoreError> {
-    let deadlines = rtx.open_table(GRANT_DEADLINES)?;
-    let first = deadlines.first()?;
-    Ok(first.map(|(key, _)| Timestamp(key.value().0)))
+    crate::store::first_deadline(rtx, GRANT_DEADLINES)
 }
 
 /// Applies every start and end due at `now`, exactly as an HTTP call would (an ended grant
 /// is removed and audited). Returns the grants whose audiences changed.
 pub fn apply_due(tx: &WriteTransaction, now: Timestamp) -> Result<Vec<Grant>, StoreError> {
-    let due: Vec<(u64, String)> = {
-        let deadlines = tx.open_table(GRANT_DEADLINES)?;
-        let mut due = Vec::new();
-        for row in deadlines.range((0, "")..(now.0.saturating_add(1), ""))? {
-            let (key, _) = row?;
-            let (at, id) = key.value();
-            due.push((at, id.to_owned()));
-        }
-        due
-    };
+    let due = crate::store::due_deadlines(tx, GRANT_DEADLINES, now)?;
     let mut changed = Vec::new();
     for (at, id) in due {
         tx.open_table(GRANT_DEADLINES)?.remove((at, id.as_str()))?;

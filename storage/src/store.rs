@@ -161,3 +161,33 @@ pub(crate) fn next_counter(tx: &WriteTransaction, name: &str) -> Result<u64, Sto
     counters.insert(name, next)?;
     Ok(next)
 }
+
+/// A table of `(instant ms, id) -> ()` rows: what the scheduler reads for grants, support
+/// access and keys alike.
+pub(crate) type Deadlines = redb::TableDefinition<'static, (u64, &'static str), ()>;
+
+/// Every `(instant, id)` due at or before `now`, earliest first.
+pub(crate) fn due_deadlines(
+    tx: &WriteTransaction,
+    table: Deadlines,
+    now: crate::time::Timestamp,
+) -> Result<Vec<(u64, String)>, StoreError> {
+    let deadlines = tx.open_table(table)?;
+    let mut due = Vec::new();
+    for row in deadlines.range((0, "")..(now.0.saturating_add(1), ""))? {
+        let (key, _) = row?;
+        let (at, id) = key.value();
+        due.push((at, id.to_owned()));
+    }
+    Ok(due)
+}
+
+/// The earliest pending instant of a deadline table.
+pub(crate) fn first_deadline(
+    rtx: &ReadTransaction,
+    table: Deadlines,
+) -> Result<Option<crate::time::Timestamp>, StoreError> {
+    let deadlines = rtx.open_table(table)?;
+    let first = deadlines.first()?;
+    Ok(first.map(|(key, _)| crate::time::Timestamp(key.value().0)))
+}

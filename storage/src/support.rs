@@ -459,16 +459,9 @@ pub fn close_case(
 
 /// Expires every active access whose end has come; the same `end` as revoke.
 pub fn apply_due(tx: &WriteTransaction, now: Timestamp) -> Result<Vec<SupportAccess>, OpError> {
-    let due: Vec<String> = {
-        let deadlines = tx.open_table(SUPPORT_DEADLINES)?;
-        let mut due = Vec::new();
-        for row in deadlines.range((0, "")..(now.0.saturating_add(1), ""))? {
-            due.push(row?.0.value().1.to_owned());
-        }
-        due
-    };
+    let due = crate::store::due_deadlines(tx, SUPPORT_DEADLINES, now)?;
     let mut ended = Vec::new();
-    for id in due {
+    for (_, id) in due {
         let access = load(tx, &id)?;
         if access.state == SupportState::Active {
             ended.push(end(tx, Who::Scheduler, access, SupportState::Expired, now)?);
@@ -478,9 +471,7 @@ pub fn apply_due(tx: &WriteTransaction, now: Timestamp) -> Result<Vec<SupportAcc
 }
 
 pub fn next_deadline(rtx: &ReadTransaction) -> Result<Option<Timestamp>, StoreError> {
-    let deadlines = rtx.open_table(SUPPORT_DEADLINES)?;
-    let first = deadlines.first()?;
-    Ok(first.map(|(key, _)| Timestamp(key.value().0)))
+    crate::store::first_deadline(rtx, SUPPORT_DEADLINES)
 }
 
 /// The support access a staff member holds right now, for the bearer-token lookup.
