@@ -298,6 +298,11 @@ pub fn grant(
             "is the owner itself; grant to another account",
         ));
     }
+    // The caller's own assets first: asking about assets it does not have is a 404
+    // whatever the target, so a stranger learns nothing from the reach rule below.
+    for asset_id in &request.asset_ids {
+        owned_asset(tx, owner, asset_id)?;
+    }
     let partnership = reach(tx, owner, target)?;
     let mut outcomes = Vec::with_capacity(request.asset_ids.len());
     for asset_id in &request.asset_ids {
