@@ -179,6 +179,11 @@ impl ApiClient {
         Ok((status, response.text().await?))
     }
 
+    /// The bearer token this client sends, if any.
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
     pub fn base_url(&self) -> &Url {
         &self.base
     }
