@@ -68,13 +68,17 @@ impl DeviceActor {
         key_set: Option<storage::keys::KeySet>,
         shared: Shared,
     ) -> Self {
+        let last_stamp = latest.as_ref().map_or(0, |point| point.ts.0);
         DeviceActor {
             device_id,
             binding,
             audience,
             latest,
             status,
-            last_stamp: 0,
+            // Stamps continue after the newest stored point: under load they run ahead
+            // of the wall clock, and a restart must not hand out a used millisecond again
+            // (that point would be overwritten).
+            last_stamp,
             key_set,
             ack_waiters: Vec::new(),
             access_seq: 0,
