@@ -119,7 +119,11 @@ impl Directory {
             latest,
             status,
             device.deregistered_at.is_some(),
-            Some(storage::keys::key_set(&rtx, device, self.shared.clock.now())?),
+            Some(storage::keys::key_set(
+                &rtx,
+                device,
+                self.shared.clock.now(),
+            )?),
             self.shared.clone(),
         );
         let addr = DeviceActor::start_in_arbiter(self.arbiter(), move |_| actor);
@@ -187,15 +191,20 @@ pub struct Distribution {
 impl Directory {
     /// Publishes the new key set of every changed unit, then waits up to `wait` for their
     /// acknowledgements (all at once, not one after another).
-    pub async fn push_keys(&self, changed: &[storage::keys::Changed], wait: std::time::Duration) -> Result<Distribution, StoreError> {
+    pub async fn push_keys(
+        &self,
+        changed: &[storage::keys::Changed],
+        wait: std::time::Duration,
+    ) -> Result<Distribution, StoreError> {
         let rtx = self.store.begin_read()?;
         let now = self.shared.clock.now();
         let mut waits = Vec::new();
+        let mut cache = std::collections::HashMap::new();
         for change in changed {
             let Some(device) = storage::read::device(&rtx, &change.device)? else {
                 continue;
             };
-            let set = storage::keys::key_set(&rtx, &device, now)?;
+            let set = storage::keys::key_set_cached(&rtx, &device, now, &mut cache)?;
             let version = set.version;
             let Some(actor) = self.device(&device.id) else {
                 continue;
@@ -204,7 +213,10 @@ impl Directory {
             let id = device.id.clone();
             waits.push(async move {
                 let acked = actor
-                    .send(crate::keys::AwaitAck { version, within: wait })
+                    .send(crate::keys::AwaitAck {
+                        version,
+                        within: wait,
+                    })
                     .await
                     .unwrap_or(false);
                 (id, acked)

@@ -210,16 +210,20 @@ fn devices_of(tx: &WriteTransaction, key: &Key) -> Result<Vec<DeviceId>, StoreEr
 
 /// A PIN of six digits that no other keypad key of these assets uses.
 fn fresh_pin(tx: &WriteTransaction, asset_keys: &[u64]) -> Result<String, OpError> {
-    let mut taken = BTreeSet::new();
+    // A key spanning many assets is listed under each: read each key once.
+    let mut ids = BTreeSet::new();
     let index = tx.open_table(KEYS_BY_ASSET)?;
-    let keys = tx.open_table(KEYS)?;
     for asset_key in asset_keys {
         for row in index.range((*asset_key, "")..(*asset_key + 1, ""))? {
-            let (entry, _) = row?;
-            if let Some(key) = get::<Key>(&keys, "keys", entry.value().1)? {
-                if key.access_type == AccessType::KeypadPin {
-                    taken.insert(key.credential);
-                }
+            ids.insert(row?.0.value().1.to_owned());
+        }
+    }
+    let keys = tx.open_table(KEYS)?;
+    let mut taken = BTreeSet::new();
+    for id in &ids {
+        if let Some(key) = get::<Key>(&keys, "keys", id)? {
+            if key.access_type == AccessType::KeypadPin {
+                taken.insert(key.credential);
             }
         }
     }
@@ -555,6 +559,17 @@ pub fn key_set(
     device: &Device,
     now: Timestamp,
 ) -> Result<KeySet, StoreError> {
+    key_set_cached(rtx, device, now, &mut std::collections::HashMap::new())
+}
+
+/// [`key_set`] for many units at once: a key spanning many assets (and so many units)
+/// is read and decoded once, not once per unit.
+pub fn key_set_cached(
+    rtx: &ReadTransaction,
+    device: &Device,
+    now: Timestamp,
+    cache: &mut std::collections::HashMap<String, Option<KeyEntry>>,
+) -> Result<KeySet, StoreError> {
     let version = rtx
         .open_table(KEY_VERSIONS)?
         .get(device.id.as_str())?
@@ -566,16 +581,23 @@ pub fn key_set(
         let table = rtx.open_table(KEYS)?;
         for row in index.range((bound.asset_key, "")..(bound.asset_key + 1, ""))? {
             let (entry, _) = row?;
-            if let Some(key) = get::<Key>(&table, "keys", entry.value().1)? {
-                if key.valid_to > now {
-                    keys.push(KeyEntry {
+            let id = entry.value().1;
+            let cached = match cache.get(id) {
+                Some(cached) => cached.clone(),
+                None => {
+                    let decoded = get::<Key>(&table, "keys", id)?.map(|key| KeyEntry {
                         id: key.id,
                         access_type: key.access_type,
                         credential: key.credential,
                         valid_from: key.valid_from,
                         valid_to: key.valid_to,
                     });
+                    cache.insert(id.to_owned(), decoded.clone());
+                    decoded
                 }
+            };
+            if let Some(key) = cached.filter(|key| key.valid_to > now) {
+                keys.push(key);
             }
         }
     }
