@@ -10,7 +10,9 @@
 //!   sharing endpoints (partnerships, visibility grants, audit) live in `api/sharing.rs`, the
 //!   support-access ones (staff, requests and decisions, support cases) in `api/support.rs`.
 //! - [`unit`]: `SimUnit`, one MQTT session of a unit (status announcements, QoS 1 telemetry
-//!   that resolves on PUBACK, subscriptions, clean or abrupt disconnects).
+//!   that resolves on PUBACK, subscriptions, clean or abrupt disconnects), and `KeyHolder`,
+//!   the unit's key firmware on top of it (holds and acks the retained key set, decides and
+//!   reports access attempts).
 //! - [`telemetry`]: payloads in the contract's shape, a plausible moving machine, and the
 //!   `seq`/`sent_us` sensors that let scenarios find every point again.
 //! - [`topics`]: the MQTT topic names of the contract.
@@ -20,7 +22,9 @@
 //!   correctness run behind `fleetgate-sim ingest`, `scenario::visibility` the grant-removal
 //!   cut-off check behind `fleetgate-sim visibility`, `scenario::support` the support-access
 //!   admin flows (request, approve, act, revoke; decline; support cases) behind
-//!   `fleetgate-sim support`.
+//!   `fleetgate-sim support`, `scenario::keys` the access-key run (create, edit, delete keys;
+//!   propagation to the units; their decisions and access events checked against the API)
+//!   behind `fleetgate-sim keys`.
 //!
 //! The binary `fleetgate-sim` (src/main.rs) is a thin command line over this library; the
 //! end-to-end tests use the library directly.
@@ -36,9 +40,11 @@ pub mod unit;
 pub use api::{ApiClient, ApiError};
 pub use ready::{wait_ready, GatewayEndpoints};
 pub use scenario::{
-    run_ingest, run_support, run_visibility, IngestConfig, IngestReport, ScenarioError,
-    SupportConfig, SupportReport, VisibilityConfig, VisibilityReport,
+    run_ingest, run_keys, run_support, run_visibility, IngestConfig, IngestReport, KeysConfig,
+    KeysReport, ScenarioError, SupportConfig, SupportReport, VisibilityConfig, VisibilityReport,
 };
 pub use stats::Percentiles;
 pub use telemetry::{TelemetryPayload, TrackGenerator};
-pub use unit::{BrokerAddr, MqttTransport, SimUnit, UnitError, UnitOptions};
+pub use unit::{
+    BrokerAddr, Decision, KeyHolder, KeySet, MqttTransport, SimUnit, UnitError, UnitOptions,
+};

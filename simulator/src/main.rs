@@ -4,7 +4,8 @@
 //!
 //! Exit status: 0 when the run was clean, 2 when it ran but found problems (missing or
 //! duplicated points, points past a grant's cut-off, support access that did not hold or
-//! did not end when answered, errors), 1 when it could not run.
+//! did not end when answered, keys that did not reach the units as answered or decisions
+//! that differ from the key API, errors), 1 when it could not run.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -14,8 +15,8 @@ use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 use simulator::{
-    run_ingest, run_support, run_visibility, wait_ready, BrokerAddr, GatewayEndpoints,
-    IngestConfig, SupportConfig, VisibilityConfig,
+    run_ingest, run_keys, run_support, run_visibility, wait_ready, BrokerAddr, GatewayEndpoints,
+    IngestConfig, KeysConfig, SupportConfig, VisibilityConfig,
 };
 
 #[derive(Debug, Parser)]
@@ -37,6 +38,11 @@ enum Command {
     /// tech support opens and closes cases; reports whether each change held the moment it
     /// was answered, and the latencies. HTTP only.
     Support(SupportArgs),
+    /// An owner creates, edits and deletes access keys while the units hold and ack their
+    /// key sets; reports key propagation time to the units, and whether the answers'
+    /// delivered/pending lists, the units' access decisions and the stored and live access
+    /// events agree with the key API.
+    Keys(KeysArgs),
 }
 
 /// Where the gateway is and who the simulator is there; shared by every scenario.
@@ -149,6 +155,28 @@ struct SupportArgs {
     quiet: bool,
 }
 
+#[derive(Debug, Args)]
+struct KeysArgs {
+    #[command(flatten)]
+    connection: ConnectionArgs,
+    /// Number of simulated units, each with one asset (1..=10000).
+    #[arg(long, default_value_t = 10)]
+    units: usize,
+    /// Seconds a key change may take to reach every online unit.
+    #[arg(long = "propagation-timeout-s", default_value_t = 30)]
+    propagation_timeout_s: u64,
+    /// Seconds the short-lived key lasts (2..=300); the run waits for it to end.
+    #[arg(long = "short-lived-s", default_value_t = 5)]
+    short_lived_s: u64,
+    /// Seconds reported attempts may take to appear in history and on the live stream.
+    #[arg(long = "event-timeout-s", default_value_t = 30)]
+    event_timeout_s: u64,
+    /// Keep every unit online (by default the last one is off while the first keys are
+    /// created, then reconnects and must get the retained set).
+    #[arg(long)]
+    no_offline_unit: bool,
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -196,6 +224,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let report = run_support(&config).await?;
             let clean = report.is_clean();
             output(&report, args.json, clean)
+        }
+        Command::Keys(args) => {
+            let config = keys_config(&args).await?;
+            config.validate()?;
+            let report = run_keys(&config).await?;
+            let clean = report.is_clean();
+            output(&report, args.connection.json, clean)
         }
     }
 }
@@ -331,6 +366,25 @@ async fn visibility_config(args: &VisibilityArgs) -> anyhow::Result<VisibilityCo
         quiet: args.connection.quiet,
         seed: args.seed,
         ..VisibilityConfig::new(http_base, mqtt, token)
+    })
+}
+
+async fn keys_config(args: &KeysArgs) -> anyhow::Result<KeysConfig> {
+    let Connection {
+        http_base,
+        mqtt,
+        token,
+    } = connect(&args.connection).await?;
+    Ok(KeysConfig {
+        tls_server_name: args.connection.tls_server_name.clone(),
+        units: args.units,
+        parallelism: args.connection.parallelism,
+        propagation_timeout: Duration::from_secs(args.propagation_timeout_s),
+        short_lived: Duration::from_secs(args.short_lived_s),
+        event_timeout: Duration::from_secs(args.event_timeout_s),
+        offline_unit: !args.no_offline_unit,
+        quiet: args.connection.quiet,
+        ..KeysConfig::new(http_base, mqtt, token)
     })
 }
 
@@ -503,6 +557,54 @@ mod tests {
             "http://127.0.0.1:1",
         ])
         .is_err());
+    }
+
+    #[tokio::test]
+    async fn keys_flags_reach_the_config_and_bounds_hold() {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec![
+                "fleetgate-sim",
+                "keys",
+                "--http",
+                "http://127.0.0.1:8080",
+                "--mqtt",
+                "127.0.0.1:8883",
+                "--token",
+                "t",
+            ];
+            argv.extend_from_slice(extra);
+            let cli = Cli::try_parse_from(argv).expect("parses");
+            let Command::Keys(args) = cli.command else {
+                panic!("not the keys command");
+            };
+            args
+        };
+        let args = parse(&[
+            "--tls-server-name",
+            "localhost",
+            "--units",
+            "1000",
+            "--short-lived-s",
+            "3",
+            "--no-offline-unit",
+            "--json",
+            "--quiet",
+        ]);
+        assert!(args.connection.json);
+        let config = keys_config(&args).await.expect("config");
+        assert_eq!(config.units, 1000);
+        assert_eq!(config.short_lived, Duration::from_secs(3));
+        assert_eq!(config.tls_server_name.as_deref(), Some("localhost"));
+        assert!(!config.offline_unit && config.quiet);
+        assert!(config.validate().is_ok());
+        let config = keys_config(&parse(&["--units", "10001"]))
+            .await
+            .expect("config");
+        let error = config.validate().expect_err("refused");
+        assert!(error.to_string().contains("units"), "{error}");
+        let defaults = keys_config(&parse(&[])).await.expect("config");
+        assert!(defaults.offline_unit);
+        assert!(defaults.validate().is_ok());
     }
 
     #[tokio::test]

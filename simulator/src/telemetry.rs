@@ -94,6 +94,14 @@ pub fn rfc3339_from_ms(ms: u64) -> Option<String> {
         .ok()
 }
 
+/// Milliseconds since the epoch of an RFC 3339 time, as the API writes them; `None` when the
+/// text is not RFC 3339 or lies before the epoch (nothing in the contract does).
+pub fn ms_from_rfc3339(text: &str) -> Option<u64> {
+    let moment =
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
+    u64::try_from(moment.unix_timestamp_nanos() / 1_000_000).ok()
+}
+
 /// A machine driving around: each call moves it a little, burns a little fuel and keeps
 /// every field inside the contract's ranges. Seeded, so a scenario can be replayed.
 #[derive(Debug, Clone)]
@@ -249,6 +257,20 @@ mod tests {
             rfc3339_from_ms(1_735_689_600_123).as_deref(),
             Some("2025-01-01T00:00:00.123Z")
         );
+    }
+
+    #[test]
+    fn rfc3339_parses_back_to_milliseconds() {
+        assert_eq!(
+            ms_from_rfc3339("2025-01-01T00:00:00.123Z"),
+            Some(1_735_689_600_123)
+        );
+        assert_eq!(
+            ms_from_rfc3339("2025-01-01T01:00:00+01:00"),
+            Some(1_735_689_600_000)
+        );
+        assert_eq!(ms_from_rfc3339("1969-12-31T23:59:59Z"), None);
+        assert_eq!(ms_from_rfc3339("yesterday"), None);
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! (and the end-to-end tests) can match on the HTTP status and read the `detail`. The `*_raw`
 //! methods skip all typing, for tests that check malformed requests or exact error bodies.
 
+mod keys;
+mod operators;
 mod sharing;
 mod sse;
 mod support;
@@ -20,6 +22,11 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
+pub use keys::{
+    AccessEvent, AccessResult, AccessType, DenyReason, Distribution, KeyBatch, KeyChange, KeyEdit,
+    KeyId, KeyQuery, KeyRemoval, KeyView, NewKey,
+};
+pub use operators::{NewOperator, Operator, OperatorId};
 pub use sharing::{
     AuditEntry, AuditQuery, EndedPartnership, Grant, GrantBatch, GrantChange, GrantId, GrantQuery,
     GrantRemoval, NewGrants, Partnership, PartnershipId,

@@ -263,7 +263,10 @@ impl ApiClient {
 
 /// Adds `?dry_run=true` only when asked: a gateway treats a missing flag as a real run, and
 /// leaving it out keeps the ordinary request exactly as the contract's examples show it.
-fn dry_run_query(request: reqwest::RequestBuilder, dry_run: bool) -> reqwest::RequestBuilder {
+pub(super) fn dry_run_query(
+    request: reqwest::RequestBuilder,
+    dry_run: bool,
+) -> reqwest::RequestBuilder {
     if dry_run {
         request.query(&[("dry_run", "true")])
     } else {

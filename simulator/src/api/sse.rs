@@ -15,6 +15,7 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use serde_json::Value;
 
+use super::keys::AccessEvent;
 use super::types::Point;
 use super::ApiError;
 
@@ -117,6 +118,12 @@ impl SseEvent {
     /// The event as a telemetry point, when it is one (`event: point`).
     pub fn point(&self) -> Option<Result<Point, serde_json::Error>> {
         (self.event == "point").then(|| <Point as serde::Deserialize>::deserialize(&self.data))
+    }
+
+    /// The event as a reported access attempt, when it is one (`event: access`).
+    pub fn access(&self) -> Option<Result<AccessEvent, serde_json::Error>> {
+        (self.event == "access")
+            .then(|| <AccessEvent as serde::Deserialize>::deserialize(&self.data))
     }
 }
 
@@ -285,6 +292,22 @@ mod tests {
             id: None,
         };
         assert!(matches!(decode(raw), Err(ApiError::Decode { .. })));
+    }
+
+    #[test]
+    fn access_event_decodes_and_is_not_a_point() {
+        let raw = RawSseEvent {
+            event: "access".into(),
+            data: r#"{"asset_id":"x","ts":"t","ts_ms":5,"key_id":"k1","result":"granted"}"#.into(),
+            id: None,
+        };
+        let event = decode(raw).expect("json");
+        assert!(event.point().is_none());
+        let access = event.access().expect("is access").expect("valid access");
+        assert_eq!(
+            access.key_id.map(|id| id.to_string()).as_deref(),
+            Some("k1")
+        );
     }
 
     #[test]

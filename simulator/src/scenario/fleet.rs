@@ -53,12 +53,31 @@ pub(crate) async fn provision(
     units: usize,
     parallelism: usize,
 ) -> Result<Fleet, ScenarioError> {
+    provision_with(
+        platform_admin,
+        run_id,
+        units,
+        parallelism,
+        Capabilities::default(),
+    )
+    .await
+}
+
+/// `provision` with units that declare `capabilities` (the key scenario needs keypads,
+/// DualID readers and Bluetooth relays, or the gateway refuses its keys).
+pub(crate) async fn provision_with(
+    platform_admin: &ApiClient,
+    run_id: &str,
+    units: usize,
+    parallelism: usize,
+    capabilities: Capabilities,
+) -> Result<Fleet, ScenarioError> {
     let ManagedAccount {
         account, client, ..
     } = create_managed_account(platform_admin, &format!("sim-{run_id}"), None, "sim-admin").await?;
 
     let machines = stream::iter(0..units)
-        .map(|index| create_machine(&client, run_id, index))
+        .map(|index| create_machine(&client, run_id, index, capabilities))
         .buffered(parallelism.max(1))
         .try_collect()
         .await?;
@@ -104,10 +123,11 @@ async fn create_machine(
     client: &ApiClient,
     run_id: &str,
     index: usize,
+    capabilities: Capabilities,
 ) -> Result<SimMachine, ScenarioError> {
     let device_id = device_id(run_id, index);
     let new_device = NewDevice {
-        capabilities: Some(Capabilities::default()),
+        capabilities: Some(capabilities),
         ..NewDevice::new(device_id.clone())
     };
     let device = client
@@ -156,6 +176,28 @@ pub(crate) async fn connect_units(
     parallelism: usize,
     errors: &ErrorLog,
 ) -> Vec<(usize, SimUnit)> {
+    connect_units_with(
+        machines,
+        broker,
+        tls_server_name,
+        parallelism,
+        errors,
+        |options| options,
+    )
+    .await
+}
+
+/// `connect_units` with each unit's options passed through `adjust` first (e.g. to turn
+/// on `tcp_nodelay`).
+pub(crate) async fn connect_units_with(
+    machines: &[SimMachine],
+    broker: &BrokerAddr,
+    tls_server_name: Option<&str>,
+    parallelism: usize,
+    errors: &ErrorLog,
+    adjust: impl Fn(UnitOptions) -> UnitOptions,
+) -> Vec<(usize, SimUnit)> {
+    let adjust = &adjust;
     stream::iter(machines.iter().enumerate())
         .map(|(index, machine)| async move {
             let transport = match transport_for(&machine.device, tls_server_name) {
@@ -165,8 +207,10 @@ pub(crate) async fn connect_units(
                     return None;
                 }
             };
-            let options = UnitOptions::unit(machine.device.id.as_str(), broker.clone())
-                .with_transport(transport);
+            let options = adjust(
+                UnitOptions::unit(machine.device.id.as_str(), broker.clone())
+                    .with_transport(transport),
+            );
             match SimUnit::connect(options).await {
                 Ok(unit) => Some((index, unit)),
                 Err(error) => {

@@ -6,6 +6,7 @@
 
 mod fleet;
 pub mod ingest;
+pub mod keys;
 mod measure;
 mod publish;
 pub mod support;
@@ -20,6 +21,7 @@ use crate::api::ApiError;
 use crate::unit::UnitError;
 
 pub use ingest::{run_ingest, IngestConfig, IngestReport};
+pub use keys::{run_keys, KeysConfig, KeysReport};
 pub use support::{run_support, SupportConfig, SupportReport};
 pub use visibility::{run_visibility, VisibilityConfig, VisibilityReport};
 

@@ -10,8 +10,13 @@
 //! A `SimUnit` is one session: it does not reconnect. When the connection drops, every
 //! pending and later request fails with the reason, and a test that wants a reconnect
 //! connects a new `SimUnit` with the same options.
+//!
+//! Key handling (hold the retained key set, ack it, decide access attempts) sits on top of a
+//! session in `keys.rs` (`KeyHolder`), with its pure rules in `keyset.rs`.
 
 mod acks;
+mod keys;
+mod keyset;
 mod tls;
 
 use std::fmt;
@@ -31,6 +36,11 @@ use tokio::task::JoinHandle;
 
 use crate::topics;
 use acks::{AckKind, AckTracker, Completion};
+
+pub use keys::{HolderStats, KeyHolder, TakenSet};
+pub use keyset::{
+    credential_hint, decide, offer, AccessReport, Decision, HeldKey, KeySet, KeySetError, Offer,
+};
 
 /// How many requests may wait in rumqttc's channel before `publish` waits for room; this is
 /// the back-pressure that keeps a fast producer from queueing without bound.
@@ -151,6 +161,12 @@ pub struct UnitOptions {
     pub connect_timeout: Duration,
     /// Unacknowledged QoS 1 publishes allowed at once.
     pub max_inflight: u16,
+    /// Send each packet at once instead of letting the kernel hold small writes until the
+    /// previous one is acknowledged (Nagle). Off by default, like most unit stacks; a
+    /// scenario that times request/response round trips (a key set and its ack) turns it on,
+    /// because with it off the unit's ack waits up to the peer's delayed-ACK timer (~40 ms
+    /// on Linux) behind its own PUBACK, and that delay is the simulator's, not the gateway's.
+    pub tcp_nodelay: bool,
 }
 
 impl UnitOptions {
@@ -164,6 +180,7 @@ impl UnitOptions {
             announce_status: true,
             connect_timeout: Duration::from_secs(10),
             max_inflight: 100,
+            tcp_nodelay: false,
         }
     }
 
@@ -177,6 +194,11 @@ impl UnitOptions {
 
     pub fn with_transport(mut self, transport: MqttTransport) -> Self {
         self.transport = transport;
+        self
+    }
+
+    pub fn with_tcp_nodelay(mut self, tcp_nodelay: bool) -> Self {
+        self.tcp_nodelay = tcp_nodelay;
         self
     }
 
@@ -304,6 +326,9 @@ impl SimUnit {
         event_loop
             .network_options
             .set_connection_timeout(options.connect_timeout.as_secs().max(1));
+        event_loop
+            .network_options
+            .set_tcp_nodelay(options.tcp_nodelay);
         let shared = Arc::new(Shared {
             tracker: Mutex::new(AckTracker::default()),
             published: AtomicU64::new(0),
@@ -629,6 +654,14 @@ mod tests {
             .mqtt_options()
             .expect("options");
         assert!(observer.last_will().is_none());
+    }
+
+    #[test]
+    fn nagle_stays_on_unless_asked() {
+        let broker: BrokerAddr = "127.0.0.1:1883".parse().expect("addr");
+        let options = UnitOptions::unit("dev1", broker);
+        assert!(!options.tcp_nodelay);
+        assert!(options.with_tcp_nodelay(true).tcp_nodelay);
     }
 
     #[test]
