@@ -57,32 +57,34 @@ pub struct DeviceActor {
     pub(crate) shared: Shared,
 }
 
+/// What a `DeviceActor` starts with, read from the store.
+#[derive(Debug)]
+pub struct Loaded {
+    pub binding: Option<BoundAsset>,
+    pub audience: Vec<Viewer>,
+    pub latest: Option<Point>,
+    pub status: DeviceStatus,
+    pub deregistered: bool,
+    pub key_set: Option<storage::keys::KeySet>,
+}
+
 impl DeviceActor {
-    pub fn new(
-        device_id: DeviceId,
-        binding: Option<BoundAsset>,
-        audience: Vec<Viewer>,
-        latest: Option<Point>,
-        status: DeviceStatus,
-        deregistered: bool,
-        key_set: Option<storage::keys::KeySet>,
-        shared: Shared,
-    ) -> Self {
-        let last_stamp = latest.as_ref().map_or(0, |point| point.ts.0);
+    pub fn new(device_id: DeviceId, loaded: Loaded, shared: Shared) -> Self {
+        // Stamps continue after the newest stored point: under load they run ahead of the
+        // wall clock, and a restart must not hand out a used millisecond again (that point
+        // would be overwritten).
+        let last_stamp = loaded.latest.as_ref().map_or(0, |point| point.ts.0);
         DeviceActor {
             device_id,
-            binding,
-            audience,
-            latest,
-            status,
-            // Stamps continue after the newest stored point: under load they run ahead
-            // of the wall clock, and a restart must not hand out a used millisecond again
-            // (that point would be overwritten).
+            binding: loaded.binding,
+            audience: loaded.audience,
+            latest: loaded.latest,
+            status: loaded.status,
             last_stamp,
-            key_set,
+            key_set: loaded.key_set,
             ack_waiters: Vec::new(),
             access_seq: 0,
-            deregistered,
+            deregistered: loaded.deregistered,
             shared,
         }
     }

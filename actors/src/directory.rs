@@ -112,20 +112,19 @@ impl Directory {
         let mut status = storage::read::device_status(&rtx, &device.id)?.unwrap_or_default();
         // The broker starts with the gateway, so no unit is connected yet.
         status.online = false;
-        let actor = DeviceActor::new(
-            device.id.clone(),
-            device.bound_asset.clone(),
-            self.viewers(device)?,
+        let loaded = crate::device::Loaded {
+            binding: device.bound_asset.clone(),
+            audience: self.viewers(device)?,
             latest,
             status,
-            device.deregistered_at.is_some(),
-            Some(storage::keys::key_set(
+            deregistered: device.deregistered_at.is_some(),
+            key_set: Some(storage::keys::key_set(
                 &rtx,
                 device,
                 self.shared.clock.now(),
             )?),
-            self.shared.clone(),
-        );
+        };
+        let actor = DeviceActor::new(device.id.clone(), loaded, self.shared.clone());
         let addr = DeviceActor::start_in_arbiter(self.arbiter(), move |_| actor);
         if let Ok(mut devices) = self.devices.write() {
             devices.insert(device.id.clone(), addr.clone());

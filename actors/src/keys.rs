@@ -39,7 +39,9 @@ impl DeviceActor {
         let topic = format!("/tenants/{}/keys", self.device_id);
         self.shared.mqtt.publish(topic, key_set_json(set), true);
         self.status.key_version_pushed = Some(set.version);
-        self.shared.writer.status(self.device_id.clone(), self.status.clone());
+        self.shared
+            .writer
+            .status(self.device_id.clone(), self.status.clone());
     }
 
     pub(crate) fn key_ack(&mut self, payload: &[u8]) {
@@ -47,13 +49,21 @@ impl DeviceActor {
             .ok()
             .and_then(|value| value.get("version").and_then(serde_json::Value::as_u64));
         let Some(version) = version else {
-            self.refuse("bad_key_ack", "keys/ack: expected {\"version\": <integer>}".into());
+            self.refuse(
+                "bad_key_ack",
+                "keys/ack: expected {\"version\": <integer>}".into(),
+            );
             return;
         };
-        let acked = self.status.key_version_acked.map_or(version, |old| old.max(version));
+        let acked = self
+            .status
+            .key_version_acked
+            .map_or(version, |old| old.max(version));
         self.status.key_version_acked = Some(acked);
         self.status.last_seen = Some(self.shared.clock.now());
-        self.shared.writer.status(self.device_id.clone(), self.status.clone());
+        self.shared
+            .writer
+            .status(self.device_id.clone(), self.status.clone());
         let (done, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.ack_waiters)
             .into_iter()
             .partition(|(wanted, _)| *wanted <= acked);
@@ -65,7 +75,10 @@ impl DeviceActor {
 
     pub(crate) fn access_event(&mut self, payload: &[u8]) {
         let Some(binding) = self.binding.clone() else {
-            self.refuse("unbound_device", "device is not bound to an asset; access event dropped".into());
+            self.refuse(
+                "unbound_device",
+                "device is not bound to an asset; access event dropped".into(),
+            );
             return;
         };
         let now = self.shared.clock.now();
@@ -77,7 +90,10 @@ impl DeviceActor {
             }
         };
         self.access_seq += 1;
-        let seq = now.0.wrapping_mul(1000).wrapping_add(self.access_seq % 1000);
+        let seq = now
+            .0
+            .wrapping_mul(1000)
+            .wrapping_add(self.access_seq % 1000);
         // Access events are the owner's: the first viewer is always the owner.
         if let Some(owner) = self.audience.first() {
             owner.addr.do_send(Deliver {
@@ -86,7 +102,9 @@ impl DeviceActor {
                 json: Bytes::from(event.to_json(&owner.asset_id).to_string()),
             });
         }
-        self.shared.writer.access_event(binding.asset_key, seq, event);
+        self.shared
+            .writer
+            .access_event(binding.asset_key, seq, event);
     }
 }
 
@@ -100,7 +118,11 @@ impl Handler<PushKeys> for DeviceActor {
 
     fn handle(&mut self, msg: PushKeys, _: &mut Self::Context) {
         // Versions only rise: an older build arriving late must not replace a newer one.
-        if self.key_set.as_ref().is_some_and(|held| held.version > msg.0.version) {
+        if self
+            .key_set
+            .as_ref()
+            .is_some_and(|held| held.version > msg.0.version)
+        {
             return;
         }
         self.key_set = Some(msg.0);
@@ -121,7 +143,11 @@ impl Handler<AwaitAck> for DeviceActor {
     type Result = ResponseFuture<bool>;
 
     fn handle(&mut self, msg: AwaitAck, _: &mut Self::Context) -> Self::Result {
-        if self.status.key_version_acked.is_some_and(|acked| acked >= msg.version) {
+        if self
+            .status
+            .key_version_acked
+            .is_some_and(|acked| acked >= msg.version)
+        {
             return Box::pin(async { true });
         }
         if !self.status.online {

@@ -75,8 +75,17 @@ impl WriterHandle {
     }
 
     /// Queues an access event for the next group commit.
-    pub fn access_event(&self, asset_key: u64, seq: u64, event: storage::access::AccessEvent) -> bool {
-        self.send(Job::Access { asset_key, seq, event })
+    pub fn access_event(
+        &self,
+        asset_key: u64,
+        seq: u64,
+        event: storage::access::AccessEvent,
+    ) -> bool {
+        self.send(Job::Access {
+            asset_key,
+            seq,
+            event,
+        })
     }
 
     /// Queues a device status; only the newest per device is written in a batch.
@@ -229,9 +238,15 @@ fn run(store: Store, inbox: mpsc::Receiver<Job>, window: Duration, metrics: Arc<
                     commit_batch(&store, &mut batch, &metrics);
                 }
             }
-            Job::Access { asset_key, seq, event } => {
+            Job::Access {
+                asset_key,
+                seq,
+                event,
+            } => {
                 batch.access.push((asset_key, seq, event));
-                batch.deadline.get_or_insert_with(|| Instant::now() + window);
+                batch
+                    .deadline
+                    .get_or_insert_with(|| Instant::now() + window);
             }
             Job::Status { device, status } => {
                 batch.statuses.insert(device, status);
@@ -265,7 +280,10 @@ fn commit_batch(store: &Store, batch: &mut Batch, metrics: &Metrics) {
     let result = (|| -> Result<(), StoreError> {
         let tx = store.begin_write()?;
         storage::ops::write_points(&tx, points.iter().map(|(key, point)| (*key, point)))?;
-        storage::ops::write_access_events(&tx, access.iter().map(|(key, seq, event)| (*key, *seq, event)))?;
+        storage::ops::write_access_events(
+            &tx,
+            access.iter().map(|(key, seq, event)| (*key, *seq, event)),
+        )?;
         for (device, status) in &statuses {
             storage::ops::write_status(&tx, device, status)?;
         }

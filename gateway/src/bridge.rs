@@ -91,9 +91,18 @@ mod tests {
             Some(Channel::Status)
         );
         assert!(route(b"/tenants/acc1/assets/x/telemetry").is_none());
-        assert_eq!(route(b"/tenants/unit7/keys/ack").map(|r| r.1), Some(Channel::KeyAck));
-        assert_eq!(route(b"/tenants/unit7/events/access").map(|r| r.1), Some(Channel::AccessEvent));
-        assert!(route(b"/tenants/unit7/keys").is_none(), "the gateway's own retained sets");
+        assert_eq!(
+            route(b"/tenants/unit7/keys/ack").map(|r| r.1),
+            Some(Channel::KeyAck)
+        );
+        assert_eq!(
+            route(b"/tenants/unit7/events/access").map(|r| r.1),
+            Some(Channel::AccessEvent)
+        );
+        assert!(
+            route(b"/tenants/unit7/keys").is_none(),
+            "the gateway's own retained sets"
+        );
         assert!(
             route(b"/tenants/unit-7/telemetry").is_none(),
             "not a device id"

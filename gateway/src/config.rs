@@ -40,6 +40,22 @@ pub struct ServeArgs {
     /// Validity of issued device certificates, in days.
     #[arg(long, env = "FLEETGATE_DEVICE_CERT_DAYS")]
     pub device_cert_days: Option<u64>,
+    /// Who delivers SMS invitations: `log` (default; writes them to the log) or `webhook`
+    /// (POSTs each as JSON to `--sms-webhook-url`, retrying with backoff until it succeeds).
+    #[arg(long, env = "FLEETGATE_SMS_SENDER", value_enum)]
+    pub sms_sender: Option<SmsSenderKind>,
+    /// The URL the `webhook` SMS sender POSTs invitations to (http or https).
+    #[arg(long, env = "FLEETGATE_SMS_WEBHOOK_URL")]
+    pub sms_webhook_url: Option<String>,
+}
+
+/// Which [`crate::outbox::SmsSender`] drains the invitation outbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmsSenderKind {
+    #[default]
+    Log,
+    Webhook,
 }
 
 /// The file form of the same settings.
@@ -54,6 +70,8 @@ struct FileConfig {
     http_workers: Option<usize>,
     mqtt_tls_names: Option<Vec<String>>,
     device_cert_days: Option<u64>,
+    sms_sender: Option<SmsSenderKind>,
+    sms_webhook_url: Option<String>,
 }
 
 /// Resolved settings.
@@ -75,6 +93,15 @@ pub struct Config {
     /// How long a key call waits for units to acknowledge their new key set before it
     /// answers with the rest as `pending`.
     pub key_ack_wait: Duration,
+    pub sms_sender: SmsSenderKind,
+    /// Required with the `webhook` sender; checked by [`Config::validate`].
+    pub sms_webhook_url: Option<String>,
+    /// The most one webhook call may take before it counts as failed.
+    pub sms_webhook_timeout: Duration,
+    /// The wait after a first failed send; it doubles per failure up to
+    /// `sms_retry_cap`. Not flags: tests shorten them.
+    pub sms_retry_base: Duration,
+    pub sms_retry_cap: Duration,
 }
 
 pub const DEFAULT_HTTP: &str = "127.0.0.1:8080";
@@ -101,6 +128,11 @@ impl Config {
             device_cert_validity: Duration::from_secs(DEFAULT_DEVICE_CERT_DAYS * DAY_SECS),
             scheduler_max_nap: Duration::from_secs(1),
             key_ack_wait: Duration::from_secs(2),
+            sms_sender: SmsSenderKind::Log,
+            sms_webhook_url: None,
+            sms_webhook_timeout: Duration::from_secs(10),
+            sms_retry_base: Duration::from_secs(2),
+            sms_retry_cap: Duration::from_secs(10 * 60),
         }
     }
 
@@ -137,6 +169,10 @@ impl Config {
             }
             config.device_cert_validity = Duration::from_secs(days * DAY_SECS);
         }
+        if let Some(kind) = args.sms_sender.or(file.sms_sender) {
+            config.sms_sender = kind;
+        }
+        config.sms_webhook_url = args.sms_webhook_url.clone().or(file.sms_webhook_url);
         config.validate()?;
         Ok(config)
     }
@@ -165,7 +201,22 @@ impl Config {
         if self.http_workers == 0 {
             bail!("--http-workers must be at least 1");
         }
+        if self.sms_sender == SmsSenderKind::Webhook {
+            self.sms_webhook_url()?;
+        }
         Ok(())
+    }
+
+    /// The webhook URL, refused unless it is an absolute http(s) URL.
+    pub fn sms_webhook_url(&self) -> anyhow::Result<reqwest::Url> {
+        let Some(raw) = self.sms_webhook_url.as_deref() else {
+            bail!("--sms-sender webhook needs --sms-webhook-url");
+        };
+        let url = reqwest::Url::parse(raw).with_context(|| format!("--sms-webhook-url {raw}"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            bail!("--sms-webhook-url must be an http or https URL");
+        }
+        Ok(url)
     }
 
     pub fn db_path(&self) -> PathBuf {
@@ -231,5 +282,39 @@ mod tests {
             ..ServeArgs::default()
         };
         assert!(Config::resolve(&args).is_err());
+    }
+
+    #[test]
+    fn the_webhook_sender_needs_an_http_url() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("f.toml");
+        std::fs::write(
+            &file,
+            "sms_sender = \"webhook\"\nsms_webhook_url = \"https://sms.example.com/send\"\n",
+        )
+        .expect("write");
+        let args = ServeArgs {
+            config: Some(file),
+            ..ServeArgs::default()
+        };
+        let config = Config::resolve(&args).expect("valid");
+        assert_eq!(config.sms_sender, SmsSenderKind::Webhook);
+        assert_eq!(
+            config.sms_webhook_url().expect("url").as_str(),
+            "https://sms.example.com/send"
+        );
+        assert_eq!(Config::with_data_dir("d").sms_sender, SmsSenderKind::Log);
+        for url in [None, Some("not a url"), Some("ftp://example.com/x")] {
+            let args = ServeArgs {
+                sms_sender: Some(SmsSenderKind::Webhook),
+                sms_webhook_url: url.map(Into::into),
+                ..ServeArgs::default()
+            };
+            let err = Config::resolve(&args).expect_err("refused");
+            assert!(
+                err.to_string().contains("sms-webhook-url"),
+                "{url:?}: {err}"
+            );
+        }
     }
 }

@@ -6,6 +6,7 @@
 //! - [`broker`]: the embedded rumqttd and the gateway's local link to it.
 //! - [`bridge`]: local link -> `DeviceActor`s.
 //! - [`http`]: the control API.
+//! - [`outbox`]: the task that hands queued SMS invitations to the configured sender.
 //! - [`Gateway::start`]: opens the store, starts the writer, the actors, the broker and the
 //!   HTTP server on their own threads, writes `ready.json`, and returns.
 //!
@@ -16,6 +17,7 @@ pub mod bridge;
 pub mod broker;
 pub mod config;
 pub mod http;
+pub mod outbox;
 pub mod pki;
 
 use std::net::SocketAddr;
@@ -173,6 +175,7 @@ async fn serve(
         metrics.clone(),
     ));
     actix_rt::spawn(bridge::count_alerts(broker.alerts, metrics.clone()));
+    let (outbox, drainer) = outbox::start(&config, store.clone(), writer.handle(), clock.clone())?;
 
     let state = web::Data::new(http::AppState {
         store,
@@ -184,6 +187,7 @@ async fn serve(
         scheduler,
         device_cert_validity: config.device_cert_validity,
         key_ack_wait: config.key_ack_wait,
+        outbox,
     });
     let server = HttpServer::new(move || {
         App::new()
@@ -222,6 +226,8 @@ async fn serve(
     }
     handle.stop(true).await;
     let _ = server_task.await;
+    // Before the writer: an invitation it was sending stays in the outbox for next time.
+    drainer.stop().await;
     writer.shutdown();
     let _ = std::fs::remove_file(config.data_dir.join(READY_FILE));
     tracing::info!("store flushed; stopped");

@@ -187,7 +187,8 @@ async fn kill_nine_loses_no_answered_change_and_at_most_the_window_of_telemetry(
     // Every answered change is there; telemetry loss is bounded to the moments before a kill.
     let platform = ApiClient::new(&gateway.http, token).expect("client");
     let admin = platform.with_token(admin_token);
-    let ledger = ledger.lock().expect("lock");
+    // Every task has ended: take the ledger out of its lock before awaiting anything.
+    let ledger = std::mem::take(&mut *ledger.lock().expect("lock"));
     assert!(
         !ledger.accounts.is_empty() && !ledger.acked.is_empty(),
         "the rounds did work"

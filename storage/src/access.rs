@@ -43,11 +43,17 @@ fn text(field: &str, value: &Value) -> Result<String, PointError> {
 
 pub fn decode(payload: &[u8], now: Timestamp) -> Result<AccessEvent, PointError> {
     if payload.len() > MAX_PAYLOAD_BYTES {
-        return Err(PointError::TooLarge { size: payload.len() });
+        return Err(PointError::TooLarge {
+            size: payload.len(),
+        });
     }
     let object: Map<String, Value> = match serde_json::from_slice::<Value>(payload) {
         Ok(Value::Object(object)) => object,
-        Ok(_) => return Err(PointError::InvalidJson("top level must be an object".into())),
+        Ok(_) => {
+            return Err(PointError::InvalidJson(
+                "top level must be an object".into(),
+            ))
+        }
         Err(err) => return Err(PointError::InvalidJson(err.to_string())),
     };
     let mut event = AccessEvent {
@@ -66,7 +72,11 @@ pub fn decode(payload: &[u8], now: Timestamp) -> Result<AccessEvent, PointError>
                     expected: "milliseconds since the epoch as a non-negative integer",
                 })?;
                 if ts < MIN_TS_MS {
-                    return Err(PointError::OutOfRange { field: "ts".into(), value: ts as f64, range: "2000-01-01 or later" });
+                    return Err(PointError::OutOfRange {
+                        field: "ts".into(),
+                        value: ts as f64,
+                        range: "2000-01-01 or later",
+                    });
                 }
                 if ts > now.0.saturating_add(MAX_FUTURE_MS) {
                     return Err(PointError::FutureTs { ts });
@@ -88,7 +98,11 @@ pub fn decode(payload: &[u8], now: Timestamp) -> Result<AccessEvent, PointError>
                     }
                 })
             }
-            other => return Err(PointError::UnknownField { field: other.to_owned() }),
+            other => {
+                return Err(PointError::UnknownField {
+                    field: other.to_owned(),
+                })
+            }
         }
     }
     event.result = result.ok_or_else(|| PointError::WrongType {
@@ -120,7 +134,11 @@ mod tests {
 
     #[test]
     fn events_decode_and_refusals_name_the_field() {
-        let event = decode(br#"{"ts":1799999999000,"key_id":"key1","result":"granted"}"#, NOW).expect("valid");
+        let event = decode(
+            br#"{"ts":1799999999000,"key_id":"key1","result":"granted"}"#,
+            NOW,
+        )
+        .expect("valid");
         assert_eq!(event.result, Outcome::Granted);
         assert_eq!(event.key_id.as_deref(), Some("key1"));
         for (payload, names) in [

@@ -330,10 +330,12 @@ pub fn create(
             ))
         }
         (true, Some(operator)) => {
-            let belongs = tx
-                .open_table(OPERATORS)?
-                .get(operator.as_str())?
-                .is_some_and(|bytes| operator_account(bytes.value()).as_ref() == Some(account));
+            let belongs = get::<crate::operators::Operator>(
+                &tx.open_table(OPERATORS)?,
+                "operators",
+                operator,
+            )?
+            .is_some_and(|found| &found.account_id == account);
             if !belongs {
                 return Err(OpError::not_found(format!("operator {operator}")));
             }
@@ -413,18 +415,6 @@ pub fn create(
     let changed = bump(tx, devices)?;
     audit_key(tx, caller, &key, "key.create", None, now)?;
     Ok((key, changed))
-}
-
-/// The operator record's account, read without depending on the operators module's type.
-fn operator_account(bytes: &[u8]) -> Option<AccountId> {
-    #[derive(Deserialize)]
-    struct Head {
-        _id: String,
-        account_id: AccountId,
-    }
-    codec::decode::<Head>(bytes)
-        .ok()
-        .map(|head| head.account_id)
 }
 
 fn load(tx: &WriteTransaction, caller: &Principal, id: &str) -> Result<Key, OpError> {

@@ -11,6 +11,7 @@
 //! - [`telemetry`]: decoding and validating a unit's telemetry payload.
 //! - [`policy`]: who may see and change what; the single authorization authority.
 //! - [`ops`]: every mutation, each a function over one redb write transaction.
+//! - [`operators`]: operators (rule 6) and the durable outbox of their SMS invitations.
 //! - [`read`]: queries over a read transaction (history scans, listings).
 //! - [`sharing`]: partnerships and visibility grants (rules 2 and 3), and their schedule.
 //! - [`support`]: support access requests and cases (rule 4).
@@ -30,6 +31,7 @@ pub mod error;
 pub mod ids;
 pub mod keys;
 pub mod model;
+pub mod operators;
 pub mod ops;
 pub mod policy;
 pub mod read;

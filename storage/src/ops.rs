@@ -567,7 +567,10 @@ pub fn write_access_events<'a>(
 ) -> Result<(), StoreError> {
     let mut table = tx.open_table(ACCESS_EVENTS)?;
     for (asset_key, seq, event) in events {
-        table.insert((asset_key, event.ts.0, seq), codec::encode(event).as_slice())?;
+        table.insert(
+            (asset_key, event.ts.0, seq),
+            codec::encode(event).as_slice(),
+        )?;
     }
     Ok(())
 }

@@ -21,6 +21,8 @@ pub struct TestGateway {
     commit_window: Duration,
     /// Set when the test drives time itself; kept across restarts.
     clock: Option<Arc<ManualClock>>,
+    /// What [`TestGateway::start_with`] was given; applied again on every restart.
+    configure: Configure,
     /// The bootstrap platform_admin token read from `{data_dir}/bootstrap-token`.
     pub admin_token: String,
 }
@@ -32,7 +34,17 @@ impl TestGateway {
     }
 
     pub fn start_with_window(commit_window: Duration) -> TestGateway {
-        Self::start_inner(commit_window, None)
+        Self::start_inner(commit_window, None, Configure::default())
+    }
+
+    /// A gateway like [`TestGateway::start`] with the test's changes to its config (for
+    /// example the SMS sender), applied again on every restart.
+    pub fn start_with(configure: impl Fn(&mut Config) + Send + Sync + 'static) -> TestGateway {
+        Self::start_inner(
+            Duration::from_millis(10),
+            None,
+            Configure(Some(Arc::new(configure))),
+        )
     }
 
     /// A gateway whose clock only moves when the test moves it ([`TestGateway::advance`]).
@@ -42,11 +54,20 @@ impl TestGateway {
         Self::start_inner(
             Duration::from_millis(10),
             Some(Arc::new(ManualClock::new(now))),
+            Configure::default(),
         )
     }
 
-    fn launch(dir: &Path, commit_window: Duration, clock: &Option<Arc<ManualClock>>) -> Gateway {
-        let config = config(dir, commit_window);
+    fn launch(
+        dir: &Path,
+        commit_window: Duration,
+        clock: &Option<Arc<ManualClock>>,
+        configure: &Configure,
+    ) -> Gateway {
+        let mut config = config(dir, commit_window);
+        if let Some(configure) = &configure.0 {
+            configure(&mut config);
+        }
         match clock {
             Some(clock) => Gateway::start_with_clock(config, clock.clone()),
             None => Gateway::start(config),
@@ -54,9 +75,13 @@ impl TestGateway {
         .expect("gateway starts")
     }
 
-    fn start_inner(commit_window: Duration, clock: Option<Arc<ManualClock>>) -> TestGateway {
+    fn start_inner(
+        commit_window: Duration,
+        clock: Option<Arc<ManualClock>>,
+        configure: Configure,
+    ) -> TestGateway {
         let dir = tempfile::tempdir().expect("temporary data dir");
-        let gateway = Self::launch(dir.path(), commit_window, &clock);
+        let gateway = Self::launch(dir.path(), commit_window, &clock, &configure);
         let admin_token = std::fs::read_to_string(dir.path().join(gateway::TOKEN_FILE))
             .expect("bootstrap token written")
             .trim()
@@ -66,6 +91,7 @@ impl TestGateway {
             dir,
             commit_window,
             clock,
+            configure,
             admin_token,
         }
     }
@@ -98,6 +124,14 @@ impl TestGateway {
         (addr.ip().to_string(), addr.port())
     }
 
+    /// Stops the gateway (flushing the store) and leaves it stopped until
+    /// [`TestGateway::restart`] starts it again on the same data dir.
+    pub fn stop(&mut self) {
+        if let Some(gateway) = self.gateway.take() {
+            gateway.shutdown();
+        }
+    }
+
     /// Stops the gateway (flushing the store) and starts a new one on the same data dir.
     pub fn restart(&mut self) {
         if let Some(gateway) = self.gateway.take() {
@@ -107,6 +141,7 @@ impl TestGateway {
             self.dir.path(),
             self.commit_window,
             &self.clock,
+            &self.configure,
         ));
     }
 
@@ -134,6 +169,24 @@ impl Drop for TestGateway {
         if let Some(gateway) = self.gateway.take() {
             gateway.shutdown();
         }
+    }
+}
+
+/// A test's change to the gateway config.
+type ConfigChange = dyn Fn(&mut Config) + Send + Sync;
+
+/// A change to the config, kept so restarts apply it again.
+#[derive(Clone, Default)]
+struct Configure(Option<Arc<ConfigChange>>);
+
+impl std::fmt::Debug for Configure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = if self.0.is_some() {
+            "Configure(..)"
+        } else {
+            "Configure(none)"
+        };
+        f.write_str(shown)
     }
 }
 

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod dto;
 pub mod fleet;
 pub mod keys;
+pub mod operators;
 pub mod problem;
 pub mod sharing;
 pub mod stream;
@@ -38,6 +39,8 @@ pub struct AppState {
     pub scheduler: actors::scheduler::SchedulerHandle,
     pub device_cert_validity: std::time::Duration,
     pub key_ack_wait: std::time::Duration,
+    /// Wakes the SMS outbox drainer after an invitation is committed.
+    pub outbox: crate::outbox::OutboxWaker,
 }
 
 #[derive(OpenApi)]
@@ -90,6 +93,14 @@ pub struct AppState {
         keys::bulk_edit,
         keys::bulk_delete,
         keys::access_events,
+        operators::create,
+        operators::list,
+        operators::show,
+        operators::patch,
+        operators::delete,
+        operators::import,
+        operators::template_csv,
+        operators::template_xlsx,
         stream::asset_stream,
         healthz,
         metrics,
@@ -169,6 +180,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 "/support-cases/{id}/close",
                 web::post().to(support::close_case),
             )
+            .route("/operators", web::post().to(operators::create))
+            .route("/operators", web::get().to(operators::list))
+            .route(
+                "/operators/template.csv",
+                web::get().to(operators::template_csv),
+            )
+            .route(
+                "/operators/template.xlsx",
+                web::get().to(operators::template_xlsx),
+            )
+            .route("/operators/import", web::post().to(operators::import))
+            .route("/operators/{id}", web::get().to(operators::show))
+            .route("/operators/{id}", web::patch().to(operators::patch))
+            .route("/operators/{id}", web::delete().to(operators::delete))
             .route("/keys", web::post().to(keys::create))
             .route("/keys", web::get().to(keys::list))
             .route("/keys/bulk-edit", web::post().to(keys::bulk_edit))
