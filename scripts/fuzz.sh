@@ -6,3 +6,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cases=${1:-200000}
 PROPTEST_CASES=$cases cargo test --release -p storage --test fuzz_decoders
+PROPTEST_CASES=$((cases / 10)) cargo test --release -p gateway --test fuzz_inputs

@@ -33,6 +33,19 @@ pub fn key_set_json(set: &KeySet) -> Bytes {
     Bytes::from(json!({"version": set.version, "keys": keys}).to_string())
 }
 
+/// The version a unit says it holds: `{"version": <integer>}`, nothing else.
+pub fn parse_key_ack(payload: &[u8]) -> Option<u64> {
+    if payload.len() > storage::telemetry::MAX_PAYLOAD_BYTES {
+        return None;
+    }
+    let value: serde_json::Value = serde_json::from_slice(payload).ok()?;
+    let object = value.as_object()?;
+    if object.len() != 1 {
+        return None;
+    }
+    object.get("version")?.as_u64()
+}
+
 impl DeviceActor {
     pub(crate) fn publish_keys(&mut self) {
         let Some(set) = &self.key_set else { return };
@@ -45,10 +58,7 @@ impl DeviceActor {
     }
 
     pub(crate) fn key_ack(&mut self, payload: &[u8]) {
-        let version = serde_json::from_slice::<serde_json::Value>(payload)
-            .ok()
-            .and_then(|value| value.get("version").and_then(serde_json::Value::as_u64));
-        let Some(version) = version else {
+        let Some(version) = parse_key_ack(payload) else {
             self.refuse(
                 "bad_key_ack",
                 "keys/ack: expected {\"version\": <integer>}".into(),
