@@ -32,18 +32,12 @@ pub use visibility::{run_visibility, VisibilityConfig, VisibilityReport};
 pub enum ScenarioError {
     #[error("invalid scenario settings: {0}")]
     InvalidConfig(String),
-    #[error("{step}: {source}")]
-    Api {
-        step: String,
-        #[source]
-        source: ApiError,
-    },
-    #[error("{step}: {source}")]
-    Unit {
-        step: String,
-        #[source]
-        source: UnitError,
-    },
+    // The cause is part of the message and deliberately not a `source()`: callers that
+    // print the whole error chain would otherwise show it twice.
+    #[error("{step}: {cause}")]
+    Api { step: String, cause: ApiError },
+    #[error("{step}: {cause}")]
+    Unit { step: String, cause: UnitError },
     #[error("no unit could connect; first error: {0}")]
     NoUnits(String),
 }
@@ -51,7 +45,7 @@ pub enum ScenarioError {
 impl ScenarioError {
     fn api(step: impl Into<String>) -> impl FnOnce(ApiError) -> ScenarioError {
         let step = step.into();
-        move |source| ScenarioError::Api { step, source }
+        move |cause| ScenarioError::Api { step, cause }
     }
 }
 
