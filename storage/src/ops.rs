@@ -574,3 +574,36 @@ pub fn write_access_events<'a>(
     }
     Ok(())
 }
+
+/// Records that an account admin took a client certificate for the account's MQTT
+/// integration (the certificate is the gateway's to issue; this checks and audits it).
+pub fn issue_integration_cert(
+    tx: &WriteTransaction,
+    caller: &Principal,
+    account_id: &AccountId,
+    now: Timestamp,
+) -> Result<(), OpError> {
+    require_in(
+        &tx.open_table(ACCOUNTS)?,
+        caller,
+        account_id,
+        Need::Administer,
+        &format!("account {account_id}"),
+    )?;
+    audit(
+        tx,
+        Who::Principal(caller),
+        AuditNote {
+            account_id: Some(account_id),
+            action: "integration_cert.issue",
+            target: account_id.to_string(),
+            before: None,
+            after: Some(
+                "client certificate for /tenants/{account}/"
+                    .replace("{account}", account_id.as_str()),
+            ),
+        },
+        now,
+    )?;
+    Ok(())
+}

@@ -454,3 +454,69 @@ async fn stock_mosquitto_clients_work_with_the_issued_files() {
         "subscribing outside the tenant must fail"
     );
 }
+
+/// An account integration over TLS: a certificate for the account reads the account's
+/// telemetry topics and nothing of any other tenant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_integration_reads_its_topics_over_tls_and_nothing_else() {
+    let gateway = TestGateway::start();
+    let fleet = Fleet::create(&gateway, "Acme").await;
+    let other = Fleet::create(&gateway, "Other").await;
+    fleet.unit_with_asset("unit1", "ex1").await;
+    let path = format!("/v1/accounts/{}/integration-certs", fleet.account_id);
+    let viewer = fleet.user(simulator::api::UserRole::Viewer).await;
+    assert_eq!(
+        viewer
+            .request_raw(Method::POST, &path, Some(&json!({})))
+            .await
+            .expect("answer")
+            .status,
+        403
+    );
+    assert_eq!(
+        other
+            .admin
+            .request_raw(Method::POST, &path, Some(&json!({})))
+            .await
+            .expect("answer")
+            .status,
+        404
+    );
+    let issued = fleet
+        .admin
+        .request_raw(Method::POST, &path, Some(&json!({})))
+        .await
+        .expect("answer");
+    assert_eq!(issued.status, 201, "{issued:?}");
+    let text = |field: &str| issued.body[field].as_str().expect("pem").to_owned();
+    let account = fleet.account_id.to_string();
+    let options = || {
+        UnitOptions::observer(format!("{account}integration"), gateway.mqtt_tls())
+            .with_transport(tls(&text("ca_pem"), text("cert_pem"), text("key_pem")))
+    };
+    let integration = SimUnit::connect(options())
+        .await
+        .expect("connects with the account certificate");
+    let topic = format!("/tenants/{account}/assets/ex1/telemetry");
+    integration
+        .subscribe(&topic, QoS::AtLeastOnce)
+        .await
+        .expect("its own topics");
+    let unit = fleet.connect("unit1").await;
+    unit.publish_point(&json!({"fuel_pct": 42}))
+        .await
+        .expect("acked");
+    let message = integration
+        .next_message(WAIT)
+        .await
+        .expect("the point over TLS");
+    assert_eq!(message.json().expect("json")["fuel_pct"], 42.0);
+
+    let snooper = SimUnit::connect(options()).await.expect("connects");
+    let foreign = format!("/tenants/{}/assets/+/telemetry", other.account_id);
+    let refused = tokio::time::timeout(WAIT, snooper.subscribe(&foreign, QoS::AtLeastOnce)).await;
+    assert!(
+        !matches!(refused, Ok(Ok(()))),
+        "another tenant's topics are refused"
+    );
+}

@@ -87,3 +87,56 @@ pub async fn create_staff(
         .await?;
     Ok(HttpResponse::Created().json(PrincipalCreated::new(&staff, token)))
 }
+
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IntegrationCertRequest {
+    /// A PEM CSR; when given the integration keeps its private key.
+    pub csr_pem: Option<String>,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct IntegrationCert {
+    pub account_id: String,
+    pub ca_pem: String,
+    pub cert_pem: String,
+    pub key_pem: Option<String>,
+}
+
+/// A client certificate whose Organization is the account id: over TLS the broker confines
+/// it to `/tenants/{a}/`, where the account's integration topics are
+/// (`/tenants/{a}/assets/{x}/telemetry`). Without it integrations could only use the
+/// plain development listener.
+#[utoipa::path(post, path = "/v1/accounts/{a}/integration-certs", request_body = IntegrationCertRequest,
+    responses((status = 201, body = IntegrationCert), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn integration_cert(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    body: web::Json<IntegrationCertRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let account =
+        AccountId::parse(&path).map_err(|_| OpError::not_found(format!("account {path}")))?;
+    let issued = match &body.csr_pem {
+        Some(csr) => state
+            .ca
+            .sign_device_csr(account.as_str(), csr, state.device_cert_validity)
+            .map_err(|err| OpError::invalid("csr_pem", err.to_string()))?,
+        None => state
+            .ca
+            .issue_device(account.as_str(), state.device_cert_validity)
+            .map_err(|err| ApiError::Internal(err.to_string()))?,
+    };
+    let now = state.clock.now();
+    let checked = account.clone();
+    state
+        .writer
+        .execute(move |tx| storage::ops::issue_integration_cert(tx, &caller.0, &checked, now))
+        .await?;
+    Ok(HttpResponse::Created().json(IntegrationCert {
+        account_id: account.to_string(),
+        ca_pem: state.ca.ca_pem().to_owned(),
+        cert_pem: issued.cert_pem,
+        key_pem: issued.key_pem,
+    }))
+}

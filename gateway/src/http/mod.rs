@@ -52,6 +52,7 @@ pub struct AppState {
         accounts::get_account,
         accounts::create_user,
         accounts::create_staff,
+        accounts::integration_cert,
         fleet::register_device,
         fleet::device_status,
         fleet::deregister_device,
@@ -143,6 +144,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/accounts", web::post().to(accounts::create_account))
             .route("/accounts/{a}", web::get().to(accounts::get_account))
             .route("/accounts/{a}/users", web::post().to(accounts::create_user))
+            .route(
+                "/accounts/{a}/integration-certs",
+                web::post().to(accounts::integration_cert),
+            )
             .route("/accounts/{a}/children", web::get().to(sharing::children))
             .route("/partnerships", web::post().to(sharing::create_partnership))
             .route("/partnerships", web::get().to(sharing::list_partnerships))
