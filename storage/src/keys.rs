@@ -594,7 +594,8 @@ pub fn key_set_cached(
     Ok(KeySet { version, keys })
 }
 
-/// The account's keys, optionally of one asset, for its members.
+/// The account's keys, optionally of one asset. They carry credentials (PINs, digital-key
+/// secrets), so only those who manage keys read them: admins and fleet admins (DESIGN 5.1).
 pub fn list(
     rtx: &ReadTransaction,
     caller: &Principal,
@@ -605,7 +606,7 @@ pub fn list(
         &rtx.open_table(ACCOUNTS)?,
         caller,
         account,
-        Need::View,
+        Need::ManageFleet,
         &format!("account {account}"),
     )?;
     let table = rtx.open_table(KEYS)?;
