@@ -440,7 +440,9 @@ pub fn get_operator(
         &rtx.open_table(ACCOUNTS)?,
         caller,
         id,
-        Need::View,
+        // Operators carry personal data (phones): DESIGN 5.1 gives them to the account's
+        // admins and fleet admins only.
+        Need::ManageFleet,
     )
 }
 
@@ -452,7 +454,12 @@ pub fn list(
     cursor: Option<&str>,
     limit: usize,
 ) -> Result<Page<Operator>, OpError> {
-    require(&rtx.open_table(ACCOUNTS)?, caller, account, Need::View)?;
+    require(
+        &rtx.open_table(ACCOUNTS)?,
+        caller,
+        account,
+        Need::ManageFleet,
+    )?;
     let table = rtx.open_table(OPERATORS)?;
     let mut items = Vec::new();
     let mut next_cursor = None;

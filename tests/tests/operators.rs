@@ -129,10 +129,20 @@ async fn operators_are_created_listed_edited_and_deleted_by_the_fleet_s_managers
         (bob["phone"].clone(), bob["access_type"].clone()),
         (Value::Null, Value::Null)
     );
-    assert_eq!(names(&viewer).await, ["Ann Lee", "Bob"], "viewers may list");
+    assert_eq!(
+        names(&fleet_admin).await,
+        ["Ann Lee", "Bob"],
+        "fleet admins list"
+    );
     let path = format!("/v1/operators/{id}");
-    let (status, shown) = call(&viewer, Method::GET, &path, None).await;
+    let (status, shown) = call(&fleet_admin, Method::GET, &path, None).await;
     assert_eq!((status, shown["id"].clone()), (200, json!(id)), "and show");
+    // Operators carry phone numbers: viewers do not read them (DESIGN 5.1).
+    assert_eq!(
+        call(&viewer, Method::GET, "/v1/operators", None).await.0,
+        403
+    );
+    assert_eq!(call(&viewer, Method::GET, &path, None).await.0, 403);
 
     // Viewers may not change anything; other accounts see nothing at all.
     let (status, refused) = create(&viewer, json!({"name": "Eve"})).await;
