@@ -18,6 +18,9 @@
 //! - [`topics`]: the MQTT topic names of the contract.
 //! - [`ready`]: finding a running gateway through `ready.json` and `bootstrap-token`.
 //! - [`stats`]: latency percentiles and the stored-exactly-once accounting.
+//! - [`report`]: scenario reports on disk, a JSON of the figures and a self-contained HTML
+//!   page whose inline SVG charts (`report/svg.rs`) show throughput over time, latency
+//!   percentiles and gateway memory; `scenario::timeline` samples the series they draw.
 //! - [`scenario`]: scripted runs that produce reports; `scenario::ingest` is the load and
 //!   correctness run behind `fleetgate-sim ingest`, `scenario::visibility` the grant-removal
 //!   cut-off check behind `fleetgate-sim visibility`, `scenario::support` the support-access
@@ -31,6 +34,7 @@
 
 pub mod api;
 pub mod ready;
+pub mod report;
 pub mod scenario;
 pub mod stats;
 pub mod telemetry;
@@ -39,6 +43,7 @@ pub mod unit;
 
 pub use api::{ApiClient, ApiError};
 pub use ready::{wait_ready, GatewayEndpoints};
+pub use report::{write_ingest_report, ReportError, WrittenReport};
 pub use scenario::{
     run_ingest, run_keys, run_support, run_visibility, IngestConfig, IngestReport, KeysConfig,
     KeysReport, ScenarioError, SupportConfig, SupportReport, VisibilityConfig, VisibilityReport,

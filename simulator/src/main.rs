@@ -5,7 +5,11 @@
 //! Exit status: 0 when the run was clean, 2 when it ran but found problems (missing or
 //! duplicated points, points past a grant's cut-off, support access that did not hold or
 //! did not end when answered, keys that did not reach the units as answered or decisions
-//! that differ from the key API, errors), 1 when it could not run.
+//! that differ from the key API, errors), 1 when it could not run (or its report could not
+//! be written).
+//!
+//! `ingest` also writes its report to `--report-dir` (default `reports/`): a JSON of the
+//! figures and a self-contained HTML page with charts (see the library's `report` module).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -15,8 +19,8 @@ use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 use simulator::{
-    run_ingest, run_keys, run_support, run_visibility, wait_ready, BrokerAddr, GatewayEndpoints,
-    IngestConfig, KeysConfig, SupportConfig, VisibilityConfig,
+    run_ingest, run_keys, run_support, run_visibility, wait_ready, write_ingest_report, BrokerAddr,
+    GatewayEndpoints, IngestConfig, KeysConfig, SupportConfig, VisibilityConfig,
 };
 
 #[derive(Debug, Parser)]
@@ -101,6 +105,14 @@ struct IngestArgs {
     /// Seconds to wait for acknowledgements, live delivery and history to catch up.
     #[arg(long = "settle-s", default_value_t = 30)]
     settle_s: u64,
+    /// Directory for the run's report, `ingest-<run_id>.json` and `ingest-<run_id>.html`
+    /// (created when missing).
+    #[arg(long = "report-dir", default_value = "reports")]
+    report_dir: PathBuf,
+    /// Process id of the gateway when it runs on this machine: its memory (VmRSS) is
+    /// sampled each second. Without it the report's memory chart says "not measured".
+    #[arg(long = "gateway-pid")]
+    gateway_pid: Option<u32>,
 }
 
 #[derive(Debug, Args)]
@@ -209,7 +221,20 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             config.validate()?;
             let report = run_ingest(&config).await?;
             let clean = report.is_clean();
-            output(&report, args.connection.json, clean)
+            if let Some(memory_error) = &report.timeline.memory_error {
+                eprintln!("fleetgate-sim: gateway memory not measured: {memory_error}");
+            }
+            // A report that cannot be written does not hide the run's outcome: it is still
+            // printed, and the failure to write makes the exit status 1.
+            let written = write_ingest_report(&report, &args.report_dir);
+            let code = output(&report, args.connection.json, clean)?;
+            let written = written.context("writing the ingest report")?;
+            eprintln!(
+                "fleetgate-sim: report written to {} and {}",
+                written.json.display(),
+                written.html.display()
+            );
+            Ok(code)
         }
         Command::Visibility(args) => {
             let config = visibility_config(&args).await?;
@@ -345,6 +370,7 @@ async fn ingest_config(args: &IngestArgs) -> anyhow::Result<IngestConfig> {
         parallelism: args.connection.parallelism,
         settle_timeout: Duration::from_secs(args.settle_s),
         quiet: args.connection.quiet,
+        gateway_pid: args.gateway_pid,
         ..IngestConfig::new(http_base, mqtt, token)
     })
 }
@@ -420,6 +446,42 @@ mod tests {
         };
         assert_eq!(args.units, 3);
         assert_eq!(args.connection.mqtt.map(|addr| addr.port), Some(1883));
+        assert_eq!(args.report_dir, PathBuf::from("reports"));
+        assert_eq!(args.gateway_pid, None);
+    }
+
+    #[tokio::test]
+    async fn report_flags_reach_the_config() {
+        let cli = Cli::try_parse_from([
+            "fleetgate-sim",
+            "ingest",
+            "--http",
+            "http://127.0.0.1:8080",
+            "--mqtt",
+            "127.0.0.1:1883",
+            "--token",
+            "t",
+            "--report-dir",
+            "/tmp/out",
+            "--gateway-pid",
+            "4242",
+        ])
+        .expect("parses");
+        let Command::Ingest(args) = cli.command else {
+            panic!("not the ingest command");
+        };
+        assert_eq!(args.report_dir, PathBuf::from("/tmp/out"));
+        let config = ingest_config(&args).await.expect("config");
+        assert_eq!(config.gateway_pid, Some(4242));
+        assert!(Cli::try_parse_from([
+            "fleetgate-sim",
+            "ingest",
+            "--data-dir",
+            "/tmp/x",
+            "--gateway-pid",
+            "guess",
+        ])
+        .is_err());
     }
 
     #[test]

@@ -18,7 +18,10 @@ const MISSING_EXAMPLES: usize = 5;
 pub struct Percentiles {
     pub samples: u64,
     pub p50_us: u64,
+    pub p90_us: u64,
     pub p99_us: u64,
+    /// The 99.9th percentile: with fewer than a thousand samples it is close to the max.
+    pub p999_us: u64,
     pub max_us: u64,
 }
 
@@ -101,7 +104,9 @@ impl LatencyRecorder {
         Percentiles {
             samples: self.histogram.len(),
             p50_us: self.histogram.value_at_quantile(0.50),
+            p90_us: self.histogram.value_at_quantile(0.90),
             p99_us: self.histogram.value_at_quantile(0.99),
+            p999_us: self.histogram.value_at_quantile(0.999),
             max_us: self.histogram.max(),
         }
     }
@@ -184,6 +189,8 @@ mod tests {
         assert_eq!(summary.samples, 1000);
         assert!((499..=501).contains(&summary.p50_us), "{summary:?}");
         assert!((989..=991).contains(&summary.p99_us), "{summary:?}");
+        assert!((899..=901).contains(&summary.p90_us), "{summary:?}");
+        assert!((998..=1000).contains(&summary.p999_us), "{summary:?}");
         assert_eq!(summary.max_us, 1000);
     }
 

@@ -6,7 +6,9 @@
 //! open the account's SSE stream *before* any unit connects (so every point has a live
 //! subscriber), connect the units, publish while the storage probe samples (see
 //! `measure.rs` for the method), wait for the SSE count to catch up, then read every
-//! asset's history and compare sequence numbers with what the broker acknowledged.
+//! asset's history and compare sequence numbers with what the broker acknowledged. While the
+//! units publish, `timeline.rs` samples acknowledgements per second and, given the gateway's
+//! pid, its memory, for the report's charts (written by the command line, not here).
 //! Latencies use the sender's and receiver's wall clocks, which are the same clock when the
 //! simulator runs on one machine, as it does in tests.
 
@@ -24,6 +26,7 @@ use super::measure::{
     consume_sse, probe_storage, verify_storage, wait_for_count, ProbeTarget, VerifyTarget,
 };
 use super::publish::{drive_unit, PublishPlan, UnitJob, UnitOutcome};
+use super::timeline::{sample_timeline, Timeline, SAMPLE_INTERVAL};
 use super::{progress_bar, ErrorLog, ScenarioError};
 use crate::api::{AccountId, ApiClient};
 use crate::stats::{LatencyRecorder, Percentiles};
@@ -61,6 +64,9 @@ pub struct IngestConfig {
     pub quiet: bool,
     /// Names the run's account, devices and assets; random when `None`.
     pub run_id: Option<String>,
+    /// The gateway's process id when it runs on this machine: its resident memory is then
+    /// sampled each second from `/proc/<pid>/status`. `None`: memory is not measured.
+    pub gateway_pid: Option<u32>,
 }
 
 impl fmt::Debug for IngestConfig {
@@ -78,6 +84,7 @@ impl fmt::Debug for IngestConfig {
             .field("settle_timeout", &self.settle_timeout)
             .field("quiet", &self.quiet)
             .field("run_id", &self.run_id)
+            .field("gateway_pid", &self.gateway_pid)
             .finish_non_exhaustive()
     }
 }
@@ -101,6 +108,7 @@ impl IngestConfig {
             settle_timeout: Duration::from_secs(30),
             quiet: true,
             run_id: None,
+            gateway_pid: None,
         }
     }
 
@@ -190,6 +198,9 @@ pub struct IngestReport {
     pub points_per_sec: f64,
     pub publish_to_sse: Percentiles,
     pub publish_to_stored: Percentiles,
+    /// Acknowledgements per second and gateway memory, sampled each second while the units
+    /// publish.
+    pub timeline: Timeline,
     pub errors: Vec<String>,
 }
 
@@ -323,6 +334,16 @@ pub async fn run_ingest(config: &IngestConfig) -> Result<IngestReport, ScenarioE
         errors.clone(),
     ));
 
+    let acked_counter = Arc::new(AtomicU64::new(0));
+    let (units_done, units_done_rx) = watch::channel(false);
+    let timeline_task = tokio::spawn(sample_timeline(
+        acked_counter.clone(),
+        config.gateway_pid,
+        plan.start,
+        SAMPLE_INTERVAL,
+        units_done_rx,
+    ));
+
     let unit_tasks: Vec<_> = units
         .iter()
         .zip(&slots)
@@ -337,6 +358,7 @@ pub async fn run_ingest(config: &IngestConfig) -> Result<IngestReport, ScenarioE
                 progress: progress.clone(),
                 errors: errors.clone(),
                 stop: None,
+                acked: Some(acked_counter.clone()),
             }))
         })
         .collect();
@@ -348,6 +370,11 @@ pub async fn run_ingest(config: &IngestConfig) -> Result<IngestReport, ScenarioE
         }
     }
     let elapsed = plan.start.elapsed();
+    let _ = units_done.send(true);
+    let timeline = timeline_task.await.unwrap_or_else(|error| {
+        errors.push(format!("the timeline sampler failed: {error}"));
+        Timeline::default()
+    });
     progress.finish_and_clear();
     let _ = sending_done.send(true);
     let store_latency = probe_task.await.unwrap_or_else(|error| {
@@ -414,6 +441,7 @@ pub async fn run_ingest(config: &IngestConfig) -> Result<IngestReport, ScenarioE
         },
         publish_to_sse: sse_latency.percentiles(),
         publish_to_stored: store_latency.percentiles(),
+        timeline,
         errors,
     })
 }
@@ -500,6 +528,7 @@ mod tests {
             points_per_sec: 13.3,
             publish_to_sse: Percentiles::default(),
             publish_to_stored: Percentiles::default(),
+            timeline: Timeline::default(),
             errors: Vec::new(),
         }
     }

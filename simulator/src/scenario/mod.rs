@@ -10,6 +10,7 @@ pub mod keys;
 mod measure;
 mod publish;
 pub mod support;
+pub mod timeline;
 pub mod visibility;
 
 use std::io::IsTerminal;
@@ -23,6 +24,7 @@ use crate::unit::UnitError;
 pub use ingest::{run_ingest, IngestConfig, IngestReport};
 pub use keys::{run_keys, KeysConfig, KeysReport};
 pub use support::{run_support, SupportConfig, SupportReport};
+pub use timeline::{Timeline, TimelineSample};
 pub use visibility::{run_visibility, VisibilityConfig, VisibilityReport};
 
 /// Why a scenario could not produce a report at all. Problems during the measured run

@@ -8,6 +8,7 @@
 //! planned one and the achieved rate shows up in the report instead. A run that decides its
 //! length as it goes gives a cap as the plan and a stop signal that ends sending early.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -73,6 +74,9 @@ pub(crate) struct UnitJob {
     /// its removals are done): flipping it to `true` ends sending early. `None` sends the
     /// whole plan.
     pub(crate) stop: Option<watch::Receiver<bool>>,
+    /// Counts acknowledgements across all units for a per-second throughput series;
+    /// `None` when the run keeps no such series.
+    pub(crate) acked: Option<Arc<AtomicU64>>,
 }
 
 /// What one unit did: `acknowledged[seq]` is true for each point the broker acknowledged;
@@ -96,6 +100,7 @@ pub(crate) async fn drive_unit(job: UnitJob) -> UnitOutcome {
         progress,
         errors,
         mut stop,
+        acked,
     } = job;
     let count = plan.points_per_unit;
     // Grown as points go out, not sized from the plan: a stoppable run plans a generous cap.
@@ -159,6 +164,9 @@ pub(crate) async fn drive_unit(job: UnitJob) -> UnitOutcome {
                         *flag = true;
                     }
                     progress.inc(1);
+                    if let Some(counter) = &acked {
+                        counter.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
                 Err(error) => {
                     if !ack_error_reported {

@@ -303,6 +303,7 @@ pub async fn run_visibility(config: &VisibilityConfig) -> Result<VisibilityRepor
                 progress: indicatif::ProgressBar::hidden(),
                 errors: errors.clone(),
                 stop: Some(stop_units_rx.clone()),
+                acked: None,
             }))
         })
         .collect();
