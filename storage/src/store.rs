@@ -19,6 +19,11 @@ use crate::tables::*;
 use crate::time::Timestamp;
 use crate::token;
 
+/// redb's page cache. Its default (1 GiB) let a gateway's memory grow with its history;
+/// 256 MiB holds the hot part (recent telemetry, the control plane) with a bound an
+/// operator can plan for.
+pub const CACHE_BYTES: usize = 256 * 1024 * 1024;
+
 #[derive(Clone, Debug)]
 pub struct Store {
     db: Arc<Database>,
@@ -28,7 +33,9 @@ impl Store {
     /// Opens (or creates) the database file and makes sure every table exists, so readers
     /// never meet a missing table.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let db = Database::create(path)?;
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)?;
         let tx = db.begin_write()?;
         {
             tx.open_table(ACCOUNTS)?;
