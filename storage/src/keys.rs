@@ -606,7 +606,7 @@ pub fn list(
         &rtx.open_table(ACCOUNTS)?,
         caller,
         account,
-        Need::ManageFleet,
+        Need::ReadAccessData,
         &format!("account {account}"),
     )?;
     let table = rtx.open_table(KEYS)?;

@@ -442,7 +442,7 @@ pub fn get_operator(
         id,
         // Operators carry personal data (phones): DESIGN 5.1 gives them to the account's
         // admins and fleet admins only.
-        Need::ManageFleet,
+        Need::ReadAccessData,
     )
 }
 
@@ -458,7 +458,7 @@ pub fn list(
         &rtx.open_table(ACCOUNTS)?,
         caller,
         account,
-        Need::ManageFleet,
+        Need::ReadAccessData,
     )?;
     let table = rtx.open_table(OPERATORS)?;
     let mut items = Vec::new();

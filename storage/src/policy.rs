@@ -18,6 +18,9 @@ pub enum Need {
     ManageFleet,
     /// Administer the account: users, sub-accounts, support access (admin only).
     Administer,
+    /// Read what carries personal data or credentials (operators, keys): those who manage
+    /// access (admin or fleet admin), not viewers.
+    ReadAccessData,
 }
 
 impl Need {
@@ -28,13 +31,17 @@ impl Need {
                 "rule 1: only the owner's admin or fleet admin may change its fleet"
             }
             Need::Administer => "only the account's admin may administer it",
+            Need::ReadAccessData => {
+                "only the account's admin or fleet admin may read operators and keys \
+                 (personal data and credentials)"
+            }
         }
     }
 
     fn satisfied_by(self, role: Role) -> bool {
         match self {
             Need::View => true,
-            Need::ManageFleet => role.manages_fleet(),
+            Need::ManageFleet | Need::ReadAccessData => role.manages_fleet(),
             Need::Administer => role == Role::Admin,
         }
     }
@@ -156,8 +163,13 @@ mod tests {
             Err(OpError::Forbidden(rule)) => assert!(rule.contains("rule 1"), "{rule}"),
             other => panic!("expected forbidden, got {other:?}"),
         }
+        match require(&viewer, &chain, Need::ReadAccessData, "operator") {
+            Err(OpError::Forbidden(rule)) => assert!(rule.contains("operators and keys"), "{rule}"),
+            other => panic!("expected forbidden, got {other:?}"),
+        }
         let fleet_admin = user("acme", Role::FleetAdmin);
         assert!(require(&fleet_admin, &chain, Need::ManageFleet, "asset").is_ok());
+        assert!(require(&fleet_admin, &chain, Need::ReadAccessData, "operator").is_ok());
         assert!(matches!(
             require(&fleet_admin, &chain, Need::Administer, "account"),
             Err(OpError::Forbidden(_))

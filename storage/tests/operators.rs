@@ -167,10 +167,11 @@ fn roles_decide_who_creates_and_strangers_see_nothing() {
     let created = create(&f, input("Ann", None)).expect("created");
     assert!(created.id.as_str().starts_with("opr"));
     let rtx = f.store.begin_read().expect("read");
-    assert_eq!(
-        operators::get_operator(&rtx, &f.viewer, &created.id).expect("viewer reads"),
-        created
-    );
+    // Viewers do not read operators: they carry personal data (DESIGN 5.1).
+    assert!(matches!(
+        operators::get_operator(&rtx, &f.viewer, &created.id),
+        Err(OpError::Forbidden(_))
+    ));
     assert!(matches!(
         operators::get_operator(&rtx, &f.stranger, &created.id),
         Err(OpError::NotFound(_))
