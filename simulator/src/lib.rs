@@ -46,7 +46,8 @@ pub use ready::{wait_ready, GatewayEndpoints};
 pub use report::{write_ingest_report, ReportError, WrittenReport};
 pub use scenario::{
     run_ingest, run_keys, run_support, run_visibility, IngestConfig, IngestReport, KeysConfig,
-    KeysReport, ScenarioError, SupportConfig, SupportReport, VisibilityConfig, VisibilityReport,
+    KeysReport, ScenarioError, SupportConfig, SupportReport, Target, VisibilityConfig,
+    VisibilityReport,
 };
 pub use stats::Percentiles;
 pub use telemetry::{TelemetryPayload, TrackGenerator};

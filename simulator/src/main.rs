@@ -20,7 +20,7 @@ use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 use simulator::{
     run_ingest, run_keys, run_support, run_visibility, wait_ready, write_ingest_report, BrokerAddr,
-    GatewayEndpoints, IngestConfig, KeysConfig, SupportConfig, VisibilityConfig,
+    GatewayEndpoints, IngestConfig, KeysConfig, SupportConfig, Target, VisibilityConfig,
 };
 
 #[derive(Debug, Parser)]
@@ -80,13 +80,6 @@ struct ConnectionArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
-}
-
-/// Where a resolved `ConnectionArgs` points.
-struct Connection {
-    http_base: String,
-    mqtt: BrokerAddr,
-    token: String,
 }
 
 #[derive(Debug, Args)]
@@ -280,7 +273,7 @@ fn output<R: Serialize + std::fmt::Display>(
 
 /// Resolves where the gateway is: the data dir's ready.json (and bootstrap token), or the
 /// explicit flags.
-async fn connect(args: &ConnectionArgs) -> anyhow::Result<Connection> {
+async fn connect(args: &ConnectionArgs) -> anyhow::Result<Target> {
     let (http_base, mqtt, token) = match (&args.data_dir, &args.http, &args.mqtt) {
         (Some(data_dir), _, _) => {
             let endpoints = gateway_in(data_dir, args.ready_timeout_s).await?;
@@ -309,10 +302,9 @@ async fn connect(args: &ConnectionArgs) -> anyhow::Result<Connection> {
         }
         _ => bail!("give either --data-dir or --http, --mqtt and --token"),
     };
-    Ok(Connection {
-        http_base,
-        mqtt,
-        token,
+    Ok(Target {
+        tls_server_name: args.tls_server_name.clone(),
+        ..Target::new(http_base, mqtt, token)
     })
 }
 
@@ -357,13 +349,8 @@ async fn support_config(args: &SupportArgs) -> anyhow::Result<SupportConfig> {
 }
 
 async fn ingest_config(args: &IngestArgs) -> anyhow::Result<IngestConfig> {
-    let Connection {
-        http_base,
-        mqtt,
-        token,
-    } = connect(&args.connection).await?;
+    let target = connect(&args.connection).await?;
     Ok(IngestConfig {
-        tls_server_name: args.connection.tls_server_name.clone(),
         units: args.units,
         rate_per_unit: args.rate,
         duration: Duration::from_secs(args.duration_s),
@@ -371,18 +358,13 @@ async fn ingest_config(args: &IngestArgs) -> anyhow::Result<IngestConfig> {
         settle_timeout: Duration::from_secs(args.settle_s),
         quiet: args.connection.quiet,
         gateway_pid: args.gateway_pid,
-        ..IngestConfig::new(http_base, mqtt, token)
+        ..IngestConfig::for_target(target)
     })
 }
 
 async fn visibility_config(args: &VisibilityArgs) -> anyhow::Result<VisibilityConfig> {
-    let Connection {
-        http_base,
-        mqtt,
-        token,
-    } = connect(&args.connection).await?;
+    let target = connect(&args.connection).await?;
     Ok(VisibilityConfig {
-        tls_server_name: args.connection.tls_server_name.clone(),
         units: args.units,
         grantees: args.grantees,
         rate_per_unit: args.rate,
@@ -391,18 +373,13 @@ async fn visibility_config(args: &VisibilityArgs) -> anyhow::Result<VisibilityCo
         parallelism: args.connection.parallelism,
         quiet: args.connection.quiet,
         seed: args.seed,
-        ..VisibilityConfig::new(http_base, mqtt, token)
+        ..VisibilityConfig::for_target(target)
     })
 }
 
 async fn keys_config(args: &KeysArgs) -> anyhow::Result<KeysConfig> {
-    let Connection {
-        http_base,
-        mqtt,
-        token,
-    } = connect(&args.connection).await?;
+    let target = connect(&args.connection).await?;
     Ok(KeysConfig {
-        tls_server_name: args.connection.tls_server_name.clone(),
         units: args.units,
         parallelism: args.connection.parallelism,
         propagation_timeout: Duration::from_secs(args.propagation_timeout_s),
@@ -410,7 +387,7 @@ async fn keys_config(args: &KeysArgs) -> anyhow::Result<KeysConfig> {
         event_timeout: Duration::from_secs(args.event_timeout_s),
         offline_unit: !args.no_offline_unit,
         quiet: args.connection.quiet,
-        ..KeysConfig::new(http_base, mqtt, token)
+        ..KeysConfig::for_target(target)
     })
 }
 
@@ -558,7 +535,7 @@ mod tests {
         assert_eq!(config.rate_per_unit, 20.0);
         assert_eq!(config.settle, Duration::from_secs(2));
         assert_eq!(config.seed, Some(42));
-        assert_eq!(config.tls_server_name.as_deref(), Some("localhost"));
+        assert_eq!(config.target.tls_server_name.as_deref(), Some("localhost"));
         assert!(config.quiet);
         assert!(config.validate().is_ok());
     }
@@ -656,7 +633,7 @@ mod tests {
         let config = keys_config(&args).await.expect("config");
         assert_eq!(config.units, 1000);
         assert_eq!(config.short_lived, Duration::from_secs(3));
-        assert_eq!(config.tls_server_name.as_deref(), Some("localhost"));
+        assert_eq!(config.target.tls_server_name.as_deref(), Some("localhost"));
         assert!(!config.offline_unit && config.quiet);
         assert!(config.validate().is_ok());
         let config = keys_config(&parse(&["--units", "10001"]))

@@ -13,7 +13,7 @@ async fn every_acknowledged_point_is_stored_exactly_once_over_tls() {
         gateway.mqtt_tls(),
         gateway.admin_token.clone(),
     );
-    config.tls_server_name = Some("localhost".into());
+    config.target.tls_server_name = Some("localhost".into());
     config.units = 20;
     config.rate_per_unit = 10.0;
     config.duration = std::time::Duration::from_secs(2);

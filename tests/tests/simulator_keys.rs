@@ -13,7 +13,7 @@ async fn units_enforce_exactly_the_keys_the_api_shows() {
         gateway.mqtt_tls(),
         gateway.admin_token.clone(),
     );
-    config.tls_server_name = Some("localhost".into());
+    config.target.tls_server_name = Some("localhost".into());
     config.units = 4;
     config.short_lived = std::time::Duration::from_secs(2);
     let report = run_keys(&config).await.expect("scenario runs");

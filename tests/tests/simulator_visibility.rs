@@ -13,7 +13,7 @@ async fn removals_cut_off_grantees_before_their_answer() {
         gateway.mqtt_tls(),
         gateway.admin_token.clone(),
     );
-    config.tls_server_name = Some("localhost".into());
+    config.target.tls_server_name = Some("localhost".into());
     config.units = 4;
     config.grantees = 3;
     config.rate_per_unit = 20.0;

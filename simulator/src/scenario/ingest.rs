@@ -28,7 +28,8 @@ use super::measure::{
 use super::publish::{drive_unit, PublishPlan, UnitJob, UnitOutcome};
 use super::timeline::{sample_timeline, Timeline, SAMPLE_INTERVAL};
 use super::{progress_bar, ErrorLog, ScenarioError};
-use crate::api::{AccountId, ApiClient};
+use crate::api::AccountId;
+use crate::scenario::Target;
 use crate::stats::{LatencyRecorder, Percentiles};
 use crate::unit::{BrokerAddr, SimUnit};
 
@@ -42,16 +43,10 @@ const MAX_PARALLELISM: usize = 1024;
 const START_DELAY: Duration = Duration::from_millis(100);
 
 /// What to run and against which gateway.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct IngestConfig {
-    /// Gateway root URL, e.g. `http://127.0.0.1:8080`.
-    pub http_base: String,
-    pub mqtt: BrokerAddr,
-    /// `Some(name)`: connect with mutual TLS using each device's certificate; `name` must
-    /// match the gateway certificate's SAN (e.g. `localhost`). `None`: plain listener.
-    pub tls_server_name: Option<String>,
-    /// A `platform_admin` token (it creates the scenario's account).
-    pub admin_token: String,
+    /// The gateway, and the platform administrator's token the run sets itself up with.
+    pub target: Target,
     pub units: usize,
     /// Points per second per unit.
     pub rate_per_unit: f64,
@@ -69,26 +64,6 @@ pub struct IngestConfig {
     pub gateway_pid: Option<u32>,
 }
 
-impl fmt::Debug for IngestConfig {
-    /// Leaves out the token: it is a platform administrator's credential.
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter
-            .debug_struct("IngestConfig")
-            .field("http_base", &self.http_base)
-            .field("mqtt", &self.mqtt)
-            .field("tls_server_name", &self.tls_server_name)
-            .field("units", &self.units)
-            .field("rate_per_unit", &self.rate_per_unit)
-            .field("duration", &self.duration)
-            .field("parallelism", &self.parallelism)
-            .field("settle_timeout", &self.settle_timeout)
-            .field("quiet", &self.quiet)
-            .field("run_id", &self.run_id)
-            .field("gateway_pid", &self.gateway_pid)
-            .finish_non_exhaustive()
-    }
-}
-
 impl IngestConfig {
     /// Defaults: 10 units, 1 point/s each, 10 s, plain MQTT, quiet.
     pub fn new(
@@ -96,11 +71,13 @@ impl IngestConfig {
         mqtt: BrokerAddr,
         admin_token: impl Into<String>,
     ) -> Self {
+        Self::for_target(Target::new(http_base, mqtt, admin_token))
+    }
+
+    /// The defaults of [`Self::new`] against `target` (which may use TLS).
+    pub fn for_target(target: Target) -> Self {
         Self {
-            http_base: http_base.into(),
-            mqtt,
-            tls_server_name: None,
-            admin_token: admin_token.into(),
+            target,
             units: 10,
             rate_per_unit: 1.0,
             duration: Duration::from_secs(10),
@@ -262,7 +239,9 @@ impl fmt::Display for IngestReport {
 pub async fn run_ingest(config: &IngestConfig) -> Result<IngestReport, ScenarioError> {
     config.validate()?;
     let run_id = config.run_id.clone().unwrap_or_else(new_run_id);
-    let platform_admin = ApiClient::new(&config.http_base, config.admin_token.clone())
+    let platform_admin = config
+        .target
+        .platform_admin()
         .map_err(ScenarioError::api("gateway URL"))?;
     let fleet = provision(&platform_admin, &run_id, config.units, config.parallelism).await?;
     let errors = Arc::new(ErrorLog::default());
@@ -283,8 +262,8 @@ pub async fn run_ingest(config: &IngestConfig) -> Result<IngestReport, ScenarioE
 
     let connected = connect_units(
         &fleet.machines,
-        &config.mqtt,
-        config.tls_server_name.as_deref(),
+        &config.target.mqtt,
+        config.target.tls_server_name.as_deref(),
         config.parallelism,
         &errors,
     )
@@ -499,18 +478,6 @@ mod tests {
             ..config()
         };
         assert!(bad_run_id.validate().is_err());
-    }
-
-    #[test]
-    fn debug_hides_the_token() {
-        let shown = format!(
-            "{:?}",
-            IngestConfig {
-                admin_token: "very-secret".into(),
-                ..config()
-            }
-        );
-        assert!(!shown.contains("very-secret"));
     }
 
     fn report() -> IngestReport {

@@ -10,6 +10,7 @@ pub mod keys;
 mod measure;
 mod publish;
 pub mod support;
+mod target;
 pub mod timeline;
 pub mod visibility;
 
@@ -24,6 +25,7 @@ use crate::unit::UnitError;
 pub use ingest::{run_ingest, IngestConfig, IngestReport};
 pub use keys::{run_keys, KeysConfig, KeysReport};
 pub use support::{run_support, SupportConfig, SupportReport};
+pub use target::Target;
 pub use timeline::{Timeline, TimelineSample};
 pub use visibility::{run_visibility, VisibilityConfig, VisibilityReport};
 

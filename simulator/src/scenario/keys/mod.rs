@@ -23,7 +23,6 @@ mod report;
 mod verdict;
 
 use std::collections::HashMap;
-use std::fmt;
 use std::time::Duration;
 
 use futures_util::{stream, StreamExt};
@@ -33,6 +32,7 @@ use super::{check_run_id, ErrorLog, ScenarioError};
 use crate::api::{
     AccessType, ApiClient, AssetId, Capabilities, KeyEdit, KeyId, KeyView, NewOperator, Operator,
 };
+use crate::scenario::Target;
 use crate::stats::LatencyRecorder;
 use crate::telemetry::{now_ms, rfc3339_from_ms};
 use crate::unit::{BrokerAddr, HolderStats, KeyHolder, SimUnit, UnitOptions};
@@ -50,16 +50,10 @@ const MAX_PARALLELISM: usize = 1024;
 const HOUR_MS: u64 = 3_600_000;
 
 /// What to run and against which gateway.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct KeysConfig {
-    /// Gateway root URL, e.g. `http://127.0.0.1:8080`.
-    pub http_base: String,
-    pub mqtt: BrokerAddr,
-    /// `Some(name)`: mutual TLS with each device's certificate, `name` matching the gateway
-    /// certificate; `None`: the plain listener.
-    pub tls_server_name: Option<String>,
-    /// A `platform_admin` token (it creates the run's account and admin).
-    pub admin_token: String,
+    /// The gateway, and the platform administrator's token the run sets itself up with.
+    pub target: Target,
     pub units: usize,
     /// API calls and connection attempts in flight at once.
     pub parallelism: usize,
@@ -77,26 +71,6 @@ pub struct KeysConfig {
     pub run_id: Option<String>,
 }
 
-impl fmt::Debug for KeysConfig {
-    /// Leaves out the token: it is a platform administrator's credential.
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter
-            .debug_struct("KeysConfig")
-            .field("http_base", &self.http_base)
-            .field("mqtt", &self.mqtt)
-            .field("tls_server_name", &self.tls_server_name)
-            .field("units", &self.units)
-            .field("parallelism", &self.parallelism)
-            .field("propagation_timeout", &self.propagation_timeout)
-            .field("short_lived", &self.short_lived)
-            .field("event_timeout", &self.event_timeout)
-            .field("offline_unit", &self.offline_unit)
-            .field("quiet", &self.quiet)
-            .field("run_id", &self.run_id)
-            .finish_non_exhaustive()
-    }
-}
-
 impl KeysConfig {
     /// Defaults: 5 units, one kept offline at first, 30 s timeouts, a 5 s short-lived key,
     /// plain MQTT, quiet.
@@ -105,11 +79,13 @@ impl KeysConfig {
         mqtt: BrokerAddr,
         admin_token: impl Into<String>,
     ) -> Self {
+        Self::for_target(Target::new(http_base, mqtt, admin_token))
+    }
+
+    /// The defaults of [`Self::new`] against `target` (which may use TLS).
+    pub fn for_target(target: Target) -> Self {
         Self {
-            http_base: http_base.into(),
-            mqtt,
-            tls_server_name: None,
-            admin_token: admin_token.into(),
+            target,
             units: 5,
             parallelism: 32,
             propagation_timeout: Duration::from_secs(30),
@@ -191,7 +167,9 @@ pub(super) struct KeyRun {
 pub async fn run_keys(config: &KeysConfig) -> Result<KeysReport, ScenarioError> {
     config.validate()?;
     let run_id = config.run_id.clone().unwrap_or_else(new_run_id);
-    let platform_admin = ApiClient::new(&config.http_base, config.admin_token.clone())
+    let platform_admin = config
+        .target
+        .platform_admin()
         .map_err(ScenarioError::api("gateway URL"))?;
     let every_reader = Capabilities {
         bluetooth_relay: true,
@@ -209,8 +187,8 @@ pub async fn run_keys(config: &KeysConfig) -> Result<KeysReport, ScenarioError> 
     let errors = ErrorLog::default();
     let connected = connect_units_with(
         &fleet.machines,
-        &config.mqtt,
-        config.tls_server_name.as_deref(),
+        &config.target.mqtt,
+        config.target.tls_server_name.as_deref(),
         config.parallelism,
         &errors,
         no_delay,
@@ -576,18 +554,6 @@ mod tests {
             },
             "run id",
         );
-    }
-
-    #[test]
-    fn debug_hides_the_token() {
-        let shown = format!(
-            "{:?}",
-            KeysConfig {
-                admin_token: "very-secret".into(),
-                ..config()
-            }
-        );
-        assert!(!shown.contains("very-secret"));
     }
 
     #[tokio::test]

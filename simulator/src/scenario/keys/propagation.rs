@@ -506,8 +506,8 @@ impl KeyRun {
         let started = now_us();
         let connected = connect_units_with(
             machine_slice,
-            &self.config.mqtt,
-            self.config.tls_server_name.as_deref(),
+            &self.config.target.mqtt,
+            self.config.target.tls_server_name.as_deref(),
             1,
             &self.errors,
             super::no_delay,

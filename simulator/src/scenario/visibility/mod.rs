@@ -15,7 +15,6 @@ mod cutoff;
 mod report;
 mod setup;
 
-use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -27,6 +26,7 @@ use super::fleet::{connect_units, disconnect_all, new_run_id, provision};
 use super::publish::{drive_unit, PublishPlan, UnitJob, UnitOutcome};
 use super::{check_run_id, progress_bar, ErrorLog, ScenarioError};
 use crate::api::{AccountId, ApiClient, ApiError, AssetId, SseStream};
+use crate::scenario::Target;
 use crate::stats::LatencyRecorder;
 use crate::telemetry::{now_us, whole_number, SENT_US_SENSOR};
 use crate::unit::{BrokerAddr, SimUnit};
@@ -57,16 +57,10 @@ const STREAM_DRAIN: Duration = Duration::from_secs(1);
 const DELIVERY_POLL: Duration = Duration::from_millis(20);
 
 /// What to run and against which gateway.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct VisibilityConfig {
-    /// Gateway root URL, e.g. `http://127.0.0.1:8080`.
-    pub http_base: String,
-    pub mqtt: BrokerAddr,
-    /// `Some(name)`: mutual TLS with each device's certificate, `name` matching the
-    /// gateway certificate; `None`: the plain listener.
-    pub tls_server_name: Option<String>,
-    /// A `platform_admin` token (it creates the owner and grantee accounts).
-    pub admin_token: String,
+    /// The gateway, and the platform administrator's token the run sets itself up with.
+    pub target: Target,
     pub units: usize,
     /// Sub-accounts of the owner that each receive every asset.
     pub grantees: usize,
@@ -89,28 +83,6 @@ pub struct VisibilityConfig {
     pub seed: Option<u64>,
 }
 
-impl fmt::Debug for VisibilityConfig {
-    /// Leaves out the token: it is a platform administrator's credential.
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter
-            .debug_struct("VisibilityConfig")
-            .field("http_base", &self.http_base)
-            .field("mqtt", &self.mqtt)
-            .field("tls_server_name", &self.tls_server_name)
-            .field("units", &self.units)
-            .field("grantees", &self.grantees)
-            .field("rate_per_unit", &self.rate_per_unit)
-            .field("settle", &self.settle)
-            .field("delivery_timeout", &self.delivery_timeout)
-            .field("max_removal_pause", &self.max_removal_pause)
-            .field("parallelism", &self.parallelism)
-            .field("quiet", &self.quiet)
-            .field("run_id", &self.run_id)
-            .field("seed", &self.seed)
-            .finish_non_exhaustive()
-    }
-}
-
 impl VisibilityConfig {
     /// Defaults: 5 units, 2 grantees, 5 points/s each, 3 s settle, plain MQTT, quiet.
     pub fn new(
@@ -118,11 +90,13 @@ impl VisibilityConfig {
         mqtt: BrokerAddr,
         admin_token: impl Into<String>,
     ) -> Self {
+        Self::for_target(Target::new(http_base, mqtt, admin_token))
+    }
+
+    /// The defaults of [`Self::new`] against `target` (which may use TLS).
+    pub fn for_target(target: Target) -> Self {
         Self {
-            http_base: http_base.into(),
-            mqtt,
-            tls_server_name: None,
-            admin_token: admin_token.into(),
+            target,
             units: 5,
             grantees: 2,
             rate_per_unit: 5.0,
@@ -210,7 +184,9 @@ pub async fn run_visibility(config: &VisibilityConfig) -> Result<VisibilityRepor
     let run_id = config.run_id.clone().unwrap_or_else(new_run_id);
     let seed = config.seed.unwrap_or_else(rand::random);
     let parallelism = config.parallelism;
-    let platform_admin = ApiClient::new(&config.http_base, config.admin_token.clone())
+    let platform_admin = config
+        .target
+        .platform_admin()
         .map_err(ScenarioError::api("gateway URL"))?;
     let fleet = provision(&platform_admin, &run_id, config.units, parallelism).await?;
     let owner_admin = fleet.client.clone();
@@ -259,8 +235,8 @@ pub async fn run_visibility(config: &VisibilityConfig) -> Result<VisibilityRepor
 
     let connected = connect_units(
         &fleet.machines,
-        &config.mqtt,
-        config.tls_server_name.as_deref(),
+        &config.target.mqtt,
+        config.target.tls_server_name.as_deref(),
         parallelism,
         &errors,
     )
@@ -666,18 +642,6 @@ mod tests {
             ..config()
         };
         assert!(no_pause.validate().is_ok());
-    }
-
-    #[test]
-    fn debug_hides_the_token() {
-        let shown = format!(
-            "{:?}",
-            VisibilityConfig {
-                admin_token: "very-secret".into(),
-                ..config()
-            }
-        );
-        assert!(!shown.contains("very-secret"));
     }
 
     #[tokio::test]
