@@ -100,24 +100,7 @@ impl WriterHandle {
         R: Send + 'static,
         F: FnOnce(&WriteTransaction) -> Result<R, OpError> + Send + 'static,
     {
-        let (reply, answer) = oneshot::channel();
-        let job: ControlJob = Box::new(move |tx: WriteTransaction| {
-            let result = match op(&tx) {
-                Ok(value) => tx
-                    .commit()
-                    .map(|()| value)
-                    .map_err(|err| OpError::Store(err.into())),
-                Err(refusal) => {
-                    let _ = tx.abort();
-                    Err(refusal)
-                }
-            };
-            let _ = reply.send(result);
-        });
-        if !self.send(Job::Control(job)) {
-            return Err(StoreError::WriterGone.into());
-        }
-        answer.await.unwrap_or(Err(StoreError::WriterGone.into()))
+        self.execute_or_dry(false, op).await
     }
 
     /// Runs `op` exactly as [`WriterHandle::execute`] would, then aborts: a dry run that
@@ -127,29 +110,34 @@ impl WriterHandle {
         R: Send + 'static,
         F: FnOnce(&WriteTransaction) -> Result<R, OpError> + Send + 'static,
     {
+        self.execute_or_dry(true, op).await
+    }
+
+    /// Either of the above, as the caller's `dry_run` flag says. One code path for both, so
+    /// a dry run cannot check anything differently from the real change.
+    pub async fn execute_or_dry<R, F>(&self, dry_run: bool, op: F) -> Result<R, OpError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&WriteTransaction) -> Result<R, OpError> + Send + 'static,
+    {
         let (reply, answer) = oneshot::channel();
         let job: ControlJob = Box::new(move |tx: WriteTransaction| {
-            let result = op(&tx);
-            let _ = tx.abort();
+            let result = match op(&tx) {
+                Ok(value) if !dry_run => tx
+                    .commit()
+                    .map(|()| value)
+                    .map_err(|err| OpError::Store(err.into())),
+                outcome => {
+                    let _ = tx.abort();
+                    outcome
+                }
+            };
             let _ = reply.send(result);
         });
         if !self.send(Job::Control(job)) {
             return Err(StoreError::WriterGone.into());
         }
         answer.await.unwrap_or(Err(StoreError::WriterGone.into()))
-    }
-
-    /// Either of the above, as the caller's `dry_run` flag says.
-    pub async fn execute_or_dry<R, F>(&self, dry_run: bool, op: F) -> Result<R, OpError>
-    where
-        R: Send + 'static,
-        F: FnOnce(&WriteTransaction) -> Result<R, OpError> + Send + 'static,
-    {
-        if dry_run {
-            self.execute_dry(op).await
-        } else {
-            self.execute(op).await
-        }
     }
 
     /// Resolves once everything queued before it is committed.
