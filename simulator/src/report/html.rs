@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use super::svg::{self, BarGroup, Series, PALETTE};
-use crate::scenario::IngestReport;
+use crate::scenario::{IngestReport, Timeline};
 use crate::stats::{format_us, Percentiles};
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:820px}\
@@ -36,7 +36,126 @@ fn ms(micros: u64) -> f64 {
     micros as f64 / 1_000.0
 }
 
-fn percentile_values(percentiles: &Percentiles) -> Vec<f64> {
+/// A report page under construction: every scenario's page has the same frame (title,
+/// verdict, a table of figures, sections of charts with captions, the errors), so the
+/// scenarios only decide what goes in it.
+#[derive(Debug)]
+pub struct Page {
+    out: String,
+    in_table: bool,
+}
+
+impl Page {
+    /// Opens the page and writes its title and verdict line.
+    pub fn new(title: &str, clean: bool, verdict: &str) -> Self {
+        let mut out = String::new();
+        let _ = write!(
+            out,
+            "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+             <title>{title}</title><style>{STYLE}</style></head><body><h1>{title}</h1>",
+            title = escape(title)
+        );
+        let class = if clean { "clean" } else { "dirty" };
+        let _ = write!(out, "<p class=\"verdict {class}\">{}</p>", escape(verdict));
+        Self {
+            out,
+            in_table: false,
+        }
+    }
+
+    /// A heading; closes an open figures table.
+    pub fn section(&mut self, heading: &str) -> &mut Self {
+        self.close_table();
+        let _ = write!(self.out, "<h2>{}</h2>", escape(heading));
+        self
+    }
+
+    /// One name/value row of a figures table (opened by the first row after a heading).
+    pub fn row(&mut self, name: &str, value: impl std::fmt::Display) -> &mut Self {
+        if !self.in_table {
+            self.out.push_str("<table>");
+            self.in_table = true;
+        }
+        let _ = write!(
+            self.out,
+            "<tr><td>{}</td><td>{}</td></tr>",
+            escape(name),
+            escape(&value.to_string())
+        );
+        self
+    }
+
+    /// A table of latency percentiles, one row per named measurement.
+    pub fn percentile_table(&mut self, rows: &[(&str, &Percentiles)]) -> &mut Self {
+        self.close_table();
+        self.out.push_str(
+            "<table><tr><th>latency</th><th>samples</th><th>p50</th><th>p90</th><th>p99</th>\
+             <th>p99.9</th><th>max</th></tr>",
+        );
+        for (name, percentiles) in rows {
+            let _ = write!(
+                self.out,
+                "<tr><td>{}</td><td>{}</td>",
+                escape(name),
+                percentiles.samples
+            );
+            for micros in percentile_micros(percentiles) {
+                let text = if percentiles.samples == 0 {
+                    "–".to_owned()
+                } else {
+                    format_us(micros)
+                };
+                let _ = write!(self.out, "<td>{}</td>", escape(&text));
+            }
+            self.out.push_str("</tr>");
+        }
+        self.out.push_str("</table>");
+        self
+    }
+
+    /// A chart (an `<svg>` from `svg.rs`) with its caption.
+    pub fn figure(&mut self, chart: &str, caption: &str) -> &mut Self {
+        self.close_table();
+        let _ = write!(
+            self.out,
+            "<figure>{chart}<figcaption>{}</figcaption></figure>",
+            escape(caption)
+        );
+        self
+    }
+
+    /// A paragraph of text.
+    pub fn note(&mut self, text: &str) -> &mut Self {
+        self.close_table();
+        let _ = write!(self.out, "<p>{}</p>", escape(text));
+        self
+    }
+
+    /// The errors section and the end of the page.
+    pub fn finish(mut self, errors: &[String]) -> String {
+        self.section("Errors");
+        if errors.is_empty() {
+            self.out.push_str("<p>none</p>");
+        } else {
+            self.out.push_str("<ul>");
+            for error in errors {
+                let _ = write!(self.out, "<li>{}</li>", escape(error));
+            }
+            self.out.push_str("</ul>");
+        }
+        self.out.push_str("</body></html>\n");
+        self.out
+    }
+
+    fn close_table(&mut self) {
+        if self.in_table {
+            self.out.push_str("</table>");
+            self.in_table = false;
+        }
+    }
+}
+
+fn percentile_micros(percentiles: &Percentiles) -> [u64; 5] {
     [
         percentiles.p50_us,
         percentiles.p90_us,
@@ -44,50 +163,21 @@ fn percentile_values(percentiles: &Percentiles) -> Vec<f64> {
         percentiles.p999_us,
         percentiles.max_us,
     ]
-    .into_iter()
-    .map(ms)
-    .collect()
 }
 
-fn throughput_chart(report: &IngestReport) -> String {
-    let title = "Throughput: points acknowledged per second";
-    let points: Vec<(f64, f64)> = report
-        .timeline
-        .samples
+/// Bars of p50/p90/p99/p99.9/max in milliseconds, one colour per named measurement; the
+/// measurements without samples are left out.
+pub fn percentile_chart(title: &str, groups: &[(&str, &Percentiles)]) -> String {
+    let groups: Vec<BarGroup> = groups
         .iter()
-        .map(|sample| (sample.t_s, sample.acked_per_s))
+        .filter(|(_, percentiles)| percentiles.samples > 0)
+        .enumerate()
+        .map(|(index, (name, percentiles))| BarGroup {
+            name: (*name).to_owned(),
+            color: PALETTE[index % PALETTE.len()],
+            values: percentile_micros(percentiles).into_iter().map(ms).collect(),
+        })
         .collect();
-    if points.len() < 2 {
-        return svg::placeholder(title, "not enough samples (run shorter than a second)");
-    }
-    svg::line_chart(
-        title,
-        "seconds since the first send",
-        "points/s",
-        &[Series {
-            name: "acknowledged/s".into(),
-            color: PALETTE[0],
-            points,
-        }],
-        &svg::short_number,
-    )
-}
-
-fn latency_chart(report: &IngestReport) -> String {
-    let title = "Latency percentiles";
-    let mut groups = Vec::new();
-    for (name, percentiles, color) in [
-        ("publish→SSE", &report.publish_to_sse, PALETTE[0]),
-        ("publish→stored", &report.publish_to_stored, PALETTE[1]),
-    ] {
-        if percentiles.samples > 0 {
-            groups.push(BarGroup {
-                name: name.to_owned(),
-                color,
-                values: percentile_values(percentiles),
-            });
-        }
-    }
     if groups.is_empty() {
         return svg::placeholder(title, "no latency samples");
     }
@@ -100,9 +190,32 @@ fn latency_chart(report: &IngestReport) -> String {
     )
 }
 
-fn memory_chart(report: &IngestReport) -> String {
+/// The timeline's per-second counter as a line; `counted` names what it counts.
+pub fn rate_chart(title: &str, counted: &str, timeline: &Timeline) -> String {
+    let points: Vec<(f64, f64)> = timeline
+        .samples
+        .iter()
+        .map(|sample| (sample.t_s, sample.acked_per_s))
+        .collect();
+    if points.len() < 2 {
+        return svg::placeholder(title, "not enough samples (run shorter than a second)");
+    }
+    svg::line_chart(
+        title,
+        "seconds since the start",
+        "per second",
+        &[Series {
+            name: counted.to_owned(),
+            color: PALETTE[0],
+            points,
+        }],
+        &svg::short_number,
+    )
+}
+
+/// The gateway's resident memory over the run, or why it was not measured.
+pub fn memory_chart(timeline: &Timeline) -> String {
     let title = "Gateway memory (resident set)";
-    let timeline = &report.timeline;
     let Some(pid) = timeline.gateway_pid else {
         return svg::placeholder(title, "not measured (no --gateway-pid given)");
     };
@@ -124,7 +237,7 @@ fn memory_chart(report: &IngestReport) -> String {
     }
     svg::line_chart(
         title,
-        "seconds since the first send",
+        "seconds since the start",
         "MiB",
         &[Series {
             name: format!("VmRSS of pid {pid}"),
@@ -135,169 +248,87 @@ fn memory_chart(report: &IngestReport) -> String {
     )
 }
 
-fn row(out: &mut String, name: &str, value: &str) {
-    let _ = write!(
-        out,
-        "<tr><td>{}</td><td>{}</td></tr>",
-        escape(name),
-        escape(value)
-    );
-}
+/// Memory caption shared by every report that samples the gateway.
+pub const MEMORY_CAPTION: &str = "VmRSS from /proc/<pid>/status, read once a second; only \
+    when the gateway runs on this machine and its pid was given.";
 
-fn latency_table(out: &mut String, report: &IngestReport) {
-    out.push_str(
-        "<table><tr><th>latency</th><th>samples</th><th>p50</th><th>p90</th><th>p99</th>\
-         <th>p99.9</th><th>max</th></tr>",
-    );
-    for (name, percentiles) in [
-        ("publish→SSE", &report.publish_to_sse),
-        ("publish→stored", &report.publish_to_stored),
-    ] {
-        let _ = write!(
-            out,
-            "<tr><td>{}</td><td>{}</td>",
-            escape(name),
-            percentiles.samples
-        );
-        for micros in [
-            percentiles.p50_us,
-            percentiles.p90_us,
-            percentiles.p99_us,
-            percentiles.p999_us,
-            percentiles.max_us,
-        ] {
-            let text = if percentiles.samples == 0 {
-                "–".to_owned()
-            } else {
-                format_us(micros)
-            };
-            let _ = write!(out, "<td>{}</td>", escape(&text));
-        }
-        out.push_str("</tr>");
-    }
-    out.push_str("</table>");
-}
-
-/// The whole page for an ingest run.
-pub fn ingest_page(report: &IngestReport) -> String {
-    let mut out = String::new();
-    let title = format!("Fleetgate ingest run {}", report.run_id);
-    let _ = write!(
-        out,
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <title>{title}</title><style>{STYLE}</style></head><body><h1>{title}</h1>",
-        title = escape(&title)
-    );
-    let (class, verdict) = if report.is_clean() {
-        (
-            "clean",
-            "clean: every acknowledged point stored exactly once and delivered live",
-        )
-    } else {
-        ("dirty", "NOT clean: see the figures and errors below")
-    };
-    let _ = write!(
-        out,
-        "<p class=\"verdict {class}\">{}</p><h2>Figures</h2><table>",
-        escape(verdict)
-    );
-    row(&mut out, "account", &report.account_id.to_string());
-    row(&mut out, "units", &report.units.to_string());
-    row(&mut out, "points sent", &report.points_sent.to_string());
-    row(
-        &mut out,
-        "points acknowledged",
-        &report.points_acked.to_string(),
-    );
-    row(
-        &mut out,
-        "points stored (rows)",
-        &report.points_stored.to_string(),
-    );
-    row(&mut out, "missing", &report.missing.to_string());
-    row(&mut out, "duplicates", &report.duplicates.to_string());
-    row(
-        &mut out,
-        "delivered via SSE",
-        &report.sse_received.to_string(),
-    );
-    row(
-        &mut out,
-        "elapsed",
-        &format!("{:.2} s", report.elapsed.as_secs_f64()),
-    );
-    row(
-        &mut out,
-        "throughput (mean)",
-        &format!("{:.1} points/s", report.points_per_sec),
-    );
-    if let Some(peak) = report
-        .timeline
+/// The peak-throughput and peak-memory rows every timeline-carrying report shows.
+pub fn timeline_rows(page: &mut Page, timeline: &Timeline, unit: &str) {
+    if let Some(peak) = timeline
         .samples
         .iter()
         .map(|sample| sample.acked_per_s)
         .reduce(f64::max)
     {
-        row(
-            &mut out,
-            "throughput (best second)",
-            &format!("{peak:.1} points/s"),
-        );
+        page.row("throughput (best second)", format!("{peak:.1} {unit}/s"));
     }
-    if let Some(peak) = report
-        .timeline
+    if let Some(peak) = timeline
         .samples
         .iter()
         .filter_map(|sample| sample.gateway_rss_kib)
         .max()
     {
-        row(
-            &mut out,
+        page.row(
             "gateway memory (peak RSS)",
-            &format!("{:.1} MiB", peak as f64 / 1024.0),
+            format!("{:.1} MiB", peak as f64 / 1024.0),
         );
     }
-    out.push_str("</table><h2>Latency</h2>");
-    latency_table(&mut out, report);
-    for (chart, caption) in [
+}
+
+/// The whole page for an ingest run.
+pub fn ingest_page(report: &IngestReport) -> String {
+    let (clean, verdict) = if report.is_clean() {
         (
-            throughput_chart(report),
+            true,
+            "clean: every acknowledged point stored exactly once and delivered live",
+        )
+    } else {
+        (false, "NOT clean: see the figures and errors below")
+    };
+    let mut page = Page::new(
+        &format!("Fleetgate ingest run {}", report.run_id),
+        clean,
+        verdict,
+    );
+    page.section("Figures")
+        .row("account", &report.account_id)
+        .row("units", report.units)
+        .row("points sent", report.points_sent)
+        .row("points acknowledged", report.points_acked)
+        .row("points stored (rows)", report.points_stored)
+        .row("missing", report.missing)
+        .row("duplicates", report.duplicates)
+        .row("delivered via SSE", report.sse_received)
+        .row("elapsed", format!("{:.2} s", report.elapsed.as_secs_f64()))
+        .row(
+            "throughput (mean)",
+            format!("{:.1} points/s", report.points_per_sec),
+        );
+    timeline_rows(&mut page, &report.timeline, "points");
+    let latencies = [
+        ("publish→SSE", &report.publish_to_sse),
+        ("publish→stored", &report.publish_to_stored),
+    ];
+    page.section("Latency")
+        .percentile_table(&latencies)
+        .figure(
+            &rate_chart(
+                "Throughput: points acknowledged per second",
+                "acknowledged/s",
+                &report.timeline,
+            ),
             "Acknowledgements (PUBACK) counted once a second while the units publish.",
-        ),
-        (
-            latency_chart(report),
+        )
+        .figure(
+            &percentile_chart("Latency percentiles", &latencies),
             "From the unit's send to the point on the account's live stream, and to the point \
              readable in history (sampled by the storage probe).",
-        ),
-        (
-            memory_chart(report),
-            "VmRSS from /proc/<pid>/status, read once a second; only when the gateway runs on \
-             this machine and its pid was given.",
-        ),
-    ] {
-        let _ = write!(
-            out,
-            "<figure>{chart}<figcaption>{}</figcaption></figure>",
-            escape(caption)
-        );
-    }
+        )
+        .figure(&memory_chart(&report.timeline), MEMORY_CAPTION);
     if report.timeline.truncated {
-        out.push_str(
-            "<p>The series were cut at their sample limit; later seconds are not shown.</p>",
-        );
+        page.note("The series were cut at their sample limit; later seconds are not shown.");
     }
-    out.push_str("<h2>Errors</h2>");
-    if report.errors.is_empty() {
-        out.push_str("<p>none</p>");
-    } else {
-        out.push_str("<ul>");
-        for error in &report.errors {
-            let _ = write!(out, "<li>{}</li>", escape(error));
-        }
-        out.push_str("</ul>");
-    }
-    out.push_str("</body></html>\n");
-    out
+    page.finish(&report.errors)
 }
 
 #[cfg(test)]

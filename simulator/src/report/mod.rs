@@ -11,6 +11,8 @@ pub mod svg;
 
 use std::path::{Path, PathBuf};
 
+use serde::Serialize;
+
 use crate::scenario::IngestReport;
 
 /// Where a report was written.
@@ -56,24 +58,39 @@ fn write(path: PathBuf, contents: &[u8]) -> Result<PathBuf, ReportError> {
     }
 }
 
-/// Writes `ingest-<run_id>.json` and `ingest-<run_id>.html` into `dir`, creating it.
-pub fn write_ingest_report(
-    report: &IngestReport,
+/// Writes `<scenario>-<run_id>.json` (the figures) and `<scenario>-<run_id>.html` (the
+/// page) into `dir`, creating it. Each scenario's report type decides its own page.
+pub fn write_report<R: Serialize>(
     dir: &Path,
+    scenario: &str,
+    run_id: &str,
+    figures: &R,
+    page: &str,
 ) -> Result<WrittenReport, ReportError> {
     std::fs::create_dir_all(dir).map_err(|source| ReportError::Io {
         path: dir.to_owned(),
         source,
     })?;
-    let stem = file_stem("ingest", &report.run_id);
-    let mut json = serde_json::to_vec_pretty(report)?;
+    let stem = file_stem(scenario, run_id);
+    let mut json = serde_json::to_vec_pretty(figures)?;
     json.push(b'\n');
     let json = write(dir.join(format!("{stem}.json")), &json)?;
-    let html = write(
-        dir.join(format!("{stem}.html")),
-        html::ingest_page(report).as_bytes(),
-    )?;
+    let html = write(dir.join(format!("{stem}.html")), page.as_bytes())?;
     Ok(WrittenReport { json, html })
+}
+
+/// Writes `ingest-<run_id>.json` and `ingest-<run_id>.html` into `dir`, creating it.
+pub fn write_ingest_report(
+    report: &IngestReport,
+    dir: &Path,
+) -> Result<WrittenReport, ReportError> {
+    write_report(
+        dir,
+        "ingest",
+        &report.run_id,
+        report,
+        &html::ingest_page(report),
+    )
 }
 
 #[cfg(test)]
