@@ -31,12 +31,28 @@ fn main() -> anyhow::Result<()> {
     let Cli { command } = Cli::parse();
     match command {
         Command::Serve(args) => {
+            raise_open_file_limit();
             let config = Config::resolve(&args)?;
             let gateway = Gateway::start(config)?;
             wait_for_signal()?;
             gateway.shutdown();
             Ok(())
         }
+    }
+}
+
+/// Every unit's connection is a file descriptor, and the usual soft limit (1,024 or a few
+/// thousand) would refuse units long before memory or CPU run out. Raising the soft limit
+/// to the hard one is what the hard limit is for; raising the hard limit is left to the
+/// operator (systemd `LimitNOFILE=`, `ulimit -Hn`), and the startup log says what we got so
+/// the capacity is never a surprise.
+fn raise_open_file_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::info!(
+            open_files = limit,
+            "open file limit (caps MQTT connections)"
+        ),
+        Err(error) => tracing::warn!(%error, "could not raise the open file limit"),
     }
 }
 

@@ -27,7 +27,9 @@
 //!   admin flows (request, approve, act, revoke; decline; support cases) behind
 //!   `fleetgate-sim support`, `scenario::keys` the access-key run (create, edit, delete keys;
 //!   propagation to the units; their decisions and access events checked against the API)
-//!   behind `fleetgate-sim keys`.
+//!   behind `fleetgate-sim keys`, `scenario::scale` the concurrent-session run (tens of
+//!   thousands of idle TLS units from several loopback source addresses; memory per unit,
+//!   the first limit) behind `fleetgate-sim scale`.
 //!
 //! The binary `fleetgate-sim` (src/main.rs) is a thin command line over this library; the
 //! end-to-end tests use the library directly.
@@ -45,9 +47,9 @@ pub use api::{ApiClient, ApiError};
 pub use ready::{wait_ready, GatewayEndpoints};
 pub use report::{write_ingest_report, ReportError, WrittenReport};
 pub use scenario::{
-    run_ingest, run_keys, run_support, run_visibility, IngestConfig, IngestReport, KeysConfig,
-    KeysReport, ScenarioError, SupportConfig, SupportReport, Target, VisibilityConfig,
-    VisibilityReport,
+    run_ingest, run_keys, run_scale, run_support, run_visibility, IngestConfig, IngestReport,
+    KeysConfig, KeysReport, ScaleConfig, ScaleReport, ScenarioError, SupportConfig, SupportReport,
+    Target, VisibilityConfig, VisibilityReport,
 };
 pub use stats::Percentiles;
 pub use telemetry::{TelemetryPayload, TrackGenerator};

@@ -17,6 +17,7 @@
 
 mod ingest;
 mod keys;
+mod scale;
 mod support;
 mod visibility;
 
@@ -53,6 +54,9 @@ pub(crate) enum Command {
     /// delivered/pending lists, the units' access decisions and the stored and live access
     /// events agree with the key API.
     Keys(keys::KeysArgs),
+    /// Many idle units hold TLS sessions at once, from several loopback source addresses;
+    /// reports how many the gateway held, memory per unit, and the first limit hit.
+    Scale(scale::ScaleArgs),
 }
 
 /// Where the gateway is and who the simulator is there; shared by every scenario.
@@ -95,6 +99,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Visibility(args) => visibility::run(args).await,
         Command::Support(args) => support::run(args).await,
         Command::Keys(args) => keys::run(args).await,
+        Command::Scale(args) => scale::run(args).await,
     }
 }
 

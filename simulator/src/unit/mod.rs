@@ -17,7 +17,7 @@
 mod acks;
 mod keys;
 mod keyset;
-mod tls;
+pub(crate) mod tls;
 
 use std::fmt;
 use std::str::FromStr;

@@ -19,7 +19,7 @@ use super::UnitError;
 
 /// A client configuration that trusts only `ca_pem` and presents `cert_pem`/`key_pem`
 /// (none when both are empty).
-pub(super) fn client_config(
+pub(crate) fn client_config(
     ca_pem: &str,
     cert_pem: &str,
     key_pem: &str,

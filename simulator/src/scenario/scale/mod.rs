@@ -1,0 +1,554 @@
+//! The scale scenario: as many idle units as the machine allows, each holding a real
+//! (usually mutual-TLS) MQTT session, to find how many concurrent units one gateway holds,
+//! what an idle unit costs in memory, and which limit is hit first.
+//!
+//! Order of a run: register the units (one device each, with its certificate) and, for a
+//! few probe units, a bound asset; note the gateway's memory; open every session, at most
+//! `connect_parallelism` at a time, spread over the loopback source addresses (each source
+//! address has its own ephemeral port range, which is what caps one address near 28,000);
+//! hold them all for `hold`; then prove the gateway still serves every one of them: a ping
+//! round to every unit, and a telemetry point from each probe unit that must be acknowledged
+//! and counted by the gateway; finally end every session cleanly.
+//!
+//! Opening stops once `max_failures` attempts have failed: by then the first limit is known,
+//! and the rest would only time out.
+
+mod conn;
+mod report;
+mod unit;
+
+use std::net::IpAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{stream, StreamExt, TryStreamExt};
+use rumqttc::tokio_rustls::rustls::pki_types::ServerName;
+use tokio::sync::{watch, Semaphore};
+use tokio::time::Instant;
+
+use super::fleet::{create_managed_account, device_id, new_run_id};
+use super::timeline::{parse_vm_rss_kib, sample_timeline, SAMPLE_INTERVAL};
+use super::{check_run_id, progress_bar, ErrorLog, ScenarioError, Target};
+use crate::api::{ApiClient, AssetId, Device, NewAsset, NewDevice};
+use conn::{Dial, Identity};
+use unit::{run_unit, Phase, Tally, UnitPlan};
+
+pub use report::{FailureCount, MemoryFigures, ScaleReport};
+
+pub const MAX_UNITS: usize = 200_000;
+pub const MAX_SOURCES: usize = 64;
+pub const MAX_HOLD: Duration = Duration::from_secs(3600);
+pub const MAX_PROBES: usize = 1000;
+const MAX_PARALLELISM: usize = 4096;
+/// How long the ping round and the probes may take to be answered.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
+/// Lets the gateway finish the work each new session causes (status, actors) before its
+/// memory is read.
+const SETTLE: Duration = Duration::from_secs(3);
+const POLL: Duration = Duration::from_millis(50);
+
+/// What to run and against which gateway.
+#[derive(Clone, Debug)]
+pub struct ScaleConfig {
+    pub target: Target,
+    pub units: usize,
+    /// Loopback addresses the sessions come from, used in turn.
+    pub sources: Vec<IpAddr>,
+    /// Session openings (TCP + TLS + CONNECT) in flight at once.
+    pub connect_parallelism: usize,
+    /// API calls in flight at once while registering.
+    pub parallelism: usize,
+    /// How long every session is held open, all at once, before the checks.
+    pub hold: Duration,
+    pub keep_alive: Duration,
+    /// Units that publish one point each at full load (they get an asset).
+    pub probes: usize,
+    pub connect_timeout: Duration,
+    /// Failed openings after which no more are tried.
+    pub max_failures: u64,
+    pub quiet: bool,
+    pub run_id: Option<String>,
+    /// The gateway's process, to read its memory and open-file limit.
+    pub gateway_pid: Option<u32>,
+}
+
+impl ScaleConfig {
+    /// Defaults: 100 units from 127.0.0.1, 10 s hold, 10 probes, plain MQTT, quiet.
+    pub fn for_target(target: Target) -> Self {
+        Self {
+            target,
+            units: 100,
+            sources: vec![IpAddr::from([127, 0, 0, 1])],
+            connect_parallelism: 256,
+            parallelism: 32,
+            hold: Duration::from_secs(10),
+            keep_alive: Duration::from_secs(60),
+            probes: 10,
+            connect_timeout: Duration::from_secs(30),
+            max_failures: 1000,
+            quiet: true,
+            run_id: None,
+            gateway_pid: None,
+        }
+    }
+
+    /// Refuses settings that would run unbounded or leave loopback, naming the setting.
+    pub fn validate(&self) -> Result<(), ScenarioError> {
+        let invalid = |message: String| Err(ScenarioError::InvalidConfig(message));
+        if !(1..=MAX_UNITS).contains(&self.units) {
+            return invalid(format!("units must be 1..={MAX_UNITS}, got {}", self.units));
+        }
+        if !(1..=MAX_SOURCES).contains(&self.sources.len()) {
+            return invalid(format!(
+                "sources must name 1..={MAX_SOURCES} addresses, got {}",
+                self.sources.len()
+            ));
+        }
+        if let Some(outside) = self.sources.iter().find(|source| !source.is_loopback()) {
+            return invalid(format!(
+                "sources must be loopback addresses (127.0.0.0/8 or ::1), got {outside}"
+            ));
+        }
+        for (name, value) in [
+            ("connect parallelism", self.connect_parallelism),
+            ("parallelism", self.parallelism),
+        ] {
+            if !(1..=MAX_PARALLELISM).contains(&value) {
+                return invalid(format!("{name} must be 1..={MAX_PARALLELISM}, got {value}"));
+            }
+        }
+        if self.hold > MAX_HOLD {
+            return invalid(format!(
+                "hold must be at most {} s, got {:?}",
+                MAX_HOLD.as_secs(),
+                self.hold
+            ));
+        }
+        if !(5..=3600).contains(&self.keep_alive.as_secs()) {
+            return invalid(format!(
+                "keep-alive must be 5..=3600 s, got {:?}",
+                self.keep_alive
+            ));
+        }
+        if self.probes > MAX_PROBES.min(self.units) {
+            return invalid(format!(
+                "probes must be at most {} (and at most units), got {}",
+                MAX_PROBES, self.probes
+            ));
+        }
+        if self.connect_timeout.is_zero() || self.connect_timeout > Duration::from_secs(600) {
+            return invalid(format!(
+                "connect timeout must be more than 0 and at most 600 s, got {:?}",
+                self.connect_timeout
+            ));
+        }
+        if self.max_failures == 0 {
+            return invalid("max failures must be at least 1".to_owned());
+        }
+        check_run_id(self.run_id.as_deref())
+    }
+
+    /// Which units publish a probe point: spread evenly over the run.
+    fn is_probe(&self, index: usize) -> bool {
+        if self.probes == 0 {
+            return false;
+        }
+        let stride = (self.units / self.probes).max(1);
+        index.is_multiple_of(stride) && index / stride < self.probes
+    }
+}
+
+/// Runs the scenario. Setup failures are errors; what happens once the units connect (the
+/// limit, drops, unanswered pings) is the report.
+pub async fn run_scale(config: &ScaleConfig) -> Result<ScaleReport, ScenarioError> {
+    config.validate()?;
+    // Each session is a file descriptor here too: use all the hard limit allows.
+    let simulator_open_files = rlimit::increase_nofile_limit(u64::MAX).ok();
+    let run_id = config.run_id.clone().unwrap_or_else(new_run_id);
+    let errors = ErrorLog::default();
+    let platform_admin = config
+        .target
+        .platform_admin()
+        .map_err(ScenarioError::api("gateway URL"))?;
+    let managed =
+        create_managed_account(&platform_admin, &format!("sim-{run_id}"), None, "sim-admin")
+            .await?;
+
+    let registering = Instant::now();
+    let devices = register(config, &managed.client, &run_id).await?;
+    let registration = registering.elapsed();
+
+    let memory_before = MemorySnapshot::take(config.gateway_pid);
+    let dial = Arc::new(dial(config).await?);
+    let started = Instant::now();
+    let tally = Arc::new(Tally::new(started, config.max_failures));
+    let (phase_tx, phase_rx) = watch::channel(Phase::Hold);
+    let (done_tx, done_rx) = watch::channel(false);
+    let sampler = tokio::spawn(sample_timeline(
+        tally.opened.clone(),
+        config.gateway_pid,
+        started,
+        SAMPLE_INTERVAL,
+        done_rx,
+    ));
+
+    let connect_slots = Arc::new(Semaphore::new(config.connect_parallelism));
+    let bar = progress_bar(config.units as u64, "sessions", config.quiet);
+    let mut tasks = tokio::task::JoinSet::new();
+    for (index, device) in devices.into_iter().enumerate() {
+        let plan = UnitPlan {
+            source: config.sources[index % config.sources.len()],
+            identity: identity(device, config.target.tls_server_name.is_some()),
+            probe: config.is_probe(index),
+        };
+        tasks.spawn(run_unit(
+            plan,
+            dial.clone(),
+            connect_slots.clone(),
+            tally.clone(),
+            phase_rx.clone(),
+        ));
+    }
+    // Opening is over when every unit either opened or failed, or enough failed.
+    loop {
+        let opened = tally.opened.load(Ordering::Relaxed);
+        let failed = tally.failed.load(Ordering::Relaxed);
+        let skipped = tally.skipped.load(Ordering::Relaxed);
+        bar.set_position(opened + failed + skipped);
+        if opened + failed + skipped >= config.units as u64 {
+            break;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    bar.finish_and_clear();
+    let connect_phase = started.elapsed();
+    tokio::time::sleep(SETTLE).await;
+    let memory_full = MemorySnapshot::take(config.gateway_pid);
+    tokio::time::sleep(config.hold).await;
+    let memory_held = MemorySnapshot::take(config.gateway_pid);
+
+    let open_before_checks = tally.open.load(Ordering::Relaxed);
+    let _ = phase_tx.send(Phase::PingRound);
+    wait_for(|| tally.ping_answers.load(Ordering::Relaxed) >= tally.open.load(Ordering::Relaxed))
+        .await;
+    let _ = phase_tx.send(Phase::Probe);
+    wait_for(|| {
+        tally.probe_acks.load(Ordering::Relaxed) >= tally.probes_open.load(Ordering::Relaxed)
+    })
+    .await;
+    let probes_counted = count_probe_points(config, &managed.client, &run_id, &errors).await;
+
+    let _ = phase_tx.send(Phase::Stop);
+    let stopping = Instant::now();
+    while tokio::time::timeout(
+        ANSWER_TIMEOUT.saturating_sub(stopping.elapsed()),
+        tasks.join_next(),
+    )
+    .await
+    .ok()
+    .flatten()
+    .is_some()
+    {}
+    if !tasks.is_empty() {
+        errors.push(format!("{} unit tasks did not end in time", tasks.len()));
+        tasks.abort_all();
+    }
+    let _ = done_tx.send(true);
+    let timeline = sampler.await.unwrap_or_default();
+
+    Ok(report::build(report::Inputs {
+        config,
+        run_id,
+        account_id: managed.account.id,
+        registration,
+        connect_phase,
+        tally: &tally,
+        open_before_checks,
+        probes_counted,
+        memory: MemoryFigures::new(memory_before, memory_full, memory_held),
+        gateway_open_files: config.gateway_pid.and_then(open_file_limit),
+        simulator_open_files,
+        timeline,
+        errors: ErrorLog::finish(Arc::new(errors)),
+    }))
+}
+
+/// Polls `done` until it holds or the answer timeout passes.
+async fn wait_for(done: impl Fn() -> bool) {
+    let deadline = Instant::now() + ANSWER_TIMEOUT;
+    while !done() && Instant::now() < deadline {
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+async fn dial(config: &ScaleConfig) -> Result<Dial, ScenarioError> {
+    let mqtt = &config.target.mqtt;
+    let broker = tokio::net::lookup_host((mqtt.host.as_str(), mqtt.port))
+        .await
+        .ok()
+        .and_then(|mut addresses| addresses.next())
+        .ok_or_else(|| {
+            ScenarioError::InvalidConfig(format!(
+                "cannot resolve the broker address {}:{}",
+                mqtt.host, mqtt.port
+            ))
+        })?;
+    if !broker.ip().is_loopback() {
+        return Err(ScenarioError::InvalidConfig(format!(
+            "the scale run only dials loopback brokers, got {broker}"
+        )));
+    }
+    let tls_server_name = match &config.target.tls_server_name {
+        Some(name) => Some(ServerName::try_from(name.clone()).map_err(|error| {
+            ScenarioError::InvalidConfig(format!("TLS server name {name:?}: {error}"))
+        })?),
+        None => None,
+    };
+    Ok(Dial {
+        broker,
+        tls_server_name,
+        keep_alive: config.keep_alive,
+        timeout: config.connect_timeout,
+    })
+}
+
+fn identity(device: Device, tls: bool) -> Identity {
+    let pems = match (tls, device.ca_pem, device.cert_pem, device.key_pem) {
+        (true, Some(ca), Some(cert), Some(key)) => Some((ca, cert, key)),
+        _ => None,
+    };
+    Identity {
+        device_id: device.id.as_str().to_owned(),
+        tls: pems,
+    }
+}
+
+fn probe_asset(run_id: &str, index: usize) -> AssetId {
+    AssetId::new(format!("sim-{run_id}-p{index}"))
+}
+
+/// Registers one device per unit, and an asset for each probe unit.
+async fn register(
+    config: &ScaleConfig,
+    client: &ApiClient,
+    run_id: &str,
+) -> Result<Vec<Device>, ScenarioError> {
+    let bar = progress_bar(config.units as u64, "devices registered", config.quiet);
+    let devices = stream::iter(0..config.units)
+        .map(|index| {
+            let bar = &bar;
+            async move {
+                let id = device_id(run_id, index);
+                let device = client
+                    .create_device(&NewDevice::new(id.clone()))
+                    .await
+                    .map_err(ScenarioError::api(format!("create device {id}")))?;
+                if config.is_probe(index) {
+                    let asset = NewAsset::new(probe_asset(run_id, index), format!("Probe {index}"))
+                        .bound_to(id.clone());
+                    client
+                        .create_asset(&asset)
+                        .await
+                        .map_err(ScenarioError::api(format!(
+                            "create the probe asset of {id}"
+                        )))?;
+                }
+                bar.inc(1);
+                Ok::<_, ScenarioError>(device)
+            }
+        })
+        .buffered(config.parallelism)
+        .try_collect()
+        .await;
+    bar.finish_and_clear();
+    devices
+}
+
+/// How many probe units the gateway counted a point from (its device status), waiting for
+/// the store to catch up.
+async fn count_probe_points(
+    config: &ScaleConfig,
+    client: &ApiClient,
+    run_id: &str,
+    errors: &ErrorLog,
+) -> u64 {
+    let probes: Vec<usize> = (0..config.units)
+        .filter(|index| config.is_probe(*index))
+        .collect();
+    let deadline = Instant::now() + ANSWER_TIMEOUT;
+    let mut pending = probes;
+    while !pending.is_empty() && Instant::now() < deadline {
+        let mut still = Vec::new();
+        for index in pending {
+            let id = device_id(run_id, index);
+            match client.device_status(&id).await {
+                Ok(status) if status.points >= 1 => {}
+                Ok(_) => still.push(index),
+                Err(error) => {
+                    errors.push(format!("device status of {id}: {error}"));
+                    still.push(index);
+                }
+            }
+        }
+        pending = still;
+        if !pending.is_empty() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    (config.probes - pending.len()) as u64
+}
+
+/// Resident memory of the gateway (when its pid is known) and of this process.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct MemorySnapshot {
+    pub gateway_kib: Option<u64>,
+    pub simulator_kib: Option<u64>,
+}
+
+impl MemorySnapshot {
+    fn take(gateway_pid: Option<u32>) -> Self {
+        let read = |path: String| {
+            std::fs::read_to_string(path)
+                .ok()
+                .and_then(|status| parse_vm_rss_kib(&status))
+        };
+        Self {
+            gateway_kib: gateway_pid.and_then(|pid| read(format!("/proc/{pid}/status"))),
+            simulator_kib: read("/proc/self/status".to_owned()),
+        }
+    }
+}
+
+/// The soft open-file limit of process `pid` (`Max open files` in `/proc/<pid>/limits`).
+fn open_file_limit(pid: u32) -> Option<u64> {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).ok()?;
+    parse_open_file_limit(&limits)
+}
+
+fn parse_open_file_limit(limits: &str) -> Option<u64> {
+    let line = limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))?;
+    line["Max open files".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> ScaleConfig {
+        ScaleConfig::for_target(Target::new(
+            "http://127.0.0.1:1",
+            "127.0.0.1:1".parse().expect("addr"),
+            "t",
+        ))
+    }
+
+    #[test]
+    fn defaults_are_valid_and_bounds_are_named() {
+        assert!(config().validate().is_ok());
+        let cases: Vec<(ScaleConfig, &str)> = vec![
+            (
+                ScaleConfig {
+                    units: 0,
+                    ..config()
+                },
+                "units",
+            ),
+            (
+                ScaleConfig {
+                    units: MAX_UNITS + 1,
+                    ..config()
+                },
+                "units",
+            ),
+            (
+                ScaleConfig {
+                    sources: vec![],
+                    ..config()
+                },
+                "sources",
+            ),
+            (
+                ScaleConfig {
+                    sources: vec![IpAddr::from([10, 0, 0, 1])],
+                    ..config()
+                },
+                "loopback",
+            ),
+            (
+                ScaleConfig {
+                    connect_parallelism: 0,
+                    ..config()
+                },
+                "connect parallelism",
+            ),
+            (
+                ScaleConfig {
+                    hold: MAX_HOLD + Duration::from_secs(1),
+                    ..config()
+                },
+                "hold",
+            ),
+            (
+                ScaleConfig {
+                    keep_alive: Duration::from_secs(1),
+                    ..config()
+                },
+                "keep-alive",
+            ),
+            (
+                ScaleConfig {
+                    probes: 101,
+                    ..config()
+                },
+                "probes",
+            ),
+            (
+                ScaleConfig {
+                    max_failures: 0,
+                    ..config()
+                },
+                "max failures",
+            ),
+            (
+                ScaleConfig {
+                    run_id: Some("Bad/Id".into()),
+                    ..config()
+                },
+                "run id",
+            ),
+        ];
+        for (bad, named) in cases {
+            let error = bad.validate().expect_err(named).to_string();
+            assert!(error.contains(named), "{named}: {error}");
+        }
+    }
+
+    #[test]
+    fn probes_are_spread_and_counted_exactly() {
+        for (units, probes) in [(100, 10), (7, 3), (5, 5), (50_000, 100), (10, 0), (3, 1)] {
+            let config = ScaleConfig {
+                units,
+                probes,
+                ..config()
+            };
+            let chosen: Vec<usize> = (0..units).filter(|index| config.is_probe(*index)).collect();
+            assert_eq!(chosen.len(), probes, "{units} units, {probes} probes");
+        }
+    }
+
+    #[test]
+    fn reads_the_open_file_limit() {
+        let limits = "Limit                     Soft Limit           Hard Limit           Units\n\
+                      Max processes             95524                95524                processes\n\
+                      Max open files            20000                20000                files\n";
+        assert_eq!(parse_open_file_limit(limits), Some(20_000));
+        assert_eq!(parse_open_file_limit("nothing"), None);
+    }
+}

@@ -1,0 +1,457 @@
+//! What a scale run found: how many sessions the gateway held, what they cost, which limit
+//! stopped the run first, and whether the gateway still served every unit at full load;
+//! as text, JSON and a page with charts.
+
+use std::fmt;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::unit::Tally;
+use super::{MemorySnapshot, ScaleConfig};
+use crate::api::AccountId;
+use crate::report::html::{memory_chart, percentile_chart, Page, MEMORY_CAPTION};
+use crate::report::svg::{self, Series, PALETTE};
+use crate::scenario::Timeline;
+use crate::stats::{format_us, Percentiles};
+
+/// How often one kind of failure happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FailureCount {
+    pub failure: String,
+    pub count: u64,
+}
+
+/// The first failed opening: the limit the run hit first.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FirstLimit {
+    pub failure: String,
+    /// Sessions already open when it happened.
+    pub sessions_open_before: u64,
+    pub after_s: f64,
+}
+
+/// Resident memory before the sessions, with all of them open, and at the end of the hold;
+/// and what one session costs on each side.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MemoryFigures {
+    pub before: MemorySnapshot,
+    pub full: MemorySnapshot,
+    pub held: MemorySnapshot,
+    /// (gateway RSS at full load − before) ÷ sessions open.
+    pub gateway_kib_per_session: Option<f64>,
+    pub simulator_kib_per_session: Option<f64>,
+}
+
+impl MemoryFigures {
+    pub(crate) fn new(before: MemorySnapshot, full: MemorySnapshot, held: MemorySnapshot) -> Self {
+        Self {
+            before,
+            full,
+            held,
+            gateway_kib_per_session: None,
+            simulator_kib_per_session: None,
+        }
+    }
+
+    fn per_session(&mut self, sessions: u64) {
+        if sessions == 0 {
+            return;
+        }
+        let per = |before: Option<u64>, full: Option<u64>| {
+            Some(full?.saturating_sub(before?) as f64 / sessions as f64)
+        };
+        self.gateway_kib_per_session = per(self.before.gateway_kib, self.full.gateway_kib);
+        self.simulator_kib_per_session = per(self.before.simulator_kib, self.full.simulator_kib);
+    }
+}
+
+/// The result of a scale run.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScaleReport {
+    pub run_id: String,
+    pub account_id: AccountId,
+    pub units: usize,
+    pub sources: Vec<String>,
+    pub tls: bool,
+    pub connect_parallelism: usize,
+    pub hold_s: f64,
+    pub registration_s: f64,
+    pub registrations_per_s: f64,
+    /// Sessions opened (CONNACK received).
+    pub sessions_opened: u64,
+    pub sessions_failed: u64,
+    /// Units not tried after too many failures.
+    pub units_skipped: u64,
+    pub failures: Vec<FailureCount>,
+    pub first_limit: Option<FirstLimit>,
+    pub connect_phase_s: f64,
+    pub sessions_per_s: f64,
+    /// Sessions still open when the checks started (after the hold).
+    pub sessions_open_at_checks: u64,
+    /// Sessions the broker closed while held.
+    pub sessions_dropped: u64,
+    pub drop_reasons: Vec<String>,
+    pub ping_answers: u64,
+    pub probes: usize,
+    pub probe_units_connected: u64,
+    pub probe_acks: u64,
+    /// Probe units whose point the gateway counted (device status `points` ≥ 1).
+    pub probes_counted: u64,
+    /// From the start of an opening to CONNACK (TCP + TLS + MQTT).
+    pub connect_latency: Percentiles,
+    /// PINGREQ → PINGRESP with every session open.
+    pub ping_rtt: Percentiles,
+    /// Probe PUBLISH → PUBACK with every session open.
+    pub probe_ack_latency: Percentiles,
+    pub memory: MemoryFigures,
+    pub gateway_open_files: Option<u64>,
+    pub simulator_open_files: Option<u64>,
+    pub timeline: Timeline,
+    pub errors: Vec<String>,
+}
+
+/// What `report::build` needs from the run.
+pub(crate) struct Inputs<'a> {
+    pub(crate) config: &'a ScaleConfig,
+    pub(crate) run_id: String,
+    pub(crate) account_id: AccountId,
+    pub(crate) registration: Duration,
+    pub(crate) connect_phase: Duration,
+    pub(crate) tally: &'a Tally,
+    pub(crate) open_before_checks: u64,
+    pub(crate) probes_counted: u64,
+    pub(crate) memory: MemoryFigures,
+    pub(crate) gateway_open_files: Option<u64>,
+    pub(crate) simulator_open_files: Option<u64>,
+    pub(crate) timeline: Timeline,
+    pub(crate) errors: Vec<String>,
+}
+
+fn per_second(count: u64, over: Duration) -> f64 {
+    if over.is_zero() {
+        0.0
+    } else {
+        count as f64 / over.as_secs_f64()
+    }
+}
+
+pub(crate) fn build(inputs: Inputs<'_>) -> ScaleReport {
+    let Inputs {
+        config,
+        tally,
+        mut memory,
+        ..
+    } = inputs;
+    let opened = tally.opened.load(Ordering::Relaxed);
+    memory.per_session(opened);
+    let percentiles = |recorder: &std::sync::Mutex<crate::stats::LatencyRecorder>| {
+        recorder
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .percentiles()
+    };
+    ScaleReport {
+        run_id: inputs.run_id,
+        account_id: inputs.account_id,
+        units: config.units,
+        sources: config.sources.iter().map(ToString::to_string).collect(),
+        tls: config.target.tls_server_name.is_some(),
+        connect_parallelism: config.connect_parallelism,
+        hold_s: config.hold.as_secs_f64(),
+        registration_s: inputs.registration.as_secs_f64(),
+        registrations_per_s: per_second(config.units as u64, inputs.registration),
+        sessions_opened: opened,
+        sessions_failed: tally.failed.load(Ordering::Relaxed),
+        units_skipped: tally.skipped.load(Ordering::Relaxed),
+        failures: tally
+            .failures()
+            .into_iter()
+            .map(|(failure, count)| FailureCount {
+                failure: failure.to_string(),
+                count,
+            })
+            .collect(),
+        first_limit: tally.first_failure().map(|first| FirstLimit {
+            failure: first.failure.to_string(),
+            sessions_open_before: first.connected_before,
+            after_s: first.after.as_secs_f64(),
+        }),
+        connect_phase_s: inputs.connect_phase.as_secs_f64(),
+        sessions_per_s: per_second(opened, inputs.connect_phase),
+        sessions_open_at_checks: inputs.open_before_checks,
+        sessions_dropped: tally.dropped.load(Ordering::Relaxed),
+        drop_reasons: tally.drop_reasons(),
+        ping_answers: tally.ping_answers.load(Ordering::Relaxed),
+        probes: config.probes,
+        probe_units_connected: tally.probes_open.load(Ordering::Relaxed),
+        probe_acks: tally.probe_acks.load(Ordering::Relaxed),
+        probes_counted: inputs.probes_counted,
+        connect_latency: percentiles(&tally.connect),
+        ping_rtt: percentiles(&tally.ping),
+        probe_ack_latency: percentiles(&tally.probe),
+        memory,
+        gateway_open_files: inputs.gateway_open_files,
+        simulator_open_files: inputs.simulator_open_files,
+        timeline: inputs.timeline,
+        errors: inputs.errors,
+    }
+}
+
+impl ScaleReport {
+    /// Every unit held a session through the hold, answered the ping round, and every
+    /// probe point was acknowledged and counted.
+    pub fn is_clean(&self) -> bool {
+        self.sessions_opened == self.units as u64
+            && self.sessions_dropped == 0
+            && self.ping_answers == self.sessions_open_at_checks
+            && self.probe_acks == self.probes as u64
+            && self.probes_counted == self.probes as u64
+            && self.errors.is_empty()
+    }
+
+    fn verdict(&self) -> String {
+        if self.is_clean() {
+            format!(
+                "clean: all {} units held a session, answered the ping round, and every probe \
+                 point was stored",
+                self.units
+            )
+        } else if let Some(first) = &self.first_limit {
+            format!(
+                "NOT clean: first limit after {} sessions: {}",
+                first.sessions_open_before, first.failure
+            )
+        } else {
+            "NOT clean: see the figures and errors".to_owned()
+        }
+    }
+
+    /// The page: figures, the failures by kind, and the charts.
+    pub fn page(&self) -> String {
+        let mut page = Page::new(
+            &format!("Fleetgate scale run {}", self.run_id),
+            self.is_clean(),
+            &self.verdict(),
+        );
+        let kib = |value: Option<f64>| match value {
+            Some(kib) => format!("{kib:.1} KiB"),
+            None => "not measured".to_owned(),
+        };
+        let mib = |value: Option<u64>| match value {
+            Some(kib) => format!("{:.1} MiB", kib as f64 / 1024.0),
+            None => "not measured".to_owned(),
+        };
+        page.section("Figures")
+            .row("account", &self.account_id)
+            .row("units", self.units)
+            .row(
+                "transport",
+                if self.tls { "mutual TLS" } else { "plain TCP" },
+            )
+            .row("source addresses", self.sources.join(", "))
+            .row(
+                "registration",
+                format!(
+                    "{:.1} s ({:.0} devices/s)",
+                    self.registration_s, self.registrations_per_s
+                ),
+            )
+            .row("sessions opened", self.sessions_opened)
+            .row("openings failed", self.sessions_failed)
+            .row("units not tried", self.units_skipped)
+            .row(
+                "opening phase",
+                format!(
+                    "{:.1} s ({:.0} sessions/s, {} at a time)",
+                    self.connect_phase_s, self.sessions_per_s, self.connect_parallelism
+                ),
+            )
+            .row("hold", format!("{:.0} s", self.hold_s))
+            .row("dropped while held", self.sessions_dropped)
+            .row(
+                "ping round answered",
+                format!("{} of {}", self.ping_answers, self.sessions_open_at_checks),
+            )
+            .row(
+                "probe points acked / counted",
+                format!(
+                    "{} / {} of {}",
+                    self.probe_acks, self.probes_counted, self.probes
+                ),
+            )
+            .row("gateway RSS before", mib(self.memory.before.gateway_kib))
+            .row("gateway RSS, all open", mib(self.memory.full.gateway_kib))
+            .row(
+                "gateway RSS, end of hold",
+                mib(self.memory.held.gateway_kib),
+            )
+            .row(
+                "gateway memory per session",
+                kib(self.memory.gateway_kib_per_session),
+            )
+            .row(
+                "simulator memory per session",
+                kib(self.memory.simulator_kib_per_session),
+            )
+            .row(
+                "open-file limit (gateway / simulator)",
+                format!(
+                    "{} / {}",
+                    self.gateway_open_files
+                        .map_or("unknown".to_owned(), |n| n.to_string()),
+                    self.simulator_open_files
+                        .map_or("unknown".to_owned(), |n| n.to_string())
+                ),
+            );
+        page.section("First limit");
+        match &self.first_limit {
+            Some(first) => {
+                page.row("first failure", &first.failure)
+                    .row("sessions open before it", first.sessions_open_before)
+                    .row("after", format!("{:.1} s", first.after_s));
+                for failure in &self.failures {
+                    page.row(&format!("failures: {}", failure.failure), failure.count);
+                }
+            }
+            None => {
+                page.note("No opening failed: the run did not reach a limit.");
+            }
+        }
+        let latencies = [
+            ("opening (TCP+TLS+CONNACK)", &self.connect_latency),
+            ("ping RTT, all open", &self.ping_rtt),
+            ("probe PUBACK, all open", &self.probe_ack_latency),
+        ];
+        page.section("Charts")
+            .percentile_table(&latencies)
+            .figure(
+                &sessions_chart(&self.timeline),
+                "Sessions opened since the start, read once a second.",
+            )
+            .figure(
+                &memory_per_session_chart(&self.timeline),
+                "The gateway's resident memory against the sessions open at that second: the \
+                 slope is the cost of one idle unit.",
+            )
+            .figure(
+                &percentile_chart("Latency percentiles", &latencies),
+                "Opening a session, and the round trips measured with every session open.",
+            )
+            .figure(&memory_chart(&self.timeline), MEMORY_CAPTION);
+        if !self.drop_reasons.is_empty() {
+            page.section("Why sessions were dropped");
+            for reason in &self.drop_reasons {
+                page.note(reason);
+            }
+        }
+        page.finish(&self.errors)
+    }
+}
+
+fn sessions_chart(timeline: &Timeline) -> String {
+    let title = "Sessions opened over time";
+    let points: Vec<(f64, f64)> = timeline
+        .samples
+        .iter()
+        .map(|sample| (sample.t_s, sample.acked_total as f64))
+        .collect();
+    if points.len() < 2 {
+        return svg::placeholder(title, "not enough samples (run shorter than a second)");
+    }
+    svg::line_chart(
+        title,
+        "seconds since the first opening",
+        "sessions",
+        &[Series {
+            name: "sessions opened".into(),
+            color: PALETTE[0],
+            points,
+        }],
+        &svg::short_number,
+    )
+}
+
+fn memory_per_session_chart(timeline: &Timeline) -> String {
+    let title = "Gateway memory against open sessions";
+    let points: Vec<(f64, f64)> = timeline
+        .samples
+        .iter()
+        .filter_map(|sample| {
+            sample
+                .gateway_rss_kib
+                .map(|kib| (sample.acked_total as f64, kib as f64 / 1024.0))
+        })
+        .collect();
+    if points.len() < 2 {
+        return svg::placeholder(title, "not measured (no --gateway-pid, or too short)");
+    }
+    svg::line_chart(
+        title,
+        "sessions opened",
+        "MiB",
+        &[Series {
+            name: "gateway VmRSS".into(),
+            color: PALETTE[2],
+            points,
+        }],
+        &svg::short_number,
+    )
+}
+
+impl fmt::Display for ScaleReport {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(formatter, "scale run {}: {}", self.run_id, self.verdict())?;
+        writeln!(
+            formatter,
+            "  units {} ({}), sources {}",
+            self.units,
+            if self.tls { "TLS" } else { "plain" },
+            self.sources.join(",")
+        )?;
+        writeln!(
+            formatter,
+            "  registered in {:.1} s ({:.0}/s); opened {} failed {} skipped {} in {:.1} s ({:.0}/s)",
+            self.registration_s,
+            self.registrations_per_s,
+            self.sessions_opened,
+            self.sessions_failed,
+            self.units_skipped,
+            self.connect_phase_s,
+            self.sessions_per_s
+        )?;
+        for failure in &self.failures {
+            writeln!(formatter, "  failed {}× {}", failure.count, failure.failure)?;
+        }
+        writeln!(
+            formatter,
+            "  held {:.0} s: dropped {}, ping answered {}/{} (p50 {}, p99 {}), probes acked {} counted {} of {}",
+            self.hold_s,
+            self.sessions_dropped,
+            self.ping_answers,
+            self.sessions_open_at_checks,
+            format_us(self.ping_rtt.p50_us),
+            format_us(self.ping_rtt.p99_us),
+            self.probe_acks,
+            self.probes_counted,
+            self.probes
+        )?;
+        writeln!(
+            formatter,
+            "  opening p50 {} p99 {}; memory per session: gateway {}, simulator {}",
+            format_us(self.connect_latency.p50_us),
+            format_us(self.connect_latency.p99_us),
+            self.memory
+                .gateway_kib_per_session
+                .map_or("not measured".to_owned(), |kib| format!("{kib:.1} KiB")),
+            self.memory
+                .simulator_kib_per_session
+                .map_or("not measured".to_owned(), |kib| format!("{kib:.1} KiB"))
+        )?;
+        for error in &self.errors {
+            writeln!(formatter, "  error: {error}")?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,80 @@
+//! The simulator's scale scenario against a real gateway, small: every unit holds a TLS
+//! session from one of two loopback source addresses, answers the ping round, and the
+//! probe points are stored; and a broker that refuses connections is reported as the first
+//! limit instead of hanging the run. The 50,000-session figures come from the release run in
+//! docs/benchmarks.md.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use simulator::{run_scale, ScaleConfig, Target};
+use tests::TestGateway;
+
+fn target(gateway: &TestGateway) -> Target {
+    Target {
+        tls_server_name: Some("localhost".into()),
+        ..Target::new(
+            gateway.http_base(),
+            gateway.mqtt_tls(),
+            gateway.admin_token.clone(),
+        )
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_unit_holds_a_session_and_the_gateway_serves_them_all() {
+    let gateway = TestGateway::start();
+    let config = ScaleConfig {
+        units: 40,
+        sources: vec![IpAddr::from([127, 0, 0, 1]), IpAddr::from([127, 0, 0, 2])],
+        hold: Duration::from_secs(1),
+        probes: 4,
+        // The test gateway runs in this process.
+        gateway_pid: Some(std::process::id()),
+        ..ScaleConfig::for_target(target(&gateway))
+    };
+    let report = run_scale(&config).await.expect("scenario runs");
+    assert!(report.is_clean(), "{report}");
+    assert_eq!(report.sessions_opened, 40);
+    assert_eq!(report.sessions_dropped, 0);
+    assert_eq!(report.ping_answers, 40);
+    assert_eq!(report.ping_rtt.samples, 40);
+    assert_eq!((report.probe_acks, report.probes_counted), (4, 4));
+    assert!(report.first_limit.is_none());
+    assert_eq!(report.sources, ["127.0.0.1", "127.0.0.2"]);
+    assert!(report.memory.full.gateway_kib.is_some());
+    assert!(report.memory.gateway_kib_per_session.is_some());
+    let page = report.page();
+    assert!(page.contains("Fleetgate scale run") && page.contains("<svg"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusing_broker_is_the_first_limit_and_the_run_gives_up() {
+    let gateway = TestGateway::start();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = closed.local_addr().expect("address").port();
+    drop(closed);
+    let mut target = target(&gateway);
+    target.mqtt = format!("127.0.0.1:{port}").parse().expect("addr");
+    let config = ScaleConfig {
+        units: 20,
+        connect_parallelism: 1,
+        max_failures: 3,
+        hold: Duration::ZERO,
+        probes: 0,
+        ..ScaleConfig::for_target(target)
+    };
+    let report = run_scale(&config).await.expect("scenario runs");
+    assert!(!report.is_clean());
+    assert_eq!(report.sessions_opened, 0);
+    let first = report.first_limit.as_ref().expect("a first limit");
+    assert!(first.failure.starts_with("TCP connect"), "{first:?}");
+    assert_eq!(first.sessions_open_before, 0);
+    assert!(report.sessions_failed >= 3);
+    assert!(report.units_skipped > 0, "{report}");
+    assert_eq!(
+        report.sessions_failed + report.units_skipped,
+        20,
+        "every unit is accounted for"
+    );
+}
