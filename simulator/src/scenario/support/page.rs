@@ -89,6 +89,9 @@ pub fn support_page(report: &SupportReport) -> String {
     page.finish(&report.errors)
 }
 
+/// Reads one percentile out of a call kind's figures.
+type PercentileOf = fn(&Percentiles) -> u64;
+
 /// p50, p99 and max per kind of call, one bar colour per percentile: with nine kinds, one
 /// colour per kind would repeat the palette.
 fn calls_chart(calls: &[(&str, &Percentiles)]) -> String {
@@ -102,7 +105,7 @@ fn calls_chart(calls: &[(&str, &Percentiles)]) -> String {
         return svg::placeholder(title, "no call was answered");
     }
     let kinds: Vec<&str> = timed.iter().map(|(kind, _)| *kind).collect();
-    let pick: [(&str, fn(&Percentiles) -> u64); 3] = [
+    let pick: [(&str, PercentileOf); 3] = [
         ("p50", |percentiles| percentiles.p50_us),
         ("p99", |percentiles| percentiles.p99_us),
         ("max", |percentiles| percentiles.max_us),
