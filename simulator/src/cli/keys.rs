@@ -1,12 +1,14 @@
-//! `fleetgate-sim keys`: its flags.
+//! `fleetgate-sim keys`: its flags, and its report written to `--report-dir`.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
+use simulator::report::write_report;
+use simulator::scenario::keys::keys_page;
 use simulator::{run_keys, KeysConfig};
 
-use super::{connect, output, ConnectionArgs};
+use super::{connect, output_and_report, ConnectionArgs, ReportArgs};
 
 #[derive(Debug, Args)]
 pub(crate) struct KeysArgs {
@@ -28,6 +30,8 @@ pub(crate) struct KeysArgs {
     /// created, then reconnects and must get the retained set).
     #[arg(long)]
     pub(crate) no_offline_unit: bool,
+    #[command(flatten)]
+    pub(crate) report: ReportArgs,
 }
 
 pub(crate) async fn run(args: KeysArgs) -> anyhow::Result<ExitCode> {
@@ -35,7 +39,17 @@ pub(crate) async fn run(args: KeysArgs) -> anyhow::Result<ExitCode> {
     config.validate()?;
     let report = run_keys(&config).await?;
     let clean = report.is_clean();
-    output(&report, args.connection.json, clean)
+    if let Some(memory_error) = &report.timeline.memory_error {
+        eprintln!("fleetgate-sim: gateway memory not measured: {memory_error}");
+    }
+    let written = write_report(
+        &args.report.report_dir,
+        "keys",
+        &report.run_id,
+        &report,
+        &keys_page(&report),
+    );
+    output_and_report(&report, args.connection.json, clean, written)
 }
 
 pub(crate) async fn keys_config(args: &KeysArgs) -> anyhow::Result<KeysConfig> {
@@ -48,6 +62,7 @@ pub(crate) async fn keys_config(args: &KeysArgs) -> anyhow::Result<KeysConfig> {
         event_timeout: Duration::from_secs(args.event_timeout_s),
         offline_unit: !args.no_offline_unit,
         quiet: args.connection.quiet,
+        gateway_pid: args.report.gateway_pid,
         ..KeysConfig::for_target(target)
     })
 }
@@ -86,6 +101,10 @@ mod tests {
             "--short-lived-s",
             "3",
             "--no-offline-unit",
+            "--report-dir",
+            "/tmp/keys-out",
+            "--gateway-pid",
+            "77",
             "--json",
             "--quiet",
         ]);
@@ -95,6 +114,11 @@ mod tests {
         assert_eq!(config.short_lived, Duration::from_secs(3));
         assert_eq!(config.target.tls_server_name.as_deref(), Some("localhost"));
         assert!(!config.offline_unit && config.quiet);
+        assert_eq!(
+            args.report.report_dir,
+            std::path::PathBuf::from("/tmp/keys-out")
+        );
+        assert_eq!(config.gateway_pid, Some(77));
         assert!(config.validate().is_ok());
         let config = keys_config(&parse(&["--units", "10001"]))
             .await
@@ -103,6 +127,7 @@ mod tests {
         assert!(error.to_string().contains("units"), "{error}");
         let defaults = keys_config(&parse(&[])).await.expect("config");
         assert!(defaults.offline_unit);
+        assert_eq!(defaults.gateway_pid, None);
         assert!(defaults.validate().is_ok());
     }
 }

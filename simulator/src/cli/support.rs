@@ -1,13 +1,16 @@
-//! `fleetgate-sim support`: its flags (HTTP only, so no MQTT address).
+//! `fleetgate-sim support`: its flags (HTTP only, so no MQTT address), and its report
+//! written to `--report-dir`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use clap::Args;
+use simulator::report::write_report;
+use simulator::scenario::support::support_page;
 use simulator::{run_support, SupportConfig};
 
-use super::{gateway_in, output, token_or_bootstrap};
+use super::{gateway_in, output_and_report, token_or_bootstrap, ReportArgs};
 
 #[derive(Debug, Args)]
 pub(crate) struct SupportArgs {
@@ -35,6 +38,8 @@ pub(crate) struct SupportArgs {
     /// No progress bar.
     #[arg(long)]
     pub(crate) quiet: bool,
+    #[command(flatten)]
+    pub(crate) report: ReportArgs,
 }
 
 pub(crate) async fn run(args: SupportArgs) -> anyhow::Result<ExitCode> {
@@ -42,7 +47,17 @@ pub(crate) async fn run(args: SupportArgs) -> anyhow::Result<ExitCode> {
     config.validate()?;
     let report = run_support(&config).await?;
     let clean = report.is_clean();
-    output(&report, args.json, clean)
+    if let Some(memory_error) = &report.timeline.memory_error {
+        eprintln!("fleetgate-sim: gateway memory not measured: {memory_error}");
+    }
+    let written = write_report(
+        &args.report.report_dir,
+        "support",
+        &report.run_id,
+        &report,
+        &support_page(&report),
+    );
+    output_and_report(&report, args.json, clean, written)
 }
 
 /// Like `connect`, for the scenarios that need only the HTTP port.
@@ -66,6 +81,7 @@ pub(crate) async fn support_config(args: &SupportArgs) -> anyhow::Result<Support
         accounts: args.accounts,
         parallelism: args.parallelism,
         quiet: args.quiet,
+        gateway_pid: args.report.gateway_pid,
         ..SupportConfig::new(http_base, token)
     })
 }
@@ -87,6 +103,10 @@ mod tests {
             "t",
             "--accounts",
             "7",
+            "--report-dir",
+            "/tmp/support-out",
+            "--gateway-pid",
+            "99",
             "--json",
             "--quiet",
         ])
@@ -97,6 +117,8 @@ mod tests {
         assert!(args.json);
         let config = support_config(&args).await.expect("config");
         assert_eq!(config.accounts, 7);
+        assert_eq!(args.report.report_dir, PathBuf::from("/tmp/support-out"));
+        assert_eq!(config.gateway_pid, Some(99));
         assert_eq!(config.http_base, "http://127.0.0.1:8080");
         assert!(config.quiet);
         assert!(config.validate().is_ok());
@@ -118,6 +140,18 @@ mod tests {
             let error = support_config(&no_token).await.expect_err("no token");
             assert!(error.to_string().contains("--token"), "{error}");
         }
+        let defaults = parse(&["--token", "t"]);
+        assert_eq!(defaults.report.report_dir, PathBuf::from("reports"));
+        assert_eq!(defaults.report.gateway_pid, None);
+        assert!(Cli::try_parse_from([
+            "fleetgate-sim",
+            "support",
+            "--http",
+            "http://127.0.0.1:1",
+            "--gateway-pid",
+            "guess",
+        ])
+        .is_err());
         let config = support_config(&parse(&["--token", "t", "--accounts", "1001"]))
             .await
             .expect("config");

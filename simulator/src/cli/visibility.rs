@@ -1,12 +1,14 @@
-//! `fleetgate-sim visibility`: its flags.
+//! `fleetgate-sim visibility`: its flags, and its report written to `--report-dir`.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
+use simulator::report::write_report;
+use simulator::scenario::visibility::visibility_page;
 use simulator::{run_visibility, VisibilityConfig};
 
-use super::{connect, output, ConnectionArgs};
+use super::{connect, output_and_report, ConnectionArgs, ReportArgs};
 
 #[derive(Debug, Args)]
 pub(crate) struct VisibilityArgs {
@@ -30,6 +32,8 @@ pub(crate) struct VisibilityArgs {
     /// Seed of the removal order, to repeat a run; random by default (the report shows it).
     #[arg(long)]
     pub(crate) seed: Option<u64>,
+    #[command(flatten)]
+    pub(crate) report: ReportArgs,
 }
 
 pub(crate) async fn run(args: VisibilityArgs) -> anyhow::Result<ExitCode> {
@@ -37,7 +41,17 @@ pub(crate) async fn run(args: VisibilityArgs) -> anyhow::Result<ExitCode> {
     config.validate()?;
     let report = run_visibility(&config).await?;
     let clean = report.is_clean();
-    output(&report, args.connection.json, clean)
+    if let Some(memory_error) = &report.timeline.memory_error {
+        eprintln!("fleetgate-sim: gateway memory not measured: {memory_error}");
+    }
+    let written = write_report(
+        &args.report.report_dir,
+        "visibility",
+        &report.run_id,
+        &report,
+        &visibility_page(&report),
+    );
+    output_and_report(&report, args.connection.json, clean, written)
 }
 
 pub(crate) async fn visibility_config(args: &VisibilityArgs) -> anyhow::Result<VisibilityConfig> {
@@ -51,6 +65,7 @@ pub(crate) async fn visibility_config(args: &VisibilityArgs) -> anyhow::Result<V
         parallelism: args.connection.parallelism,
         quiet: args.connection.quiet,
         seed: args.seed,
+        gateway_pid: args.report.gateway_pid,
         ..VisibilityConfig::for_target(target)
     })
 }
@@ -84,6 +99,10 @@ mod tests {
             "2",
             "--seed",
             "42",
+            "--report-dir",
+            "/tmp/vis-out",
+            "--gateway-pid",
+            "4242",
             "--json",
             "--quiet",
         ])
@@ -97,6 +116,11 @@ mod tests {
         assert_eq!(config.rate_per_unit, 20.0);
         assert_eq!(config.settle, Duration::from_secs(2));
         assert_eq!(config.seed, Some(42));
+        assert_eq!(
+            args.report.report_dir,
+            std::path::PathBuf::from("/tmp/vis-out")
+        );
+        assert_eq!(config.gateway_pid, Some(4242));
         assert_eq!(config.target.tls_server_name.as_deref(), Some("localhost"));
         assert!(config.quiet);
         assert!(config.validate().is_ok());
@@ -122,7 +146,9 @@ mod tests {
         let Command::Visibility(args) = cli.command else {
             panic!("not the visibility command");
         };
+        assert_eq!(args.report.report_dir, std::path::PathBuf::from("reports"));
         let config = visibility_config(&args).await.expect("config");
+        assert_eq!(config.gateway_pid, None);
         let error = config.validate().expect_err("refused");
         assert!(error.to_string().contains("grants"), "{error}");
     }

@@ -15,19 +15,31 @@
 //! future, expired, deleted and unknown credentials (`access.rs`), find the events again,
 //! and bulk-delete the rest (dry run first). How each change is measured is in
 //! `propagation.rs`, how it is judged in `verdict.rs`.
+//!
+//! From the first change to the last, `timeline.rs` samples the unit changes per second:
+//! each time the run sees a unit take a key set showing a change it waits for (a created,
+//! edited or deleted key, the retained set after reconnecting, the short-lived key gone),
+//! counted when the run sees it, which is right after the answer for units that took it
+//! before. Given the gateway's pid it also samples its memory; `page.rs` draws the report.
 
 mod access;
+mod page;
 mod plan;
 mod propagation;
 mod report;
 mod verdict;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{stream, StreamExt};
+use tokio::sync::watch;
+use tokio::time::Instant;
 
 use super::fleet::{connect_units_with, new_run_id, provision_with, SimMachine};
+use super::timeline::{sample_timeline, Timeline, SAMPLE_INTERVAL};
 use super::{check_run_id, ErrorLog, ScenarioError};
 use crate::api::{
     AccessType, ApiClient, AssetId, Capabilities, KeyEdit, KeyId, KeyView, NewOperator, Operator,
@@ -38,6 +50,7 @@ use crate::telemetry::{now_ms, rfc3339_from_ms};
 use crate::unit::{BrokerAddr, HolderStats, KeyHolder, SimUnit, UnitOptions};
 use plan::{plan_keys, Role};
 
+pub use page::keys_page;
 pub use report::{AccessTally, ChangeRecord, KeysReport, ReconnectRecord};
 
 pub const MAX_UNITS: usize = 10_000;
@@ -69,6 +82,9 @@ pub struct KeysConfig {
     pub quiet: bool,
     /// Names the run's account, devices and assets; random when `None`.
     pub run_id: Option<String>,
+    /// The gateway's process on this machine, whose memory the timeline samples; `None`:
+    /// memory is not measured.
+    pub gateway_pid: Option<u32>,
 }
 
 impl KeysConfig {
@@ -94,6 +110,7 @@ impl KeysConfig {
             offline_unit: true,
             quiet: true,
             run_id: None,
+            gateway_pid: None,
         }
     }
 
@@ -160,6 +177,8 @@ pub(super) struct KeyRun {
     expiry_lag: LatencyRecorder,
     /// The unit kept off, and whether every key created meanwhile listed it pending.
     offline: Option<(usize, bool)>,
+    /// Key-set changes the run saw units take; the timeline samples it.
+    unit_changes: Arc<AtomicU64>,
 }
 
 /// Runs the scenario. `Err` only when the run could not take place at all (bad settings,
@@ -225,8 +244,23 @@ pub async fn run_keys(config: &KeysConfig) -> Result<KeysReport, ScenarioError> 
         after_answer: LatencyRecorder::new(),
         expiry_lag: LatencyRecorder::new(),
         offline: None,
+        unit_changes: Arc::new(AtomicU64::new(0)),
     };
+    let (drive_done, drive_done_rx) = watch::channel(false);
+    let timeline_task = tokio::spawn(sample_timeline(
+        run.unit_changes.clone(),
+        config.gateway_pid,
+        Instant::now(),
+        SAMPLE_INTERVAL,
+        drive_done_rx,
+    ));
     run.drive().await;
+    drive_done.send_replace(true);
+    run.report.timeline = timeline_task.await.unwrap_or_else(|error| {
+        run.errors
+            .push(format!("the timeline sampler failed: {error}"));
+        Timeline::default()
+    });
     Ok(run.finish().await)
 }
 
@@ -385,7 +419,10 @@ impl KeyRun {
                     short.id,
                     (valid_to_us - gone.taken_us) / 1000
                 )),
-                Some(gone) => self.expiry_lag.record_between(valid_to_us, gone.taken_us),
+                Some(gone) => {
+                    self.unit_changes.fetch_add(1, Ordering::Relaxed);
+                    self.expiry_lag.record_between(valid_to_us, gone.taken_us);
+                }
                 None => never += 1,
             }
         }

@@ -16,6 +16,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use futures_util::future::join_all;
@@ -44,7 +45,8 @@ async fn timed<T>(
 
 impl KeyRun {
     /// For each online unit among `machines`: the first set taken at or after `since_us`
-    /// that `expect` accepts, waiting up to `timeout` in all.
+    /// that `expect` accepts, waiting up to `timeout` in all. Each one found counts as a
+    /// unit change in the timeline's series the moment it is found.
     pub(super) async fn wait_on_units(
         &self,
         machines: &[usize],
@@ -58,6 +60,9 @@ impl KeyRun {
                 let taken = holder
                     .wait_for_set(since_us, |set| expect.accepts(set), timeout)
                     .await;
+                if taken.is_some() {
+                    self.unit_changes.fetch_add(1, Ordering::Relaxed);
+                }
                 (machine, taken)
             })
         });
@@ -535,6 +540,9 @@ impl KeyRun {
             }
             None => None,
         };
+        if taken.is_some() {
+            self.unit_changes.fetch_add(1, Ordering::Relaxed);
+        }
         if taken.is_none() {
             self.checks.push(format!(
                 "unit {device_id} did not receive the retained set with key {} within {:?} \

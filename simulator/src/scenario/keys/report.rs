@@ -8,6 +8,7 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::api::{AccountId, DeviceId, KeyId};
+use crate::scenario::Timeline;
 use crate::stats::{format_us, Percentiles};
 use crate::unit::HolderStats;
 
@@ -101,6 +102,9 @@ pub struct KeysReport {
     pub access: AccessTally,
     /// The units' key holders, summed.
     pub holders: HolderStats,
+    /// Key-set changes the run saw the units take, per second from the first change to the
+    /// last check, and the gateway's memory when its pid was given.
+    pub timeline: Timeline,
     /// Contract violations found, with examples (capped).
     pub checks_failed: Vec<String>,
     /// Problems that kept parts of the run from being checked (capped).
@@ -236,10 +240,10 @@ fn write_list(formatter: &mut fmt::Formatter<'_>, what: &str, items: &[String]) 
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn change() -> ChangeRecord {
+    pub(crate) fn change() -> ChangeRecord {
         ChangeRecord {
             change: "create fleet-wide keypad_pin".into(),
             key_ids: vec![KeyId::new("k1")],
@@ -252,7 +256,7 @@ mod tests {
         }
     }
 
-    fn report() -> KeysReport {
+    pub(crate) fn report() -> KeysReport {
         KeysReport {
             run_id: "abc".into(),
             account_id: Some(AccountId::new("acc1")),

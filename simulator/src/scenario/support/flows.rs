@@ -10,6 +10,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -36,10 +37,12 @@ pub(super) struct Staff {
     pub(super) client: ApiClient,
 }
 
-/// The logs a run's flows write to.
+/// The logs a run's flows write to, and the run's count of answered calls (the timeline's
+/// series, shared by every account's flows).
 pub(super) struct Logs<'a> {
     pub(super) checks: &'a ErrorLog,
     pub(super) errors: &'a ErrorLog,
+    pub(super) answered: &'a AtomicU64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -516,6 +519,7 @@ impl<'a> AccountFlows<'a> {
         };
         if answered {
             self.timings.record_call(kind, started.elapsed());
+            self.logs.answered.fetch_add(1, Ordering::Relaxed);
         }
         outcome
     }

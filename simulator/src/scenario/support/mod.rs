@@ -10,20 +10,31 @@
 //! run side by side, `parallelism` at a time; an account's flows run one after another.
 //!
 //! Nothing here needs MQTT: support access is purely a control-plane matter.
+//!
+//! While the flows run, `timeline.rs` samples the API calls answered per second (every
+//! call of the flows that got an answer, refusals included; setup is not counted) and,
+//! given the gateway's pid, its memory; `page.rs` draws the report.
 
 mod checks;
 mod flows;
+mod page;
 mod report;
 
 use std::fmt;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 
 use futures_util::{stream, StreamExt, TryStreamExt};
+use tokio::sync::watch;
+use tokio::time::Instant;
 
 use super::fleet::{create_managed_account, new_run_id, ManagedAccount};
+use super::timeline::{sample_timeline, Timeline, SAMPLE_INTERVAL};
 use super::{check_run_id, progress_bar, ErrorLog, ScenarioError};
 use crate::api::{ApiClient, StaffRole};
 use flows::{AccountFlows, Logs, Staff};
 
+pub use page::support_page;
 pub use report::{CallKind, SupportLatencies, SupportReport, FLOWS_PER_ACCOUNT};
 
 /// Bounds a run: each account costs about thirty sequential calls.
@@ -45,6 +56,9 @@ pub struct SupportConfig {
     pub quiet: bool,
     /// Names the run's accounts, staff and assets; random when `None`.
     pub run_id: Option<String>,
+    /// The gateway's process on this machine, whose memory the timeline samples; `None`:
+    /// memory is not measured.
+    pub gateway_pid: Option<u32>,
 }
 
 impl fmt::Debug for SupportConfig {
@@ -57,6 +71,7 @@ impl fmt::Debug for SupportConfig {
             .field("parallelism", &self.parallelism)
             .field("quiet", &self.quiet)
             .field("run_id", &self.run_id)
+            .field("gateway_pid", &self.gateway_pid)
             .finish_non_exhaustive()
     }
 }
@@ -71,6 +86,7 @@ impl SupportConfig {
             parallelism: 4,
             quiet: true,
             run_id: None,
+            gateway_pid: None,
         }
     }
 
@@ -118,12 +134,23 @@ pub async fn run_support(config: &SupportConfig) -> Result<SupportReport, Scenar
             .try_collect()
             .await?;
 
+    // The measured phase: the flows, from their first call to the last answer.
+    let answered = Arc::new(AtomicU64::new(0));
+    let (flows_done, flows_done_rx) = watch::channel(false);
+    let timeline_task = tokio::spawn(sample_timeline(
+        answered.clone(),
+        config.gateway_pid,
+        Instant::now(),
+        SAMPLE_INTERVAL,
+        flows_done_rx,
+    ));
     let progress = progress_bar(accounts.len() as u64, "accounts", config.quiet);
     let outcomes: Vec<_> = stream::iter(accounts.iter().enumerate())
         .map(|(index, account)| {
             let logs = Logs {
                 checks: &checks,
                 errors: &errors,
+                answered: &answered,
             };
             let flows = AccountFlows::new(&run_id, index, account, &support, &tech, logs);
             let progress = &progress;
@@ -137,6 +164,11 @@ pub async fn run_support(config: &SupportConfig) -> Result<SupportReport, Scenar
         .collect()
         .await;
     progress.finish_and_clear();
+    flows_done.send_replace(true);
+    let timeline = timeline_task.await.unwrap_or_else(|error| {
+        errors.push(format!("the timeline sampler failed: {error}"));
+        Timeline::default()
+    });
 
     let mut timings = report::Timings::default();
     let mut flows_completed = 0;
@@ -151,6 +183,7 @@ pub async fn run_support(config: &SupportConfig) -> Result<SupportReport, Scenar
         flows_completed,
         checks_failed: checks.into_entries(),
         latencies: timings.latencies(),
+        timeline,
         errors: errors.into_entries(),
     })
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::scenario::Timeline;
 use crate::stats::{LatencyRecorder, Percentiles};
 
 /// Flows each account goes through: request-approve-revoke, decline, support case.
@@ -178,6 +179,9 @@ pub struct SupportReport {
     /// status for an invalid transition.
     pub checks_failed: Vec<String>,
     pub latencies: SupportLatencies,
+    /// API calls of the flows answered per second while they ran, and the gateway's memory
+    /// when its pid was given.
+    pub timeline: Timeline,
     /// Calls that failed so that a flow could not go on (transport errors, refusals of a
     /// step that must succeed).
     pub errors: Vec<String>,
@@ -240,10 +244,10 @@ fn list(formatter: &mut fmt::Formatter<'_>, title: &str, entries: &[String]) -> 
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn report() -> SupportReport {
+    pub(crate) fn report() -> SupportReport {
         let mut timings = Timings::default();
         timings.record_call(CallKind::Approve, Duration::from_micros(1_500));
         timings.record_cutover(Cutover::Approved, Duration::from_micros(2_000));
@@ -254,6 +258,7 @@ mod tests {
             flows_completed: 6,
             checks_failed: Vec::new(),
             latencies: timings.latencies(),
+            timeline: Timeline::default(),
             errors: Vec::new(),
         }
     }

@@ -10,11 +10,18 @@
 //! until every grantee has received every connected asset (a cut-off of a delivery that
 //! never started proves nothing), remove the grants in a seeded random order, keep
 //! streaming for the settle period, stop, and judge (see `cutoff.rs` for how).
+//!
+//! From the units' first tick until the streams close, `timeline.rs` samples the points
+//! the grantees' live streams delivered per second (counted centrally by the stream
+//! readers, every point on a grantee's stream) and, given the gateway's pid, its memory;
+//! `page.rs` draws the report.
 
 mod cutoff;
+mod page;
 mod report;
 mod setup;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -24,6 +31,7 @@ use tokio::time::Instant;
 
 use super::fleet::{connect_units, disconnect_all, new_run_id, provision};
 use super::publish::{drive_unit, PublishPlan, UnitJob, UnitOutcome};
+use super::timeline::{sample_timeline, Timeline, SAMPLE_INTERVAL};
 use super::{check_run_id, progress_bar, ErrorLog, ScenarioError};
 use crate::api::{AccountId, ApiClient, ApiError, AssetId, SseStream};
 use crate::scenario::Target;
@@ -34,6 +42,7 @@ use cutoff::{plan_removals, CutoffLedger, PlannedRemoval};
 use setup::{check_shared_listing, count_live_grants, create_grantees, grant_all, Grantee};
 
 pub use cutoff::Violation;
+pub use page::visibility_page;
 pub use report::{RemovalRecord, VisibilityReport};
 
 pub const MAX_UNITS: usize = 10_000;
@@ -81,6 +90,9 @@ pub struct VisibilityConfig {
     pub run_id: Option<String>,
     /// Seeds the removal order; random when `None`, and reported either way.
     pub seed: Option<u64>,
+    /// The gateway's process on this machine, whose memory the timeline samples; `None`:
+    /// memory is not measured.
+    pub gateway_pid: Option<u32>,
 }
 
 impl VisibilityConfig {
@@ -107,6 +119,7 @@ impl VisibilityConfig {
             quiet: true,
             run_id: None,
             seed: None,
+            gateway_pid: None,
         }
     }
 
@@ -218,6 +231,7 @@ pub async fn run_visibility(config: &VisibilityConfig) -> Result<VisibilityRepor
     // Streams open before any unit publishes, so every point has its subscribers.
     let streams = open_streams(&grantees, parallelism).await?;
     let (stop_streams, stop_streams_rx) = watch::channel(false);
+    let delivered = Arc::new(AtomicU64::new(0));
     let watchers: Vec<_> = streams
         .into_iter()
         .enumerate()
@@ -229,6 +243,7 @@ pub async fn run_visibility(config: &VisibilityConfig) -> Result<VisibilityRepor
                 ledger.clone(),
                 stop_streams_rx.clone(),
                 errors.clone(),
+                delivered.clone(),
             ))
         })
         .collect();
@@ -265,6 +280,15 @@ pub async fn run_visibility(config: &VisibilityConfig) -> Result<VisibilityRepor
         units: units.len(),
         ack_timeout: config.delivery_timeout,
     };
+    // The measured phase: from the units' first tick until the streams close.
+    let (streams_closed, streams_closed_rx) = watch::channel(false);
+    let timeline_task = tokio::spawn(sample_timeline(
+        delivered.clone(),
+        config.gateway_pid,
+        plan.start,
+        SAMPLE_INTERVAL,
+        streams_closed_rx,
+    ));
     let (stop_units, stop_units_rx) = watch::channel(false);
     let unit_tasks: Vec<_> = units
         .iter()
@@ -327,11 +351,18 @@ pub async fn run_visibility(config: &VisibilityConfig) -> Result<VisibilityRepor
     }
     tokio::time::sleep(STREAM_DRAIN.min(config.settle)).await;
     stop_streams.send_replace(true);
+    let mut delivery_latency = LatencyRecorder::new();
     for watcher in watchers {
-        if let Err(error) = watcher.await {
-            errors.push(format!("a stream reader failed: {error}"));
+        match watcher.await {
+            Ok(latency) => delivery_latency.merge(&latency),
+            Err(error) => errors.push(format!("a stream reader failed: {error}")),
         }
     }
+    streams_closed.send_replace(true);
+    let timeline = timeline_task.await.unwrap_or_else(|error| {
+        errors.push(format!("the timeline sampler failed: {error}"));
+        Timeline::default()
+    });
 
     let live_after =
         count_live_grants(&owner_admin, &grantees, &assets, parallelism, &errors).await;
@@ -376,6 +407,8 @@ pub async fn run_visibility(config: &VisibilityConfig) -> Result<VisibilityRepor
         points_sent,
         points_acked,
         points_delivered: tally.delivered,
+        delivery_latency: delivery_latency.percentiles(),
+        timeline,
         errors: ErrorLog::finish(errors),
     })
 }
@@ -406,7 +439,8 @@ async fn open_streams(
         .await
 }
 
-/// Reads one grantee's live stream into the ledger until `stop` flips.
+/// Reads one grantee's live stream into the ledger until `stop` flips, counting each point
+/// in `delivered` (the timeline's series); returns the send → delivery latencies it saw.
 async fn watch_grantee(
     grantee: usize,
     grantee_id: AccountId,
@@ -414,19 +448,21 @@ async fn watch_grantee(
     ledger: Arc<Mutex<CutoffLedger>>,
     mut stop: watch::Receiver<bool>,
     errors: Arc<ErrorLog>,
-) {
+    delivered: Arc<AtomicU64>,
+) -> LatencyRecorder {
+    let mut latency = LatencyRecorder::new();
     let mut unreadable = 0u64;
     loop {
         let event = tokio::select! {
             event = stream.next() => event,
-            _ = stop.changed() => return,
+            _ = stop.changed() => return latency,
         };
         let decoded = match event {
             None => {
                 errors.push(format!(
                     "the live stream of grantee {grantee_id} ended before the run did"
                 ));
-                return;
+                return latency;
             }
             Some(Ok(event)) => match event.point() {
                 None => continue,
@@ -437,7 +473,7 @@ async fn watch_grantee(
                 errors.push(format!(
                     "the live stream of grantee {grantee_id} broke: {error}"
                 ));
-                return;
+                return latency;
             }
         };
         let point = match decoded {
@@ -455,6 +491,10 @@ async fn watch_grantee(
         let received_us = now_us();
         let sent_us = point.sensor(SENT_US_SENSOR).and_then(whole_number);
         lock(&ledger).observe(grantee, &point.asset_id, sent_us, received_us);
+        delivered.fetch_add(1, Ordering::Relaxed);
+        if let Some(sent_us) = sent_us {
+            latency.record_between(sent_us, received_us);
+        }
     }
 }
 

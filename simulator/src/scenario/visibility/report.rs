@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::cutoff::Violation;
 use crate::api::{AccountId, AssetId, GrantId};
+use crate::scenario::Timeline;
 use crate::stats::{format_us, Percentiles};
 
 /// One `DELETE /v1/visibility/grants/{id}` of the run, in the order they were sent.
@@ -58,6 +59,12 @@ pub struct VisibilityReport {
     pub points_acked: u64,
     /// Points of granted pairs that reached the grantees' streams, before or after removal.
     pub points_delivered: u64,
+    /// Unit send → the point on a grantee's live stream, over every delivered point that
+    /// carried its send time (both clocks are the simulator's).
+    pub delivery_latency: Percentiles,
+    /// Points delivered on the grantees' live streams per second, from the units' first
+    /// tick until the streams closed, and the gateway's memory when its pid was given.
+    pub timeline: Timeline,
     pub errors: Vec<String>,
 }
 
@@ -107,6 +114,7 @@ impl fmt::Display for VisibilityReport {
             "  points:     {} sent, {} acknowledged, {} delivered to grantees",
             self.points_sent, self.points_acked, self.points_delivered
         )?;
+        writeln!(formatter, "  delivery:   {}", self.delivery_latency)?;
         writeln!(formatter, "  violations: {}", self.violations)?;
         for violation in &self.violation_examples {
             writeln!(
@@ -134,10 +142,10 @@ impl fmt::Display for VisibilityReport {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn removal(status: Option<u16>) -> RemovalRecord {
+    pub(crate) fn removal(status: Option<u16>) -> RemovalRecord {
         RemovalRecord {
             grant_id: GrantId::new("g1"),
             grantee: AccountId::new("acc2"),
@@ -148,7 +156,7 @@ mod tests {
         }
     }
 
-    fn report() -> VisibilityReport {
+    pub(crate) fn report() -> VisibilityReport {
         VisibilityReport {
             run_id: "abc".into(),
             account_id: AccountId::new("acc1"),
@@ -163,6 +171,8 @@ mod tests {
             points_sent: 10,
             points_acked: 10,
             points_delivered: 5,
+            delivery_latency: Percentiles::default(),
+            timeline: Timeline::default(),
             errors: Vec::new(),
         }
     }
