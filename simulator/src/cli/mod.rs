@@ -15,8 +15,10 @@
 //! Each scenario's flags and its turning them into a config live in the file of its name;
 //! this module holds what they share: where the gateway is, and how a report is printed.
 
+mod fanout;
 mod ingest;
 mod keys;
+mod revoke_storm;
 mod support;
 mod visibility;
 
@@ -53,6 +55,13 @@ pub(crate) enum Command {
     /// delivered/pending lists, the units' access decisions and the stored and live access
     /// events agree with the key API.
     Keys(keys::KeysArgs),
+    /// An owner's assets are each shared with many grantees holding live streams; reports
+    /// whether every acknowledged point reached every grantee exactly once and no other
+    /// account, delivery latency and spread, deliveries per second and gateway memory.
+    Fanout(fanout::FanoutArgs),
+    /// Thousands of grants are removed at once with many calls in flight while units stream;
+    /// reports removal latency and rate, and any point delivered past a removal.
+    RevokeStorm(revoke_storm::RevokeStormArgs),
 }
 
 /// Where the gateway is and who the simulator is there; shared by every scenario.
@@ -95,6 +104,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Visibility(args) => visibility::run(args).await,
         Command::Support(args) => support::run(args).await,
         Command::Keys(args) => keys::run(args).await,
+        Command::Fanout(args) => fanout::run(args).await,
+        Command::RevokeStorm(args) => revoke_storm::run(args).await,
     }
 }
 

@@ -11,9 +11,9 @@
 //! never started proves nothing), remove the grants in a seeded random order, keep
 //! streaming for the settle period, stop, and judge (see `cutoff.rs` for how).
 
-mod cutoff;
+pub(crate) mod cutoff;
 mod report;
-mod setup;
+pub(crate) mod setup;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
