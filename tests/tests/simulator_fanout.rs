@@ -25,6 +25,7 @@ async fn every_grantee_gets_every_point_once_and_the_outsider_nothing() {
     config.history_sample = 2;
     config.gateway_pid = Some(std::process::id());
     let report = run_fanout(&config).await.expect("scenario runs");
+    eprintln!("{report}");
     assert!(report.is_clean(), "{report}");
     assert_eq!(report.points_sent, 3 * 10 * 2);
     assert_eq!(report.deliveries_expected, report.points_acked * 4);

@@ -31,6 +31,7 @@ async fn a_storm_of_deletes_keeps_the_cut_off() {
     let report = run_revoke_storm(&small(&gateway, RevokeMode::Individual))
         .await
         .expect("scenario runs");
+    eprintln!("{report}");
     assert!(report.is_clean(), "{report}");
     assert_eq!(report.calls.len(), 20);
     assert_eq!(report.grants_removed, 20);
@@ -56,6 +57,7 @@ async fn a_storm_of_bulk_removals_keeps_the_cut_off() {
     let report = run_revoke_storm(&small(&gateway, RevokeMode::Bulk))
         .await
         .expect("scenario runs");
+    eprintln!("{report}");
     assert!(report.is_clean(), "{report}");
     assert_eq!(report.calls.len(), 5, "one call per grantee");
     assert_eq!(report.grants_removed, 20);
