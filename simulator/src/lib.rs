@@ -30,6 +30,12 @@
 //!   behind `fleetgate-sim keys`, `scenario::scale` the concurrent-session run (tens of
 //!   thousands of idle TLS units from several loopback source addresses; memory per unit,
 //!   the first limit) behind `fleetgate-sim scale`.
+//! - [`scenario::fanout`] and [`scenario::revoke_storm`]: sharing under load behind
+//!   `fleetgate-sim fanout` (every asset shared with many live grantees: exactly-once
+//!   delivery to each, nothing to an account without a grant, delivery latency and spread)
+//!   and `fleetgate-sim revoke-storm` (thousands of grants removed at once with many calls in
+//!   flight: the cut-off still holds, removal latency and rate); helpers in
+//!   `scenario/sharing_load.rs`.
 //!
 //! The binary `fleetgate-sim` (src/main.rs) is a thin command line over this library; the
 //! end-to-end tests use the library directly.
@@ -46,6 +52,10 @@ pub mod unit;
 pub use api::{ApiClient, ApiError};
 pub use ready::{wait_ready, GatewayEndpoints};
 pub use report::{write_ingest_report, ReportError, WrittenReport};
+pub use scenario::{
+    run_fanout, run_revoke_storm, FanoutConfig, FanoutReport, RevokeMode, RevokeStormConfig,
+    RevokeStormReport,
+};
 pub use scenario::{
     run_ingest, run_keys, run_scale, run_support, run_visibility, IngestConfig, IngestReport,
     KeysConfig, KeysReport, ScaleConfig, ScaleReport, ScenarioError, SupportConfig, SupportReport,

@@ -15,8 +15,10 @@
 //! Each scenario's flags and its turning them into a config live in the file of its name;
 //! this module holds what they share: where the gateway is, and how a report is printed.
 
+mod fanout;
 mod ingest;
 mod keys;
+mod revoke_storm;
 mod scale;
 mod support;
 mod visibility;
@@ -57,6 +59,13 @@ pub(crate) enum Command {
     /// Many idle units hold TLS sessions at once, from several loopback source addresses;
     /// reports how many the gateway held, memory per unit, and the first limit hit.
     Scale(scale::ScaleArgs),
+    /// An owner's assets are each shared with many grantees holding live streams; reports
+    /// whether every acknowledged point reached every grantee exactly once and no other
+    /// account, delivery latency and spread, deliveries per second and gateway memory.
+    Fanout(fanout::FanoutArgs),
+    /// Thousands of grants are removed at once with many calls in flight while units stream;
+    /// reports removal latency and rate, and any point delivered past a removal.
+    RevokeStorm(revoke_storm::RevokeStormArgs),
 }
 
 /// Where the gateway is and who the simulator is there; shared by every scenario.
@@ -100,6 +109,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Support(args) => support::run(args).await,
         Command::Keys(args) => keys::run(args).await,
         Command::Scale(args) => scale::run(args).await,
+        Command::Fanout(args) => fanout::run(args).await,
+        Command::RevokeStorm(args) => revoke_storm::run(args).await,
     }
 }
 

@@ -4,12 +4,15 @@
 //! devices and assets under a run-specific prefix), so it can run against a gateway that
 //! already holds other data, and several scenarios can share one gateway.
 
+pub mod fanout;
 mod fleet;
 pub mod ingest;
 pub mod keys;
 mod measure;
 mod publish;
+pub mod revoke_storm;
 pub mod scale;
+mod sharing_load;
 pub mod support;
 mod target;
 pub mod timeline;
@@ -23,8 +26,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::api::ApiError;
 use crate::unit::UnitError;
 
+pub use fanout::{run_fanout, FanoutConfig, FanoutReport};
 pub use ingest::{run_ingest, IngestConfig, IngestReport};
 pub use keys::{run_keys, KeysConfig, KeysReport};
+pub use revoke_storm::{run_revoke_storm, RevokeMode, RevokeStormConfig, RevokeStormReport};
 pub use scale::{run_scale, ScaleConfig, ScaleReport};
 pub use support::{run_support, SupportConfig, SupportReport};
 pub use target::Target;

@@ -16,10 +16,10 @@
 //! readers, every point on a grantee's stream) and, given the gateway's pid, its memory;
 //! `page.rs` draws the report.
 
-mod cutoff;
+pub(crate) mod cutoff;
 mod page;
 mod report;
-mod setup;
+pub(crate) mod setup;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -18,14 +18,14 @@ use crate::scenario::fleet::create_managed_account;
 use crate::scenario::{ErrorLog, ScenarioError};
 
 /// A sub-account of the owner that receives grants, and a client acting as its admin.
-pub(super) struct Grantee {
-    pub(super) account: Account,
-    pub(super) client: ApiClient,
+pub(crate) struct Grantee {
+    pub(crate) account: Account,
+    pub(crate) client: ApiClient,
 }
 
 /// Creates `count` sub-accounts of `owner`, each with an admin, using the platform admin
 /// (the contract lets it create accounts and users anywhere).
-pub(super) async fn create_grantees(
+pub(crate) async fn create_grantees(
     platform_admin: &ApiClient,
     owner: &AccountId,
     run_id: &str,
@@ -51,7 +51,7 @@ pub(super) async fn create_grantees(
 /// Grants every asset to every grantee, one bulk call per grantee, and returns the grants to
 /// remove later (without pauses: those come with the order). Answers are checked against
 /// the contract: every asset once, for that grantee, active, newly created.
-pub(super) async fn grant_all(
+pub(crate) async fn grant_all(
     owner_admin: &ApiClient,
     grantees: &[Grantee],
     assets: &[AssetId],
@@ -115,7 +115,7 @@ pub(super) async fn grant_all(
 }
 
 /// Active grants of the run's assets, per the owner's listing, summed over grantees.
-pub(super) async fn count_live_grants(
+pub(crate) async fn count_live_grants(
     owner_admin: &ApiClient,
     grantees: &[Grantee],
     assets: &[AssetId],
@@ -149,7 +149,7 @@ pub(super) async fn count_live_grants(
 }
 
 /// Each grantee's `GET /v1/assets` must list every granted asset as `shared`.
-pub(super) async fn check_shared_listing(
+pub(crate) async fn check_shared_listing(
     grantees: &[Grantee],
     assets: &[AssetId],
     parallelism: usize,
