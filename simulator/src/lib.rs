@@ -28,6 +28,9 @@
 //!   `fleetgate-sim support`, `scenario::keys` the access-key run (create, edit, delete keys;
 //!   propagation to the units; their decisions and access events checked against the API)
 //!   behind `fleetgate-sim keys`.
+//! - `scenario::baseline`: the ingest run's yardstick, the same load against a bare embedded
+//!   rumqttd (gateway's broker settings, plain TCP, a local link that only counts) in this
+//!   process, so the ingest report can give the gateway's throughput as a ratio of it.
 //!
 //! The binary `fleetgate-sim` (src/main.rs) is a thin command line over this library; the
 //! end-to-end tests use the library directly.
@@ -44,6 +47,7 @@ pub mod unit;
 pub use api::{ApiClient, ApiError};
 pub use ready::{wait_ready, GatewayEndpoints};
 pub use report::{write_ingest_report, ReportError, WrittenReport};
+pub use scenario::BaselineReport;
 pub use scenario::{
     run_ingest, run_keys, run_support, run_visibility, IngestConfig, IngestReport, KeysConfig,
     KeysReport, ScenarioError, SupportConfig, SupportReport, Target, VisibilityConfig,

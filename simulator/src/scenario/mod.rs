@@ -4,6 +4,7 @@
 //! devices and assets under a run-specific prefix), so it can run against a gateway that
 //! already holds other data, and several scenarios can share one gateway.
 
+pub mod baseline;
 mod fleet;
 pub mod ingest;
 pub mod keys;
@@ -22,6 +23,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::api::ApiError;
 use crate::unit::UnitError;
 
+pub use baseline::BaselineReport;
 pub use ingest::{run_ingest, IngestConfig, IngestReport};
 pub use keys::{run_keys, KeysConfig, KeysReport};
 pub use support::{run_support, SupportConfig, SupportReport};
