@@ -13,10 +13,10 @@
 //! fails, a new broker is started on a new port; the old one's threads stay parked.
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rumqttd::local::LinkRx;
 use rumqttd::{ConnectionSettings, Notification, RouterConfig, ServerSettings};
@@ -46,6 +46,8 @@ const TELEMETRY_FILTER: &str = "/tenants/+/telemetry";
 const START_ATTEMPTS: usize = 3;
 /// How long the probe point may take from connect to the sink.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long rumqttd may take to bind its listener after its thread starts.
+const LISTEN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the sink counted for one run.
 #[derive(Debug, Default)]
@@ -327,11 +329,27 @@ fn start_broker() -> Result<BareBroker, String> {
             }
         })
         .map_err(|error| format!("spawning the broker thread: {error}"))?;
+    wait_listening(addr)?;
     Ok(BareBroker {
         addr,
         registry,
         sink_alive,
     })
+}
+
+/// Waits until something accepts connections on `addr` (rumqttd binds on its own thread,
+/// a moment after `start`, and never says when); the probe then checks that it is ours.
+fn wait_listening(addr: SocketAddr) -> Result<(), String> {
+    let deadline = Instant::now() + LISTEN_TIMEOUT;
+    while Instant::now() < deadline {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Err(format!(
+        "the bare broker's listener on {addr} did not come up within {LISTEN_TIMEOUT:?}"
+    ))
 }
 
 /// The sink: takes every notification off the link until the link fails (the router is
