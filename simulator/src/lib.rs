@@ -36,6 +36,9 @@
 //!   and `fleetgate-sim revoke-storm` (thousands of grants removed at once with many calls in
 //!   flight: the cut-off still holds, removal latency and rate); helpers in
 //!   `scenario/sharing_load.rs`.
+//! - `scenario::baseline`: the ingest run's yardstick, the same load against a bare embedded
+//!   rumqttd (gateway's broker settings, plain TCP, a local link that only counts) in this
+//!   process, so the ingest report can give the gateway's throughput as a ratio of it.
 //!
 //! The binary `fleetgate-sim` (src/main.rs) is a thin command line over this library; the
 //! end-to-end tests use the library directly.
@@ -52,6 +55,7 @@ pub mod unit;
 pub use api::{ApiClient, ApiError};
 pub use ready::{wait_ready, GatewayEndpoints};
 pub use report::{write_ingest_report, ReportError, WrittenReport};
+pub use scenario::BaselineReport;
 pub use scenario::{
     run_fanout, run_revoke_storm, FanoutConfig, FanoutReport, RevokeMode, RevokeStormConfig,
     RevokeStormReport,

@@ -1,6 +1,7 @@
 //! The simulator's ingest scenario against a real gateway: every acknowledged point is
 //! stored exactly once and delivered live. Small and bounded; the load figures come from
-//! the release-build runs in docs/benchmarks.md.
+//! the release-build runs in docs/benchmarks.md. One run also carries the bare-rumqttd
+//! baseline (started inside this test process) and checks its accounting and the ratio.
 
 use simulator::{run_ingest, IngestConfig};
 use tests::TestGateway;
@@ -25,4 +26,34 @@ async fn every_acknowledged_point_is_stored_exactly_once_over_tls() {
     assert_eq!(report.duplicates, 0);
     assert!(report.sse_received >= report.points_acked);
     assert!(report.publish_to_sse.samples > 0 && report.publish_to_stored.samples > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_baseline_drains_what_it_acknowledged_and_gives_a_ratio() {
+    let gateway = TestGateway::start_with_window(std::time::Duration::from_millis(20));
+    let mut config = IngestConfig::new(
+        gateway.http_base(),
+        gateway.mqtt_tls(),
+        gateway.admin_token.clone(),
+    );
+    config.target.tls_server_name = Some("localhost".into());
+    config.units = 10;
+    config.rate_per_unit = 10.0;
+    config.duration = std::time::Duration::from_secs(2);
+    config.baseline = true;
+    let report = run_ingest(&config).await.expect("scenario runs");
+    assert!(report.is_clean(), "{report}");
+    let baseline = report.baseline.as_ref().expect("baseline ran");
+    assert!(baseline.is_clean(), "{baseline}");
+    assert_eq!(baseline.points_sent, 10 * 10 * 2);
+    assert_eq!(baseline.sink_drained, baseline.points_acked);
+    assert_eq!(baseline.points_acked, baseline.points_sent);
+    assert_eq!(baseline.publish_to_sink.samples, baseline.sink_drained);
+    assert!(report.gateway_tls, "the report says the ratio includes TLS");
+    assert_eq!(report.offered_points_per_sec, 100.0);
+    let ratio = report.throughput_ratio.expect("ratio");
+    assert!(ratio.is_finite() && ratio > 0.0, "{ratio}");
+    assert!(report.baseline_at_limit.is_some());
+    // Same load, same units: the gateway's side is unchanged by the baseline.
+    assert_eq!(report.points_sent, baseline.points_sent);
 }

@@ -25,6 +25,11 @@ pub(crate) struct IngestArgs {
     /// Seconds to wait for acknowledgements, live delivery and history to catch up.
     #[arg(long = "settle-s", default_value_t = 30)]
     pub(crate) settle_s: u64,
+    /// Skip the baseline: by default the same load first runs against a bare rumqttd
+    /// started inside this process (plain TCP, loopback), and the report gives the
+    /// gateway's throughput as a ratio of it.
+    #[arg(long = "no-baseline")]
+    pub(crate) no_baseline: bool,
     #[command(flatten)]
     pub(crate) report: ReportArgs,
 }
@@ -51,6 +56,7 @@ pub(crate) async fn ingest_config(args: &IngestArgs) -> anyhow::Result<IngestCon
         settle_timeout: Duration::from_secs(args.settle_s),
         quiet: args.connection.quiet,
         gateway_pid: args.report.gateway_pid,
+        baseline: !args.no_baseline,
         ..IngestConfig::for_target(target)
     })
 }
@@ -112,6 +118,10 @@ mod tests {
         assert_eq!(args.report.report_dir, PathBuf::from("/tmp/out"));
         let config = ingest_config(&args).await.expect("config");
         assert_eq!(config.gateway_pid, Some(4242));
+        assert!(
+            config.baseline,
+            "the command line runs the baseline by default"
+        );
         assert!(Cli::try_parse_from([
             "fleetgate-sim",
             "ingest",
@@ -142,7 +152,28 @@ mod tests {
             panic!("not the ingest command");
         };
         let config = ingest_config(&args).await.expect("config");
+        assert!(config.baseline);
         let error = config.validate().expect_err("refused");
         assert!(error.to_string().contains("duration"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn no_baseline_turns_it_off() {
+        let cli = Cli::try_parse_from([
+            "fleetgate-sim",
+            "ingest",
+            "--http",
+            "http://127.0.0.1:1",
+            "--mqtt",
+            "127.0.0.1:1",
+            "--token",
+            "t",
+            "--no-baseline",
+        ])
+        .expect("parses");
+        let Command::Ingest(args) = cli.command else {
+            panic!("not the ingest command");
+        };
+        assert!(!ingest_config(&args).await.expect("config").baseline);
     }
 }

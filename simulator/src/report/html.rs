@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use super::svg::{self, BarGroup, Series, PALETTE};
-use crate::scenario::{IngestReport, Timeline};
+use crate::scenario::{BaselineReport, IngestReport, Timeline};
 use crate::stats::{format_us, Percentiles};
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:820px}\
@@ -303,32 +303,122 @@ pub fn ingest_page(report: &IngestReport) -> String {
         .row(
             "throughput (mean)",
             format!("{:.1} points/s", report.points_per_sec),
+        )
+        .row(
+            "offered load (units × rate)",
+            format!("{:.1} points/s", report.offered_points_per_sec),
+        )
+        .row(
+            "gateway transport",
+            if report.gateway_tls {
+                "TLS (mutual)"
+            } else {
+                "plain TCP"
+            },
         );
     timeline_rows(&mut page, &report.timeline, "points");
-    let latencies = [
+    if let Some(baseline) = &report.baseline {
+        baseline_rows(&mut page, report, baseline);
+    }
+    let mut latencies = vec![
         ("publish→SSE", &report.publish_to_sse),
         ("publish→stored", &report.publish_to_stored),
     ];
+    if let Some(baseline) = &report.baseline {
+        latencies.push(("bare rumqttd publish→sink", &baseline.publish_to_sink));
+    }
+    let (throughput, throughput_caption) = throughput_figure(report);
     page.section("Latency")
         .percentile_table(&latencies)
-        .figure(
-            &rate_chart(
-                "Throughput: points acknowledged per second",
-                "acknowledged/s",
-                &report.timeline,
-            ),
-            "Acknowledgements (PUBACK) counted once a second while the units publish.",
-        )
+        .figure(&throughput, throughput_caption)
         .figure(
             &percentile_chart("Latency percentiles", &latencies),
-            "From the unit's send to the point on the account's live stream, and to the point \
-             readable in history (sampled by the storage probe).",
+            "From the unit's send to the point on the account's live stream, to the point \
+             readable in history (sampled by the storage probe), and (baseline) to the bare \
+             broker's sink.",
         )
         .figure(&memory_chart(&report.timeline), MEMORY_CAPTION);
     if report.timeline.truncated {
         page.note("The series were cut at their sample limit; later seconds are not shown.");
     }
     page.finish(&report.errors)
+}
+
+/// The bare broker's figures and the ratio, with what the ratio means for this run.
+fn baseline_rows(page: &mut Page, report: &IngestReport, baseline: &BaselineReport) {
+    page.row(
+        "bare rumqttd: acknowledged / drained by the sink",
+        format!("{} / {}", baseline.points_acked, baseline.sink_drained),
+    )
+    .row(
+        "bare rumqttd: throughput (mean)",
+        format!(
+            "{:.1} points/s ({})",
+            baseline.points_per_sec, baseline.transport
+        ),
+    );
+    if let Some(ratio) = report.throughput_ratio {
+        page.row(
+            "throughput ratio (gateway ÷ bare rumqttd)",
+            format!("{ratio:.3}"),
+        );
+    }
+    let limit = if report.baseline_at_limit == Some(true) {
+        "The bare broker could not take the offered load, so its throughput is its limit on \
+         this machine and the ratio is the gateway's share of that limit."
+    } else {
+        "The bare broker carried the offered load, so the ratio is not a share of its limit: \
+         it only says how much of the offered load the gateway carried relative to it. Offer \
+         more (units × rate) to measure the limit."
+    };
+    let tls = if report.gateway_tls {
+        " The gateway run used TLS and the bare broker plain TCP: the ratio includes the cost \
+         of TLS."
+    } else {
+        ""
+    };
+    page.note(&format!("{limit}{tls}"));
+}
+
+/// Throughput over time: the gateway's series and, with a baseline, the bare broker's on
+/// the same axes.
+fn throughput_figure(report: &IngestReport) -> (String, &'static str) {
+    let title = "Throughput: points acknowledged per second";
+    let Some(baseline) = &report.baseline else {
+        return (
+            rate_chart(title, "acknowledged/s", &report.timeline),
+            "Acknowledgements (PUBACK) counted once a second while the units publish.",
+        );
+    };
+    let series = |name: &str, color, timeline: &Timeline| Series {
+        name: name.to_owned(),
+        color,
+        points: timeline
+            .samples
+            .iter()
+            .map(|sample| (sample.t_s, sample.acked_per_s))
+            .collect(),
+    };
+    let lines = [
+        series("Fleetgate", PALETTE[0], &report.timeline),
+        series("bare rumqttd", PALETTE[1], &baseline.timeline),
+    ];
+    let chart = if lines.iter().any(|line| line.points.len() < 2) {
+        svg::placeholder(title, "not enough samples (run shorter than a second)")
+    } else {
+        svg::line_chart(
+            title,
+            "seconds since the start",
+            "per second",
+            &lines,
+            &svg::short_number,
+        )
+    };
+    (
+        chart,
+        "Acknowledgements (PUBACK) counted once a second while the units publish, for the \
+         gateway and for the same load against the bare broker (run first, on its own).",
+    )
 }
 
 #[cfg(test)]
@@ -386,8 +476,91 @@ mod tests {
                 truncated: false,
                 memory_error: None,
             },
+            offered_points_per_sec: 200.0,
+            gateway_tls: false,
+            baseline: None,
+            throughput_ratio: None,
+            baseline_at_limit: None,
             errors: vec!["unit <u1> said \"no\"".into()],
         }
+    }
+
+    /// `report` with a bare-broker run that carried `per_s` points/s.
+    fn with_baseline(per_s: f64, at_limit: bool, tls: bool) -> IngestReport {
+        let base = report(Some(42), Some(50_000));
+        let samples = (0..4)
+            .map(|second| TimelineSample {
+                t_s: second as f64,
+                acked_total: second * 300,
+                acked_per_s: if second == 0 { 0.0 } else { per_s },
+                gateway_rss_kib: None,
+            })
+            .collect();
+        let baseline = BaselineReport {
+            broker_addr: "127.0.0.1:2".into(),
+            transport: "plain TCP, no authentication".into(),
+            units: 20,
+            points_sent: 600,
+            points_acked: 600,
+            sink_drained: 600,
+            elapsed: Duration::from_secs(2),
+            points_per_sec: per_s,
+            publish_to_sink: Percentiles {
+                samples: 600,
+                p50_us: 300,
+                p90_us: 500,
+                p99_us: 900,
+                p999_us: 1_100,
+                max_us: 1_200,
+            },
+            timeline: Timeline {
+                interval_s: 1.0,
+                gateway_pid: None,
+                samples,
+                truncated: false,
+                memory_error: None,
+            },
+            errors: Vec::new(),
+        };
+        IngestReport {
+            throughput_ratio: Some(base.points_per_sec / per_s),
+            baseline_at_limit: Some(at_limit),
+            gateway_tls: tls,
+            baseline: Some(baseline),
+            ..base
+        }
+    }
+
+    #[test]
+    fn baseline_shares_the_throughput_chart_and_adds_its_latency_and_ratio() {
+        let page = ingest_page(&with_baseline(400.0, true, true));
+        assert_eq!(page.matches("<svg").count(), 3, "no extra chart");
+        assert_eq!(
+            page.matches("<polyline").count(),
+            3,
+            "two throughput lines and memory"
+        );
+        assert!(page.contains("<title>bare rumqttd</title>"));
+        assert!(page.contains("<title>Fleetgate</title>"));
+        assert!(page.contains("bare rumqttd publish→sink"));
+        assert!(page.contains("throughput ratio (gateway ÷ bare rumqttd)</td><td>0.500"));
+        assert!(page.contains("600 / 600"));
+        assert!(page.contains("its limit on this machine"));
+        assert!(page.contains("includes the cost of TLS"));
+        assert!(page.contains("offered load (units × rate)</td><td>200.0 points/s"));
+        let below = ingest_page(&with_baseline(200.0, false, false));
+        assert!(below.contains("not a share of its limit"));
+        assert!(!below.contains("cost of TLS"));
+        assert!(below.contains("plain TCP"));
+        let lower = below.to_ascii_lowercase();
+        assert!(!lower.contains("<script") && !lower.contains("http://"));
+    }
+
+    #[test]
+    fn without_a_baseline_there_is_no_ratio() {
+        let page = ingest_page(&report(None, None));
+        assert!(!page.contains("ratio"));
+        assert!(!page.contains("bare rumqttd"));
     }
 
     #[test]

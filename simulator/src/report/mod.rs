@@ -128,6 +128,11 @@ mod tests {
             publish_to_sse: Percentiles::default(),
             publish_to_stored: Percentiles::default(),
             timeline: Timeline::default(),
+            offered_points_per_sec: 1.0,
+            gateway_tls: false,
+            baseline: None,
+            throughput_ratio: None,
+            baseline_at_limit: None,
             errors: Vec::new(),
         };
         let written = write_ingest_report(&report, &dir.join("reports")).expect("written");

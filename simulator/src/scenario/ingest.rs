@@ -11,6 +11,14 @@
 //! pid, its memory, for the report's charts (written by the command line, not here).
 //! Latencies use the sender's and receiver's wall clocks, which are the same clock when the
 //! simulator runs on one machine, as it does in tests.
+//!
+//! With `baseline` on, the same load first runs against a bare embedded rumqttd
+//! (`baseline/`), and the report gives the gateway's throughput as a ratio of the bare
+//! broker's. The baseline goes first because both share the machine's cores: this way the
+//! gateway is idle while the bare broker is measured (its run has not begun), and the bare
+//! broker is idle while the gateway is (its units are disconnected and its threads parked,
+//! whereas a gateway that just finished still commits, fans out and frees memory); and a
+//! baseline that cannot start says so before the long gateway run instead of after it.
 
 use std::fmt;
 use std::sync::atomic::AtomicU64;
@@ -21,6 +29,7 @@ use serde::{Serialize, Serializer};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::baseline::{run_baseline, BaselineLoad, BaselineReport};
 use super::fleet::{connect_units, disconnect_all, new_run_id, provision};
 use super::measure::{
     consume_sse, probe_storage, verify_storage, wait_for_count, ProbeTarget, VerifyTarget,
@@ -62,6 +71,9 @@ pub struct IngestConfig {
     /// The gateway's process id when it runs on this machine: its resident memory is then
     /// sampled each second from `/proc/<pid>/status`. `None`: memory is not measured.
     pub gateway_pid: Option<u32>,
+    /// Run the same load against a bare embedded rumqttd first and report the gateway's
+    /// throughput as a ratio of it. Off in [`Self::new`]; the command line turns it on.
+    pub baseline: bool,
 }
 
 impl IngestConfig {
@@ -86,12 +98,18 @@ impl IngestConfig {
             quiet: true,
             run_id: None,
             gateway_pid: None,
+            baseline: false,
         }
     }
 
     /// `rate × duration`, rounded: the exact number of points each unit sends.
     pub fn points_per_unit(&self) -> u64 {
         (self.rate_per_unit * self.duration.as_secs_f64()).round() as u64
+    }
+
+    /// `units × rate`: the load the run offers, whatever the broker can take.
+    pub fn offered_points_per_sec(&self) -> f64 {
+        self.units as f64 * self.rate_per_unit
     }
 
     /// Refuses settings that would run unbounded or measure nothing, with a message that
@@ -178,10 +196,28 @@ pub struct IngestReport {
     /// Acknowledgements per second and gateway memory, sampled each second while the units
     /// publish.
     pub timeline: Timeline,
+    /// `units × rate`: what the run offered; a throughput below it means something could
+    /// not keep up.
+    pub offered_points_per_sec: f64,
+    /// Whether the gateway run used TLS (the baseline is always plain TCP, so the ratio
+    /// then includes the cost of TLS).
+    pub gateway_tls: bool,
+    /// The same load against a bare rumqttd; `None` when not asked for or not startable
+    /// (then `errors` says why).
+    pub baseline: Option<BaselineReport>,
+    /// `points_per_sec / baseline.points_per_sec`: the gateway's share of what the bare
+    /// broker carried. A share of the broker's *limit* only when `baseline_at_limit`.
+    pub throughput_ratio: Option<f64>,
+    /// Whether the bare broker fell short of the offered rate, so that its throughput is
+    /// its limit on this machine; `false`: both only carried the offered load.
+    pub baseline_at_limit: Option<bool>,
     pub errors: Vec<String>,
 }
 
-fn as_seconds<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn as_seconds<S: Serializer>(
+    duration: &Duration,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
     serializer.serialize_f64(duration.as_secs_f64())
 }
 
@@ -194,7 +230,15 @@ impl IngestReport {
             && self.duplicates == 0
             && self.points_acked == self.points_sent
             && self.sse_received >= self.points_acked
+            && self.baseline.as_ref().is_none_or(BaselineReport::is_clean)
     }
+}
+
+/// `gateway / baseline` when both are measured and the baseline carried anything.
+fn throughput_ratio(gateway_per_sec: f64, baseline: Option<&BaselineReport>) -> Option<f64> {
+    let baseline_per_sec = baseline?.points_per_sec;
+    (baseline_per_sec > 0.0 && gateway_per_sec.is_finite())
+        .then(|| gateway_per_sec / baseline_per_sec)
 }
 
 impl fmt::Display for IngestReport {
@@ -222,6 +266,28 @@ impl fmt::Display for IngestReport {
         )?;
         writeln!(formatter, "  publish→SSE:    {}", self.publish_to_sse)?;
         writeln!(formatter, "  publish→stored: {}", self.publish_to_stored)?;
+        writeln!(
+            formatter,
+            "  offered:    {:.1} points/s (units × rate), gateway over {}",
+            self.offered_points_per_sec,
+            if self.gateway_tls { "TLS" } else { "plain TCP" }
+        )?;
+        if let Some(baseline) = &self.baseline {
+            writeln!(formatter, "{baseline}")?;
+        }
+        if let Some(ratio) = self.throughput_ratio {
+            let meaning = if self.baseline_at_limit == Some(true) {
+                "of the bare broker's limit"
+            } else {
+                "of the bare broker's throughput, which only carried the offered load"
+            };
+            let tls = if self.gateway_tls {
+                " (gateway over TLS, bare broker plain)"
+            } else {
+                ""
+            };
+            writeln!(formatter, "  ratio:      {ratio:.3} {meaning}{tls}")?;
+        }
         if self.errors.is_empty() {
             write!(formatter, "  errors: none")
         } else {
@@ -239,12 +305,32 @@ impl fmt::Display for IngestReport {
 pub async fn run_ingest(config: &IngestConfig) -> Result<IngestReport, ScenarioError> {
     config.validate()?;
     let run_id = config.run_id.clone().unwrap_or_else(new_run_id);
+    let errors = Arc::new(ErrorLog::default());
+    let baseline = if config.baseline {
+        let load = BaselineLoad {
+            run_id: run_id.clone(),
+            units: config.units,
+            rate_per_unit: config.rate_per_unit,
+            points_per_unit: config.points_per_unit(),
+            parallelism: config.parallelism,
+            settle_timeout: config.settle_timeout,
+            quiet: config.quiet,
+        };
+        match run_baseline(&load).await {
+            Ok(report) => Some(report),
+            Err(problem) => {
+                errors.push(format!("baseline: {problem}"));
+                None
+            }
+        }
+    } else {
+        None
+    };
     let platform_admin = config
         .target
         .platform_admin()
         .map_err(ScenarioError::api("gateway URL"))?;
     let fleet = provision(&platform_admin, &run_id, config.units, config.parallelism).await?;
-    let errors = Arc::new(ErrorLog::default());
 
     let sse = fleet
         .client
@@ -402,6 +488,12 @@ pub async fn run_ingest(config: &IngestConfig) -> Result<IngestReport, ScenarioE
 
     let errors = ErrorLog::finish(errors);
     let seconds = elapsed.as_secs_f64();
+    let points_per_sec = if seconds > 0.0 {
+        points_acked as f64 / seconds
+    } else {
+        0.0
+    };
+    let offered = config.offered_points_per_sec();
     Ok(IngestReport {
         run_id,
         account_id: fleet.account.id,
@@ -413,14 +505,15 @@ pub async fn run_ingest(config: &IngestConfig) -> Result<IngestReport, ScenarioE
         duplicates: tally.duplicates,
         sse_received: sse_count,
         elapsed,
-        points_per_sec: if seconds > 0.0 {
-            points_acked as f64 / seconds
-        } else {
-            0.0
-        },
+        points_per_sec,
         publish_to_sse: sse_latency.percentiles(),
         publish_to_stored: store_latency.percentiles(),
         timeline,
+        offered_points_per_sec: offered,
+        gateway_tls: config.target.tls_server_name.is_some(),
+        throughput_ratio: throughput_ratio(points_per_sec, baseline.as_ref()),
+        baseline_at_limit: baseline.as_ref().map(|baseline| baseline.at_limit(offered)),
+        baseline,
         errors,
     })
 }
@@ -496,8 +589,87 @@ mod tests {
             publish_to_sse: Percentiles::default(),
             publish_to_stored: Percentiles::default(),
             timeline: Timeline::default(),
+            offered_points_per_sec: 20.0,
+            gateway_tls: false,
+            baseline: None,
+            throughput_ratio: None,
+            baseline_at_limit: None,
             errors: Vec::new(),
         }
+    }
+
+    fn baseline(points_per_sec: f64, sink_drained: u64) -> BaselineReport {
+        BaselineReport {
+            broker_addr: "127.0.0.1:2".into(),
+            transport: "plain TCP, no authentication".into(),
+            units: 2,
+            points_sent: 20,
+            points_acked: 20,
+            sink_drained,
+            elapsed: Duration::from_millis(500),
+            points_per_sec,
+            publish_to_sink: Percentiles::default(),
+            timeline: Timeline::default(),
+            errors: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn ratio_needs_a_baseline_that_carried_something() {
+        assert_eq!(throughput_ratio(13.3, None), None);
+        assert_eq!(throughput_ratio(13.3, Some(&baseline(0.0, 20))), None);
+        let ratio = throughput_ratio(10.0, Some(&baseline(40.0, 20))).expect("ratio");
+        assert!((ratio - 0.25).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_baseline_that_lost_points_makes_the_run_unclean() {
+        let with = |baseline| IngestReport {
+            baseline: Some(baseline),
+            ..report()
+        };
+        assert!(with(baseline(40.0, 20)).is_clean());
+        assert!(!with(baseline(40.0, 19)).is_clean());
+    }
+
+    #[test]
+    fn report_shows_the_ratio_and_what_it_means() {
+        let at_limit = IngestReport {
+            baseline: Some(baseline(40.0, 20)),
+            throughput_ratio: Some(0.5),
+            baseline_at_limit: Some(true),
+            gateway_tls: true,
+            ..report()
+        };
+        let text = at_limit.to_string();
+        assert!(text.contains("bare rumqttd"), "{text}");
+        assert!(text.contains("0.500 of the bare broker's limit"), "{text}");
+        assert!(text.contains("gateway over TLS"), "{text}");
+        let json = serde_json::to_value(&at_limit).expect("json");
+        assert_eq!(json["throughput_ratio"], 0.5);
+        assert_eq!(json["baseline"]["sink_drained"], 20);
+        assert_eq!(json["baseline"]["elapsed"], 0.5);
+        let below = IngestReport {
+            baseline_at_limit: Some(false),
+            ..at_limit
+        };
+        assert!(below
+            .to_string()
+            .contains("which only carried the offered load"));
+    }
+
+    #[test]
+    fn baseline_is_off_by_default_in_the_library() {
+        assert!(!config().baseline);
+        assert_eq!(
+            IngestConfig {
+                units: 1000,
+                rate_per_unit: 100.0,
+                ..config()
+            }
+            .offered_points_per_sec(),
+            100_000.0
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! devices and assets under a run-specific prefix), so it can run against a gateway that
 //! already holds other data, and several scenarios can share one gateway.
 
+pub mod baseline;
 pub mod fanout;
 mod fleet;
 pub mod ingest;
@@ -26,6 +27,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::api::ApiError;
 use crate::unit::UnitError;
 
+pub use baseline::BaselineReport;
 pub use fanout::{run_fanout, FanoutConfig, FanoutReport};
 pub use ingest::{run_ingest, IngestConfig, IngestReport};
 pub use keys::{run_keys, KeysConfig, KeysReport};
