@@ -28,6 +28,9 @@
 //!   `fleetgate-sim support`, `scenario::keys` the access-key run (create, edit, delete keys;
 //!   propagation to the units; their decisions and access events checked against the API)
 //!   behind `fleetgate-sim keys`.
+//! - `scenario::soak`: the bounded soak behind `fleetgate-sim soak` (steady telemetry, a
+//!   churning admin loop and a live stream for a long time, cut into windows and judged on
+//!   memory growth, latency creep and exactly-once storage).
 //!
 //! The binary `fleetgate-sim` (src/main.rs) is a thin command line over this library; the
 //! end-to-end tests use the library directly.
@@ -49,6 +52,7 @@ pub use scenario::{
     KeysReport, ScenarioError, SupportConfig, SupportReport, Target, VisibilityConfig,
     VisibilityReport,
 };
+pub use scenario::{run_soak, SoakConfig, SoakReport};
 pub use stats::Percentiles;
 pub use telemetry::{TelemetryPayload, TrackGenerator};
 pub use unit::{

@@ -17,6 +17,7 @@
 
 mod ingest;
 mod keys;
+mod soak;
 mod support;
 mod visibility;
 
@@ -53,6 +54,10 @@ pub(crate) enum Command {
     /// delivered/pending lists, the units' access decisions and the stored and live access
     /// events agree with the key API.
     Keys(keys::KeysArgs),
+    /// Units stream at a steady rate for a long, bounded time while an admin loop churns
+    /// grants, keys and history reads; reports windows over time and whether memory grew,
+    /// latency crept or any acknowledged point was lost.
+    Soak(soak::SoakArgs),
 }
 
 /// Where the gateway is and who the simulator is there; shared by every scenario.
@@ -95,6 +100,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Visibility(args) => visibility::run(args).await,
         Command::Support(args) => support::run(args).await,
         Command::Keys(args) => keys::run(args).await,
+        Command::Soak(args) => soak::run(args).await,
     }
 }
 

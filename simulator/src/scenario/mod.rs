@@ -9,6 +9,7 @@ pub mod ingest;
 pub mod keys;
 mod measure;
 mod publish;
+pub mod soak;
 pub mod support;
 mod target;
 pub mod timeline;
@@ -24,6 +25,7 @@ use crate::unit::UnitError;
 
 pub use ingest::{run_ingest, IngestConfig, IngestReport};
 pub use keys::{run_keys, KeysConfig, KeysReport};
+pub use soak::{run_soak, SoakConfig, SoakReport};
 pub use support::{run_support, SupportConfig, SupportReport};
 pub use target::Target;
 pub use timeline::{Timeline, TimelineSample};
