@@ -39,6 +39,9 @@
 //! - `scenario::baseline`: the ingest run's yardstick, the same load against a bare embedded
 //!   rumqttd (gateway's broker settings, plain TCP, a local link that only counts) in this
 //!   process, so the ingest report can give the gateway's throughput as a ratio of it.
+//! - `scenario::soak`: the bounded soak behind `fleetgate-sim soak` (steady telemetry, a
+//!   churning admin loop and a live stream for a long time, cut into windows and judged on
+//!   memory growth, latency creep and exactly-once storage).
 //!
 //! The binary `fleetgate-sim` (src/main.rs) is a thin command line over this library; the
 //! end-to-end tests use the library directly.
@@ -65,6 +68,7 @@ pub use scenario::{
     KeysConfig, KeysReport, ScaleConfig, ScaleReport, ScenarioError, SupportConfig, SupportReport,
     Target, VisibilityConfig, VisibilityReport,
 };
+pub use scenario::{run_soak, SoakConfig, SoakReport};
 pub use stats::Percentiles;
 pub use telemetry::{TelemetryPayload, TrackGenerator};
 pub use unit::{

@@ -8,9 +8,8 @@
 //! that differ from the key API, errors), 1 when it could not run (or its report could not
 //! be written).
 //!
-//! `ingest` also writes its report to `--report-dir` (default `reports/`): a JSON of the
+//! Every scenario writes its report to `--report-dir` (default `reports/`): a JSON of the
 //! figures and a self-contained HTML page with charts (see the library's `report` module).
-
 //!
 //! Each scenario's flags and its turning them into a config live in the file of its name;
 //! this module holds what they share: where the gateway is, and how a report is printed.
@@ -20,6 +19,7 @@ mod ingest;
 mod keys;
 mod revoke_storm;
 mod scale;
+mod soak;
 mod support;
 mod visibility;
 
@@ -66,6 +66,10 @@ pub(crate) enum Command {
     /// Thousands of grants are removed at once with many calls in flight while units stream;
     /// reports removal latency and rate, and any point delivered past a removal.
     RevokeStorm(revoke_storm::RevokeStormArgs),
+    /// Units stream at a steady rate for a long, bounded time while an admin loop churns
+    /// grants, keys and history reads; reports windows over time and whether memory grew,
+    /// latency crept or any acknowledged point was lost.
+    Soak(soak::SoakArgs),
 }
 
 /// Where the gateway is and who the simulator is there; shared by every scenario.
@@ -111,6 +115,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Scale(args) => scale::run(args).await,
         Command::Fanout(args) => fanout::run(args).await,
         Command::RevokeStorm(args) => revoke_storm::run(args).await,
+        Command::Soak(args) => soak::run(args).await,
     }
 }
 
