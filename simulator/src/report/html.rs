@@ -363,6 +363,12 @@ fn baseline_rows(page: &mut Page, report: &IngestReport, baseline: &BaselineRepo
             format!("{ratio:.3}"),
         );
     }
+    if let Some(ratio) = report.stored_ratio() {
+        page.row(
+            "stored ratio (acknowledged and stored ÷ bare rumqttd)",
+            format!("{ratio:.3}"),
+        );
+    }
     let limit = if report.baseline_at_limit == Some(true) {
         "The bare broker could not take the offered load, so its throughput is its limit on \
          this machine and the ratio is the gateway's share of that limit."

@@ -232,6 +232,23 @@ impl IngestReport {
             && self.sse_received >= self.points_acked
             && self.baseline.as_ref().is_none_or(BaselineReport::is_clean)
     }
+
+    /// Acknowledged points that were also stored, per second. rumqttd acknowledges on
+    /// arrival, so under overload `points_per_sec` measures the broker front and this one
+    /// what the gateway really kept.
+    pub fn stored_per_sec(&self) -> f64 {
+        let seconds = self.elapsed.as_secs_f64();
+        if seconds > 0.0 {
+            self.points_acked.saturating_sub(self.missing) as f64 / seconds
+        } else {
+            0.0
+        }
+    }
+
+    /// `stored_per_sec / baseline.points_per_sec`: the honest share of the bare broker.
+    pub fn stored_ratio(&self) -> Option<f64> {
+        throughput_ratio(self.stored_per_sec(), self.baseline.as_ref())
+    }
 }
 
 /// `gateway / baseline` when both are measured and the baseline carried anything.
@@ -287,6 +304,13 @@ impl fmt::Display for IngestReport {
                 ""
             };
             writeln!(formatter, "  ratio:      {ratio:.3} {meaning}{tls}")?;
+        }
+        if let Some(ratio) = self.stored_ratio() {
+            writeln!(
+                formatter,
+                "  stored:     {:.1} points/s acknowledged and stored, ratio {ratio:.3}",
+                self.stored_per_sec()
+            )?;
         }
         if self.errors.is_empty() {
             write!(formatter, "  errors: none")
@@ -617,6 +641,15 @@ mod tests {
     #[test]
     fn ratio_needs_a_baseline_that_carried_something() {
         assert_eq!(throughput_ratio(13.3, None), None);
+        let lossy = IngestReport {
+            points_acked: 100,
+            missing: 40,
+            elapsed: Duration::from_secs(2),
+            baseline: Some(baseline(60.0, 20)),
+            ..report()
+        };
+        assert_eq!(lossy.stored_per_sec(), 30.0);
+        assert_eq!(lossy.stored_ratio(), Some(0.5));
         assert_eq!(throughput_ratio(13.3, Some(&baseline(0.0, 20))), None);
         let ratio = throughput_ratio(10.0, Some(&baseline(40.0, 20))).expect("ratio");
         assert!((ratio - 0.25).abs() < 1e-9);
