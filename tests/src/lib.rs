@@ -5,6 +5,10 @@
 //! Tests drive it the way a third party would, through the simulator's HTTP client and
 //! simulated units (MQTT), never through gateway internals.
 
+mod reports;
+
+pub use reports::check_written_report;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
