@@ -8,7 +8,7 @@ use std::sync::Arc;
 use futures_util::{stream, StreamExt, TryStreamExt};
 use rand::distr::{Alphanumeric, SampleString};
 
-use super::{ErrorLog, ScenarioError};
+use super::{ErrorLog, ScenarioError, Target};
 use crate::api::{
     Account, AccountId, ApiClient, AssetId, Capabilities, Device, DeviceId, NewAsset, NewDevice,
     PrincipalId, UserRole,
@@ -223,6 +223,36 @@ pub(crate) async fn connect_units_with(
         .filter_map(std::future::ready)
         .collect()
         .await
+}
+
+/// Connects every machine's unit for a streaming scenario, shared so they can be handed to
+/// the publishing tasks. No unit at all is an error (the run would measure nothing), named
+/// after the first failure; a partial fleet is the report's business.
+pub(crate) async fn connect_fleet(
+    fleet: &Fleet,
+    target: &Target,
+    parallelism: usize,
+    errors: &ErrorLog,
+) -> Result<Vec<(usize, Arc<SimUnit>)>, ScenarioError> {
+    let connected = connect_units(
+        &fleet.machines,
+        &target.mqtt,
+        target.tls_server_name.as_deref(),
+        parallelism,
+        errors,
+    )
+    .await;
+    if connected.is_empty() {
+        return Err(ScenarioError::NoUnits(
+            errors
+                .first()
+                .unwrap_or_else(|| "no unit to connect".to_owned()),
+        ));
+    }
+    Ok(connected
+        .into_iter()
+        .map(|(machine, unit)| (machine, Arc::new(unit)))
+        .collect())
 }
 
 /// Ends every session cleanly (`offline` status, then DISCONNECT), as units switching off.

@@ -22,7 +22,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::fleet::{connect_units, disconnect_all, new_run_id, provision};
+use super::fleet::{connect_fleet, disconnect_all, new_run_id, provision};
 use super::measure::{verify_storage, VerifyTarget};
 use super::publish::{drive_unit, PublishPlan, UnitJob, UnitOutcome};
 use super::sharing_load::{
@@ -38,7 +38,7 @@ use super::{check_run_id, ErrorLog, ScenarioError};
 use crate::api::AssetId;
 use crate::scenario::Target;
 use crate::telemetry::SENT_US_SENSOR;
-use crate::unit::{BrokerAddr, SimUnit};
+use crate::unit::BrokerAddr;
 use storm::Storm;
 
 pub use report::{revoke_storm_page, write_revoke_storm_report, RevokeStormReport};
@@ -223,26 +223,13 @@ pub async fn run_revoke_storm(
         })
         .collect();
 
-    let connected = connect_units(
-        &fleet.machines,
-        &config.target.mqtt,
-        config.target.tls_server_name.as_deref(),
-        parallelism,
-        &errors,
-    )
-    .await;
-    if connected.is_empty() {
-        stop_streams.send_replace(true);
-        return Err(ScenarioError::NoUnits(
-            errors
-                .first()
-                .unwrap_or_else(|| "no unit to connect".to_owned()),
-        ));
-    }
-    let units: Vec<(usize, Arc<SimUnit>)> = connected
-        .into_iter()
-        .map(|(machine, unit)| (machine, Arc::new(unit)))
-        .collect();
+    let units = match connect_fleet(&fleet, &config.target, parallelism, &errors).await {
+        Ok(units) => units,
+        Err(error) => {
+            stop_streams.send_replace(true);
+            return Err(error);
+        }
+    };
     let streaming_assets: Vec<AssetId> = units
         .iter()
         .map(|(machine, _)| fleet.machines[*machine].asset_id.clone())

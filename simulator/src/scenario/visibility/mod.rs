@@ -29,7 +29,7 @@ use futures_util::{stream, StreamExt, TryStreamExt};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::fleet::{connect_units, disconnect_all, new_run_id, provision};
+use super::fleet::{connect_fleet, disconnect_all, new_run_id, provision};
 use super::publish::{drive_unit, PublishPlan, UnitJob, UnitOutcome};
 use super::timeline::{sample_timeline, Timeline, SAMPLE_INTERVAL};
 use super::{check_run_id, progress_bar, ErrorLog, ScenarioError};
@@ -37,7 +37,7 @@ use crate::api::{AccountId, ApiClient, ApiError, AssetId, SseStream};
 use crate::scenario::Target;
 use crate::stats::LatencyRecorder;
 use crate::telemetry::{now_us, whole_number, SENT_US_SENSOR};
-use crate::unit::{BrokerAddr, SimUnit};
+use crate::unit::BrokerAddr;
 use cutoff::{plan_removals, CutoffLedger, PlannedRemoval};
 use setup::{check_shared_listing, count_live_grants, create_grantees, grant_all, Grantee};
 
@@ -248,26 +248,13 @@ pub async fn run_visibility(config: &VisibilityConfig) -> Result<VisibilityRepor
         })
         .collect();
 
-    let connected = connect_units(
-        &fleet.machines,
-        &config.target.mqtt,
-        config.target.tls_server_name.as_deref(),
-        parallelism,
-        &errors,
-    )
-    .await;
-    if connected.is_empty() {
-        stop_streams.send_replace(true);
-        return Err(ScenarioError::NoUnits(
-            errors
-                .first()
-                .unwrap_or_else(|| "no unit to connect".to_owned()),
-        ));
-    }
-    let units: Vec<(usize, Arc<SimUnit>)> = connected
-        .into_iter()
-        .map(|(machine, unit)| (machine, Arc::new(unit)))
-        .collect();
+    let units = match connect_fleet(&fleet, &config.target, parallelism, &errors).await {
+        Ok(units) => units,
+        Err(error) => {
+            stop_streams.send_replace(true);
+            return Err(error);
+        }
+    };
     let streaming_assets: Vec<AssetId> = units
         .iter()
         .map(|(machine, _)| fleet.machines[*machine].asset_id.clone())
