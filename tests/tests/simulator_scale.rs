@@ -78,3 +78,24 @@ async fn a_refusing_broker_is_the_first_limit_and_the_run_gives_up() {
         "every unit is accounted for"
     );
 }
+
+/// A client that opens TCP to the TLS listener and never says a word must not keep other
+/// units out. Upstream rumqttd awaited each handshake in its accept loop, so this one socket
+/// stopped every unit from connecting; see vendor/rumqttd/FLEETGATE-PATCH.md.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_handshake_does_not_block_other_units() {
+    let gateway = TestGateway::start();
+    let tls = gateway.mqtt_tls();
+    let stalled = std::net::TcpStream::connect((tls.host.as_str(), tls.port)).expect("connect");
+    let config = ScaleConfig {
+        units: 10,
+        hold: Duration::ZERO,
+        probes: 1,
+        connect_timeout: Duration::from_secs(8),
+        ..ScaleConfig::for_target(target(&gateway))
+    };
+    let report = run_scale(&config).await.expect("scenario runs");
+    assert!(report.is_clean(), "{report}");
+    assert_eq!(report.sessions_opened, 10);
+    drop(stalled);
+}
