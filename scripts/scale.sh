@@ -14,6 +14,7 @@ set -euo pipefail
 UNITS=${UNITS:-50000}
 SOURCES=${SOURCES:-4}
 HOLD_S=${HOLD_S:-30}
+CONNECT_PARALLELISM=${CONNECT_PARALLELISM:-64}
 REPORT_DIR=${REPORT_DIR:-reports}
 FILES=$((UNITS * 2 + 10000))
 
@@ -31,5 +32,5 @@ gateway=$!
 
 sources=$(seq -s, -f '127.0.0.%g' 1 "$SOURCES")
 target/release/fleetgate-sim scale --data-dir "$data" --tls-server-name localhost \
-  --units "$UNITS" --sources "$sources" --hold-s "$HOLD_S" --parallelism 64 \
+  --units "$UNITS" --sources "$sources" --hold-s "$HOLD_S" --parallelism 64 --connect-parallelism "$CONNECT_PARALLELISM" \
   --gateway-pid "$gateway" --report-dir "$REPORT_DIR"

@@ -455,3 +455,109 @@ impl fmt::Display for ScaleReport {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report() -> ScaleReport {
+        let snapshot = MemorySnapshot::default();
+        ScaleReport {
+            run_id: "s1".into(),
+            account_id: AccountId::new("acc"),
+            units: 3,
+            sources: vec!["127.0.0.1".into()],
+            tls: true,
+            connect_parallelism: 8,
+            hold_s: 1.0,
+            registration_s: 1.0,
+            registrations_per_s: 3.0,
+            sessions_opened: 2,
+            sessions_failed: 1,
+            units_skipped: 0,
+            failures: vec![FailureCount {
+                failure: "TLS: <reset>".into(),
+                count: 1,
+            }],
+            first_limit: Some(FirstLimit {
+                failure: "TLS: <reset>".into(),
+                sessions_open_before: 2,
+                after_s: 0.5,
+            }),
+            connect_phase_s: 1.0,
+            sessions_per_s: 2.0,
+            sessions_open_at_checks: 2,
+            sessions_dropped: 0,
+            drop_reasons: Vec::new(),
+            ping_answers: 2,
+            probes: 0,
+            probe_units_connected: 0,
+            probe_acks: 0,
+            probes_counted: 0,
+            connect_latency: Percentiles::default(),
+            ping_rtt: Percentiles::default(),
+            probe_ack_latency: Percentiles::default(),
+            memory: MemoryFigures::new(snapshot, snapshot, snapshot),
+            gateway_open_files: Some(20_000),
+            simulator_open_files: None,
+            timeline: Timeline::default(),
+            errors: vec!["unit <u1> said \"no\"".into()],
+        }
+    }
+
+    #[test]
+    fn a_failed_opening_is_the_first_limit_and_the_run_is_not_clean() {
+        let report = report();
+        assert!(!report.is_clean());
+        assert!(report.verdict().contains("first limit after 2 sessions"));
+        let clean = ScaleReport {
+            units: 2,
+            sessions_failed: 0,
+            failures: Vec::new(),
+            first_limit: None,
+            errors: Vec::new(),
+            ..report
+        };
+        assert!(clean.is_clean(), "{clean}");
+        let unanswered = ScaleReport {
+            ping_answers: 1,
+            ..clean.clone()
+        };
+        assert!(!unanswered.is_clean());
+    }
+
+    #[test]
+    fn page_is_self_contained_and_escapes_what_it_was_told() {
+        let page = report().page();
+        let lower = page.to_ascii_lowercase();
+        for banned in ["http://", "https://", "<script", "src=", "url(", "@import"] {
+            assert!(!lower.contains(banned), "{banned}");
+        }
+        assert!(page.contains("TLS: &lt;reset&gt;"));
+        assert!(!page.contains("<reset>") && !page.contains("<u1>"));
+        assert!(page.contains("not measured"));
+        assert_eq!(page.matches("<svg").count(), 4);
+    }
+
+    #[test]
+    fn memory_per_session_is_the_growth_divided_by_sessions() {
+        let before = MemorySnapshot {
+            gateway_kib: Some(100_000),
+            simulator_kib: Some(10_000),
+        };
+        let full = MemorySnapshot {
+            gateway_kib: Some(165_500),
+            simulator_kib: Some(36_500),
+        };
+        let mut memory = MemoryFigures::new(before, full, full);
+        memory.per_session(1_000);
+        assert_eq!(memory.gateway_kib_per_session, Some(65.5));
+        assert_eq!(memory.simulator_kib_per_session, Some(26.5));
+        memory.per_session(0);
+        assert_eq!(
+            memory.gateway_kib_per_session,
+            Some(65.5),
+            "no sessions: unchanged"
+        );
+    }
+}
