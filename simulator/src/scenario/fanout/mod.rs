@@ -23,7 +23,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::fleet::{connect_fleet, disconnect_all, new_run_id, provision};
+use super::fleet::{connect_fleet, disconnect_all, new_run_id};
 use super::measure::{verify_storage, VerifyTarget};
 use super::publish::{drive_unit, PublishPlan, UnitJob, UnitOutcome};
 use super::sharing_load::{
@@ -31,9 +31,8 @@ use super::sharing_load::{
     wait_until_zero, watch_stream, MAX_PARALLELISM,
 };
 use super::timeline::{sample_timeline, SAMPLE_INTERVAL};
-use super::visibility::setup::{check_shared_listing, create_grantees, grant_all, Grantee};
+use super::visibility::setup::{share_fleet, Grantee, SharedFleet};
 use super::{check_run_id, ErrorLog, ScenarioError};
-use crate::api::AssetId;
 use crate::scenario::Target;
 use crate::unit::BrokerAddr;
 use ledger::FanoutLedger;
@@ -167,29 +166,23 @@ pub async fn run_fanout(config: &FanoutConfig) -> Result<FanoutReport, ScenarioE
     let run_id = config.run_id.clone().unwrap_or_else(new_run_id);
     let parallelism = config.parallelism;
     let points_per_unit = config.points_per_unit();
-    let platform_admin = config
-        .target
-        .platform_admin()
-        .map_err(ScenarioError::api("gateway URL"))?;
-    let fleet = provision(&platform_admin, &run_id, config.units, parallelism).await?;
-    let owner_admin = fleet.client.clone();
-    let grantees = create_grantees(
-        &platform_admin,
-        &fleet.account.id,
+    let errors = Arc::new(ErrorLog::default());
+    let SharedFleet {
+        platform_admin,
+        fleet,
+        grantees,
+        assets,
+        ..
+    } = share_fleet(
+        &config.target,
         &run_id,
+        config.units,
         config.grantees,
         parallelism,
+        &errors,
     )
     .await?;
     let outsider = create_outsider(&platform_admin, &fleet.account.id, &run_id).await?;
-    let assets: Vec<AssetId> = fleet
-        .machines
-        .iter()
-        .map(|machine| machine.asset_id.clone())
-        .collect();
-    let errors = Arc::new(ErrorLog::default());
-    grant_all(&owner_admin, &grantees, &assets, &errors).await?;
-    check_shared_listing(&grantees, &assets, parallelism, &errors).await;
 
     let ledger = Arc::new(Mutex::new(FanoutLedger::new(
         grantees

@@ -22,7 +22,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::fleet::{connect_fleet, disconnect_all, new_run_id, provision};
+use super::fleet::{connect_fleet, disconnect_all, new_run_id};
 use super::measure::{verify_storage, VerifyTarget};
 use super::publish::{drive_unit, PublishPlan, UnitJob, UnitOutcome};
 use super::sharing_load::{
@@ -31,9 +31,7 @@ use super::sharing_load::{
 };
 use super::timeline::{sample_timeline, SAMPLE_INTERVAL};
 use super::visibility::cutoff::{plan_removals, CutoffLedger};
-use super::visibility::setup::{
-    check_shared_listing, count_live_grants, create_grantees, grant_all,
-};
+use super::visibility::setup::{count_live_grants, share_fleet, SharedFleet};
 use super::{check_run_id, ErrorLog, ScenarioError};
 use crate::api::AssetId;
 use crate::scenario::Target;
@@ -168,28 +166,23 @@ pub async fn run_revoke_storm(
     let run_id = config.run_id.clone().unwrap_or_else(new_run_id);
     let seed = config.seed.unwrap_or_else(rand::random);
     let parallelism = config.parallelism;
-    let platform_admin = config
-        .target
-        .platform_admin()
-        .map_err(ScenarioError::api("gateway URL"))?;
-    let fleet = provision(&platform_admin, &run_id, config.units, parallelism).await?;
-    let owner_admin = fleet.client.clone();
-    let grantees = create_grantees(
-        &platform_admin,
-        &fleet.account.id,
+    let errors = Arc::new(ErrorLog::default());
+    let SharedFleet {
+        fleet,
+        owner_admin,
+        grantees,
+        assets,
+        granted,
+        ..
+    } = share_fleet(
+        &config.target,
         &run_id,
+        config.units,
         config.grantees,
         parallelism,
+        &errors,
     )
     .await?;
-    let assets: Vec<AssetId> = fleet
-        .machines
-        .iter()
-        .map(|machine| machine.asset_id.clone())
-        .collect();
-    let errors = Arc::new(ErrorLog::default());
-    let granted = grant_all(&owner_admin, &grantees, &assets, &errors).await?;
-    check_shared_listing(&grantees, &assets, parallelism, &errors).await;
     let ledger = Arc::new(Mutex::new(CutoffLedger::new(
         grantees
             .iter()

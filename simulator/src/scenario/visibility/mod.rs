@@ -29,7 +29,7 @@ use futures_util::{stream, StreamExt, TryStreamExt};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::fleet::{connect_fleet, disconnect_all, new_run_id, provision};
+use super::fleet::{connect_fleet, disconnect_all, new_run_id};
 use super::publish::{drive_unit, PublishPlan, UnitJob, UnitOutcome};
 use super::timeline::{sample_timeline, Timeline, SAMPLE_INTERVAL};
 use super::{check_run_id, progress_bar, ErrorLog, ScenarioError};
@@ -39,7 +39,7 @@ use crate::stats::LatencyRecorder;
 use crate::telemetry::{now_us, whole_number, SENT_US_SENSOR};
 use crate::unit::BrokerAddr;
 use cutoff::{plan_removals, CutoffLedger, PlannedRemoval};
-use setup::{check_shared_listing, count_live_grants, create_grantees, grant_all, Grantee};
+use setup::{count_live_grants, share_fleet, Grantee, SharedFleet};
 
 pub use cutoff::Violation;
 pub use page::visibility_page;
@@ -197,29 +197,23 @@ pub async fn run_visibility(config: &VisibilityConfig) -> Result<VisibilityRepor
     let run_id = config.run_id.clone().unwrap_or_else(new_run_id);
     let seed = config.seed.unwrap_or_else(rand::random);
     let parallelism = config.parallelism;
-    let platform_admin = config
-        .target
-        .platform_admin()
-        .map_err(ScenarioError::api("gateway URL"))?;
-    let fleet = provision(&platform_admin, &run_id, config.units, parallelism).await?;
-    let owner_admin = fleet.client.clone();
-    let grantees = create_grantees(
-        &platform_admin,
-        &fleet.account.id,
+    let errors = Arc::new(ErrorLog::default());
+    let SharedFleet {
+        fleet,
+        owner_admin,
+        grantees,
+        assets,
+        granted,
+        ..
+    } = share_fleet(
+        &config.target,
         &run_id,
+        config.units,
         config.grantees,
         parallelism,
+        &errors,
     )
     .await?;
-    let assets: Vec<AssetId> = fleet
-        .machines
-        .iter()
-        .map(|machine| machine.asset_id.clone())
-        .collect();
-    let errors = Arc::new(ErrorLog::default());
-
-    let granted = grant_all(&owner_admin, &grantees, &assets, &errors).await?;
-    check_shared_listing(&grantees, &assets, parallelism, &errors).await;
     let ledger = Arc::new(Mutex::new(CutoffLedger::new(
         grantees
             .iter()

@@ -14,8 +14,8 @@ use super::cutoff::PlannedRemoval;
 use crate::api::{
     Account, AccountId, ApiClient, AssetId, AssetRelation, GrantChange, GrantQuery, NewGrants,
 };
-use crate::scenario::fleet::create_managed_account;
-use crate::scenario::{ErrorLog, ScenarioError};
+use crate::scenario::fleet::{create_managed_account, provision, Fleet};
+use crate::scenario::{ErrorLog, ScenarioError, Target};
 
 /// A sub-account of the owner that receives grants, and a client acting as its admin.
 pub(crate) struct Grantee {
@@ -187,4 +187,57 @@ pub(crate) async fn check_shared_listing(
         .buffer_unordered(parallelism.max(1))
         .collect::<()>()
         .await;
+}
+
+/// An owner's fleet with every asset granted to every grantee: where the sharing scenarios
+/// (visibility, fanout, revoke-storm) all start.
+pub(crate) struct SharedFleet {
+    pub(crate) platform_admin: ApiClient,
+    pub(crate) fleet: Fleet,
+    pub(crate) owner_admin: ApiClient,
+    pub(crate) grantees: Vec<Grantee>,
+    /// Every asset of the fleet, by unit index.
+    pub(crate) assets: Vec<AssetId>,
+    /// The grants made, one per (grantee, asset), in the order `grant_all` made them.
+    pub(crate) granted: Vec<PlannedRemoval>,
+}
+
+/// Provisions `units` machines and `grantees` sub-accounts, grants every asset to every
+/// grantee, and checks that each grantee's listing shows them (mismatches go to `errors`).
+pub(crate) async fn share_fleet(
+    target: &Target,
+    run_id: &str,
+    units: usize,
+    grantees: usize,
+    parallelism: usize,
+    errors: &ErrorLog,
+) -> Result<SharedFleet, ScenarioError> {
+    let platform_admin = target
+        .platform_admin()
+        .map_err(ScenarioError::api("gateway URL"))?;
+    let fleet = provision(&platform_admin, run_id, units, parallelism).await?;
+    let owner_admin = fleet.client.clone();
+    let grantees = create_grantees(
+        &platform_admin,
+        &fleet.account.id,
+        run_id,
+        grantees,
+        parallelism,
+    )
+    .await?;
+    let assets: Vec<AssetId> = fleet
+        .machines
+        .iter()
+        .map(|machine| machine.asset_id.clone())
+        .collect();
+    let granted = grant_all(&owner_admin, &grantees, &assets, errors).await?;
+    check_shared_listing(&grantees, &assets, parallelism, errors).await;
+    Ok(SharedFleet {
+        platform_admin,
+        fleet,
+        owner_admin,
+        grantees,
+        assets,
+        granted,
+    })
 }
