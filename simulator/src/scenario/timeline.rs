@@ -67,7 +67,7 @@ pub fn parse_vm_rss_kib(status: &str) -> Option<u64> {
 }
 
 /// Reads the resident memory of process `pid` on this machine.
-fn read_rss_kib(pid: u32) -> Result<u64, String> {
+pub(crate) fn read_rss_kib(pid: u32) -> Result<u64, String> {
     let path = format!("/proc/{pid}/status");
     let status = std::fs::read_to_string(&path).map_err(|error| format!("{path}: {error}"))?;
     parse_vm_rss_kib(&status).ok_or_else(|| format!("{path} has no readable VmRSS line"))

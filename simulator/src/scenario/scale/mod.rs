@@ -28,7 +28,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio::time::Instant;
 
 use super::fleet::{create_managed_account, device_id, new_run_id};
-use super::timeline::{parse_vm_rss_kib, sample_timeline, SAMPLE_INTERVAL};
+use super::timeline::{read_rss_kib, sample_timeline, SAMPLE_INTERVAL};
 use super::{check_run_id, progress_bar, ErrorLog, ScenarioError, Target};
 use crate::api::{ApiClient, AssetId, Device, NewAsset, NewDevice};
 use conn::{Dial, Identity};
@@ -408,14 +408,9 @@ pub struct MemorySnapshot {
 
 impl MemorySnapshot {
     fn take(gateway_pid: Option<u32>) -> Self {
-        let read = |path: String| {
-            std::fs::read_to_string(path)
-                .ok()
-                .and_then(|status| parse_vm_rss_kib(&status))
-        };
         Self {
-            gateway_kib: gateway_pid.and_then(|pid| read(format!("/proc/{pid}/status"))),
-            simulator_kib: read("/proc/self/status".to_owned()),
+            gateway_kib: gateway_pid.and_then(|pid| read_rss_kib(pid).ok()),
+            simulator_kib: read_rss_kib(std::process::id()).ok(),
         }
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::unit::Tally;
+use super::unit::{lock, Tally};
 use super::{MemorySnapshot, ScaleConfig};
 use crate::api::AccountId;
 use crate::report::html::{memory_chart, percentile_chart, Page, MEMORY_CAPTION};
@@ -146,12 +146,8 @@ pub(crate) fn build(inputs: Inputs<'_>) -> ScaleReport {
     } = inputs;
     let opened = tally.opened.load(Ordering::Relaxed);
     memory.per_session(opened);
-    let percentiles = |recorder: &std::sync::Mutex<crate::stats::LatencyRecorder>| {
-        recorder
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .percentiles()
-    };
+    let percentiles =
+        |recorder: &std::sync::Mutex<crate::stats::LatencyRecorder>| lock(recorder).percentiles();
     ScaleReport {
         run_id: inputs.run_id,
         account_id: inputs.account_id,

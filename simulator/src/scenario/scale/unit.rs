@@ -71,7 +71,9 @@ pub(crate) struct Tally {
     pub(crate) drop_reasons: Mutex<Vec<String>>,
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+/// A poisoned lock still holds valid counters: a unit task that panicked must not hide
+/// every other unit's figures.
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())

@@ -18,7 +18,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use super::admin::AdminKind;
 use crate::api::SseStream;
-use crate::scenario::timeline::parse_vm_rss_kib;
+use crate::scenario::timeline::read_rss_kib;
 use crate::scenario::ErrorLog;
 use crate::stats::{LatencyRecorder, Percentiles};
 use crate::telemetry::{now_us, whole_number, SENT_US_SENSOR};
@@ -145,13 +145,6 @@ pub(super) struct WindowSeries {
     /// The gateway's resident set before the load, KiB.
     pub(super) baseline_rss_kib: Option<u64>,
     pub(super) memory_error: Option<String>,
-}
-
-/// Reads the resident memory of process `pid` on this machine.
-pub(super) fn read_rss_kib(pid: u32) -> Result<u64, String> {
-    let path = format!("/proc/{pid}/status");
-    let status = std::fs::read_to_string(&path).map_err(|error| format!("{path}: {error}"))?;
-    parse_vm_rss_kib(&status).ok_or_else(|| format!("{path} has no readable VmRSS line"))
 }
 
 /// Cuts the run into windows of `window` from `start` until `done` turns `true` (or its
