@@ -96,22 +96,16 @@ pub(crate) struct Session {
     next_pkid: u16,
 }
 
-/// How long each stage of opening took.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Opened {
-    /// From the start of the attempt to CONNACK.
-    pub(crate) total: Duration,
-}
-
 impl Session {
     /// Opens a session from `source` (port chosen by the kernel): socket, TCP, TLS, CONNACK,
-    /// then the retained `online` status at QoS 1 without waiting for its PUBACK (an idle
-    /// unit does not wait either; the PUBACK is read by [`Session::next_packet`]).
+    /// and returns how long that took; then sends the retained `online` status at QoS 1
+    /// without waiting for its PUBACK (an idle unit does not wait either; the PUBACK is read
+    /// by [`Session::next_packet`]).
     pub(crate) async fn open(
         source: IpAddr,
         dial: &Dial,
         identity: &Identity,
-    ) -> Result<(Session, Opened), Failure> {
+    ) -> Result<(Session, Duration), Failure> {
         let started = Instant::now();
         let socket = match dial.broker {
             SocketAddr::V4(_) => TcpSocket::new_v4(),
@@ -181,12 +175,12 @@ impl Session {
                 )))
             }
         }
-        let total = started.elapsed();
+        let opening = started.elapsed();
         session
             .publish(&status, b"online".to_vec(), true)
             .await
             .map_err(|error| Failure::Mqtt(format!("sending online status: {error}")))?;
-        Ok((session, Opened { total }))
+        Ok((session, opening))
     }
 
     async fn send(

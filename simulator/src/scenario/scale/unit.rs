@@ -172,9 +172,8 @@ pub(crate) async fn run_unit(
         Session::open(plan.source, &dial, &plan.identity).await
     };
     let mut session = match opened {
-        Ok((session, opened)) => {
-            lock(&tally.connect)
-                .record_us(i64::try_from(opened.total.as_micros()).unwrap_or(i64::MAX));
+        Ok((session, opening)) => {
+            lock(&tally.connect).record_us(i64::try_from(opening.as_micros()).unwrap_or(i64::MAX));
             tally.open.fetch_add(1, Ordering::Relaxed);
             tally.opened.fetch_add(1, Ordering::Relaxed);
             if plan.probe {
