@@ -1,10 +1,60 @@
 #!/usr/bin/env bash
-# Installs what the tests and the README's examples need beyond the Rust toolchain:
-# mosquitto-clients (mosquitto_pub/sub, the stock MQTT clients the interop test uses).
-# Safe to run again; does nothing when everything is present.
+# Installs what the tests, the benchmarks and the README's examples need beyond the Rust
+# toolchain, on Debian, as root (through sudo when not root). The one list of packages:
+#   mosquitto-clients  mosquitto_pub/sub, the stock MQTT clients the interop test uses
+#   mosquitto          the broker, a side-by-side baseline for benchmarks; installed, never
+#                      left running or enabled as a service
+#   python3-paho-mqtt  paho, the Python MQTT client a test uses; it is Debian's python3's
+#                      (/usr/bin/python3): a pyenv or venv python3 earlier in PATH lacks it
+# Safe to run again; does nothing and prints nothing when everything is present.
+# scripts/test.sh (the README's test command) calls it.
 set -euo pipefail
-if ! command -v mosquitto_pub >/dev/null 2>&1 || ! command -v mosquitto_sub >/dev/null 2>&1; then
-  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq mosquitto-clients >/dev/null
+
+# package|check that succeeds when it is present
+PACKAGES=(
+  'mosquitto-clients|command -v mosquitto_pub && command -v mosquitto_sub'
+  'mosquitto|test -x /usr/sbin/mosquitto || command -v mosquitto'
+  'python3-paho-mqtt|/usr/bin/python3 -c "import paho.mqtt.client"'
+)
+
+if [ "$(id -u)" -ne 0 ]; then SUDO=(sudo); else SUDO=(); fi
+as_root() { "${SUDO[@]}" "$@"; }
+
+missing=()
+for entry in "${PACKAGES[@]}"; do
+  if ! bash -c "${entry#*|}" >/dev/null 2>&1; then
+    missing+=("${entry%%|*}")
+  fi
+done
+
+# With systemd running, the broker must be neither running nor enabled: benchmarks start
+# their own on a port of their choosing.
+quiet_broker_service() {
+  if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+    if systemctl is-enabled --quiet mosquitto 2>/dev/null \
+      || systemctl is-active --quiet mosquitto 2>/dev/null; then
+      as_root systemctl disable --now --quiet mosquitto >/dev/null 2>&1 || true
+    fi
+  fi
+}
+
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing ${missing[*]}" >&2
+  # Debian starts a service as its package installs unless policy-rc.d says no (exit 101);
+  # put one in place for the install when there is none, and remove it after.
+  policy=/usr/sbin/policy-rc.d
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null
+    as_root chmod 755 "$policy"
+    trap 'as_root rm -f "$policy"' EXIT
+  fi
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if [ ! -d /run/systemd/system ] && [ -x /etc/init.d/mosquitto ]; then
+    # Without systemd: not at boot, and not now in case something started it anyway.
+    as_root update-rc.d mosquitto disable >/dev/null 2>&1 || true
+    as_root /etc/init.d/mosquitto stop >/dev/null 2>&1 || true
+  fi
 fi
+quiet_broker_service

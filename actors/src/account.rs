@@ -17,6 +17,9 @@ use crate::Context as Shared;
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// Events buffered per subscriber before a slow reader starts losing live events.
 pub const SUBSCRIBER_BUFFER: usize = 8192;
+/// Live events queued for one account actor before device actors shed them (counted in
+/// `fleetgate_live_shed_total`): a slow account never slows ingest.
+pub const LIVE_MAILBOX: usize = 16 * 1024;
 
 /// One event on a live stream; `event` is the SSE event name (`point`, later `access`).
 #[derive(Debug, Clone, PartialEq)]
@@ -81,6 +84,7 @@ impl Actor for AccountActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         self.shared.metrics.actor_started("account");
+        ctx.set_mailbox_capacity(LIVE_MAILBOX);
         ctx.run_interval(KEEP_ALIVE, |actor, _| {
             for subscriber in &actor.subscribers {
                 let _ = subscriber.events.try_send(LiveEvent::KeepAlive);
@@ -114,11 +118,9 @@ impl Handler<Deliver> for AccountActor {
     fn handle(&mut self, msg: Deliver, _: &mut Self::Context) {
         // Integrations get points; access events are for the owner's live stream only.
         if msg.event == "point" {
-            let topic = format!(
-                "/tenants/{}/assets/{}/telemetry",
-                self.account_id, msg.asset_id
-            );
-            self.shared.mqtt.publish(topic, msg.json.clone(), false);
+            self.shared
+                .mqtt
+                .deliver(&self.account_id, &msg.asset_id, msg.json.clone());
         }
         let mut closed = false;
         for subscriber in &self.subscribers {
@@ -165,6 +167,18 @@ impl Handler<Subscribe> for AccountActor {
         });
         self.shared.metrics.sse_subscribers.inc();
         MessageResult(receiver)
+    }
+}
+
+/// Hands a live event to an account actor without waiting; sheds and counts it when the
+/// account's mailbox is full.
+pub(crate) fn offer(
+    addr: &Addr<AccountActor>,
+    message: Deliver,
+    metrics: &crate::metrics::Metrics,
+) {
+    if addr.try_send(message).is_err() {
+        metrics.live_shed.inc();
     }
 }
 

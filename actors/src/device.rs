@@ -14,7 +14,7 @@ use storage::telemetry::{self, Point};
 use storage::{AccountId, AssetId, DeviceId};
 
 use crate::account::{AccountActor, Deliver};
-use crate::Context as Shared;
+use crate::{Completion, Context as Shared, Outcome};
 
 /// An account that may see this unit's points, under the asset id it knows them by.
 #[derive(Debug, Clone)]
@@ -51,9 +51,14 @@ pub struct DeviceActor {
     /// Last time the gateway stamped a point without `ts`; stamps never repeat, so two
     /// unstamped points in one millisecond do not overwrite each other.
     last_stamp: u64,
-    /// A deregistered unit may still be connected (rumqttd cannot close it or revoke its
-    /// certificate); everything it sends is dropped and counted.
+    /// Stamps given to recent unstamped QoS 1/2 points, by packet id and payload hash: a
+    /// redelivery (DUP) of one gets the same stamp, so it is stored once, not twice.
+    recent_stamps: std::collections::VecDeque<(u16, u64, u64)>,
+    /// Deregistration closes the unit's session and revokes its certificate; anything
+    /// still in flight from it is refused and counted.
     deregistered: bool,
+    /// The unit's sessions since the gateway started (not stored).
+    pub(crate) session: SessionStats,
     pub(crate) shared: Shared,
 }
 
@@ -81,6 +86,8 @@ impl DeviceActor {
             latest: loaded.latest,
             status: loaded.status,
             last_stamp,
+            recent_stamps: std::collections::VecDeque::new(),
+            session: SessionStats::default(),
             key_set: loaded.key_set,
             ack_waiters: Vec::new(),
             access_seq: 0,
@@ -89,9 +96,18 @@ impl DeviceActor {
         }
     }
 
-    pub(crate) fn refuse(&mut self, reason: &'static str, detail: String) {
-        let now = self.shared.clock.now();
+    /// Counts a refused message, names it in the status, and answers its completion.
+    pub(crate) fn refuse(&mut self, reason: &'static str, detail: String, done: Completion) {
+        if let Some(done) = done {
+            let _ = done.send(Outcome::Refused(reason));
+        }
         self.shared.metrics.dropped(reason);
+        self.note_error(detail);
+    }
+
+    /// Names an error in the status (last error, error count).
+    fn note_error(&mut self, detail: String) {
+        let now = self.shared.clock.now();
         self.status.error_count += 1;
         self.status.last_error = Some(detail);
         self.status.last_error_at = Some(now);
@@ -101,26 +117,25 @@ impl DeviceActor {
             .status(self.device_id.clone(), self.status.clone());
     }
 
-    fn telemetry(&mut self, payload: &[u8]) {
+    fn telemetry(&mut self, msg: Inbound) {
         let Some(binding) = self.binding.clone() else {
             self.refuse(
                 "unbound_device",
                 "device is not bound to an asset; point dropped".into(),
+                msg.done,
             );
             return;
         };
         let now = self.shared.clock.now();
-        let mut decoded = match telemetry::decode(payload, now) {
+        let mut decoded = match telemetry::decode(&msg.payload, now) {
             Ok(decoded) => decoded,
             Err(err) => {
-                self.refuse(err.reason(), err.to_string());
+                self.refuse(err.reason(), err.to_string(), msg.done);
                 return;
             }
         };
         if decoded.unit_ts.is_none() {
-            let stamp = now.0.max(self.last_stamp + 1);
-            self.last_stamp = stamp;
-            decoded.point.ts = storage::time::Timestamp(stamp);
+            decoded.point.ts = storage::time::Timestamp(self.stamp(&msg, now.0));
         }
         let point = decoded.point;
         self.shared.metrics.points_ingested.inc();
@@ -139,35 +154,64 @@ impl DeviceActor {
             .filter(|viewer| viewer.until.is_none_or(|until| now < until))
         {
             let json = point.to_json(&viewer.asset_id).to_string();
-            viewer.addr.do_send(Deliver {
+            let event = Deliver {
                 asset_id: viewer.asset_id.clone(),
                 event: "point",
                 json: Bytes::from(json),
-            });
+            };
+            crate::account::offer(&viewer.addr, event, &self.shared.metrics);
         }
-        self.shared.writer.point(binding.asset_key, point);
+        if !self.shared.writer.point(binding.asset_key, point, msg.done) {
+            self.shared.metrics.dropped("store_error");
+        }
         self.shared
             .writer
             .status(self.device_id.clone(), self.status.clone());
     }
 
-    fn presence(&mut self, payload: &[u8]) {
-        let online = match payload.trim_ascii() {
-            b"online" => true,
-            b"offline" => false,
-            _ => {
-                self.refuse(
-                    "invalid_status",
-                    "status: expected \"online\" or \"offline\"".into(),
-                );
-                return;
+    /// A stamp for an unstamped point: never behind the last one (two points in one
+    /// millisecond stay two), and the same one again for a redelivery of the same packet.
+    fn stamp(&mut self, msg: &Inbound, now_ms: u64) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        msg.payload.hash(&mut hasher);
+        let hash = hasher.finish();
+        if let (true, Some(packet_id)) = (msg.dup, msg.packet_id) {
+            if let Some((_, _, stamp)) = self
+                .recent_stamps
+                .iter()
+                .find(|(id, h, _)| *id == packet_id && *h == hash)
+            {
+                return *stamp;
             }
-        };
-        self.status.online = online;
-        self.status.last_seen = Some(self.shared.clock.now());
-        self.shared
-            .writer
-            .status(self.device_id.clone(), self.status.clone());
+        }
+        let stamp = now_ms.max(self.last_stamp + 1);
+        self.last_stamp = stamp;
+        if let Some(packet_id) = msg.packet_id {
+            if self.recent_stamps.len() >= RECENT_STAMPS {
+                self.recent_stamps.pop_front();
+            }
+            self.recent_stamps.push_back((packet_id, hash, stamp));
+        }
+        stamp
+    }
+
+    /// `/status` payloads are still accepted (units publish `online` and set an `offline`
+    /// will), but presence comes from the transport's connect and disconnect events.
+    fn presence(&mut self, msg: Inbound) {
+        match msg.payload.trim_ascii() {
+            b"online" | b"offline" => {
+                self.status.last_seen = Some(self.shared.clock.now());
+                if let Some(done) = msg.done {
+                    let _ = done.send(Outcome::Accepted);
+                }
+            }
+            _ => self.refuse(
+                "invalid_status",
+                "status: expected \"online\" or \"offline\"".into(),
+                msg.done,
+            ),
+        }
     }
 }
 
@@ -176,11 +220,6 @@ impl Actor for DeviceActor {
 
     fn started(&mut self, _: &mut Self::Context) {
         self.shared.metrics.actor_started("device");
-        // The embedded broker starts empty: re-publish the retained key set so a unit that
-        // connects gets its current keys.
-        if self.key_set.as_ref().is_some_and(|set| set.version > 0) {
-            self.publish_keys();
-        }
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
@@ -188,12 +227,22 @@ impl Actor for DeviceActor {
     }
 }
 
-/// A message the unit published, as the ingest bridge received it.
+/// How many unstamped points' stamps are remembered for redeliveries: more than a
+/// session's receive maximum, so every point a unit may resend is covered.
+const RECENT_STAMPS: usize = 256;
+
+/// A message the unit published, as its session received it.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub struct Inbound {
     pub channel: Channel,
     pub payload: Bytes,
+    /// The MQTT packet id (QoS 1 and 2).
+    pub packet_id: Option<u16>,
+    /// The unit marked it as a possible redelivery.
+    pub dup: bool,
+    /// Hears how it ended: after the commit for what is stored.
+    pub done: Completion,
 }
 
 impl Handler<Inbound> for DeviceActor {
@@ -202,26 +251,123 @@ impl Handler<Inbound> for DeviceActor {
     fn handle(&mut self, msg: Inbound, _: &mut Self::Context) {
         if self.deregistered {
             self.shared.metrics.dropped("deregistered");
+            if let Some(done) = msg.done {
+                let _ = done.send(Outcome::Refused("deregistered"));
+            }
             return;
         }
         match msg.channel {
-            Channel::Telemetry => self.telemetry(&msg.payload),
-            Channel::Status => self.presence(&msg.payload),
-            Channel::KeyAck => self.key_ack(&msg.payload),
-            Channel::AccessEvent => self.access_event(&msg.payload),
+            Channel::Telemetry => self.telemetry(msg),
+            Channel::Status => self.presence(msg),
+            Channel::KeyAck => self.key_ack(msg),
+            Channel::AccessEvent => self.access_event(msg),
         }
     }
 }
 
+/// The unit's sessions as the transport reported them since the gateway started.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionStats {
+    /// The current session, while connected.
+    pub current: Option<u64>,
+    pub connected_since: Option<storage::time::Timestamp>,
+    pub connects: u64,
+    /// Connections that replaced a live one of the same unit.
+    pub takeovers: u64,
+    pub last_disconnect_reason: Option<String>,
+    pub last_disconnect_at: Option<storage::time::Timestamp>,
+}
+
+/// The stored status and the live session figures.
+#[derive(Debug, Clone)]
+pub struct LiveStatus {
+    pub stored: DeviceStatus,
+    pub session: SessionStats,
+}
+
 #[derive(Message, Debug)]
-#[rtype(result = "DeviceStatus")]
+#[rtype(result = "LiveStatus")]
 pub struct GetStatus;
 
 impl Handler<GetStatus> for DeviceActor {
     type Result = MessageResult<GetStatus>;
 
     fn handle(&mut self, _: GetStatus, _: &mut Self::Context) -> Self::Result {
-        MessageResult(self.status.clone())
+        MessageResult(LiveStatus {
+            stored: self.status.clone(),
+            session: self.session.clone(),
+        })
+    }
+}
+
+/// The transport opened a session for this unit (`took_over`: it replaced a live one).
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct SessionOpened {
+    pub session: u64,
+    pub took_over: bool,
+}
+
+impl Handler<SessionOpened> for DeviceActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: SessionOpened, _: &mut Self::Context) {
+        let now = self.shared.clock.now();
+        self.session.current = Some(msg.session);
+        self.session.connected_since = Some(now);
+        self.session.connects += 1;
+        if msg.took_over {
+            self.session.takeovers += 1;
+        }
+        self.status.online = true;
+        self.status.last_seen = Some(now);
+        self.shared
+            .writer
+            .status(self.device_id.clone(), self.status.clone());
+    }
+}
+
+/// A session of this unit ended. After a takeover the old session's end arrives after the
+/// new one opened: it is recorded but leaves the unit online.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct SessionClosed {
+    pub session: u64,
+    pub reason: String,
+}
+
+impl Handler<SessionClosed> for DeviceActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: SessionClosed, _: &mut Self::Context) {
+        let now = self.shared.clock.now();
+        self.session.last_disconnect_reason = Some(msg.reason);
+        self.session.last_disconnect_at = Some(now);
+        if self.session.current == Some(msg.session) {
+            self.session.current = None;
+            self.session.connected_since = None;
+            self.status.online = false;
+            self.shared
+                .writer
+                .status(self.device_id.clone(), self.status.clone());
+        }
+    }
+}
+
+/// The transport refused something the unit sent or asked for (topic ACL).
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Denied {
+    pub reason: &'static str,
+    pub detail: String,
+}
+
+impl Handler<Denied> for DeviceActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Denied, _: &mut Self::Context) {
+        // Counted by the transport (`fleetgate_mqtt_acl_denied_total`); named here.
+        self.note_error(format!("{}: {}", msg.reason, msg.detail));
     }
 }
 

@@ -13,7 +13,8 @@ use storage::keys::KeySet;
 use tokio::sync::oneshot;
 
 use crate::account::Deliver;
-use crate::device::DeviceActor;
+use crate::device::{DeviceActor, Inbound};
+use crate::Outcome;
 
 /// The retained payload: `{version, keys:[{id, access_type, credential, valid_from, valid_to}]}`.
 pub fn key_set_json(set: &KeySet) -> Bytes {
@@ -47,24 +48,47 @@ pub fn parse_key_ack(payload: &[u8]) -> Option<u64> {
 }
 
 impl DeviceActor {
+    /// Hands the current set to the unit's session; it reaches the unit if the unit is
+    /// connected and subscribed, and otherwise on its next subscribe (from the store).
     pub(crate) fn publish_keys(&mut self) {
         let Some(set) = &self.key_set else { return };
-        let topic = format!("/tenants/{}/keys", self.device_id);
-        self.shared.mqtt.publish(topic, key_set_json(set), true);
+        self.shared
+            .mqtt
+            .push_keys(&self.device_id, key_set_json(set));
+        if self.status.online {
+            self.mark_pushed();
+        }
+    }
+
+    fn mark_pushed(&mut self) {
+        let Some(set) = &self.key_set else { return };
         self.status.key_version_pushed = Some(set.version);
         self.shared
             .writer
             .status(self.device_id.clone(), self.status.clone());
     }
 
-    pub(crate) fn key_ack(&mut self, payload: &[u8]) {
-        let Some(version) = parse_key_ack(payload) else {
+    pub(crate) fn key_ack(&mut self, msg: Inbound) {
+        let Some(version) = parse_key_ack(&msg.payload) else {
             self.refuse(
                 "bad_key_ack",
                 "keys/ack: expected {\"version\": <integer>}".into(),
+                msg.done,
             );
             return;
         };
+        let current = self.key_set.as_ref().map_or(0, |set| set.version);
+        if version > current {
+            self.refuse(
+                "key_ack_unknown_version",
+                format!("keys/ack: version {version} was never sent (current {current})"),
+                msg.done,
+            );
+            return;
+        }
+        if let Some(done) = msg.done {
+            let _ = done.send(Outcome::Accepted);
+        }
         let acked = self
             .status
             .key_version_acked
@@ -83,19 +107,20 @@ impl DeviceActor {
         }
     }
 
-    pub(crate) fn access_event(&mut self, payload: &[u8]) {
+    pub(crate) fn access_event(&mut self, msg: Inbound) {
         let Some(binding) = self.binding.clone() else {
             self.refuse(
                 "unbound_device",
                 "device is not bound to an asset; access event dropped".into(),
+                msg.done,
             );
             return;
         };
         let now = self.shared.clock.now();
-        let event = match storage::access::decode(payload, now) {
+        let event = match storage::access::decode(&msg.payload, now) {
             Ok(event) => event,
             Err(err) => {
-                self.refuse(err.reason(), format!("events/access: {err}"));
+                self.refuse(err.reason(), format!("events/access: {err}"), msg.done);
                 return;
             }
         };
@@ -106,15 +131,37 @@ impl DeviceActor {
             .wrapping_add(self.access_seq % 1000);
         // Access events are the owner's: the first viewer is always the owner.
         if let Some(owner) = self.audience.first() {
-            owner.addr.do_send(Deliver {
+            let live = Deliver {
                 asset_id: owner.asset_id.clone(),
                 event: "access",
                 json: Bytes::from(event.to_json(&owner.asset_id).to_string()),
-            });
+            };
+            crate::account::offer(&owner.addr, live, &self.shared.metrics);
         }
-        self.shared
+        if !self
+            .shared
             .writer
-            .access_event(binding.asset_key, seq, event);
+            .access_event(binding.asset_key, seq, event, msg.done)
+        {
+            self.shared.metrics.dropped("store_error");
+        }
+    }
+}
+
+/// The unit's current key set payload, for a session that subscribed to its `keys`
+/// (MQTT 3.1.1 §3.8.4: retained messages follow a new subscription). Built from the set the
+/// store last gave this actor; a unit that wiped its key store gets it back this way.
+#[derive(Message, Debug)]
+#[rtype(result = "Option<Bytes>")]
+pub struct GetKeySet;
+
+impl Handler<GetKeySet> for DeviceActor {
+    type Result = Option<Bytes>;
+
+    fn handle(&mut self, _: GetKeySet, _: &mut Self::Context) -> Option<Bytes> {
+        let payload = self.key_set.as_ref().map(key_set_json)?;
+        self.mark_pushed();
+        Some(payload)
     }
 }
 

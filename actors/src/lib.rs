@@ -12,8 +12,8 @@
 //!
 //! **Invariant:** no telemetry reaches redb except through the store writer, and no account
 //! receives a point except from the `DeviceActor` of the point's unit.
-//! **Invariant:** this crate knows nothing about HTTP or rumqttd: MQTT output goes through
-//! the [`MqttPublisher`] trait that the gateway implements.
+//! **Invariant:** this crate knows nothing about HTTP or MQTT sessions: output to units and
+//! integrations goes through the [`MqttOut`] trait that the gateway's transport implements.
 
 pub mod account;
 pub mod device;
@@ -27,12 +27,32 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use storage::time::Clock;
+use storage::{AccountId, AssetId, DeviceId};
 
-/// Publishes to the embedded broker. Implementations must not block the caller for long:
-/// actors call it on their own threads for every delivered point.
-pub trait MqttPublisher: Send + Sync + std::fmt::Debug {
-    fn publish(&self, topic: String, payload: Bytes, retain: bool);
+/// Output to MQTT sessions. Implementations never block: actors call it on their own
+/// threads for every delivered point; a session that cannot take more sheds and counts.
+pub trait MqttOut: Send + Sync + std::fmt::Debug {
+    /// The unit's key set changed: send it to the unit's session if it is subscribed to
+    /// `/tenants/{d}/keys` (a unit that is away gets it from the store when it subscribes).
+    fn push_keys(&self, device: &DeviceId, payload: Bytes);
+    /// A point for the account's integration on `/tenants/{a}/assets/{x}/telemetry`.
+    fn deliver(&self, account: &AccountId, asset: &AssetId, payload: Bytes);
 }
+
+/// How a unit's publish ended, as its acknowledgement will say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Stored (telemetry, access events: after the group commit that holds it) or applied.
+    Accepted,
+    /// Refused for good: malformed, over a limit, not allowed. The label is the reason it
+    /// is counted under (`fleetgate_points_dropped_total{reason}`).
+    Refused(&'static str),
+    /// The store failed to commit it: not acknowledged, so the unit sends it again.
+    NotStored,
+}
+
+/// Where an [`Outcome`] is reported; `None` for QoS 0, which nobody waits for.
+pub type Completion = Option<tokio::sync::oneshot::Sender<Outcome>>;
 
 /// What every actor shares: where to write, what to count, what time it is, how to publish.
 #[derive(Clone, Debug)]
@@ -40,5 +60,5 @@ pub struct Context {
     pub writer: writer::WriterHandle,
     pub metrics: Arc<metrics::Metrics>,
     pub clock: Arc<dyn Clock>,
-    pub mqtt: Arc<dyn MqttPublisher>,
+    pub mqtt: Arc<dyn MqttOut>,
 }

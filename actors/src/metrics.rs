@@ -26,9 +26,9 @@ pub struct Metrics {
     pub sse_subscribers: Gauge,
     /// Live events not delivered because a subscriber's buffer was full (slow reader).
     pub sse_dropped: Counter,
-    /// rumqttd `CursorJump` alerts: a reader fell behind and the broker skipped messages.
-    pub broker_cursor_jumps: Counter,
-    pub broker_unschedules: Counter,
+    /// Live events a device actor could not hand to an account actor (its mailbox was
+    /// full): the live path sheds rather than slowing ingest.
+    pub live_shed: Counter,
 }
 
 impl Default for Metrics {
@@ -50,8 +50,7 @@ impl Metrics {
             actors_alive: Family::default(),
             sse_subscribers: Gauge::default(),
             sse_dropped: Counter::default(),
-            broker_cursor_jumps: Counter::default(),
-            broker_unschedules: Counter::default(),
+            live_shed: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -100,14 +99,9 @@ impl Metrics {
             metrics.sse_dropped.clone(),
         );
         registry.register(
-            "broker_cursor_jumps",
-            "rumqttd CursorJump alerts (messages skipped)",
-            metrics.broker_cursor_jumps.clone(),
-        );
-        registry.register(
-            "broker_unschedules",
-            "Local link unschedules woken by the bridge",
-            metrics.broker_unschedules.clone(),
+            "live_shed",
+            "Live events shed because an account actor's mailbox was full",
+            metrics.live_shed.clone(),
         );
         Metrics {
             registry,

@@ -4,7 +4,12 @@
 //! calls it. Everything that writes sends a job to this thread:
 //! - telemetry points and device status are group-committed: the first point of a batch
 //!   opens a window of `commit_window`; when it closes (or the batch is full) one durable
-//!   transaction writes them all. The loss window on a hard crash is that window.
+//!   transaction writes them all. Each point may carry a [`Completion`]: it hears
+//!   [`Outcome::Accepted`] only after that commit (the unit's PUBACK waits for it), or
+//!   [`Outcome::NotStored`] if the commit failed. So a hard crash loses no acknowledged point.
+//! - the queue to this thread is bounded by its callers, not by the channel: every point
+//!   holds one of the transport's ingest permits until its completion fires, and control
+//!   operations are awaited by their caller.
 //! - control-plane operations run each in their own durable transaction, between telemetry
 //!   batches, and their caller gets the result only after the commit.
 
@@ -21,6 +26,7 @@ use storage::{DeviceId, OpError, Store, StoreError};
 use tokio::sync::oneshot;
 
 use crate::metrics::Metrics;
+use crate::{Completion, Outcome};
 
 /// A batch this large is committed without waiting for the window to close.
 pub const MAX_BATCH_POINTS: usize = 20_000;
@@ -31,11 +37,13 @@ enum Job {
     Point {
         asset_key: u64,
         point: Point,
+        done: Completion,
     },
     Access {
         asset_key: u64,
         seq: u64,
         event: storage::access::AccessEvent,
+        done: Completion,
     },
     Status {
         device: DeviceId,
@@ -69,22 +77,29 @@ impl WriterHandle {
         sent
     }
 
-    /// Queues a point for the next group commit. Returns false once the writer has stopped.
-    pub fn point(&self, asset_key: u64, point: Point) -> bool {
-        self.send(Job::Point { asset_key, point })
+    /// Queues a point for the next group commit; `done` hears the outcome after the commit.
+    /// Returns false once the writer has stopped (then `done` is dropped: not stored).
+    pub fn point(&self, asset_key: u64, point: Point, done: Completion) -> bool {
+        self.send(Job::Point {
+            asset_key,
+            point,
+            done,
+        })
     }
 
-    /// Queues an access event for the next group commit.
+    /// Queues an access event for the next group commit; `done` as for [`Self::point`].
     pub fn access_event(
         &self,
         asset_key: u64,
         seq: u64,
         event: storage::access::AccessEvent,
+        done: Completion,
     ) -> bool {
         self.send(Job::Access {
             asset_key,
             seq,
             event,
+            done,
         })
     }
 
@@ -189,6 +204,8 @@ struct Batch {
     points: Vec<(u64, Point)>,
     access: Vec<(u64, u64, storage::access::AccessEvent)>,
     statuses: HashMap<DeviceId, DeviceStatus>,
+    /// Who waits for this batch's commit: the units' PUBACKs.
+    waiting: Vec<tokio::sync::oneshot::Sender<Outcome>>,
     deadline: Option<Instant>,
 }
 
@@ -217,8 +234,13 @@ fn run(store: Store, inbox: mpsc::Receiver<Job>, window: Duration, metrics: Arc<
         };
         metrics.store_queue_depth.dec();
         match job {
-            Job::Point { asset_key, point } => {
+            Job::Point {
+                asset_key,
+                point,
+                done,
+            } => {
                 batch.points.push((asset_key, point));
+                batch.waiting.extend(done);
                 batch
                     .deadline
                     .get_or_insert_with(|| Instant::now() + window);
@@ -230,8 +252,10 @@ fn run(store: Store, inbox: mpsc::Receiver<Job>, window: Duration, metrics: Arc<
                 asset_key,
                 seq,
                 event,
+                done,
             } => {
                 batch.access.push((asset_key, seq, event));
+                batch.waiting.extend(done);
                 batch
                     .deadline
                     .get_or_insert_with(|| Instant::now() + window);
@@ -265,6 +289,7 @@ fn commit_batch(store: &Store, batch: &mut Batch, metrics: &Metrics) {
     let points = std::mem::take(&mut batch.points);
     let statuses = std::mem::take(&mut batch.statuses);
     let access = std::mem::take(&mut batch.access);
+    let waiting = std::mem::take(&mut batch.waiting);
     let result = (|| -> Result<(), StoreError> {
         let tx = store.begin_write()?;
         storage::ops::write_points(&tx, points.iter().map(|(key, point)| (*key, point)))?;
@@ -285,12 +310,19 @@ fn commit_batch(store: &Store, batch: &mut Batch, metrics: &Metrics) {
             metrics
                 .store_commit_seconds
                 .observe(started.elapsed().as_secs_f64());
+            for done in waiting {
+                let _ = done.send(Outcome::Accepted);
+            }
         }
         Err(err) => {
-            // The points are lost; say so loudly and count them, never pretend.
+            // Not stored: say so loudly, count them, and tell the units' sessions, which
+            // withhold the PUBACK so the units send them again.
             tracing::error!(%err, points = points.len(), "telemetry commit failed");
             for _ in 0..points.len() {
                 metrics.dropped("store_error");
+            }
+            for done in waiting {
+                let _ = done.send(Outcome::NotStored);
             }
         }
     }

@@ -9,7 +9,7 @@ use actors::device::{Channel, GetStatus, Inbound};
 use actors::directory::Directory;
 use actors::metrics::Metrics;
 use actors::writer::StoreWriter;
-use actors::MqttPublisher;
+use actors::{MqttOut, Outcome};
 use bytes::Bytes;
 use storage::model::{Capabilities, Role};
 use storage::ops::{self, NewAsset};
@@ -19,8 +19,14 @@ use storage::{read, AssetId, DeviceId, OpError, Store};
 #[derive(Debug, Default)]
 struct Recorder(Mutex<Vec<(String, Bytes)>>);
 
-impl MqttPublisher for Recorder {
-    fn publish(&self, topic: String, payload: Bytes, _retain: bool) {
+impl MqttOut for Recorder {
+    fn push_keys(&self, device: &DeviceId, payload: Bytes) {
+        let topic = format!("/tenants/{device}/keys");
+        self.0.lock().expect("lock").push((topic, payload));
+    }
+
+    fn deliver(&self, account: &storage::AccountId, asset: &AssetId, payload: Bytes) {
+        let topic = format!("/tenants/{account}/assets/{asset}/telemetry");
         self.0.lock().expect("lock").push((topic, payload));
     }
 }
@@ -144,14 +150,40 @@ async fn a_point_reaches_owner_stream_mqtt_topic_and_store() {
         .device(&unit)
         .expect("actor started for a registered device");
 
+    let (stored_tx, stored) = tokio::sync::oneshot::channel();
+    let (refused_tx, refused) = tokio::sync::oneshot::channel();
     device.do_send(Inbound {
         channel: Channel::Telemetry,
         payload: Bytes::from_static(br#"{"fuel_pct":42}"#),
+        packet_id: Some(1),
+        dup: false,
+        done: Some(stored_tx),
     });
     device.do_send(Inbound {
         channel: Channel::Telemetry,
         payload: Bytes::from_static(br#"{"fuel_pct":420}"#),
+        packet_id: Some(2),
+        dup: false,
+        done: Some(refused_tx),
     });
+    // The acknowledgement of a point comes after the commit that holds it: once it is in,
+    // the point is readable without any flush.
+    assert_eq!(stored.await.expect("answered"), Outcome::Accepted);
+    let committed = read::history(
+        &store.begin_read().expect("read"),
+        asset.key,
+        read::ALL_TIME,
+        None,
+        10,
+        |_| true,
+    )
+    .expect("history");
+    assert_eq!(committed.items.len(), 1, "acknowledged means committed");
+    assert_eq!(
+        refused.await.expect("answered"),
+        Outcome::Refused("out_of_range"),
+        "refused for good, with the reason it is counted under"
+    );
     let event = tokio::time::timeout(Duration::from_secs(5), stream.recv())
         .await
         .expect("in time")
@@ -167,7 +199,7 @@ async fn a_point_reaches_owner_stream_mqtt_topic_and_store() {
         "stamped with the gateway clock"
     );
 
-    let status = device.send(GetStatus).await.expect("status");
+    let status = device.send(GetStatus).await.expect("status").stored;
     assert_eq!(status.points, 1);
     assert_eq!(status.error_count, 1);
     assert!(

@@ -47,6 +47,17 @@ pub struct ServeArgs {
     /// The URL the `webhook` SMS sender POSTs invitations to (http or https).
     #[arg(long, env = "FLEETGATE_SMS_WEBHOOK_URL")]
     pub sms_webhook_url: Option<String>,
+    /// Most MQTT sessions at once; a CONNECT beyond is refused (MQTT 5 0x97 quota
+    /// exceeded, 3.1.1 0x03 server unavailable). Default: the open-file limit less a
+    /// reserve for HTTP and the store.
+    #[arg(long, env = "FLEETGATE_MQTT_MAX_SESSIONS")]
+    pub mqtt_max_sessions: Option<usize>,
+    /// Most open live streams (SSE) at once; beyond it a new stream answers 503.
+    #[arg(long, env = "FLEETGATE_SSE_MAX_STREAMS")]
+    pub sse_max_streams: Option<usize>,
+    /// Most open live streams per principal; beyond it a new stream answers 429.
+    #[arg(long, env = "FLEETGATE_SSE_MAX_STREAMS_PER_PRINCIPAL")]
+    pub sse_max_streams_per_principal: Option<usize>,
 }
 
 /// Which [`crate::outbox::SmsSender`] drains the invitation outbox.
@@ -72,6 +83,9 @@ struct FileConfig {
     device_cert_days: Option<u64>,
     sms_sender: Option<SmsSenderKind>,
     sms_webhook_url: Option<String>,
+    mqtt_max_sessions: Option<usize>,
+    sse_max_streams: Option<usize>,
+    sse_max_streams_per_principal: Option<usize>,
 }
 
 /// Resolved settings.
@@ -102,7 +116,16 @@ pub struct Config {
     /// `sms_retry_cap`. Not flags: tests shorten them.
     pub sms_retry_base: Duration,
     pub sms_retry_cap: Duration,
+    /// The transport's bounds. `max_sessions` 0 means "from the open-file limit" (resolved
+    /// at start, see [`Config::session_cap`]).
+    pub mqtt_limits: crate::transport::Limits,
+    pub sse_max_streams: usize,
+    pub sse_max_streams_per_principal: usize,
 }
+
+/// File descriptors kept for HTTP clients, live streams and the store when the session cap
+/// comes from the open-file limit.
+pub const FD_RESERVE: u64 = 1024;
 
 pub const DEFAULT_HTTP: &str = "127.0.0.1:8080";
 pub const DEFAULT_MQTT_TLS: &str = "0.0.0.0:8883";
@@ -133,7 +156,24 @@ impl Config {
             sms_webhook_timeout: Duration::from_secs(10),
             sms_retry_base: Duration::from_secs(2),
             sms_retry_cap: Duration::from_secs(10 * 60),
+            mqtt_limits: crate::transport::Limits {
+                max_sessions: 0,
+                ..crate::transport::Limits::default()
+            },
+            sse_max_streams: 1024,
+            sse_max_streams_per_principal: 32,
         }
+    }
+
+    /// The MQTT session cap: the configured one, or the open-file soft limit less
+    /// [`FD_RESERVE`] and the live-stream cap, so units can never take the file
+    /// descriptors the HTTP API needs.
+    pub fn session_cap(&self, nofile_soft: u64) -> usize {
+        if self.mqtt_limits.max_sessions > 0 {
+            return self.mqtt_limits.max_sessions;
+        }
+        let reserve = FD_RESERVE + self.sse_max_streams as u64;
+        usize::try_from(nofile_soft.saturating_sub(reserve).max(16)).unwrap_or(usize::MAX)
     }
 
     pub fn resolve(args: &ServeArgs) -> anyhow::Result<Config> {
@@ -173,6 +213,18 @@ impl Config {
             config.sms_sender = kind;
         }
         config.sms_webhook_url = args.sms_webhook_url.clone().or(file.sms_webhook_url);
+        if let Some(cap) = args.mqtt_max_sessions.or(file.mqtt_max_sessions) {
+            config.mqtt_limits.max_sessions = cap;
+        }
+        if let Some(cap) = args.sse_max_streams.or(file.sse_max_streams) {
+            config.sse_max_streams = cap;
+        }
+        if let Some(cap) = args
+            .sse_max_streams_per_principal
+            .or(file.sse_max_streams_per_principal)
+        {
+            config.sse_max_streams_per_principal = cap;
+        }
         config.validate()?;
         Ok(config)
     }

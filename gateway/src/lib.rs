@@ -1,24 +1,24 @@
-//! The `fleetgate` gateway: configuration, the embedded broker, the ingest bridge, the HTTP
-//! control API, and the start/stop sequence that ties them together.
+//! The `fleetgate` gateway: configuration, the MQTT transport, the HTTP control API, and
+//! the start/stop sequence that ties them together.
 //!
 //! # Layout
 //! - [`config`]: flags, environment and TOML settings.
-//! - [`broker`]: the embedded rumqttd and the gateway's local link to it.
-//! - [`bridge`]: local link -> `DeviceActor`s.
+//! - [`transport`]: Fleetgate's own MQTT sessions (TLS, ACL, PUBACK after commit).
+//! - [`units`]: transport <-> `DeviceActor`s, both directions.
 //! - [`http`]: the control API.
 //! - [`outbox`]: the task that hands queued SMS invitations to the configured sender.
-//! - [`Gateway::start`]: opens the store, starts the writer, the actors, the broker and the
-//!   HTTP server on their own threads, writes `ready.json`, and returns.
+//! - [`Gateway::start`]: opens the store, starts the writer, the actors, the transport and
+//!   the HTTP server on their own threads, writes `ready.json`, and returns.
 //!
 //! **Invariant:** the gateway crate holds no domain rule; it wires storage and actors to
 //! the network.
 
-pub mod bridge;
-pub mod broker;
 pub mod config;
 pub mod http;
 pub mod outbox;
 pub mod pki;
+pub mod transport;
+pub mod units;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -98,8 +98,8 @@ impl Gateway {
         })
     }
 
-    /// Stops taking requests, flushes the store writer and returns when the store is
-    /// closed. The embedded broker's threads cannot be stopped and end with the process.
+    /// Stops taking requests and sessions (acknowledging what the writer commits), flushes
+    /// the store writer and returns when the store is closed.
     pub fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -134,27 +134,12 @@ async fn serve(
     let metrics = Arc::new(Metrics::new());
     let writer = StoreWriter::spawn(store.clone(), config.commit_window, metrics.clone())?;
     let ca = Arc::new(pki::CertificateAuthority::open_or_create(&config.data_dir)?);
-    let tls = match config.mqtt_tls_addr {
-        Some(addr) => {
-            let (cert, key) =
-                ca.issue_server(&config.mqtt_tls_names, config.device_cert_validity)?;
-            Some((
-                addr,
-                broker::TlsFiles {
-                    ca: path_text(&ca.ca_path())?,
-                    cert: path_text(&cert)?,
-                    key: path_text(&key)?,
-                },
-            ))
-        }
-        None => None,
-    };
-    let broker = broker::start(config.mqtt_plain_addr, tls)?;
+    let sessions_out = Arc::new(units::SessionsOut::default());
     let shared = actors::Context {
         writer: writer.handle(),
         metrics: metrics.clone(),
         clock: clock.clone(),
-        mqtt: Arc::new(broker.out.clone()),
+        mqtt: sessions_out.clone(),
     };
     let arbiters: Vec<actix_rt::Arbiter> = (0..2).map(|_| actix_rt::Arbiter::new()).collect();
     let shared_for_scheduler = shared.clone();
@@ -169,12 +154,8 @@ async fn serve(
         directory.clone(),
         config.scheduler_max_nap,
     );
-    actix_rt::spawn(bridge::run(
-        broker.link_rx,
-        directory.clone(),
-        metrics.clone(),
-    ));
-    actix_rt::spawn(bridge::count_alerts(broker.alerts, metrics.clone()));
+    let transport = start_transport(&config, &ca, &store, &directory, clock.now())?;
+    sessions_out.connect(transport.handle.clone());
     let (outbox, drainer) = outbox::start(&config, store.clone(), writer.handle(), clock.clone())?;
 
     let state = web::Data::new(http::AppState {
@@ -188,6 +169,12 @@ async fn serve(
         device_cert_validity: config.device_cert_validity,
         key_ack_wait: config.key_ack_wait,
         outbox,
+        transport: transport.handle.clone(),
+        transport_metrics: transport.metrics.clone(),
+        streams: Arc::new(http::stream::StreamCaps::new(
+            config.sse_max_streams,
+            config.sse_max_streams_per_principal,
+        )),
     });
     let server = HttpServer::new(move || {
         App::new()
@@ -208,8 +195,8 @@ async fn serve(
     let handle = server.handle();
     let ready = Ready {
         http: http_addr,
-        mqtt_tls: broker.tls_addr,
-        mqtt_plain: broker.plain_addr,
+        mqtt_tls: transport.tls_addr,
+        mqtt_plain: transport.plain_addr,
     };
     let ready_json = serde_json::to_string(&ready)?;
     write_atomic(&config.data_dir.join(READY_FILE), ready_json.as_bytes())?;
@@ -219,6 +206,9 @@ async fn serve(
     let server_task = actix_rt::spawn(server);
     let _ = stopped.await;
     tracing::info!("shutting down");
+    // Sessions first, while the writer still commits: each acknowledges what is committed,
+    // then gets MQTT 5 DISCONNECT 0x8B; nothing acknowledged is left uncommitted.
+    transport.stop().await;
     // Actors first: their end closes every live stream, which would otherwise hold the
     // graceful HTTP stop until its timeout. Requests in flight then finish or fail fast.
     for arbiter in &arbiters {
@@ -234,10 +224,51 @@ async fn serve(
     Ok(())
 }
 
-fn path_text(path: &Path) -> anyhow::Result<String> {
-    path.to_str()
-        .map(str::to_owned)
-        .with_context(|| format!("{} is not UTF-8", path.display()))
+/// Issues the server certificate, loads the deny list from the store, and starts the
+/// listeners with the session cap resolved against the open-file limit.
+fn start_transport(
+    config: &Config,
+    ca: &pki::CertificateAuthority,
+    store: &Store,
+    directory: &Arc<Directory>,
+    now: storage::time::Timestamp,
+) -> anyhow::Result<transport::Transport> {
+    let tls = match config.mqtt_tls_addr {
+        Some(addr) => {
+            let (cert, key) =
+                ca.issue_server(&config.mqtt_tls_names, config.device_cert_validity)?;
+            let files = transport::tls::TlsFiles {
+                ca_pem: ca.ca_pem().to_owned(),
+                cert_pem: std::fs::read_to_string(&cert).context("reading the server cert")?,
+                key_pem: std::fs::read_to_string(&key).context("reading the server key")?,
+            };
+            Some((addr, files))
+        }
+        None => None,
+    };
+    let deny = transport::tls::DenyList::default();
+    for serial in storage::certificates::revoked_serials(&store.begin_read()?, now)? {
+        deny.deny(&serial);
+    }
+    let nofile = rlimit::getrlimit(rlimit::Resource::NOFILE)
+        .map(|(soft, _)| soft)
+        .unwrap_or(1024);
+    let mut limits = config.mqtt_limits.clone();
+    limits.max_sessions = config.session_cap(nofile);
+    tracing::info!(
+        max_sessions = limits.max_sessions,
+        nofile,
+        "MQTT session cap"
+    );
+    let backend = Arc::new(units::ActorBackend {
+        directory: directory.clone(),
+        store: store.clone(),
+    });
+    let listeners = transport::Listeners {
+        tls,
+        plain: config.mqtt_plain_addr,
+    };
+    transport::Transport::start(listeners, limits, backend, deny)
 }
 
 /// Writes via a temporary file and a rename, so a reader never sees half a file.

@@ -6,6 +6,12 @@
 //! `validate-tenant-prefix` takes the tenant from that field and confines the connection to
 //! `/tenants/{id}/`. A CSR keeps the unit's key on the unit; its requested subject is
 //! ignored, the gateway sets it.
+//!
+//! Every certificate gets a random positive 16-byte serial (RFC 5280 4.1.2.2), and an
+//! issued client certificate says its serial, subject, issuer and expiry as read back from
+//! the certificate itself, so what the store records is what a unit later presents.
+//! [`serial_hex`] is the one spelling of a serial, for issuing and for reading a presented
+//! certificate alike.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -13,8 +19,10 @@ use std::time::Duration;
 use anyhow::Context as _;
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName,
-    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
+    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
 };
+use storage::model::{CertificateKind, CertificateRecord};
+use storage::time::Timestamp;
 use time::OffsetDateTime;
 
 pub const CA_CERT: &str = "ca.pem";
@@ -25,19 +33,95 @@ pub const SERVER_KEY: &str = "server.key";
 const CA_VALIDITY: Duration = Duration::from_secs(20 * 365 * 24 * 3600);
 /// Clock skew tolerated between the gateway and a unit at the start of a validity window.
 const BACKDATE: Duration = Duration::from_secs(3600);
+/// Length of the random serial of every issued certificate, in bytes.
+const SERIAL_BYTES: usize = 16;
 
-/// A unit's issued identity.
+/// A unit's (or an integration's) issued identity, and what the store records of it.
 #[derive(Debug, Clone)]
 pub struct IssuedCert {
     pub cert_pem: String,
     /// Present only when the gateway generated the key (no CSR given).
     pub key_pem: Option<String>,
+    /// The serial as [`serial_hex`] spells it (32 lowercase hex digits).
+    pub serial: String,
+    /// The subject distinguished name as x509-parser prints it, e.g. `O=unit1, CN=unit1`.
+    pub subject: String,
+    /// The issuer (the gateway CA) distinguished name, printed the same way.
+    pub issuer: String,
+    /// The end of the validity window (whole seconds, as the certificate holds it).
+    pub not_after: Timestamp,
+}
+
+impl IssuedCert {
+    /// What the store keeps of this certificate, issued at `issued_at` to `tenant` (its
+    /// subject Organization: a device id or an account id).
+    pub fn record(
+        &self,
+        tenant: &str,
+        kind: CertificateKind,
+        issued_at: Timestamp,
+    ) -> CertificateRecord {
+        CertificateRecord {
+            serial: self.serial.clone(),
+            tenant: tenant.to_owned(),
+            kind,
+            subject: self.subject.clone(),
+            issuer: self.issuer.clone(),
+            not_after: self.not_after,
+            issued_at,
+            revoked_at: None,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum CsrError {
     #[error("csr_pem: not a valid PEM certificate signing request ({0})")]
     Invalid(String),
+    /// The gateway failed to produce or read back the certificate: not the caller's fault.
+    #[error("issuing the certificate failed: {0}")]
+    Issue(String),
+}
+
+/// The one spelling of a certificate serial: lowercase hex of the serial's DER content
+/// bytes (x509-parser's `raw_serial()`), no separators, e.g. `"5f01c2..."`. Used when
+/// issuing and when reading a presented certificate, so the two can never differ.
+pub fn serial_hex(der_serial_bytes: &[u8]) -> String {
+    der_serial_bytes
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+/// A fresh random serial: 16 bytes, top bit of the first byte cleared (a positive
+/// INTEGER), first byte non-zero (so the DER encoding keeps all 16 bytes).
+fn random_serial() -> SerialNumber {
+    loop {
+        let mut bytes: [u8; SERIAL_BYTES] = rand::random();
+        bytes[0] &= 0x7f;
+        if bytes[0] != 0 {
+            return SerialNumber::from_slice(&bytes);
+        }
+    }
+}
+
+/// Reads back what the store records of a certificate the CA just signed.
+fn describe(cert: &rcgen::Certificate, key_pem: Option<String>) -> Result<IssuedCert, CsrError> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.der())
+        .map_err(|err| CsrError::Issue(format!("reading back the certificate: {err}")))?;
+    let not_after_secs = parsed.validity().not_after.timestamp();
+    let not_after = u64::try_from(not_after_secs)
+        .ok()
+        .and_then(|secs| secs.checked_mul(1000))
+        .ok_or_else(|| CsrError::Issue(format!("not_after {not_after_secs} s out of range")))?;
+    Ok(IssuedCert {
+        cert_pem: cert.pem(),
+        key_pem,
+        serial: serial_hex(parsed.raw_serial()),
+        subject: parsed.subject().to_string(),
+        issuer: parsed.issuer().to_string(),
+        not_after: Timestamp(not_after),
+    })
 }
 
 pub struct CertificateAuthority {
@@ -89,6 +173,7 @@ impl CertificateAuthority {
             KeyUsagePurpose::DigitalSignature,
         ];
         (params.not_before, params.not_after) = window(CA_VALIDITY);
+        params.serial_number = Some(random_serial());
         let key = KeyPair::generate()?;
         let cert = params.self_signed(&key)?;
         crate::write_private(&key_path, key.serialize_pem().as_bytes())?;
@@ -134,6 +219,7 @@ impl CertificateAuthority {
             .push(DnType::CommonName, "Fleetgate MQTT broker");
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         (params.not_before, params.not_after) = window(validity);
+        params.serial_number = Some(random_serial());
         let key = KeyPair::generate()?;
         let cert = params.signed_by(&key, &self.issuer)?;
         let cert_path = self.dir.join(SERVER_CERT);
@@ -154,21 +240,23 @@ impl CertificateAuthority {
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         (params.not_before, params.not_after) = window(validity);
+        params.serial_number = Some(random_serial());
         Ok(params)
     }
 
-    /// A certificate and a fresh key for a unit.
+    /// A certificate and a fresh key for a unit (or an integration: O = account id).
     pub fn issue_device(&self, device_id: &str, validity: Duration) -> anyhow::Result<IssuedCert> {
         let key = KeyPair::generate()?;
         let cert = Self::device_params(device_id, validity)?.signed_by(&key, &self.issuer)?;
-        Ok(IssuedCert {
-            cert_pem: cert.pem(),
-            key_pem: Some(key.serialize_pem()),
-        })
+        Ok(describe(&cert, Some(key.serialize_pem()))?)
     }
 
     /// Signs a unit's CSR; the unit's key never leaves it. The subject is the gateway's
     /// choice (O = device id), never the CSR's.
+    ///
+    /// # Errors
+    /// [`CsrError::Invalid`] for a CSR that does not parse or cannot be signed,
+    /// [`CsrError::Issue`] when the gateway fails on its side.
     pub fn sign_device_csr(
         &self,
         device_id: &str,
@@ -178,14 +266,11 @@ impl CertificateAuthority {
         let mut csr = CertificateSigningRequestParams::from_pem(csr_pem)
             .map_err(|err| CsrError::Invalid(err.to_string()))?;
         csr.params = Self::device_params(device_id, validity)
-            .map_err(|err| CsrError::Invalid(err.to_string()))?;
+            .map_err(|err| CsrError::Issue(err.to_string()))?;
         let cert = csr
             .signed_by(&self.issuer)
             .map_err(|err| CsrError::Invalid(err.to_string()))?;
-        Ok(IssuedCert {
-            cert_pem: cert.pem(),
-            key_pem: None,
-        })
+        describe(&cert, None)
     }
 }
 
@@ -206,6 +291,69 @@ mod tests {
             .unwrap_or_default()
             .to_owned();
         org
+    }
+
+    fn parsed_serial(cert_pem: &str) -> String {
+        let (_, pem) = x509_parser::pem::parse_x509_pem(cert_pem.as_bytes()).expect("pem");
+        let cert = pem.parse_x509().expect("x509");
+        serial_hex(cert.raw_serial())
+    }
+
+    #[test]
+    fn serial_hex_is_lowercase_hex_without_separators() {
+        assert_eq!(serial_hex(&[0x00, 0x7f, 0xab, 0x05]), "007fab05");
+        assert_eq!(serial_hex(&[]), "");
+    }
+
+    #[test]
+    fn every_certificate_gets_its_own_random_positive_serial() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca = CertificateAuthority::open_or_create(dir.path()).expect("create");
+        let first = ca.issue_device("unit1", YEAR).expect("first");
+        let second = ca.issue_device("unit1", YEAR).expect("second");
+        assert_ne!(first.serial, second.serial);
+        for issued in [&first, &second] {
+            assert_eq!(issued.serial.len(), 2 * SERIAL_BYTES, "{}", issued.serial);
+            assert!(
+                issued.serial.as_bytes()[0] < b'8',
+                "positive: top bit clear"
+            );
+            assert_eq!(parsed_serial(&issued.cert_pem), issued.serial);
+            assert_eq!(issued.subject, "O=unit1, CN=unit1");
+            assert_eq!(issued.issuer, "CN=Fleetgate device CA, O=Fleetgate");
+        }
+        let (cert_path, _) = ca
+            .issue_server(&["localhost".into()], YEAR)
+            .expect("server");
+        let server_pem = std::fs::read_to_string(cert_path).expect("server pem");
+        let server_serial = parsed_serial(&server_pem);
+        assert_eq!(server_serial.len(), 2 * SERIAL_BYTES);
+        assert_ne!(server_serial, first.serial);
+    }
+
+    #[test]
+    fn a_signed_csr_records_what_the_certificate_says() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca = CertificateAuthority::open_or_create(dir.path()).expect("create");
+        let unit_key = KeyPair::generate().expect("key");
+        let csr = CertificateParams::new(Vec::<String>::new())
+            .expect("params")
+            .serialize_request(&unit_key)
+            .expect("csr")
+            .pem()
+            .expect("pem");
+        let first = ca.sign_device_csr("unit9", &csr, YEAR).expect("signed");
+        let again = ca.sign_device_csr("unit9", &csr, YEAR).expect("signed");
+        assert_ne!(first.serial, again.serial, "same key, new serial");
+        assert_eq!(parsed_serial(&first.cert_pem), first.serial);
+        let (_, pem) = x509_parser::pem::parse_x509_pem(first.cert_pem.as_bytes()).expect("pem");
+        let cert = pem.parse_x509().expect("x509");
+        let not_after_secs =
+            u64::try_from(cert.validity().not_after.timestamp()).expect("after 1970");
+        assert_eq!(first.not_after, Timestamp(not_after_secs * 1000));
+        let now = storage::time::Clock::now(&storage::time::SystemClock).0;
+        let year_ms = u64::try_from(YEAR.as_millis()).expect("fits");
+        assert!(first.not_after.0.abs_diff(now + year_ms) < 5_000);
     }
 
     #[test]

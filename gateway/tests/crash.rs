@@ -1,9 +1,11 @@
 //! Crash consistency: guards against a `kill -9` losing a control-plane change that was
-//! answered 2xx, or more telemetry than the commit window (plus what the broker held),
-//! and against a store that does not open and serve again within seconds.
+//! answered 2xx or a telemetry point that was acknowledged (the PUBACK leaves only after
+//! the commit that holds the point), and against a store that does not open and serve
+//! again within seconds.
 //!
 //! The gateway runs as a process, units stream at QoS 1 and an admin keeps creating
-//! accounts while the process is killed at a random moment, a bounded number of rounds.
+//! accounts while the process is killed at a random moment, a bounded number of rounds
+//! (`FLEETGATE_CRASH_ROUNDS`, default 3; the benchmark in docs/benchmarks.md runs 20).
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -16,7 +18,8 @@ use simulator::api::{AssetId, HistoryQuery, NewAsset, NewDevice, UserRole};
 use simulator::{ApiClient, BrokerAddr, SimUnit, UnitOptions};
 
 const BIN: &str = env!("CARGO_BIN_EXE_fleetgate");
-const ROUNDS: usize = 3;
+/// Rounds when `FLEETGATE_CRASH_ROUNDS` is not set.
+const DEFAULT_ROUNDS: usize = 3;
 const UNITS: usize = 5;
 const COMMIT_WINDOW_MS: u64 = 20;
 
@@ -112,8 +115,11 @@ async fn kill_nine_loses_no_answered_change_and_at_most_the_window_of_telemetry(
     }
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     let mut next_seq = 0u64;
-    let mut kills = Vec::new();
-    for round in 0..ROUNDS {
+    let rounds: usize = std::env::var("FLEETGATE_CRASH_ROUNDS")
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(DEFAULT_ROUNDS);
+    for round in 0..rounds {
         let platform = ApiClient::new(&gateway.http, token.clone()).expect("client");
         let mut units = Vec::new();
         for unit in 0..UNITS {
@@ -168,13 +174,11 @@ async fn kill_nine_loses_no_answered_change_and_at_most_the_window_of_telemetry(
         let pause = rand::rng().random_range(300..1200);
         tokio::time::sleep(Duration::from_millis(pause)).await;
         gateway.child.kill().expect("kill -9");
-        let killed_at = Instant::now();
         let _ = gateway.child.wait();
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         for task in tasks {
             let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
         }
-        kills.push(killed_at);
         next_seq += UNITS as u64 * 100_000;
         gateway = spawn(dir.path());
         assert!(
@@ -213,51 +217,19 @@ async fn kill_nine_loses_no_answered_change_and_at_most_the_window_of_telemetry(
         .iter()
         .filter(|(_, seq, _)| !stored.contains(seq))
         .collect();
-    // The promise: a kill loses only what had not been committed yet: the open commit
-    // window, plus what the broker had acknowledged but the gateway not yet processed.
-    // So per unit and round the loss is a tail of what was acknowledged, never a hole.
-    for (unit, seq, _) in &lost {
-        let later_stored = ledger.acked.iter().any(|(other, later, _)| {
-            other == unit
-                && later > seq
-                && later / 100_000 == seq / 100_000
-                && stored.contains(later)
-        });
-        assert!(
-            !later_stored,
-            "unit{unit} point {seq} is lost but a later point of the same round was kept: a hole"
-        );
-    }
-    let allowance = Duration::from_secs(10);
-    for (unit, seq, acked_at) in &lost {
-        // A PUBACK already on the wire when the process died is read a moment after.
-        let near_a_kill = kills.iter().any(|kill| {
-            *acked_at <= *kill + Duration::from_millis(200)
-                && kill.saturating_duration_since(*acked_at) <= allowance
-        });
-        assert!(
-            near_a_kill,
-            "unit{unit} point {seq} was acknowledged long before any kill and is lost"
-        );
-    }
-    let worst = lost
-        .iter()
-        .filter_map(|(_, _, acked_at)| {
-            kills
-                .iter()
-                .filter(|kill| **kill + Duration::from_millis(200) >= *acked_at)
-                .map(|kill| kill.saturating_duration_since(*acked_at))
-                .min()
-        })
-        .max()
-        .unwrap_or_default();
+    // The promise: an acknowledged point is stored. A kill loses only what the units had
+    // not been acknowledged yet, and they would send that again.
     println!(
-        "crash rounds: {ROUNDS}; acknowledged {} points, lost {} (the oldest acknowledged {:?} before its kill; allowance {:?}); {} answered accounts all present",
+        "crash rounds: {rounds}; acknowledged {} points, lost {}; {} answered accounts all present",
         ledger.acked.len(),
         lost.len(),
-        worst,
-        allowance,
         ledger.accounts.len()
+    );
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged points were lost, the first: {:?}",
+        lost.len(),
+        lost.first().map(|(unit, seq, _)| (unit, seq))
     );
     let mut gateway = gateway;
     let _ = gateway.child.kill();

@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //! - [`access`]: access events reported by units.
+//! - [`certificates`]: the client certificates the gateway CA issued, and their revocation.
 //! - [`keys`]: access keys and the per-unit key sets (rule 6).
 //! - [`ids`]: newtype ids and the character rules that keep them safe in MQTT topics and
 //!   certificate subjects.
@@ -25,6 +26,7 @@
 
 pub mod access;
 pub mod audit;
+pub mod certificates;
 pub mod codec;
 pub mod details;
 pub mod error;

@@ -141,8 +141,9 @@ pub struct Device {
     /// The asset this unit reports for, with the asset's internal key.
     pub bound_asset: Option<BoundAsset>,
     pub created_at: Timestamp,
-    /// Set by deregistration. The record stays as a tombstone: the unit's certificate may
-    /// still be valid (the broker cannot revoke it), so its id must never be reused.
+    /// Set by deregistration, which also revokes the unit's certificates. The record stays
+    /// as a tombstone: a certificate names the id until it expires, so the id must never
+    /// be reused.
     pub deregistered_at: Option<Timestamp>,
 }
 
@@ -234,4 +235,35 @@ impl Grant {
     pub fn active_at(&self, now: Timestamp) -> bool {
         self.from <= now && self.until.is_none_or(|until| now < until)
     }
+}
+
+/// Whom a certificate identifies: a unit (O = device id) or an account's integration
+/// (O = account id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum CertificateKind {
+    Unit,
+    Integration,
+}
+
+/// One client certificate the gateway CA issued, kept so it can be revoked (DESIGN 4:
+/// revoked certificates are refused at the handshake and their sessions closed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificateRecord {
+    /// The serial as lowercase hex of its DER content bytes, no separators (the gateway's
+    /// `pki::serial_hex`, the one spelling used when issuing and when reading a presented
+    /// certificate).
+    pub serial: String,
+    /// The MQTT tenant the certificate speaks for: its subject Organization, a device id
+    /// or an account id.
+    pub tenant: String,
+    pub kind: CertificateKind,
+    /// The subject distinguished name as text, e.g. `O=unit1, CN=unit1`.
+    pub subject: String,
+    /// The issuer distinguished name as text.
+    pub issuer: String,
+    /// The end of the validity window; after it the certificate is refused anyway.
+    pub not_after: Timestamp,
+    pub issued_at: Timestamp,
+    /// Set once, by the first revocation; never cleared.
+    pub revoked_at: Option<Timestamp>,
 }

@@ -65,6 +65,8 @@ impl Store {
             tx.open_table(KEY_VERSIONS)?;
             tx.open_table(KEY_DEADLINES)?;
             tx.open_table(ACCESS_EVENTS)?;
+            tx.open_table(CERTIFICATES)?;
+            tx.open_table(CERTIFICATES_BY_TENANT)?;
         }
         tx.commit()?;
         Ok(Store { db: Arc::new(db) })

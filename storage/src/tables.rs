@@ -104,3 +104,13 @@ pub const KEY_DEADLINES: TableDefinition<(u64, &str), ()> = TableDefinition::new
 /// (asset key, ts ms, sequence) -> access event reported by the asset's unit.
 pub const ACCESS_EVENTS: TableDefinition<(u64, u64, u64), &[u8]> =
     TableDefinition::new("access_events");
+
+/// certificate serial (lowercase hex, see [`crate::model::CertificateRecord::serial`]) ->
+/// [`crate::model::CertificateRecord`], for every client certificate the gateway CA issued.
+/// Records are never deleted: revocation sets `revoked_at`.
+pub const CERTIFICATES: TableDefinition<&str, &[u8]> = TableDefinition::new("certificates");
+
+/// (tenant, serial) -> (): a tenant's certificates (device id or account id), one range
+/// scan.
+pub const CERTIFICATES_BY_TENANT: TableDefinition<(&str, &str), ()> =
+    TableDefinition::new("certificates_by_tenant");

@@ -5,6 +5,7 @@
 //! Tests drive it the way a third party would, through the simulator's HTTP client and
 //! simulated units (MQTT), never through gateway internals.
 
+pub mod raw;
 mod reports;
 
 pub use reports::check_written_report;
@@ -212,7 +213,8 @@ pub struct Fleet {
     pub platform: simulator::ApiClient,
     pub admin: simulator::ApiClient,
     pub account_id: simulator::api::AccountId,
-    /// The plain development listener, for observers without a device certificate.
+    /// The plain development listener (client id = identity), for integration observers
+    /// without a certificate.
     pub broker: simulator::BrokerAddr,
     pub tls_broker: simulator::BrokerAddr,
     /// Issued identities by device id.
@@ -311,6 +313,17 @@ impl Fleet {
             .cloned()
             .expect("registered here");
         simulator::UnitOptions::unit(device, self.tls_broker.clone()).with_transport(transport)
+    }
+
+    /// The account's integration on the development listener, where the client id is the
+    /// identity: it may subscribe to the account's asset topics and nothing else.
+    pub async fn integration_observer(&self) -> simulator::SimUnit {
+        simulator::SimUnit::connect(simulator::UnitOptions::observer(
+            self.account_id.to_string(),
+            self.broker.clone(),
+        ))
+        .await
+        .expect("the account's integration connects")
     }
 
     /// A token for a new user of this account with `role`.

@@ -27,12 +27,7 @@ async fn a_point_reaches_history_sse_latest_and_the_account_topic() {
         .stream("/v1/assets/ex1/stream")
         .await
         .expect("asset stream");
-    let observer = simulator::SimUnit::connect(simulator::UnitOptions::observer(
-        "integration",
-        fleet.broker.clone(),
-    ))
-    .await
-    .expect("observer");
+    let observer = fleet.integration_observer().await;
     let topic = format!("/tenants/{}/assets/ex1/telemetry", fleet.account_id);
     observer
         .subscribe(&topic, QoS::AtLeastOnce)
@@ -185,35 +180,27 @@ async fn wait_for_errors(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn messages_for_unregistered_devices_are_dropped_and_counted() {
-    // Over TLS an unregistered id has no certificate at all; the development listener is
-    // where such a message can still arrive, so that is what this checks.
+async fn an_unregistered_identity_is_refused_at_connect_and_counted() {
+    // Over TLS an unregistered id has no certificate at all; on the development listener
+    // the client id is the identity, and one the gateway does not know is refused at
+    // CONNECT (3.1.1 return code 0x05, not authorized) before it can publish anything.
     let gateway = TestGateway::start();
     let fleet = Fleet::create(&gateway, "Acme").await;
     let stranger = simulator::SimUnit::connect(simulator::UnitOptions::observer(
         "ghost",
         fleet.broker.clone(),
     ))
-    .await
-    .expect("connects");
-    stranger
-        .publish(
-            &simulator::topics::telemetry("ghost"),
-            b"{}".to_vec(),
-            QoS::AtLeastOnce,
-            false,
-        )
-        .await
-        .expect("queued")
-        .wait_timeout(WAIT)
-        .await
-        .expect("acked");
+    .await;
+    assert!(
+        stranger.is_err(),
+        "an unknown identity must not get a session"
+    );
     let line = fleet
-        .metric_line("fleetgate_points_dropped_total{reason=\"unknown_device\"}")
+        .metric_line("fleetgate_mqtt_refusals_total{reason=\"unknown_identity\"}")
         .await;
     assert_eq!(
         line.as_deref(),
-        Some("fleetgate_points_dropped_total{reason=\"unknown_device\"} 1")
+        Some("fleetgate_mqtt_refusals_total{reason=\"unknown_identity\"} 1")
     );
 }
 

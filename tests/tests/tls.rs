@@ -3,8 +3,6 @@
 //! refused; a CSR-signed unit works end to end; a deregistered unit is ignored; and the
 //! stock mosquitto clients work with the issued files as the README shows.
 
-use std::time::Duration;
-
 use rcgen::{CertificateParams, DnType, Issuer, KeyPair};
 use reqwest::Method;
 use rumqttc::QoS;
@@ -68,20 +66,36 @@ async fn a_unit_can_neither_read_nor_forge_another_units_topics() {
     );
 
     let a = fleet.connect("unitA").await;
-    let forged = a
-        .publish(
-            "/tenants/unitB/telemetry",
-            br#"{"fuel_pct":1}"#.to_vec(),
-            QoS::AtLeastOnce,
-            false,
-        )
+    // MQTT 3.1.1 §3.3.5-2: a server that refuses a publish either closes the connection or
+    // acknowledges it. Fleetgate acknowledges (refused for good: a unit must not resend it
+    // forever), counts it, names it in the unit's status, and never stores or delivers it.
+    a.publish(
+        "/tenants/unitB/telemetry",
+        br#"{"fuel_pct":1}"#.to_vec(),
+        QoS::AtLeastOnce,
+        false,
+    )
+    .await
+    .expect("queued")
+    .wait_timeout(WAIT)
+    .await
+    .expect("acknowledged as refused");
+    let denied = fleet
+        .metric_line("fleetgate_mqtt_acl_denied_total{kind=\"publish\",reason=\"other_tenant\"}")
         .await;
-    if let Ok(waiter) = forged {
-        assert!(
-            waiter.wait_timeout(Duration::from_secs(3)).await.is_err(),
-            "no PUBACK for a forged topic"
-        );
-    }
+    assert_eq!(
+        denied.as_deref(),
+        Some("fleetgate_mqtt_acl_denied_total{kind=\"publish\",reason=\"other_tenant\"} 1")
+    );
+    let status = fleet
+        .admin
+        .device_status(&DeviceId::new("unitA"))
+        .await
+        .expect("status");
+    assert!(
+        status.last_error.as_deref().unwrap_or("").contains("unitB"),
+        "the unit's status names the refused topic: {status:?}"
+    );
     // A legitimate point from B afterwards is the only thing B's owner ever sees.
     let b = fleet.connect("unitB").await;
     b.publish_point(&json!({"fuel_pct": 77}))
@@ -277,16 +291,14 @@ async fn a_deregistered_unit_is_ignored_from_the_answer_on() {
         .await
         .expect("answer");
     assert_eq!(deleted.status, 204, "{deleted:?}");
-    // The broker cannot close the unit's connection; the gateway ignores what it sends.
-    unit.publish_point(&json!({"fuel_pct": 2}))
-        .await
-        .expect("the broker still acks");
+    // The answer came after the unit's session was closed: what it sends now goes nowhere.
+    let after = unit.publish_point(&json!({"fuel_pct": 2})).await;
+    assert!(after.is_err(), "the session is closed: {after:?}");
+    // Its certificate is revoked: a new connection fails the TLS handshake.
+    let again = tokio::time::timeout(WAIT, SimUnit::connect(fleet.unit_options("unit1"))).await;
     assert!(
-        fleet
-            .metric_line("fleetgate_points_dropped_total{reason=\"deregistered\"}")
-            .await
-            .is_some(),
-        "the dropped point is counted"
+        !matches!(again, Ok(Ok(_))),
+        "a deregistered unit's certificate is refused"
     );
     let points = fleet
         .admin
@@ -311,12 +323,6 @@ async fn a_deregistered_unit_is_ignored_from_the_answer_on() {
         again.status, 409,
         "a deregistered id is never reused: {again:?}"
     );
-    // Its retained key set is emptied, so the unit keeps no keys.
-    unit.subscribe("/tenants/unit1/keys", QoS::AtLeastOnce)
-        .await
-        .expect("its own keys topic");
-    let set = unit.next_message(WAIT).await.expect("the retained set");
-    assert_eq!(set.json().expect("json")["keys"], serde_json::json!([]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -392,26 +398,12 @@ async fn stock_mosquitto_clients_work_with_the_issued_files() {
     );
     assert_eq!(fleet.history("ex1", 1).await.len(), 1);
 
-    // A retained key set for unit2, as the gateway keeps one: unit2's identity reads it,
-    // unit1's is cut off by the broker (so the refusal below is not a mere timeout).
+    // unit2's key set comes from the gateway's store on subscribe: unit2's identity reads
+    // it, unit1's subscription to it is refused (SUBACK 0x80), so the refusal below is not
+    // a mere timeout.
     let unit2 = fleet.register("unit2").await;
     std::fs::write(dir.path().join("unit2.pem"), unit2.cert_pem.expect("cert")).expect("write");
     std::fs::write(dir.path().join("unit2.key"), unit2.key_pem.expect("key")).expect("write");
-    let gateway_side = SimUnit::connect(UnitOptions::observer("keys-writer", fleet.broker.clone()))
-        .await
-        .expect("observer");
-    gateway_side
-        .publish(
-            "/tenants/unit2/keys",
-            br#"{"version":1,"keys":[]}"#.to_vec(),
-            QoS::AtLeastOnce,
-            true,
-        )
-        .await
-        .expect("queued")
-        .wait_timeout(WAIT)
-        .await
-        .expect("retained");
     let subscribe_as = |identity: &str| {
         std::process::Command::new("mosquitto_sub")
             .current_dir(dir.path())
@@ -446,12 +438,15 @@ async fn stock_mosquitto_clients_work_with_the_issued_files() {
         "unit2 reads its own keys: {}",
         String::from_utf8_lossy(&own.stderr)
     );
-    assert!(String::from_utf8_lossy(&own.stdout).contains("\"version\":1"));
+    assert!(String::from_utf8_lossy(&own.stdout).contains("\"version\":0"));
     let snoop = subscribe_as("unit1");
     assert!(snoop.stdout.is_empty(), "unit1 received nothing of unit2's");
+    // mosquitto_sub reports the SUBACK failure code (0x80) in words and exits.
     assert!(
-        !snoop.status.success(),
-        "subscribing outside the tenant must fail"
+        String::from_utf8_lossy(&snoop.stderr).contains("subscription requests were denied"),
+        "subscribing outside the tenant must be refused: {:?} {}",
+        snoop.status,
+        String::from_utf8_lossy(&snoop.stderr)
     );
 }
 

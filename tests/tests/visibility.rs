@@ -56,12 +56,7 @@ async fn a_grantee_sees_the_asset_read_only_and_inside_its_window() {
     );
 
     let mut live = depot.admin.stream("/v1/stream").await.expect("stream");
-    let integration = simulator::SimUnit::connect(simulator::UnitOptions::observer(
-        "depot-integration",
-        depot.broker.clone(),
-    ))
-    .await
-    .expect("observer");
+    let integration = depot.integration_observer().await;
     let topic = format!("/tenants/{}/assets/ex1/telemetry", depot.account_id);
     integration
         .subscribe(&topic, rumqttc::QoS::AtLeastOnce)

@@ -1,7 +1,7 @@
 //! Principals and accounts: `/me`, accounts, users, staff.
 
 use actix_web::{web, HttpResponse};
-use storage::model::{Role, StaffRole};
+use storage::model::{CertificateKind, Role, StaffRole};
 use storage::{AccountId, OpError};
 
 use super::auth::Caller;
@@ -120,18 +120,22 @@ pub async fn integration_cert(
     let issued = match &body.csr_pem {
         Some(csr) => state
             .ca
-            .sign_device_csr(account.as_str(), csr, state.device_cert_validity)
-            .map_err(|err| OpError::invalid("csr_pem", err.to_string()))?,
+            .sign_device_csr(account.as_str(), csr, state.device_cert_validity)?,
         None => state
             .ca
             .issue_device(account.as_str(), state.device_cert_validity)
             .map_err(|err| ApiError::Internal(err.to_string()))?,
     };
     let now = state.clock.now();
+    let record = issued.record(account.as_str(), CertificateKind::Integration, now);
     let checked = account.clone();
     state
         .writer
-        .execute(move |tx| storage::ops::issue_integration_cert(tx, &caller.0, &checked, now))
+        .execute(move |tx| {
+            storage::ops::issue_integration_cert(tx, &caller.0, &checked, now)?;
+            storage::certificates::record(tx, &record)?;
+            Ok(())
+        })
         .await?;
     Ok(HttpResponse::Created().json(IntegrationCert {
         account_id: account.to_string(),

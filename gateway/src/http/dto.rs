@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use storage::ids::IdError;
-use storage::model::{Account, Asset, Capabilities, DeviceStatus, Principal, PrincipalKind};
+use storage::model::{Account, Asset, Capabilities, Principal, PrincipalKind};
 use storage::visibility::{Relation, Seen};
 use storage::OpError;
 use utoipa::{IntoParams, ToSchema};
@@ -294,10 +294,22 @@ pub struct DeviceStatusView {
     pub error_count: u64,
     pub key_version_pushed: Option<u64>,
     pub key_version_acked: Option<u64>,
+    /// Since when the current session is open (absent while offline).
+    pub connected_since: Option<String>,
+    /// Sessions opened since the gateway started.
+    pub connects: u64,
+    /// Of those, how many replaced a live session of the same unit (session takeover).
+    pub takeovers: u64,
+    /// Why the last session ended (`client_disconnect`, `connection_lost`,
+    /// `keep_alive_timeout`, `taken_over`, `revoked`, `shutting_down`, ...).
+    pub last_disconnect_reason: Option<String>,
+    pub last_disconnect_at: Option<String>,
 }
 
 impl DeviceStatusView {
-    pub fn new(device_id: &str, status: DeviceStatus) -> Self {
+    pub fn new(device_id: &str, live: actors::device::LiveStatus) -> Self {
+        let status = live.stored;
+        let session = live.session;
         DeviceStatusView {
             device_id: device_id.to_owned(),
             online: status.online,
@@ -308,6 +320,11 @@ impl DeviceStatusView {
             error_count: status.error_count,
             key_version_pushed: status.key_version_pushed,
             key_version_acked: status.key_version_acked,
+            connected_since: session.connected_since.map(|t| t.to_rfc3339()),
+            connects: session.connects,
+            takeovers: session.takeovers,
+            last_disconnect_reason: session.last_disconnect_reason,
+            last_disconnect_at: session.last_disconnect_at.map(|t| t.to_rfc3339()),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Devices and assets: registration, listings, history, latest point, device status.
 
 use actix_web::{web, HttpResponse};
+use storage::model::CertificateKind;
 use storage::read::acting_account;
 use storage::time::Timestamp;
 use storage::visibility::Seen;
@@ -53,8 +54,7 @@ pub async fn register_device(
     let issued = match &body.csr_pem {
         Some(csr) => state
             .ca
-            .sign_device_csr(id.as_str(), csr, state.device_cert_validity)
-            .map_err(|err| OpError::invalid("csr_pem", err.to_string()))?,
+            .sign_device_csr(id.as_str(), csr, state.device_cert_validity)?,
         None => state
             .ca
             .issue_device(id.as_str(), state.device_cert_validity)
@@ -62,10 +62,14 @@ pub async fn register_device(
     };
     let capabilities = body.capabilities.into();
     let now = state.clock.now();
+    let record = issued.record(id.as_str(), CertificateKind::Unit, now);
     let device = state
         .writer
         .execute(move |tx| {
-            storage::ops::register_device(tx, &caller.0, &account, id, capabilities, now)
+            let device =
+                storage::ops::register_device(tx, &caller.0, &account, id, capabilities, now)?;
+            storage::certificates::record(tx, &record)?;
+            Ok(device)
         })
         .await?;
     state.directory.start_device(&device)?;
@@ -88,15 +92,21 @@ pub async fn deregister_device(
 ) -> Result<HttpResponse, ApiError> {
     let id = DeviceId::parse(&path).map_err(|_| OpError::not_found(format!("device {path}")))?;
     let now = state.clock.now();
-    let (device, changed) = state
+    let (device, changed, revoked_serials) = state
         .writer
         .execute(move |tx| {
             let device = storage::ops::deregister_device(tx, &caller.0, &id, now)?;
             // Its retained key set empties: a deregistered unit keeps no keys.
             let changed = storage::keys::bump(tx, [device.id.clone()])?;
-            Ok((device, changed))
+            // Its certificates are revoked with it, in the same transaction.
+            let revoked = storage::certificates::revoke_of_tenant(tx, device.id.as_str(), now)?;
+            Ok((device, changed, revoked))
         })
         .await?;
+    // Before the answer: its certificates fail every later handshake, and its live
+    // session (TLS, or the development listener's) is closed.
+    state.transport.revoke(&revoked_serials).await;
+    state.transport.close(device.id.as_str()).await;
     // The answer waits for the unit's actor: from here on it drops what the unit sends.
     state.directory.rebind(&device).await?;
     state
@@ -121,7 +131,10 @@ pub async fn device_status(
             .send(actors::device::GetStatus)
             .await
             .map_err(|err| ApiError::Internal(err.to_string()))?,
-        None => storage::read::device_status(&rtx, &id)?.unwrap_or_default(),
+        None => actors::device::LiveStatus {
+            stored: storage::read::device_status(&rtx, &id)?.unwrap_or_default(),
+            session: Default::default(),
+        },
     };
     Ok(HttpResponse::Ok().json(DeviceStatusView::new(id.as_str(), status)))
 }

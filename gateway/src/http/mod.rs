@@ -41,6 +41,11 @@ pub struct AppState {
     pub key_ack_wait: std::time::Duration,
     /// Wakes the SMS outbox drainer after an invitation is committed.
     pub outbox: crate::outbox::OutboxWaker,
+    /// Live MQTT sessions: closed before a deregistration or revocation answers.
+    pub transport: crate::transport::TransportHandle,
+    pub transport_metrics: Arc<crate::transport::metrics::TransportMetrics>,
+    /// Caps on open SSE streams.
+    pub streams: Arc<stream::StreamCaps>,
 }
 
 #[derive(OpenApi)]
@@ -261,7 +266,11 @@ pub async fn healthz() -> HttpResponse {
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(state.metrics.render())
+        .body(format!(
+            "{}{}# EOF\n",
+            state.metrics.render().trim_end_matches("# EOF\n"),
+            state.transport_metrics.render()
+        ))
 }
 
 async fn openapi() -> HttpResponse {

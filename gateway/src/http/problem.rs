@@ -17,6 +17,12 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// A per-principal cap is reached (429).
+    #[error("{0}")]
+    TooManyRequests(String),
+    /// A gateway-wide cap is reached (503).
+    #[error("{0}")]
+    Unavailable(String),
     #[error(transparent)]
     Op(#[from] OpError),
     #[error("internal error: {0}")]
@@ -26,6 +32,16 @@ pub enum ApiError {
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         ApiError::Op(OpError::Store(err))
+    }
+}
+
+/// A refused CSR is the caller's (422 naming `csr_pem`); a failure to issue is ours (500).
+impl From<crate::pki::CsrError> for ApiError {
+    fn from(err: crate::pki::CsrError) -> Self {
+        match err {
+            crate::pki::CsrError::Invalid(_) => OpError::invalid("csr_pem", err.to_string()).into(),
+            crate::pki::CsrError::Issue(_) => ApiError::Internal(err.to_string()),
+        }
     }
 }
 
@@ -48,6 +64,8 @@ impl ResponseError for ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Op(OpError::NotFound(_)) => StatusCode::NOT_FOUND,
             ApiError::Op(OpError::Forbidden(_)) => StatusCode::FORBIDDEN,
             ApiError::Op(OpError::Invalid { .. }) => StatusCode::UNPROCESSABLE_ENTITY,

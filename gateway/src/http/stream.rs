@@ -1,7 +1,9 @@
 //! Live streams as server-sent events. The handler only subscribes at the account's
 //! `AccountActor`; what reaches the stream was decided by the `DeviceActor`s.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
 
 use actix_web::{web, HttpResponse};
 use actors::account::Subscribe;
@@ -17,11 +19,81 @@ use super::AppState;
 /// Events coalesced into one HTTP chunk at most.
 const MAX_EVENTS_PER_CHUNK: usize = 512;
 
+/// Caps on open live streams, gateway-wide and per principal: every stream holds a file
+/// descriptor, and units and the API must keep theirs (a viewer opening a thousand
+/// streams once locked every unit out).
+#[derive(Debug)]
+pub struct StreamCaps {
+    global: usize,
+    per_principal: usize,
+    open: Mutex<(usize, HashMap<storage::PrincipalId, usize>)>,
+}
+
+/// One open stream's place under the caps; dropping it (the stream ends) frees it.
+#[derive(Debug)]
+pub struct StreamSlot {
+    caps: Arc<StreamCaps>,
+    principal: storage::PrincipalId,
+}
+
+impl StreamCaps {
+    pub fn new(global: usize, per_principal: usize) -> StreamCaps {
+        StreamCaps {
+            global,
+            per_principal,
+            open: Mutex::new((0, HashMap::new())),
+        }
+    }
+
+    /// A slot for one more stream of `principal`: 429 past its own cap, 503 past the
+    /// gateway's.
+    pub fn take(
+        caps: &Arc<StreamCaps>,
+        principal: &storage::PrincipalId,
+    ) -> Result<StreamSlot, ApiError> {
+        let mut open = caps.open.lock().unwrap_or_else(|p| p.into_inner());
+        let mine = open.1.get(principal).copied().unwrap_or(0);
+        if mine >= caps.per_principal {
+            return Err(ApiError::TooManyRequests(format!(
+                "at most {} live streams per principal are open at once",
+                caps.per_principal
+            )));
+        }
+        if open.0 >= caps.global {
+            return Err(ApiError::Unavailable(format!(
+                "the gateway serves at most {} live streams at once; try again later",
+                caps.global
+            )));
+        }
+        open.0 += 1;
+        *open.1.entry(principal.clone()).or_default() += 1;
+        Ok(StreamSlot {
+            caps: caps.clone(),
+            principal: principal.clone(),
+        })
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut open = self.caps.open.lock().unwrap_or_else(|p| p.into_inner());
+        open.0 = open.0.saturating_sub(1);
+        if let Some(mine) = open.1.get_mut(&self.principal) {
+            *mine = mine.saturating_sub(1);
+            if *mine == 0 {
+                open.1.remove(&self.principal);
+            }
+        }
+    }
+}
+
 async fn open(
     state: &AppState,
+    caller: &Caller,
     account: storage::AccountId,
     only: Option<storage::AssetId>,
 ) -> Result<HttpResponse, ApiError> {
+    let slot = StreamCaps::take(&state.streams, &caller.0.id)?;
     let receiver = state
         .directory
         .account(&account)
@@ -33,7 +105,8 @@ async fn open(
         stream::once(async { Ok::<_, Infallible>(Bytes::from_static(b": subscribed\n\n")) });
     // Under load many events wait at once: sending them as one chunk costs one write
     // instead of one per event, which is what lets one stream keep up with the fleet.
-    let events = stream::unfold(receiver, |mut receiver| async move {
+    // The slot travels with the stream and is freed when the client goes away.
+    let events = stream::unfold((receiver, slot), |(mut receiver, slot)| async move {
         let first = receiver.recv().await?;
         let mut chunk = first.to_sse().to_vec();
         for _ in 1..MAX_EVENTS_PER_CHUNK {
@@ -42,7 +115,7 @@ async fn open(
                 Err(_) => break,
             }
         }
-        Some((Ok::<_, Infallible>(Bytes::from(chunk)), receiver))
+        Some((Ok::<_, Infallible>(Bytes::from(chunk)), (receiver, slot)))
     });
     Ok(HttpResponse::Ok()
         .content_type("text/event-stream")
@@ -52,7 +125,7 @@ async fn open(
 }
 
 #[utoipa::path(get, path = "/v1/stream", params(AccountQuery),
-    responses((status = 200, description = "text/event-stream of `event: point`"), (status = 404, body = Problem)))]
+    responses((status = 200, description = "text/event-stream of `event: point`"), (status = 404, body = Problem), (status = 429, body = Problem), (status = 503, body = Problem)))]
 pub async fn account_stream(
     state: web::Data<AppState>,
     caller: Caller,
@@ -60,11 +133,11 @@ pub async fn account_stream(
 ) -> Result<HttpResponse, ApiError> {
     let account = account_param(&caller, query.account_id.as_deref())?;
     storage::read::require_view(&state.store.begin_read()?, &caller.0, &account)?;
-    open(&state, account, None).await
+    open(&state, &caller, account, None).await
 }
 
 #[utoipa::path(get, path = "/v1/assets/{x}/stream", params(AccountQuery),
-    responses((status = 200, description = "text/event-stream of `event: point`"), (status = 404, body = Problem)))]
+    responses((status = 200, description = "text/event-stream of `event: point`"), (status = 404, body = Problem), (status = 429, body = Problem), (status = 503, body = Problem)))]
 pub async fn asset_stream(
     state: web::Data<AppState>,
     caller: Caller,
@@ -74,5 +147,5 @@ pub async fn asset_stream(
     let account = account_param(&caller, query.account_id.as_deref())?;
     let seen = visible_asset(&state, &caller, query.account_id.as_deref(), &path)?;
     // The stream lives at the viewing account, which receives the points under its id.
-    open(&state, account, Some(seen.asset.id)).await
+    open(&state, &caller, account, Some(seen.asset.id)).await
 }

@@ -1,0 +1,283 @@
+//! The accept loops and the running transport.
+//!
+//! The transport runs on its own multi-thread tokio runtime, apart from the actix system:
+//! thousands of sessions do not share a thread with the HTTP workers or the actors. Each
+//! accepted socket gets its own task at once; the TLS handshake runs there under a
+//! deadline and a cap on concurrent handshakes, so a client that never finishes its
+//! handshake delays nobody, and a reconnect storm queues instead of starving the CPU.
+//! An accept error (say, out of file descriptors) is counted, logged at most once a second,
+//! and followed by a short pause: the loop never spins.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+
+use super::metrics::TransportMetrics;
+use super::registry::Registry;
+use super::session::{self, Shared};
+use super::tls::{self, DenyList};
+use super::{Backend, CloseReason, Limits, Listeners};
+
+/// The running transport: its addresses, its handle, and what [`Transport::stop`] needs.
+pub struct Transport {
+    pub tls_addr: Option<SocketAddr>,
+    pub plain_addr: Option<SocketAddr>,
+    pub metrics: Arc<TransportMetrics>,
+    pub handle: TransportHandle,
+    /// Owns the sessions' threads; shut down (in the background) by [`Transport::stop`].
+    runtime: Option<tokio::runtime::Runtime>,
+    accept_tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// What the rest of the gateway drives live sessions with; cheap to clone.
+#[derive(Clone)]
+pub struct TransportHandle {
+    registry: Arc<Registry>,
+    deny: DenyList,
+    runtime: tokio::runtime::Handle,
+}
+
+impl std::fmt::Debug for TransportHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TransportHandle")
+            .field("denied", &self.deny.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transport")
+            .field("tls_addr", &self.tls_addr)
+            .field("plain_addr", &self.plain_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+fn bind(addr: SocketAddr) -> anyhow::Result<std::net::TcpListener> {
+    let listener =
+        std::net::TcpListener::bind(addr).with_context(|| format!("binding MQTT on {addr}"))?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+impl Transport {
+    /// Binds the listeners (port 0 picks a free port, read back at once) and starts
+    /// accepting. `deny` holds the serials refused from the first handshake on.
+    pub fn start(
+        listeners: Listeners,
+        limits: Limits,
+        backend: Arc<dyn Backend>,
+        deny: DenyList,
+    ) -> anyhow::Result<Transport> {
+        if listeners.tls.is_none() && listeners.plain.is_none() {
+            anyhow::bail!("no MQTT listener configured: set --mqtt-tls-addr or --mqtt-plain-addr");
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("mqtt")
+            .enable_all()
+            .build()?;
+        let metrics = Arc::new(TransportMetrics::new());
+        let registry = Arc::new(Registry::new(limits.clone(), metrics.clone()));
+        let shared = Arc::new(Shared {
+            backend,
+            registry: registry.clone(),
+            permits: Arc::new(Semaphore::new(limits.ingest_permits)),
+        });
+        let handshakes = Arc::new(Semaphore::new(limits.max_handshakes));
+        let mut accept_tasks = Vec::new();
+        let mut tls_addr = None;
+        if let Some((addr, files)) = &listeners.tls {
+            let config = tls::server_config(files, deny.clone())?;
+            let acceptor = TlsAcceptor::from(Arc::new(config));
+            let listener = bind(*addr)?;
+            tls_addr = Some(listener.local_addr()?);
+            let accept = Accept {
+                shared: shared.clone(),
+                tls: Some((acceptor, handshakes.clone())),
+            };
+            accept_tasks.push(runtime.spawn(accept.run(listener)));
+        }
+        let mut plain_addr = None;
+        if let Some(addr) = listeners.plain {
+            let listener = bind(addr)?;
+            plain_addr = Some(listener.local_addr()?);
+            let accept = Accept {
+                shared: shared.clone(),
+                tls: None,
+            };
+            accept_tasks.push(runtime.spawn(accept.run(listener)));
+        }
+        let handle = TransportHandle {
+            registry,
+            deny,
+            runtime: runtime.handle().clone(),
+        };
+        Ok(Transport {
+            tls_addr,
+            plain_addr,
+            metrics,
+            handle,
+            runtime: Some(runtime),
+            accept_tasks,
+        })
+    }
+
+    /// Stops accepting, lets every session finish the acknowledgements the store writer
+    /// commits (then MQTT 5 DISCONNECT 0x8B), and shuts the runtime down.
+    pub async fn stop(mut self) {
+        for task in &self.accept_tasks {
+            task.abort();
+        }
+        let within = self.handle.registry.limits.drain_timeout;
+        self.handle
+            .run(move |registry| async move { registry.drain(within).await })
+            .await;
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl TransportHandle {
+    /// Sends a unit's new key set to its live session (if it is subscribed to its keys).
+    pub fn push_keys(&self, device: &str, payload: Bytes) {
+        self.registry.push_keys(device, payload);
+    }
+
+    /// Queues a live point for an account's integration session; sheds when it is full.
+    pub fn deliver(&self, account: &str, topic: &Arc<str>, payload: Bytes) {
+        self.registry.deliver(account, topic, payload);
+    }
+
+    /// Closes the live session of `tenant` and returns once it has ended (at most ~5 s).
+    pub async fn close(&self, tenant: &str) {
+        let tenant = tenant.to_owned();
+        self.run(
+            move |registry| async move { registry.close(&tenant, CloseReason::Revoked).await },
+        )
+        .await;
+    }
+
+    /// Refuses `serials` at every later handshake and closes the live sessions presented
+    /// with them; returns once those sessions have ended.
+    pub async fn revoke(&self, serials: &[String]) {
+        for serial in serials {
+            self.deny.deny(serial);
+        }
+        let serials = serials.to_vec();
+        self.run(move |registry| async move { registry.close_serials(&serials).await })
+            .await;
+    }
+
+    pub fn live_sessions(&self) -> usize {
+        self.registry.live_sessions()
+    }
+
+    /// Runs `work` on the transport's runtime (its timers live there) and awaits it from
+    /// whatever runtime the caller is on.
+    async fn run<F, Fut>(&self, work: F)
+    where
+        F: FnOnce(Arc<Registry>) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let _ = self.runtime.spawn(work(self.registry.clone())).await;
+    }
+}
+
+/// One listener's accept loop.
+struct Accept {
+    shared: Arc<Shared>,
+    tls: Option<(TlsAcceptor, Arc<Semaphore>)>,
+}
+
+impl Accept {
+    async fn run(self, listener: std::net::TcpListener) {
+        let listener = match TcpListener::from_std(listener) {
+            Ok(listener) => listener,
+            Err(err) => {
+                tracing::error!(%err, "cannot register the MQTT listener");
+                return;
+            }
+        };
+        let this = Arc::new(self);
+        let last_logged = AtomicU64::new(0);
+        let started = Instant::now();
+        loop {
+            match listener.accept().await {
+                Ok((stream, _)) => {
+                    let this = this.clone();
+                    tokio::spawn(async move { this.connection(stream).await });
+                }
+                Err(err) => {
+                    let metrics = &this.shared.registry.metrics;
+                    metrics.accept_errors.inc();
+                    let now = started.elapsed().as_secs();
+                    if last_logged.swap(now, Ordering::Relaxed) != now {
+                        tracing::warn!(%err, "MQTT accept failed; pausing (logged once a second)");
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+
+    async fn connection(&self, stream: TcpStream) {
+        let metrics = self.shared.registry.metrics.clone();
+        let limits = &self.shared.registry.limits;
+        let open = metrics.connections.inc() + 1;
+        let _guard = Decrement(metrics.clone());
+        if open as usize > limits.max_sessions + limits.max_handshakes {
+            TransportMetrics::count(&metrics.refusals, "reason", "connection_cap");
+            return;
+        }
+        let _ = stream.set_nodelay(true);
+        let Some((acceptor, handshakes)) = &self.tls else {
+            session::run(stream, self.shared.clone(), None).await;
+            return;
+        };
+        let deadline = tokio::time::Instant::now() + limits.handshake_timeout;
+        let handshake = async {
+            let _permit = handshakes.acquire().await.ok()?;
+            acceptor.accept(stream).await.ok()
+        };
+        let stream = match tokio::time::timeout_at(deadline, handshake).await {
+            Ok(Some(stream)) => stream,
+            Ok(None) => {
+                TransportMetrics::count(&metrics.handshake_failures, "reason", "error");
+                return;
+            }
+            Err(_) => {
+                TransportMetrics::count(&metrics.handshake_failures, "reason", "timeout");
+                return;
+            }
+        };
+        let identity = stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .and_then(|cert| tls::identity_of(cert));
+        match identity {
+            Some(identity) => session::run(stream, self.shared.clone(), Some(identity)).await,
+            None => TransportMetrics::count(&metrics.refusals, "reason", "no_identity"),
+        }
+    }
+}
+
+/// Counts a connection as closed when its task ends, however it ends.
+struct Decrement(Arc<TransportMetrics>);
+
+impl Drop for Decrement {
+    fn drop(&mut self) {
+        self.0.connections.dec();
+    }
+}

@@ -1,0 +1,308 @@
+//! Live sessions by identity: one session per identity (a second connection takes over the
+//! first, MQTT 3.1.1 §3.1.4-2, keyed by the certificate's identity and not the client id),
+//! close on demand, the state a persistent session keeps while its client is away, and the
+//! session cap.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use rumqttc::mqttbytes::QoS;
+use tokio::sync::{mpsc, watch, Notify};
+
+use super::acl::{self, Role};
+use super::codec::ConnectRefusal;
+use super::metrics::TransportMetrics;
+use super::{CloseReason, Limits, SessionId};
+
+/// A point for an integration: its topic and payload.
+pub(crate) type Delivery = (Arc<str>, Bytes);
+
+/// What other tasks hand a live session; the session owns the receiving side.
+#[derive(Debug)]
+pub(crate) struct Mailbox {
+    /// Wakes the session for `close` and `keys`; a stored permit means no wake is lost.
+    pub wake: Notify,
+    pub close: Mutex<Option<CloseReason>>,
+    /// The newest key set not yet sent: only the latest matters.
+    pub keys: Mutex<Option<Bytes>>,
+    /// The session's current subscriptions, read by deliveries to filter before queueing.
+    pub subscriptions: Mutex<Vec<(String, QoS)>>,
+    /// Integrations only: live points, bounded (`Limits::integration_queue`).
+    pub deliveries: Option<mpsc::Sender<Delivery>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Mailbox {
+    pub fn close(&self, reason: CloseReason) {
+        lock(&self.close).get_or_insert(reason);
+        self.wake.notify_one();
+    }
+
+    pub fn subscribed(&self, topic: &str) -> Option<QoS> {
+        lock(&self.subscriptions)
+            .iter()
+            .filter(|(filter, _)| acl::matches(topic, filter))
+            .map(|(_, qos)| *qos)
+            .max_by_key(|qos| *qos as u8)
+    }
+
+    pub fn take_close(&self) -> Option<CloseReason> {
+        lock(&self.close).take()
+    }
+
+    pub fn take_keys(&self) -> Option<Bytes> {
+        lock(&self.keys).take()
+    }
+
+    pub fn set_subscriptions(&self, subscriptions: Vec<(String, QoS)>) {
+        *lock(&self.subscriptions) = subscriptions;
+    }
+}
+
+struct Entry {
+    session: SessionId,
+    serial: Option<Arc<str>>,
+    mailbox: Arc<Mailbox>,
+    /// Becomes true when the session task has finished (closed and reported).
+    ended: watch::Receiver<bool>,
+}
+
+/// What a persistent session (clean session 0) keeps while its client is away. In memory
+/// only: lost on a gateway restart (the client then sees session present 0).
+#[derive(Debug, Default)]
+pub(crate) struct Persisted {
+    pub subscriptions: Vec<(String, QoS)>,
+    pub queue: VecDeque<Delivery>,
+}
+
+/// A session the registry admitted.
+pub(crate) struct Admitted {
+    pub session: SessionId,
+    pub mailbox: Arc<Mailbox>,
+    pub deliveries: Option<mpsc::Receiver<Delivery>>,
+    pub ended: watch::Sender<bool>,
+    pub took_over: bool,
+    /// Present when a persistent session was resumed.
+    pub resumed: Option<Persisted>,
+}
+
+#[derive(Default)]
+struct Tables {
+    live: HashMap<Arc<str>, Entry>,
+    persisted: HashMap<Arc<str>, Persisted>,
+}
+
+pub(crate) struct Registry {
+    tables: Mutex<Tables>,
+    next_session: AtomicU64,
+    draining: AtomicBool,
+    pub limits: Limits,
+    pub metrics: Arc<TransportMetrics>,
+}
+
+impl Registry {
+    pub fn new(limits: Limits, metrics: Arc<TransportMetrics>) -> Registry {
+        Registry {
+            tables: Mutex::new(Tables::default()),
+            next_session: AtomicU64::new(1),
+            draining: AtomicBool::new(false),
+            limits,
+            metrics,
+        }
+    }
+
+    /// Admits a session of `tenant`, taking over a live one of the same identity.
+    pub fn admit(
+        &self,
+        tenant: &Arc<str>,
+        role: Role,
+        clean: bool,
+        serial: Option<Arc<str>>,
+    ) -> Result<Admitted, ConnectRefusal> {
+        if self.draining.load(Ordering::Acquire) {
+            return Err(ConnectRefusal::ServerUnavailable);
+        }
+        let mut tables = lock(&self.tables);
+        let previous = tables.live.get(tenant);
+        if previous.is_none() && tables.live.len() >= self.limits.max_sessions {
+            return Err(ConnectRefusal::QuotaExceeded);
+        }
+        let (deliveries, receiver) = match role {
+            Role::Integration => {
+                let (sender, receiver) = mpsc::channel(self.limits.integration_queue.max(1));
+                (Some(sender), Some(receiver))
+            }
+            Role::Unit => (None, None),
+        };
+        let mailbox = Arc::new(Mailbox {
+            wake: Notify::new(),
+            close: Mutex::new(None),
+            keys: Mutex::new(None),
+            subscriptions: Mutex::new(Vec::new()),
+            deliveries,
+        });
+        let (ended, ended_rx) = watch::channel(false);
+        let session = self.next_session.fetch_add(1, Ordering::Relaxed);
+        let entry = Entry {
+            session,
+            serial,
+            mailbox: mailbox.clone(),
+            ended: ended_rx,
+        };
+        let took_over = match tables.live.insert(tenant.clone(), entry) {
+            Some(old) => {
+                old.mailbox.close(CloseReason::TakenOver);
+                self.metrics.takeovers.inc();
+                true
+            }
+            None => false,
+        };
+        let resumed = if clean {
+            tables.persisted.remove(tenant);
+            None
+        } else {
+            tables.persisted.remove(tenant)
+        };
+        if let Some(resumed) = &resumed {
+            mailbox.set_subscriptions(resumed.subscriptions.clone());
+        }
+        Ok(Admitted {
+            session,
+            mailbox,
+            deliveries: receiver,
+            ended,
+            took_over,
+            resumed,
+        })
+    }
+
+    /// The session `session` of `tenant` ended; a persistent one leaves its state behind.
+    pub fn leave(&self, tenant: &Arc<str>, session: SessionId, keep: Option<Persisted>) {
+        let mut tables = lock(&self.tables);
+        if tables
+            .live
+            .get(tenant)
+            .is_some_and(|e| e.session == session)
+        {
+            tables.live.remove(tenant);
+            if let Some(state) = keep {
+                tables.persisted.insert(tenant.clone(), state);
+            }
+        }
+    }
+
+    pub fn live_sessions(&self) -> usize {
+        lock(&self.tables).live.len()
+    }
+
+    /// Hands a unit's new key set to its live session, if it is subscribed to its keys.
+    pub fn push_keys(&self, tenant: &str, payload: Bytes) {
+        let tables = lock(&self.tables);
+        if let Some(entry) = tables.live.get(tenant) {
+            *lock(&entry.mailbox.keys) = Some(payload);
+            entry.mailbox.wake.notify_one();
+        }
+    }
+
+    /// Queues a live point for an integration's session, or for its persistent session
+    /// while it is away; sheds (and counts) when that queue is full.
+    pub fn deliver(&self, tenant: &str, topic: &Arc<str>, payload: Bytes) {
+        let mut tables = lock(&self.tables);
+        if let Some(entry) = tables.live.get(tenant) {
+            if entry.mailbox.subscribed(topic).is_none() {
+                return;
+            }
+            if let Some(sender) = &entry.mailbox.deliveries {
+                if sender.try_send((topic.clone(), payload)).is_err() {
+                    self.metrics.integration_shed.inc();
+                }
+            }
+            return;
+        }
+        if let Some(state) = tables.persisted.get_mut(tenant) {
+            if !state
+                .subscriptions
+                .iter()
+                .any(|(f, _)| acl::matches(topic, f))
+            {
+                return;
+            }
+            if state.queue.len() >= self.limits.offline_queue {
+                self.metrics.integration_shed.inc();
+                return;
+            }
+            state.queue.push_back((topic.clone(), payload));
+        }
+    }
+
+    /// Closes the live session of `tenant` and waits (bounded) until it has ended.
+    pub async fn close(&self, tenant: &str, reason: CloseReason) {
+        let waiting = {
+            let tables = lock(&self.tables);
+            tables.live.get(tenant).map(|entry| {
+                entry.mailbox.close(reason);
+                entry.ended.clone()
+            })
+        };
+        if let Some(ended) = waiting {
+            wait_ended(ended, Duration::from_secs(5)).await;
+        }
+    }
+
+    /// Closes every live session presented with one of `serials`; waits until they ended.
+    pub async fn close_serials(&self, serials: &[String]) {
+        let waiting: Vec<_> = {
+            let tables = lock(&self.tables);
+            tables
+                .live
+                .values()
+                .filter(|entry| {
+                    entry
+                        .serial
+                        .as_deref()
+                        .is_some_and(|serial| serials.iter().any(|s| s == serial))
+                })
+                .map(|entry| {
+                    entry.mailbox.close(CloseReason::Revoked);
+                    entry.ended.clone()
+                })
+                .collect()
+        };
+        for ended in waiting {
+            wait_ended(ended, Duration::from_secs(5)).await;
+        }
+    }
+
+    /// Refuses new sessions and asks every live one to finish its acknowledgements and
+    /// close; waits until all have ended or `within` passed.
+    pub async fn drain(&self, within: Duration) {
+        self.draining.store(true, Ordering::Release);
+        let waiting: Vec<_> = {
+            let tables = lock(&self.tables);
+            tables
+                .live
+                .values()
+                .map(|entry| {
+                    entry.mailbox.close(CloseReason::ShuttingDown);
+                    entry.ended.clone()
+                })
+                .collect()
+        };
+        let all = futures_util::future::join_all(
+            waiting.into_iter().map(|ended| wait_ended(ended, within)),
+        );
+        let _ = tokio::time::timeout(within + Duration::from_secs(1), all).await;
+    }
+}
+
+async fn wait_ended(mut ended: watch::Receiver<bool>, within: Duration) {
+    let _ = tokio::time::timeout(within, ended.wait_for(|done| *done)).await;
+}

@@ -1,0 +1,169 @@
+//! Mutual TLS for unit sessions: rustls 0.23 with the gateway CA as the only trust root, a
+//! deny list of certificate serials the gateway changes at run time, and the identity a
+//! presented certificate speaks for.
+//!
+//! The deny list is checked inside the client-certificate verifier, so a revoked
+//! certificate fails the handshake itself (TLS alert `certificate_revoked`). Session
+//! resumption is off: a resumed TLS 1.3 session would skip the verifier, and with it the
+//! deny list.
+
+use std::collections::HashSet;
+use std::sync::{Arc, RwLock};
+
+use anyhow::Context as _;
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme};
+
+/// Serials (lowercase hex of the serial's bytes, as `pki` records them) refused at the
+/// handshake. Shared between the verifier and the code that revokes.
+#[derive(Debug, Clone, Default)]
+pub struct DenyList {
+    serials: Arc<RwLock<HashSet<String>>>,
+}
+
+impl DenyList {
+    pub fn deny(&self, serial: &str) {
+        if let Ok(mut serials) = self.serials.write() {
+            serials.insert(serial.to_ascii_lowercase());
+        }
+    }
+
+    pub fn is_denied(&self, serial: &str) -> bool {
+        self.serials
+            .read()
+            .map(|serials| serials.contains(serial))
+            .unwrap_or(true)
+    }
+
+    pub fn len(&self) -> usize {
+        self.serials.read().map(|s| s.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// What a verified client certificate says about its holder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerIdentity {
+    /// The subject's first Organization: a device id or an account id.
+    pub tenant: String,
+    /// Lowercase hex of the serial's bytes.
+    pub serial: String,
+}
+
+/// Reads the identity from a DER certificate; `None` when it has no Organization.
+pub fn identity_of(der: &[u8]) -> Option<PeerIdentity> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let tenant = cert
+        .subject()
+        .iter_organization()
+        .next()
+        .and_then(|o| o.as_str().ok())?
+        .to_owned();
+    Some(PeerIdentity {
+        tenant,
+        serial: hex::encode(cert.raw_serial()),
+    })
+}
+
+/// Wraps the web PKI verifier (chain to the gateway CA, validity, key usage) and adds the
+/// deny list.
+#[derive(Debug)]
+struct DenyingVerifier {
+    inner: Arc<dyn ClientCertVerifier>,
+    deny: DenyList,
+}
+
+impl ClientCertVerifier for DenyingVerifier {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let verified = self
+            .inner
+            .verify_client_cert(end_entity, intermediates, now)?;
+        match identity_of(end_entity) {
+            Some(identity) if self.deny.is_denied(&identity.serial) => Err(
+                rustls::Error::InvalidCertificate(rustls::CertificateError::Revoked),
+            ),
+            Some(_) => Ok(verified),
+            None => Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::ApplicationVerificationFailure,
+            )),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// PEM text of the trust root and of the server's certificate and key.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub ca_pem: String,
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+/// The rustls server configuration: client certificates required, chained to `ca_pem` and
+/// not on `deny`.
+pub fn server_config(files: &TlsFiles, deny: DenyList) -> anyhow::Result<rustls::ServerConfig> {
+    // ring explicitly: the workspace also links aws-lc-rs (through the simulator's
+    // clients), and with two providers present rustls will not pick one by itself.
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(files.ca_pem.as_bytes()) {
+        roots
+            .add(cert.context("reading the CA certificate")?)
+            .context("adding the CA")?;
+    }
+    let inner = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .context("building the client verifier")?;
+    let verifier = Arc::new(DenyingVerifier { inner, deny });
+    let chain = CertificateDer::pem_slice_iter(files.cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .context("reading the server certificate")?;
+    let key = PrivateKeyDer::from_pem_slice(files.key_pem.as_bytes())
+        .context("reading the server key")?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS versions")?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .context("server certificate and key")?;
+    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    config.send_tls13_tickets = 0;
+    Ok(config)
+}

@@ -1,0 +1,174 @@
+//! The wiring between the MQTT transport and the actors, in both directions:
+//! [`ActorBackend`] is the transport's [`Backend`] (sessions to `DeviceActor`s) and
+//! [`SessionsOut`] is the actors' [`MqttOut`] (key sets and live points to sessions).
+//!
+//! Every call into an actor from here is `send().await`: a busy actor pushes back on the
+//! session that calls it, never queues without bound.
+
+use std::sync::{Arc, OnceLock};
+
+use actors::device::{Channel, Inbound, SessionClosed, SessionOpened};
+use actors::directory::Directory;
+use actors::{MqttOut, Outcome};
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
+use storage::{AccountId, AssetId, DeviceId, Store};
+
+use crate::transport::{
+    self, AckReason, Backend, CloseReason, Denied, Peer, Role, TransportHandle, UnitMessage,
+    UnitTopic, Verdict,
+};
+
+/// The transport's view of the gateway.
+#[derive(Debug)]
+pub struct ActorBackend {
+    pub directory: Arc<Directory>,
+    pub store: Store,
+}
+
+fn channel(topic: UnitTopic) -> Channel {
+    match topic {
+        UnitTopic::Telemetry => Channel::Telemetry,
+        UnitTopic::Status => Channel::Status,
+        UnitTopic::KeyAck => Channel::KeyAck,
+        UnitTopic::AccessEvent => Channel::AccessEvent,
+    }
+}
+
+/// The MQTT 5 reason a refusal is acknowledged with (MQTT 5 §3.4.2.1).
+pub fn ack_reason(label: &str) -> AckReason {
+    match label {
+        "deregistered" | "unbound_device" => AckReason::NotAuthorized,
+        "key_ack_unknown_version" => AckReason::NotAuthorized,
+        _ => AckReason::PayloadFormatInvalid,
+    }
+}
+
+impl ActorBackend {
+    fn device(&self, peer: &Peer) -> Option<actix::Addr<actors::device::DeviceActor>> {
+        if peer.role != Role::Unit {
+            return None;
+        }
+        let id = DeviceId::parse(&peer.tenant).ok()?;
+        self.directory.device(&id)
+    }
+}
+
+impl Backend for ActorBackend {
+    fn role(&self, tenant: &str) -> Option<Role> {
+        if let Ok(device) = DeviceId::parse(tenant) {
+            if self.directory.device(&device).is_some() {
+                return Some(Role::Unit);
+            }
+        }
+        let account = AccountId::parse(tenant).ok()?;
+        let rtx = self.store.begin_read().ok()?;
+        storage::read::account(&rtx, &account)
+            .ok()
+            .flatten()
+            .map(|_| Role::Integration)
+    }
+
+    fn opened(&self, peer: &Peer, took_over: bool) -> BoxFuture<'static, ()> {
+        let Some(actor) = self.device(peer) else {
+            return async {}.boxed();
+        };
+        let message = SessionOpened {
+            session: peer.session,
+            took_over,
+        };
+        async move {
+            let _ = actor.send(message).await;
+        }
+        .boxed()
+    }
+
+    fn closed(&self, peer: &Peer, reason: &CloseReason) -> BoxFuture<'static, ()> {
+        let Some(actor) = self.device(peer) else {
+            return async {}.boxed();
+        };
+        let message = SessionClosed {
+            session: peer.session,
+            reason: reason.to_string(),
+        };
+        async move {
+            let _ = actor.send(message).await;
+        }
+        .boxed()
+    }
+
+    fn publish(&self, peer: &Peer, message: UnitMessage) -> BoxFuture<'static, Verdict> {
+        let Some(actor) = self.device(peer) else {
+            // Its actor is gone (deregistered in the meantime): refused for good.
+            return async { Verdict::Refused(AckReason::NotAuthorized, "unknown_device") }.boxed();
+        };
+        let (done, outcome) = tokio::sync::oneshot::channel();
+        let inbound = Inbound {
+            channel: channel(message.topic),
+            payload: message.payload,
+            packet_id: message.packet_id,
+            dup: message.dup,
+            done: Some(done),
+        };
+        async move {
+            if actor.send(inbound).await.is_err() {
+                return Verdict::NotStored;
+            }
+            match outcome.await {
+                Ok(Outcome::Accepted) => Verdict::Accepted,
+                Ok(Outcome::Refused(label)) => Verdict::Refused(ack_reason(label), label),
+                Ok(Outcome::NotStored) | Err(_) => Verdict::NotStored,
+            }
+        }
+        .boxed()
+    }
+
+    fn denied(&self, peer: &Peer, denied: Denied, topic: &str) {
+        if let Some(actor) = self.device(peer) {
+            // Status bookkeeping only; if the mailbox is full the count still stands.
+            let _ = actor.try_send(actors::device::Denied {
+                reason: denied.label(),
+                detail: format!("{topic:?} is not a topic this unit may use"),
+            });
+        }
+    }
+
+    fn key_set(&self, peer: &Peer) -> BoxFuture<'static, Option<Bytes>> {
+        let Some(actor) = self.device(peer) else {
+            return async { None }.boxed();
+        };
+        async move { actor.send(actors::keys::GetKeySet).await.ok().flatten() }.boxed()
+    }
+}
+
+/// The actors' output to live sessions, connected once the transport is up (nothing is
+/// connected before, so nothing is lost).
+#[derive(Debug, Default)]
+pub struct SessionsOut {
+    transport: OnceLock<TransportHandle>,
+}
+
+impl SessionsOut {
+    pub fn connect(&self, handle: TransportHandle) {
+        let _ = self.transport.set(handle);
+    }
+}
+
+impl MqttOut for SessionsOut {
+    fn push_keys(&self, device: &DeviceId, payload: Bytes) {
+        if let Some(transport) = self.transport.get() {
+            transport.push_keys(device.as_str(), payload);
+        }
+    }
+
+    fn deliver(&self, account: &AccountId, asset: &AssetId, payload: Bytes) {
+        if let Some(transport) = self.transport.get() {
+            let topic: Arc<str> = Arc::from(transport::acl::asset_topic(
+                account.as_str(),
+                asset.as_str(),
+            ));
+            transport.deliver(account.as_str(), &topic, payload);
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! The client certificates the gateway CA issued (units and integrations), and their
+//! revocation.
+//!
+//! Each issued certificate is recorded in the same transaction as the operation it belongs
+//! to (a registration, an integration certificate), so the store never holds a certificate
+//! for a refused operation nor misses one that was handed out. Revoking marks records; it
+//! never deletes them. What the transport must refuse at the handshake is
+//! [`revoked_serials`]: revoked and not yet expired (an expired certificate is refused
+//! anyway).
+
+use redb::{ReadTransaction, ReadableTable, WriteTransaction};
+
+use crate::error::StoreError;
+use crate::model::CertificateRecord;
+use crate::store::{decode_as, get, put};
+use crate::tables::*;
+use crate::time::Timestamp;
+
+/// Records an issued certificate under its serial and indexes it by its tenant.
+///
+/// A record with the same serial is replaced (serials are 127 random bits, so that means a
+/// caller recorded the same certificate twice).
+///
+/// # Errors
+/// [`StoreError`] when redb fails.
+pub fn record(tx: &WriteTransaction, cert: &CertificateRecord) -> Result<(), StoreError> {
+    put(&mut tx.open_table(CERTIFICATES)?, &cert.serial, cert)?;
+    tx.open_table(CERTIFICATES_BY_TENANT)?
+        .insert((cert.tenant.as_str(), cert.serial.as_str()), ())?;
+    Ok(())
+}
+
+/// Marks every not-yet-revoked certificate of `tenant` (a device id or an account id)
+/// revoked at `now` and returns their serials in serial order; certificates revoked
+/// earlier keep their first revocation instant and are not returned, so a second call
+/// returns nothing.
+///
+/// # Errors
+/// [`StoreError`] when redb fails or a record does not decode.
+pub fn revoke_of_tenant(
+    tx: &WriteTransaction,
+    tenant: &str,
+    now: Timestamp,
+) -> Result<Vec<String>, StoreError> {
+    let serials = serials_of(&tx.open_table(CERTIFICATES_BY_TENANT)?, tenant)?;
+    let mut certificates = tx.open_table(CERTIFICATES)?;
+    let mut revoked = Vec::new();
+    for serial in serials {
+        let Some(mut cert) = get::<CertificateRecord>(&certificates, "certificates", &serial)?
+        else {
+            continue;
+        };
+        if cert.revoked_at.is_some() {
+            continue;
+        }
+        cert.revoked_at = Some(now);
+        put(&mut certificates, &serial, &cert)?;
+        revoked.push(serial);
+    }
+    Ok(revoked)
+}
+
+/// The serials of every certificate revoked and still within its validity at `now`
+/// (`now <= not_after`), in serial order: what the handshake deny list must hold when the
+/// transport starts. Reads the whole `certificates` table once.
+///
+/// # Errors
+/// [`StoreError`] when redb fails or a record does not decode.
+pub fn revoked_serials(rtx: &ReadTransaction, now: Timestamp) -> Result<Vec<String>, StoreError> {
+    let certificates = rtx.open_table(CERTIFICATES)?;
+    let mut out = Vec::new();
+    for row in certificates.iter()? {
+        let cert: CertificateRecord = decode_as("certificates", row?.1.value())?;
+        if cert.revoked_at.is_some() && now <= cert.not_after {
+            out.push(cert.serial);
+        }
+    }
+    Ok(out)
+}
+
+/// Every certificate issued to `tenant` (a device id or an account id), revoked or not,
+/// in serial order.
+///
+/// # Errors
+/// [`StoreError`] when redb fails or a record does not decode.
+pub fn of_tenant(
+    rtx: &ReadTransaction,
+    tenant: &str,
+) -> Result<Vec<CertificateRecord>, StoreError> {
+    let serials = serials_of(&rtx.open_table(CERTIFICATES_BY_TENANT)?, tenant)?;
+    let certificates = rtx.open_table(CERTIFICATES)?;
+    let mut out = Vec::with_capacity(serials.len());
+    for serial in serials {
+        if let Some(cert) = get(&certificates, "certificates", &serial)? {
+            out.push(cert);
+        }
+    }
+    Ok(out)
+}
+
+/// The serials the tenant index holds for `tenant`, in serial order.
+fn serials_of(
+    index: &impl ReadableTable<(&'static str, &'static str), ()>,
+    tenant: &str,
+) -> Result<Vec<String>, StoreError> {
+    let mut out = Vec::new();
+    for row in index.range((tenant, "")..)? {
+        let (key, _) = row?;
+        let (owner, serial) = key.value();
+        if owner != tenant {
+            break;
+        }
+        out.push(serial.to_owned());
+    }
+    Ok(out)
+}
