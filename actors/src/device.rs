@@ -148,16 +148,25 @@ impl DeviceActor {
         {
             self.latest = Some(point.clone());
         }
+        // Rendered once per asset id (viewers mostly share the owner's) and shared.
+        let mut rendered: Option<(&AssetId, Bytes)> = None;
         for viewer in self
             .audience
             .iter()
             .filter(|viewer| viewer.until.is_none_or(|until| now < until))
         {
-            let json = point.to_json(&viewer.asset_id).to_string();
+            let json = match &rendered {
+                Some((asset_id, json)) if *asset_id == &viewer.asset_id => json.clone(),
+                _ => {
+                    let json = Bytes::from(point.render_json(&viewer.asset_id));
+                    rendered = Some((&viewer.asset_id, json.clone()));
+                    json
+                }
+            };
             let event = Deliver {
                 asset_id: viewer.asset_id.clone(),
                 event: "point",
-                json: Bytes::from(json),
+                json,
             };
             crate::account::offer(&viewer.addr, event, &self.shared.metrics);
         }
@@ -218,14 +227,19 @@ impl DeviceActor {
 impl Actor for DeviceActor {
     type Context = actix::Context<Self>;
 
-    fn started(&mut self, _: &mut Self::Context) {
+    fn started(&mut self, ctx: &mut Self::Context) {
         self.shared.metrics.actor_started("device");
+        ctx.set_mailbox_capacity(MAILBOX);
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
         self.shared.metrics.actor_stopped("device");
     }
 }
+
+/// Messages a device actor queues before senders wait: above a session's receive maximum
+/// (64), so a unit's publishes are handed over without waiting in the usual case.
+pub const MAILBOX: usize = 256;
 
 /// How many unstamped points' stamps are remembered for redeliveries: more than a
 /// session's receive maximum, so every point a unit may resend is covered.

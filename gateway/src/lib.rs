@@ -125,12 +125,8 @@ async fn serve(
     ready_tx: std::sync::mpsc::Sender<anyhow::Result<(Ready, storage::store::StoreWatch)>>,
     stopped: oneshot::Receiver<()>,
 ) -> anyhow::Result<()> {
-    let store = Store::open(&config.db_path()).context("opening the store")?;
+    let store = open_store(&config, clock.now())?;
     let store_watch = store.watch();
-    if let Some(token) = store.bootstrap(clock.now())? {
-        write_private(&config.data_dir.join(TOKEN_FILE), token.as_bytes())?;
-        tracing::info!(file = %config.data_dir.join(TOKEN_FILE).display(), "created the bootstrap platform_admin");
-    }
     let metrics = Arc::new(Metrics::new());
     let writer = StoreWriter::spawn(store.clone(), config.commit_window, metrics.clone())?;
     let ca = Arc::new(pki::CertificateAuthority::open_or_create(&config.data_dir)?);
@@ -158,6 +154,10 @@ async fn serve(
     sessions_out.connect(transport.handle.clone());
     let (outbox, drainer) = outbox::start(&config, store.clone(), writer.handle(), clock.clone())?;
 
+    let streams = Arc::new(http::stream::StreamCaps::new(
+        config.sse_max_streams,
+        config.sse_max_streams_per_principal,
+    ));
     let state = web::Data::new(http::AppState {
         store,
         writer: writer.handle(),
@@ -171,27 +171,9 @@ async fn serve(
         outbox,
         transport: transport.handle.clone(),
         transport_metrics: transport.metrics.clone(),
-        streams: Arc::new(http::stream::StreamCaps::new(
-            config.sse_max_streams,
-            config.sse_max_streams_per_principal,
-        )),
+        streams,
     });
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(state.clone())
-            .configure(http::configure)
-    })
-    .workers(config.http_workers)
-    .disable_signals()
-    .shutdown_timeout(5)
-    .bind(config.http_addr)
-    .with_context(|| format!("binding HTTP on {}", config.http_addr))?;
-    let http_addr = server
-        .addrs()
-        .first()
-        .copied()
-        .context("HTTP bound no address")?;
-    let server = server.run();
+    let (server, http_addr) = bind_http(&config, state)?;
     let handle = server.handle();
     let ready = Ready {
         http: http_addr,
@@ -222,6 +204,40 @@ async fn serve(
     let _ = std::fs::remove_file(config.data_dir.join(READY_FILE));
     tracing::info!("store flushed; stopped");
     Ok(())
+}
+
+/// Opens the store; on a first start, creates the platform admin and writes its token.
+fn open_store(config: &Config, now: storage::time::Timestamp) -> anyhow::Result<Store> {
+    let store = Store::open(&config.db_path()).context("opening the store")?;
+    if let Some(token) = store.bootstrap(now)? {
+        write_private(&config.data_dir.join(TOKEN_FILE), token.as_bytes())?;
+        tracing::info!(file = %config.data_dir.join(TOKEN_FILE).display(), "created the bootstrap platform_admin");
+    }
+    Ok(store)
+}
+
+/// Binds the HTTP API (port 0 picks one) and returns the server, not yet polled, with its
+/// address.
+fn bind_http(
+    config: &Config,
+    state: web::Data<http::AppState>,
+) -> anyhow::Result<(actix_web::dev::Server, SocketAddr)> {
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .configure(http::configure)
+    })
+    .workers(config.http_workers)
+    .disable_signals()
+    .shutdown_timeout(5)
+    .bind(config.http_addr)
+    .with_context(|| format!("binding HTTP on {}", config.http_addr))?;
+    let http_addr = server
+        .addrs()
+        .first()
+        .copied()
+        .context("HTTP bound no address")?;
+    Ok((server.run(), http_addr))
 }
 
 /// Issues the server certificate, loads the deny list from the store, and starts the

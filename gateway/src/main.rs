@@ -4,6 +4,12 @@
 use clap::{Parser, Subcommand};
 use gateway::{Config, Gateway, ServeArgs};
 
+/// mimalloc instead of glibc's malloc: the ingest path allocates on one thread and frees on
+/// another (sessions, actors, the store writer), where glibc spent a third of the gateway's
+/// CPU in `_int_malloc`, `_int_free` and `malloc_consolidate` (perf, 1,000 TLS units).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "fleetgate",
@@ -17,15 +23,14 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the gateway (MQTT broker, ingest, HTTP control API).
+    /// Run the gateway (MQTT transport, ingest, HTTP control API).
     Serve(ServeArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,rumqttd=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
     let Cli { command } = Cli::parse();

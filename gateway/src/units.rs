@@ -16,9 +16,11 @@ use futures_util::FutureExt;
 use storage::{AccountId, AssetId, DeviceId, Store};
 
 use crate::transport::{
-    self, AckReason, Backend, CloseReason, Denied, Peer, Role, TransportHandle, UnitMessage,
-    UnitTopic, Verdict,
+    self, AckReason, Backend, CloseReason, Denied, Identified, Peer, Role, TransportHandle,
+    UnitMessage, UnitTopic, Verdict,
 };
+
+type DeviceAddr = actix::Addr<actors::device::DeviceActor>;
 
 /// The transport's view of the gateway.
 #[derive(Debug)]
@@ -46,28 +48,46 @@ pub fn ack_reason(label: &str) -> AckReason {
 }
 
 impl ActorBackend {
-    fn device(&self, peer: &Peer) -> Option<actix::Addr<actors::device::DeviceActor>> {
+    /// The unit's actor, found when its session opened (see [`Backend::identify`]).
+    fn device(&self, peer: &Peer) -> Option<DeviceAddr> {
         if peer.role != Role::Unit {
             return None;
         }
-        let id = DeviceId::parse(&peer.tenant).ok()?;
-        self.directory.device(&id)
+        match peer
+            .link
+            .as_ref()
+            .and_then(|link| link.downcast_ref::<DeviceAddr>())
+        {
+            Some(addr) => Some(addr.clone()),
+            None => self.directory.device(&DeviceId::parse(&peer.tenant).ok()?),
+        }
     }
 }
 
 impl Backend for ActorBackend {
-    fn role(&self, tenant: &str) -> Option<Role> {
-        if let Ok(device) = DeviceId::parse(tenant) {
-            if self.directory.device(&device).is_some() {
-                return Some(Role::Unit);
+    fn identify(&self, tenant: &str) -> Option<Identified> {
+        let rtx = self.store.begin_read().ok()?;
+        if let Ok(id) = DeviceId::parse(tenant) {
+            if let Some(device) = storage::read::device(&rtx, &id).ok().flatten() {
+                // A deregistered unit has no session, also on the development listener.
+                if device.deregistered_at.is_some() {
+                    return None;
+                }
+                let addr = self.directory.device(&id)?;
+                return Some(Identified {
+                    role: Role::Unit,
+                    link: Some(Arc::new(addr)),
+                });
             }
         }
         let account = AccountId::parse(tenant).ok()?;
-        let rtx = self.store.begin_read().ok()?;
         storage::read::account(&rtx, &account)
             .ok()
             .flatten()
-            .map(|_| Role::Integration)
+            .map(|_| Identified {
+                role: Role::Integration,
+                link: None,
+            })
     }
 
     fn opened(&self, peer: &Peer, took_over: bool) -> BoxFuture<'static, ()> {
@@ -112,7 +132,14 @@ impl Backend for ActorBackend {
             done: Some(done),
         };
         async move {
-            if actor.send(inbound).await.is_err() {
+            // Without waiting when the unit's mailbox has room (the usual case: a session
+            // has at most its receive maximum in flight); waiting when it is full.
+            let handed = match actor.try_send(inbound) {
+                Ok(()) => true,
+                Err(actix::prelude::SendError::Full(inbound)) => actor.send(inbound).await.is_ok(),
+                Err(actix::prelude::SendError::Closed(_)) => false,
+            };
+            if !handed {
                 return Verdict::NotStored;
             }
             match outcome.await {

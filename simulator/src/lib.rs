@@ -10,7 +10,8 @@
 //!   sharing endpoints (partnerships, visibility grants, audit) live in `api/sharing.rs`, the
 //!   support-access ones (staff, requests and decisions, support cases) in `api/support.rs`.
 //! - [`unit`]: `SimUnit`, one MQTT session of a unit (status announcements, QoS 1 telemetry
-//!   that resolves on PUBACK, subscriptions, clean or abrupt disconnects), and `KeyHolder`,
+//!   that resolves on PUBACK and can say how long the PUBACK took, subscriptions, clean or
+//!   abrupt disconnects), and `KeyHolder`,
 //!   the unit's key firmware on top of it (holds and acks the retained key set, decides and
 //!   reports access attempts).
 //! - [`telemetry`]: payloads in the contract's shape, a plausible moving machine, and the
@@ -28,8 +29,10 @@
 //!   `fleetgate-sim support`, `scenario::keys` the access-key run (create, edit, delete keys;
 //!   propagation to the units; their decisions and access events checked against the API)
 //!   behind `fleetgate-sim keys`, `scenario::scale` the concurrent-session run (tens of
-//!   thousands of idle TLS units from several loopback source addresses; memory per unit,
-//!   the first limit) behind `fleetgate-sim scale`.
+//!   thousands of idle TLS units, each subscribed to and holding its key set, from several
+//!   loopback source addresses; memory per unit, the first limit; optionally the same
+//!   units against a mosquitto it starts itself, for memory per idle unit side by side)
+//!   behind `fleetgate-sim scale`.
 //! - [`scenario::fanout`] and [`scenario::revoke_storm`]: sharing under load behind
 //!   `fleetgate-sim fanout` (every asset shared with many live grantees: exactly-once
 //!   delivery to each, nothing to an account without a grant, delivery latency and spread)
@@ -37,8 +40,10 @@
 //!   flight: the cut-off still holds, removal latency and rate); helpers in
 //!   `scenario/sharing_load.rs`.
 //! - `scenario::baseline`: the ingest run's yardstick, the same load against a bare embedded
-//!   rumqttd (gateway's broker settings, plain TCP, a local link that only counts) in this
-//!   process, so the ingest report can give the gateway's throughput as a ratio of it.
+//!   rumqttd from crates.io (the version Cargo.lock pins, with the settings the gateway's
+//!   embedded broker had before its own transport; plain TCP; a local link that only
+//!   counts) in this process, so the ingest report can give the gateway's throughput as a
+//!   ratio of it and name the broker it is a ratio of.
 //! - `scenario::soak`: the bounded soak behind `fleetgate-sim soak` (steady telemetry, a
 //!   churning admin loop and a live stream for a long time, cut into windows and judged on
 //!   memory growth, latency creep and exactly-once storage).

@@ -3,6 +3,7 @@
 //! exactly once" accounting by sequence number.
 
 use std::fmt;
+use std::time::Duration;
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -76,6 +77,11 @@ impl LatencyRecorder {
     pub fn record_us(&mut self, micros: i64) {
         let clamped = u64::try_from(micros).unwrap_or(0).min(MAX_TRACKED_US);
         self.histogram.saturating_record(clamped);
+    }
+
+    /// Records a measured duration (µs resolution; longer than an hour is the maximum).
+    pub fn record_duration(&mut self, duration: Duration) {
+        self.record_us(i64::try_from(duration.as_micros()).unwrap_or(i64::MAX));
     }
 
     /// Records the time from `sent_us` to `received_us` (both µs since the epoch).
@@ -209,6 +215,17 @@ mod tests {
         let summary = recorder.percentiles();
         assert_eq!(summary.samples, 2);
         assert!(summary.max_us >= MAX_TRACKED_US);
+    }
+
+    #[test]
+    fn durations_are_recorded_in_microseconds() {
+        let mut recorder = LatencyRecorder::new();
+        recorder.record_duration(Duration::from_micros(1_500));
+        recorder.record_duration(Duration::from_secs(7_200));
+        let summary = recorder.percentiles();
+        assert_eq!(summary.samples, 2);
+        assert!((1_499..=1_501).contains(&summary.p50_us), "{summary:?}");
+        assert!(summary.max_us >= MAX_TRACKED_US, "clamped, not lost");
     }
 
     #[test]

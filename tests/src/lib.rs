@@ -315,6 +315,26 @@ impl Fleet {
         simulator::UnitOptions::unit(device, self.tls_broker.clone()).with_transport(transport)
     }
 
+    /// Registers `device` with an asset `asset` bound to it and writes its issued files as a
+    /// stock client wants them: `ca.pem`, `{device}.pem`, `{device}.key` in a new temporary
+    /// directory.
+    pub async fn unit_files(&self, device: &str, asset: &str) -> tempfile::TempDir {
+        let created = self.register(device).await;
+        self.admin
+            .create_asset(&simulator::api::NewAsset::new(asset, "machine").bound_to(device))
+            .await
+            .expect("asset");
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (name, text) in [
+            ("ca.pem".to_owned(), created.ca_pem),
+            (format!("{device}.pem"), created.cert_pem),
+            (format!("{device}.key"), created.key_pem),
+        ] {
+            std::fs::write(dir.path().join(name), text.expect("issued")).expect("write");
+        }
+        dir
+    }
+
     /// The account's integration on the development listener, where the client id is the
     /// identity: it may subscribe to the account's asset topics and nothing else.
     pub async fn integration_observer(&self) -> simulator::SimUnit {

@@ -1,10 +1,26 @@
 //! The simulator's ingest scenario against a real gateway: every acknowledged point is
 //! stored exactly once and delivered live. Small and bounded; the load figures come from
-//! the release-build runs in docs/benchmarks.md. One run also carries the bare-rumqttd
-//! baseline (started inside this test process) and checks its accounting and the ratio.
+//! the release-build runs in docs/benchmarks.md. Both runs check the PUBACK round trip
+//! (`publish_to_ack`) in the JSON report. One run also carries the bare-rumqttd baseline
+//! (rumqttd from crates.io, started inside this test process over plain TCP) and checks its
+//! accounting, the ratio, and that the report names that broker.
 
-use simulator::{run_ingest, IngestConfig};
+use simulator::{run_ingest, IngestConfig, IngestReport};
 use tests::TestGateway;
+
+/// The report's JSON has `publish_to_ack` with samples and ordered percentiles.
+fn check_publish_to_ack(report: &IngestReport) -> serde_json::Value {
+    let json = serde_json::to_value(report).expect("the report serializes");
+    let ack = &json["publish_to_ack"];
+    let samples = ack["samples"].as_u64().expect("publish_to_ack.samples");
+    assert!(samples > 0, "no PUBACK round trip measured: {ack}");
+    assert_eq!(samples, report.points_acked, "one per acknowledged point");
+    let p50 = ack["p50_us"].as_u64().expect("publish_to_ack.p50_us");
+    let p99 = ack["p99_us"].as_u64().expect("publish_to_ack.p99_us");
+    assert!(p50 <= p99, "p50 {p50} µs > p99 {p99} µs");
+    assert!(report.to_string().contains("publish→ack:"), "{report}");
+    json
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_point_is_stored_exactly_once_over_tls() {
@@ -19,6 +35,7 @@ async fn every_acknowledged_point_is_stored_exactly_once_over_tls() {
     config.rate_per_unit = 10.0;
     config.duration = std::time::Duration::from_secs(2);
     let report = run_ingest(&config).await.expect("scenario runs");
+    eprintln!("{report}");
     assert!(report.is_clean(), "{report}");
     assert_eq!(report.points_sent, 20 * 10 * 2);
     assert_eq!(report.points_stored, report.points_acked);
@@ -26,6 +43,7 @@ async fn every_acknowledged_point_is_stored_exactly_once_over_tls() {
     assert_eq!(report.duplicates, 0);
     assert!(report.sse_received >= report.points_acked);
     assert!(report.publish_to_sse.samples > 0 && report.publish_to_stored.samples > 0);
+    check_publish_to_ack(&report);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -42,6 +60,7 @@ async fn the_baseline_drains_what_it_acknowledged_and_gives_a_ratio() {
     config.duration = std::time::Duration::from_secs(2);
     config.baseline = true;
     let report = run_ingest(&config).await.expect("scenario runs");
+    eprintln!("{report}");
     assert!(report.is_clean(), "{report}");
     let baseline = report.baseline.as_ref().expect("baseline ran");
     assert!(baseline.is_clean(), "{baseline}");
@@ -56,4 +75,13 @@ async fn the_baseline_drains_what_it_acknowledged_and_gives_a_ratio() {
     assert!(report.baseline_at_limit.is_some());
     // Same load, same units: the gateway's side is unchanged by the baseline.
     assert_eq!(report.points_sent, baseline.points_sent);
+    let json = check_publish_to_ack(&report);
+    assert_eq!(
+        json["baseline"]["broker"],
+        "rumqttd 0.20.0 (crates.io), plain TCP; the gateway ran TLS"
+    );
+    assert!(json["baseline"]["publish_to_ack"]["samples"].as_u64() > Some(0));
+    assert!(report
+        .to_string()
+        .contains("baseline:   rumqttd 0.20.0 (crates.io), plain TCP; the gateway ran TLS"));
 }

@@ -10,8 +10,7 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in entries.flatten() {
         let path = entry.path();
         let name = entry.file_name();
-        // vendor/ holds third-party code as published (see vendor/rumqttd/FLEETGATE-PATCH.md).
-        if name == "target" || name == "vendor" || name.to_string_lossy().starts_with('.') {
+        if name == "target" || name.to_string_lossy().starts_with('.') {
             continue;
         }
         if path.is_dir() {

@@ -348,20 +348,7 @@ async fn device_ids_shaped_like_accounts_are_refused() {
 async fn stock_mosquitto_clients_work_with_the_issued_files() {
     let gateway = TestGateway::start();
     let fleet = Fleet::create(&gateway, "Acme").await;
-    let created = fleet.register("unit1").await;
-    fleet
-        .admin
-        .create_asset(&simulator::api::NewAsset::new("ex1", "Excavator").bound_to("unit1"))
-        .await
-        .expect("asset");
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("ca.pem"), created.ca_pem.expect("ca")).expect("write");
-    std::fs::write(
-        dir.path().join("unit1.pem"),
-        created.cert_pem.expect("cert"),
-    )
-    .expect("write");
-    std::fs::write(dir.path().join("unit1.key"), created.key_pem.expect("key")).expect("write");
+    let dir = fleet.unit_files("unit1", "ex1").await;
     let port = gateway.mqtt_tls().port.to_string();
     let tls_args = [
         "--cafile",

@@ -328,21 +328,19 @@ async fn stock_clients_dial_by_ip_in_both_protocol_versions() {
         config.mqtt_tls_names = vec!["localhost".into(), "127.0.0.1".into()];
     });
     let fleet = Fleet::create(&gateway, "Acme").await;
-    let created = fleet.register("unit1").await;
-    fleet
-        .admin
-        .create_asset(&simulator::api::NewAsset::new("ex1", "Excavator").bound_to("unit1"))
-        .await
-        .expect("asset");
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("ca.pem"), created.ca_pem.expect("ca")).expect("write");
-    std::fs::write(dir.path().join("u.pem"), created.cert_pem.expect("cert")).expect("write");
-    std::fs::write(dir.path().join("u.key"), created.key_pem.expect("key")).expect("write");
+    let dir = fleet.unit_files("unit1", "ex1").await;
     let port = gateway.mqtt_tls().port.to_string();
     for version in ["mqttv311", "mqttv5"] {
         let output = std::process::Command::new("mosquitto_pub")
             .current_dir(dir.path())
-            .args(["--cafile", "ca.pem", "--cert", "u.pem", "--key", "u.key"])
+            .args([
+                "--cafile",
+                "ca.pem",
+                "--cert",
+                "unit1.pem",
+                "--key",
+                "unit1.key",
+            ])
             .args([
                 "-h",
                 "127.0.0.1",
@@ -556,13 +554,124 @@ async fn a_session_held_up_by_the_store_is_not_dropped_for_keep_alive() {
         )
         .await;
     }
+    let started = std::time::Instant::now();
     let mut acked = Vec::new();
     while acked.len() < 8 {
         match unit.recv(Duration::from_secs(10)).await {
             Some(Packet::PubAck(ack)) => acked.push(ack.pkid),
-            other => panic!("after {acked:?}: expected PUBACKs, got {other:?}"),
+            other => panic!(
+                "after {acked:?} in {:?}: expected PUBACKs, got {other:?}; status {}",
+                started.elapsed(),
+                status(&fleet, "unit1").await
+            ),
         }
     }
     assert_eq!(acked, (1..=8).collect::<Vec<u16>>(), "in order");
     assert_eq!(stored(&fleet, "ex1").await.len(), 8);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_acknowledges_what_it_commits_then_says_goodbye() {
+    use rumqttc::v5::mqttbytes::v5::{
+        self as m5, DisconnectReasonCode, Packet as P5, PubAckReason,
+    };
+    use rumqttc::v5::mqttbytes::QoS as Q5;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A 1 s commit window: the point is still uncommitted when the stop begins.
+    let mut gateway = TestGateway::start_with_window(Duration::from_millis(1000));
+    let fleet = Fleet::create(&gateway, "Acme").await;
+    fleet.unit_with_asset("unit1", "ex1").await;
+    let (host, port) = gateway.mqtt_plain();
+    // A raw MQTT 5 conversation, so every packet the gateway sends is seen as sent.
+    let mut socket = tokio::net::TcpStream::connect((host.as_str(), port))
+        .await
+        .expect("TCP");
+    let mut out = bytes::BytesMut::new();
+    let connect = m5::Connect {
+        keep_alive: 30,
+        client_id: "unit1".into(),
+        clean_start: true,
+        properties: None,
+    };
+    connect.write(&None, &None, &mut out).expect("encodes");
+    let mut publish = m5::Publish::new(
+        "/tenants/unit1/telemetry",
+        Q5::AtLeastOnce,
+        br#"{"fuel_pct":7}"#.to_vec(),
+        None,
+    );
+    publish.pkid = 1;
+    publish.write(&mut out).expect("encodes");
+    socket.write_all(&out).await.expect("sent");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    tokio::task::block_in_place(|| gateway.stop());
+    let mut received = bytes::BytesMut::new();
+    let mut seen = Vec::new();
+    let mut bytes_in = Vec::new();
+    let _ = tokio::time::timeout(WAIT, socket.read_to_end(&mut bytes_in)).await;
+    received.extend_from_slice(&bytes_in);
+    while let Ok(packet) = P5::read(&mut received, None) {
+        match packet {
+            P5::PubAck(ack) => seen.push(format!("puback {:?}", ack.reason)),
+            P5::Disconnect(d) => seen.push(format!("disconnect {:?}", d.reason_code)),
+            _ => {}
+        }
+    }
+    assert_eq!(
+        seen,
+        vec![
+            format!("puback {:?}", PubAckReason::Success),
+            format!("disconnect {:?}", DisconnectReasonCode::ServerShuttingDown),
+        ],
+        "the commit is acknowledged before the goodbye"
+    );
+    gateway.restart();
+    let admin =
+        simulator::ApiClient::new(&gateway.http_base(), fleet.admin_token.clone()).expect("client");
+    let points = admin
+        .telemetry_all(&AssetId::new("ex1"), &HistoryQuery::default())
+        .await
+        .expect("history");
+    assert_eq!(points.len(), 1, "what was acknowledged is stored");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paho_publishes_and_reads_its_key_set_over_tls_by_ip() {
+    let gateway = TestGateway::start_with(|config| {
+        config.mqtt_tls_names = vec!["localhost".into(), "127.0.0.1".into()];
+    });
+    let fleet = Fleet::create(&gateway, "Acme").await;
+    let dir = fleet.unit_files("unit1", "ex1").await;
+    let script = r#"
+import json, sys
+import paho.mqtt.publish as publish
+import paho.mqtt.subscribe as subscribe
+host, port, device = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+tls = {"ca_certs": "ca.pem", "certfile": "unit1.pem", "keyfile": "unit1.key"}
+publish.single("/tenants/%s/telemetry" % device, json.dumps({"fuel_pct": 33}), qos=1,
+               hostname=host, port=port, client_id=device, tls=tls)
+message = subscribe.simple("/tenants/%s/keys" % device, qos=1, hostname=host, port=port,
+                           client_id=device, tls=tls)
+print(message.payload.decode())
+"#;
+    let port = gateway.mqtt_tls().port.to_string();
+    // Debian's python3 (where python3-paho-mqtt installs), not whichever is first on PATH.
+    let output = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::process::Command::new("/usr/bin/python3")
+            .current_dir(dir.path())
+            .args(["-c", script, "127.0.0.1", &port, "unit1"])
+            .output(),
+    )
+    .await
+    .expect("paho finishes in time")
+    .expect("python3 with paho is installed (scripts/setup.sh)");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let key_set: Value = serde_json::from_slice(&output.stdout).expect("the key set as JSON");
+    assert_eq!(key_set["version"], 0);
+    assert_eq!(fleet.history("ex1", 1).await.len(), 1);
 }

@@ -512,15 +512,43 @@ impl Writer {
         if self.version == Version::V4 {
             return;
         }
-        let code = match reason {
-            ServerDisconnect::ShuttingDown => v5::DisconnectReasonCode::ServerShuttingDown,
-            ServerDisconnect::SessionTakenOver => v5::DisconnectReasonCode::SessionTakenOver,
-            ServerDisconnect::KeepAliveTimeout => v5::DisconnectReasonCode::KeepAliveTimeout,
-            ServerDisconnect::ProtocolError => v5::DisconnectReasonCode::ProtocolError,
-            ServerDisconnect::PacketTooLarge => v5::DisconnectReasonCode::PacketTooLarge,
-            ServerDisconnect::NotAuthorized => v5::DisconnectReasonCode::NotAuthorized,
+        let (code, why) = match reason {
+            ServerDisconnect::ShuttingDown => (
+                v5::DisconnectReasonCode::ServerShuttingDown,
+                "the gateway is shutting down",
+            ),
+            ServerDisconnect::SessionTakenOver => (
+                v5::DisconnectReasonCode::SessionTakenOver,
+                "a new connection with the same identity took the session over",
+            ),
+            ServerDisconnect::KeepAliveTimeout => (
+                v5::DisconnectReasonCode::KeepAliveTimeout,
+                "nothing arrived within 1.5 times the keep alive",
+            ),
+            ServerDisconnect::ProtocolError => {
+                (v5::DisconnectReasonCode::ProtocolError, "protocol error")
+            }
+            ServerDisconnect::PacketTooLarge => (
+                v5::DisconnectReasonCode::PacketTooLarge,
+                "packet over the announced maximum packet size",
+            ),
+            ServerDisconnect::NotAuthorized => (
+                v5::DisconnectReasonCode::NotAuthorized,
+                "the identity was revoked",
+            ),
         };
-        wrote(v5::Disconnect::new(code).write(out));
+        // Properties are always written (here a reason string): rumqttc's reader cannot
+        // parse a DISCONNECT whose properties are left out, which MQTT 5 §3.14.2.2.1 allows.
+        let disconnect = v5::Disconnect {
+            reason_code: code,
+            properties: Some(v5::DisconnectProperties {
+                session_expiry_interval: None,
+                reason_string: Some(why.to_owned()),
+                user_properties: Vec::new(),
+                server_reference: None,
+            }),
+        };
+        wrote(disconnect.write(out));
     }
 }
 
@@ -599,6 +627,27 @@ mod tests {
             read(Version::V4, &mut buf, 65_536).unwrap_err(),
             Violation::TooLarge(1 + 3 + 1_048_576)
         );
+    }
+
+    #[test]
+    fn a_server_disconnect_reads_back_with_its_reason() {
+        let mut out = BytesMut::new();
+        Writer {
+            version: Version::V5,
+        }
+        .disconnect(&mut out, ServerDisconnect::ShuttingDown);
+        match v5::Packet::read(&mut out, None).expect("a client reads it") {
+            v5::Packet::Disconnect(d) => {
+                assert_eq!(d.reason_code, v5::DisconnectReasonCode::ServerShuttingDown)
+            }
+            other => panic!("{other:?}"),
+        }
+        let mut none = BytesMut::new();
+        Writer {
+            version: Version::V4,
+        }
+        .disconnect(&mut none, ServerDisconnect::ShuttingDown);
+        assert!(none.is_empty(), "MQTT 3.1.1 has no server DISCONNECT");
     }
 
     proptest! {

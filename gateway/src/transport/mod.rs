@@ -103,8 +103,19 @@ pub struct Listeners {
 /// Identifies one connection of an identity; a takeover gives the identity a new one.
 pub type SessionId = u64;
 
+/// Whatever the backend wants to find again for every publish of a session (for the
+/// gateway: the unit's actor address), so it is looked up once per session, not per point.
+pub type Link = Arc<dyn std::any::Any + Send + Sync>;
+
+/// What the backend says about an identity it accepts.
+#[derive(Clone)]
+pub struct Identified {
+    pub role: Role,
+    pub link: Option<Link>,
+}
+
 /// The identity a session speaks for, as the backend sees it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Peer {
     /// The certificate's Organization (TLS) or the client id (plain listener).
     pub tenant: Arc<str>,
@@ -112,6 +123,19 @@ pub struct Peer {
     pub session: SessionId,
     /// The certificate's serial (lowercase hex), on TLS.
     pub serial: Option<Arc<str>>,
+    /// The backend's [`Identified::link`].
+    pub link: Option<Link>,
+}
+
+impl std::fmt::Debug for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Peer")
+            .field("tenant", &self.tenant)
+            .field("role", &self.role)
+            .field("session", &self.session)
+            .field("serial", &self.serial)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A publish on one of a unit's topics, passed the ACL.
@@ -189,7 +213,7 @@ impl std::fmt::Display for CloseReason {
 pub trait Backend: Send + Sync + 'static {
     /// Who a certificate Organization or a plain client id speaks for; `None` refuses the
     /// CONNECT as not authorized.
-    fn role(&self, tenant: &str) -> Option<Role>;
+    fn identify(&self, tenant: &str) -> Option<Identified>;
     /// A session of `peer` is open (after a takeover, the old one's close comes later and
     /// carries the old session id).
     fn opened(&self, peer: &Peer, took_over: bool) -> BoxFuture<'static, ()>;

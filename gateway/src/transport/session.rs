@@ -93,58 +93,16 @@ where
     let writer = Writer {
         version: connect.version,
     };
-    let (tenant, serial) = match identity {
-        Some(identity) => (identity.tenant, Some(Arc::from(identity.serial))),
-        None => (connect.client_id.clone(), None),
-    };
-    let refuse = |refusal: ConnectRefusal, label: &'static str| {
-        TransportMetrics::count(&metrics(&shared).refusals, "reason", label);
-        let mut out = BytesMut::new();
-        writer.connack(
-            &mut out,
-            Some(refusal),
-            false,
-            &connack_limits(&limits, None),
-        );
-        out
-    };
-    let refusal = if connect.client_id.len() > limits.max_client_id
-        || (serial.is_none() && connect.client_id.is_empty())
-    {
-        Some((ConnectRefusal::BadClientId, "bad_client_id"))
-    } else {
-        None
-    };
-    let role = match refusal {
-        Some(_) => None,
-        None => shared.backend.role(&tenant),
-    };
-    let tenant: Arc<str> = Arc::from(tenant);
-    let admitted = match (refusal, role) {
-        (Some((refusal, label)), _) => Err(refuse(refusal, label)),
-        (None, None) => Err(refuse(ConnectRefusal::NotAuthorized, "unknown_identity")),
-        (None, Some(role)) => shared
-            .registry
-            .admit(&tenant, role, connect.clean, serial.clone())
-            .map(|admitted| (role, admitted))
-            .map_err(|refusal| refuse(refusal, "session_cap")),
-    };
-    let (role, admitted) = match admitted {
-        Ok(ok) => ok,
-        Err(out) => {
-            let _ = stream.write_all(&out).await;
+    let (peer, admitted) = match admit(&shared, &connect, identity, writer) {
+        Ok(admitted) => admitted,
+        Err(refusal) => {
+            let _ = stream.write_all(&refusal).await;
             let _ = stream.shutdown().await;
             return;
         }
     };
-    let peer = Peer {
-        tenant,
-        role,
-        session: admitted.session,
-        serial,
-    };
     shared.backend.opened(&peer, admitted.took_over).await;
-    TransportMetrics::count(&metrics(&shared).connects, "role", role_label(role));
+    TransportMetrics::count(&metrics(&shared).connects, "role", role_label(peer.role));
     metrics(&shared).sessions.inc();
     let mut out = BytesMut::new();
     writer.connack(
@@ -177,6 +135,54 @@ where
     };
     let reason = session.serve(admitted.resumed).await;
     session.finish(reason, admitted.ended).await;
+}
+
+/// Decides a CONNECT: the identity (certificate or client id), its role, the registry's
+/// admission. `Err` holds the refusing CONNACK, already counted.
+fn admit(
+    shared: &Shared,
+    connect: &codec::Connect,
+    identity: Option<PeerIdentity>,
+    writer: Writer,
+) -> Result<(Peer, super::registry::Admitted), BytesMut> {
+    let limits = &shared.registry.limits;
+    let refuse = |refusal: ConnectRefusal, label: &'static str| {
+        TransportMetrics::count(&metrics(shared).refusals, "reason", label);
+        let mut out = BytesMut::new();
+        writer.connack(
+            &mut out,
+            Some(refusal),
+            false,
+            &connack_limits(limits, None),
+        );
+        out
+    };
+    let (tenant, serial) = match identity {
+        Some(identity) => (identity.tenant, Some(Arc::<str>::from(identity.serial))),
+        None => (connect.client_id.clone(), None),
+    };
+    if connect.client_id.len() > limits.max_client_id
+        || (serial.is_none() && connect.client_id.is_empty())
+    {
+        return Err(refuse(ConnectRefusal::BadClientId, "bad_client_id"));
+    }
+    let Some(identified) = shared.backend.identify(&tenant) else {
+        return Err(refuse(ConnectRefusal::NotAuthorized, "unknown_identity"));
+    };
+    let role = identified.role;
+    let tenant: Arc<str> = Arc::from(tenant);
+    let admitted = shared
+        .registry
+        .admit(&tenant, role, connect.clean, serial.clone())
+        .map_err(|refusal| refuse(refusal, "session_cap"))?;
+    let peer = Peer {
+        tenant,
+        role,
+        session: admitted.session,
+        serial,
+        link: identified.link,
+    };
+    Ok((peer, admitted))
 }
 
 fn role_label(role: acl::Role) -> &'static str {
@@ -285,7 +291,14 @@ where
         tokio::select! {
             biased;
             () = self.mailbox.wake.notified() => self.woken()?,
-            Some(ack) = self.acks.next(), if !self.acks.is_empty() => self.acknowledge(ack)?,
+            Some(ack) = self.acks.next(), if !self.acks.is_empty() => {
+                self.acknowledge(ack)?;
+                // One commit completes many publishes at once: acknowledge every one that
+                // is ready, so they leave in one write instead of one write each.
+                while let Some(Some(ack)) = self.acks.next().now_or_never() {
+                    self.acknowledge(ack)?;
+                }
+            }
             permit = self.shared.permits.clone().acquire_owned(), if self.spare.is_none() => {
                 self.spare = permit.ok();
             }

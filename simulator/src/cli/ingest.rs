@@ -26,8 +26,8 @@ pub(crate) struct IngestArgs {
     #[arg(long = "settle-s", default_value_t = 30)]
     pub(crate) settle_s: u64,
     /// Skip the baseline: by default the same load first runs against a bare rumqttd
-    /// started inside this process (plain TCP, loopback), and the report gives the
-    /// gateway's throughput as a ratio of it.
+    /// (crates.io, the version Cargo.lock pins) started inside this process (plain TCP,
+    /// loopback), and the report gives the gateway's throughput as a ratio of it.
     #[arg(long = "no-baseline")]
     pub(crate) no_baseline: bool,
     #[command(flatten)]

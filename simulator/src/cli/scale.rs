@@ -1,6 +1,7 @@
 //! `fleetgate-sim scale`: its flags, and its report written to `--report-dir`.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -41,6 +42,14 @@ pub(crate) struct ScaleArgs {
     /// Stop opening sessions after this many failures (the first limit is known by then).
     #[arg(long = "max-failures", default_value_t = 1000)]
     pub(crate) max_failures: u64,
+    /// After the gateway, hold as many idle mutual-TLS units with this mosquitto binary
+    /// (e.g. /usr/sbin/mosquitto, from scripts/setup.sh), started and stopped by the run on
+    /// a free loopback port with a throwaway CA, and report memory per idle unit of both
+    /// side by side. Needs --tls-server-name and --gateway-pid. The gateway's closed
+    /// sessions keep their source ports in TIME_WAIT for about a minute, so give enough
+    /// --sources for twice the units. Off by default.
+    #[arg(long, value_name = "BINARY")]
+    pub(crate) mosquitto: Option<PathBuf>,
 }
 
 pub(crate) async fn run(args: ScaleArgs) -> anyhow::Result<ExitCode> {
@@ -72,6 +81,7 @@ pub(crate) async fn scale_config(args: &ScaleArgs) -> anyhow::Result<ScaleConfig
         max_failures: args.max_failures,
         quiet: args.connection.quiet,
         gateway_pid: args.report.gateway_pid,
+        mosquitto: args.mosquitto.clone(),
         ..ScaleConfig::for_target(target)
     })
 }
@@ -122,6 +132,26 @@ mod tests {
         assert_eq!(config.gateway_pid, Some(77));
         assert_eq!(config.target.tls_server_name.as_deref(), Some("localhost"));
         assert!(config.validate().is_ok());
+        assert_eq!(config.mosquitto, None, "off by default");
+        let side_by_side = scale_config(&parse(&[
+            "--mosquitto",
+            "/nonexistent/mosquitto",
+            "--gateway-pid",
+            "77",
+        ]))
+        .await
+        .expect("config");
+        assert_eq!(
+            side_by_side.mosquitto.as_deref(),
+            Some(std::path::Path::new("/nonexistent/mosquitto"))
+        );
+        let error = side_by_side.validate().expect_err("no such binary");
+        assert!(error.to_string().contains("scripts/setup.sh"), "{error}");
+        let without_pid = scale_config(&parse(&["--mosquitto", "/nonexistent/mosquitto"]))
+            .await
+            .expect("config");
+        let error = without_pid.validate().expect_err("no gateway pid");
+        assert!(error.to_string().contains("pid"), "{error}");
         let outside = scale_config(&parse(&["--sources", "192.0.2.1"]))
             .await
             .expect("config");

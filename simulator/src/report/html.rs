@@ -321,10 +321,12 @@ pub fn ingest_page(report: &IngestReport) -> String {
         baseline_rows(&mut page, report, baseline);
     }
     let mut latencies = vec![
+        ("publish→ack", &report.publish_to_ack),
         ("publish→SSE", &report.publish_to_sse),
         ("publish→stored", &report.publish_to_stored),
     ];
     if let Some(baseline) = &report.baseline {
+        latencies.push(("bare rumqttd publish→ack", &baseline.publish_to_ack));
         latencies.push(("bare rumqttd publish→sink", &baseline.publish_to_sink));
     }
     let (throughput, throughput_caption) = throughput_figure(report);
@@ -333,9 +335,11 @@ pub fn ingest_page(report: &IngestReport) -> String {
         .figure(&throughput, throughput_caption)
         .figure(
             &percentile_chart("Latency percentiles", &latencies),
-            "From the unit's send to the point on the account's live stream, to the point \
-             readable in history (sampled by the storage probe), and (baseline) to the bare \
-             broker's sink.",
+            "From the unit's PUBLISH to its PUBACK (every acknowledged point, timed by the \
+             unit; the gateway acknowledges after the commit that stores the point), from the \
+             unit's send to the point on the account's live stream and to the point readable \
+             in history (sampled by the storage probe), and (baseline) to the bare broker's \
+             PUBACK, which it sends on arrival, and to its sink.",
         )
         .figure(&memory_chart(&report.timeline), MEMORY_CAPTION);
     if report.timeline.truncated {
@@ -346,17 +350,18 @@ pub fn ingest_page(report: &IngestReport) -> String {
 
 /// The bare broker's figures and the ratio, with what the ratio means for this run.
 fn baseline_rows(page: &mut Page, report: &IngestReport, baseline: &BaselineReport) {
-    page.row(
-        "bare rumqttd: acknowledged / drained by the sink",
-        format!("{} / {}", baseline.points_acked, baseline.sink_drained),
-    )
-    .row(
-        "bare rumqttd: throughput (mean)",
-        format!(
-            "{:.1} points/s ({})",
-            baseline.points_per_sec, baseline.transport
-        ),
-    );
+    page.row("bare broker", &baseline.broker)
+        .row(
+            "bare rumqttd: acknowledged / drained by the sink",
+            format!("{} / {}", baseline.points_acked, baseline.sink_drained),
+        )
+        .row(
+            "bare rumqttd: throughput (mean)",
+            format!(
+                "{:.1} points/s ({})",
+                baseline.points_per_sec, baseline.transport
+            ),
+        );
     if let Some(ratio) = report.throughput_ratio {
         page.row(
             "throughput ratio (gateway ÷ bare rumqttd)",
@@ -383,7 +388,12 @@ fn baseline_rows(page: &mut Page, report: &IngestReport, baseline: &BaselineRepo
     } else {
         ""
     };
-    page.note(&format!("{limit}{tls}"));
+    let broker = if report.shows_a_ratio() {
+        format!(" The bare broker: {}.", baseline.broker)
+    } else {
+        String::new()
+    };
+    page.note(&format!("{limit}{tls}{broker}"));
 }
 
 /// Throughput over time: the gateway's series and, with a baseline, the bare broker's on
@@ -475,6 +485,11 @@ mod tests {
             points_per_sec: 200.0,
             publish_to_sse: percentiles,
             publish_to_stored: percentiles,
+            publish_to_ack: Percentiles {
+                samples: 600,
+                p50_us: 21_000,
+                ..percentiles
+            },
             timeline: Timeline {
                 interval_s: 1.0,
                 gateway_pid,
@@ -503,6 +518,7 @@ mod tests {
             })
             .collect();
         let baseline = BaselineReport {
+            broker: crate::scenario::baseline::describe_broker(tls),
             broker_addr: "127.0.0.1:2".into(),
             transport: "plain TCP, no authentication".into(),
             units: 20,
@@ -518,6 +534,14 @@ mod tests {
                 p99_us: 900,
                 p999_us: 1_100,
                 max_us: 1_200,
+            },
+            publish_to_ack: Percentiles {
+                samples: 600,
+                p50_us: 150,
+                p90_us: 250,
+                p99_us: 400,
+                p999_us: 500,
+                max_us: 600,
             },
             timeline: Timeline {
                 interval_s: 1.0,
@@ -549,6 +573,13 @@ mod tests {
         assert!(page.contains("<title>bare rumqttd</title>"));
         assert!(page.contains("<title>Fleetgate</title>"));
         assert!(page.contains("bare rumqttd publish→sink"));
+        assert!(page.contains("<td>bare rumqttd publish→ack</td><td>600</td><td>150 µs</td>"));
+        assert!(page.contains(
+            "<td>bare broker</td><td>rumqttd 0.20.0 (crates.io), plain TCP; the gateway ran TLS</td>"
+        ));
+        assert!(page.contains(
+            "The bare broker: rumqttd 0.20.0 (crates.io), plain TCP; the gateway ran TLS."
+        ));
         assert!(page.contains("throughput ratio (gateway ÷ bare rumqttd)</td><td>0.500"));
         assert!(page.contains("600 / 600"));
         assert!(page.contains("its limit on this machine"));
@@ -558,6 +589,7 @@ mod tests {
         assert!(below.contains("not a share of its limit"));
         assert!(!below.contains("cost of TLS"));
         assert!(below.contains("plain TCP"));
+        assert!(below.contains("the gateway ran plain TCP too"));
         let lower = below.to_ascii_lowercase();
         assert!(!lower.contains("<script") && !lower.contains("http://"));
     }
@@ -595,6 +627,14 @@ mod tests {
         );
         assert!(page.contains("VmRSS of pid 42"));
         assert!(page.contains("p99.9"));
+        assert!(
+            page.contains("<td>publish→ack</td><td>600</td><td>21.0 ms</td>"),
+            "the PUBACK round trip heads the latency table"
+        );
+        assert!(
+            page.contains("<title>publish→ack p50: "),
+            "and has its bars"
+        );
         assert!(page.contains("unit &lt;u1&gt; said &quot;no&quot;"));
         assert!(!page.contains("<u1>"));
         assert!(page.contains("peak RSS"));

@@ -127,6 +127,7 @@ mod tests {
             points_per_sec: 1.0,
             publish_to_sse: Percentiles::default(),
             publish_to_stored: Percentiles::default(),
+            publish_to_ack: Percentiles::default(),
             timeline: Timeline::default(),
             offered_points_per_sec: 1.0,
             gateway_tls: false,
@@ -144,6 +145,7 @@ mod tests {
         assert_eq!(json["run_id"], "t1");
         assert!(json["timeline"]["samples"].is_array());
         assert_eq!(json["publish_to_sse"]["p999_us"], 0);
+        assert_eq!(json["publish_to_ack"]["samples"], 0);
         let html = std::fs::read_to_string(&written.html).expect("html file");
         assert!(html.contains("Fleetgate ingest run t1"));
         let _ = std::fs::remove_dir_all(&dir);

@@ -19,6 +19,7 @@ use tokio::sync::{oneshot, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::ErrorLog;
+use crate::stats::{LatencyRecorder, Percentiles};
 use crate::telemetry::{now_us, TrackGenerator};
 use crate::unit::SimUnit;
 
@@ -33,6 +34,24 @@ pub(crate) struct SentPoint {
 /// Where the storage probe asks a unit "tell me about your next point". Checked by the unit
 /// just after it hands a point to MQTT, so the probe starts polling history right then.
 pub(crate) type SampleSlot = Arc<Mutex<Option<oneshot::Sender<SentPoint>>>>;
+
+/// A new shared publish→ack recorder for `UnitJob::ack_latency`.
+pub(crate) fn ack_latency_recorder() -> Arc<Mutex<LatencyRecorder>> {
+    Arc::new(Mutex::new(LatencyRecorder::new()))
+}
+
+/// The percentiles a shared recorder holds so far.
+pub(crate) fn percentiles_of(recorder: &Mutex<LatencyRecorder>) -> Percentiles {
+    lock(recorder).percentiles()
+}
+
+/// A poisoned recorder still holds valid samples: one unit task that panicked must not
+/// hide every other unit's.
+fn lock(recorder: &Mutex<LatencyRecorder>) -> std::sync::MutexGuard<'_, LatencyRecorder> {
+    recorder
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 pub(crate) fn take_slot(slot: &SampleSlot) -> Option<oneshot::Sender<SentPoint>> {
     slot.lock()
@@ -77,6 +96,10 @@ pub(crate) struct UnitJob {
     /// Counts acknowledgements across all units for a per-second throughput series;
     /// `None` when the run keeps no such series.
     pub(crate) acked: Option<Arc<AtomicU64>>,
+    /// Collects every acknowledged point's publish→ack round trip (see
+    /// `AckWaiter::wait_round_trip`) across all units: one histogram per run, so memory
+    /// stays bounded whatever the number of units and points. `None`: not measured.
+    pub(crate) ack_latency: Option<Arc<Mutex<LatencyRecorder>>>,
 }
 
 /// What one unit did: `acknowledged[seq]` is true for each point the broker acknowledged;
@@ -101,6 +124,7 @@ pub(crate) async fn drive_unit(job: UnitJob) -> UnitOutcome {
         errors,
         mut stop,
         acked,
+        ack_latency,
     } = job;
     let count = plan.points_per_unit;
     // Grown as points go out, not sized from the plan: a stoppable run plans a generous cap.
@@ -147,7 +171,7 @@ pub(crate) async fn drive_unit(job: UnitJob) -> UnitOutcome {
                         if let Some(probe) = take_slot(&sample_slot) {
                             let _ = probe.send(SentPoint { seq, ts_ms, sent_us });
                         }
-                        pending.push(async move { (seq, waiter.wait().await) });
+                        pending.push(async move { (seq, waiter.wait_round_trip().await) });
                     }
                     Err(error) => {
                         errors.push(format!(
@@ -159,13 +183,16 @@ pub(crate) async fn drive_unit(job: UnitJob) -> UnitOutcome {
                 }
             }
             Some((seq, outcome)) = pending.next(), if !pending.is_empty() => match outcome {
-                Ok(()) => {
+                Ok(round_trip) => {
                     if let Some(flag) = usize::try_from(seq).ok().and_then(|index| acknowledged.get_mut(index)) {
                         *flag = true;
                     }
                     progress.inc(1);
                     if let Some(counter) = &acked {
                         counter.fetch_add(1, Ordering::Relaxed);
+                    }
+                    if let (Some(recorder), Some(round_trip)) = (&ack_latency, round_trip) {
+                        lock(recorder).record_duration(round_trip);
                     }
                 }
                 Err(error) => {

@@ -23,7 +23,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rumqttc::{
@@ -261,6 +261,15 @@ pub struct AckWaiter {
 
 impl AckWaiter {
     pub async fn wait(self) -> Result<(), UnitError> {
+        self.wait_round_trip().await.map(|_| ())
+    }
+
+    /// Like `wait`, and says how long the acknowledgement took: from the moment rumqttc
+    /// reported the publish written to the socket to the moment it reported the PUBACK
+    /// (QoS 1) or PUBCOMP (QoS 2). Time spent queued in the simulator's own request
+    /// channel or in rumqttc's in-flight window is not part of it. `None` for QoS 0, which
+    /// has no acknowledgement.
+    pub async fn wait_round_trip(self) -> Result<Option<Duration>, UnitError> {
         self.completion.await.unwrap_or(Err(UnitError::Closed))
     }
 
@@ -581,7 +590,7 @@ async fn drive(
                 }
             }
             Event::Outgoing(Outgoing::Publish(pkid)) => {
-                let matched = shared.tracker().publish_sent(pkid);
+                let matched = shared.tracker().publish_sent(pkid, Instant::now());
                 if !matched {
                     tracing::warn!(pkid, "publish sent that no caller is waiting for");
                 }
@@ -616,7 +625,7 @@ async fn drive(
 }
 
 fn record_ack(shared: &Shared, pkid: u16, kind: AckKind) {
-    if shared.tracker().publish_acked(pkid, kind) {
+    if shared.tracker().publish_acked(pkid, kind, Instant::now()) {
         shared.acked.fetch_add(1, Ordering::SeqCst);
         shared.progress.notify_waiters();
     }

@@ -1,7 +1,14 @@
-//! The bare broker the baseline measures: an embedded rumqttd with the gateway's router and
-//! connection settings, one plain-TCP listener on loopback without authentication, and a
-//! local link that drains every telemetry publish and only counts it (the "sink" where the
-//! gateway would decode, fan out and store).
+//! The bare broker the baseline measures: rumqttd `RUMQTTD_VERSION` from crates.io,
+//! embedded with the router and connection settings the gateway's own embedded rumqttd had
+//! until its MQTT transport replaced it (docs/transport.md), one plain-TCP listener on
+//! loopback without authentication, and a local link that drains every telemetry publish
+//! and only counts it (the "sink" where the gateway decodes, fans out and stores).
+//!
+//! This is the upstream crate as published, not the patched copy the workspace once
+//! vendored (that copy and its `[patch.crates-io]` are gone). Upstream 0.20 awaits each TLS
+//! handshake inside its accept loop, which is why the gateway carried a patch; the baseline
+//! serves plain TCP only, so there is no handshake to await and the difference does not
+//! reach its figures.
 //!
 //! rumqttd has no shutdown: `Broker::start` joins its listener threads forever, and the
 //! router and sink threads live as long as the process. So the broker is one per process
@@ -26,10 +33,13 @@ use crate::stats::LatencyRecorder;
 use crate::telemetry::{now_us, whole_number, SENT_US_SENSOR};
 use crate::unit::{BrokerAddr, SimUnit, UnitOptions};
 
-/// The gateway's router and connection settings, copied from gateway/src/broker.rs (the
-/// simulator does not link the gateway's crates): the baseline must differ from the
-/// gateway's broker only in what happens behind the local link, so any change there has to
-/// be made here too.
+/// The rumqttd the baseline embeds, for the reports. It must match the `rumqttd` entry of
+/// the workspace's Cargo.lock (a test below reads the lock file); change both together.
+pub(crate) const RUMQTTD_VERSION: &str = "0.20.0";
+
+/// The router and connection settings of the rumqttd the gateway embedded before its own
+/// transport (gateway/src/broker.rs, removed with it), kept so the yardstick stays the
+/// same broker the earlier baseline figures were measured against.
 const MAX_BROKER_PAYLOAD: usize = 64 * 1024;
 const SEGMENT_SIZE: usize = 16 * 1024 * 1024;
 const SEGMENT_COUNT: usize = 8;
@@ -360,8 +370,8 @@ fn drain(mut link_rx: LinkRx, registry: &SinkRegistry) {
             Ok(Some(Notification::Forward(forward))) => {
                 registry.deliver(&forward.publish.topic, &forward.publish.payload, now_us())
             }
-            // The router stops serving a link whose buffer filled until it says it is
-            // ready again (RUMQTTD-NOTES: the stall trap).
+            // rumqttd's router stops serving a link whose buffer filled until the link
+            // says it is ready again; without this the sink stalls for good.
             Ok(Some(Notification::Unschedule)) => {
                 if let Err(error) = link_rx.ready() {
                     tracing::error!(%error, "baseline sink could not wake its link");
@@ -419,7 +429,25 @@ mod tests {
     }
 
     #[test]
-    fn settings_match_the_gateway() {
+    fn the_version_constant_matches_cargo_lock() {
+        let lock_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.lock");
+        let lock = std::fs::read_to_string(lock_path).expect("the workspace's Cargo.lock");
+        let entry = lock
+            .split("[[package]]")
+            .find(|entry| entry.contains("\nname = \"rumqttd\"\n"))
+            .expect("a rumqttd entry in Cargo.lock");
+        assert!(
+            entry.contains(&format!("\nversion = \"{RUMQTTD_VERSION}\"\n")),
+            "RUMQTTD_VERSION is {RUMQTTD_VERSION} but Cargo.lock has {entry}"
+        );
+        assert!(
+            entry.contains("source = \"registry+https://github.com/rust-lang/crates.io-index\""),
+            "the baseline's rumqttd comes from crates.io: {entry}"
+        );
+    }
+
+    #[test]
+    fn settings_are_the_former_gateway_brokers() {
         let config = config("127.0.0.1:1883".parse().expect("addr"));
         assert_eq!(config.router.max_segment_size, 16 * 1024 * 1024);
         assert_eq!(config.router.max_segment_count, 8);

@@ -1,15 +1,19 @@
 //! The ingest scenario's yardstick: the same units, at the same rate, for the same time,
 //! with the same payloads and the same publish machinery (`publish.rs`), against a bare
-//! embedded rumqttd whose local link only counts what it receives (`broker.rs`). What that
-//! broker carries on this machine is the most the gateway could carry with the same broker
-//! settings, so the ingest report states the gateway's throughput as a ratio of it.
+//! embedded rumqttd from crates.io (version `broker::RUMQTTD_VERSION`, as Cargo.lock
+//! pins it) whose local link only counts what it receives (`broker.rs`). What a broker with
+//! nothing behind it carries on this machine is the yardstick: the ingest report states the
+//! gateway's throughput as a ratio of it, and says which broker that was
+//! ([`BaselineReport::broker`]).
 //!
 //! The ratio is "of the limit" only when the offered load (units × rate) is more than the
 //! bare broker can take; below that, both carry the offered load and the ratio only says
 //! the gateway kept up. The report says which case a run was in (`at_limit`).
 //!
 //! The baseline always uses plain TCP without authentication; when the gateway run used
-//! TLS the ratio also contains the cost of TLS. The bare broker runs inside the simulator's
+//! TLS the ratio also contains the cost of TLS. rumqttd acknowledges a publish on arrival
+//! while the gateway acknowledges after the commit that stores it, so the two publish→ack
+//! figures differ by design. The bare broker runs inside the simulator's
 //! process, the gateway in its own: both share the machine's cores with the publishers.
 
 mod broker;
@@ -27,6 +31,7 @@ use tokio::time::Instant;
 use super::fleet::disconnect_all;
 use super::ingest::as_seconds;
 use super::measure::wait_for_count;
+use super::publish::{ack_latency_recorder, percentiles_of};
 use super::publish::{drive_unit, PublishPlan, UnitJob, UnitOutcome};
 use super::timeline::{sample_timeline, Timeline, SAMPLE_INTERVAL};
 use super::{progress_bar, ErrorLog};
@@ -49,11 +54,31 @@ pub(crate) struct BaselineLoad {
     pub(crate) parallelism: usize,
     pub(crate) settle_timeout: Duration,
     pub(crate) quiet: bool,
+    /// Whether the gateway run this baseline is compared with uses TLS (for
+    /// [`BaselineReport::broker`]).
+    pub(crate) gateway_tls: bool,
+}
+
+/// Which broker the baseline is and how it differs from the gateway run, in one line:
+/// e.g. `rumqttd 0.20.0 (crates.io), plain TCP; the gateway ran TLS`.
+pub(crate) fn describe_broker(gateway_tls: bool) -> String {
+    let gateway = if gateway_tls {
+        "the gateway ran TLS"
+    } else {
+        "the gateway ran plain TCP too"
+    };
+    format!(
+        "rumqttd {} (crates.io), plain TCP; {gateway}",
+        broker::RUMQTTD_VERSION
+    )
 }
 
 /// What the bare broker carried.
 #[derive(Debug, Clone, Serialize)]
 pub struct BaselineReport {
+    /// Which broker this is and how it differs from the gateway run: its crate and version
+    /// (as Cargo.lock pins it), its transport and the gateway's.
+    pub broker: String,
     /// The bare broker's listener (loopback, plain TCP, no authentication).
     pub broker_addr: String,
     pub transport: String,
@@ -73,6 +98,9 @@ pub struct BaselineReport {
     pub points_per_sec: f64,
     /// From the unit's send (`sensors.sent_us`) to the sink.
     pub publish_to_sink: Percentiles,
+    /// Every acknowledged point's PUBLISH written → PUBACK, as for the gateway; rumqttd
+    /// acknowledges on arrival, before the sink sees the point.
+    pub publish_to_ack: Percentiles,
     /// Acknowledgements per second while the units publish (no memory series: the bare
     /// broker lives inside the simulator's own process).
     pub timeline: Timeline,
@@ -112,6 +140,8 @@ impl fmt::Display for BaselineReport {
             self.points_per_sec,
             self.elapsed.as_secs_f64()
         )?;
+        writeln!(formatter, "    broker:     {}", self.broker)?;
+        writeln!(formatter, "    publish→ack:    {}", self.publish_to_ack)?;
         write!(formatter, "    publish→sink:   {}", self.publish_to_sink)?;
         for error in &self.errors {
             write!(formatter, "\n    - baseline: {error}")?;
@@ -176,6 +206,7 @@ pub(crate) async fn run_baseline(load: &BaselineLoad) -> Result<BaselineReport, 
         load.quiet,
     );
     let acked_counter = Arc::new(AtomicU64::new(0));
+    let ack_latency = ack_latency_recorder();
     let (units_done, units_done_rx) = watch::channel(false);
     let timeline_task = tokio::spawn(sample_timeline(
         acked_counter.clone(),
@@ -200,6 +231,7 @@ pub(crate) async fn run_baseline(load: &BaselineLoad) -> Result<BaselineReport, 
                 errors: errors.clone(),
                 stop: None,
                 acked: Some(acked_counter.clone()),
+                ack_latency: Some(ack_latency.clone()),
             }))
         })
         .collect();
@@ -252,6 +284,7 @@ pub(crate) async fn run_baseline(load: &BaselineLoad) -> Result<BaselineReport, 
 
     let seconds = elapsed.as_secs_f64();
     Ok(BaselineReport {
+        broker: describe_broker(load.gateway_tls),
         broker_addr: broker.addr.to_string(),
         transport: "plain TCP, no authentication".to_owned(),
         units: plan.units,
@@ -265,6 +298,7 @@ pub(crate) async fn run_baseline(load: &BaselineLoad) -> Result<BaselineReport, 
             0.0
         },
         publish_to_sink: sink.latency().percentiles(),
+        publish_to_ack: percentiles_of(&ack_latency),
         timeline,
         errors: ErrorLog::finish(errors),
     })
@@ -276,6 +310,7 @@ mod tests {
 
     fn report() -> BaselineReport {
         BaselineReport {
+            broker: describe_broker(true),
             broker_addr: "127.0.0.1:1".into(),
             transport: "plain TCP, no authentication".into(),
             units: 2,
@@ -285,9 +320,25 @@ mod tests {
             elapsed: Duration::from_millis(500),
             points_per_sec: 40.0,
             publish_to_sink: Percentiles::default(),
+            publish_to_ack: Percentiles::default(),
             timeline: Timeline::default(),
             errors: Vec::new(),
         }
+    }
+
+    #[test]
+    fn the_broker_line_names_the_crate_its_transport_and_the_gateways() {
+        assert_eq!(
+            describe_broker(true),
+            "rumqttd 0.20.0 (crates.io), plain TCP; the gateway ran TLS"
+        );
+        assert!(describe_broker(false).ends_with("the gateway ran plain TCP too"));
+        let text = report().to_string();
+        assert!(
+            text.contains("broker:     rumqttd 0.20.0 (crates.io)"),
+            "{text}"
+        );
+        assert!(text.contains("publish→ack:"), "{text}");
     }
 
     #[test]
@@ -341,12 +392,18 @@ mod tests {
                 parallelism: 4,
                 settle_timeout: Duration::from_secs(10),
                 quiet: true,
+                gateway_tls: false,
             };
             let report = run_baseline(&load).await.expect("baseline runs");
             assert!(report.is_clean(), "{report}");
             assert_eq!(report.points_sent, 30);
             assert_eq!(report.sink_drained, 30);
             assert_eq!(report.publish_to_sink.samples, 30);
+            assert_eq!(
+                report.publish_to_ack.samples, 30,
+                "one per acknowledged point"
+            );
+            assert!(report.publish_to_ack.p50_us <= report.publish_to_ack.p99_us);
             assert!(report.points_per_sec > 0.0);
         }
     }

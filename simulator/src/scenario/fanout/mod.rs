@@ -267,6 +267,7 @@ pub async fn run_fanout(config: &FanoutConfig) -> Result<FanoutReport, ScenarioE
                 errors: errors.clone(),
                 stop: None,
                 acked: None,
+                ack_latency: None,
             }))
         })
         .collect();

@@ -259,6 +259,7 @@ pub async fn run_revoke_storm(
                 errors: errors.clone(),
                 stop: Some(stop_units_rx.clone()),
                 acked: None,
+                ack_latency: None,
             }))
         })
         .collect();

@@ -8,8 +8,9 @@
 //! the protocol bytes are the library's, only the socket is ours.
 //!
 //! A session does what an idle unit does: CONNECT with the `offline` last will, a retained
-//! `online` status, PINGREQ within the keep-alive, and on command a ping round, a probe
-//! point, or a clean DISCONNECT.
+//! `online` status, a QoS 1 subscription to its key set (acknowledging what it is sent),
+//! PINGREQ within the keep-alive, and on command a ping round, a probe point, or a clean
+//! DISCONNECT. The same sessions, with the same code, also measure mosquitto (`mosquitto/`).
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -18,7 +19,8 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use rumqttc::mqttbytes::v4::{
-    ConnAck, Connect, ConnectReturnCode, Disconnect, LastWill, Packet, PingReq, Publish,
+    ConnAck, Connect, ConnectReturnCode, Disconnect, LastWill, Packet, PingReq, PubAck, Publish,
+    Subscribe,
 };
 use rumqttc::mqttbytes::{Error as MqttError, QoS};
 use rumqttc::tokio_rustls::{rustls, TlsConnector};
@@ -198,6 +200,13 @@ impl Session {
         self.send(|buffer| PingReq.write(buffer)).await
     }
 
+    /// The next packet id (1..=65535, then around again).
+    fn take_pkid(&mut self) -> u16 {
+        let pkid = self.next_pkid;
+        self.next_pkid = self.next_pkid.checked_add(1).unwrap_or(1);
+        pkid
+    }
+
     /// A QoS 1 publish; returns its packet id, to match the PUBACK.
     pub(crate) async fn publish(
         &mut self,
@@ -205,13 +214,25 @@ impl Session {
         payload: Vec<u8>,
         retain: bool,
     ) -> io::Result<u16> {
-        let pkid = self.next_pkid;
-        self.next_pkid = self.next_pkid.checked_add(1).unwrap_or(1);
+        let pkid = self.take_pkid();
         let mut publish = Publish::new(topic, QoS::AtLeastOnce, payload);
         publish.pkid = pkid;
         publish.retain = retain;
         self.send(|buffer| publish.write(buffer)).await?;
         Ok(pkid)
+    }
+
+    /// A QoS 1 subscription to `filter`; returns its packet id, to match the SUBACK.
+    pub(crate) async fn subscribe(&mut self, filter: &str) -> io::Result<u16> {
+        let mut subscribe = Subscribe::new(filter, QoS::AtLeastOnce);
+        subscribe.pkid = self.take_pkid();
+        self.send(|buffer| subscribe.write(buffer)).await?;
+        Ok(subscribe.pkid)
+    }
+
+    /// Acknowledges a QoS 1 publish the broker sent.
+    pub(crate) async fn puback(&mut self, pkid: u16) -> io::Result<()> {
+        self.send(|buffer| PubAck::new(pkid).write(buffer)).await
     }
 
     /// A clean end: DISCONNECT, so the broker drops the last will (the unit said nothing

@@ -5,26 +5,35 @@
 //! Order of a run: register the units (one device each, with its certificate) and, for a
 //! few probe units, a bound asset; note the gateway's memory; open every session, at most
 //! `connect_parallelism` at a time, spread over the loopback source addresses (each source
-//! address has its own ephemeral port range, which is what caps one address near 28,000);
-//! hold them all for `hold`; then prove the gateway still serves every one of them: a ping
-//! round to every unit, and a telemetry point from each probe unit that must be acknowledged
-//! and counted by the gateway; finally end every session cleanly.
+//! address has its own ephemeral port range, which is what caps one address near 28,000),
+//! each unit subscribing to its key set and taking it (an idle unit: connected, subscribed,
+//! holding its key set); note the memory again; hold them all for `hold`; then prove the
+//! gateway still serves every one of them: a ping round to every unit, and a telemetry
+//! point from each probe unit that must be acknowledged and counted by the gateway; finally
+//! end every session cleanly.
+//!
+//! With `mosquitto` set, the same number of units then does the same against a mosquitto
+//! the run starts and stops itself (`mosquitto/`), and the report puts memory per idle
+//! mutual-TLS unit of both brokers side by side.
 //!
 //! Opening stops once `max_failures` attempts have failed: by then the first limit is known,
 //! and the rest would only time out.
 
 mod conn;
+mod hold;
+mod mosquitto;
 mod report;
 mod unit;
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{stream, StreamExt, TryStreamExt};
 use rumqttc::tokio_rustls::rustls::pki_types::ServerName;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::fleet::{create_managed_account, device_id, new_run_id};
@@ -32,8 +41,11 @@ use super::timeline::{read_rss_kib, sample_timeline, SAMPLE_INTERVAL};
 use super::{check_run_id, progress_bar, ErrorLog, ScenarioError, Target};
 use crate::api::{ApiClient, AssetId, Device, NewAsset, NewDevice};
 use conn::{Dial, Identity};
-use unit::{run_unit, Phase, Tally, UnitPlan};
+use hold::HeldUnits;
+use mosquitto::{run_side_by_side, SideBySide};
+use unit::{Phase, Tally, UnitPlan};
 
+pub use mosquitto::MosquittoReport;
 pub use report::{FailureCount, MemoryFigures, ScaleReport};
 
 pub const MAX_UNITS: usize = 200_000;
@@ -41,7 +53,7 @@ pub const MAX_SOURCES: usize = 64;
 pub const MAX_HOLD: Duration = Duration::from_secs(3600);
 pub const MAX_PROBES: usize = 1000;
 const MAX_PARALLELISM: usize = 4096;
-/// How long the ping round and the probes may take to be answered.
+/// How long the ping round, the probes and the key sets may take to be answered.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
 /// Lets the gateway finish the work each new session causes (status, actors) before its
 /// memory is read.
@@ -71,6 +83,11 @@ pub struct ScaleConfig {
     pub run_id: Option<String>,
     /// The gateway's process, to read its memory and open-file limit.
     pub gateway_pid: Option<u32>,
+    /// A mosquitto binary (Debian's: `/usr/sbin/mosquitto`, installed by scripts/setup.sh)
+    /// to measure side by side after the gateway: the run starts it on a free loopback
+    /// port, holds as many idle mutual-TLS units with it, and stops it. `None`: not run.
+    /// Needs TLS and `gateway_pid` (the comparison is of memory per idle TLS unit).
+    pub mosquitto: Option<PathBuf>,
 }
 
 impl ScaleConfig {
@@ -90,6 +107,7 @@ impl ScaleConfig {
             quiet: true,
             run_id: None,
             gateway_pid: None,
+            mosquitto: None,
         }
     }
 
@@ -146,7 +164,35 @@ impl ScaleConfig {
         if self.max_failures == 0 {
             return invalid("max failures must be at least 1".to_owned());
         }
+        if let Some(binary) = &self.mosquitto {
+            self.validate_mosquitto(binary)?;
+        }
         check_run_id(self.run_id.as_deref())
+    }
+
+    /// The side by side compares memory per idle TLS unit: it needs TLS, the gateway's
+    /// memory, and a mosquitto binary that is there.
+    fn validate_mosquitto(&self, binary: &std::path::Path) -> Result<(), ScenarioError> {
+        let invalid = |message: String| Err(ScenarioError::InvalidConfig(message));
+        if self.target.tls_server_name.is_none() {
+            return invalid(
+                "mosquitto side by side: the gateway must be dialled over TLS (a TLS server name)"
+                    .to_owned(),
+            );
+        }
+        if self.gateway_pid.is_none() {
+            return invalid(
+                "mosquitto side by side: the gateway's pid is needed to compare memory".to_owned(),
+            );
+        }
+        if !binary.is_file() {
+            return invalid(format!(
+                "mosquitto side by side: no mosquitto binary at {} (scripts/setup.sh installs \
+                 Debian's mosquitto at /usr/sbin/mosquitto)",
+                binary.display()
+            ));
+        }
+        Ok(())
     }
 
     /// Which units publish a probe point: spread evenly over the run.
@@ -160,7 +206,7 @@ impl ScaleConfig {
 }
 
 /// Runs the scenario. Setup failures are errors; what happens once the units connect (the
-/// limit, drops, unanswered pings) is the report.
+/// limit, drops, unanswered pings, the mosquitto side by side) is the report.
 pub async fn run_scale(config: &ScaleConfig) -> Result<ScaleReport, ScenarioError> {
     config.validate()?;
     // Each session is a file descriptor here too: use all the hard limit allows.
@@ -178,12 +224,78 @@ pub async fn run_scale(config: &ScaleConfig) -> Result<ScaleReport, ScenarioErro
     let registering = Instant::now();
     let devices = register(config, &managed.client, &run_id).await?;
     let registration = registering.elapsed();
+    let device_ids: Vec<String> = devices
+        .iter()
+        .map(|device| device.id.as_str().to_owned())
+        .collect();
 
     let memory_before = MemorySnapshot::take(config.gateway_pid);
     let dial = Arc::new(dial(config).await?);
+    let gateway = hold_gateway(config, &dial, devices, &managed.client, &run_id, &errors).await;
+    let opened = gateway.tally.opened.load(Ordering::Relaxed);
+    let mut memory = MemoryFigures::new(memory_before, gateway.memory_full, gateway.memory_held);
+    memory.per_session(opened);
+    let mosquitto = match &config.mosquitto {
+        Some(binary) => {
+            let held_units = usize::try_from(opened).unwrap_or(usize::MAX);
+            let side = SideBySide {
+                binary,
+                devices: device_ids.into_iter().take(held_units).collect(),
+                gateway_dial: &dial,
+                server_name: config.target.tls_server_name.as_deref().unwrap_or_default(),
+                sources: &config.sources,
+                connect_parallelism: config.connect_parallelism,
+                max_failures: config.max_failures,
+                quiet: config.quiet,
+                gateway_kib_per_unit: memory.gateway_kib_per_session,
+            };
+            Some(run_side_by_side(side).await)
+        }
+        None => None,
+    };
+
+    Ok(report::build(report::Inputs {
+        config,
+        run_id,
+        account_id: managed.account.id,
+        registration,
+        connect_phase: gateway.connect_phase,
+        tally: &gateway.tally,
+        open_before_checks: gateway.checks.open_before,
+        probes_counted: gateway.checks.probes_counted,
+        memory,
+        gateway_open_files: config.gateway_pid.and_then(open_file_limit),
+        simulator_open_files,
+        timeline: gateway.timeline,
+        mosquitto,
+        errors: ErrorLog::finish(Arc::new(errors)),
+    }))
+}
+
+/// What the gateway's half of the run measured.
+struct GatewayHalf {
+    tally: Arc<Tally>,
+    /// From the first opening until every unit opened, failed or was skipped.
+    connect_phase: Duration,
+    /// With every unit idle (holding its key set), and at the end of the hold.
+    memory_full: MemorySnapshot,
+    memory_held: MemorySnapshot,
+    checks: Checks,
+    timeline: crate::scenario::Timeline,
+}
+
+/// Opens every unit's session with the gateway, waits until each holds its key set, reads
+/// the memory, holds, runs the checks at full load, and ends every session.
+async fn hold_gateway(
+    config: &ScaleConfig,
+    dial: &Arc<Dial>,
+    devices: Vec<Device>,
+    client: &ApiClient,
+    run_id: &str,
+    errors: &ErrorLog,
+) -> GatewayHalf {
     let started = Instant::now();
     let tally = Arc::new(Tally::new(started, config.max_failures));
-    let (phase_tx, phase_rx) = watch::channel(Phase::Hold);
     let (done_tx, done_rx) = watch::channel(false);
     let sampler = tokio::spawn(sample_timeline(
         tally.opened.clone(),
@@ -192,86 +304,76 @@ pub async fn run_scale(config: &ScaleConfig) -> Result<ScaleReport, ScenarioErro
         SAMPLE_INTERVAL,
         done_rx,
     ));
-
-    let connect_slots = Arc::new(Semaphore::new(config.connect_parallelism));
-    let bar = progress_bar(config.units as u64, "sessions", config.quiet);
-    let mut tasks = tokio::task::JoinSet::new();
-    for (index, device) in devices.into_iter().enumerate() {
-        let plan = UnitPlan {
+    let plans = devices
+        .into_iter()
+        .enumerate()
+        .map(|(index, device)| UnitPlan {
             source: config.sources[index % config.sources.len()],
             identity: identity(device, config.target.tls_server_name.is_some()),
             probe: config.is_probe(index),
-        };
-        tasks.spawn(run_unit(
-            plan,
-            dial.clone(),
-            connect_slots.clone(),
-            tally.clone(),
-            phase_rx.clone(),
+        })
+        .collect();
+    let held = HeldUnits::start(
+        plans,
+        dial.clone(),
+        tally.clone(),
+        config.connect_parallelism,
+    );
+    held.wait_opened("sessions", config.quiet).await;
+    let connect_phase = started.elapsed();
+    if !held.wait_key_sets().await {
+        errors.push(format!(
+            "units still without their key set {ANSWER_TIMEOUT:?} after the last opening"
         ));
     }
-    // Opening is over when every unit either opened or failed, or enough failed.
-    loop {
-        let opened = tally.opened.load(Ordering::Relaxed);
-        let failed = tally.failed.load(Ordering::Relaxed);
-        let skipped = tally.skipped.load(Ordering::Relaxed);
-        bar.set_position(opened + failed + skipped);
-        if opened + failed + skipped >= config.units as u64 {
-            break;
-        }
-        tokio::time::sleep(POLL).await;
-    }
-    bar.finish_and_clear();
-    let connect_phase = started.elapsed();
     tokio::time::sleep(SETTLE).await;
     let memory_full = MemorySnapshot::take(config.gateway_pid);
     tokio::time::sleep(config.hold).await;
     let memory_held = MemorySnapshot::take(config.gateway_pid);
+    let checks = run_checks(config, &held, client, run_id, errors).await;
+    held.stop(errors).await;
+    let _ = done_tx.send(true);
+    GatewayHalf {
+        tally,
+        connect_phase,
+        memory_full,
+        memory_held,
+        checks,
+        timeline: sampler.await.unwrap_or_default(),
+    }
+}
 
-    let open_before_checks = tally.open.load(Ordering::Relaxed);
-    let _ = phase_tx.send(Phase::PingRound);
+/// What the checks at full load found.
+struct Checks {
+    /// Sessions open when the checks started.
+    open_before: u64,
+    /// Probe units whose point the gateway counted.
+    probes_counted: u64,
+}
+
+/// With every session open: a ping round to every unit, then a point from each probe unit,
+/// acknowledged and counted by the gateway.
+async fn run_checks(
+    config: &ScaleConfig,
+    held: &HeldUnits,
+    client: &ApiClient,
+    run_id: &str,
+    errors: &ErrorLog,
+) -> Checks {
+    let tally = held.tally();
+    let open_before = tally.open.load(Ordering::Relaxed);
+    held.command(Phase::PingRound);
     wait_for(|| tally.ping_answers.load(Ordering::Relaxed) >= tally.open.load(Ordering::Relaxed))
         .await;
-    let _ = phase_tx.send(Phase::Probe);
+    held.command(Phase::Probe);
     wait_for(|| {
         tally.probe_acks.load(Ordering::Relaxed) >= tally.probes_open.load(Ordering::Relaxed)
     })
     .await;
-    let probes_counted = count_probe_points(config, &managed.client, &run_id, &errors).await;
-
-    let _ = phase_tx.send(Phase::Stop);
-    let stopping = Instant::now();
-    while tokio::time::timeout(
-        ANSWER_TIMEOUT.saturating_sub(stopping.elapsed()),
-        tasks.join_next(),
-    )
-    .await
-    .ok()
-    .flatten()
-    .is_some()
-    {}
-    if !tasks.is_empty() {
-        errors.push(format!("{} unit tasks did not end in time", tasks.len()));
-        tasks.abort_all();
+    Checks {
+        open_before,
+        probes_counted: count_probe_points(config, client, run_id, errors).await,
     }
-    let _ = done_tx.send(true);
-    let timeline = sampler.await.unwrap_or_default();
-
-    Ok(report::build(report::Inputs {
-        config,
-        run_id,
-        account_id: managed.account.id,
-        registration,
-        connect_phase,
-        tally: &tally,
-        open_before_checks,
-        probes_counted,
-        memory: MemoryFigures::new(memory_before, memory_full, memory_held),
-        gateway_open_files: config.gateway_pid.and_then(open_file_limit),
-        simulator_open_files,
-        timeline,
-        errors: ErrorLog::finish(Arc::new(errors)),
-    }))
 }
 
 /// Polls `done` until it holds or the answer timeout passes.
@@ -523,6 +625,30 @@ mod tests {
             let error = bad.validate().expect_err(named).to_string();
             assert!(error.contains(named), "{named}: {error}");
         }
+    }
+
+    #[test]
+    fn the_mosquitto_side_by_side_needs_tls_the_gateway_pid_and_the_binary() {
+        let mut tls = config();
+        tls.target.tls_server_name = Some("localhost".into());
+        let with = |mosquitto: &str, tls_target: bool, pid: Option<u32>| ScaleConfig {
+            mosquitto: Some(PathBuf::from(mosquitto)),
+            gateway_pid: pid,
+            ..if tls_target { tls.clone() } else { config() }
+        };
+        let cases = [
+            (with("/bin/sh", false, Some(1)), "TLS"),
+            (with("/bin/sh", true, None), "pid"),
+            (
+                with("/nonexistent/mosquitto", true, Some(1)),
+                "scripts/setup.sh",
+            ),
+        ];
+        for (bad, named) in cases {
+            let error = bad.validate().expect_err(named).to_string();
+            assert!(error.contains(named), "{named}: {error}");
+        }
+        assert!(with("/bin/sh", true, Some(1)).validate().is_ok());
     }
 
     #[test]

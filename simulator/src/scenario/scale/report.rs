@@ -1,6 +1,7 @@
-//! What a scale run found: how many sessions the gateway held, what they cost, which limit
-//! stopped the run first, and whether the gateway still served every unit at full load;
-//! as text, JSON and a page with charts.
+//! What a scale run found: how many sessions the gateway held, what an idle unit (connected,
+//! subscribed, holding its key set) costs, which limit stopped the run first, whether the
+//! gateway still served every unit at full load, and (when asked for) the same memory
+//! figure for mosquitto side by side; as text, JSON and a page with charts.
 
 use std::fmt;
 use std::sync::atomic::Ordering;
@@ -8,6 +9,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::mosquitto::MosquittoReport;
 use super::unit::{lock, Tally};
 use super::{MemorySnapshot, ScaleConfig};
 use crate::api::AccountId;
@@ -39,7 +41,8 @@ pub struct MemoryFigures {
     pub before: MemorySnapshot,
     pub full: MemorySnapshot,
     pub held: MemorySnapshot,
-    /// (gateway RSS at full load − before) ÷ sessions open.
+    /// (gateway RSS with every unit idle − before) ÷ sessions opened, KiB: the memory of
+    /// one idle unit (connected, subscribed, holding its key set).
     pub gateway_kib_per_session: Option<f64>,
     pub simulator_kib_per_session: Option<f64>,
 }
@@ -55,7 +58,7 @@ impl MemoryFigures {
         }
     }
 
-    fn per_session(&mut self, sessions: u64) {
+    pub(crate) fn per_session(&mut self, sessions: u64) {
         if sessions == 0 {
             return;
         }
@@ -81,6 +84,8 @@ pub struct ScaleReport {
     pub registrations_per_s: f64,
     /// Sessions opened (CONNACK received).
     pub sessions_opened: u64,
+    /// Units that received their key set after subscribing to it.
+    pub key_sets_received: u64,
     pub sessions_failed: u64,
     /// Units not tried after too many failures.
     pub units_skipped: u64,
@@ -92,6 +97,8 @@ pub struct ScaleReport {
     pub sessions_open_at_checks: u64,
     /// Sessions the broker closed while held.
     pub sessions_dropped: u64,
+    /// Why sessions were dropped, and key-set problems (a refused subscription, a set that
+    /// did not parse); the first few.
     pub drop_reasons: Vec<String>,
     pub ping_answers: u64,
     pub probes: usize,
@@ -101,6 +108,8 @@ pub struct ScaleReport {
     pub probes_counted: u64,
     /// From the start of an opening to CONNACK (TCP + TLS + MQTT).
     pub connect_latency: Percentiles,
+    /// SUBSCRIBE to the key set → the key set received.
+    pub key_set_latency: Percentiles,
     /// PINGREQ → PINGRESP with every session open.
     pub ping_rtt: Percentiles,
     /// Probe PUBLISH → PUBACK with every session open.
@@ -109,6 +118,8 @@ pub struct ScaleReport {
     pub gateway_open_files: Option<u64>,
     pub simulator_open_files: Option<u64>,
     pub timeline: Timeline,
+    /// mosquitto side by side (`--mosquitto`); `None` when not run.
+    pub mosquitto: Option<MosquittoReport>,
     pub errors: Vec<String>,
 }
 
@@ -126,6 +137,7 @@ pub(crate) struct Inputs<'a> {
     pub(crate) gateway_open_files: Option<u64>,
     pub(crate) simulator_open_files: Option<u64>,
     pub(crate) timeline: Timeline,
+    pub(crate) mosquitto: Option<MosquittoReport>,
     pub(crate) errors: Vec<String>,
 }
 
@@ -138,14 +150,8 @@ fn per_second(count: u64, over: Duration) -> f64 {
 }
 
 pub(crate) fn build(inputs: Inputs<'_>) -> ScaleReport {
-    let Inputs {
-        config,
-        tally,
-        mut memory,
-        ..
-    } = inputs;
+    let Inputs { config, tally, .. } = inputs;
     let opened = tally.opened.load(Ordering::Relaxed);
-    memory.per_session(opened);
     let percentiles =
         |recorder: &std::sync::Mutex<crate::stats::LatencyRecorder>| lock(recorder).percentiles();
     ScaleReport {
@@ -159,6 +165,7 @@ pub(crate) fn build(inputs: Inputs<'_>) -> ScaleReport {
         registration_s: inputs.registration.as_secs_f64(),
         registrations_per_s: per_second(config.units as u64, inputs.registration),
         sessions_opened: opened,
+        key_sets_received: tally.key_sets.load(Ordering::Relaxed),
         sessions_failed: tally.failed.load(Ordering::Relaxed),
         units_skipped: tally.skipped.load(Ordering::Relaxed),
         failures: tally
@@ -185,52 +192,38 @@ pub(crate) fn build(inputs: Inputs<'_>) -> ScaleReport {
         probe_acks: tally.probe_acks.load(Ordering::Relaxed),
         probes_counted: inputs.probes_counted,
         connect_latency: percentiles(&tally.connect),
+        key_set_latency: percentiles(&tally.key_set),
         ping_rtt: percentiles(&tally.ping),
         probe_ack_latency: percentiles(&tally.probe),
-        memory,
+        memory: inputs.memory,
         gateway_open_files: inputs.gateway_open_files,
         simulator_open_files: inputs.simulator_open_files,
         timeline: inputs.timeline,
+        mosquitto: inputs.mosquitto,
         errors: inputs.errors,
     }
 }
 
 impl ScaleReport {
-    /// Every unit held a session through the hold, answered the ping round, and every
-    /// probe point was acknowledged and counted.
+    /// Every unit held a session with its key set through the hold, answered the ping
+    /// round, every probe point was acknowledged and counted, and the mosquitto side by
+    /// side (when run) measured the same units.
     pub fn is_clean(&self) -> bool {
         self.sessions_opened == self.units as u64
+            && self.key_sets_received == self.sessions_opened
             && self.sessions_dropped == 0
+            && self
+                .mosquitto
+                .as_ref()
+                .is_none_or(MosquittoReport::is_clean)
             && self.ping_answers == self.sessions_open_at_checks
             && self.probe_acks == self.probes as u64
             && self.probes_counted == self.probes as u64
             && self.errors.is_empty()
     }
 
-    fn verdict(&self) -> String {
-        if self.is_clean() {
-            format!(
-                "clean: all {} units held a session, answered the ping round, and every probe \
-                 point was stored",
-                self.units
-            )
-        } else if let Some(first) = &self.first_limit {
-            format!(
-                "NOT clean: first limit after {} sessions: {}",
-                first.sessions_open_before, first.failure
-            )
-        } else {
-            "NOT clean: see the figures and errors".to_owned()
-        }
-    }
-
-    /// The page: figures, the failures by kind, and the charts.
-    pub fn page(&self) -> String {
-        let mut page = Page::new(
-            &format!("Fleetgate scale run {}", self.run_id),
-            self.is_clean(),
-            &self.verdict(),
-        );
+    /// The figures table of the page.
+    fn figure_rows(&self, page: &mut Page) {
         let kib = |value: Option<f64>| match value {
             Some(kib) => format!("{kib:.1} KiB"),
             None => "not measured".to_owned(),
@@ -255,6 +248,7 @@ impl ScaleReport {
                 ),
             )
             .row("sessions opened", self.sessions_opened)
+            .row("units holding their key set", self.key_sets_received)
             .row("openings failed", self.sessions_failed)
             .row("units not tried", self.units_skipped)
             .row(
@@ -284,7 +278,7 @@ impl ScaleReport {
                 mib(self.memory.held.gateway_kib),
             )
             .row(
-                "gateway memory per session",
+                "gateway memory per idle unit",
                 kib(self.memory.gateway_kib_per_session),
             )
             .row(
@@ -301,6 +295,33 @@ impl ScaleReport {
                         .map_or("unknown".to_owned(), |n| n.to_string())
                 ),
             );
+    }
+
+    fn verdict(&self) -> String {
+        if self.is_clean() {
+            format!(
+                "clean: all {} units held a session with their key set, answered the ping \
+                 round, and every probe point was stored",
+                self.units
+            )
+        } else if let Some(first) = &self.first_limit {
+            format!(
+                "NOT clean: first limit after {} sessions: {}",
+                first.sessions_open_before, first.failure
+            )
+        } else {
+            "NOT clean: see the figures and errors".to_owned()
+        }
+    }
+
+    /// The page: figures, the failures by kind, and the charts.
+    pub fn page(&self) -> String {
+        let mut page = Page::new(
+            &format!("Fleetgate scale run {}", self.run_id),
+            self.is_clean(),
+            &self.verdict(),
+        );
+        self.figure_rows(&mut page);
         page.section("First limit");
         match &self.first_limit {
             Some(first) => {
@@ -315,8 +336,12 @@ impl ScaleReport {
                 page.note("No opening failed: the run did not reach a limit.");
             }
         }
+        if let Some(mosquitto) = &self.mosquitto {
+            mosquitto.rows(&mut page);
+        }
         let latencies = [
             ("opening (TCP+TLS+CONNACK)", &self.connect_latency),
+            ("subscribe→key set", &self.key_set_latency),
             ("ping RTT, all open", &self.ping_rtt),
             ("probe PUBACK, all open", &self.probe_ack_latency),
         ];
@@ -337,7 +362,7 @@ impl ScaleReport {
             )
             .figure(&memory_chart(&self.timeline), MEMORY_CAPTION);
         if !self.drop_reasons.is_empty() {
-            page.section("Why sessions were dropped");
+            page.section("Why sessions were dropped (or had no key set)");
             for reason in &self.drop_reasons {
                 page.note(reason);
             }
@@ -435,7 +460,15 @@ impl fmt::Display for ScaleReport {
         )?;
         writeln!(
             formatter,
-            "  opening p50 {} p99 {}; memory per session: gateway {}, simulator {}",
+            "  key sets {} of {} (subscribe→key set p50 {}, p99 {})",
+            self.key_sets_received,
+            self.sessions_opened,
+            format_us(self.key_set_latency.p50_us),
+            format_us(self.key_set_latency.p99_us)
+        )?;
+        writeln!(
+            formatter,
+            "  opening p50 {} p99 {}; memory per idle unit: gateway {}, simulator {}",
             format_us(self.connect_latency.p50_us),
             format_us(self.connect_latency.p99_us),
             self.memory
@@ -445,6 +478,9 @@ impl fmt::Display for ScaleReport {
                 .simulator_kib_per_session
                 .map_or("not measured".to_owned(), |kib| format!("{kib:.1} KiB"))
         )?;
+        if let Some(mosquitto) = &self.mosquitto {
+            writeln!(formatter, "{mosquitto}")?;
+        }
         for error in &self.errors {
             writeln!(formatter, "  error: {error}")?;
         }
@@ -469,6 +505,7 @@ mod tests {
             registration_s: 1.0,
             registrations_per_s: 3.0,
             sessions_opened: 2,
+            key_sets_received: 2,
             sessions_failed: 1,
             units_skipped: 0,
             failures: vec![FailureCount {
@@ -491,12 +528,14 @@ mod tests {
             probe_acks: 0,
             probes_counted: 0,
             connect_latency: Percentiles::default(),
+            key_set_latency: Percentiles::default(),
             ping_rtt: Percentiles::default(),
             probe_ack_latency: Percentiles::default(),
             memory: MemoryFigures::new(snapshot, snapshot, snapshot),
             gateway_open_files: Some(20_000),
             simulator_open_files: None,
             timeline: Timeline::default(),
+            mosquitto: None,
             errors: vec!["unit <u1> said \"no\"".into()],
         }
     }
@@ -520,6 +559,55 @@ mod tests {
             ..clean.clone()
         };
         assert!(!unanswered.is_clean());
+        let keyless = ScaleReport {
+            key_sets_received: 1,
+            ..clean.clone()
+        };
+        assert!(!keyless.is_clean(), "an idle unit holds its key set");
+        let short_side_by_side = ScaleReport {
+            mosquitto: Some(MosquittoReport {
+                units: 2,
+                sessions_opened: 1,
+                ..MosquittoReport::default()
+            }),
+            ..clean.clone()
+        };
+        assert!(!short_side_by_side.is_clean());
+    }
+
+    #[test]
+    fn the_mosquitto_section_is_in_the_json_text_and_page_only_when_run() {
+        let without = report();
+        let json = serde_json::to_value(&without).expect("json");
+        assert!(json["mosquitto"].is_null());
+        assert!(!without.page().contains("mosquitto"));
+        let with = ScaleReport {
+            mosquitto: Some(MosquittoReport {
+                version: "mosquitto version 2.0.11".into(),
+                units: 2,
+                sessions_opened: 2,
+                key_sets_received: 2,
+                rss_before_kib: Some(5_000),
+                rss_idle_kib: Some(5_050),
+                mosquitto_kib_per_unit: Some(25.0),
+                gateway_kib_per_unit: Some(70.0),
+                gateway_to_mosquitto: Some(2.8),
+                ..MosquittoReport::default()
+            }),
+            ..report()
+        };
+        let json = serde_json::to_value(&with).expect("json");
+        assert_eq!(json["mosquitto"]["mosquitto_kib_per_unit"], 25.0);
+        assert_eq!(json["mosquitto"]["gateway_kib_per_unit"], 70.0);
+        assert_eq!(json["mosquitto"]["gateway_to_mosquitto"], 2.8);
+        let text = with.to_string();
+        assert!(
+            text.contains("gateway 70.0 KiB, mosquitto 25.0 KiB"),
+            "{text}"
+        );
+        let page = with.page();
+        assert!(page.contains("Memory per idle TLS unit: gateway and mosquitto"));
+        assert!(page.contains("<td>gateway per idle unit</td><td>70.0 KiB</td>"));
     }
 
     #[test]

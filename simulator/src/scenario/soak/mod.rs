@@ -342,6 +342,7 @@ pub async fn run_soak(config: &SoakConfig) -> Result<SoakReport, ScenarioError> 
                 errors: errors.clone(),
                 stop: None,
                 acked: Some(meter.acked.clone()),
+                ack_latency: None,
             }))
         })
         .collect();

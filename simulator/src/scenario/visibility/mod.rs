@@ -285,6 +285,7 @@ pub async fn run_visibility(config: &VisibilityConfig) -> Result<VisibilityRepor
                 errors: errors.clone(),
                 stop: Some(stop_units_rx.clone()),
                 acked: None,
+                ack_latency: None,
             }))
         })
         .collect();

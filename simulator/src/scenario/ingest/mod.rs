@@ -1,0 +1,563 @@
+//! The ingest scenario: many units publish telemetry at a steady rate, and the report says
+//! how fast the gateway took it, how quickly points reached a live subscriber and history,
+//! and whether every acknowledged point was stored exactly once.
+//!
+//! Order of a run: provision the fleet (its own account, admin, devices, bound assets),
+//! open the account's SSE stream *before* any unit connects (so every point has a live
+//! subscriber), connect the units, publish while the storage probe samples (see
+//! `measure.rs` for the method), wait for the SSE count to catch up, then read every
+//! asset's history and compare sequence numbers with what the broker acknowledged. While the
+//! units publish, `timeline.rs` samples acknowledgements per second and, given the gateway's
+//! pid, its memory, for the report's charts (written by the command line, not here).
+//! Latencies use the sender's and receiver's wall clocks, which are the same clock when the
+//! simulator runs on one machine, as it does in tests.
+//!
+//! Every acknowledged point also gives its publish→ack round trip, timed by the unit
+//! itself (`unit::AckWaiter::wait_round_trip`) into one histogram for the run: the gateway
+//! sends a PUBACK only after the commit that stores the point, so this is what a unit waits
+//! for durability. The report and its text, JSON and page are in `report.rs`.
+//!
+//! With `baseline` on, the same load first runs against a bare embedded rumqttd from
+//! crates.io (`baseline/`), and the report gives the gateway's throughput as a ratio of the
+//! bare broker's, naming that broker and how it differs from the gateway run. The baseline goes first because both share the machine's cores: this way the
+//! gateway is idle while the bare broker is measured (its run has not begun), and the bare
+//! broker is idle while the gateway is (its units are disconnected and its threads parked,
+//! whereas a gateway that just finished still commits, fans out and frees memory); and a
+//! baseline that cannot start says so before the long gateway run instead of after it.
+
+mod report;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::baseline::{run_baseline, BaselineLoad, BaselineReport};
+use super::fleet::{connect_units, disconnect_all, new_run_id, provision, Fleet};
+use super::measure::{
+    consume_sse, probe_storage, verify_storage, wait_for_count, ProbeTarget, VerifyTarget,
+};
+use super::publish::{
+    ack_latency_recorder, drive_unit, percentiles_of, PublishPlan, SampleSlot, UnitJob, UnitOutcome,
+};
+use super::timeline::{sample_timeline, Timeline, SAMPLE_INTERVAL};
+use super::{progress_bar, ErrorLog, ScenarioError};
+use crate::scenario::Target;
+use crate::stats::{LatencyRecorder, SeqTally};
+use crate::unit::{BrokerAddr, SimUnit};
+
+pub(crate) use report::as_seconds;
+use report::throughput_ratio;
+pub use report::IngestReport;
+
+pub const MAX_UNITS: usize = 100_000;
+pub const MAX_DURATION: Duration = Duration::from_secs(3600);
+pub const MAX_RATE_PER_UNIT: f64 = 1000.0;
+/// Bounds memory (one flag per point is kept until the final check) and run time.
+pub const MAX_TOTAL_POINTS: u64 = 50_000_000;
+const MAX_PARALLELISM: usize = 1024;
+/// Gives every unit task time to be scheduled before the first tick.
+const START_DELAY: Duration = Duration::from_millis(100);
+
+/// What to run and against which gateway.
+#[derive(Clone, Debug)]
+pub struct IngestConfig {
+    /// The gateway, and the platform administrator's token the run sets itself up with.
+    pub target: Target,
+    pub units: usize,
+    /// Points per second per unit.
+    pub rate_per_unit: f64,
+    pub duration: Duration,
+    /// API calls and connection attempts in flight at once during setup and checking.
+    pub parallelism: usize,
+    /// How long to wait for acknowledgements, SSE delivery and history to catch up.
+    pub settle_timeout: Duration,
+    /// No progress bar.
+    pub quiet: bool,
+    /// Names the run's account, devices and assets; random when `None`.
+    pub run_id: Option<String>,
+    /// The gateway's process id when it runs on this machine: its resident memory is then
+    /// sampled each second from `/proc/<pid>/status`. `None`: memory is not measured.
+    pub gateway_pid: Option<u32>,
+    /// Run the same load against a bare embedded rumqttd first and report the gateway's
+    /// throughput as a ratio of it. Off in [`Self::new`]; the command line turns it on.
+    pub baseline: bool,
+}
+
+impl IngestConfig {
+    /// Defaults: 10 units, 1 point/s each, 10 s, plain MQTT, quiet.
+    pub fn new(
+        http_base: impl Into<String>,
+        mqtt: BrokerAddr,
+        admin_token: impl Into<String>,
+    ) -> Self {
+        Self::for_target(Target::new(http_base, mqtt, admin_token))
+    }
+
+    /// The defaults of [`Self::new`] against `target` (which may use TLS).
+    pub fn for_target(target: Target) -> Self {
+        Self {
+            target,
+            units: 10,
+            rate_per_unit: 1.0,
+            duration: Duration::from_secs(10),
+            parallelism: 32,
+            settle_timeout: Duration::from_secs(30),
+            quiet: true,
+            run_id: None,
+            gateway_pid: None,
+            baseline: false,
+        }
+    }
+
+    /// `rate × duration`, rounded: the exact number of points each unit sends.
+    pub fn points_per_unit(&self) -> u64 {
+        (self.rate_per_unit * self.duration.as_secs_f64()).round() as u64
+    }
+
+    /// `units × rate`: the load the run offers, whatever the broker can take.
+    pub fn offered_points_per_sec(&self) -> f64 {
+        self.units as f64 * self.rate_per_unit
+    }
+
+    /// Refuses settings that would run unbounded or measure nothing, with a message that
+    /// names the setting.
+    pub fn validate(&self) -> Result<(), ScenarioError> {
+        let invalid = |message: String| Err(ScenarioError::InvalidConfig(message));
+        if !(1..=MAX_UNITS).contains(&self.units) {
+            return invalid(format!("units must be 1..={MAX_UNITS}, got {}", self.units));
+        }
+        if self.duration.is_zero() || self.duration > MAX_DURATION {
+            return invalid(format!(
+                "duration must be more than 0 and at most {} s, got {:?}",
+                MAX_DURATION.as_secs(),
+                self.duration
+            ));
+        }
+        if !(self.rate_per_unit.is_finite()
+            && self.rate_per_unit > 0.0
+            && self.rate_per_unit <= MAX_RATE_PER_UNIT)
+        {
+            return invalid(format!(
+                "rate must be more than 0 and at most {MAX_RATE_PER_UNIT} points/s per unit, got {}",
+                self.rate_per_unit
+            ));
+        }
+        let per_unit = self.points_per_unit();
+        if per_unit == 0 {
+            return invalid("rate × duration rounds to zero points per unit".to_owned());
+        }
+        let total = per_unit.saturating_mul(self.units as u64);
+        if total > MAX_TOTAL_POINTS {
+            return invalid(format!(
+                "units × rate × duration = {total} points, more than the {MAX_TOTAL_POINTS} one run may send"
+            ));
+        }
+        if !(1..=MAX_PARALLELISM).contains(&self.parallelism) {
+            return invalid(format!(
+                "parallelism must be 1..={MAX_PARALLELISM}, got {}",
+                self.parallelism
+            ));
+        }
+        if let Some(run_id) = &self.run_id {
+            let fits = (1..=16).contains(&run_id.len())
+                && run_id
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+            if !fits {
+                return invalid(format!(
+                    "run id must be 1..=16 lowercase ASCII letters or digits, got {run_id:?}"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs the scenario. `Err` only when the run could not take place at all (bad settings,
+/// setup refused, no unit connected); everything else is in the report.
+pub async fn run_ingest(config: &IngestConfig) -> Result<IngestReport, ScenarioError> {
+    config.validate()?;
+    let run_id = config.run_id.clone().unwrap_or_else(new_run_id);
+    let errors = Arc::new(ErrorLog::default());
+    let baseline = if config.baseline {
+        run_baseline_first(config, &run_id, &errors).await
+    } else {
+        None
+    };
+    let platform_admin = config
+        .target
+        .platform_admin()
+        .map_err(ScenarioError::api("gateway URL"))?;
+    let fleet = provision(&platform_admin, &run_id, config.units, config.parallelism).await?;
+    let live = LiveStream::open(&fleet, &errors).await?;
+
+    let units = match connect(config, &fleet, &errors).await {
+        Ok(units) => units,
+        Err(error) => {
+            live.stop();
+            return Err(error);
+        }
+    };
+
+    let load = publish_load(config, &fleet, &units, &errors).await;
+    let points_acked: u64 = load
+        .outcomes
+        .iter()
+        .map(|outcome| outcome.acknowledged.iter().filter(|acked| **acked).count() as u64)
+        .sum();
+    let (sse_received, sse_latency) = live.finish(points_acked, config, &errors).await;
+    let points_sent: u64 = load.outcomes.iter().map(|outcome| outcome.sent).sum();
+
+    let tally = verify(config, &fleet, &units, load.outcomes, &errors).await;
+    let units_connected = units.len();
+    disconnect_all(units, config.parallelism, &errors).await;
+
+    let seconds = load.elapsed.as_secs_f64();
+    let points_per_sec = if seconds > 0.0 {
+        points_acked as f64 / seconds
+    } else {
+        0.0
+    };
+    let offered = config.offered_points_per_sec();
+    Ok(IngestReport {
+        run_id,
+        account_id: fleet.account.id,
+        units: units_connected,
+        points_sent,
+        points_acked,
+        points_stored: tally.stored_rows,
+        missing: tally.missing,
+        duplicates: tally.duplicates,
+        sse_received,
+        elapsed: load.elapsed,
+        points_per_sec,
+        publish_to_sse: sse_latency.percentiles(),
+        publish_to_stored: load.store_latency.percentiles(),
+        publish_to_ack: load.ack_latency,
+        timeline: load.timeline,
+        offered_points_per_sec: offered,
+        gateway_tls: config.target.tls_server_name.is_some(),
+        throughput_ratio: throughput_ratio(points_per_sec, baseline.as_ref()),
+        baseline_at_limit: baseline.as_ref().map(|baseline| baseline.at_limit(offered)),
+        baseline,
+        errors: ErrorLog::finish(errors),
+    })
+}
+
+/// Connects one unit per machine; `Err` when none could.
+async fn connect(
+    config: &IngestConfig,
+    fleet: &Fleet,
+    errors: &ErrorLog,
+) -> Result<Vec<(usize, Arc<SimUnit>)>, ScenarioError> {
+    let connected = connect_units(
+        &fleet.machines,
+        &config.target.mqtt,
+        config.target.tls_server_name.as_deref(),
+        config.parallelism,
+        errors,
+    )
+    .await;
+    if connected.is_empty() {
+        return Err(ScenarioError::NoUnits(
+            errors
+                .first()
+                .unwrap_or_else(|| "no unit to connect".to_owned()),
+        ));
+    }
+    Ok(connected
+        .into_iter()
+        .map(|(machine, unit)| (machine, Arc::new(unit)))
+        .collect())
+}
+
+/// Reads every asset's history and compares it with what its unit had acknowledged.
+async fn verify(
+    config: &IngestConfig,
+    fleet: &Fleet,
+    units: &[(usize, Arc<SimUnit>)],
+    outcomes: Vec<UnitOutcome>,
+    errors: &ErrorLog,
+) -> SeqTally {
+    let targets = outcomes
+        .into_iter()
+        .map(|outcome| VerifyTarget {
+            asset_id: fleet.machines[units[outcome.position].0].asset_id.clone(),
+            acknowledged: outcome.acknowledged,
+        })
+        .collect();
+    let deadline = Instant::now() + config.settle_timeout;
+    verify_storage(&fleet.client, targets, config.parallelism, deadline, errors).await
+}
+
+/// The same load against the bare broker, before the gateway run (see the module doc for
+/// why first). A baseline that cannot start is an error of the report, not of the run.
+async fn run_baseline_first(
+    config: &IngestConfig,
+    run_id: &str,
+    errors: &ErrorLog,
+) -> Option<BaselineReport> {
+    let load = BaselineLoad {
+        run_id: run_id.to_owned(),
+        units: config.units,
+        rate_per_unit: config.rate_per_unit,
+        points_per_unit: config.points_per_unit(),
+        parallelism: config.parallelism,
+        settle_timeout: config.settle_timeout,
+        quiet: config.quiet,
+        gateway_tls: config.target.tls_server_name.is_some(),
+    };
+    match run_baseline(&load).await {
+        Ok(report) => Some(report),
+        Err(problem) => {
+            errors.push(format!("baseline: {problem}"));
+            None
+        }
+    }
+}
+
+/// The account's live stream, read by its own task from before the first unit connects.
+struct LiveStream {
+    received: Arc<AtomicU64>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<LatencyRecorder>,
+}
+
+impl LiveStream {
+    async fn open(fleet: &Fleet, errors: &Arc<ErrorLog>) -> Result<LiveStream, ScenarioError> {
+        let sse = fleet
+            .client
+            .stream("/v1/stream")
+            .await
+            .map_err(ScenarioError::api("open the account's live stream"))?;
+        let received = Arc::new(AtomicU64::new(0));
+        let (stop, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(consume_sse(sse, received.clone(), stop_rx, errors.clone()));
+        Ok(LiveStream {
+            received,
+            stop,
+            task,
+        })
+    }
+
+    fn stop(&self) {
+        let _ = self.stop.send(true);
+    }
+
+    /// Waits (up to the settle timeout) until the stream delivered `points_acked` points,
+    /// then stops reading: the points it delivered and their publish→SSE latencies.
+    async fn finish(
+        self,
+        points_acked: u64,
+        config: &IngestConfig,
+        errors: &ErrorLog,
+    ) -> (u64, LatencyRecorder) {
+        let deadline = Instant::now() + config.settle_timeout;
+        if !wait_for_count(&self.received, points_acked, deadline).await {
+            errors.push(format!(
+                "SSE delivered {} of {points_acked} acknowledged points within {:?}",
+                self.received.load(Ordering::Relaxed),
+                config.settle_timeout
+            ));
+        }
+        self.stop();
+        let latency = self.task.await.unwrap_or_else(|error| {
+            errors.push(format!("the SSE reader failed: {error}"));
+            LatencyRecorder::new()
+        });
+        (self.received.load(Ordering::Relaxed), latency)
+    }
+}
+
+/// Starts the storage probe (see `measure.rs`) over every unit's sample slot; it samples
+/// until `sending_done` flips.
+fn start_probe(
+    config: &IngestConfig,
+    fleet: &Fleet,
+    units: &[(usize, Arc<SimUnit>)],
+    slots: &[SampleSlot],
+    plan: &PublishPlan,
+    sending_done: watch::Receiver<bool>,
+    errors: &Arc<ErrorLog>,
+) -> JoinHandle<LatencyRecorder> {
+    let probe_targets = units
+        .iter()
+        .zip(slots)
+        .map(|((machine, _), slot)| ProbeTarget {
+            slot: slot.clone(),
+            asset_id: fleet.machines[*machine].asset_id.clone(),
+        })
+        .collect();
+    tokio::spawn(probe_storage(
+        fleet.client.clone(),
+        probe_targets,
+        sending_done,
+        plan.period * 2 + Duration::from_secs(1),
+        config.settle_timeout,
+        errors.clone(),
+    ))
+}
+
+/// What the publishing phase measured.
+struct Load {
+    outcomes: Vec<UnitOutcome>,
+    /// From the first scheduled send until the last unit had all its acknowledgements.
+    elapsed: Duration,
+    timeline: Timeline,
+    store_latency: LatencyRecorder,
+    ack_latency: crate::stats::Percentiles,
+}
+
+/// Every unit sends its points on the plan's schedule while the storage probe samples
+/// publish→stored and the timeline samples acknowledgements (and memory) each second.
+async fn publish_load(
+    config: &IngestConfig,
+    fleet: &Fleet,
+    units: &[(usize, Arc<SimUnit>)],
+    errors: &Arc<ErrorLog>,
+) -> Load {
+    let plan = PublishPlan {
+        points_per_unit: config.points_per_unit(),
+        period: Duration::from_secs_f64(1.0 / config.rate_per_unit),
+        start: Instant::now() + START_DELAY,
+        units: units.len(),
+        ack_timeout: config.settle_timeout,
+    };
+    let progress = progress_bar(
+        plan.points_per_unit * units.len() as u64,
+        "acknowledged",
+        config.quiet,
+    );
+    let slots: Vec<_> = units.iter().map(|_| Arc::new(Mutex::new(None))).collect();
+    let (sending_done, sending_done_rx) = watch::channel(false);
+    let probe_task = start_probe(config, fleet, units, &slots, &plan, sending_done_rx, errors);
+    let acked_counter = Arc::new(AtomicU64::new(0));
+    let ack_latency = ack_latency_recorder();
+    let (units_done, units_done_rx) = watch::channel(false);
+    let timeline_task = tokio::spawn(sample_timeline(
+        acked_counter.clone(),
+        config.gateway_pid,
+        plan.start,
+        SAMPLE_INTERVAL,
+        units_done_rx,
+    ));
+    let unit_tasks: Vec<_> = units
+        .iter()
+        .zip(&slots)
+        .enumerate()
+        .map(|(position, ((machine, unit), slot))| {
+            tokio::spawn(drive_unit(UnitJob {
+                unit: unit.clone(),
+                position,
+                seed: *machine as u64,
+                plan,
+                sample_slot: slot.clone(),
+                progress: progress.clone(),
+                errors: errors.clone(),
+                stop: None,
+                acked: Some(acked_counter.clone()),
+                ack_latency: Some(ack_latency.clone()),
+            }))
+        })
+        .collect();
+    let mut outcomes: Vec<UnitOutcome> = Vec::with_capacity(unit_tasks.len());
+    for task in unit_tasks {
+        match task.await {
+            Ok(outcome) => outcomes.push(outcome),
+            Err(error) => errors.push(format!("a unit task failed: {error}")),
+        }
+    }
+    let elapsed = plan.start.elapsed();
+    let _ = units_done.send(true);
+    let timeline = timeline_task.await.unwrap_or_else(|error| {
+        errors.push(format!("the timeline sampler failed: {error}"));
+        Timeline::default()
+    });
+    progress.finish_and_clear();
+    let _ = sending_done.send(true);
+    let store_latency = probe_task.await.unwrap_or_else(|error| {
+        errors.push(format!("the storage probe failed: {error}"));
+        LatencyRecorder::new()
+    });
+    Load {
+        outcomes,
+        elapsed,
+        timeline,
+        store_latency,
+        ack_latency: percentiles_of(&ack_latency),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> IngestConfig {
+        IngestConfig::new(
+            "http://127.0.0.1:1",
+            "127.0.0.1:1883".parse().expect("addr"),
+            "token",
+        )
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        assert!(config().validate().is_ok());
+        assert_eq!(config().points_per_unit(), 10);
+    }
+
+    #[test]
+    fn bounds_are_enforced() {
+        let too_long = IngestConfig {
+            duration: Duration::from_secs(3601),
+            ..config()
+        };
+        assert!(too_long.validate().is_err());
+        let too_many = IngestConfig {
+            units: 100_001,
+            ..config()
+        };
+        assert!(too_many.validate().is_err());
+        let no_points = IngestConfig {
+            rate_per_unit: 0.01,
+            duration: Duration::from_secs(1),
+            ..config()
+        };
+        assert!(no_points.validate().is_err());
+        let bad_rate = IngestConfig {
+            rate_per_unit: f64::NAN,
+            ..config()
+        };
+        assert!(bad_rate.validate().is_err());
+        let huge = IngestConfig {
+            units: 100_000,
+            rate_per_unit: 100.0,
+            duration: Duration::from_secs(3600),
+            ..config()
+        };
+        assert!(huge.validate().is_err());
+        let bad_run_id = IngestConfig {
+            run_id: Some("Has-Dash".into()),
+            ..config()
+        };
+        assert!(bad_run_id.validate().is_err());
+    }
+
+    #[test]
+    fn baseline_is_off_by_default_in_the_library() {
+        assert!(!config().baseline);
+        assert_eq!(
+            IngestConfig {
+                units: 1000,
+                rate_per_unit: 100.0,
+                ..config()
+            }
+            .offered_points_per_sec(),
+            100_000.0
+        );
+    }
+}
