@@ -16,9 +16,11 @@ fn decode(c: &mut Criterion) {
     });
     let decoded = telemetry::decode(&payload, NOW).expect("valid").point;
     let asset = storage::AssetId::parse("ex1").expect("id");
-    group.bench_function("render_json", |b| {
+    // The old path (a `Value` tree, then text) beside the one the live path uses now.
+    group.bench_function("render_json_value", |b| {
         b.iter(|| decoded.to_json(&asset).to_string())
     });
+    group.bench_function("render_json", |b| b.iter(|| decoded.render_json(&asset)));
     group.finish();
 }
 

@@ -55,7 +55,8 @@ struct Session<S> {
     buf: BytesMut,
     busy: bool,
     peer: Peer,
-    clean: bool,
+    /// Whether the session's state outlives the connection (persistent session).
+    keep_state: bool,
     mailbox: Arc<Mailbox>,
     deliveries: Option<mpsc::Receiver<Delivery>>,
     acks: FuturesOrdered<AckFuture>,
@@ -120,7 +121,10 @@ where
         buf,
         busy: false,
         peer,
-        clean: connect.clean,
+        // MQTT 5 §3.1.2.11.2: a session expiry of 0 (the default) ends the session with
+        // the connection, clean start or not; MQTT 3.1.1 keeps it until a clean session.
+        keep_state: !connect.clean
+            && (connect.version == codec::Version::V4 || connect.session_expiry_s.unwrap_or(0) > 0),
         mailbox: admitted.mailbox,
         deliveries: admitted.deliveries,
         acks: FuturesOrdered::new(),
@@ -596,7 +600,7 @@ where
         }
         let _ = self.flush().await;
         let _ = self.stream.shutdown().await;
-        let keep = (!self.clean).then(|| Persisted {
+        let keep = self.keep_state.then(|| Persisted {
             subscriptions: std::mem::take(&mut self.subscriptions),
             queue: drain_queue(&mut self.deliveries),
         });
