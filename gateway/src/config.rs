@@ -24,7 +24,8 @@ pub struct ServeArgs {
     /// MQTT over TLS address (client certificates required).
     #[arg(long, env = "FLEETGATE_MQTT_TLS_ADDR")]
     pub mqtt_tls_addr: Option<SocketAddr>,
-    /// Plain MQTT for development only: loopback only, no topic isolation. Off by default.
+    /// Plain MQTT for development only: loopback only, no authentication (the client id is
+    /// the identity; the topic ACL applies). Off by default.
     #[arg(long, env = "FLEETGATE_MQTT_PLAIN_ADDR")]
     pub mqtt_plain_addr: Option<SocketAddr>,
     /// Telemetry group-commit window in milliseconds: the most a hard crash can lose.
@@ -48,8 +49,8 @@ pub struct ServeArgs {
     #[arg(long, env = "FLEETGATE_SMS_WEBHOOK_URL")]
     pub sms_webhook_url: Option<String>,
     /// Most MQTT sessions at once; a CONNECT beyond is refused (MQTT 5 0x97 quota
-    /// exceeded, 3.1.1 0x03 server unavailable). Default: the open-file limit less a
-    /// reserve for HTTP and the store.
+    /// exceeded, 3.1.1 0x03 server unavailable). Default: the open-file soft limit less
+    /// 1,024 (HTTP clients, the store) and less the live-stream cap.
     #[arg(long, env = "FLEETGATE_MQTT_MAX_SESSIONS")]
     pub mqtt_max_sessions: Option<usize>,
     /// Most open live streams (SSE) at once; beyond it a new stream answers 503.
@@ -234,8 +235,9 @@ impl Config {
         if let Some(plain) = self.mqtt_plain_addr {
             if !plain.ip().is_loopback() {
                 bail!(
-                    "--mqtt-plain-addr {plain}: the plain MQTT listener has no topic isolation \
-                     and may only bind a loopback address (127.0.0.1 or ::1)"
+                    "--mqtt-plain-addr {plain}: the plain MQTT listener has no authentication \
+                     (the client id is the identity) and may only bind a loopback address \
+                     (127.0.0.1 or ::1)"
                 );
             }
         }

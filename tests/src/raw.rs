@@ -62,8 +62,21 @@ impl RawClient {
 
     /// A QoS 1 publish with a chosen packet id and DUP flag.
     pub async fn publish(&mut self, topic: &str, payload: &[u8], packet_id: u16, dup: bool) {
-        let mut publish = v4::Publish::new(topic, QoS::AtLeastOnce, payload.to_vec());
-        publish.pkid = packet_id;
+        self.publish_qos(topic, payload, QoS::AtLeastOnce, packet_id, dup)
+            .await;
+    }
+
+    /// A publish at any QoS (the packet id is left out for QoS 0).
+    pub async fn publish_qos(
+        &mut self,
+        topic: &str,
+        payload: &[u8],
+        qos: QoS,
+        packet_id: u16,
+        dup: bool,
+    ) {
+        let mut publish = v4::Publish::new(topic, qos, payload.to_vec());
+        publish.pkid = if qos == QoS::AtMostOnce { 0 } else { packet_id };
         publish.dup = dup;
         self.send(Packet::Publish(publish)).await;
     }
@@ -95,4 +108,18 @@ impl RawClient {
             }
         }
     }
+}
+
+/// An MQTT 5 CONNECT (clean start, keep alive 30 s) as bytes, for raw MQTT 5 conversations.
+pub fn v5_connect(client_id: &str) -> BytesMut {
+    use rumqttc::v5::mqttbytes::v5::Connect;
+    let mut out = BytesMut::new();
+    let connect = Connect {
+        keep_alive: 30,
+        client_id: client_id.into(),
+        clean_start: true,
+        properties: None,
+    };
+    connect.write(&None, &None, &mut out).expect("encodes");
+    out
 }

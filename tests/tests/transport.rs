@@ -586,14 +586,7 @@ async fn shutdown_acknowledges_what_it_commits_then_says_goodbye() {
     let mut socket = tokio::net::TcpStream::connect((host.as_str(), port))
         .await
         .expect("TCP");
-    let mut out = bytes::BytesMut::new();
-    let connect = m5::Connect {
-        keep_alive: 30,
-        client_id: "unit1".into(),
-        clean_start: true,
-        properties: None,
-    };
-    connect.write(&None, &None, &mut out).expect("encodes");
+    let mut out = tests::raw::v5_connect("unit1");
     let mut publish = m5::Publish::new(
         "/tenants/unit1/telemetry",
         Q5::AtLeastOnce,
@@ -674,4 +667,99 @@ print(message.payload.decode())
     let key_set: Value = serde_json::from_slice(&output.stdout).expect("the key set as JSON");
     assert_eq!(key_set["version"], 0);
     assert_eq!(fleet.history("ex1", 1).await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qos2_is_received_after_the_commit_and_stored_once_and_qos0_is_stored() {
+    let gateway = TestGateway::start_with_window(Duration::from_millis(300));
+    let fleet = Fleet::create(&gateway, "Acme").await;
+    fleet.unit_with_asset("unit1", "ex1").await;
+    let (mut unit, _) = RawClient::connect(&gateway.mqtt_plain(), "unit1", 30, true).await;
+    let topic = "/tenants/unit1/telemetry";
+    unit.publish_qos(topic, br#"{"fuel_pct":1}"#, QoS::ExactlyOnce, 9, false)
+        .await;
+    assert!(matches!(unit.recv(WAIT).await, Some(Packet::PubRec(r)) if r.pkid == 9));
+    assert_eq!(
+        stored(&fleet, "ex1").await.len(),
+        1,
+        "PUBREC after the commit"
+    );
+    // The PUBREC was lost: the unit resends before PUBREL. Received again, stored once.
+    unit.publish_qos(topic, br#"{"fuel_pct":1}"#, QoS::ExactlyOnce, 9, true)
+        .await;
+    assert!(matches!(unit.recv(WAIT).await, Some(Packet::PubRec(r)) if r.pkid == 9));
+    unit.send(Packet::PubRel(v4::PubRel::new(9))).await;
+    assert!(matches!(unit.recv(WAIT).await, Some(Packet::PubComp(c)) if c.pkid == 9));
+    assert_eq!(stored(&fleet, "ex1").await.len(), 1, "exactly once");
+    // QoS 0: nothing to acknowledge; stored while the store keeps up.
+    unit.publish_qos(topic, br#"{"fuel_pct":2}"#, QoS::AtMostOnce, 0, false)
+        .await;
+    assert_eq!(fleet.history("ex1", 2).await.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_persistent_integration_gets_what_arrived_while_it_was_away() {
+    let gateway = TestGateway::start();
+    let fleet = Fleet::create(&gateway, "Acme").await;
+    fleet.unit_with_asset("unit1", "ex1").await;
+    let account = fleet.account_id.to_string();
+    let plain = gateway.mqtt_plain();
+    let (mut integration, _) = RawClient::connect(&plain, &account, 30, false).await;
+    let filter = format!("/tenants/{account}/assets/+/telemetry");
+    integration
+        .send(Packet::Subscribe(v4::Subscribe::new(
+            &filter,
+            QoS::AtLeastOnce,
+        )))
+        .await;
+    assert!(matches!(
+        integration.recv(WAIT).await,
+        Some(Packet::SubAck(_))
+    ));
+    integration.send(Packet::Disconnect).await;
+    assert!(integration.closed(WAIT).await);
+    let unit = fleet.connect("unit1").await;
+    for n in 1..=3 {
+        unit.publish_point(&json!({"fuel_pct": n}))
+            .await
+            .expect("acknowledged");
+    }
+    let (mut back, ack) = RawClient::connect(&plain, &account, 30, false).await;
+    assert!(ack.expect("connack").session_present);
+    let mut fuel = Vec::new();
+    while fuel.len() < 3 {
+        match back.recv(WAIT).await {
+            Some(Packet::Publish(p)) => {
+                let point: Value = serde_json::from_slice(&p.payload).expect("json");
+                fuel.push(point["fuel_pct"].as_f64().expect("fuel"));
+            }
+            other => panic!("after {fuel:?}: expected the queued points, got {other:?}"),
+        }
+    }
+    assert_eq!(fuel, vec![1.0, 2.0, 3.0], "in order, none lost while away");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mqtt5_goodbye_without_reason_is_a_clean_disconnect() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let gateway = TestGateway::start();
+    let fleet = Fleet::create(&gateway, "Acme").await;
+    fleet.unit_with_asset("unit1", "ex1").await;
+    let (host, port) = gateway.mqtt_plain();
+    let mut socket = tokio::net::TcpStream::connect((host.as_str(), port))
+        .await
+        .expect("TCP");
+    socket
+        .write_all(&tests::raw::v5_connect("unit1"))
+        .await
+        .expect("CONNECT");
+    status_where(&fleet, "unit1", |s| s["online"] == true).await;
+    // What mosquitto_pub -V mqttv5 sends: DISCONNECT, remaining length 0 (MQTT 5 §3.14.2.1).
+    socket.write_all(&[0xE0, 0x00]).await.expect("DISCONNECT");
+    let _ = tokio::time::timeout(WAIT, socket.read_to_end(&mut Vec::new())).await;
+    let ended = status_where(&fleet, "unit1", |s| s["online"] == false).await;
+    assert_eq!(
+        ended["last_disconnect_reason"], "client_disconnect",
+        "{ended}"
+    );
 }

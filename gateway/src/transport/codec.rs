@@ -185,6 +185,13 @@ pub fn read(
     if buf.len() < length {
         return NEED_MORE;
     }
+    if kind == 14 && version == Version::V5 {
+        // MQTT 5 §3.14.2.1: a DISCONNECT may carry no reason code and no properties
+        // (remaining length 0, what mosquitto sends), which rumqttc's reader refuses.
+        // The reason does not change what the gateway does, so it is not decoded.
+        let _ = buf.split_to(length);
+        return Ok(Some(In::Disconnect));
+    }
     let malformed = |err: &dyn std::fmt::Display| Violation::Malformed(err.to_string());
     match version {
         Version::V4 => from_v4(v4::Packet::read(buf, max_packet).map_err(|e| malformed(&e))?),
@@ -627,6 +634,22 @@ mod tests {
             read(Version::V4, &mut buf, 65_536).unwrap_err(),
             Violation::TooLarge(1 + 3 + 1_048_576)
         );
+    }
+
+    #[test]
+    fn an_mqtt5_disconnect_without_reason_or_properties_is_a_disconnect() {
+        for bytes in [
+            &[0xE0u8, 0x00][..],
+            &[0xE0, 0x01, 0x00],
+            &[0xE0, 0x02, 0x04, 0x00],
+        ] {
+            let mut buf = BytesMut::from(bytes);
+            assert!(
+                matches!(read(Version::V5, &mut buf, 1024), Ok(Some(In::Disconnect))),
+                "{bytes:?}"
+            );
+            assert!(buf.is_empty());
+        }
     }
 
     #[test]
