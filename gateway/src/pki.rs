@@ -87,10 +87,7 @@ pub enum CsrError {
 /// bytes (x509-parser's `raw_serial()`), no separators, e.g. `"5f01c2..."`. Used when
 /// issuing and when reading a presented certificate, so the two can never differ.
 pub fn serial_hex(der_serial_bytes: &[u8]) -> String {
-    der_serial_bytes
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    hex::encode(der_serial_bytes)
 }
 
 /// A fresh random serial: 16 bytes, top bit of the first byte cleared (a positive

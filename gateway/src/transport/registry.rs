@@ -243,66 +243,55 @@ impl Registry {
         }
     }
 
-    /// Closes the live session of `tenant` and waits (bounded) until it has ended.
-    pub async fn close(&self, tenant: &str, reason: CloseReason) {
-        let waiting = {
-            let tables = lock(&self.tables);
-            tables.live.get(tenant).map(|entry| {
-                entry.mailbox.close(reason);
+    /// Asks every live session `matches` picks to close with `reason`; returns what to
+    /// wait on for each to end.
+    fn close_matching(
+        &self,
+        reason: &CloseReason,
+        matches: impl Fn(&str, &Entry) -> bool,
+    ) -> Vec<watch::Receiver<bool>> {
+        let tables = lock(&self.tables);
+        tables
+            .live
+            .iter()
+            .filter(|(tenant, entry)| matches(tenant, entry))
+            .map(|(_, entry)| {
+                entry.mailbox.close(reason.clone());
                 entry.ended.clone()
             })
-        };
-        if let Some(ended) = waiting {
-            wait_ended(ended, Duration::from_secs(5)).await;
-        }
+            .collect()
+    }
+
+    /// Closes the live session of `tenant` and waits (bounded) until it has ended.
+    pub async fn close(&self, tenant: &str, reason: CloseReason) {
+        let waiting = self.close_matching(&reason, |live, _| live == tenant);
+        wait_all(waiting, Duration::from_secs(5)).await;
     }
 
     /// Closes every live session presented with one of `serials`; waits until they ended.
     pub async fn close_serials(&self, serials: &[String]) {
-        let waiting: Vec<_> = {
-            let tables = lock(&self.tables);
-            tables
-                .live
-                .values()
-                .filter(|entry| {
-                    entry
-                        .serial
-                        .as_deref()
-                        .is_some_and(|serial| serials.iter().any(|s| s == serial))
-                })
-                .map(|entry| {
-                    entry.mailbox.close(CloseReason::Revoked);
-                    entry.ended.clone()
-                })
-                .collect()
-        };
-        for ended in waiting {
-            wait_ended(ended, Duration::from_secs(5)).await;
-        }
+        let waiting = self.close_matching(&CloseReason::Revoked, |_, entry| {
+            entry
+                .serial
+                .as_deref()
+                .is_some_and(|serial| serials.iter().any(|s| s == serial))
+        });
+        wait_all(waiting, Duration::from_secs(5)).await;
     }
 
     /// Refuses new sessions and asks every live one to finish its acknowledgements and
     /// close; waits until all have ended or `within` passed.
     pub async fn drain(&self, within: Duration) {
         self.draining.store(true, Ordering::Release);
-        let waiting: Vec<_> = {
-            let tables = lock(&self.tables);
-            tables
-                .live
-                .values()
-                .map(|entry| {
-                    entry.mailbox.close(CloseReason::ShuttingDown);
-                    entry.ended.clone()
-                })
-                .collect()
-        };
-        let all = futures_util::future::join_all(
-            waiting.into_iter().map(|ended| wait_ended(ended, within)),
-        );
-        let _ = tokio::time::timeout(within + Duration::from_secs(1), all).await;
+        let waiting = self.close_matching(&CloseReason::ShuttingDown, |_, _| true);
+        wait_all(waiting, within).await;
     }
 }
 
-async fn wait_ended(mut ended: watch::Receiver<bool>, within: Duration) {
-    let _ = tokio::time::timeout(within, ended.wait_for(|done| *done)).await;
+/// Waits, for at most `within` in all, until every one of the sessions has ended.
+async fn wait_all(waiting: Vec<watch::Receiver<bool>>, within: Duration) {
+    let all = futures_util::future::join_all(waiting.into_iter().map(|mut ended| async move {
+        let _ = ended.wait_for(|done| *done).await;
+    }));
+    let _ = tokio::time::timeout(within, all).await;
 }

@@ -68,7 +68,8 @@ pub fn identity_of(der: &[u8]) -> Option<PeerIdentity> {
         .to_owned();
     Some(PeerIdentity {
         tenant,
-        serial: hex::encode(cert.raw_serial()),
+        // The spelling the CA recorded at issue, so the deny list matches it.
+        serial: crate::pki::serial_hex(cert.raw_serial()),
     })
 }
 
