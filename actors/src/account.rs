@@ -4,10 +4,12 @@
 //! account may see them) and delivers them to the account's SSE streams and to its MQTT
 //! integration topic `/tenants/{a}/assets/{x}/telemetry`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
 use bytes::Bytes;
+use storage::telemetry::Point;
 use storage::{AccountId, AssetId};
 use tokio::sync::mpsc;
 
@@ -102,25 +104,41 @@ impl Actor for AccountActor {
     }
 }
 
-/// A point for this account, already rendered under the asset id the account knows.
+/// A point or access event for this account, under the asset id the account knows.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
 pub struct Deliver {
     pub asset_id: AssetId,
-    /// The SSE event name: `point`, or `access` for an access event.
-    pub event: &'static str,
-    pub json: Bytes,
+    pub payload: Live,
+}
+
+/// What a [`Deliver`] carries.
+#[derive(Debug, Clone)]
+pub enum Live {
+    /// A telemetry point, shared with the writer and the unit's latest: rendered here, and
+    /// only if someone listens (most accounts have no open stream, and a reader whose
+    /// buffer is full would drop it anyway).
+    Point(Arc<Point>),
+    /// An access event, rendered by the device actor (the owner's stream only).
+    Access(Bytes),
 }
 
 impl Handler<Deliver> for AccountActor {
     type Result = ();
 
     fn handle(&mut self, msg: Deliver, _: &mut Self::Context) {
+        let (event, mut json) = match msg.payload {
+            Live::Point(point) => ("point", Json::Point(point)),
+            Live::Access(json) => ("access", Json::Rendered(json)),
+        };
         // Integrations get points; access events are for the owner's live stream only.
-        if msg.event == "point" {
-            self.shared
-                .mqtt
-                .deliver(&self.account_id, &msg.asset_id, msg.json.clone());
+        if let Json::Point(_) = json {
+            if self.shared.mqtt.listening(&self.account_id) {
+                let payload = json.rendered(&msg.asset_id);
+                self.shared
+                    .mqtt
+                    .deliver(&self.account_id, &msg.asset_id, payload);
+            }
         }
         let mut closed = false;
         for subscriber in &self.subscribers {
@@ -131,9 +149,13 @@ impl Handler<Deliver> for AccountActor {
             {
                 continue;
             }
+            if subscriber.events.capacity() == 0 && !subscriber.events.is_closed() {
+                self.shared.metrics.sse_dropped.inc();
+                continue;
+            }
             let event = LiveEvent::Event {
-                event: msg.event,
-                data: msg.json.clone(),
+                event,
+                data: json.rendered(&msg.asset_id),
             };
             match subscriber.events.try_send(event) {
                 Ok(()) => {}
@@ -145,6 +167,24 @@ impl Handler<Deliver> for AccountActor {
         }
         if closed {
             self.retain_open();
+        }
+    }
+}
+
+/// A live payload as JSON, rendered the first time someone needs it.
+enum Json {
+    Point(Arc<Point>),
+    Rendered(Bytes),
+}
+
+impl Json {
+    fn rendered(&mut self, asset_id: &AssetId) -> Bytes {
+        if let Json::Point(point) = self {
+            *self = Json::Rendered(Bytes::from(point.render_json(asset_id)));
+        }
+        match self {
+            Json::Rendered(json) => json.clone(),
+            Json::Point(_) => unreachable!("rendered just above"),
         }
     }
 }

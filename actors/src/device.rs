@@ -7,13 +7,15 @@
 //! order, so an audience change acknowledged by this actor is a clean cut: no point handled
 //! after it reaches an account that was removed.
 
+use std::sync::Arc;
+
 use actix::prelude::*;
 use bytes::Bytes;
 use storage::model::{BoundAsset, DeviceStatus};
 use storage::telemetry::{self, Point};
 use storage::{AccountId, AssetId, DeviceId};
 
-use crate::account::{AccountActor, Deliver};
+use crate::account::{AccountActor, Deliver, Live};
 use crate::{Completion, Context as Shared, Outcome};
 
 /// An account that may see this unit's points, under the asset id it knows them by.
@@ -40,7 +42,7 @@ pub struct DeviceActor {
     pub(crate) device_id: DeviceId,
     pub(crate) binding: Option<BoundAsset>,
     pub(crate) audience: Vec<Viewer>,
-    latest: Option<Point>,
+    latest: Option<Arc<Point>>,
     pub(crate) status: DeviceStatus,
     /// The unit's key set as last built (see `crate::keys`); published retained.
     pub(crate) key_set: Option<storage::keys::KeySet>,
@@ -59,6 +61,8 @@ pub struct DeviceActor {
     deregistered: bool,
     /// The unit's sessions since the gateway started (not stored).
     pub(crate) session: SessionStats,
+    /// A status change from a point waits to be written (see [`STATUS_EVERY`]).
+    status_due: bool,
     pub(crate) shared: Shared,
 }
 
@@ -83,11 +87,12 @@ impl DeviceActor {
             device_id,
             binding: loaded.binding,
             audience: loaded.audience,
-            latest: loaded.latest,
+            latest: loaded.latest.map(Arc::new),
             status: loaded.status,
             last_stamp,
             recent_stamps: std::collections::VecDeque::new(),
             session: SessionStats::default(),
+            status_due: false,
             key_set: loaded.key_set,
             ack_waiters: Vec::new(),
             access_seq: 0,
@@ -117,7 +122,26 @@ impl DeviceActor {
             .status(self.device_id.clone(), self.status.clone());
     }
 
-    fn telemetry(&mut self, msg: Inbound) {
+    /// Writes the status a point changed (counts, last seen) within [`STATUS_EVERY`]: one
+    /// status per unit per interval instead of one per point, which cost the writer a job,
+    /// a clone and a map insert for every point.
+    fn save_status_soon(&mut self, ctx: &mut actix::Context<Self>) {
+        if self.status_due {
+            return;
+        }
+        self.status_due = true;
+        ctx.run_later(STATUS_EVERY, |actor, _| actor.save_status_now());
+    }
+
+    fn save_status_now(&mut self) {
+        if std::mem::take(&mut self.status_due) {
+            self.shared
+                .writer
+                .status(self.device_id.clone(), self.status.clone());
+        }
+    }
+
+    fn telemetry(&mut self, msg: Inbound, ctx: &mut actix::Context<Self>) {
         let Some(binding) = self.binding.clone() else {
             self.refuse(
                 "unbound_device",
@@ -137,7 +161,7 @@ impl DeviceActor {
         if decoded.unit_ts.is_none() {
             decoded.point.ts = storage::time::Timestamp(self.stamp(&msg, now.0));
         }
-        let point = decoded.point;
+        let point = Arc::new(decoded.point);
         self.shared.metrics.points_ingested.inc();
         self.status.points += 1;
         self.status.last_seen = Some(now);
@@ -148,34 +172,21 @@ impl DeviceActor {
         {
             self.latest = Some(point.clone());
         }
-        // Rendered once per asset id (viewers mostly share the owner's) and shared.
-        let mut rendered: Option<(&AssetId, Bytes)> = None;
         for viewer in self
             .audience
             .iter()
             .filter(|viewer| viewer.until.is_none_or(|until| now < until))
         {
-            let json = match &rendered {
-                Some((asset_id, json)) if *asset_id == &viewer.asset_id => json.clone(),
-                _ => {
-                    let json = Bytes::from(point.render_json(&viewer.asset_id));
-                    rendered = Some((&viewer.asset_id, json.clone()));
-                    json
-                }
-            };
             let event = Deliver {
                 asset_id: viewer.asset_id.clone(),
-                event: "point",
-                json,
+                payload: Live::Point(point.clone()),
             };
             crate::account::offer(&viewer.addr, event, &self.shared.metrics);
         }
         if !self.shared.writer.point(binding.asset_key, point, msg.done) {
             self.shared.metrics.dropped("store_error");
         }
-        self.shared
-            .writer
-            .status(self.device_id.clone(), self.status.clone());
+        self.save_status_soon(ctx);
     }
 
     /// A stamp for an unstamped point: never behind the last one (two points in one
@@ -233,9 +244,16 @@ impl Actor for DeviceActor {
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
+        // The gateway stops actors before the writer: a waiting status is still written.
+        self.save_status_now();
         self.shared.metrics.actor_stopped("device");
     }
 }
+
+/// How long a status changed by points may wait to be written. Statuses are not part of
+/// what a PUBACK promises (the live status is read from the actor); after a hard crash the
+/// stored one may miss up to this much of a unit's counts.
+pub const STATUS_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Messages a device actor queues before senders wait: above a session's receive maximum
 /// (64), so a unit's publishes are handed over without waiting in the usual case.
@@ -262,7 +280,7 @@ pub struct Inbound {
 impl Handler<Inbound> for DeviceActor {
     type Result = ();
 
-    fn handle(&mut self, msg: Inbound, _: &mut Self::Context) {
+    fn handle(&mut self, msg: Inbound, ctx: &mut Self::Context) {
         if self.deregistered {
             self.shared.metrics.dropped("deregistered");
             if let Some(done) = msg.done {
@@ -271,7 +289,7 @@ impl Handler<Inbound> for DeviceActor {
             return;
         }
         match msg.channel {
-            Channel::Telemetry => self.telemetry(msg),
+            Channel::Telemetry => self.telemetry(msg, ctx),
             Channel::Status => self.presence(msg),
             Channel::KeyAck => self.key_ack(msg),
             Channel::AccessEvent => self.access_event(msg),
@@ -393,7 +411,7 @@ impl Handler<GetLatest> for DeviceActor {
     type Result = Option<Point>;
 
     fn handle(&mut self, _: GetLatest, _: &mut Self::Context) -> Self::Result {
-        self.latest.clone()
+        self.latest.as_deref().cloned()
     }
 }
 

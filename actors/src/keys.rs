@@ -12,7 +12,7 @@ use serde_json::json;
 use storage::keys::KeySet;
 use tokio::sync::oneshot;
 
-use crate::account::Deliver;
+use crate::account::{Deliver, Live};
 use crate::device::{DeviceActor, Inbound};
 use crate::Outcome;
 
@@ -133,8 +133,7 @@ impl DeviceActor {
         if let Some(owner) = self.audience.first() {
             let live = Deliver {
                 asset_id: owner.asset_id.clone(),
-                event: "access",
-                json: Bytes::from(event.to_json(&owner.asset_id).to_string()),
+                payload: Live::Access(Bytes::from(event.to_json(&owner.asset_id).to_string())),
             };
             crate::account::offer(&owner.addr, live, &self.shared.metrics);
         }

@@ -35,6 +35,9 @@ pub trait MqttOut: Send + Sync + std::fmt::Debug {
     /// The unit's key set changed: send it to the unit's session if it is subscribed to
     /// `/tenants/{d}/keys` (a unit that is away gets it from the store when it subscribes).
     fn push_keys(&self, device: &DeviceId, payload: Bytes);
+    /// Whether an integration of `account` may want its points (a live or persistent
+    /// integration session): when not, the point is not rendered for it at all.
+    fn listening(&self, account: &AccountId) -> bool;
     /// A point for the account's integration on `/tenants/{a}/assets/{x}/telemetry`.
     fn deliver(&self, account: &AccountId, asset: &AssetId, payload: Bytes);
 }

@@ -25,6 +25,10 @@ impl MqttOut for Recorder {
         self.0.lock().expect("lock").push((topic, payload));
     }
 
+    fn listening(&self, _: &storage::AccountId) -> bool {
+        true
+    }
+
     fn deliver(&self, account: &storage::AccountId, asset: &AssetId, payload: Bytes) {
         let topic = format!("/tenants/{account}/assets/{asset}/telemetry");
         self.0.lock().expect("lock").push((topic, payload));

@@ -5,6 +5,7 @@
 //! Every call into an actor from here is `send().await`: a busy actor pushes back on the
 //! session that calls it, never queues without bound.
 
+use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
 
 use actors::device::{Channel, Inbound, SessionClosed, SessionOpened};
@@ -49,7 +50,8 @@ pub fn ack_reason(label: &str) -> AckReason {
 
 impl ActorBackend {
     /// The unit's actor, found when its session opened (see [`Backend::identify`]).
-    fn device(&self, peer: &Peer) -> Option<DeviceAddr> {
+    /// Borrowed from the session when it can be: the publish path uses it for every point.
+    fn device<'p>(&self, peer: &'p Peer) -> Option<Cow<'p, DeviceAddr>> {
         if peer.role != Role::Unit {
             return None;
         }
@@ -58,8 +60,11 @@ impl ActorBackend {
             .as_ref()
             .and_then(|link| link.downcast_ref::<DeviceAddr>())
         {
-            Some(addr) => Some(addr.clone()),
-            None => self.directory.device(&DeviceId::parse(&peer.tenant).ok()?),
+            Some(addr) => Some(Cow::Borrowed(addr)),
+            None => Some(Cow::Owned(
+                self.directory
+                    .device(&DeviceId::parse(&peer.tenant).ok()?)?,
+            )),
         }
     }
 }
@@ -91,7 +96,7 @@ impl Backend for ActorBackend {
     }
 
     fn opened(&self, peer: &Peer, took_over: bool) -> BoxFuture<'static, ()> {
-        let Some(actor) = self.device(peer) else {
+        let Some(actor) = self.device(peer).map(Cow::into_owned) else {
             return async {}.boxed();
         };
         let message = SessionOpened {
@@ -105,7 +110,7 @@ impl Backend for ActorBackend {
     }
 
     fn closed(&self, peer: &Peer, reason: &CloseReason) -> BoxFuture<'static, ()> {
-        let Some(actor) = self.device(peer) else {
+        let Some(actor) = self.device(peer).map(Cow::into_owned) else {
             return async {}.boxed();
         };
         let message = SessionClosed {
@@ -131,16 +136,20 @@ impl Backend for ActorBackend {
             dup: message.dup,
             done: Some(done),
         };
+        // Without waiting when the unit's mailbox has room (the usual case: a session has
+        // at most its receive maximum in flight); waiting when it is full.
+        let waiting = match actor.try_send(inbound) {
+            Ok(()) => None,
+            Err(actix::prelude::SendError::Full(inbound)) => Some(actor.into_owned().send(inbound)),
+            Err(actix::prelude::SendError::Closed(_)) => {
+                return async { Verdict::NotStored }.boxed()
+            }
+        };
         async move {
-            // Without waiting when the unit's mailbox has room (the usual case: a session
-            // has at most its receive maximum in flight); waiting when it is full.
-            let handed = match actor.try_send(inbound) {
-                Ok(()) => true,
-                Err(actix::prelude::SendError::Full(inbound)) => actor.send(inbound).await.is_ok(),
-                Err(actix::prelude::SendError::Closed(_)) => false,
-            };
-            if !handed {
-                return Verdict::NotStored;
+            if let Some(waiting) = waiting {
+                if waiting.await.is_err() {
+                    return Verdict::NotStored;
+                }
             }
             match outcome.await {
                 Ok(Outcome::Accepted) => Verdict::Accepted,
@@ -162,7 +171,7 @@ impl Backend for ActorBackend {
     }
 
     fn key_set(&self, peer: &Peer) -> BoxFuture<'static, Option<Bytes>> {
-        let Some(actor) = self.device(peer) else {
+        let Some(actor) = self.device(peer).map(Cow::into_owned) else {
             return async { None }.boxed();
         };
         async move { actor.send(actors::keys::GetKeySet).await.ok().flatten() }.boxed()
@@ -187,6 +196,12 @@ impl MqttOut for SessionsOut {
         if let Some(transport) = self.transport.get() {
             transport.push_keys(device.as_str(), payload);
         }
+    }
+
+    fn listening(&self, account: &AccountId) -> bool {
+        self.transport
+            .get()
+            .is_some_and(|transport| transport.listening(account.as_str()))
     }
 
     fn deliver(&self, account: &AccountId, asset: &AssetId, payload: Bytes) {

@@ -456,8 +456,10 @@ pub fn write_points<'a>(
 ) -> Result<usize, StoreError> {
     let mut telemetry = tx.open_table(TELEMETRY)?;
     let mut written = 0;
+    let mut record = Vec::with_capacity(128);
     for (asset_key, point) in points {
-        telemetry.insert((asset_key, point.ts.0), codec::encode(point).as_slice())?;
+        codec::encode_into(point, &mut record);
+        telemetry.insert((asset_key, point.ts.0), record.as_slice())?;
         written += 1;
     }
     Ok(written)

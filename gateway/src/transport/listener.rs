@@ -153,6 +153,11 @@ impl TransportHandle {
         self.registry.push_keys(device, payload);
     }
 
+    /// Whether the account has an integration session (live or persistent) points may go to.
+    pub fn listening(&self, account: &str) -> bool {
+        self.registry.listening(account)
+    }
+
     /// Queues a live point for an account's integration session; sheds when it is full.
     pub fn deliver(&self, account: &str, topic: &Arc<str>, payload: Bytes) {
         self.registry.deliver(account, topic, payload);

@@ -4,7 +4,7 @@
 //! session cap.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -102,6 +102,9 @@ struct Tables {
 
 pub(crate) struct Registry {
     tables: Mutex<Tables>,
+    /// Live integration sessions plus persisted sessions, kept with `tables`: while it is
+    /// zero (no integration anywhere) a live point skips the lock and is not rendered.
+    listeners: AtomicUsize,
     next_session: AtomicU64,
     draining: AtomicBool,
     pub limits: Limits,
@@ -112,6 +115,7 @@ impl Registry {
     pub fn new(limits: Limits, metrics: Arc<TransportMetrics>) -> Registry {
         Registry {
             tables: Mutex::new(Tables::default()),
+            listeners: AtomicUsize::new(0),
             next_session: AtomicU64::new(1),
             draining: AtomicBool::new(false),
             limits,
@@ -157,20 +161,25 @@ impl Registry {
             mailbox: mailbox.clone(),
             ended: ended_rx,
         };
+        if entry.mailbox.deliveries.is_some() {
+            self.listeners.fetch_add(1, Ordering::Relaxed);
+        }
         let took_over = match tables.live.insert(tenant.clone(), entry) {
             Some(old) => {
+                if old.mailbox.deliveries.is_some() {
+                    self.listeners.fetch_sub(1, Ordering::Relaxed);
+                }
                 old.mailbox.close(CloseReason::TakenOver);
                 self.metrics.takeovers.inc();
                 true
             }
             None => false,
         };
-        let resumed = if clean {
-            tables.persisted.remove(tenant);
-            None
-        } else {
-            tables.persisted.remove(tenant)
-        };
+        let resumed = tables.persisted.remove(tenant);
+        if resumed.is_some() {
+            self.listeners.fetch_sub(1, Ordering::Relaxed);
+        }
+        let resumed = resumed.filter(|_| !clean);
         if let Some(resumed) = &resumed {
             mailbox.set_subscriptions(resumed.subscriptions.clone());
         }
@@ -192,9 +201,15 @@ impl Registry {
             .get(tenant)
             .is_some_and(|e| e.session == session)
         {
-            tables.live.remove(tenant);
+            if let Some(old) = tables.live.remove(tenant) {
+                if old.mailbox.deliveries.is_some() {
+                    self.listeners.fetch_sub(1, Ordering::Relaxed);
+                }
+            }
             if let Some(state) = keep {
-                tables.persisted.insert(tenant.clone(), state);
+                if tables.persisted.insert(tenant.clone(), state).is_none() {
+                    self.listeners.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
     }
@@ -210,6 +225,20 @@ impl Registry {
             *lock(&entry.mailbox.keys) = Some(payload);
             entry.mailbox.wake.notify_one();
         }
+    }
+
+    /// Whether `tenant` has a live integration session or a persistent session that may
+    /// want points; without any integration anywhere, no lock is taken.
+    pub fn listening(&self, tenant: &str) -> bool {
+        if self.listeners.load(Ordering::Relaxed) == 0 {
+            return false;
+        }
+        let tables = lock(&self.tables);
+        tables
+            .live
+            .get(tenant)
+            .is_some_and(|entry| entry.mailbox.deliveries.is_some())
+            || tables.persisted.contains_key(tenant)
     }
 
     /// Queues a live point for an integration's session, or for its persistent session

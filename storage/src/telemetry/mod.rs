@@ -1,7 +1,11 @@
 //! A unit's telemetry point: decoding, validation and the JSON an account receives.
 //!
-//! Validation walks the JSON object field by field instead of deriving `Deserialize`, so
+//! Validation walks the JSON object field by field as it is parsed (see `decode`), so
 //! every refusal names the field and the rule (the device status shows it to the owner).
+
+mod decode;
+
+pub use decode::decode;
 
 use std::collections::BTreeMap;
 
@@ -56,6 +60,12 @@ pub enum PointError {
     FutureTs { ts: u64 },
     #[error("{field}: unknown field")]
     UnknownField { field: String },
+    /// A name given twice: JSON parsers disagree on which one wins (RFC 8259 §4), so a
+    /// point that says two things is refused rather than stored as one of them.
+    #[error("{field}: the name appears twice; a point names each field once")]
+    DuplicateField { field: String },
+    #[error("{field}: {rule}")]
+    InvalidName { field: String, rule: &'static str },
 }
 
 impl PointError {
@@ -67,6 +77,8 @@ impl PointError {
             PointError::OutOfRange { .. } => "out_of_range",
             PointError::FutureTs { .. } => "future_ts",
             PointError::UnknownField { .. } => "unknown_field",
+            PointError::DuplicateField { .. } => "duplicate_field",
+            PointError::InvalidName { .. } => "invalid_name",
         }
     }
 }
@@ -76,186 +88,6 @@ impl PointError {
 pub struct Decoded {
     pub unit_ts: Option<Timestamp>,
     pub point: Point,
-}
-
-fn number(field: &str, value: &Value) -> Result<f64, PointError> {
-    match value.as_f64() {
-        Some(n) if n.is_finite() => Ok(n),
-        _ => Err(PointError::WrongType {
-            field: field.to_owned(),
-            expected: "a number",
-        }),
-    }
-}
-
-fn ranged(
-    field: &str,
-    value: &Value,
-    ok: fn(f64) -> bool,
-    range: &'static str,
-) -> Result<f64, PointError> {
-    let n = number(field, value)?;
-    if ok(n) {
-        Ok(n)
-    } else {
-        Err(PointError::OutOfRange {
-            field: field.to_owned(),
-            value: n,
-            range,
-        })
-    }
-}
-
-/// Decodes and validates one payload. `now` is the gateway clock, used for the future
-/// check only; stamping a missing `ts` is the caller's job (it keeps per-unit order).
-pub fn decode(payload: &[u8], now: Timestamp) -> Result<Decoded, PointError> {
-    if payload.len() > MAX_PAYLOAD_BYTES {
-        return Err(PointError::TooLarge {
-            size: payload.len(),
-        });
-    }
-    let object: Map<String, Value> = match serde_json::from_slice::<Value>(payload) {
-        Ok(Value::Object(object)) => object,
-        Ok(_) => {
-            return Err(PointError::InvalidJson(
-                "top level must be an object".into(),
-            ))
-        }
-        Err(err) => return Err(PointError::InvalidJson(err.to_string())),
-    };
-    let mut point = Point {
-        ts: now,
-        lat: None,
-        lon: None,
-        speed_kmh: None,
-        heading: None,
-        engine_hours: None,
-        odometer_km: None,
-        fuel_pct: None,
-        ignition: None,
-        sensors: BTreeMap::new(),
-    };
-    let mut unit_ts = None;
-    for (field, value) in &object {
-        match field.as_str() {
-            "ts" => {
-                let ts = value.as_u64().ok_or_else(|| PointError::WrongType {
-                    field: "ts".into(),
-                    expected: "milliseconds since the epoch as a non-negative integer",
-                })?;
-                if ts < MIN_TS_MS {
-                    return Err(PointError::OutOfRange {
-                        field: "ts".into(),
-                        value: ts as f64,
-                        range: "2000-01-01 or later",
-                    });
-                }
-                if ts > now.0.saturating_add(MAX_FUTURE_MS) {
-                    return Err(PointError::FutureTs { ts });
-                }
-                unit_ts = Some(Timestamp(ts));
-            }
-            "lat" => {
-                point.lat = Some(ranged(
-                    field,
-                    value,
-                    |n| (-90.0..=90.0).contains(&n),
-                    "[-90, 90]",
-                )?)
-            }
-            "lon" => {
-                point.lon = Some(ranged(
-                    field,
-                    value,
-                    |n| (-180.0..=180.0).contains(&n),
-                    "[-180, 180]",
-                )?)
-            }
-            "speed_kmh" => {
-                point.speed_kmh = Some(ranged(
-                    field,
-                    value,
-                    |n| (0.0..=500.0).contains(&n),
-                    "[0, 500]",
-                )?)
-            }
-            "heading" => {
-                point.heading = Some(ranged(
-                    field,
-                    value,
-                    |n| (0.0..360.0).contains(&n),
-                    "[0, 360)",
-                )?)
-            }
-            "engine_hours" => {
-                point.engine_hours = Some(ranged(
-                    field,
-                    value,
-                    |n| (0.0..=1e6).contains(&n),
-                    "[0, 1000000]",
-                )?)
-            }
-            "odometer_km" => {
-                point.odometer_km = Some(ranged(
-                    field,
-                    value,
-                    |n| (0.0..=1e8).contains(&n),
-                    "[0, 100000000]",
-                )?)
-            }
-            "fuel_pct" => {
-                point.fuel_pct = Some(ranged(
-                    field,
-                    value,
-                    |n| (0.0..=100.0).contains(&n),
-                    "[0, 100]",
-                )?)
-            }
-            "ignition" => {
-                point.ignition = Some(value.as_bool().ok_or_else(|| PointError::WrongType {
-                    field: "ignition".into(),
-                    expected: "true or false",
-                })?)
-            }
-            "sensors" => point.sensors = sensors(value)?,
-            other => {
-                return Err(PointError::UnknownField {
-                    field: other.to_owned(),
-                })
-            }
-        }
-    }
-    if let Some(ts) = unit_ts {
-        point.ts = ts;
-    }
-    Ok(Decoded { unit_ts, point })
-}
-
-fn sensors(value: &Value) -> Result<BTreeMap<String, f64>, PointError> {
-    let object = value.as_object().ok_or_else(|| PointError::WrongType {
-        field: "sensors".into(),
-        expected: "an object of name -> number",
-    })?;
-    if object.len() > MAX_SENSORS {
-        return Err(PointError::OutOfRange {
-            field: "sensors".into(),
-            value: object.len() as f64,
-            range: "at most 64 sensors",
-        });
-    }
-    let mut out = BTreeMap::new();
-    for (name, reading) in object {
-        let field = format!("sensors.{name}");
-        if name.is_empty() || name.len() > MAX_SENSOR_NAME {
-            return Err(PointError::OutOfRange {
-                field,
-                value: name.len() as f64,
-                range: "a name of 1 to 64 bytes",
-            });
-        }
-        out.insert(name.clone(), number(&field, reading)?);
-    }
-    Ok(out)
 }
 
 /// [`Point::render_json`]'s document: the fields of [`Point::to_json`] in the same
@@ -417,6 +249,115 @@ mod tests {
             let err = decode_str(payload).expect_err(payload);
             assert_eq!(err.reason(), *reason, "{payload}: {err}");
             assert!(err.to_string().contains(names), "{payload}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_name_given_twice_is_refused_naming_it_wherever_it_is() {
+        let cases: &[(&str, &str)] = &[
+            (r#"{"ts":1799999999000,"lat":10,"lat":10.5}"#, "lat"),
+            (r#"{"lat":10,"lat":10}"#, "lat"),
+            (r#"{"ts":1799999999000,"ts":1799999999001}"#, "ts"),
+            (r#"{"ignition":true,"ignition":false}"#, "ignition"),
+            (r#"{"sensors":{},"sensors":{"a":1}}"#, "sensors"),
+            (r#"{"sensors":{"a":1,"b":2,"a":3}}"#, "sensors.a"),
+            // The same name spelled with an escape is the same name.
+            (r#"{"sensors":{"a":1,"\u0061":1}}"#, "sensors.a"),
+            (r#"{"fuel_pct":1,"fuel\u005fpct":2}"#, "fuel_pct"),
+        ];
+        for (payload, field) in cases {
+            let err = decode_str(payload).expect_err(payload);
+            assert_eq!(
+                err,
+                PointError::DuplicateField {
+                    field: (*field).into()
+                },
+                "{payload}"
+            );
+            assert!(err.to_string().starts_with(field), "{err}");
+        }
+        // The bug report's point: refused (its first lat is out of range, read in order),
+        // never stored as lat 10.
+        let err = decode_str(r#"{"ts":1799999999000,"lat":95,"lat":10}"#).expect_err("95");
+        assert_eq!(err.reason(), "out_of_range", "{err}");
+    }
+
+    #[test]
+    fn sensor_names_are_refused_with_their_rule() {
+        let long = "s".repeat(MAX_SENSOR_NAME + 1);
+        let cases = [
+            (r#"{"sensors":{"":1}}"#.to_owned(), "1 to 64 bytes"),
+            (format!(r#"{{"sensors":{{"{long}":1}}}}"#), "1 to 64 bytes"),
+            (r#"{"sensors":{"tank\n1":1}}"#.into(), "control characters"),
+            (
+                r#"{"sensors":{"tank\u0000":1}}"#.into(),
+                "control characters",
+            ),
+            (
+                r#"{"sensors":{"bell\u0007":1}}"#.into(),
+                "control characters",
+            ),
+            (
+                r#"{"sensors":{"del\u007f":1}}"#.into(),
+                "control characters",
+            ),
+        ];
+        for (payload, rule) in &cases {
+            let err = decode_str(payload).expect_err(payload);
+            assert_eq!(err.reason(), "invalid_name", "{payload}: {err}");
+            assert!(err.to_string().contains(rule), "{payload}: {err}");
+            assert!(err.to_string().starts_with("sensors."), "{err}");
+        }
+        // The control character is shown escaped, not written into the status raw.
+        let err = decode_str(r#"{"sensors":{"tank\n1":1}}"#).expect_err("newline");
+        assert!(err.to_string().contains(r"tank\n1"), "{err}");
+        // Names that merely look unusual are fine: spaces, dots, Unicode.
+        let ok = decode_str(r#"{"sensors":{"tank 1.level":1,"température":2}}"#).expect("ok");
+        assert_eq!(ok.point.sensors.len(), 2);
+    }
+
+    #[test]
+    fn a_ts_in_seconds_is_refused_saying_so() {
+        let err = decode_str(r#"{"ts":1799999999}"#).expect_err("seconds");
+        assert_eq!(err.reason(), "out_of_range");
+        assert!(err.to_string().contains("looks like seconds"), "{err}");
+        // Milliseconds before 2000 are just too early, not seconds.
+        let err = decode_str(r#"{"ts":5000}"#).expect_err("1970");
+        assert!(!err.to_string().contains("seconds"), "{err}");
+    }
+
+    #[test]
+    fn too_many_sensors_and_trailing_text_are_refused() {
+        let names: Vec<String> = (0..=MAX_SENSORS).map(|i| format!(r#""s{i}":1"#)).collect();
+        let payload = format!(r#"{{"sensors":{{{}}}}}"#, names.join(","));
+        let err = decode_str(&payload).expect_err("65 sensors");
+        assert_eq!(err.reason(), "out_of_range");
+        assert!(err.to_string().contains("at most 64 sensors"), "{err}");
+        let exactly: Vec<String> = (0..MAX_SENSORS).map(|i| format!(r#""s{i}":1"#)).collect();
+        let payload = format!(r#"{{"sensors":{{{}}}}}"#, exactly.join(","));
+        assert_eq!(decode_str(&payload).expect("64").point.sensors.len(), 64);
+        for payload in [r#"{"lat":1} {"lat":2}"#, r#"{"lat":1}x"#, r#"{"lat":1"#] {
+            let err = decode_str(payload).expect_err(payload);
+            assert_eq!(err.reason(), "invalid_json", "{payload}: {err}");
+        }
+        // Whitespace around the object is still fine.
+        decode_str(" \n{\"lat\":1}\r\n ").expect("whitespace");
+    }
+
+    #[test]
+    fn wrong_types_of_every_kind_are_refused_with_the_field() {
+        for value in ["null", "\"1\"", "[]", "{}", "[1,{\"a\":[]}]", "true"] {
+            for field in ["lat", "fuel_pct", "ts"] {
+                let payload = format!(r#"{{"{field}":{value}}}"#);
+                let err = decode_str(&payload).expect_err(&payload);
+                assert_eq!(err.reason(), "wrong_type", "{payload}: {err}");
+                assert!(err.to_string().starts_with(field), "{payload}: {err}");
+            }
+        }
+        for value in ["1", "\"x\"", "null", "[]"] {
+            let payload = format!(r#"{{"sensors":{value}}}"#);
+            let err = decode_str(&payload).expect_err(&payload);
+            assert_eq!(err.reason(), "wrong_type", "{payload}: {err}");
         }
     }
 
