@@ -55,6 +55,9 @@ pub enum ScenarioError {
     Unit { step: String, cause: UnitError },
     #[error("no unit could connect; first error: {0}")]
     NoUnits(String),
+    /// The simulator could not set itself up (a thread, a runtime).
+    #[error("{0}")]
+    Setup(String),
 }
 
 impl ScenarioError {

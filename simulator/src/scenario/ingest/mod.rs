@@ -320,30 +320,64 @@ async fn run_baseline_first(
     }
 }
 
-/// The account's live stream, read by its own task from before the first unit connects.
+/// The account's live stream, read from before the first unit connects on a thread and
+/// runtime of its own, with its own HTTP connection: on the simulator's runtime the reader
+/// waited behind a thousand units' tasks (each commit wakes them all with their PUBACKs),
+/// and that wait was counted as the gateway's publish→SSE latency.
 struct LiveStream {
     received: Arc<AtomicU64>,
     stop: watch::Sender<bool>,
-    task: JoinHandle<LatencyRecorder>,
+    task: tokio::sync::oneshot::Receiver<LatencyRecorder>,
 }
 
 impl LiveStream {
     async fn open(fleet: &Fleet, errors: &Arc<ErrorLog>) -> Result<LiveStream, ScenarioError> {
-        let sse = fleet
-            .client
-            .stream("/v1/stream")
-            .await
-            .map_err(ScenarioError::api("open the account's live stream"))?;
+        let client = fleet.client.rebase(fleet.client.base_url().as_str());
         let received = Arc::new(AtomicU64::new(0));
         let (stop, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(consume_sse(sse, received.clone(), stop_rx, errors.clone()));
+        let (opened_tx, opened) = tokio::sync::oneshot::channel();
+        let (done, task) = tokio::sync::oneshot::channel();
+        let (counter, errors) = (received.clone(), errors.clone());
+        let reader = move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(error) => {
+                    let error = format!("start the SSE reader's runtime: {error}");
+                    let _ = opened_tx.send(Err(ScenarioError::Setup(error)));
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let sse = match client.stream("/v1/stream").await {
+                    Ok(sse) => sse,
+                    Err(error) => {
+                        let step = ScenarioError::api("open the account's live stream");
+                        let _ = opened_tx.send(Err(step(error)));
+                        return;
+                    }
+                };
+                let _ = opened_tx.send(Ok(()));
+                let _ = done.send(consume_sse(sse, counter, stop_rx, errors).await);
+            });
+        };
+        std::thread::Builder::new()
+            .name("sse-reader".into())
+            .spawn(reader)
+            .map_err(|error| ScenarioError::Setup(format!("start the SSE reader: {error}")))?;
+        match opened.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => return Err(error),
+            Err(_) => return Err(ScenarioError::Setup("the SSE reader stopped".into())),
+        }
         Ok(LiveStream {
             received,
             stop,
             task,
         })
     }
-
     fn stop(&self) {
         let _ = self.stop.send(true);
     }
@@ -365,8 +399,8 @@ impl LiveStream {
             ));
         }
         self.stop();
-        let latency = self.task.await.unwrap_or_else(|error| {
-            errors.push(format!("the SSE reader failed: {error}"));
+        let latency = self.task.await.unwrap_or_else(|_| {
+            errors.push("the SSE reader stopped without its figures".to_owned());
             LatencyRecorder::new()
         });
         (self.received.load(Ordering::Relaxed), latency)
