@@ -48,12 +48,27 @@ impl LiveEvent {
     }
 }
 
-#[derive(Debug)]
+/// Answers whether a live stream's principal may still see what the stream shows, read
+/// from the store at the moment it is asked (token, role, support access, grants). Built by
+/// whoever opened the stream (the HTTP layer, which knows how the caller authenticated).
+pub type StillAllowed = Box<dyn Fn() -> bool + Send>;
+
 struct Subscriber {
     /// `None` streams every asset of the account; `Some` one asset.
     only: Option<AssetId>,
     /// Dropping the HTTP response drops the receiver; a failed send then removes this entry.
+    /// Dropping this sender ends the HTTP response.
     events: mpsc::Sender<LiveEvent>,
+    /// The authority the stream was opened under; checked again after every change.
+    allowed: StillAllowed,
+}
+
+impl std::fmt::Debug for Subscriber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscriber")
+            .field("only", &self.only)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug)]
@@ -189,11 +204,32 @@ impl Json {
     }
 }
 
-/// Opens a live stream; the returned receiver yields events until it is dropped.
-#[derive(Message, Debug)]
+/// Opens a live stream; the returned receiver yields events until it is dropped, or until
+/// `allowed` answers false after a change (the stream then ends).
+#[derive(Message)]
 #[rtype(result = "mpsc::Receiver<LiveEvent>")]
 pub struct Subscribe {
     pub only: Option<AssetId>,
+    pub allowed: StillAllowed,
+}
+
+/// Checks every stream's authority again and ends those whose principal may no longer see
+/// what they show (support revoked or expired, token rotated, role gone, grant removed).
+/// The sender waits for the answer: once it has it, no ended stream gets another event.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Reauthorize;
+
+impl Handler<Reauthorize> for AccountActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Reauthorize, _: &mut Self::Context) {
+        let before = self.subscribers.len();
+        self.subscribers
+            .retain(|subscriber| !subscriber.events.is_closed() && (subscriber.allowed)());
+        let ended = before - self.subscribers.len();
+        self.shared.metrics.sse_subscribers.dec_by(ended as i64);
+    }
 }
 
 impl Handler<Subscribe> for AccountActor {
@@ -204,6 +240,7 @@ impl Handler<Subscribe> for AccountActor {
         self.subscribers.push(Subscriber {
             only: msg.only,
             events,
+            allowed: msg.allowed,
         });
         self.shared.metrics.sse_subscribers.inc();
         MessageResult(receiver)

@@ -14,6 +14,7 @@ use storage::{AccountId, DeviceId, Store, StoreError};
 
 use crate::account::AccountActor;
 use crate::device::{DeviceActor, Rebind, Viewer};
+use crate::writer::WriterHandle;
 use crate::Context as Shared;
 
 #[derive(Debug)]
@@ -83,6 +84,38 @@ impl Directory {
         let addr = AccountActor::start_in_arbiter(self.arbiter(), move |_| actor);
         accounts.insert(id.clone(), addr.clone());
         addr
+    }
+
+    /// Starts the stream guard: after every control-plane commit (an HTTP change, the
+    /// scheduler's expiries) every live stream's authority is checked again, in this task,
+    /// so it completes even when the request that made the change is gone; the change's
+    /// caller waits for it (`WriterHandle::settle`). Runs until the actix system stops.
+    pub fn guard_streams(self: &Arc<Self>, writer: WriterHandle) {
+        let mut commits = writer.watch_commits();
+        let directory = self.clone();
+        actix::spawn(async move {
+            while commits.changed().await.is_ok() {
+                let epoch = *commits.borrow_and_update();
+                directory.reauthorize_streams().await;
+                writer.mark_settled(epoch);
+            }
+        });
+    }
+
+    /// Asks every account actor to check its live streams' authority again (see
+    /// [`crate::account::Reauthorize`]); returns once all have.
+    pub async fn reauthorize_streams(&self) {
+        let accounts: Vec<Addr<AccountActor>> = self
+            .accounts
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        let asks = accounts
+            .iter()
+            .map(|addr| addr.send(crate::account::Reauthorize));
+        futures_util::future::join_all(asks).await;
     }
 
     fn viewers(&self, device: &Device) -> Result<Vec<Viewer>, StoreError> {

@@ -14,6 +14,7 @@
 //!   batches, and their caller gets the result only after the commit.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -59,7 +60,23 @@ enum Job {
 pub struct WriterHandle {
     jobs: mpsc::Sender<Job>,
     metrics: Arc<Metrics>,
+    epochs: Arc<Epochs>,
 }
+
+/// Control-plane commits, counted, and how far the live streams were checked against them
+/// (see `Directory::guard_streams`): a change that ends someone's access answers only
+/// after their open streams were checked again.
+#[derive(Debug)]
+struct Epochs {
+    committed: tokio::sync::watch::Sender<u64>,
+    settled: tokio::sync::watch::Sender<u64>,
+    /// Set once a guard runs; without one (store-only tests) nobody waits for it.
+    guarded: AtomicBool,
+}
+
+/// How long a control operation waits for the streams to be checked before answering
+/// anyway (the check itself is a read per open stream; this only bounds a stuck actor).
+const SETTLE_LIMIT: Duration = Duration::from_secs(5);
 
 impl std::fmt::Debug for Job {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -136,12 +153,16 @@ impl WriterHandle {
         F: FnOnce(&WriteTransaction) -> Result<R, OpError> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
+        let epochs = self.epochs.clone();
         let job: ControlJob = Box::new(move |tx: WriteTransaction| {
             let result = match op(&tx) {
-                Ok(value) if !dry_run => tx
-                    .commit()
-                    .map(|()| value)
-                    .map_err(|err| OpError::Store(err.into())),
+                Ok(value) if !dry_run => match tx.commit() {
+                    Ok(()) => {
+                        epochs.committed.send_modify(|epoch| *epoch += 1);
+                        Ok(value)
+                    }
+                    Err(err) => Err(OpError::Store(err.into())),
+                },
                 outcome => {
                     let _ = tx.abort();
                     outcome
@@ -152,7 +173,39 @@ impl WriterHandle {
         if !self.send(Job::Control(job)) {
             return Err(StoreError::WriterGone.into());
         }
-        answer.await.unwrap_or(Err(StoreError::WriterGone.into()))
+        let result = answer.await.unwrap_or(Err(StoreError::WriterGone.into()));
+        if result.is_ok() && !dry_run {
+            self.settle().await;
+        }
+        result
+    }
+
+    /// Waits until the live streams were checked against every commit made so far, so a
+    /// change that ended someone's access answers after their streams ended. The check
+    /// runs in the guard's own task: a caller that goes away does not stop it.
+    pub async fn settle(&self) {
+        if !self.epochs.guarded.load(Ordering::Acquire) {
+            return;
+        }
+        let target = *self.epochs.committed.borrow();
+        let mut settled = self.epochs.settled.subscribe();
+        let checked = settled.wait_for(|epoch| *epoch >= target);
+        if tokio::time::timeout(SETTLE_LIMIT, checked).await.is_err() {
+            tracing::warn!(target, "live streams not checked within 5 s of a change");
+        }
+    }
+
+    /// For the stream guard: the count of control commits, as it grows.
+    pub(crate) fn watch_commits(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.epochs.guarded.store(true, Ordering::Release);
+        self.epochs.committed.subscribe()
+    }
+
+    /// For the stream guard: streams were checked against commits up to `epoch`.
+    pub(crate) fn mark_settled(&self, epoch: u64) {
+        self.epochs
+            .settled
+            .send_modify(|settled| *settled = (*settled).max(epoch));
     }
 
     /// Resolves once everything queued before it is committed.
@@ -181,6 +234,11 @@ impl StoreWriter {
         let handle = WriterHandle {
             jobs,
             metrics: metrics.clone(),
+            epochs: Arc::new(Epochs {
+                committed: tokio::sync::watch::channel(0).0,
+                settled: tokio::sync::watch::channel(0).0,
+                guarded: AtomicBool::new(false),
+            }),
         };
         let thread = std::thread::Builder::new()
             .name("store-writer".into())

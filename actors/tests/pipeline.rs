@@ -147,7 +147,10 @@ async fn a_point_reaches_owner_stream_mqtt_topic_and_store() {
         .expect("directory");
     let mut stream = directory
         .account(&account.id)
-        .send(Subscribe { only: None })
+        .send(Subscribe {
+            only: None,
+            allowed: Box::new(|| true),
+        })
         .await
         .expect("subscribed");
     let device = directory

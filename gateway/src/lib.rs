@@ -144,6 +144,9 @@ async fn serve(
         shared,
         arbiters.iter().map(actix_rt::Arbiter::handle).collect(),
     )?;
+    // Every control-plane commit (HTTP changes, the scheduler's expiries) re-checks the
+    // live streams before its caller answers: access that ends, ends on open streams too.
+    directory.guard_streams(writer.handle());
     let scheduler = actors::scheduler::spawn(
         store.clone(),
         shared_for_scheduler,

@@ -31,12 +31,37 @@ pub fn principal_for_token(
     rtx: &ReadTransaction,
     bearer: &str,
 ) -> Result<Option<Principal>, StoreError> {
+    principal_for_token_hash(rtx, &token::hash(bearer))
+}
+
+/// The principal a token speaks for, by the token's SHA-256 (what the store keeps).
+pub fn principal_for_token_hash(
+    rtx: &ReadTransaction,
+    hash: &[u8; 32],
+) -> Result<Option<Principal>, StoreError> {
     let tokens = rtx.open_table(TOKENS)?;
-    let Some(principal_id) = tokens.get(token::hash(bearer).as_slice())? else {
+    let Some(principal_id) = tokens.get(hash.as_slice())? else {
         return Ok(None);
     };
     let principals = rtx.open_table(PRINCIPALS)?;
     get(&principals, "principals", principal_id.value())
+}
+
+/// Who a request (or an open stream) acts as at `now`: the token's principal with, for
+/// staff, the support access active at that instant (rule 4). Read fresh for every request
+/// and every stream check, so a revoke, an expiry or a rotated token applies at once.
+pub fn authenticate(
+    rtx: &ReadTransaction,
+    token_hash: &[u8; 32],
+    now: Timestamp,
+) -> Result<Option<Principal>, StoreError> {
+    let Some(mut principal) = principal_for_token_hash(rtx, token_hash)? else {
+        return Ok(None);
+    };
+    if matches!(principal.kind, crate::model::PrincipalKind::Staff { .. }) {
+        principal.support = crate::support::active_for(rtx, &principal.id, now)?;
+    }
+    Ok(Some(principal))
 }
 
 pub fn account(rtx: &ReadTransaction, id: &AccountId) -> Result<Option<Account>, StoreError> {

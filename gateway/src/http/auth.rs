@@ -10,7 +10,12 @@ use super::problem::ApiError;
 use super::AppState;
 
 #[derive(Debug, Clone)]
-pub struct Caller(pub Principal);
+pub struct Caller(
+    pub Principal,
+    /// The SHA-256 of the bearer token the request came with: a live stream checks it
+    /// again after every change (a rotated or revoked token ends the stream).
+    pub [u8; 32],
+);
 
 impl FromRequest for Caller {
     type Error = ApiError;
@@ -36,12 +41,8 @@ fn resolve(req: &HttpRequest) -> Result<Caller, ApiError> {
         .filter(|token| !token.is_empty())
         .ok_or(ApiError::Unauthorized)?;
     let rtx = state.store.begin_read()?;
-    let mut principal =
-        storage::read::principal_for_token(&rtx, token)?.ok_or(ApiError::Unauthorized)?;
-    // Support access is read fresh on every request: a revoke or an expiry takes effect
-    // from the very next one.
-    if matches!(principal.kind, storage::model::PrincipalKind::Staff { .. }) {
-        principal.support = storage::support::active_for(&rtx, &principal.id, state.clock.now())?;
-    }
-    Ok(Caller(principal))
+    let token_hash = storage::token::hash(token);
+    let principal = storage::read::authenticate(&rtx, &token_hash, state.clock.now())?
+        .ok_or(ApiError::Unauthorized)?;
+    Ok(Caller(principal, token_hash))
 }

@@ -87,17 +87,64 @@ impl Drop for StreamSlot {
     }
 }
 
+/// What a stream's principal relied on when it opened: its token, and the account (and
+/// asset) it was allowed to see. Checked again from the store after every change; the
+/// stream ends when the answer turns to no (rule 4's revoke and expiry, a rotated token,
+/// a lost role, a removed grant of the one asset it shows).
+struct Authority {
+    store: storage::Store,
+    clock: Arc<dyn storage::time::Clock>,
+    token_hash: [u8; 32],
+    account: storage::AccountId,
+    /// For an asset's stream, the asset id as the caller asked for it.
+    asset: Option<storage::AssetId>,
+}
+
+impl Authority {
+    /// Fails closed: a store that cannot answer ends the stream (the client reconnects
+    /// and is checked like any request).
+    fn still_allowed(&self) -> bool {
+        let now = self.clock.now();
+        let check = || -> Result<bool, storage::OpError> {
+            let rtx = self.store.begin_read()?;
+            let Some(principal) = storage::read::authenticate(&rtx, &self.token_hash, now)? else {
+                return Ok(false);
+            };
+            Ok(match &self.asset {
+                None => storage::read::require_view(&rtx, &principal, &self.account).is_ok(),
+                Some(asset) => {
+                    storage::visibility::resolve(&rtx, &principal, &self.account, asset, now)
+                        .is_ok()
+                }
+            })
+        };
+        check().unwrap_or(false)
+    }
+}
+
 async fn open(
     state: &AppState,
     caller: &Caller,
     account: storage::AccountId,
-    only: Option<storage::AssetId>,
+    only: Option<(storage::AssetId, storage::AssetId)>,
 ) -> Result<HttpResponse, ApiError> {
     let slot = StreamCaps::take(&state.streams, &caller.0.id)?;
+    let (asked, shown) = only.unzip();
+    let authority = Authority {
+        store: state.store.clone(),
+        clock: state.clock.clone(),
+        token_hash: caller.1,
+        account: account.clone(),
+        asset: asked,
+    };
+    let subscribe = Subscribe {
+        only: shown,
+        allowed: Box::new(move || authority.still_allowed()),
+    };
     let receiver = state
         .directory
         .account(&account)
-        .send(Subscribe { only })
+        .send(subscribe)
         .await
         .map_err(|err| ApiError::Internal(err.to_string()))?;
     // The first frame tells the client the subscription is in place.
@@ -146,6 +193,8 @@ pub async fn asset_stream(
 ) -> Result<HttpResponse, ApiError> {
     let account = account_param(&caller, query.account_id.as_deref())?;
     let seen = visible_asset(&state, &caller, query.account_id.as_deref(), &path)?;
+    let asked = storage::AssetId::parse(&path)
+        .map_err(|_| storage::OpError::not_found(format!("asset {path}")))?;
     // The stream lives at the viewing account, which receives the points under its id.
-    open(&state, &caller, account, Some(seen.asset.id)).await
+    open(&state, &caller, account, Some((asked, seen.asset.id))).await
 }

@@ -1,0 +1,262 @@
+//! Live streams carry their authority: when what a stream's principal relied on ends
+//! (support access revoked, expired or its case closed, a grant of the one asset it shows
+//! removed), the stream ends before the call that ended it answers (an expiry: at its
+//! instant), and every other stream keeps delivering. A client that goes away right after
+//! sending the revoke does not keep the stream alive.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{json, Value};
+use simulator::api::SseStream;
+use simulator::ApiClient;
+use tests::{eventually, Fleet, TestGateway};
+use tokio::io::AsyncWriteExt;
+
+const WAIT: Duration = Duration::from_secs(5);
+
+async fn call(client: &ApiClient, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    let answer = client
+        .request_raw(method, path, body.as_ref())
+        .await
+        .expect("answer");
+    (answer.status, answer.body)
+}
+
+async fn staff(fleet: &Fleet, role: &str) -> ApiClient {
+    let body = json!({"name": format!("{role} one"), "role": role});
+    let (status, created) = call(&fleet.platform, Method::POST, "/v1/staff", Some(body)).await;
+    assert_eq!(status, 201, "{created}");
+    fleet
+        .platform
+        .with_token(created["token"].as_str().expect("token"))
+}
+
+/// Requests support access for `duration` and has the account's admin approve it.
+async fn approved_support(fleet: &Fleet, duration: &str) -> (ApiClient, String) {
+    let support = staff(fleet, "support").await;
+    let body = json!({"account_id": fleet.account_id.to_string(), "purpose": "dropouts", "duration": duration});
+    let path = "/v1/support-access/requests";
+    let (status, created) = call(&support, Method::POST, path, Some(body)).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().expect("id").to_owned();
+    let path = format!("/v1/support-access/requests/{id}/approve");
+    let (status, approved) = call(&fleet.admin, Method::POST, &path, None).await;
+    assert_eq!(status, 200, "{approved}");
+    (support, id)
+}
+
+async fn account_stream(client: &ApiClient, fleet: &Fleet) -> SseStream {
+    let path = format!("/v1/stream?account_id={}", fleet.account_id);
+    client.stream(&path).await.expect("stream opens")
+}
+
+/// The next point's `fuel_pct`, skipping other events.
+async fn next_fuel(stream: &mut SseStream) -> f64 {
+    let point = stream
+        .next_point(WAIT)
+        .await
+        .expect("a point within 5 s")
+        .expect("a readable point");
+    point.fuel_pct.expect("fuel_pct")
+}
+
+/// True once the stream has ended (the server closed it), false if it is still open.
+async fn has_ended(stream: &mut SseStream) -> bool {
+    loop {
+        match tokio::time::timeout(WAIT, stream.next()).await {
+            Ok(None) | Ok(Some(Err(_))) => return true,
+            Ok(Some(Ok(_))) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// A unit on `asset` that publishes one point with the given fuel level.
+struct Unit {
+    unit: simulator::SimUnit,
+}
+
+impl Unit {
+    async fn start(fleet: &Fleet, device: &str, asset: &str) -> Unit {
+        fleet.unit_with_asset(device, asset).await;
+        Unit {
+            unit: fleet.connect(device).await,
+        }
+    }
+
+    async fn publish(&self, fuel: f64) {
+        self.unit
+            .publish_point(&json!({"fuel_pct": fuel}))
+            .await
+            .expect("published and acknowledged");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoke_ends_the_staff_stream_and_only_that_one() {
+    let gateway = TestGateway::start();
+    let acme = Fleet::create(&gateway, "Acme").await;
+    let unit = Unit::start(&acme, "unit1", "ex1").await;
+    let (support, id) = approved_support(&acme, "14d").await;
+    let mut staff_stream = account_stream(&support, &acme).await;
+    let mut admin_stream = account_stream(&acme.admin, &acme).await;
+    unit.publish(10.0).await;
+    assert_eq!(next_fuel(&mut staff_stream).await, 10.0);
+    assert_eq!(next_fuel(&mut admin_stream).await, 10.0);
+
+    let path = format!("/v1/support-access/requests/{id}/revoke");
+    let (status, revoked) = call(&acme.admin, Method::POST, &path, None).await;
+    assert_eq!(status, 200, "{revoked}");
+    unit.publish(20.0).await;
+    assert!(
+        has_ended(&mut staff_stream).await,
+        "the revoked staff member's stream ends"
+    );
+    assert_eq!(
+        next_fuel(&mut admin_stream).await,
+        20.0,
+        "the admin's goes on"
+    );
+    // Opening a new one is refused like any request after the revoke.
+    let path = format!("/v1/stream?account_id={}", acme.account_id);
+    assert!(support.stream(&path).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expiry_ends_the_staff_stream_at_its_instant() {
+    let gateway = TestGateway::start_with_manual_clock();
+    let acme = Fleet::create(&gateway, "Acme").await;
+    let unit = Unit::start(&acme, "unit1", "ex1").await;
+    let (support, _) = approved_support(&acme, "24h").await;
+    let mut staff_stream = account_stream(&support, &acme).await;
+    let mut admin_stream = account_stream(&acme.admin, &acme).await;
+    gateway.advance(Duration::from_secs(24 * 3600 - 1));
+    unit.publish(30.0).await;
+    assert_eq!(
+        next_fuel(&mut staff_stream).await,
+        30.0,
+        "a second before the end"
+    );
+    assert_eq!(next_fuel(&mut admin_stream).await, 30.0);
+
+    gateway.advance(Duration::from_secs(1));
+    assert!(
+        has_ended(&mut staff_stream).await,
+        "ends when the access does"
+    );
+    unit.publish(40.0).await;
+    assert_eq!(next_fuel(&mut admin_stream).await, 40.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_a_support_case_ends_the_case_stream() {
+    let gateway = TestGateway::start();
+    let acme = Fleet::create(&gateway, "Acme").await;
+    let unit = Unit::start(&acme, "unit1", "ex1").await;
+    let tech = staff(&acme, "tech_support").await;
+    let body = json!({"account_id": acme.account_id.to_string(), "ticket_id": "TCK-9"});
+    let (status, case) = call(&tech, Method::POST, "/v1/support-cases", Some(body)).await;
+    assert_eq!(status, 201, "{case}");
+    let mut tech_stream = account_stream(&tech, &acme).await;
+    let mut admin_stream = account_stream(&acme.admin, &acme).await;
+    unit.publish(50.0).await;
+    assert_eq!(next_fuel(&mut tech_stream).await, 50.0);
+    assert_eq!(next_fuel(&mut admin_stream).await, 50.0);
+
+    let path = format!(
+        "/v1/support-cases/{}/close",
+        case["id"].as_str().expect("id")
+    );
+    let (status, closed) = call(&tech, Method::POST, &path, None).await;
+    assert_eq!(status, 200, "{closed}");
+    assert!(has_ended(&mut tech_stream).await);
+    unit.publish(60.0).await;
+    assert_eq!(next_fuel(&mut admin_stream).await, 60.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_grant_ends_the_assets_stream_and_narrows_the_accounts() {
+    let gateway = TestGateway::start();
+    let acme = Fleet::create(&gateway, "Acme").await;
+    let depot = acme.child(&gateway, "Depot").await;
+    let shared = Unit::start(&acme, "unit1", "ex1").await;
+    let kept = Unit::start(&acme, "unit2", "ex2").await;
+    let granted = acme.grant(&depot, &["ex1", "ex2"], json!({})).await;
+    assert_eq!(granted.status, 201, "{granted:?}");
+    let grant_of = |asset: &str| {
+        granted.body["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .find(|grant| grant["asset_id"] == asset)
+            .and_then(|grant| grant["id"].as_str())
+            .expect("grant id")
+            .to_owned()
+    };
+    let mut asset_stream = depot
+        .admin
+        .stream("/v1/assets/ex1/stream")
+        .await
+        .expect("open");
+    let mut other_asset = depot
+        .admin
+        .stream("/v1/assets/ex2/stream")
+        .await
+        .expect("open");
+    let mut depot_stream = depot.admin.stream("/v1/stream").await.expect("open");
+    shared.publish(70.0).await;
+    assert_eq!(next_fuel(&mut asset_stream).await, 70.0);
+    assert_eq!(next_fuel(&mut depot_stream).await, 70.0);
+
+    let path = format!("/v1/visibility/grants/{}", grant_of("ex1"));
+    let (status, body) = call(&acme.admin, Method::DELETE, &path, None).await;
+    assert!(status == 200 || status == 204, "{status} {body}");
+    assert!(
+        has_ended(&mut asset_stream).await,
+        "the stream of the asset it lost ends"
+    );
+    shared.publish(80.0).await;
+    kept.publish(90.0).await;
+    assert_eq!(
+        next_fuel(&mut depot_stream).await,
+        90.0,
+        "the account's stream stays open and no longer carries ex1"
+    );
+    assert_eq!(next_fuel(&mut other_asset).await, 90.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoke_whose_caller_hangs_up_still_ends_the_stream() {
+    let gateway = TestGateway::start();
+    let acme = Fleet::create(&gateway, "Acme").await;
+    let (support, id) = approved_support(&acme, "14d").await;
+    let mut staff_stream = account_stream(&support, &acme).await;
+
+    // The revoke as raw HTTP, the connection closed right after the request is sent.
+    let address = gateway.ready().http;
+    let mut socket = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect");
+    let request = format!(
+        "POST /v1/support-access/requests/{id}/revoke HTTP/1.1\r\nHost: {address}\r\n\
+         Authorization: Bearer {}\r\nContent-Length: 0\r\n\r\n",
+        acme.admin_token
+    );
+    socket.write_all(request.as_bytes()).await.expect("sent");
+    drop(socket);
+
+    let archived = eventually(|| async {
+        let path = format!(
+            "/v1/accounts/{}/support-access?state=archived",
+            acme.account_id
+        );
+        let (_, body) = call(&acme.admin, Method::GET, &path, None).await;
+        let items = body["items"].as_array().cloned().unwrap_or_default();
+        (!items.is_empty()).then_some(items)
+    })
+    .await
+    .expect("the revoke was committed");
+    assert_eq!(archived[0]["state"], "revoked");
+    assert!(has_ended(&mut staff_stream).await);
+}
