@@ -59,6 +59,11 @@ pub struct ServeArgs {
     /// Most open live streams per principal; beyond it a new stream answers 429.
     #[arg(long, env = "FLEETGATE_SSE_MAX_STREAMS_PER_PRINCIPAL")]
     pub sse_max_streams_per_principal: Option<usize>,
+    /// Start a new store even though the data dir holds an earlier install's state (its CA
+    /// or bootstrap token) but no database: without it the gateway refuses, so a lost or
+    /// emptied `fleetgate.redb` never turns silently into a fresh install.
+    #[arg(long)]
+    pub init: bool,
 }
 
 /// Which [`crate::outbox::SmsSender`] drains the invitation outbox.
@@ -122,6 +127,8 @@ pub struct Config {
     pub mqtt_limits: crate::transport::Limits,
     pub sse_max_streams: usize,
     pub sse_max_streams_per_principal: usize,
+    /// `--init`: a fresh store over an earlier install's state is wanted (see `data_dir`).
+    pub init: bool,
 }
 
 /// File descriptors kept for HTTP clients, live streams and the store when the session cap
@@ -163,6 +170,7 @@ impl Config {
             },
             sse_max_streams: 1024,
             sse_max_streams_per_principal: 32,
+            init: false,
         }
     }
 
@@ -226,6 +234,7 @@ impl Config {
         {
             config.sse_max_streams_per_principal = cap;
         }
+        config.init = args.init;
         config.validate()?;
         Ok(config)
     }

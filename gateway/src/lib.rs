@@ -14,6 +14,7 @@
 //! the network.
 
 pub mod config;
+pub mod data_dir;
 pub mod http;
 pub mod outbox;
 pub mod pki;
@@ -73,8 +74,7 @@ impl Gateway {
 
     pub fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Gateway> {
         config.validate()?;
-        std::fs::create_dir_all(&config.data_dir)
-            .with_context(|| format!("creating {}", config.data_dir.display()))?;
+        data_dir::prepare(&config)?;
         let _ = std::fs::remove_file(config.data_dir.join(READY_FILE));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (stop, stopped) = oneshot::channel();
@@ -130,6 +130,8 @@ async fn serve(
     let metrics = Arc::new(Metrics::new());
     let writer = StoreWriter::spawn(store.clone(), config.commit_window, metrics.clone())?;
     let ca = Arc::new(pki::CertificateAuthority::open_or_create(&config.data_dir)?);
+    // The store and the CA created their files just now on a first start.
+    data_dir::tighten_secrets(&config.data_dir)?;
     let sessions_out = Arc::new(units::SessionsOut::default());
     let shared = actors::Context {
         writer: writer.handle(),
@@ -213,7 +215,7 @@ async fn serve(
 fn open_store(config: &Config, now: storage::time::Timestamp) -> anyhow::Result<Store> {
     let store = Store::open(&config.db_path()).context("opening the store")?;
     if let Some(token) = store.bootstrap(now)? {
-        write_private(&config.data_dir.join(TOKEN_FILE), token.as_bytes())?;
+        write_private_atomic(&config.data_dir.join(TOKEN_FILE), token.as_bytes())?;
         tracing::info!(file = %config.data_dir.join(TOKEN_FILE).display(), "created the bootstrap platform_admin");
     }
     Ok(store)
@@ -299,6 +301,16 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 }
 
 /// Writes a secret readable by the owner only (mode 0600).
+/// [`write_private`] to a temporary file, then renamed over `path`: a crash leaves the old
+/// file or the new one, never half of one.
+pub fn write_private_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let temporary = path.with_extension("tmp");
+    write_private(&temporary, bytes)?;
+    std::fs::rename(&temporary, path)
+        .with_context(|| format!("renaming {} into place", temporary.display()))?;
+    Ok(())
+}
+
 pub fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;

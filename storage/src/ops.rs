@@ -166,6 +166,7 @@ pub fn create_user(
             chain(&accounts, account_id)?.ok_or_else(|| OpError::not_found(&what))?;
         } else {
             require_in(&accounts, caller, account_id, Need::Administer, &what)?;
+            crate::policy::refuse_lasting_access(caller, "a user")?;
         }
     }
     let user = Principal {
@@ -592,6 +593,7 @@ pub fn issue_integration_cert(
         Need::Administer,
         &format!("account {account_id}"),
     )?;
+    crate::policy::refuse_lasting_access(caller, "an integration certificate")?;
     audit(
         tx,
         Who::Principal(caller),

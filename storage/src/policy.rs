@@ -89,6 +89,20 @@ pub fn require(
     }
 }
 
+/// Rule 4: temporary access creates no lasting access. Staff act in an account only
+/// through support access, which ends; what authenticates someone (a user, a token, an
+/// integration certificate) would outlive it, so staff may not create one there. Call it
+/// after the caller's rights in the account were checked (a stranger still gets 404).
+pub fn refuse_lasting_access(principal: &Principal, what: &str) -> Result<(), OpError> {
+    match principal.kind {
+        PrincipalKind::Staff { .. } => Err(OpError::Forbidden(format!(
+            "rule 4: support access creates no lasting access; {what} cannot be created \
+             under it (ask the account's admin)"
+        ))),
+        PrincipalKind::User { .. } => Ok(()),
+    }
+}
+
 /// Only `platform_admin` staff pass; everyone else is told the rule.
 pub fn require_platform_admin(principal: &Principal, action: &str) -> Result<(), OpError> {
     if principal.is_staff(StaffRole::PlatformAdmin) {

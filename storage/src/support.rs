@@ -377,30 +377,26 @@ fn end(
     Ok(access)
 }
 
-/// `tech_support` or `platform_admin` open a case: tech support access for the opener,
-/// active at once, listed with the ticket id, for at most three months.
+/// `tech_support` or `platform_admin` open a case: tech support access, active at once,
+/// listed with the ticket id, for at most three months. The access goes to tech_support
+/// staff only: the opener, or the staff member a platform_admin names in `for_staff`; a
+/// platform_admin never gets account rights from a case.
 pub fn open_case(
     tx: &WriteTransaction,
     caller: &Principal,
     account_id: &AccountId,
     ticket_id: &str,
+    for_staff: Option<&str>,
     now: Timestamp,
 ) -> Result<SupportAccess, OpError> {
-    if !matches!(
-        staff_role(caller),
-        Some(StaffRole::TechSupport | StaffRole::PlatformAdmin)
-    ) {
-        return Err(OpError::Forbidden(
-            "rule 4: only tech_support or platform_admin open support cases".into(),
-        ));
-    }
+    let staff = case_staff(tx, caller, for_staff)?;
     let ticket_id = text("ticket_id", ticket_id, MAX_TICKET)?;
     chain(&tx.open_table(ACCOUNTS)?, account_id)?
         .ok_or_else(|| OpError::not_found(format!("account {account_id}")))?;
     let access = SupportAccess {
         id: crate::ids::generate("case"),
         account_id: account_id.clone(),
-        staff: caller.id.clone(),
+        staff,
         staff_role: StaffRole::TechSupport,
         purpose: format!("support case {ticket_id}"),
         duration: Some(SupportDuration::ThreeMonths),
@@ -424,6 +420,43 @@ pub fn open_case(
     Ok(access)
 }
 
+/// Who a case's access is for (see [`open_case`]).
+fn case_staff(
+    tx: &WriteTransaction,
+    caller: &Principal,
+    for_staff: Option<&str>,
+) -> Result<PrincipalId, OpError> {
+    match (staff_role(caller), for_staff) {
+        (Some(StaffRole::TechSupport), None) => Ok(caller.id.clone()),
+        (Some(StaffRole::TechSupport), Some(named)) if named == caller.id.as_str() => {
+            Ok(caller.id.clone())
+        }
+        (Some(StaffRole::TechSupport), Some(_)) => Err(OpError::invalid(
+            "staff_id",
+            "rule 4: tech_support opens a case for themselves; a platform_admin names others",
+        )),
+        (Some(StaffRole::PlatformAdmin), None) => Err(OpError::invalid(
+            "staff_id",
+            "rule 4: a platform_admin names the tech_support staff member the case is for \
+             (a case never gives a platform_admin account rights)",
+        )),
+        (Some(StaffRole::PlatformAdmin), Some(named)) => {
+            let principal: Option<Principal> =
+                get(&tx.open_table(PRINCIPALS)?, "principals", named)?;
+            match principal {
+                Some(staff) if staff_role(&staff) == Some(StaffRole::TechSupport) => Ok(staff.id),
+                _ => Err(OpError::invalid(
+                    "staff_id",
+                    "rule 4: a case's access goes to a tech_support staff member",
+                )),
+            }
+        }
+        _ => Err(OpError::Forbidden(
+            "rule 4: only tech_support or platform_admin open support cases".into(),
+        )),
+    }
+}
+
 pub fn close_case(
     tx: &WriteTransaction,
     caller: &Principal,
@@ -433,6 +466,14 @@ pub fn close_case(
     let access = load(tx, id)?;
     if access.ticket_id.is_none() {
         return Err(OpError::not_found(format!("support case {id}")));
+    }
+    // Someone outside the case's account is told nothing about it (404, not 403).
+    if staff_role(caller).is_none() {
+        let account_chain =
+            chain(&tx.open_table(ACCOUNTS)?, &access.account_id)?.unwrap_or_default();
+        if policy::role_in(caller, &account_chain).is_none() {
+            return Err(OpError::not_found(format!("support case {id}")));
+        }
     }
     if !matches!(
         staff_role(caller),

@@ -123,7 +123,7 @@ proptest! {
                     }
                 }
                 Op::OpenCase { account } => {
-                    let created = run(&store, |tx| support::open_case(tx, &tech, &accounts[account], "T-1", at)).expect("case opens");
+                    let created = run(&store, |tx| support::open_case(tx, &tech, &accounts[account], "T-1", None, at)).expect("case opens");
                     model.push(Entry { id: created.id, account, case: true, state: SupportState::Active, ends: Some(SupportDuration::ThreeMonths.end(at).0), duration: SupportDuration::ThreeMonths });
                 }
                 Op::Close { access } => {

@@ -358,3 +358,142 @@ async fn every_refusal_of_the_state_machine() {
         422
     );
 }
+
+/// A staff member and their principal id.
+async fn staff_with_id(fleet: &Fleet, role: &str) -> (ApiClient, String) {
+    let body = json!({"name": format!("{role} two"), "role": role});
+    let (status, created) = call(&fleet.platform, Method::POST, "/v1/staff", Some(body)).await;
+    assert_eq!(status, 201, "{created}");
+    let client = fleet
+        .platform
+        .with_token(created["token"].as_str().expect("token"));
+    (client, created["id"].as_str().expect("id").to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn support_access_creates_no_lasting_access() {
+    let gateway = TestGateway::start();
+    let acme = Fleet::create(&gateway, "Acme").await;
+    let support = staff(&acme, "support").await;
+    let id = request(&support, &acme, "14d").await;
+    let path = format!("/v1/support-access/requests/{id}/approve");
+    assert_eq!(call(&acme.admin, Method::POST, &path, None).await.0, 200);
+    // The admin work it came for is allowed...
+    assert_eq!(act_as_admin(&support, &acme, "s1").await, 201);
+    // ...what would authenticate someone after the access ends is not.
+    let users = format!("/v1/accounts/{}/users", acme.account_id);
+    for role in ["admin", "viewer"] {
+        let body = json!({"name": "helper", "role": role});
+        let (status, problem) = call(&support, Method::POST, &users, Some(body)).await;
+        assert_eq!(status, 403, "{problem}");
+        assert!(
+            problem["detail"].as_str().unwrap_or("").contains("rule 4"),
+            "{problem}"
+        );
+    }
+    let certs = format!("/v1/accounts/{}/integration-certs", acme.account_id);
+    let (status, problem) = call(&support, Method::POST, &certs, Some(json!({}))).await;
+    assert_eq!(status, 403, "{problem}");
+    assert!(problem["detail"]
+        .as_str()
+        .unwrap_or("")
+        .contains("no lasting access"));
+    // Nothing was half-made: the account still has its one user, and the audit holds no
+    // user or certificate by support.
+    let (_, audit) = call(&acme.admin, Method::GET, "/v1/audit", None).await;
+    let actions: Vec<&str> = audit["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|entry| entry["action"].as_str())
+        .collect();
+    assert_eq!(
+        actions.iter().filter(|a| **a == "user.create").count(),
+        1,
+        "{actions:?}"
+    );
+    assert!(!actions.contains(&"integration_cert.issue"), "{actions:?}");
+    // The account's own admin still may.
+    let body = json!({"name": "helper", "role": "viewer"});
+    assert_eq!(
+        call(&acme.admin, Method::POST, &users, Some(body)).await.0,
+        201
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_case_gives_access_to_tech_support_only() {
+    let gateway = TestGateway::start();
+    let acme = Fleet::create(&gateway, "Acme").await;
+    let (tech, tech_id) = staff_with_id(&acme, "tech_support").await;
+    let (_, support_id) = staff_with_id(&acme, "support").await;
+    let account = acme.account_id.to_string();
+    let open = |body: Value| {
+        let platform = acme.platform.clone();
+        async move { call(&platform, Method::POST, "/v1/support-cases", Some(body)).await }
+    };
+    // A platform_admin names who the case is for, and it must be tech support.
+    let (status, problem) = open(json!({"account_id": account, "ticket_id": "T-1"})).await;
+    assert_eq!(status, 422, "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("staff_id"),
+        "{problem}"
+    );
+    let body = json!({"account_id": account, "ticket_id": "T-2", "staff_id": support_id});
+    assert_eq!(open(body).await.0, 422, "support staff get no case access");
+    let body = json!({"account_id": account, "ticket_id": "T-3", "staff_id": tech_id});
+    let (status, case) = open(body).await;
+    assert_eq!(status, 201, "{case}");
+    assert_eq!(case["staff_id"], tech_id.as_str());
+    assert_eq!(
+        act_as_admin(&tech, &acme, "t1").await,
+        201,
+        "the named tech acts"
+    );
+    assert_eq!(
+        act_as_admin(&acme.platform, &acme, "p1").await,
+        404,
+        "the platform_admin who opened it got nothing"
+    );
+    // Tech support opens cases for themselves only.
+    let (other_tech, _) = staff_with_id(&acme, "tech_support").await;
+    let body = json!({"account_id": account, "ticket_id": "T-4", "staff_id": tech_id});
+    let (status, _) = call(&other_tech, Method::POST, "/v1/support-cases", Some(body)).await;
+    assert_eq!(status, 422);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_organizations_case_is_not_found() {
+    let gateway = TestGateway::start();
+    let acme = Fleet::create(&gateway, "Acme").await;
+    let other = Fleet::create(&gateway, "Other").await;
+    let tech = staff(&acme, "tech_support").await;
+    let body = json!({"account_id": acme.account_id.to_string(), "ticket_id": "TCK-1"});
+    let (status, case) = call(&tech, Method::POST, "/v1/support-cases", Some(body)).await;
+    assert_eq!(status, 201, "{case}");
+    let close = format!(
+        "/v1/support-cases/{}/close",
+        case["id"].as_str().expect("id")
+    );
+    let (status, _) = call(&other.admin, Method::POST, &close, None).await;
+    assert_eq!(
+        status, 404,
+        "another organization learns nothing of the case"
+    );
+    let (status, _) = call(
+        &other.admin,
+        Method::POST,
+        "/v1/support-cases/case_nope/close",
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, problem) = call(&acme.admin, Method::POST, &close, None).await;
+    assert_eq!(
+        status, 403,
+        "the account's own admin sees it but does not close it: {problem}"
+    );
+}

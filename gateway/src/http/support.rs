@@ -26,6 +26,10 @@ pub struct NewRequest {
 pub struct NewCase {
     pub account_id: String,
     pub ticket_id: String,
+    /// The tech_support staff member the case's access is for: required when a
+    /// platform_admin opens the case, absent (or the opener) when tech_support does.
+    #[serde(default)]
+    pub staff_id: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -186,7 +190,8 @@ pub async fn open_case(
     let access = state
         .writer
         .execute(move |tx| {
-            storage::support::open_case(tx, &caller.0, &account, &body.ticket_id, now)
+            let staff = body.staff_id.as_deref();
+            storage::support::open_case(tx, &caller.0, &account, &body.ticket_id, staff, now)
         })
         .await?;
     state.scheduler.wake();

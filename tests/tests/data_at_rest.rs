@@ -1,0 +1,95 @@
+//! The data dir at rest: owner-only modes from the first start and tightened on every
+//! start, and a lost database next to an earlier install's CA refused unless `--init`.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use gateway::{Config, Gateway};
+use tests::TestGateway;
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path)
+        .expect("exists")
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+fn loopback_config(dir: &Path) -> Config {
+    let mut config = Config::with_data_dir(dir);
+    config.http_addr = "127.0.0.1:0".parse().expect("addr");
+    config.mqtt_tls_addr = Some("127.0.0.1:0".parse().expect("addr"));
+    config.mqtt_tls_names = vec!["localhost".into()];
+    config
+}
+
+const SECRETS: [&str; 4] = ["fleetgate.redb", "ca.key", "server.key", "bootstrap-token"];
+
+#[test]
+fn a_first_start_keeps_the_data_dir_to_its_owner() {
+    let gateway = TestGateway::start();
+    let dir = gateway.data_dir();
+    assert_eq!(mode(dir), 0o700, "data dir");
+    for name in SECRETS {
+        assert_eq!(mode(&dir.join(name)), 0o600, "{name}");
+    }
+}
+
+#[test]
+fn looser_modes_found_at_start_are_tightened() {
+    let mut gateway = TestGateway::start();
+    gateway.stop();
+    let dir = gateway.data_dir().to_path_buf();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    for name in SECRETS {
+        let loose = std::fs::Permissions::from_mode(0o644);
+        std::fs::set_permissions(dir.join(name), loose).expect("chmod");
+    }
+    gateway.restart();
+    assert_eq!(mode(&dir), 0o700);
+    for name in SECRETS {
+        assert_eq!(mode(&dir.join(name)), 0o600, "{name}");
+    }
+}
+
+#[test]
+fn a_lost_database_next_to_an_earlier_install_is_refused_unless_init() {
+    let mut gateway = TestGateway::start();
+    gateway.stop();
+    let dir = gateway.data_dir().to_path_buf();
+    let token_before = std::fs::read_to_string(dir.join("bootstrap-token")).expect("token");
+    for lost in ["emptied", "deleted"] {
+        let db = dir.join("fleetgate.redb");
+        if lost == "emptied" {
+            std::fs::write(&db, b"").expect("truncate");
+        } else {
+            std::fs::remove_file(&db).expect("delete");
+        }
+        let refused = match Gateway::start(loopback_config(&dir)) {
+            Ok(_) => panic!("{lost}: a fresh install started over an earlier one"),
+            Err(refused) => refused,
+        };
+        let message = format!("{refused:#}");
+        assert!(message.contains("--init"), "{lost}: {message}");
+        assert!(
+            message.contains("ca.pem"),
+            "{lost}: names what it found: {message}"
+        );
+        assert!(!db.exists() || std::fs::metadata(&db).expect("db").len() == 0);
+        assert_eq!(
+            std::fs::read_to_string(dir.join("bootstrap-token")).expect("token"),
+            token_before,
+            "{lost}: nothing was re-created"
+        );
+    }
+    let mut config = loopback_config(&dir);
+    config.init = true;
+    let started = Gateway::start(config).expect("--init starts anew");
+    started.shutdown();
+    let token_after = std::fs::read_to_string(dir.join("bootstrap-token")).expect("token");
+    assert_ne!(
+        token_after, token_before,
+        "a new install, a new platform admin"
+    );
+    assert_eq!(mode(&dir.join("bootstrap-token")), 0o600);
+}
