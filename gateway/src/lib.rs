@@ -230,6 +230,12 @@ fn bind_http(
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            // Answers carry tokens, key secrets, PINs and private keys; none may sit in a
+            // browser's or a proxy's cache. Live streams set their own `no-cache`.
+            .wrap(
+                actix_web::middleware::DefaultHeaders::new()
+                    .add((actix_web::http::header::CACHE_CONTROL, "no-store")),
+            )
             .configure(http::configure)
     })
     .workers(config.http_workers)

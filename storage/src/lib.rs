@@ -43,6 +43,7 @@ pub mod support;
 pub mod tables;
 pub mod telemetry;
 pub mod tenant;
+pub mod text;
 pub mod time;
 pub mod token;
 pub mod visibility;

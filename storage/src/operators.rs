@@ -187,17 +187,7 @@ pub fn check(input: &OperatorInput) -> Result<NewOperator, Vec<FieldError>> {
 }
 
 pub fn check_name(raw: &str) -> Result<String, FieldError> {
-    let trimmed = raw.trim();
-    if trimmed.is_empty() {
-        return Err(FieldError::new("name", "is required"));
-    }
-    if trimmed.chars().count() > MAX_NAME {
-        return Err(FieldError::new(
-            "name",
-            format!("must be at most {MAX_NAME} characters"),
-        ));
-    }
-    Ok(trimmed.to_owned())
+    crate::text::checked(raw, MAX_NAME).map_err(|rule| FieldError::new("name", rule))
 }
 
 /// A phone number in international form (`+` and country code; spaces, dashes and dots

@@ -23,17 +23,7 @@ pub const MAX_NAME: usize = 200;
 
 /// A required, trimmed, bounded free-text field.
 pub fn name_field(field: &str, raw: &str) -> Result<String, OpError> {
-    let trimmed = raw.trim();
-    if trimmed.is_empty() {
-        return Err(OpError::invalid(field, "must not be empty"));
-    }
-    if trimmed.chars().count() > MAX_NAME {
-        return Err(OpError::invalid(
-            field,
-            format!("must be at most {MAX_NAME} characters"),
-        ));
-    }
-    Ok(trimmed.to_owned())
+    crate::text::checked(raw, MAX_NAME).map_err(|rule| OpError::invalid(field, rule))
 }
 
 /// What one audit line says, before it gets its sequence number and time.

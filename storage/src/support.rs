@@ -143,17 +143,7 @@ impl SupportAccess {
 }
 
 fn text(field: &str, raw: &str, max: usize) -> Result<String, OpError> {
-    let trimmed = raw.trim();
-    if trimmed.is_empty() {
-        return Err(OpError::invalid(field, "is required"));
-    }
-    if trimmed.chars().count() > max {
-        return Err(OpError::invalid(
-            field,
-            format!("must be at most {max} characters"),
-        ));
-    }
-    Ok(trimmed.to_owned())
+    crate::text::checked(raw, max).map_err(|rule| OpError::invalid(field, rule))
 }
 
 /// Writes the record and keeps the active-access index and deadline rows in step with it.

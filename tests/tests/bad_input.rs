@@ -227,3 +227,155 @@ async fn the_edge_refuses_clearly_and_changes_nothing() {
         .expect("grants");
     assert_eq!(grants["items"], json!([]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_is_not_an_object_is_refused_and_changes_nothing() {
+    let gateway = TestGateway::start();
+    let owner = Fleet::create(&gateway, "Acme").await;
+    let token = owner.admin_token.clone();
+    let json = "application/json";
+    let created = raw(
+        &gateway,
+        &token,
+        Method::POST,
+        "/v1/operators",
+        json,
+        br#"{"name":"Ann Lee","phone":"+47 912 34 567"}"#.to_vec(),
+    )
+    .await;
+    assert_eq!(created.0, 201, "{created:?}");
+    let path = format!("/v1/operators/{}", created.2["id"].as_str().expect("id"));
+    // The bug report's body: an array of the fields in order cleared the phone.
+    for body in ["[null,null]", "[\"Bob\"]", "[]", "null", "42", "\"name\""] {
+        let answer = raw(&gateway, &token, Method::PATCH, &path, json, body.into()).await;
+        assert_problem(&answer, 422, "JSON object");
+        assert_eq!(answer.2["field"], "body", "{answer:?}");
+    }
+    let after = raw(&gateway, &token, Method::GET, &path, json, Vec::new()).await;
+    assert_eq!(after.2["phone"], "+4791234567", "{after:?}");
+    assert_eq!(after.2["name"], "Ann Lee");
+    // The same on a create: nothing made.
+    let answer = raw(
+        &gateway,
+        &token,
+        Method::POST,
+        "/v1/assets",
+        json,
+        br#"["ex9","x"]"#.to_vec(),
+    )
+    .await;
+    assert_problem(&answer, 422, "JSON object");
+    let missing = raw(
+        &gateway,
+        &token,
+        Method::GET,
+        "/v1/assets/ex9",
+        json,
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(missing.0, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_characters_in_names_are_refused_naming_the_field() {
+    let gateway = TestGateway::start();
+    let owner = Fleet::create(&gateway, "Acme").await;
+    let token = owner.admin_token.clone();
+    let json = "application/json";
+    let users = format!("/v1/accounts/{}/users", owner.account_id);
+    let cases: Vec<(&str, String, Value, &str)> = vec![
+        (
+            "POST",
+            "/v1/assets".into(),
+            json!({"id": "ex7", "name": "Excavator\n7"}),
+            "name",
+        ),
+        (
+            "POST",
+            "/v1/assets".into(),
+            json!({"id": "ex7", "name": "x", "serial": "S\t1"}),
+            "serial",
+        ),
+        (
+            "POST",
+            users,
+            json!({"name": "Eve\u{1b}[2J", "role": "viewer"}),
+            "name",
+        ),
+        (
+            "POST",
+            "/v1/accounts".into(),
+            json!({"name": "Sub\r\nX", "parent_id": owner.account_id.to_string()}),
+            "name",
+        ),
+        (
+            "POST",
+            "/v1/operators".into(),
+            json!({"name": "Op\u{0}"}),
+            "name",
+        ),
+    ];
+    for (method, path, body, field) in cases {
+        let method = Method::from_bytes(method.as_bytes()).expect("method");
+        let bytes = serde_json::to_vec(&body).expect("json");
+        let answer = raw(&gateway, &token, method, &path, json, bytes).await;
+        assert_eq!(answer.0, 422, "{path} {body}: {answer:?}");
+        let text = answer.2.to_string();
+        assert!(text.contains("control characters"), "{path}: {text}");
+        assert!(text.contains(field), "{path}: names {field}: {text}");
+    }
+    let missing = raw(
+        &gateway,
+        &token,
+        Method::GET,
+        "/v1/assets/ex7",
+        json,
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(missing.0, 404, "nothing was created");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_are_not_cached_and_streams_say_so_themselves() {
+    let gateway = TestGateway::start();
+    let owner = Fleet::create(&gateway, "Acme").await;
+    let client = reqwest::Client::new();
+    let base = gateway.http_base();
+    let cache = |response: &reqwest::Response| {
+        response
+            .headers()
+            .get("cache-control")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let created = client
+        .post(format!("{base}/v1/accounts/{}/users", owner.account_id))
+        .bearer_auth(&owner.admin_token)
+        .json(&json!({"name": "viewer", "role": "viewer"}))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(created.status(), 201);
+    assert_eq!(
+        cache(&created).as_deref(),
+        Some("no-store"),
+        "an answer with a token"
+    );
+    let refused = client
+        .get(format!("{base}/v1/me"))
+        .bearer_auth("fgt_wrong")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(refused.status(), 401);
+    assert_eq!(cache(&refused).as_deref(), Some("no-store"));
+    let stream = client
+        .get(format!("{base}/v1/stream"))
+        .bearer_auth(&owner.admin_token)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(cache(&stream).as_deref(), Some("no-cache"));
+}

@@ -5,6 +5,7 @@ use storage::model::{CertificateKind, Role, StaffRole};
 use storage::{AccountId, OpError};
 
 use super::auth::Caller;
+use super::body::Json;
 use super::dto::*;
 use super::problem::{ApiError, Problem};
 use super::AppState;
@@ -19,7 +20,7 @@ pub async fn me(caller: Caller) -> HttpResponse {
 pub async fn create_account(
     state: web::Data<AppState>,
     caller: Caller,
-    body: web::Json<NewAccount>,
+    body: Json<NewAccount>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let parent = body
@@ -53,7 +54,7 @@ pub async fn create_user(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
-    body: web::Json<NewPrincipal>,
+    body: Json<NewPrincipal>,
 ) -> Result<HttpResponse, ApiError> {
     let account =
         AccountId::parse(&path).map_err(|_| OpError::not_found(format!("account {path}")))?;
@@ -75,7 +76,7 @@ pub async fn create_user(
 pub async fn create_staff(
     state: web::Data<AppState>,
     caller: Caller,
-    body: web::Json<NewPrincipal>,
+    body: Json<NewPrincipal>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let role = StaffRole::parse(&body.role)
@@ -113,7 +114,7 @@ pub async fn integration_cert(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
-    body: web::Json<IntegrationCertRequest>,
+    body: Json<IntegrationCertRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let account =
         AccountId::parse(&path).map_err(|_| OpError::not_found(format!("account {path}")))?;

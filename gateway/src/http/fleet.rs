@@ -8,6 +8,7 @@ use storage::visibility::Seen;
 use storage::{AccountId, AssetId, DeviceId, OpError};
 
 use super::auth::Caller;
+use super::body::Json;
 use super::dto::*;
 use super::problem::{ApiError, Problem};
 use super::AppState;
@@ -44,7 +45,7 @@ pub async fn register_device(
     state: web::Data<AppState>,
     caller: Caller,
     query: web::Query<AccountQuery>,
-    body: web::Json<NewDevice>,
+    body: Json<NewDevice>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let id = id_field("id", DeviceId::parse(&body.id))?;
@@ -145,7 +146,7 @@ pub async fn create_asset(
     state: web::Data<AppState>,
     caller: Caller,
     query: web::Query<AccountQuery>,
-    body: web::Json<NewAssetDto>,
+    body: Json<NewAssetDto>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let new = storage::ops::NewAsset {
@@ -303,7 +304,7 @@ pub async fn patch_asset(
     caller: Caller,
     path: web::Path<String>,
     query: web::Query<AccountQuery>,
-    body: web::Json<AssetPatch>,
+    body: Json<AssetPatch>,
 ) -> Result<HttpResponse, ApiError> {
     let id = AssetId::parse(&path).map_err(|_| OpError::not_found(format!("asset {path}")))?;
     let account = account_param(&caller, query.account_id.as_deref())?;

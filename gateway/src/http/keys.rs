@@ -12,6 +12,7 @@ use storage::{AssetId, OpError};
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Caller;
+use super::body::Json;
 use super::dto::{id_field, limit, AccountQuery};
 use super::fleet::{account_param, visible_asset};
 use super::problem::{ApiError, Problem};
@@ -155,7 +156,7 @@ pub async fn create(
     state: web::Data<AppState>,
     caller: Caller,
     query: web::Query<AccountQuery>,
-    body: web::Json<NewKeyDto>,
+    body: Json<NewKeyDto>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let account = account_param(&caller, query.account_id.as_deref())?;
@@ -220,7 +221,7 @@ pub async fn patch(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
-    body: web::Json<KeyPatch>,
+    body: Json<KeyPatch>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let edit = edit_of(body.valid_to, body.description)?;
@@ -267,7 +268,7 @@ pub async fn bulk_edit(
     state: web::Data<AppState>,
     caller: Caller,
     query: web::Query<DryRun>,
-    body: web::Json<BulkEdit>,
+    body: Json<BulkEdit>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let edit = edit_of(body.valid_to, body.description)?;
@@ -301,7 +302,7 @@ pub async fn bulk_delete(
     state: web::Data<AppState>,
     caller: Caller,
     query: web::Query<DryRun>,
-    body: web::Json<BulkDelete>,
+    body: Json<BulkDelete>,
 ) -> Result<HttpResponse, ApiError> {
     let ids = body.into_inner().ids;
     let dry_run = query.flag()?;

@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod body;
 pub mod dto;
 pub mod fleet;
 pub mod keys;

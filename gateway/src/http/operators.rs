@@ -15,6 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use self::import::{Format, ImportError, RowError};
 use super::auth::Caller;
+use super::body::Json;
 use super::dto::{limit, AccountQuery, ListQuery};
 use super::fleet::account_param;
 use super::problem::{ApiError, Problem};
@@ -152,7 +153,7 @@ pub async fn create(
     state: web::Data<AppState>,
     caller: Caller,
     query: web::Query<AccountQuery>,
-    body: web::Json<NewOperator>,
+    body: Json<NewOperator>,
 ) -> Result<HttpResponse, ApiError> {
     let account = account_param(&caller, query.account_id.as_deref())?;
     let body = body.into_inner();
@@ -212,7 +213,7 @@ pub async fn patch(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
-    body: web::Json<OperatorPatch>,
+    body: Json<OperatorPatch>,
 ) -> Result<HttpResponse, ApiError> {
     let id = operator_id(&path)?;
     let body = body.into_inner();

@@ -11,6 +11,7 @@ use storage::{AccountId, AssetId, GrantId, OpError, PartnershipId};
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Caller;
+use super::body::Json;
 use super::dto::{id_field, AccountView};
 use super::fleet::account_param;
 use super::problem::{ApiError, Problem};
@@ -154,7 +155,7 @@ fn time_field(field: &str, raw: Option<&str>) -> Result<Option<Timestamp>, OpErr
 pub async fn create_partnership(
     state: web::Data<AppState>,
     caller: Caller,
-    body: web::Json<NewPartnership>,
+    body: Json<NewPartnership>,
 ) -> Result<HttpResponse, ApiError> {
     let a = account_field("account_a", &body.account_a)?;
     let b = account_field("account_b", &body.account_b)?;
@@ -203,7 +204,7 @@ pub async fn create_grants(
     state: web::Data<AppState>,
     caller: Caller,
     query: web::Query<DryRun>,
-    body: web::Json<NewGrants>,
+    body: Json<NewGrants>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let request = GrantRequest {
@@ -248,7 +249,7 @@ pub async fn remove_grants(
     state: web::Data<AppState>,
     caller: Caller,
     query: web::Query<DryRun>,
-    body: web::Json<RemoveGrants>,
+    body: Json<RemoveGrants>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let owner = account_param(&caller, body.owner_account_id.as_deref())?;

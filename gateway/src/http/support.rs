@@ -8,6 +8,7 @@ use storage::{AccountId, OpError};
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Caller;
+use super::body::Json;
 use super::dto::id_field;
 use super::problem::{ApiError, Problem};
 use super::AppState;
@@ -87,7 +88,7 @@ pub struct StateQuery {
 pub async fn create_request(
     state: web::Data<AppState>,
     caller: Caller,
-    body: web::Json<NewRequest>,
+    body: Json<NewRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let account = id_field("account_id", AccountId::parse(&body.account_id))?;
@@ -182,7 +183,7 @@ pub async fn list(
 pub async fn open_case(
     state: web::Data<AppState>,
     caller: Caller,
-    body: web::Json<NewCase>,
+    body: Json<NewCase>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let account = id_field("account_id", AccountId::parse(&body.account_id))?;

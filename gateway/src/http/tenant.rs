@@ -13,6 +13,7 @@ use storage::{AccountId, AssetId, OpError};
 use utoipa::ToSchema;
 
 use super::auth::Caller;
+use super::body::Json;
 use super::dto::{id_field, AccountQuery, AssetView};
 use super::fleet::{account_param, visible_asset};
 use super::problem::{ApiError, Problem};
@@ -76,7 +77,7 @@ pub async fn create_profile(
     state: web::Data<AppState>,
     caller: Caller,
     query: web::Query<AccountQuery>,
-    body: web::Json<NewProfile>,
+    body: Json<NewProfile>,
 ) -> Result<HttpResponse, ApiError> {
     let account = account_param(&caller, query.account_id.as_deref())?;
     let fields = fields(&body.fields)?;
@@ -97,7 +98,7 @@ pub async fn update_profile(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
-    body: web::Json<ProfilePatch>,
+    body: Json<ProfilePatch>,
 ) -> Result<HttpResponse, ApiError> {
     let fields = fields(&body.fields)?;
     let id = path.into_inner();
@@ -272,7 +273,7 @@ pub async fn share_telemetry(
     caller: Caller,
     path: web::Path<String>,
     query: web::Query<AccountQuery>,
-    body: web::Json<ShareTarget>,
+    body: Json<ShareTarget>,
 ) -> Result<HttpResponse, ApiError> {
     share(
         state,
@@ -292,7 +293,7 @@ pub async fn share_details(
     caller: Caller,
     path: web::Path<String>,
     query: web::Query<AccountQuery>,
-    body: web::Json<ShareTarget>,
+    body: Json<ShareTarget>,
 ) -> Result<HttpResponse, ApiError> {
     share(
         state,
