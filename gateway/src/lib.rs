@@ -211,6 +211,30 @@ async fn serve(
     Ok(())
 }
 
+/// `fleetgate admin reset-token`: with the gateway stopped, gives the bootstrap
+/// platform_admin a new token and writes it (0600, atomically) to the token file; returns
+/// that file's path. Errors: no database in `data_dir`, the database locked by a running
+/// gateway, or no platform_admin in it.
+pub fn reset_platform_token(data_dir: &Path) -> anyhow::Result<std::path::PathBuf> {
+    let config = Config::with_data_dir(data_dir);
+    let db = config.db_path();
+    anyhow::ensure!(
+        std::fs::metadata(&db).is_ok_and(|meta| meta.len() > 0),
+        "{} has no database: nothing to reset",
+        data_dir.display()
+    );
+    let store = Store::open(&db)
+        .with_context(|| format!("opening {} (is the gateway still running?)", db.display()))?;
+    let now = SystemClock.now();
+    let tx = store.begin_write()?;
+    let (admin, token) = storage::users::reset_platform_token(&tx, now)?;
+    tx.commit()?;
+    let file = data_dir.join(TOKEN_FILE);
+    write_private_atomic(&file, token.as_bytes())?;
+    tracing::info!(%admin, file = %file.display(), "reset the platform_admin token");
+    Ok(file)
+}
+
 /// Opens the store; on a first start, creates the platform admin and writes its token.
 fn open_store(config: &Config, now: storage::time::Timestamp) -> anyhow::Result<Store> {
     let store = Store::open(&config.db_path()).context("opening the store")?;

@@ -24,7 +24,21 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the gateway (MQTT transport, ingest, HTTP control API).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
+    /// Offline administration of a stopped gateway's data dir.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Gives the bootstrap platform_admin a new token (the old one stops working) and
+    /// writes it to `{data_dir}/bootstrap-token`. The gateway must be stopped: it holds
+    /// the database's lock.
+    ResetToken {
+        #[arg(long, env = "FLEETGATE_DATA_DIR")]
+        data_dir: std::path::PathBuf,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -41,6 +55,11 @@ fn main() -> anyhow::Result<()> {
             let gateway = Gateway::start(config)?;
             wait_for_signal()?;
             gateway.shutdown();
+            Ok(())
+        }
+        Command::Admin(AdminCommand::ResetToken { data_dir }) => {
+            let file = gateway::reset_platform_token(&data_dir)?;
+            println!("new platform_admin token written to {}", file.display());
             Ok(())
         }
     }

@@ -46,6 +46,7 @@ pub mod tenant;
 pub mod text;
 pub mod time;
 pub mod token;
+pub mod users;
 pub mod visibility;
 
 pub use error::{OpError, StoreError};

@@ -42,6 +42,19 @@ pub enum Who<'a> {
     Principal(&'a Principal),
     /// The scheduler applying a deadline.
     Scheduler,
+    /// Someone with the data dir, offline (`fleetgate admin ...`).
+    HostOperator,
+}
+
+impl Who<'_> {
+    /// The id an audit entry or an ended access names as the actor.
+    pub fn actor_id(&self) -> PrincipalId {
+        match self {
+            Who::Principal(principal) => principal.id.clone(),
+            Who::Scheduler => crate::sharing::scheduler_id(),
+            Who::HostOperator => PrincipalId::parse("hostoperator").expect("a valid id"),
+        }
+    }
 }
 
 pub fn audit(
@@ -62,7 +75,11 @@ pub fn audit(
             };
             (principal.id.clone(), via)
         }
-        Who::Scheduler => (crate::sharing::scheduler_id(), None),
+        Who::Scheduler => (who.actor_id(), None),
+        Who::HostOperator => (
+            who.actor_id(),
+            Some("offline, with the data dir".to_owned()),
+        ),
     };
     let seq = next_counter(tx, "audit_seq")?;
     let entry = AuditEntry {

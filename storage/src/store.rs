@@ -67,6 +67,7 @@ impl Store {
             tx.open_table(ACCESS_EVENTS)?;
             tx.open_table(CERTIFICATES)?;
             tx.open_table(CERTIFICATES_BY_TENANT)?;
+            tx.open_table(DISABLED_USERS)?;
         }
         tx.commit()?;
         Ok(Store { db: Arc::new(db) })

@@ -353,10 +353,7 @@ fn end(
     access.state = to;
     access.ends_at = Some(now.min(access.ends_at.unwrap_or(now)));
     access.ended_at = Some(now);
-    access.ended_by = Some(match who {
-        Who::Principal(principal) => principal.id.clone(),
-        Who::Scheduler => crate::sharing::scheduler_id(),
-    });
+    access.ended_by = Some(who.actor_id());
     save(tx, &access)?;
     let action = match to {
         SupportState::Revoked => "support.revoke",

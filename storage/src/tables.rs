@@ -114,3 +114,6 @@ pub const CERTIFICATES: TableDefinition<&str, &[u8]> = TableDefinition::new("cer
 /// scan.
 pub const CERTIFICATES_BY_TENANT: TableDefinition<(&str, &str), ()> =
     TableDefinition::new("certificates_by_tenant");
+
+/// principal id -> when (ms) an admin disabled the user; a disabled user has no token.
+pub const DISABLED_USERS: TableDefinition<&str, u64> = TableDefinition::new("disabled_users");

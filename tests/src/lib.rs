@@ -428,3 +428,16 @@ impl Fleet {
             .expect("answer")
     }
 }
+
+/// True once the server has closed `stream` (events before the end are skipped), false if
+/// it is still open after `within`.
+pub async fn stream_ended(stream: &mut simulator::api::SseStream, within: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.next()).await {
+            Ok(None) | Ok(Some(Err(_))) => return true,
+            Ok(Some(Ok(_))) => continue,
+            Err(_) => return false,
+        }
+    }
+}

@@ -213,6 +213,18 @@ async fn every_endpoint_as_every_caller() {
                 assert_eq!(status, 201);
                 path = path.replace("{device}", &device);
             }
+            if path.contains("{user}") {
+                let user = owner
+                    .platform
+                    .create_user(
+                        &owner.account_id,
+                        &format!("user{counter}"),
+                        UserRole::Viewer,
+                    )
+                    .await
+                    .expect("fresh user");
+                path = path.replace("{user}", &user.id.to_string());
+            }
             if body_text.contains("{fresh_account}") {
                 let fresh = Fleet::create(&gateway, &format!("F{counter}")).await;
                 body_text = body_text.replace("{fresh_account}", &fresh.account_id.to_string());

@@ -93,3 +93,40 @@ fn a_lost_database_next_to_an_earlier_install_is_refused_unless_init() {
     );
     assert_eq!(mode(&dir.join("bootstrap-token")), 0o600);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_platform_admin_token_is_reset_offline() {
+    let mut gateway = TestGateway::start();
+    let dir = gateway.data_dir().to_path_buf();
+    let refused =
+        gateway::reset_platform_token(&dir).expect_err("the running gateway holds the lock");
+    assert!(
+        format!("{refused:#}").contains("still running"),
+        "{refused:#}"
+    );
+    gateway.stop();
+    let file = gateway::reset_platform_token(&dir).expect("reset");
+    assert_eq!(mode(&file), 0o600);
+    let token = std::fs::read_to_string(&file).expect("token");
+    assert_ne!(token, gateway.admin_token);
+    gateway.restart();
+    let me = |token: String| {
+        let url = format!("{}/v1/me", gateway.http_base());
+        async move {
+            reqwest::Client::new()
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("answer")
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(
+        me(gateway.admin_token.clone()).await,
+        401,
+        "the old token is dead"
+    );
+    assert_eq!(me(token).await, 200);
+}

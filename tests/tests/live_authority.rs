@@ -10,7 +10,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use simulator::api::SseStream;
 use simulator::ApiClient;
-use tests::{eventually, Fleet, TestGateway};
+use tests::{eventually, stream_ended, Fleet, TestGateway};
 use tokio::io::AsyncWriteExt;
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -61,15 +61,8 @@ async fn next_fuel(stream: &mut SseStream) -> f64 {
     point.fuel_pct.expect("fuel_pct")
 }
 
-/// True once the stream has ended (the server closed it), false if it is still open.
 async fn has_ended(stream: &mut SseStream) -> bool {
-    loop {
-        match tokio::time::timeout(WAIT, stream.next()).await {
-            Ok(None) | Ok(Some(Err(_))) => return true,
-            Ok(Some(Ok(_))) => continue,
-            Err(_) => return false,
-        }
-    }
+    stream_ended(stream, WAIT).await
 }
 
 /// A unit on `asset` that publishes one point with the given fuel level.

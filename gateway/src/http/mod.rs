@@ -14,6 +14,7 @@ pub mod sharing;
 pub mod stream;
 pub mod support;
 pub mod tenant;
+pub mod users;
 
 use std::sync::Arc;
 
@@ -57,6 +58,10 @@ pub struct AppState {
         accounts::create_account,
         accounts::get_account,
         accounts::create_user,
+        users::list_users,
+        users::patch_user,
+        users::delete_user,
+        users::rotate_token,
         accounts::create_staff,
         accounts::integration_cert,
         fleet::register_device,
@@ -150,6 +155,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/accounts", web::post().to(accounts::create_account))
             .route("/accounts/{a}", web::get().to(accounts::get_account))
             .route("/accounts/{a}/users", web::post().to(accounts::create_user))
+            .route("/accounts/{a}/users", web::get().to(users::list_users))
+            .route(
+                "/accounts/{a}/users/{u}",
+                web::patch().to(users::patch_user),
+            )
+            .route(
+                "/accounts/{a}/users/{u}",
+                web::delete().to(users::delete_user),
+            )
+            .route(
+                "/accounts/{a}/users/{u}/token",
+                web::post().to(users::rotate_token),
+            )
             .route(
                 "/accounts/{a}/integration-certs",
                 web::post().to(accounts::integration_cert),

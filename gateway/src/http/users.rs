@@ -1,0 +1,151 @@
+//! An account's users, as its admin manages them (`storage::users` holds the rules):
+//! list, change a role, disable or enable, delete, rotate a token.
+
+use actix_web::{web, HttpResponse};
+use serde::{Deserialize, Serialize};
+use storage::model::Role;
+use storage::users::{UserPatch, UserRecord};
+use storage::{AccountId, OpError};
+use utoipa::ToSchema;
+
+use super::auth::Caller;
+use super::body::Json;
+use super::problem::{ApiError, Problem};
+use super::AppState;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserView {
+    pub id: String,
+    pub name: String,
+    /// `admin`, `fleet_admin` or `viewer`.
+    pub role: &'static str,
+    pub account_id: String,
+    /// RFC 3339.
+    pub created_at: String,
+    pub disabled: bool,
+    /// RFC 3339, while disabled.
+    pub disabled_at: Option<String>,
+}
+
+impl From<UserRecord> for UserView {
+    fn from(record: UserRecord) -> Self {
+        let account_id = record
+            .user
+            .home_account()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        UserView {
+            id: record.user.id.to_string(),
+            name: record.user.name,
+            role: record.role.as_str(),
+            account_id,
+            created_at: record.user.created_at.to_rfc3339(),
+            disabled: record.disabled_at.is_some(),
+            disabled_at: record.disabled_at.map(|at| at.to_rfc3339()),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserList {
+    pub items: Vec<UserView>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserPatchBody {
+    /// `admin`, `fleet_admin` or `viewer`.
+    pub role: Option<String>,
+    /// `true` disables the user (its token stops working at once); `false` enables it
+    /// again (it then needs a rotated token).
+    pub disabled: Option<bool>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenView {
+    pub id: String,
+    /// Shown once; the old token no longer works.
+    pub token: String,
+}
+
+fn account_of(raw: &str) -> Result<AccountId, OpError> {
+    AccountId::parse(raw).map_err(|_| OpError::not_found(format!("account {raw}")))
+}
+
+#[utoipa::path(get, path = "/v1/accounts/{a}/users",
+    responses((status = 200, body = UserList), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn list_users(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let account = account_of(&path)?;
+    let users = storage::users::list(&state.store.begin_read()?, &caller.0, &account)?;
+    let items = users.into_iter().map(UserView::from).collect();
+    Ok(HttpResponse::Ok().json(UserList { items }))
+}
+
+#[utoipa::path(patch, path = "/v1/accounts/{a}/users/{u}", request_body = UserPatchBody,
+    responses((status = 200, body = UserView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn patch_user(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+    body: Json<UserPatchBody>,
+) -> Result<HttpResponse, ApiError> {
+    let (account, user) = path.into_inner();
+    let account = account_of(&account)?;
+    let body = body.into_inner();
+    let role = body
+        .role
+        .map(|raw| {
+            Role::parse(&raw)
+                .ok_or_else(|| OpError::invalid("role", format!("must be one of {}", Role::NAMES)))
+        })
+        .transpose()?;
+    let patch = UserPatch {
+        role,
+        disabled: body.disabled,
+    };
+    let now = state.clock.now();
+    let record = state
+        .writer
+        .execute(move |tx| storage::users::update(tx, &caller.0, &account, &user, patch, now))
+        .await?;
+    Ok(HttpResponse::Ok().json(UserView::from(record)))
+}
+
+#[utoipa::path(delete, path = "/v1/accounts/{a}/users/{u}",
+    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn delete_user(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (account, user) = path.into_inner();
+    let account = account_of(&account)?;
+    let now = state.clock.now();
+    state
+        .writer
+        .execute(move |tx| storage::users::delete(tx, &caller.0, &account, &user, now))
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[utoipa::path(post, path = "/v1/accounts/{a}/users/{u}/token",
+    responses((status = 200, body = TokenView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn rotate_token(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (account, user) = path.into_inner();
+    let account = account_of(&account)?;
+    let now = state.clock.now();
+    let id = user.clone();
+    let token = state
+        .writer
+        .execute(move |tx| storage::users::rotate_token(tx, &caller.0, &account, &user, now))
+        .await?;
+    Ok(HttpResponse::Ok().json(TokenView { id, token }))
+}
