@@ -114,3 +114,72 @@ fn serials_of(
     }
     Ok(out)
 }
+
+/// The account's certificates as its admin sees them: its integration certificates and
+/// those of its units (registered or deregistered), revoked or not, in serial order.
+///
+/// # Errors
+/// 404 for a caller who cannot see the account, 403 for one who does not administer it.
+pub fn of_account(
+    rtx: &ReadTransaction,
+    caller: &crate::model::Principal,
+    account: &crate::ids::AccountId,
+) -> Result<Vec<CertificateRecord>, crate::OpError> {
+    crate::read::administers(&rtx.open_table(ACCOUNTS)?, caller, account)?;
+    let mut out = of_tenant(rtx, account.as_str())?;
+    for row in rtx.open_table(DEVICES)?.iter()? {
+        let device: crate::model::Device = decode_as("devices", row?.1.value())?;
+        if &device.account_id == account {
+            out.extend(of_tenant(rtx, device.id.as_str())?);
+        }
+    }
+    out.sort_by(|a, b| a.serial.cmp(&b.serial));
+    Ok(out)
+}
+
+/// Revokes one certificate of the account (an integration's, or one of its units') and
+/// audits it; returns the record, and whether this call revoked it (a second revoke
+/// changes nothing). The caller then refuses the serial at the handshake and closes the
+/// sessions presented with it (the transport's deny list).
+///
+/// # Errors
+/// 404 when the serial is not one of the account's (or the account is not the caller's
+/// to see), 403 for a caller who does not administer it.
+pub fn revoke_one(
+    tx: &WriteTransaction,
+    caller: &crate::model::Principal,
+    account: &crate::ids::AccountId,
+    serial: &str,
+    now: Timestamp,
+) -> Result<(CertificateRecord, bool), crate::OpError> {
+    crate::read::administers(&tx.open_table(ACCOUNTS)?, caller, account)?;
+    let missing = || crate::OpError::not_found(format!("certificate {serial}"));
+    let mut certificates = tx.open_table(CERTIFICATES)?;
+    let mut cert: CertificateRecord =
+        get(&certificates, "certificates", serial)?.ok_or_else(missing)?;
+    let owned = cert.tenant == account.as_str()
+        || get::<crate::model::Device>(&tx.open_table(DEVICES)?, "devices", &cert.tenant)?
+            .is_some_and(|device| &device.account_id == account);
+    if !owned {
+        return Err(missing());
+    }
+    if cert.revoked_at.is_some() {
+        return Ok((cert, false));
+    }
+    cert.revoked_at = Some(now);
+    put(&mut certificates, serial, &cert)?;
+    drop(certificates);
+    crate::ops::audit(
+        tx,
+        crate::ops::Who::Principal(caller),
+        crate::ops::AuditNote {
+            account_id: Some(account),
+            action: "certificate.revoke",
+            target: serial.to_owned(),
+            before: Some(cert.subject.clone()),
+            after: Some("revoked".into()),
+        },
+        now,
+    )?;
+    Ok((cert, true))
+}

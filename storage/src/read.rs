@@ -112,6 +112,22 @@ pub fn require_in(
     policy::require(caller, &chain, need, what).map(|_| ())
 }
 
+/// The account's admin, or a platform_admin (who creates accounts' first users and
+/// recovers an account whose admins are locked out); anyone else who cannot see the
+/// account gets 404.
+pub fn administers(
+    accounts: &impl ReadableTable<&'static str, &'static [u8]>,
+    caller: &Principal,
+    account: &AccountId,
+) -> Result<(), OpError> {
+    let what = format!("account {account}");
+    if caller.is_staff(crate::model::StaffRole::PlatformAdmin) {
+        chain(accounts, account)?.ok_or_else(|| OpError::not_found(&what))?;
+        return Ok(());
+    }
+    require_in(accounts, caller, account, Need::Administer, &what)
+}
+
 pub fn device(rtx: &ReadTransaction, id: &DeviceId) -> Result<Option<Device>, StoreError> {
     get(&rtx.open_table(DEVICES)?, "devices", id.as_str())
 }

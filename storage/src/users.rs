@@ -14,8 +14,6 @@ use crate::error::{OpError, StoreError};
 use crate::ids::{AccountId, PrincipalId};
 use crate::model::{Principal, PrincipalKind, Role, StaffRole};
 use crate::ops::{audit, AuditNote, Who};
-use crate::policy::Need;
-use crate::read::require_in;
 use crate::store::{decode_as, get, put};
 use crate::tables::*;
 use crate::time::Timestamp;
@@ -43,7 +41,7 @@ pub fn list(
     caller: &Principal,
     account: &AccountId,
 ) -> Result<Vec<UserRecord>, OpError> {
-    administers(&rtx.open_table(ACCOUNTS)?, caller, account)?;
+    crate::read::administers(&rtx.open_table(ACCOUNTS)?, caller, account)?;
     let disabled = rtx.open_table(DISABLED_USERS)?;
     let mut out = Vec::new();
     for row in rtx.open_table(PRINCIPALS)?.iter()? {
@@ -217,7 +215,7 @@ fn load(
     account: &AccountId,
     id: &str,
 ) -> Result<UserRecord, OpError> {
-    administers(&tx.open_table(ACCOUNTS)?, caller, account)?;
+    crate::read::administers(&tx.open_table(ACCOUNTS)?, caller, account)?;
     if !caller.is_staff(StaffRole::PlatformAdmin) {
         crate::policy::refuse_lasting_access(caller, "a user's role, state or token")?;
     }
@@ -237,22 +235,6 @@ fn load(
         role,
         disabled_at,
     })
-}
-
-/// The account's admin, or a platform_admin (who creates accounts' first users and
-/// recovers an account whose admins are locked out); anyone else who cannot see the
-/// account gets 404.
-fn administers(
-    accounts: &impl ReadableTable<&'static str, &'static [u8]>,
-    caller: &Principal,
-    account: &AccountId,
-) -> Result<(), OpError> {
-    let what = format!("account {account}");
-    if caller.is_staff(StaffRole::PlatformAdmin) {
-        crate::read::chain(accounts, account)?.ok_or_else(|| OpError::not_found(&what))?;
-        return Ok(());
-    }
-    require_in(accounts, caller, account, Need::Administer, &what)
 }
 
 /// An account keeps at least one enabled admin user: without one nobody could approve

@@ -502,3 +502,86 @@ async fn an_account_integration_reads_its_topics_over_tls_and_nothing_else() {
         "another tenant's topics are refused"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_lists_and_revokes_the_accounts_certificates() {
+    let gateway = TestGateway::start();
+    let fleet = Fleet::create(&gateway, "Acme").await;
+    let other = Fleet::create(&gateway, "Other").await;
+    fleet.unit_with_asset("unit1", "ex1").await;
+    let issue = format!("/v1/accounts/{}/integration-certs", fleet.account_id);
+    let issued = fleet
+        .admin
+        .request_raw(Method::POST, &issue, Some(&json!({})))
+        .await
+        .expect("answer");
+    assert_eq!(issued.status, 201, "{issued:?}");
+    let text = |field: &str| issued.body[field].as_str().expect("pem").to_owned();
+    let account = fleet.account_id.to_string();
+    let options = || {
+        UnitOptions::observer(format!("{account}integration"), gateway.mqtt_tls())
+            .with_transport(tls(&text("ca_pem"), text("cert_pem"), text("key_pem")))
+    };
+    let integration = SimUnit::connect(options()).await.expect("connects");
+    let unit = fleet.connect("unit1").await;
+
+    let list = format!("/v1/accounts/{account}/certificates");
+    let listed = fleet.admin.get_raw(&list).await.expect("list");
+    assert_eq!(listed.0, 200, "{listed:?}");
+    let items = listed.1["items"].as_array().expect("items").clone();
+    let serial_of = |kind: &str| {
+        items
+            .iter()
+            .find(|cert| cert["kind"] == kind)
+            .and_then(|cert| cert["serial"].as_str())
+            .expect("listed")
+            .to_owned()
+    };
+    let (integration_serial, unit_serial) = (serial_of("integration"), serial_of("unit"));
+    assert!(items.iter().all(|cert| cert["revoked_at"].is_null()));
+    let viewer = fleet.user(simulator::api::UserRole::Viewer).await;
+    assert_eq!(viewer.get_raw(&list).await.expect("answer").0, 403);
+    assert_eq!(other.admin.get_raw(&list).await.expect("answer").0, 404);
+    // Another account cannot revoke these, even naming them under its own account.
+    let foreign = format!(
+        "/v1/accounts/{}/certificates/{integration_serial}/revoke",
+        other.account_id
+    );
+    let refused = other
+        .admin
+        .request_raw(Method::POST, &foreign, None)
+        .await
+        .expect("answer");
+    assert_eq!(refused.status, 404);
+
+    for (serial, session) in [(&integration_serial, &integration), (&unit_serial, &unit)] {
+        let revoke = format!("/v1/accounts/{account}/certificates/{serial}/revoke");
+        let revoked = fleet
+            .admin
+            .request_raw(Method::POST, &revoke, None)
+            .await
+            .expect("answer");
+        assert_eq!(revoked.status, 200, "{revoked:?}");
+        assert!(revoked.body["revoked_at"].as_str().is_some());
+        // The answer came after the session was closed.
+        let after = session.publish_point(&json!({"fuel_pct": 3})).await;
+        assert!(after.is_err(), "{serial}: the session is closed: {after:?}");
+        let again = fleet
+            .admin
+            .request_raw(Method::POST, &revoke, None)
+            .await
+            .expect("answer");
+        assert_eq!(again.status, 200, "a second revoke changes nothing");
+        assert_eq!(again.body["revoked_at"], revoked.body["revoked_at"]);
+    }
+    let again = tokio::time::timeout(WAIT, SimUnit::connect(options())).await;
+    assert!(
+        !matches!(again, Ok(Ok(_))),
+        "a revoked integration certificate is refused"
+    );
+    let again = tokio::time::timeout(WAIT, SimUnit::connect(fleet.unit_options("unit1"))).await;
+    assert!(
+        !matches!(again, Ok(Ok(_))),
+        "a revoked unit certificate is refused"
+    );
+}

@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod auth;
 pub mod body;
+pub mod certificates;
 pub mod dto;
 pub mod fleet;
 pub mod keys;
@@ -64,6 +65,8 @@ pub struct AppState {
         users::rotate_token,
         accounts::create_staff,
         accounts::integration_cert,
+        certificates::list_certificates,
+        certificates::revoke_certificate,
         fleet::register_device,
         fleet::device_status,
         fleet::deregister_device,
@@ -156,6 +159,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/accounts/{a}", web::get().to(accounts::get_account))
             .route("/accounts/{a}/users", web::post().to(accounts::create_user))
             .route("/accounts/{a}/users", web::get().to(users::list_users))
+            .route(
+                "/accounts/{a}/certificates",
+                web::get().to(certificates::list_certificates),
+            )
+            .route(
+                "/accounts/{a}/certificates/{serial}/revoke",
+                web::post().to(certificates::revoke_certificate),
+            )
             .route(
                 "/accounts/{a}/users/{u}",
                 web::patch().to(users::patch_user),
