@@ -29,6 +29,10 @@ pub struct Metrics {
     /// Live events a device actor could not hand to an account actor (its mailbox was
     /// full): the live path sheds rather than slowing ingest.
     pub live_shed: Counter,
+    /// Requests with a bearer token that matched nobody.
+    pub auth_failures: Counter,
+    /// Requests refused (429) because their source failed to authenticate too often.
+    pub auth_throttled: Counter,
 }
 
 impl Default for Metrics {
@@ -51,6 +55,8 @@ impl Metrics {
             sse_subscribers: Gauge::default(),
             sse_dropped: Counter::default(),
             live_shed: Counter::default(),
+            auth_failures: Counter::default(),
+            auth_throttled: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -102,6 +108,16 @@ impl Metrics {
             "live_shed",
             "Live events shed because an account actor's mailbox was full",
             metrics.live_shed.clone(),
+        );
+        registry.register(
+            "auth_failures",
+            "Requests whose bearer token matched nobody",
+            metrics.auth_failures.clone(),
+        );
+        registry.register(
+            "auth_throttled",
+            "Requests refused because their source failed to authenticate too often",
+            metrics.auth_throttled.clone(),
         );
         Metrics {
             registry,

@@ -64,6 +64,17 @@ pub struct ServeArgs {
     /// emptied `fleetgate.redb` never turns silently into a fresh install.
     #[arg(long)]
     pub init: bool,
+    /// A reverse proxy whose `X-Forwarded-For` names the client, for the per-address
+    /// limit on failed authentications (repeat for several); others' headers are ignored.
+    #[arg(
+        long = "trusted-proxy",
+        env = "FLEETGATE_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Failed authentications one source address may make per minute; then 429.
+    #[arg(long, env = "FLEETGATE_AUTH_FAILURES_PER_MINUTE")]
+    pub auth_failures_per_minute: Option<u32>,
 }
 
 /// Which [`crate::outbox::SmsSender`] drains the invitation outbox.
@@ -129,6 +140,10 @@ pub struct Config {
     pub sse_max_streams_per_principal: usize,
     /// `--init`: a fresh store over an earlier install's state is wanted (see `data_dir`).
     pub init: bool,
+    /// `--trusted-proxy`: peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Failed authentications per source address per minute before 429.
+    pub auth_failures_per_minute: u32,
 }
 
 /// File descriptors kept for HTTP clients, live streams and the store when the session cap
@@ -171,6 +186,8 @@ impl Config {
             sse_max_streams: 1024,
             sse_max_streams_per_principal: 32,
             init: false,
+            trusted_proxies: Vec::new(),
+            auth_failures_per_minute: crate::http::auth_limit::MAX_FAILURES,
         }
     }
 
@@ -235,6 +252,10 @@ impl Config {
             config.sse_max_streams_per_principal = cap;
         }
         config.init = args.init;
+        config.trusted_proxies = args.trusted_proxies.clone();
+        if let Some(max) = args.auth_failures_per_minute {
+            config.auth_failures_per_minute = max;
+        }
         config.validate()?;
         Ok(config)
     }

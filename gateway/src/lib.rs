@@ -177,6 +177,10 @@ async fn serve(
         transport: transport.handle.clone(),
         transport_metrics: transport.metrics.clone(),
         streams,
+        auth_failures: Arc::new(http::auth_limit::FailureLimiter::new(
+            config.auth_failures_per_minute,
+        )),
+        trusted_proxies: Arc::new(config.trusted_proxies.clone()),
     });
     let (server, http_addr) = bind_http(&config, state)?;
     let handle = server.handle();

@@ -291,3 +291,43 @@ async fn me_and_openapi_describe_the_api() {
         assert!(spec["paths"].get(path).is_some(), "openapi lists {path}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_that_keeps_failing_to_authenticate_is_throttled() {
+    let gateway = TestGateway::start_with(|config| {
+        config.auth_failures_per_minute = 5;
+        config.trusted_proxies = vec!["127.0.0.1".parse().expect("ip")];
+    });
+    let fleet = Fleet::create(&gateway, "Acme").await;
+    let client = reqwest::Client::new();
+    let me = format!("{}/v1/me", gateway.http_base());
+    let ask = |token: &str, source: &str| {
+        client
+            .get(&me)
+            .bearer_auth(token)
+            .header("x-forwarded-for", source)
+            .send()
+    };
+    for _ in 0..5 {
+        let answer = ask("fgt_guess", "198.51.100.7").await.expect("answer");
+        assert_eq!(answer.status(), 401);
+    }
+    let throttled = ask("fgt_guess", "198.51.100.7").await.expect("answer");
+    assert_eq!(throttled.status(), 429);
+    let retry: u64 = throttled.headers()["retry-after"]
+        .to_str()
+        .expect("text")
+        .parse()
+        .expect("seconds");
+    assert!((1..=60).contains(&retry), "{retry}");
+    let held = ask(&fleet.admin_token, "198.51.100.7")
+        .await
+        .expect("answer");
+    assert_eq!(held.status(), 429, "the source is held, whatever it sends");
+    let other = ask(&fleet.admin_token, "203.0.113.9")
+        .await
+        .expect("answer");
+    assert_eq!(other.status(), 200, "another source is not slowed");
+    let metrics = fleet.metric_line("fleetgate_auth_failures_total").await;
+    assert!(metrics.is_some_and(|line| line.ends_with(" 5")), "counted");
+}

@@ -35,6 +35,25 @@ fn resolve(req: &HttpRequest) -> Result<Caller, ApiError> {
         .get(actix_web::http::header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .ok_or(ApiError::Unauthorized)?;
+    let forwarded = req
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|value| value.to_str().ok());
+    let peer = req.peer_addr().map(|addr| addr.ip());
+    let source = super::auth_limit::source_of(peer, forwarded, &state.trusted_proxies);
+    let now = std::time::Instant::now();
+    if let Some(source) = source {
+        if let Err(wait) = state.auth_failures.check(source, now) {
+            state.metrics.auth_throttled.inc();
+            let retry_after_s = wait.as_secs().max(1);
+            return Err(ApiError::Throttled {
+                detail: format!(
+                    "too many failed authentications from {source}; retry in {retry_after_s} s"
+                ),
+                retry_after_s,
+            });
+        }
+    }
     let token = header
         .strip_prefix("Bearer ")
         .map(str::trim)
@@ -42,7 +61,12 @@ fn resolve(req: &HttpRequest) -> Result<Caller, ApiError> {
         .ok_or(ApiError::Unauthorized)?;
     let rtx = state.store.begin_read()?;
     let token_hash = storage::token::hash(token);
-    let principal = storage::read::authenticate(&rtx, &token_hash, state.clock.now())?
-        .ok_or(ApiError::Unauthorized)?;
+    let Some(principal) = storage::read::authenticate(&rtx, &token_hash, state.clock.now())? else {
+        state.metrics.auth_failures.inc();
+        if let Some(source) = source {
+            state.auth_failures.failed(source, now);
+        }
+        return Err(ApiError::Unauthorized);
+    };
     Ok(Caller(principal, token_hash))
 }

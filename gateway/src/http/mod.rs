@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod auth_limit;
 pub mod body;
 pub mod certificates;
 pub mod dto;
@@ -49,6 +50,10 @@ pub struct AppState {
     pub transport_metrics: Arc<crate::transport::metrics::TransportMetrics>,
     /// Caps on open SSE streams.
     pub streams: Arc<stream::StreamCaps>,
+    /// Failed authentications per source address.
+    pub auth_failures: Arc<auth_limit::FailureLimiter>,
+    /// Peers whose `X-Forwarded-For` names the source (`--trusted-proxy`).
+    pub trusted_proxies: Arc<Vec<std::net::IpAddr>>,
 }
 
 #[derive(OpenApi)]

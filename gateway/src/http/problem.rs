@@ -20,6 +20,9 @@ pub enum ApiError {
     /// A per-principal cap is reached (429).
     #[error("{0}")]
     TooManyRequests(String),
+    /// A source failed to authenticate too often (429 with `Retry-After`, RFC 9110 §10.2.3).
+    #[error("{detail}")]
+    Throttled { detail: String, retry_after_s: u64 },
     /// A gateway-wide cap is reached (503).
     #[error("{0}")]
     Unavailable(String),
@@ -64,7 +67,9 @@ impl ResponseError for ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TooManyRequests(_) | ApiError::Throttled { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Op(OpError::NotFound(_)) => StatusCode::NOT_FOUND,
             ApiError::Op(OpError::Forbidden(_)) => StatusCode::FORBIDDEN,
@@ -93,6 +98,9 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(status);
         if status == StatusCode::UNAUTHORIZED {
             response.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        if let ApiError::Throttled { retry_after_s, .. } = self {
+            response.insert_header(("Retry-After", retry_after_s.to_string()));
         }
         response
             .content_type("application/problem+json")

@@ -630,9 +630,14 @@ mod tests {
                     \"Ann\r\nLee\",+4791234567\r\n\
                     \r\n\
                     Bob,+47 12\r\n";
+        // The quoted line break keeps Bob on row 5; a name with a line break in it is
+        // refused on its own row (names have no control characters).
         assert_eq!(
             row_errors(csv(text)),
-            ["row 5, column phone: \"+47 12\" is not a valid E.164 number (+ country code and number, e.g. +4791234567)"]
+            [
+                "row 3, column name: must not contain control characters (newlines, tabs, escapes)",
+                "row 5, column phone: \"+47 12\" is not a valid E.164 number (+ country code and number, e.g. +4791234567)"
+            ]
         );
     }
 
