@@ -256,15 +256,33 @@ fn require_account_admin(
     let rule = "rule 4: only the account's admin approves, declines or revokes support access";
     match &caller.kind {
         PrincipalKind::Staff { .. } => Err(OpError::Forbidden(rule.into())),
-        PrincipalKind::User { .. } => match policy::role_in(caller, &account_chain) {
+        PrincipalKind::User { account_id, .. } => match policy::role_in(caller, &account_chain) {
             Some(Role::Admin) => Ok(()),
             Some(role) => Err(OpError::Forbidden(format!(
                 "{rule} (you are {})",
                 role.as_str()
             ))),
+            // A sub-account's admin sees the inherited access in its lists; it is decided
+            // where it was approved.
+            None if covers(tx, &access.account_id, account_id)? => {
+                Err(OpError::Forbidden(format!(
+                    "{rule}: this access was approved at account {} and is decided there",
+                    access.account_id
+                )))
+            }
             None => Err(OpError::not_found(what)),
         },
     }
+}
+
+/// Whether `account` is `ancestor` or one of its descendants.
+fn covers(
+    tx: &WriteTransaction,
+    ancestor: &AccountId,
+    account: &AccountId,
+) -> Result<bool, StoreError> {
+    Ok(chain(&tx.open_table(ACCOUNTS)?, account)?
+        .is_some_and(|account_chain| account_chain.contains(ancestor)))
 }
 
 fn load(tx: &WriteTransaction, id: &str) -> Result<SupportAccess, OpError> {
@@ -548,7 +566,9 @@ pub fn list(
     let mut out = Vec::new();
     for row in table.iter()? {
         let access: SupportAccess = decode_as("support", row?.1.value())?;
-        if &access.account_id == account_id && access.state.list() == list {
+        // An access covers the account it was approved at and that account's descendants,
+        // so every account it covers lists it (`inherited` when approved above).
+        if account_chain.contains(&access.account_id) && access.state.list() == list {
             out.push(access);
         }
     }

@@ -497,3 +497,37 @@ async fn another_organizations_case_is_not_found() {
         "the account's own admin sees it but does not close it: {problem}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sub_account_lists_inherited_access_and_is_told_where_it_is_decided() {
+    let gateway = TestGateway::start();
+    let acme = Fleet::create(&gateway, "Acme").await;
+    let depot = acme.child(&gateway, "Depot").await;
+    let support = staff(&acme, "support").await;
+    let id = request(&support, &acme, "14d").await;
+    let pending = list(&depot, "pending").await;
+    assert_eq!(pending.len(), 1, "the sub-account sees the pending request");
+    assert_eq!(pending[0]["inherited"], true);
+    assert_eq!(pending[0]["account_id"], acme.account_id.to_string());
+    let approve = format!("/v1/support-access/requests/{id}/approve");
+    let (status, problem) = call(&depot.admin, Method::POST, &approve, None).await;
+    assert_eq!(status, 403, "{problem}");
+    assert!(problem["detail"]
+        .as_str()
+        .unwrap_or("")
+        .contains(&acme.account_id.to_string()));
+    assert_eq!(call(&acme.admin, Method::POST, &approve, None).await.0, 200);
+    let active = list(&depot, "active").await;
+    assert_eq!(active.len(), 1);
+    assert_eq!(active[0]["inherited"], true);
+    assert_eq!(list(&acme, "active").await[0]["inherited"], false);
+    // Every account under Acme is covered; another organization lists nothing.
+    let yard = acme.child(&gateway, "Yard").await;
+    assert_eq!(
+        list(&yard, "active").await.len(),
+        1,
+        "a sibling under Acme is covered too"
+    );
+    let other = Fleet::create(&gateway, "Other").await;
+    assert!(list(&other, "active").await.is_empty());
+}

@@ -51,6 +51,8 @@ pub struct SupportView {
     pub decided_at: Option<String>,
     pub ended_by: Option<String>,
     pub ended_at: Option<String>,
+    /// In a list: approved at an ancestor (`account_id`), which is where it is decided.
+    pub inherited: bool,
 }
 
 impl From<SupportAccess> for SupportView {
@@ -72,6 +74,7 @@ impl From<SupportAccess> for SupportView {
             decided_at: time(access.decided_at),
             ended_by: access.ended_by.map(|id| id.to_string()),
             ended_at: time(access.ended_at),
+            inherited: false,
         }
     }
 }
@@ -173,7 +176,13 @@ pub async fn list(
         &query.state,
     )?
     .into_iter()
-    .map(SupportView::from)
+    .map(|access| {
+        let inherited = access.account_id != account;
+        SupportView {
+            inherited,
+            ..SupportView::from(access)
+        }
+    })
     .collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
 }
