@@ -166,8 +166,14 @@ impl Directory {
     }
 
     /// Tells a device's actor its current binding and audience and waits until it has
-    /// taken them: the ordering point of every visibility change.
-    pub async fn rebind(&self, device: &Device) -> Result<(), StoreError> {
+    /// taken them: the ordering point of every visibility change. Runs to the end even if
+    /// the caller is dropped (see [`completing`]).
+    pub async fn rebind(self: &Arc<Self>, device: &Device) -> Result<(), StoreError> {
+        let (this, device) = (self.clone(), device.clone());
+        completing(async move { this.rebind_now(&device).await }).await
+    }
+
+    async fn rebind_now(&self, device: &Device) -> Result<(), StoreError> {
         let viewers = self.viewers(device)?;
         let addr = match self.device(&device.id) {
             Some(addr) => addr,
@@ -188,19 +194,29 @@ impl Directory {
 
 impl Directory {
     /// After grants changed (created, removed, started, expired): re-binds every affected
-    /// unit and waits for each acknowledgement.
-    pub async fn rebind_grants(&self, grants: &[storage::model::Grant]) -> Result<(), StoreError> {
+    /// unit and waits for each acknowledgement, to the end even if the caller is dropped.
+    pub async fn rebind_grants(
+        self: &Arc<Self>,
+        grants: &[storage::model::Grant],
+    ) -> Result<(), StoreError> {
         let devices = storage::visibility::devices_of(&self.store.begin_read()?, grants)?;
-        for device in &devices {
-            self.rebind(device).await?;
-        }
-        Ok(())
+        let this = self.clone();
+        completing(async move {
+            for device in &devices {
+                this.rebind_now(device).await?;
+            }
+            Ok(())
+        })
+        .await
     }
 }
 
 impl Directory {
     /// After an asset's tenant sharing changed: re-binds the unit reporting for it.
-    pub async fn rebind_asset(&self, asset: &storage::model::Asset) -> Result<(), StoreError> {
+    pub async fn rebind_asset(
+        self: &Arc<Self>,
+        asset: &storage::model::Asset,
+    ) -> Result<(), StoreError> {
         let Some(device_id) = &asset.device_id else {
             return Ok(());
         };
@@ -210,6 +226,18 @@ impl Directory {
             None => Ok(()),
         }
     }
+}
+
+/// Runs the follow-up of a committed change in its own task and waits for it. An HTTP
+/// handler's future is dropped when its client hangs up; work awaited inline there would
+/// stop at that point, after the commit (a removed grantee would keep receiving points).
+/// A spawned task is not dropped with its caller, so the follow-up always completes.
+async fn completing<T: 'static>(
+    work: impl std::future::Future<Output = Result<T, StoreError>> + 'static,
+) -> Result<T, StoreError> {
+    actix::spawn(work)
+        .await
+        .unwrap_or(Err(StoreError::Interrupted))
 }
 
 /// Where a key change reached: units that acknowledged the new set in time, and units
@@ -222,8 +250,18 @@ pub struct Distribution {
 
 impl Directory {
     /// Publishes the new key set of every changed unit, then waits up to `wait` for their
-    /// acknowledgements (all at once, not one after another).
+    /// acknowledgements (all at once, not one after another). The sets go out even if the
+    /// caller is dropped (see [`completing`]): a removed key must leave the units.
     pub async fn push_keys(
+        self: &Arc<Self>,
+        changed: &[storage::keys::Changed],
+        wait: std::time::Duration,
+    ) -> Result<Distribution, StoreError> {
+        let (this, changed) = (self.clone(), changed.to_vec());
+        completing(async move { this.push_keys_now(&changed, wait).await }).await
+    }
+
+    async fn push_keys_now(
         &self,
         changed: &[storage::keys::Changed],
         wait: std::time::Duration,
@@ -263,5 +301,33 @@ impl Directory {
             }
         }
         Ok(distribution)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use futures_util::FutureExt;
+    use tokio::sync::{oneshot, Notify};
+
+    use super::completing;
+
+    /// A caller dropped while a follow-up waits (an HTTP client that hung up) does not
+    /// cancel it.
+    #[actix_rt::test]
+    async fn a_dropped_caller_does_not_stop_the_follow_up() {
+        let gate = Arc::new(Notify::new());
+        let (done, finished) = oneshot::channel();
+        let opened = gate.clone();
+        let mut caller = Box::pin(completing(async move {
+            opened.notified().await;
+            let _ = done.send(());
+            Ok(())
+        }));
+        assert!((&mut caller).now_or_never().is_none(), "still waiting");
+        drop(caller);
+        gate.notify_one();
+        assert!(finished.await.is_ok(), "the follow-up ran to its end");
     }
 }

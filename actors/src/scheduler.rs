@@ -73,7 +73,7 @@ async fn tick(
     store: &Store,
     writer: &WriterHandle,
     shared: &Shared,
-    directory: &Directory,
+    directory: &Arc<Directory>,
 ) -> Result<(), OpError> {
     let now = shared.clock.now();
     if next_deadline(store)?.is_none_or(|at| at > now) {

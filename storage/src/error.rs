@@ -15,6 +15,9 @@ pub enum StoreError {
     },
     #[error("the store writer is gone (shutting down)")]
     WriterGone,
+    /// The follow-up of a committed change did not finish (its runtime stopped).
+    #[error("the follow-up of a committed change was interrupted (shutting down)")]
+    Interrupted,
 }
 
 macro_rules! redb_from {

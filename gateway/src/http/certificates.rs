@@ -82,17 +82,21 @@ pub async fn revoke_certificate(
     let (account, serial) = path.into_inner();
     let account = account_of(&account)?;
     let now = state.clock.now();
-    let (cert, _) = state
-        .writer
-        .execute(move |tx| storage::certificates::revoke_one(tx, &caller.0, &account, &serial, now))
-        .await?;
-    // Its own task: a caller that hangs up after the commit does not leave the serial
-    // accepted (the deny list is also rebuilt from the store at every start).
-    let transport = state.transport.clone();
-    let serials = vec![cert.serial.clone()];
-    let enforced = actix_rt::spawn(async move { transport.revoke(&serials).await });
-    enforced
-        .await
-        .map_err(|err| ApiError::Internal(err.to_string()))?;
+    // Commit and enforcement in one task: a caller that hangs up after the commit does not
+    // leave the serial accepted (the deny list is also rebuilt from the store at start).
+    let cert = super::completing(async move {
+        let (cert, _) = state
+            .writer
+            .execute(move |tx| {
+                storage::certificates::revoke_one(tx, &caller.0, &account, &serial, now)
+            })
+            .await?;
+        state
+            .transport
+            .revoke(std::slice::from_ref(&cert.serial))
+            .await;
+        Ok(cert)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(CertificateView::from(cert)))
 }

@@ -93,27 +93,31 @@ pub async fn deregister_device(
 ) -> Result<HttpResponse, ApiError> {
     let id = DeviceId::parse(&path).map_err(|_| OpError::not_found(format!("device {path}")))?;
     let now = state.clock.now();
-    let (device, changed, revoked_serials) = state
-        .writer
-        .execute(move |tx| {
-            let device = storage::ops::deregister_device(tx, &caller.0, &id, now)?;
-            // Its retained key set empties: a deregistered unit keeps no keys.
-            let changed = storage::keys::bump(tx, [device.id.clone()])?;
-            // Its certificates are revoked with it, in the same transaction.
-            let revoked = storage::certificates::revoke_of_tenant(tx, device.id.as_str(), now)?;
-            Ok((device, changed, revoked))
-        })
-        .await?;
-    // Before the answer: its certificates fail every later handshake, and its live
-    // session (TLS, or the development listener's) is closed.
-    state.transport.revoke(&revoked_serials).await;
-    state.transport.close(device.id.as_str()).await;
-    // The answer waits for the unit's actor: from here on it drops what the unit sends.
-    state.directory.rebind(&device).await?;
-    state
-        .directory
-        .push_keys(&changed, std::time::Duration::ZERO)
-        .await?;
+    super::completing(async move {
+        let (device, changed, revoked_serials) = state
+            .writer
+            .execute(move |tx| {
+                let device = storage::ops::deregister_device(tx, &caller.0, &id, now)?;
+                // Its retained key set empties: a deregistered unit keeps no keys.
+                let changed = storage::keys::bump(tx, [device.id.clone()])?;
+                // Its certificates are revoked with it, in the same transaction.
+                let revoked = storage::certificates::revoke_of_tenant(tx, device.id.as_str(), now)?;
+                Ok((device, changed, revoked))
+            })
+            .await?;
+        // Before the answer: its certificates fail every later handshake, and its live
+        // session (TLS, or the development listener's) is closed.
+        state.transport.revoke(&revoked_serials).await;
+        state.transport.close(device.id.as_str()).await;
+        // The answer waits for the unit's actor: from here on it drops what the unit sends.
+        state.directory.rebind(&device).await?;
+        state
+            .directory
+            .push_keys(&changed, std::time::Duration::ZERO)
+            .await?;
+        Ok(())
+    })
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

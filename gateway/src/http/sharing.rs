@@ -15,7 +15,7 @@ use super::body::Json;
 use super::dto::{id_field, AccountView};
 use super::fleet::account_param;
 use super::problem::{ApiError, Problem};
-use super::AppState;
+use super::{completing, AppState};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -177,11 +177,15 @@ pub async fn end_partnership(
     let id = PartnershipId::parse(&path)
         .map_err(|_| OpError::not_found(format!("partnership {path}")))?;
     let now = state.clock.now();
-    let (partnership, ended) = state
-        .writer
-        .execute(move |tx| storage::sharing::end_partnership(tx, &caller.0, &id, now))
-        .await?;
-    state.directory.rebind_grants(&ended).await?;
+    let (partnership, ended) = completing(async move {
+        let (partnership, ended) = state
+            .writer
+            .execute(move |tx| storage::sharing::end_partnership(tx, &caller.0, &id, now))
+            .await?;
+        state.directory.rebind_grants(&ended).await?;
+        Ok((partnership, ended))
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(PartnershipEnded {
         id: partnership.id.to_string(),
         ended_grants: ended.iter().map(|grant| grant.id.to_string()).collect(),
@@ -216,21 +220,25 @@ pub async fn create_grants(
     };
     let now = state.clock.now();
     let dry_run = query.flag()?;
-    let outcomes = state
-        .writer
-        .execute_or_dry(dry_run, move |tx| {
-            storage::sharing::grant(tx, &caller.0, request, now)
-        })
-        .await?;
-    if !dry_run {
-        let changed: Vec<Grant> = outcomes
-            .iter()
-            .filter(|(_, change)| *change != Change::Unchanged)
-            .map(|(grant, _)| grant.clone())
-            .collect();
-        state.directory.rebind_grants(&changed).await?;
-        state.scheduler.wake();
-    }
+    let outcomes = completing(async move {
+        let outcomes = state
+            .writer
+            .execute_or_dry(dry_run, move |tx| {
+                storage::sharing::grant(tx, &caller.0, request, now)
+            })
+            .await?;
+        if !dry_run {
+            let changed: Vec<Grant> = outcomes
+                .iter()
+                .filter(|(_, change)| *change != Change::Unchanged)
+                .map(|(grant, _)| grant.clone())
+                .collect();
+            state.directory.rebind_grants(&changed).await?;
+            state.scheduler.wake();
+        }
+        Ok(outcomes)
+    })
+    .await?;
     let items = outcomes
         .into_iter()
         .map(|(grant, change)| GrantView::new(grant, now, Some(change)))
@@ -257,15 +265,19 @@ pub async fn remove_grants(
     let assets = asset_ids(&body.asset_ids)?;
     let now = state.clock.now();
     let dry_run = query.flag()?;
-    let removed = state
-        .writer
-        .execute_or_dry(dry_run, move |tx| {
-            storage::sharing::remove_grants(tx, &caller.0, &owner, &target, &assets, now)
-        })
-        .await?;
-    if !dry_run {
-        state.directory.rebind_grants(&removed).await?;
-    }
+    let removed = completing(async move {
+        let removed = state
+            .writer
+            .execute_or_dry(dry_run, move |tx| {
+                storage::sharing::remove_grants(tx, &caller.0, &owner, &target, &assets, now)
+            })
+            .await?;
+        if !dry_run {
+            state.directory.rebind_grants(&removed).await?;
+        }
+        Ok(removed)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(GrantList {
         dry_run,
         items: removed
@@ -284,11 +296,15 @@ pub async fn delete_grant(
 ) -> Result<HttpResponse, ApiError> {
     let id = GrantId::parse(&path).map_err(|_| OpError::not_found(format!("grant {path}")))?;
     let now = state.clock.now();
-    let grant = state
-        .writer
-        .execute(move |tx| storage::sharing::delete_grant(tx, &caller.0, &id, now))
-        .await?;
-    state.directory.rebind_grants(&[grant]).await?;
+    completing(async move {
+        let grant = state
+            .writer
+            .execute(move |tx| storage::sharing::delete_grant(tx, &caller.0, &id, now))
+            .await?;
+        state.directory.rebind_grants(&[grant]).await?;
+        Ok(())
+    })
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
