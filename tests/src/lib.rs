@@ -444,3 +444,52 @@ pub async fn stream_ended(stream: &mut simulator::api::SseStream, within: Durati
         }
     }
 }
+
+/// Any call as `client`: its status and JSON body (`Null` when there is none).
+pub async fn call(
+    client: &simulator::ApiClient,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let answer = client
+        .request_raw(method, path, body.as_ref())
+        .await
+        .expect("answer");
+    (answer.status, answer.body)
+}
+
+impl Fleet {
+    /// A new staff member of `role` (created by the platform admin): its client and id.
+    pub async fn staff(&self, role: &str) -> (simulator::ApiClient, String) {
+        let body = serde_json::json!({"name": format!("{role} staff"), "role": role});
+        let (status, created) = call(
+            &self.platform,
+            reqwest::Method::POST,
+            "/v1/staff",
+            Some(body),
+        )
+        .await;
+        assert_eq!(status, 201, "{created}");
+        let client = self
+            .platform
+            .with_token(created["token"].as_str().expect("token"));
+        (client, created["id"].as_str().expect("id").to_owned())
+    }
+
+    /// A support staff member with support access to this account for `duration`, as the
+    /// account's admin approved it: its client and the access id.
+    pub async fn approved_support(&self, duration: &str) -> (simulator::ApiClient, String) {
+        let (support, _) = self.staff("support").await;
+        let body = serde_json::json!({"account_id": self.account_id.to_string(),
+            "purpose": "investigate dropouts", "duration": duration});
+        let path = "/v1/support-access/requests";
+        let (status, created) = call(&support, reqwest::Method::POST, path, Some(body)).await;
+        assert_eq!(status, 201, "{created}");
+        let id = created["id"].as_str().expect("id").to_owned();
+        let path = format!("/v1/support-access/requests/{id}/approve");
+        let (status, approved) = call(&self.admin, reqwest::Method::POST, &path, None).await;
+        assert_eq!(status, 200, "{approved}");
+        (support, id)
+    }
+}

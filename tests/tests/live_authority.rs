@@ -10,44 +10,13 @@
 use std::time::Duration;
 
 use reqwest::Method;
-use serde_json::{json, Value};
+use serde_json::json;
 use simulator::api::SseStream;
 use simulator::ApiClient;
-use tests::{eventually, stream_ended, Fleet, TestGateway};
+use tests::{call, eventually, stream_ended, Fleet, TestGateway};
 use tokio::io::AsyncWriteExt;
 
 const WAIT: Duration = Duration::from_secs(5);
-
-async fn call(client: &ApiClient, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let answer = client
-        .request_raw(method, path, body.as_ref())
-        .await
-        .expect("answer");
-    (answer.status, answer.body)
-}
-
-async fn staff(fleet: &Fleet, role: &str) -> ApiClient {
-    let body = json!({"name": format!("{role} one"), "role": role});
-    let (status, created) = call(&fleet.platform, Method::POST, "/v1/staff", Some(body)).await;
-    assert_eq!(status, 201, "{created}");
-    fleet
-        .platform
-        .with_token(created["token"].as_str().expect("token"))
-}
-
-/// Requests support access for `duration` and has the account's admin approve it.
-async fn approved_support(fleet: &Fleet, duration: &str) -> (ApiClient, String) {
-    let support = staff(fleet, "support").await;
-    let body = json!({"account_id": fleet.account_id.to_string(), "purpose": "dropouts", "duration": duration});
-    let path = "/v1/support-access/requests";
-    let (status, created) = call(&support, Method::POST, path, Some(body)).await;
-    assert_eq!(status, 201, "{created}");
-    let id = created["id"].as_str().expect("id").to_owned();
-    let path = format!("/v1/support-access/requests/{id}/approve");
-    let (status, approved) = call(&fleet.admin, Method::POST, &path, None).await;
-    assert_eq!(status, 200, "{approved}");
-    (support, id)
-}
 
 async fn account_stream(client: &ApiClient, fleet: &Fleet) -> SseStream {
     let path = format!("/v1/stream?account_id={}", fleet.account_id);
@@ -94,7 +63,7 @@ async fn a_revoke_ends_the_staff_stream_and_only_that_one() {
     let gateway = TestGateway::start();
     let acme = Fleet::create(&gateway, "Acme").await;
     let unit = Unit::start(&acme, "unit1", "ex1").await;
-    let (support, id) = approved_support(&acme, "14d").await;
+    let (support, id) = acme.approved_support("14d").await;
     let mut staff_stream = account_stream(&support, &acme).await;
     let mut admin_stream = account_stream(&acme.admin, &acme).await;
     unit.publish(10.0).await;
@@ -124,7 +93,7 @@ async fn an_expiry_ends_the_staff_stream_at_its_instant() {
     let gateway = TestGateway::start_with_manual_clock();
     let acme = Fleet::create(&gateway, "Acme").await;
     let unit = Unit::start(&acme, "unit1", "ex1").await;
-    let (support, _) = approved_support(&acme, "24h").await;
+    let (support, _) = acme.approved_support("24h").await;
     let mut staff_stream = account_stream(&support, &acme).await;
     let mut admin_stream = account_stream(&acme.admin, &acme).await;
     gateway.advance(Duration::from_secs(24 * 3600 - 1));
@@ -150,7 +119,7 @@ async fn closing_a_support_case_ends_the_case_stream() {
     let gateway = TestGateway::start();
     let acme = Fleet::create(&gateway, "Acme").await;
     let unit = Unit::start(&acme, "unit1", "ex1").await;
-    let tech = staff(&acme, "tech_support").await;
+    let (tech, _) = acme.staff("tech_support").await;
     let body = json!({"account_id": acme.account_id.to_string(), "ticket_id": "TCK-9"});
     let (status, case) = call(&tech, Method::POST, "/v1/support-cases", Some(body)).await;
     assert_eq!(status, 201, "{case}");
@@ -226,7 +195,7 @@ async fn a_removed_grant_ends_the_assets_stream_and_narrows_the_accounts() {
 async fn a_revoke_whose_caller_hangs_up_still_ends_the_stream() {
     let gateway = TestGateway::start();
     let acme = Fleet::create(&gateway, "Acme").await;
-    let (support, id) = approved_support(&acme, "14d").await;
+    let (support, id) = acme.approved_support("14d").await;
     let mut staff_stream = account_stream(&support, &acme).await;
 
     // The revoke as raw HTTP, the connection closed right after the request is sent.

@@ -20,6 +20,24 @@ fn tls(ca_pem: &str, cert_pem: String, key_pem: String) -> MqttTransport {
     }
 }
 
+/// Issues an integration certificate for `fleet`'s account as its admin; the options of an
+/// observer connecting over TLS with it.
+async fn integration_over_tls(fleet: &Fleet, gateway: &TestGateway) -> UnitOptions {
+    let path = format!("/v1/accounts/{}/integration-certs", fleet.account_id);
+    let issued = fleet
+        .admin
+        .request_raw(Method::POST, &path, Some(&json!({})))
+        .await
+        .expect("answer");
+    assert_eq!(issued.status, 201, "{issued:?}");
+    let text = |field: &str| issued.body[field].as_str().expect("pem").to_owned();
+    UnitOptions::observer(
+        format!("{}integration", fleet.account_id),
+        gateway.mqtt_tls(),
+    )
+    .with_transport(tls(&text("ca_pem"), text("cert_pem"), text("key_pem")))
+}
+
 fn ca_pem(gateway: &TestGateway) -> String {
     std::fs::read_to_string(gateway.data_dir().join("ca.pem")).expect("gateway CA")
 }
@@ -464,18 +482,9 @@ async fn an_account_integration_reads_its_topics_over_tls_and_nothing_else() {
             .status,
         404
     );
-    let issued = fleet
-        .admin
-        .request_raw(Method::POST, &path, Some(&json!({})))
-        .await
-        .expect("answer");
-    assert_eq!(issued.status, 201, "{issued:?}");
-    let text = |field: &str| issued.body[field].as_str().expect("pem").to_owned();
     let account = fleet.account_id.to_string();
-    let options = || {
-        UnitOptions::observer(format!("{account}integration"), gateway.mqtt_tls())
-            .with_transport(tls(&text("ca_pem"), text("cert_pem"), text("key_pem")))
-    };
+    let observer = integration_over_tls(&fleet, &gateway).await;
+    let options = || observer.clone();
     let integration = SimUnit::connect(options())
         .await
         .expect("connects with the account certificate");
@@ -509,19 +518,9 @@ async fn an_admin_lists_and_revokes_the_accounts_certificates() {
     let fleet = Fleet::create(&gateway, "Acme").await;
     let other = Fleet::create(&gateway, "Other").await;
     fleet.unit_with_asset("unit1", "ex1").await;
-    let issue = format!("/v1/accounts/{}/integration-certs", fleet.account_id);
-    let issued = fleet
-        .admin
-        .request_raw(Method::POST, &issue, Some(&json!({})))
-        .await
-        .expect("answer");
-    assert_eq!(issued.status, 201, "{issued:?}");
-    let text = |field: &str| issued.body[field].as_str().expect("pem").to_owned();
     let account = fleet.account_id.to_string();
-    let options = || {
-        UnitOptions::observer(format!("{account}integration"), gateway.mqtt_tls())
-            .with_transport(tls(&text("ca_pem"), text("cert_pem"), text("key_pem")))
-    };
+    let observer = integration_over_tls(&fleet, &gateway).await;
+    let options = || observer.clone();
     let integration = SimUnit::connect(options()).await.expect("connects");
     let unit = fleet.connect("unit1").await;
 

@@ -6,20 +6,12 @@
 use std::time::Duration;
 
 use reqwest::Method;
-use serde_json::{json, Value};
+use serde_json::json;
 use simulator::api::UserRole;
 use simulator::ApiClient;
-use tests::{stream_ended, Fleet, TestGateway};
+use tests::{call, stream_ended, Fleet, TestGateway};
 
 const WAIT: Duration = Duration::from_secs(5);
-
-async fn call(client: &ApiClient, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let answer = client
-        .request_raw(method, path, body.as_ref())
-        .await
-        .expect("answer");
-    (answer.status, answer.body)
-}
 
 /// A user of the fleet's account: its client and id.
 async fn user(fleet: &Fleet, name: &str, role: UserRole) -> (ApiClient, String) {
@@ -198,25 +190,7 @@ async fn support_access_manages_no_credentials() {
     let gateway = TestGateway::start();
     let acme = Fleet::create(&gateway, "Acme").await;
     let (_, viewer_id) = user(&acme, "Vera", UserRole::Viewer).await;
-    let body = json!({"name": "Sam", "role": "support"});
-    let (_, staff) = call(&acme.platform, Method::POST, "/v1/staff", Some(body)).await;
-    let support = acme
-        .platform
-        .with_token(staff["token"].as_str().expect("token"));
-    let body =
-        json!({"account_id": acme.account_id.to_string(), "purpose": "p", "duration": "24h"});
-    let (_, request) = call(
-        &support,
-        Method::POST,
-        "/v1/support-access/requests",
-        Some(body),
-    )
-    .await;
-    let approve = format!(
-        "/v1/support-access/requests/{}/approve",
-        request["id"].as_str().expect("id")
-    );
-    assert_eq!(call(&acme.admin, Method::POST, &approve, None).await.0, 200);
+    let (support, _) = acme.approved_support("24h").await;
     let path = user_path(&acme, &viewer_id);
     for (method, path, body) in [
         (Method::PATCH, path.clone(), Some(json!({"role": "admin"}))),

@@ -72,6 +72,12 @@ fn account_of(raw: &str) -> Result<AccountId, OpError> {
     AccountId::parse(raw).map_err(|_| OpError::not_found(format!("account {raw}")))
 }
 
+/// `/accounts/{a}/users/{u}`: the account id checked, the user id as given.
+fn user_of(path: web::Path<(String, String)>) -> Result<(AccountId, String), OpError> {
+    let (account, user) = path.into_inner();
+    Ok((account_of(&account)?, user))
+}
+
 #[utoipa::path(get, path = "/v1/accounts/{a}/users",
     responses((status = 200, body = UserList), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn list_users(
@@ -93,8 +99,7 @@ pub async fn patch_user(
     path: web::Path<(String, String)>,
     body: Json<UserPatchBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let (account, user) = path.into_inner();
-    let account = account_of(&account)?;
+    let (account, user) = user_of(path)?;
     let body = body.into_inner();
     let role = body
         .role
@@ -122,8 +127,7 @@ pub async fn delete_user(
     caller: Caller,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let (account, user) = path.into_inner();
-    let account = account_of(&account)?;
+    let (account, user) = user_of(path)?;
     let now = state.clock.now();
     state
         .writer
@@ -139,8 +143,7 @@ pub async fn rotate_token(
     caller: Caller,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let (account, user) = path.into_inner();
-    let account = account_of(&account)?;
+    let (account, user) = user_of(path)?;
     let now = state.clock.now();
     let id = user.clone();
     let token = state
