@@ -88,9 +88,15 @@ impl AccountActor {
     }
 
     fn retain_open(&mut self) {
+        self.retain(|_| true);
+    }
+
+    /// Keeps the subscribers whose stream is open and `keep` accepts; dropping the others'
+    /// senders ends their HTTP responses.
+    fn retain(&mut self, mut keep: impl FnMut(&Subscriber) -> bool) {
         let before = self.subscribers.len();
         self.subscribers
-            .retain(|subscriber| !subscriber.events.is_closed());
+            .retain(|subscriber| !subscriber.events.is_closed() && keep(subscriber));
         let removed = before - self.subscribers.len();
         self.shared.metrics.sse_subscribers.dec_by(removed as i64);
     }
@@ -194,12 +200,13 @@ enum Json {
 
 impl Json {
     fn rendered(&mut self, asset_id: &AssetId) -> Bytes {
-        if let Json::Point(point) = self {
-            *self = Json::Rendered(Bytes::from(point.render_json(asset_id)));
-        }
         match self {
             Json::Rendered(json) => json.clone(),
-            Json::Point(_) => unreachable!("rendered just above"),
+            Json::Point(point) => {
+                let json = Bytes::from(point.render_json(asset_id));
+                *self = Json::Rendered(json.clone());
+                json
+            }
         }
     }
 }
@@ -224,11 +231,7 @@ impl Handler<Reauthorize> for AccountActor {
     type Result = ();
 
     fn handle(&mut self, _: Reauthorize, _: &mut Self::Context) {
-        let before = self.subscribers.len();
-        self.subscribers
-            .retain(|subscriber| !subscriber.events.is_closed() && (subscriber.allowed)());
-        let ended = before - self.subscribers.len();
-        self.shared.metrics.sse_subscribers.dec_by(ended as i64);
+        self.retain(|subscriber| (subscriber.allowed)());
     }
 }
 

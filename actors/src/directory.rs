@@ -13,6 +13,7 @@ use storage::model::Device;
 use storage::{AccountId, DeviceId, Store, StoreError};
 
 use crate::account::AccountActor;
+use crate::completing;
 use crate::device::{DeviceActor, Rebind, Viewer};
 use crate::writer::WriterHandle;
 use crate::Context as Shared;
@@ -228,18 +229,6 @@ impl Directory {
     }
 }
 
-/// Runs the follow-up of a committed change in its own task and waits for it. An HTTP
-/// handler's future is dropped when its client hangs up; work awaited inline there would
-/// stop at that point, after the commit (a removed grantee would keep receiving points).
-/// A spawned task is not dropped with its caller, so the follow-up always completes.
-async fn completing<T: 'static>(
-    work: impl std::future::Future<Output = Result<T, StoreError>> + 'static,
-) -> Result<T, StoreError> {
-    actix::spawn(work)
-        .await
-        .unwrap_or(Err(StoreError::Interrupted))
-}
-
 /// Where a key change reached: units that acknowledged the new set in time, and units
 /// that did not (offline, or slow); the latter get it when they reconnect.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -301,33 +290,5 @@ impl Directory {
             }
         }
         Ok(distribution)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-
-    use futures_util::FutureExt;
-    use tokio::sync::{oneshot, Notify};
-
-    use super::completing;
-
-    /// A caller dropped while a follow-up waits (an HTTP client that hung up) does not
-    /// cancel it.
-    #[actix_rt::test]
-    async fn a_dropped_caller_does_not_stop_the_follow_up() {
-        let gate = Arc::new(Notify::new());
-        let (done, finished) = oneshot::channel();
-        let opened = gate.clone();
-        let mut caller = Box::pin(completing(async move {
-            opened.notified().await;
-            let _ = done.send(());
-            Ok(())
-        }));
-        assert!((&mut caller).now_or_never().is_none(), "still waiting");
-        drop(caller);
-        gate.notify_one();
-        assert!(finished.await.is_ok(), "the follow-up ran to its end");
     }
 }

@@ -65,3 +65,45 @@ pub struct Context {
     pub clock: Arc<dyn Clock>,
     pub mqtt: Arc<dyn MqttOut>,
 }
+
+/// Runs a committed change's follow-ups (or a whole change: its commit and follow-ups) in
+/// a task of its own and waits for it. An HTTP handler's future is dropped when its client
+/// hangs up; work awaited inline there would stop wherever it was, possibly after the
+/// commit and before the re-bind (a removed grantee would keep receiving points). A
+/// spawned task is not dropped with its caller, so the work always completes. If the task
+/// cannot finish (its runtime stopped), the caller hears [`storage::StoreError::Interrupted`].
+pub async fn completing<T: 'static, E: From<storage::StoreError> + 'static>(
+    work: impl std::future::Future<Output = Result<T, E>> + 'static,
+) -> Result<T, E> {
+    actix::spawn(work)
+        .await
+        .unwrap_or_else(|_| Err(storage::StoreError::Interrupted.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use futures_util::FutureExt;
+    use tokio::sync::{oneshot, Notify};
+
+    use super::completing;
+
+    /// A caller dropped while the work waits (an HTTP client that hung up) does not cancel
+    /// it.
+    #[actix_rt::test]
+    async fn a_dropped_caller_does_not_stop_the_work() {
+        let gate = Arc::new(Notify::new());
+        let (done, finished) = oneshot::channel();
+        let opened = gate.clone();
+        let mut caller = Box::pin(completing(async move {
+            opened.notified().await;
+            let _ = done.send(());
+            Ok::<(), storage::StoreError>(())
+        }));
+        assert!((&mut caller).now_or_never().is_none(), "still waiting");
+        drop(caller);
+        gate.notify_one();
+        assert!(finished.await.is_ok(), "the work ran to its end");
+    }
+}

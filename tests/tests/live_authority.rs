@@ -4,8 +4,8 @@
 //! instant), and every other stream keeps delivering. A client that goes away right after
 //! sending the revoke or the removal does not keep the stream or the points flowing. (actix
 //! finished such handlers in our runs either way; that a dropped handler cannot cancel a
-//! change is proven where it is made, `gateway::http::completing` and
-//! `actors::directory::completing`, whose tests drop the caller midway.)
+//! change is proven where it is made, `actors::completing` (used by the directory and by
+//! `gateway::http::completing`), whose test drops the caller midway.)
 
 use std::time::Duration;
 

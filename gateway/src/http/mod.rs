@@ -56,17 +56,12 @@ pub struct AppState {
     pub trusted_proxies: Arc<Vec<std::net::IpAddr>>,
 }
 
-/// Runs a change (its commit and every follow-up: actors re-bound, keys pushed, sessions
-/// closed) in its own task and waits for it. actix drops a handler's future when its
-/// client hangs up; work awaited there would stop wherever it was, possibly after the
-/// commit and before the re-bind (a removed grantee would keep receiving points). The
-/// spawned task is not dropped with the handler, so a committed change is followed through.
+/// [`actors::completing`] for a handler's change, whose errors are [`problem::ApiError`]:
+/// its commit and follow-ups run where a hung-up client cannot cancel them.
 pub(crate) async fn completing<T: 'static>(
     work: impl std::future::Future<Output = Result<T, problem::ApiError>> + 'static,
 ) -> Result<T, problem::ApiError> {
-    actix_rt::spawn(work)
-        .await
-        .map_err(|err| problem::ApiError::Internal(format!("a change was interrupted: {err}")))?
+    actors::completing(work).await
 }
 
 #[derive(OpenApi)]
@@ -323,32 +318,4 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
 
 async fn openapi() -> HttpResponse {
     HttpResponse::Ok().json(ApiDoc::openapi())
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-
-    use futures_util::FutureExt;
-    use tokio::sync::{oneshot, Notify};
-
-    use super::completing;
-
-    /// The handler is dropped midway (its client hung up); the change it started still
-    /// runs to its end.
-    #[actix_rt::test]
-    async fn a_dropped_caller_does_not_stop_the_change() {
-        let gate = Arc::new(Notify::new());
-        let (done, finished) = oneshot::channel();
-        let opened = gate.clone();
-        let mut handler = Box::pin(completing(async move {
-            opened.notified().await;
-            let _ = done.send(());
-            Ok(())
-        }));
-        assert!((&mut handler).now_or_never().is_none(), "still waiting");
-        drop(handler);
-        gate.notify_one();
-        assert!(finished.await.is_ok(), "the change ran to its end");
-    }
 }
