@@ -26,7 +26,17 @@ pub const CACHE_BYTES: usize = 256 * 1024 * 1024;
 
 #[derive(Clone, Debug)]
 pub struct Store {
-    db: Arc<Database>,
+    db: Arc<Open>,
+}
+
+/// The open database and a sentinel that [`StoreWatch`] follows. Fields drop in order, so
+/// the sentinel goes only after the database's own drop has closed the file and released
+/// its lock. Following the database's `Arc` instead was a race: its count reaches zero
+/// before that drop has finished, and a restart could still find the file locked.
+#[derive(Debug)]
+struct Open {
+    db: Database,
+    closed: Arc<()>,
 }
 
 impl Store {
@@ -70,22 +80,27 @@ impl Store {
             tx.open_table(DISABLED_USERS)?;
         }
         tx.commit()?;
-        Ok(Store { db: Arc::new(db) })
+        Ok(Store {
+            db: Arc::new(Open {
+                db,
+                closed: Arc::new(()),
+            }),
+        })
     }
 
     /// A handle that tells when every clone of this store is gone, which is when the file
     /// lock is released and the database may be opened again.
     pub fn watch(&self) -> StoreWatch {
-        StoreWatch(Arc::downgrade(&self.db))
+        StoreWatch(Arc::downgrade(&self.db.closed))
     }
 
     pub fn begin_read(&self) -> Result<ReadTransaction, StoreError> {
-        Ok(self.db.begin_read()?)
+        Ok(self.db.db.begin_read()?)
     }
 
     /// Only the store writer calls this (see the module docs).
     pub fn begin_write(&self) -> Result<WriteTransaction, StoreError> {
-        Ok(self.db.begin_write()?)
+        Ok(self.db.db.begin_write()?)
     }
 
     /// On an empty store, creates the first `platform_admin` and returns its token (shown
@@ -120,7 +135,7 @@ impl Store {
 
 /// See [`Store::watch`].
 #[derive(Debug, Clone)]
-pub struct StoreWatch(std::sync::Weak<Database>);
+pub struct StoreWatch(std::sync::Weak<()>);
 
 impl StoreWatch {
     pub fn is_closed(&self) -> bool {
