@@ -13,7 +13,6 @@ use storage::model::Device;
 use storage::{AccountId, DeviceId, Store, StoreError};
 
 use crate::account::AccountActor;
-use crate::completing;
 use crate::device::{DeviceActor, Rebind, Viewer};
 use crate::writer::WriterHandle;
 use crate::Context as Shared;
@@ -167,14 +166,9 @@ impl Directory {
     }
 
     /// Tells a device's actor its current binding and audience and waits until it has
-    /// taken them: the ordering point of every visibility change. Runs to the end even if
-    /// the caller is dropped (see [`completing`]).
-    pub async fn rebind(self: &Arc<Self>, device: &Device) -> Result<(), StoreError> {
-        let (this, device) = (self.clone(), device.clone());
-        completing(async move { this.rebind_now(&device).await }).await
-    }
-
-    async fn rebind_now(&self, device: &Device) -> Result<(), StoreError> {
+    /// taken them: the ordering point of every visibility change. Callers run it inside
+    /// [`crate::completing`] (the use cases do), so a dropped caller cannot skip it.
+    pub async fn rebind(&self, device: &Device) -> Result<(), StoreError> {
         let viewers = self.viewers(device)?;
         let addr = match self.device(&device.id) {
             Some(addr) => addr,
@@ -195,29 +189,19 @@ impl Directory {
 
 impl Directory {
     /// After grants changed (created, removed, started, expired): re-binds every affected
-    /// unit and waits for each acknowledgement, to the end even if the caller is dropped.
-    pub async fn rebind_grants(
-        self: &Arc<Self>,
-        grants: &[storage::model::Grant],
-    ) -> Result<(), StoreError> {
+    /// unit and waits for each acknowledgement.
+    pub async fn rebind_grants(&self, grants: &[storage::model::Grant]) -> Result<(), StoreError> {
         let devices = storage::visibility::devices_of(&self.store.begin_read()?, grants)?;
-        let this = self.clone();
-        completing(async move {
-            for device in &devices {
-                this.rebind_now(device).await?;
-            }
-            Ok(())
-        })
-        .await
+        for device in &devices {
+            self.rebind(device).await?;
+        }
+        Ok(())
     }
 }
 
 impl Directory {
     /// After an asset's tenant sharing changed: re-binds the unit reporting for it.
-    pub async fn rebind_asset(
-        self: &Arc<Self>,
-        asset: &storage::model::Asset,
-    ) -> Result<(), StoreError> {
+    pub async fn rebind_asset(&self, asset: &storage::model::Asset) -> Result<(), StoreError> {
         let Some(device_id) = &asset.device_id else {
             return Ok(());
         };
@@ -239,18 +223,9 @@ pub struct Distribution {
 
 impl Directory {
     /// Publishes the new key set of every changed unit, then waits up to `wait` for their
-    /// acknowledgements (all at once, not one after another). The sets go out even if the
-    /// caller is dropped (see [`completing`]): a removed key must leave the units.
+    /// acknowledgements (all at once, not one after another). Callers run it inside
+    /// [`crate::completing`]: a removed key must leave the units even if they hang up.
     pub async fn push_keys(
-        self: &Arc<Self>,
-        changed: &[storage::keys::Changed],
-        wait: std::time::Duration,
-    ) -> Result<Distribution, StoreError> {
-        let (this, changed) = (self.clone(), changed.to_vec());
-        completing(async move { this.push_keys_now(&changed, wait).await }).await
-    }
-
-    async fn push_keys_now(
         &self,
         changed: &[storage::keys::Changed],
         wait: std::time::Duration,

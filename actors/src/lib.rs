@@ -8,6 +8,7 @@
 //! - [`directory`]: finds or starts the actor of a device or account.
 //! - [`writer`]: the store writer thread (group commit for telemetry, durable control ops).
 //! - [`scheduler`]: applies grant starts and ends at their instants.
+//! - [`usecases`]: every mutation, its transaction and its follow-ups, in one place.
 //! - [`metrics`]: the Prometheus registry every part counts into.
 //!
 //! **Invariant:** no telemetry reaches redb except through the store writer, and no account
@@ -21,6 +22,7 @@ pub mod directory;
 pub mod keys;
 pub mod metrics;
 pub mod scheduler;
+pub mod usecases;
 pub mod writer;
 
 use std::sync::Arc;

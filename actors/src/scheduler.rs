@@ -11,12 +11,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use storage::{OpError, Store};
+use storage::Store;
 use tokio::sync::Notify;
 
-use crate::directory::Directory;
-use crate::writer::WriterHandle;
-use crate::Context as Shared;
+use crate::usecases::UseCases;
 
 /// Lets others wake the scheduler; cheap to clone.
 #[derive(Debug, Clone, Default)]
@@ -31,21 +29,17 @@ impl SchedulerHandle {
     }
 }
 
-/// Runs until the actix system stops.
-pub fn spawn(
-    store: Store,
-    shared: Shared,
-    directory: Arc<Directory>,
-    max_nap: Duration,
-) -> SchedulerHandle {
-    let handle = SchedulerHandle::default();
-    let wake = handle.wake.clone();
+/// Runs until the actix system stops. Applies deadlines through
+/// [`UseCases::apply_due`] and sleeps on the use cases' own [`SchedulerHandle`], which
+/// every grant, key and support mutation wakes.
+pub fn spawn(store: Store, usecases: UseCases, max_nap: Duration) {
+    let wake = usecases.scheduler.wake.clone();
     actix::spawn(async move {
         loop {
-            if let Err(err) = tick(&store, &shared.writer, &shared, &directory).await {
+            if let Err(err) = tick(&store, &usecases).await {
                 tracing::error!(%err, "scheduler tick failed; retrying");
             }
-            let now = shared.clock.now();
+            let now = usecases.clock.now();
             let next = next_deadline(&store).ok().flatten();
             let nap = match next {
                 Some(at) => Duration::from_millis(at.0.saturating_sub(now.0)).min(max_nap),
@@ -57,10 +51,9 @@ pub fn spawn(
             }
         }
     });
-    handle
 }
 
-/// The earliest pending deadline of grants and support access.
+/// The earliest pending deadline of grants, support access and keys.
 fn next_deadline(store: &Store) -> Result<Option<storage::time::Timestamp>, storage::StoreError> {
     let rtx = store.begin_read()?;
     let grants = storage::sharing::next_deadline(&rtx)?;
@@ -69,34 +62,23 @@ fn next_deadline(store: &Store) -> Result<Option<storage::time::Timestamp>, stor
     Ok(grants.into_iter().chain(support).chain(keys).min())
 }
 
-async fn tick(
-    store: &Store,
-    writer: &WriterHandle,
-    shared: &Shared,
-    directory: &Arc<Directory>,
-) -> Result<(), OpError> {
-    let now = shared.clock.now();
+async fn tick(store: &Store, usecases: &UseCases) -> Result<(), storage::OpError> {
+    let now = usecases.clock.now();
     if next_deadline(store)?.is_none_or(|at| at > now) {
         return Ok(());
     }
-    let (grants, support, keys) = writer
-        .execute(move |tx| {
-            let grants = storage::sharing::apply_due(tx, now)?;
-            let support = storage::support::apply_due(tx, now)?;
-            let keys = storage::keys::apply_due(tx, now)?;
-            Ok((grants, support, keys))
-        })
-        .await?;
-    if !keys.is_empty() {
-        // Expired keys drop off the units; nobody waits for the acknowledgements here.
-        directory.push_keys(&keys, Duration::ZERO).await?;
+    let applied = usecases.apply_due().await?;
+    if !applied.support.is_empty() {
+        tracing::info!(
+            ended = applied.support.len(),
+            "scheduler expired support access"
+        );
     }
-    if !support.is_empty() {
-        tracing::info!(ended = support.len(), "scheduler expired support access");
-    }
-    if !grants.is_empty() {
-        tracing::info!(grants = grants.len(), "scheduler applied grant deadlines");
-        directory.rebind_grants(&grants).await?;
+    if !applied.grants.is_empty() {
+        tracing::info!(
+            grants = applied.grants.len(),
+            "scheduler applied grant deadlines"
+        );
     }
     Ok(())
 }

@@ -140,7 +140,6 @@ async fn serve(
         mqtt: sessions_out.clone(),
     };
     let arbiters: Vec<actix_rt::Arbiter> = (0..2).map(|_| actix_rt::Arbiter::new()).collect();
-    let shared_for_scheduler = shared.clone();
     let directory = Directory::start(
         store.clone(),
         shared,
@@ -149,15 +148,19 @@ async fn serve(
     // Every control-plane commit (HTTP changes, the scheduler's expiries) re-checks the
     // live streams before its caller answers: access that ends, ends on open streams too.
     directory.guard_streams(writer.handle());
-    let scheduler = actors::scheduler::spawn(
-        store.clone(),
-        shared_for_scheduler,
-        directory.clone(),
-        config.scheduler_max_nap,
-    );
     let transport = start_transport(&config, &ca, &store, &directory, clock.now())?;
     sessions_out.connect(transport.handle.clone());
     let (outbox, drainer) = outbox::start(&config, store.clone(), writer.handle(), clock.clone())?;
+    let usecases = actors::usecases::UseCases {
+        writer: writer.handle(),
+        directory: directory.clone(),
+        clock: clock.clone(),
+        scheduler: Default::default(),
+        sessions: sessions_out,
+        outbox: outbox.notify(),
+        key_ack_wait: config.key_ack_wait,
+    };
+    actors::scheduler::spawn(store.clone(), usecases.clone(), config.scheduler_max_nap);
 
     let streams = Arc::new(http::stream::StreamCaps::new(
         config.sse_max_streams,
@@ -165,15 +168,12 @@ async fn serve(
     ));
     let state = web::Data::new(http::AppState {
         store,
-        writer: writer.handle(),
+        usecases,
         directory,
         metrics,
         clock,
         ca,
-        scheduler,
         device_cert_validity: config.device_cert_validity,
-        key_ack_wait: config.key_ack_wait,
-        outbox,
         transport: transport.handle.clone(),
         transport_metrics: transport.metrics.clone(),
         streams,
@@ -302,9 +302,14 @@ fn start_transport(
         None => None,
     };
     let deny = transport::tls::DenyList::default();
-    for serial in storage::certificates::revoked_serials(&store.begin_read()?, now)? {
+    let rtx = store.begin_read()?;
+    for serial in storage::certificates::revoked_serials(&rtx, now)? {
         deny.deny(&serial);
     }
+    for (tenant, before) in storage::certificates::revoked_subjects(&rtx)? {
+        deny.deny_issued_before(&tenant, before.0);
+    }
+    drop(rtx);
     let nofile = rlimit::getrlimit(rlimit::Resource::NOFILE)
         .map(|(soft, _)| soft)
         .unwrap_or(1024);

@@ -149,6 +149,11 @@ fn later(now: Timestamp, wait: Duration) -> Timestamp {
 pub struct OutboxWaker(Arc<Notify>);
 
 impl OutboxWaker {
+    /// The notification the use cases fire after they queue an invitation.
+    pub fn notify(&self) -> Arc<Notify> {
+        self.0.clone()
+    }
+
     pub fn wake(&self) {
         self.0.notify_one();
     }

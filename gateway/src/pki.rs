@@ -31,8 +31,9 @@ pub const SERVER_CERT: &str = "server.pem";
 pub const SERVER_KEY: &str = "server.key";
 /// A CA outlives every certificate it signs.
 const CA_VALIDITY: Duration = Duration::from_secs(20 * 365 * 24 * 3600);
-/// Clock skew tolerated between the gateway and a unit at the start of a validity window.
-const BACKDATE: Duration = Duration::from_secs(3600);
+/// Clock skew tolerated between the gateway and a unit at the start of a validity window:
+/// a certificate's notBefore lies this far before its issue instant.
+pub(crate) const BACKDATE: Duration = Duration::from_secs(3600);
 /// Length of the random serial of every issued certificate, in bytes.
 const SERIAL_BYTES: usize = 16;
 

@@ -214,3 +214,38 @@ impl MqttOut for SessionsOut {
         }
     }
 }
+
+/// The use cases close and refuse sessions through the transport; before it is connected
+/// (during start) there is no session to close.
+impl actors::usecases::SessionControl for SessionsOut {
+    fn close(&self, tenant: &str) -> actors::usecases::Closing {
+        let (transport, tenant) = (self.transport.get().cloned(), tenant.to_owned());
+        Box::pin(async move {
+            if let Some(transport) = transport {
+                transport.close(&tenant).await;
+            }
+        })
+    }
+
+    fn revoke_issued_before(
+        &self,
+        tenant: String,
+        before: storage::time::Timestamp,
+    ) -> actors::usecases::Closing {
+        let transport = self.transport.get().cloned();
+        Box::pin(async move {
+            if let Some(transport) = transport {
+                transport.revoke_issued_before(&tenant, before.0).await;
+            }
+        })
+    }
+
+    fn revoke(&self, serials: Vec<String>) -> actors::usecases::Closing {
+        let transport = self.transport.get().cloned();
+        Box::pin(async move {
+            if let Some(transport) = transport {
+                transport.revoke(&serials).await;
+            }
+        })
+    }
+}

@@ -183,3 +183,98 @@ pub fn revoke_one(
     )?;
     Ok((cert, true))
 }
+
+/// What a revocation by subject did: from now on every certificate of `tenant` issued
+/// before `issued_before` is refused; `recorded` lists the recorded ones it newly marked
+/// revoked (unrecorded ones are refused by the rule alone).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubjectRevocation {
+    pub tenant: String,
+    pub issued_before: Timestamp,
+    pub recorded: Vec<String>,
+}
+
+/// Revokes every certificate of `tenant` (a device of `account`, or `account` itself for
+/// its integrations) issued before `issued_before`, recorded or not: certificates issued
+/// before the CA recorded them have no serial to revoke, so the rule goes by subject and
+/// issue instant. The rule only moves later (an earlier instant than one in force changes
+/// nothing). Audited as `certificate.revoke_issued_before`.
+///
+/// # Errors
+/// - [`crate::OpError::NotFound`]: the caller does not administer `account`, or `tenant`
+///   is neither the account nor one of its devices.
+/// - [`crate::OpError::Invalid`] on `issued_before`: later than `now` (it would also
+///   revoke certificates not issued yet).
+pub fn revoke_issued_before(
+    tx: &WriteTransaction,
+    caller: &crate::model::Principal,
+    account: &crate::ids::AccountId,
+    tenant: &str,
+    issued_before: Timestamp,
+    now: Timestamp,
+) -> Result<SubjectRevocation, crate::OpError> {
+    crate::read::administers(&tx.open_table(ACCOUNTS)?, caller, account)?;
+    let owned = tenant == account.as_str()
+        || get::<crate::model::Device>(&tx.open_table(DEVICES)?, "devices", tenant)?
+            .is_some_and(|device| &device.account_id == account);
+    if !owned {
+        return Err(crate::OpError::not_found(format!("subject {tenant}")));
+    }
+    if issued_before > now {
+        return Err(crate::OpError::invalid(
+            "issued_before",
+            "must not be later than now (it would revoke certificates not issued yet)",
+        ));
+    }
+    let mut rules = tx.open_table(REVOKED_BEFORE)?;
+    let in_force = rules.get(tenant)?.map(|at| Timestamp(at.value()));
+    let effective = in_force.map_or(issued_before, |at| at.max(issued_before));
+    rules.insert(tenant, effective.0)?;
+    drop(rules);
+    let serials = serials_of(&tx.open_table(CERTIFICATES_BY_TENANT)?, tenant)?;
+    let mut certificates = tx.open_table(CERTIFICATES)?;
+    let mut recorded = Vec::new();
+    for serial in serials {
+        let Some(mut cert) = get::<CertificateRecord>(&certificates, "certificates", &serial)?
+        else {
+            continue;
+        };
+        if cert.revoked_at.is_none() && cert.issued_at < effective {
+            cert.revoked_at = Some(now);
+            put(&mut certificates, &serial, &cert)?;
+            recorded.push(serial);
+        }
+    }
+    drop(certificates);
+    crate::ops::audit(
+        tx,
+        crate::ops::Who::Principal(caller),
+        crate::ops::AuditNote {
+            account_id: Some(account),
+            action: "certificate.revoke_issued_before",
+            target: tenant.to_owned(),
+            before: None,
+            after: Some(format!("issued before {}", effective.to_rfc3339())),
+        },
+        now,
+    )?;
+    Ok(SubjectRevocation {
+        tenant: tenant.to_owned(),
+        issued_before: effective,
+        recorded,
+    })
+}
+
+/// Every revocation by subject in force: (tenant, issued before). What the handshake deny
+/// list must hold when the transport starts, next to [`revoked_serials`].
+///
+/// # Errors
+/// [`StoreError`] when redb fails.
+pub fn revoked_subjects(rtx: &ReadTransaction) -> Result<Vec<(String, Timestamp)>, StoreError> {
+    let mut out = Vec::new();
+    for row in rtx.open_table(REVOKED_BEFORE)?.iter()? {
+        let (tenant, at) = row?;
+        out.push((tenant.value().to_owned(), Timestamp(at.value())));
+    }
+    Ok(out)
+}

@@ -78,6 +78,7 @@ impl Store {
             tx.open_table(CERTIFICATES)?;
             tx.open_table(CERTIFICATES_BY_TENANT)?;
             tx.open_table(DISABLED_USERS)?;
+            tx.open_table(REVOKED_BEFORE)?;
         }
         tx.commit()?;
         Ok(Store {

@@ -117,3 +117,8 @@ pub const CERTIFICATES_BY_TENANT: TableDefinition<(&str, &str), ()> =
 
 /// principal id -> when (ms) an admin disabled the user; a disabled user has no token.
 pub const DISABLED_USERS: TableDefinition<&str, u64> = TableDefinition::new("disabled_users");
+
+/// tenant (device id or account id) -> instant ms: every certificate of the tenant issued
+/// before it is refused, recorded or not (certificates issued before the CA recorded
+/// them can only be revoked this way). Only ever moves later.
+pub const REVOKED_BEFORE: TableDefinition<&str, u64> = TableDefinition::new("revoked_before");

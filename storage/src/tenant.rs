@@ -374,22 +374,38 @@ fn mirror_for(
     })
 }
 
-/// Starts (or moves) telemetry or details sharing of `source_id` to `target_id` in
-/// `target`. Returns the source (with its new targets) and the mirror.
-#[allow(clippy::too_many_arguments)]
+/// What a share call asks for: `source` of `source_account` mirrored as `target_asset`
+/// in `target`; details sharing names the profile that selects what is copied.
+#[derive(Debug, Clone)]
+pub struct ShareRequest {
+    pub kind: Kind,
+    pub source_account: AccountId,
+    pub source: AssetId,
+    pub target: AccountId,
+    pub target_asset: AssetId,
+    /// Details sharing only (required there, refused for telemetry).
+    pub profile_id: Option<String>,
+}
+
+/// Starts (or moves) telemetry or details sharing of the request's source to its target
+/// asset. Returns the source (with its new targets) and the mirror.
 pub fn share(
     tx: &WriteTransaction,
     caller: &Principal,
-    kind: Kind,
-    source_account: &AccountId,
-    source_id: &AssetId,
-    target: &AccountId,
-    target_id: &AssetId,
-    profile_id: Option<&str>,
+    request: &ShareRequest,
     now: Timestamp,
 ) -> Result<(Asset, Asset), OpError> {
+    let ShareRequest {
+        kind,
+        source_account,
+        source: source_id,
+        target,
+        target_asset: target_id,
+        profile_id,
+    } = request;
+    let kind = *kind;
     let mut source = source_asset(tx, caller, source_account, source_id)?;
-    let profile = match (kind, profile_id) {
+    let profile = match (kind, profile_id.as_deref()) {
         (Kind::Details, Some(id)) => {
             let profile = load_profile(tx, caller, id)?;
             if &profile.account_id != source_account {
@@ -403,7 +419,13 @@ pub fn share(
                 "is required for details sharing",
             ))
         }
-        (Kind::Telemetry, _) => None,
+        (Kind::Telemetry, Some(_)) => {
+            return Err(OpError::invalid(
+                "profile_id",
+                "applies to details sharing only",
+            ))
+        }
+        (Kind::Telemetry, None) => None,
     };
     // Moving to another target ends the old sharing first.
     let current = match kind {

@@ -66,6 +66,14 @@ impl Seen {
         }
     }
 
+    /// The part of the asked span `[from, to)` this account may read: the asked span cut
+    /// to [`Seen::window`] (rule 2: a grantee reads inside its grant window only). May be
+    /// empty (`from >= to`).
+    pub fn readable(&self, from: Timestamp, to: Timestamp) -> (Timestamp, Timestamp) {
+        let (window_from, window_to) = self.window();
+        (from.max(window_from), to.min(window_to))
+    }
+
     /// Whether a point at `ts` is inside what this account may read.
     pub fn shows(&self, ts: Timestamp) -> bool {
         let (from, to) = self.window();

@@ -493,3 +493,21 @@ impl Fleet {
         (support, id)
     }
 }
+
+/// Sends one HTTP request with `token` and closes the connection without reading the
+/// answer: a client that hangs up right after sending, whose handler future actix drops.
+/// What the request changes must still happen in full (the use cases run in a task of
+/// their own).
+pub async fn send_and_hang_up(gateway: &TestGateway, method: &str, path: &str, token: &str) {
+    use tokio::io::AsyncWriteExt as _;
+    let address = gateway.ready().http;
+    let mut socket = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect");
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\n\
+         Authorization: Bearer {token}\r\nContent-Length: 0\r\n\r\n"
+    );
+    socket.write_all(request.as_bytes()).await.expect("sent");
+    drop(socket);
+}

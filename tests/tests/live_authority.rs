@@ -13,8 +13,7 @@ use reqwest::Method;
 use serde_json::json;
 use simulator::api::SseStream;
 use simulator::ApiClient;
-use tests::{call, eventually, stream_ended, Fleet, TestGateway};
-use tokio::io::AsyncWriteExt;
+use tests::{call, eventually, send_and_hang_up, stream_ended, Fleet, TestGateway};
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -199,17 +198,8 @@ async fn a_revoke_whose_caller_hangs_up_still_ends_the_stream() {
     let mut staff_stream = account_stream(&support, &acme).await;
 
     // The revoke as raw HTTP, the connection closed right after the request is sent.
-    let address = gateway.ready().http;
-    let mut socket = tokio::net::TcpStream::connect(address)
-        .await
-        .expect("connect");
-    let request = format!(
-        "POST /v1/support-access/requests/{id}/revoke HTTP/1.1\r\nHost: {address}\r\n\
-         Authorization: Bearer {}\r\nContent-Length: 0\r\n\r\n",
-        acme.admin_token
-    );
-    socket.write_all(request.as_bytes()).await.expect("sent");
-    drop(socket);
+    let path = format!("/v1/support-access/requests/{id}/revoke");
+    send_and_hang_up(&gateway, "POST", &path, &acme.admin_token).await;
 
     let archived = eventually(|| async {
         let path = format!(
@@ -244,17 +234,8 @@ async fn a_grant_removal_whose_caller_hangs_up_still_cuts_the_grantee_off() {
     assert_eq!(next_fuel(&mut depot_stream).await, 1.0);
     assert_eq!(next_fuel(&mut acme_stream).await, 1.0);
 
-    let address = gateway.ready().http;
-    let mut socket = tokio::net::TcpStream::connect(address)
-        .await
-        .expect("connect");
-    let request = format!(
-        "DELETE /v1/visibility/grants/{grant_id} HTTP/1.1\r\nHost: {address}\r\n\
-         Authorization: Bearer {}\r\nContent-Length: 0\r\n\r\n",
-        acme.admin_token
-    );
-    socket.write_all(request.as_bytes()).await.expect("sent");
-    drop(socket);
+    let path = format!("/v1/visibility/grants/{grant_id}");
+    send_and_hang_up(&gateway, "DELETE", &path, &acme.admin_token).await;
     eventually(|| async {
         let status = depot
             .admin

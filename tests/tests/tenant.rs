@@ -459,3 +459,66 @@ async fn no_point_published_after_the_stop_reaches_the_mirror() {
         "points published after the answer: {late:?}"
     );
 }
+
+/// Stopping telemetry sharing re-binds the source's unit even when the caller hangs up
+/// right after sending the request: the mirror stops receiving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_whose_caller_hangs_up_still_stops_the_mirror() {
+    let gateway = TestGateway::start();
+    let h = holding(&gateway).await;
+    h.source.unit_with_asset("unit1", "ex1").await;
+    let unit = h.source.connect("unit1").await;
+    let body =
+        json!({"target_account_id": h.target.account_id.to_string(), "target_asset_id": "m1"});
+    let share = share_path(&h.source, "ex1", "telemetry");
+    let (status, _) = call(&h.root.admin, Method::PUT, &share, Some(body)).await;
+    assert_eq!(status, 200);
+    let mut mirror = h
+        .target
+        .admin
+        .stream("/v1/assets/m1/stream")
+        .await
+        .expect("stream");
+    let mut source = h
+        .source
+        .admin
+        .stream("/v1/assets/ex1/stream")
+        .await
+        .expect("stream");
+    unit.publish_point(&json!({"sensors": {"seq": 1.0}}))
+        .await
+        .expect("acked");
+    assert!(
+        mirror.next_point(WAIT).await.is_some(),
+        "shared: the mirror receives"
+    );
+    assert!(source.next_point(WAIT).await.is_some());
+
+    tests::send_and_hang_up(&gateway, "DELETE", &share, &h.root.admin_token).await;
+    let sharing = format!("/v1/assets/ex1/sharing?account_id={}", h.source.account_id);
+    tests::eventually(|| async {
+        let (_, body) = call(&h.root.admin, Method::GET, &sharing, None).await;
+        body["telemetry"].is_null().then_some(())
+    })
+    .await
+    .expect("the stop was committed");
+    // The re-bind follows the commit by moments; had it been skipped, the mirror would
+    // keep every point.
+    for seq in 2..12 {
+        unit.publish_point(&json!({"sensors": {"seq": f64::from(seq)}}))
+            .await
+            .expect("acked");
+        assert!(
+            source.next_point(WAIT).await.is_some(),
+            "the source keeps its points"
+        );
+        if mirror
+            .next_point(Duration::from_millis(300))
+            .await
+            .is_none()
+        {
+            return;
+        }
+    }
+    panic!("the mirror kept receiving after a stop whose caller hung up");
+}

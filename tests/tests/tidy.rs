@@ -46,3 +46,33 @@ fn every_source_file_says_why_it_exists_and_stays_readable() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// Handlers stay thin: every mutation goes through `actors::usecases` (its transaction and
+/// its follow-ups in one place), so no file of the HTTP edge reaches the store writer.
+#[test]
+fn http_handlers_change_nothing_but_through_the_use_cases() {
+    let http = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .join("gateway/src/http");
+    let mut files = Vec::new();
+    rust_files(&http, &mut files);
+    assert!(files.len() > 10, "found the handlers ({})", files.len());
+    let writes = [".writer", "execute(", "execute_or_dry(", "begin_write("];
+    let problems: Vec<String> = files
+        .iter()
+        .flat_map(|file| {
+            let text = std::fs::read_to_string(file).expect("readable");
+            writes
+                .iter()
+                .filter(|needle| text.contains(*needle))
+                .map(|needle| format!("{}: {needle}", file.display()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(
+        problems.is_empty(),
+        "writes outside the use cases:\n{}",
+        problems.join("\n")
+    );
+}

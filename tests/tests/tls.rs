@@ -42,6 +42,16 @@ fn ca_pem(gateway: &TestGateway) -> String {
     std::fs::read_to_string(gateway.data_dir().join("ca.pem")).expect("gateway CA")
 }
 
+/// The gateway's own CA, read from its data dir: it signs certificates the gateway never
+/// recorded (as a gateway of an earlier version did).
+fn gateway_issuer(gateway: &TestGateway) -> Issuer<'static, KeyPair> {
+    let key = KeyPair::from_pem(
+        &std::fs::read_to_string(gateway.data_dir().join("ca.key")).expect("ca key"),
+    )
+    .expect("key");
+    Issuer::from_ca_cert_pem(&ca_pem(gateway), key).expect("issuer")
+}
+
 /// A leaf for `device` signed by `issuer`, valid in [not_before, not_after).
 fn leaf(
     device: &str,
@@ -168,11 +178,7 @@ async fn foreign_expired_and_missing_certificates_are_refused() {
         now + time::Duration::days(1),
     );
 
-    let gateway_key = KeyPair::from_pem(
-        &std::fs::read_to_string(gateway.data_dir().join("ca.key")).expect("ca key"),
-    )
-    .expect("key");
-    let gateway_ca = Issuer::from_ca_cert_pem(&ca, gateway_key).expect("issuer");
+    let gateway_ca = gateway_issuer(&gateway);
     let (expired_cert, expired_key) = leaf(
         "unit1",
         &gateway_ca,
@@ -583,4 +589,159 @@ async fn an_admin_lists_and_revokes_the_accounts_certificates() {
         !matches!(again, Ok(Ok(_))),
         "a revoked unit certificate is refused"
     );
+}
+
+/// Certificates issued before the gateway recorded serials can only be revoked by subject
+/// and issue instant: every one of the subject's certificates issued before the instant is
+/// refused from the answer on (recorded ones are marked revoked too), its live session is
+/// closed, newer certificates and other units are untouched, and the rule survives a
+/// restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificates_issued_before_an_instant_are_revoked_by_subject() {
+    let mut gateway = TestGateway::start();
+    let fleet = Fleet::create(&gateway, "Acme").await;
+    let other = Fleet::create(&gateway, "Other").await;
+    fleet.unit_with_asset("unit1", "ex1").await;
+    fleet.unit_with_asset("unit2", "ex2").await;
+    let (ca, issuer) = (ca_pem(&gateway), gateway_issuer(&gateway));
+    let now = time::OffsetDateTime::now_utc();
+    let (old_cert, old_key) = leaf(
+        "unit1",
+        &issuer,
+        now - time::Duration::hours(1),
+        now + time::Duration::days(1),
+    );
+    let old = |gateway: &TestGateway| {
+        UnitOptions::unit("unit1", gateway.mqtt_tls()).with_transport(tls(
+            &ca,
+            old_cert.clone(),
+            old_key.clone(),
+        ))
+    };
+    let session = SimUnit::connect(old(&gateway))
+        .await
+        .expect("an unrecorded certificate connects");
+    let bystander = fleet.connect("unit2").await;
+
+    let rfc3339 = |at: time::OffsetDateTime| {
+        at.format(&time::format_description::well_known::Rfc3339)
+            .expect("time")
+    };
+    let path = format!(
+        "/v1/accounts/{}/certificates/revoke-issued-before",
+        fleet.account_id
+    );
+    let revoke = |client: &simulator::ApiClient, path: String, subject: &str, at: String| {
+        let (client, subject) = (client.clone(), subject.to_owned());
+        async move {
+            let body = json!({"subject": subject, "issued_before": at});
+            client
+                .request_raw(Method::POST, &path, Some(&body))
+                .await
+                .expect("answer")
+        }
+    };
+    let later = rfc3339(now + time::Duration::hours(1));
+    let refused = revoke(&fleet.admin, path.clone(), "unit1", later).await;
+    assert_eq!(
+        (refused.status, refused.body["field"].as_str()),
+        (422, Some("issued_before"))
+    );
+    let not_a_time = revoke(&fleet.admin, path.clone(), "unit1", "yesterday".into()).await;
+    assert_eq!(not_a_time.status, 422);
+    let viewer = fleet.user(simulator::api::UserRole::Viewer).await;
+    assert_eq!(
+        revoke(&viewer, path.clone(), "unit1", rfc3339(now))
+            .await
+            .status,
+        403
+    );
+    assert_eq!(
+        revoke(&other.admin, path.clone(), "unit1", rfc3339(now))
+            .await
+            .status,
+        404
+    );
+    let own = format!(
+        "/v1/accounts/{}/certificates/revoke-issued-before",
+        other.account_id
+    );
+    let foreign = revoke(&other.admin, own, "unit1", rfc3339(now)).await;
+    assert_eq!(
+        foreign.status, 404,
+        "another account's unit is not a subject of this one"
+    );
+    assert_eq!(
+        revoke(&fleet.admin, path.clone(), "unit9", rfc3339(now))
+            .await
+            .status,
+        404
+    );
+    bystander
+        .publish_point(&json!({"fuel_pct": 1}))
+        .await
+        .expect("untouched by refusals");
+
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let done = revoke(
+        &fleet.admin,
+        path.clone(),
+        "unit1",
+        rfc3339(time::OffsetDateTime::now_utc()),
+    )
+    .await;
+    assert_eq!(done.status, 200, "{done:?}");
+    assert_eq!(
+        done.body["revoked_serials"].as_array().map(Vec::len),
+        Some(1),
+        "the recorded one"
+    );
+    let after = session.publish_point(&json!({"fuel_pct": 2})).await;
+    assert!(
+        after.is_err(),
+        "the session was closed before the answer: {after:?}"
+    );
+    for (what, options) in [
+        ("unrecorded", old(&gateway)),
+        ("recorded", fleet.unit_options("unit1")),
+    ] {
+        let again = tokio::time::timeout(WAIT, SimUnit::connect(options)).await;
+        assert!(
+            !matches!(again, Ok(Ok(_))),
+            "an older {what} certificate is refused"
+        );
+    }
+    bystander
+        .publish_point(&json!({"fuel_pct": 3}))
+        .await
+        .expect("another unit is untouched");
+
+    // Certificates carry their issue instant to the second: one issued a second later passes.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let now = time::OffsetDateTime::now_utc();
+    let (new_cert, new_key) = leaf(
+        "unit1",
+        &issuer,
+        now - time::Duration::hours(1),
+        now + time::Duration::days(1),
+    );
+    let new = |gateway: &TestGateway| {
+        UnitOptions::unit("unit1", gateway.mqtt_tls()).with_transport(tls(
+            &ca,
+            new_cert.clone(),
+            new_key.clone(),
+        ))
+    };
+    drop(
+        SimUnit::connect(new(&gateway))
+            .await
+            .expect("a newer certificate connects"),
+    );
+
+    gateway.restart();
+    let again = tokio::time::timeout(WAIT, SimUnit::connect(old(&gateway))).await;
+    assert!(!matches!(again, Ok(Ok(_))), "the rule survives a restart");
+    SimUnit::connect(new(&gateway))
+        .await
+        .expect("and still lets the newer one in");
 }

@@ -28,10 +28,9 @@ pub async fn create_account(
         .as_deref()
         .map(|raw| id_field("parent_id", AccountId::parse(raw)))
         .transpose()?;
-    let now = state.clock.now();
     let account = state
-        .writer
-        .execute(move |tx| storage::ops::create_account(tx, &caller.0, &body.name, parent, now))
+        .usecases
+        .create_account(caller.0, body.name, parent)
         .await?;
     Ok(HttpResponse::Created().json(AccountView::from(account)))
 }
@@ -61,12 +60,9 @@ pub async fn create_user(
     let body = body.into_inner();
     let role = Role::parse(&body.role)
         .ok_or_else(|| OpError::invalid("role", format!("must be one of {}", Role::NAMES)))?;
-    let now = state.clock.now();
     let (user, token) = state
-        .writer
-        .execute(move |tx| {
-            storage::ops::create_user(tx, &caller.0, &account, &body.name, role, now)
-        })
+        .usecases
+        .create_user(caller.0, account, body.name, role)
         .await?;
     Ok(HttpResponse::Created().json(PrincipalCreated::new(&user, token)))
 }
@@ -81,10 +77,9 @@ pub async fn create_staff(
     let body = body.into_inner();
     let role = StaffRole::parse(&body.role)
         .ok_or_else(|| OpError::invalid("role", format!("must be one of {}", StaffRole::NAMES)))?;
-    let now = state.clock.now();
     let (staff, token) = state
-        .writer
-        .execute(move |tx| storage::ops::create_staff(tx, &caller.0, &body.name, role, now))
+        .usecases
+        .create_staff(caller.0, body.name, role)
         .await?;
     Ok(HttpResponse::Created().json(PrincipalCreated::new(&staff, token)))
 }
@@ -127,16 +122,14 @@ pub async fn integration_cert(
             .issue_device(account.as_str(), state.device_cert_validity)
             .map_err(|err| ApiError::Internal(err.to_string()))?,
     };
-    let now = state.clock.now();
-    let record = issued.record(account.as_str(), CertificateKind::Integration, now);
-    let checked = account.clone();
+    let record = issued.record(
+        account.as_str(),
+        CertificateKind::Integration,
+        state.clock.now(),
+    );
     state
-        .writer
-        .execute(move |tx| {
-            storage::ops::issue_integration_cert(tx, &caller.0, &checked, now)?;
-            storage::certificates::record(tx, &record)?;
-            Ok(())
-        })
+        .usecases
+        .record_integration_cert(caller.0, account.clone(), record)
         .await?;
     Ok(HttpResponse::Created().json(IntegrationCert {
         account_id: account.to_string(),

@@ -81,22 +81,55 @@ pub async fn revoke_certificate(
 ) -> Result<HttpResponse, ApiError> {
     let (account, serial) = path.into_inner();
     let account = account_of(&account)?;
-    let now = state.clock.now();
-    // Commit and enforcement in one task: a caller that hangs up after the commit does not
-    // leave the serial accepted (the deny list is also rebuilt from the store at start).
-    let cert = super::completing(async move {
-        let (cert, _) = state
-            .writer
-            .execute(move |tx| {
-                storage::certificates::revoke_one(tx, &caller.0, &account, &serial, now)
-            })
-            .await?;
-        state
-            .transport
-            .revoke(std::slice::from_ref(&cert.serial))
-            .await;
-        Ok(cert)
-    })
-    .await?;
+    let cert = state
+        .usecases
+        .revoke_certificate(caller.0, account, serial)
+        .await?;
     Ok(HttpResponse::Ok().json(CertificateView::from(cert)))
+}
+
+/// Revokes a subject's certificates by issue instant, recorded or not.
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeIssuedBefore {
+    /// The device id (a unit of the account) or the account id (its integrations).
+    pub subject: String,
+    /// RFC 3339; every certificate of the subject issued before it is refused.
+    pub issued_before: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SubjectRevocationView {
+    pub subject: String,
+    /// RFC 3339: the rule in force (the latest instant ever given for this subject).
+    pub issued_before: String,
+    /// Recorded certificates this call marked revoked; unrecorded ones (issued before the
+    /// gateway recorded serials) are refused by the rule alone.
+    pub revoked_serials: Vec<String>,
+}
+
+/// Certificates issued before the gateway recorded them have no serial on file: this
+/// revokes by subject and issue instant instead. The subject's live session is closed
+/// before the answer (a unit holding a newer certificate reconnects with it).
+#[utoipa::path(post, path = "/v1/accounts/{a}/certificates/revoke-issued-before", request_body = RevokeIssuedBefore,
+    responses((status = 200, body = SubjectRevocationView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn revoke_issued_before(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    body: super::body::Json<RevokeIssuedBefore>,
+) -> Result<HttpResponse, ApiError> {
+    let account = account_of(&path)?;
+    let body = body.into_inner();
+    let before = storage::time::Timestamp::parse_rfc3339(&body.issued_before)
+        .ok_or_else(|| OpError::invalid("issued_before", "must be an RFC 3339 time"))?;
+    let done = state
+        .usecases
+        .revoke_issued_before(caller.0, account, body.subject, before)
+        .await?;
+    Ok(HttpResponse::Ok().json(SubjectRevocationView {
+        subject: done.tenant,
+        issued_before: done.issued_before.to_rfc3339(),
+        revoked_serials: done.recorded,
+    }))
 }

@@ -61,19 +61,15 @@ pub async fn register_device(
             .issue_device(id.as_str(), state.device_cert_validity)
             .map_err(|err| ApiError::Internal(err.to_string()))?,
     };
-    let capabilities = body.capabilities.into();
-    let now = state.clock.now();
-    let record = issued.record(id.as_str(), CertificateKind::Unit, now);
+    let new = actors::usecases::fleet::NewDevice {
+        certificate: issued.record(id.as_str(), CertificateKind::Unit, state.clock.now()),
+        id,
+        capabilities: body.capabilities.into(),
+    };
     let device = state
-        .writer
-        .execute(move |tx| {
-            let device =
-                storage::ops::register_device(tx, &caller.0, &account, id, capabilities, now)?;
-            storage::certificates::record(tx, &record)?;
-            Ok(device)
-        })
+        .usecases
+        .register_device(caller.0, account, new)
         .await?;
-    state.directory.start_device(&device)?;
     Ok(HttpResponse::Created().json(DeviceCreated {
         id: device.id.to_string(),
         account_id: device.account_id.to_string(),
@@ -92,32 +88,7 @@ pub async fn deregister_device(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = DeviceId::parse(&path).map_err(|_| OpError::not_found(format!("device {path}")))?;
-    let now = state.clock.now();
-    super::completing(async move {
-        let (device, changed, revoked_serials) = state
-            .writer
-            .execute(move |tx| {
-                let device = storage::ops::deregister_device(tx, &caller.0, &id, now)?;
-                // Its retained key set empties: a deregistered unit keeps no keys.
-                let changed = storage::keys::bump(tx, [device.id.clone()])?;
-                // Its certificates are revoked with it, in the same transaction.
-                let revoked = storage::certificates::revoke_of_tenant(tx, device.id.as_str(), now)?;
-                Ok((device, changed, revoked))
-            })
-            .await?;
-        // Before the answer: its certificates fail every later handshake, and its live
-        // session (TLS, or the development listener's) is closed.
-        state.transport.revoke(&revoked_serials).await;
-        state.transport.close(device.id.as_str()).await;
-        // The answer waits for the unit's actor: from here on it drops what the unit sends.
-        state.directory.rebind(&device).await?;
-        state
-            .directory
-            .push_keys(&changed, std::time::Duration::ZERO)
-            .await?;
-        Ok(())
-    })
-    .await?;
+    state.usecases.deregister_device(caller.0, id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -169,14 +140,7 @@ pub async fn create_asset(
             .unwrap_or_default(),
     };
     let account = account_param(&caller, query.account_id.as_deref())?;
-    let now = state.clock.now();
-    let (asset, bound_device) = state
-        .writer
-        .execute(move |tx| storage::ops::create_asset(tx, &caller.0, &account, new, now))
-        .await?;
-    if let Some(device) = bound_device {
-        state.directory.rebind(&device).await?;
-    }
+    let asset = state.usecases.create_asset(caller.0, account, new).await?;
     Ok(HttpResponse::Created().json(AssetView::owned(asset)))
 }
 
@@ -238,9 +202,7 @@ pub async fn history(
     if to <= from {
         return Err(OpError::invalid("to", "must be after from").into());
     }
-    // A grantee reads inside its grant window only.
-    let (window_from, window_to) = seen.window();
-    let (from, to) = (from.max(window_from), to.min(window_to));
+    let (from, to) = seen.readable(from, to);
     let cursor = query
         .cursor
         .as_deref()
@@ -318,10 +280,9 @@ pub async fn patch_asset(
         serial: body.serial,
         details: body.details.map(storage::details::from_json).transpose()?,
     };
-    let now = state.clock.now();
     let asset = state
-        .writer
-        .execute(move |tx| storage::ops::update_asset(tx, &caller.0, &account, &id, patch, now))
+        .usecases
+        .update_asset(caller.0, account, id, patch)
         .await?;
     Ok(HttpResponse::Ok().json(AssetView::owned(asset)))
 }

@@ -6,7 +6,7 @@
 use actix_web::{web, HttpResponse};
 use actors::directory::Distribution;
 use serde::{Deserialize, Serialize};
-use storage::keys::{AccessType, Changed, Key, KeyEdit, NewKey};
+use storage::keys::{AccessType, Key, KeyEdit, NewKey};
 use storage::time::Timestamp;
 use storage::{AssetId, OpError};
 use utoipa::{IntoParams, ToSchema};
@@ -141,15 +141,6 @@ fn edit_of(valid_to: Option<String>, description: Option<String>) -> Result<KeyE
     })
 }
 
-async fn distribute(state: &AppState, changed: &[Changed]) -> Result<DistributionView, ApiError> {
-    let distribution = state
-        .directory
-        .push_keys(changed, state.key_ack_wait)
-        .await?;
-    state.scheduler.wake();
-    Ok(distribution.into())
-}
-
 #[utoipa::path(post, path = "/v1/keys", request_body = NewKeyDto, params(AccountQuery),
     responses((status = 201, body = KeyAnswer), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn create(
@@ -179,15 +170,10 @@ pub async fn create(
         credential: body.credential,
         description: body.description,
     };
-    let now = state.clock.now();
-    let (key, changed) = state
-        .writer
-        .execute(move |tx| storage::keys::create(tx, &caller.0, &account, new, now))
-        .await?;
-    let distribution = distribute(&state, &changed).await?;
+    let (key, distribution) = state.usecases.create_key(caller.0, account, new).await?;
     Ok(HttpResponse::Created().json(KeyAnswer {
         key: key.into(),
-        distribution,
+        distribution: distribution.into(),
     }))
 }
 
@@ -226,18 +212,13 @@ pub async fn patch(
     let body = body.into_inner();
     let edit = edit_of(body.valid_to, body.description)?;
     let ids = vec![path.into_inner()];
-    let now = state.clock.now();
-    let (mut keys, changed) = state
-        .writer
-        .execute(move |tx| storage::keys::edit(tx, &caller.0, &ids, &edit, now))
-        .await?;
-    let distribution = distribute(&state, &changed).await?;
+    let (mut keys, distribution) = state.usecases.edit_keys(caller.0, ids, edit, false).await?;
     let key = keys
         .pop()
         .ok_or_else(|| ApiError::Internal("edit returned no key".into()))?;
     Ok(HttpResponse::Ok().json(KeyAnswer {
         key: key.into(),
-        distribution,
+        distribution: distribution.into(),
     }))
 }
 
@@ -249,16 +230,11 @@ pub async fn delete(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let ids = vec![path.into_inner()];
-    let now = state.clock.now();
-    let (keys, changed) = state
-        .writer
-        .execute(move |tx| storage::keys::delete(tx, &caller.0, &ids, now))
-        .await?;
-    let distribution = distribute(&state, &changed).await?;
+    let (keys, distribution) = state.usecases.delete_keys(caller.0, ids, false).await?;
     Ok(HttpResponse::Ok().json(KeysAnswer {
         dry_run: false,
         items: keys.into_iter().map(KeyView::from).collect(),
-        distribution,
+        distribution: distribution.into(),
     }))
 }
 
@@ -274,25 +250,14 @@ pub async fn bulk_edit(
     let edit = edit_of(body.valid_to, body.description)?;
     let ids = body.ids;
     let dry_run = query.flag()?;
-    let now = state.clock.now();
-    let (keys, changed) = state
-        .writer
-        .execute_or_dry(dry_run, move |tx| {
-            storage::keys::edit(tx, &caller.0, &ids, &edit, now)
-        })
+    let (keys, distribution) = state
+        .usecases
+        .edit_keys(caller.0, ids, edit, dry_run)
         .await?;
-    let distribution = if dry_run {
-        DistributionView {
-            delivered: Vec::new(),
-            pending: Vec::new(),
-        }
-    } else {
-        distribute(&state, &changed).await?
-    };
     Ok(HttpResponse::Ok().json(KeysAnswer {
         dry_run,
         items: keys.into_iter().map(KeyView::from).collect(),
-        distribution,
+        distribution: distribution.into(),
     }))
 }
 
@@ -306,25 +271,11 @@ pub async fn bulk_delete(
 ) -> Result<HttpResponse, ApiError> {
     let ids = body.into_inner().ids;
     let dry_run = query.flag()?;
-    let now = state.clock.now();
-    let (keys, changed) = state
-        .writer
-        .execute_or_dry(dry_run, move |tx| {
-            storage::keys::delete(tx, &caller.0, &ids, now)
-        })
-        .await?;
-    let distribution = if dry_run {
-        DistributionView {
-            delivered: Vec::new(),
-            pending: Vec::new(),
-        }
-    } else {
-        distribute(&state, &changed).await?
-    };
+    let (keys, distribution) = state.usecases.delete_keys(caller.0, ids, dry_run).await?;
     Ok(HttpResponse::Ok().json(KeysAnswer {
         dry_run,
         items: keys.into_iter().map(KeyView::from).collect(),
-        distribution,
+        distribution: distribution.into(),
     }))
 }
 

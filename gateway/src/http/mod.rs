@@ -1,5 +1,5 @@
-//! The HTTP control API (actix-web). Handlers are thin: parse, call one domain operation
-//! (a read, or a write through the store writer followed by the actor update), map the
+//! The HTTP control API (actix-web). Handlers are thin: parse, call one read or one use
+//! case ([`actors::usecases::UseCases`], which commits and runs every follow-up), map the
 //! result. Rules live in `storage`; ordering with the live path lives in `actors`.
 
 pub mod accounts;
@@ -23,7 +23,6 @@ use std::sync::Arc;
 use actix_web::{web, HttpResponse};
 use actors::directory::Directory;
 use actors::metrics::Metrics;
-use actors::writer::WriterHandle;
 use storage::time::Clock;
 use storage::Store;
 use utoipa::OpenApi;
@@ -35,16 +34,13 @@ pub const MAX_JSON_BODY: usize = 256 * 1024;
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub store: Store,
-    pub writer: WriterHandle,
+    /// Every mutation: its transaction and its follow-ups.
+    pub usecases: actors::usecases::UseCases,
     pub directory: Arc<Directory>,
     pub metrics: Arc<Metrics>,
     pub clock: Arc<dyn Clock>,
     pub ca: Arc<crate::pki::CertificateAuthority>,
-    pub scheduler: actors::scheduler::SchedulerHandle,
     pub device_cert_validity: std::time::Duration,
-    pub key_ack_wait: std::time::Duration,
-    /// Wakes the SMS outbox drainer after an invitation is committed.
-    pub outbox: crate::outbox::OutboxWaker,
     /// Live MQTT sessions: closed before a deregistration or revocation answers.
     pub transport: crate::transport::TransportHandle,
     pub transport_metrics: Arc<crate::transport::metrics::TransportMetrics>,
@@ -54,14 +50,6 @@ pub struct AppState {
     pub auth_failures: Arc<auth_limit::FailureLimiter>,
     /// Peers whose `X-Forwarded-For` names the source (`--trusted-proxy`).
     pub trusted_proxies: Arc<Vec<std::net::IpAddr>>,
-}
-
-/// [`actors::completing`] for a handler's change, whose errors are [`problem::ApiError`]:
-/// its commit and follow-ups run where a hung-up client cannot cancel them.
-pub(crate) async fn completing<T: 'static>(
-    work: impl std::future::Future<Output = Result<T, problem::ApiError>> + 'static,
-) -> Result<T, problem::ApiError> {
-    actors::completing(work).await
 }
 
 #[derive(OpenApi)]
@@ -80,6 +68,7 @@ pub(crate) async fn completing<T: 'static>(
         accounts::integration_cert,
         certificates::list_certificates,
         certificates::revoke_certificate,
+        certificates::revoke_issued_before,
         fleet::register_device,
         fleet::device_status,
         fleet::deregister_device,
@@ -175,6 +164,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(
                 "/accounts/{a}/certificates",
                 web::get().to(certificates::list_certificates),
+            )
+            .route(
+                "/accounts/{a}/certificates/revoke-issued-before",
+                web::post().to(certificates::revoke_issued_before),
             )
             .route(
                 "/accounts/{a}/certificates/{serial}/revoke",

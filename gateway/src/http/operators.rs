@@ -138,15 +138,6 @@ fn operator_id(raw: &str) -> Result<OperatorId, OpError> {
     OperatorId::parse(raw).ok_or_else(|| OpError::not_found(format!("operator {raw}")))
 }
 
-fn wake_if_invited<'a>(state: &AppState, operators: impl IntoIterator<Item = &'a Operator>) {
-    if operators
-        .into_iter()
-        .any(|operator| operator.invitation.is_some_and(|i| i.sent_at.is_none()))
-    {
-        state.outbox.wake();
-    }
-}
-
 #[utoipa::path(post, path = "/v1/operators", request_body = NewOperator, params(AccountQuery),
     responses((status = 201, body = OperatorView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn create(
@@ -163,13 +154,10 @@ pub async fn create(
         access_type: body.access_type,
         send_sms_invite: body.send_sms_invite,
     };
-    let new = ops::check(&input).map_err(|mut errors| OpError::from(errors.remove(0)))?;
-    let now = state.clock.now();
     let operator = state
-        .writer
-        .execute(move |tx| ops::create(tx, &caller.0, &account, new, now))
+        .usecases
+        .create_operator(caller.0, account, input)
         .await?;
-    wake_if_invited(&state, [&operator]);
     Ok(HttpResponse::Created().json(OperatorView::from(operator)))
 }
 
@@ -223,11 +211,7 @@ pub async fn patch(
         body.access_type.as_ref().map(Option::as_deref),
     )
     .map_err(OpError::from)?;
-    let now = state.clock.now();
-    let operator = state
-        .writer
-        .execute(move |tx| ops::update(tx, &caller.0, &id, edit, now))
-        .await?;
+    let operator = state.usecases.update_operator(caller.0, id, edit).await?;
     Ok(HttpResponse::Ok().json(OperatorView::from(operator)))
 }
 
@@ -240,11 +224,7 @@ pub async fn delete(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = operator_id(&path)?;
-    let now = state.clock.now();
-    state
-        .writer
-        .execute(move |tx| ops::delete(tx, &caller.0, &id, now))
-        .await?;
+    state.usecases.delete_operator(caller.0, id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -339,16 +319,10 @@ pub async fn import(
         Err(ImportError::Rows(errors)) => return Ok(import_problem(errors)),
         Err(refused) => return Err(OpError::invalid("body", refused.to_string()).into()),
     };
-    let now = state.clock.now();
     let created = state
-        .writer
-        .execute_or_dry(dry_run, move |tx| {
-            ops::create_many(tx, &caller.0, &account, rows, now)
-        })
+        .usecases
+        .import_operators(caller.0, account, rows, dry_run)
         .await?;
-    if !dry_run {
-        wake_if_invited(&state, &created);
-    }
     let answer = ImportAnswer {
         dry_run,
         items: created.into_iter().map(OperatorView::from).collect(),

@@ -15,7 +15,7 @@ use super::body::Json;
 use super::dto::{id_field, AccountView};
 use super::fleet::account_param;
 use super::problem::{ApiError, Problem};
-use super::{completing, AppState};
+use super::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -159,11 +159,7 @@ pub async fn create_partnership(
 ) -> Result<HttpResponse, ApiError> {
     let a = account_field("account_a", &body.account_a)?;
     let b = account_field("account_b", &body.account_b)?;
-    let now = state.clock.now();
-    let partnership = state
-        .writer
-        .execute(move |tx| storage::sharing::create_partnership(tx, &caller.0, a, b, now))
-        .await?;
+    let partnership = state.usecases.create_partnership(caller.0, a, b).await?;
     Ok(HttpResponse::Created().json(PartnershipView::from(partnership)))
 }
 
@@ -176,16 +172,7 @@ pub async fn end_partnership(
 ) -> Result<HttpResponse, ApiError> {
     let id = PartnershipId::parse(&path)
         .map_err(|_| OpError::not_found(format!("partnership {path}")))?;
-    let now = state.clock.now();
-    let (partnership, ended) = completing(async move {
-        let (partnership, ended) = state
-            .writer
-            .execute(move |tx| storage::sharing::end_partnership(tx, &caller.0, &id, now))
-            .await?;
-        state.directory.rebind_grants(&ended).await?;
-        Ok((partnership, ended))
-    })
-    .await?;
+    let (partnership, ended) = state.usecases.end_partnership(caller.0, id).await?;
     Ok(HttpResponse::Ok().json(PartnershipEnded {
         id: partnership.id.to_string(),
         ended_grants: ended.iter().map(|grant| grant.id.to_string()).collect(),
@@ -218,27 +205,9 @@ pub async fn create_grants(
         from: time_field("from", body.from.as_deref())?,
         until: time_field("until", body.until.as_deref())?,
     };
-    let now = state.clock.now();
     let dry_run = query.flag()?;
-    let outcomes = completing(async move {
-        let outcomes = state
-            .writer
-            .execute_or_dry(dry_run, move |tx| {
-                storage::sharing::grant(tx, &caller.0, request, now)
-            })
-            .await?;
-        if !dry_run {
-            let changed: Vec<Grant> = outcomes
-                .iter()
-                .filter(|(_, change)| *change != Change::Unchanged)
-                .map(|(grant, _)| grant.clone())
-                .collect();
-            state.directory.rebind_grants(&changed).await?;
-            state.scheduler.wake();
-        }
-        Ok(outcomes)
-    })
-    .await?;
+    let outcomes = state.usecases.grant(caller.0, request, dry_run).await?;
+    let now = state.clock.now();
     let items = outcomes
         .into_iter()
         .map(|(grant, change)| GrantView::new(grant, now, Some(change)))
@@ -263,21 +232,12 @@ pub async fn remove_grants(
     let owner = account_param(&caller, body.owner_account_id.as_deref())?;
     let target = account_field("account_id", &body.account_id)?;
     let assets = asset_ids(&body.asset_ids)?;
-    let now = state.clock.now();
     let dry_run = query.flag()?;
-    let removed = completing(async move {
-        let removed = state
-            .writer
-            .execute_or_dry(dry_run, move |tx| {
-                storage::sharing::remove_grants(tx, &caller.0, &owner, &target, &assets, now)
-            })
-            .await?;
-        if !dry_run {
-            state.directory.rebind_grants(&removed).await?;
-        }
-        Ok(removed)
-    })
-    .await?;
+    let removed = state
+        .usecases
+        .remove_grants(caller.0, owner, target, assets, dry_run)
+        .await?;
+    let now = state.clock.now();
     Ok(HttpResponse::Ok().json(GrantList {
         dry_run,
         items: removed
@@ -295,16 +255,7 @@ pub async fn delete_grant(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = GrantId::parse(&path).map_err(|_| OpError::not_found(format!("grant {path}")))?;
-    let now = state.clock.now();
-    completing(async move {
-        let grant = state
-            .writer
-            .execute(move |tx| storage::sharing::delete_grant(tx, &caller.0, &id, now))
-            .await?;
-        state.directory.rebind_grants(&[grant]).await?;
-        Ok(())
-    })
-    .await?;
+    state.usecases.delete_grant(caller.0, id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -101,12 +101,9 @@ pub async fn create_request(
             format!("must be one of {}", SupportDuration::NAMES),
         )
     })?;
-    let now = state.clock.now();
     let access = state
-        .writer
-        .execute(move |tx| {
-            storage::support::request(tx, &caller.0, &account, &body.purpose, duration, now)
-        })
+        .usecases
+        .request_support(caller.0, account, body.purpose, duration)
         .await?;
     Ok(HttpResponse::Created().json(SupportView::from(access)))
 }
@@ -117,12 +114,10 @@ async fn decide(
     id: String,
     decision: Decision,
 ) -> Result<HttpResponse, ApiError> {
-    let now = state.clock.now();
     let access = state
-        .writer
-        .execute(move |tx| storage::support::decide(tx, &caller.0, &id, decision, now))
+        .usecases
+        .decide_support(caller.0, id, decision)
         .await?;
-    state.scheduler.wake();
     Ok(HttpResponse::Ok().json(SupportView::from(access)))
 }
 
@@ -196,15 +191,10 @@ pub async fn open_case(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let account = id_field("account_id", AccountId::parse(&body.account_id))?;
-    let now = state.clock.now();
     let access = state
-        .writer
-        .execute(move |tx| {
-            let staff = body.staff_id.as_deref();
-            storage::support::open_case(tx, &caller.0, &account, &body.ticket_id, staff, now)
-        })
+        .usecases
+        .open_case(caller.0, account, body.ticket_id, body.staff_id)
         .await?;
-    state.scheduler.wake();
     Ok(HttpResponse::Created().json(SupportView::from(access)))
 }
 
@@ -216,10 +206,6 @@ pub async fn close_case(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
-    let now = state.clock.now();
-    let access = state
-        .writer
-        .execute(move |tx| storage::support::close_case(tx, &caller.0, &id, now))
-        .await?;
+    let access = state.usecases.close_case(caller.0, id).await?;
     Ok(HttpResponse::Ok().json(SupportView::from(access)))
 }

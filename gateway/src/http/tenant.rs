@@ -8,7 +8,7 @@ use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use storage::details::Field;
 use storage::model::Asset;
-use storage::tenant::{Kind, SharingProfile};
+use storage::tenant::{Kind, ShareRequest, SharingProfile};
 use storage::{AccountId, AssetId, OpError};
 use utoipa::ToSchema;
 
@@ -82,12 +82,9 @@ pub async fn create_profile(
     let account = account_param(&caller, query.account_id.as_deref())?;
     let fields = fields(&body.fields)?;
     let name = body.into_inner().name;
-    let now = state.clock.now();
     let profile = state
-        .writer
-        .execute(move |tx| {
-            storage::tenant::create_profile(tx, &caller.0, &account, &name, fields, now)
-        })
+        .usecases
+        .create_profile(caller.0, account, name, fields)
         .await?;
     Ok(HttpResponse::Created().json(ProfileView::from(profile)))
 }
@@ -102,11 +99,7 @@ pub async fn update_profile(
 ) -> Result<HttpResponse, ApiError> {
     let fields = fields(&body.fields)?;
     let id = path.into_inner();
-    let now = state.clock.now();
-    let profile = state
-        .writer
-        .execute(move |tx| storage::tenant::update_profile(tx, &caller.0, &id, fields, now))
-        .await?;
+    let profile = state.usecases.update_profile(caller.0, id, fields).await?;
     Ok(HttpResponse::Ok().json(ProfileView::from(profile)))
 }
 
@@ -207,37 +200,18 @@ async fn share(
     body: ShareTarget,
     kind: Kind,
 ) -> Result<HttpResponse, ApiError> {
-    let source = source_id(&path)?;
-    let source_account = account_param(&caller, account.as_deref())?;
-    let target = id_field(
-        "target_account_id",
-        AccountId::parse(&body.target_account_id),
-    )?;
-    let target_asset = id_field("target_asset_id", AssetId::parse(&body.target_asset_id))?;
-    if kind == Kind::Telemetry && body.profile_id.is_some() {
-        return Err(OpError::invalid("profile_id", "applies to details sharing only").into());
-    }
-    let profile = body.profile_id;
-    let now = state.clock.now();
-    let (source, mirror) = state
-        .writer
-        .execute(move |tx| {
-            storage::tenant::share(
-                tx,
-                &caller.0,
-                kind,
-                &source_account,
-                &source,
-                &target,
-                &target_asset,
-                profile.as_deref(),
-                now,
-            )
-        })
-        .await?;
-    if kind == Kind::Telemetry {
-        state.directory.rebind_asset(&source).await?;
-    }
+    let request = ShareRequest {
+        kind,
+        source: source_id(&path)?,
+        source_account: account_param(&caller, account.as_deref())?,
+        target: id_field(
+            "target_account_id",
+            AccountId::parse(&body.target_account_id),
+        )?,
+        target_asset: id_field("target_asset_id", AssetId::parse(&body.target_asset_id))?,
+        profile_id: body.profile_id,
+    };
+    let (source, mirror) = state.usecases.share(caller.0, request).await?;
     Ok(HttpResponse::Ok().json(ShareAnswer {
         sharing: SharingView::from(&source),
         target: AssetView::owned(mirror),
@@ -252,17 +226,11 @@ async fn unshare(
     kind: Kind,
 ) -> Result<HttpResponse, ApiError> {
     let source = source_id(&path)?;
-    let source_account = account_param(&caller, account.as_deref())?;
-    let now = state.clock.now();
-    let source = state
-        .writer
-        .execute(move |tx| {
-            storage::tenant::unshare(tx, &caller.0, kind, &source_account, &source, now)
-        })
+    let account = account_param(&caller, account.as_deref())?;
+    state
+        .usecases
+        .unshare(caller.0, kind, account, source)
         .await?;
-    if kind == Kind::Telemetry {
-        state.directory.rebind_asset(&source).await?;
-    }
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -112,10 +112,9 @@ pub async fn patch_user(
         role,
         disabled: body.disabled,
     };
-    let now = state.clock.now();
     let record = state
-        .writer
-        .execute(move |tx| storage::users::update(tx, &caller.0, &account, &user, patch, now))
+        .usecases
+        .update_user(caller.0, account, user, patch)
         .await?;
     Ok(HttpResponse::Ok().json(UserView::from(record)))
 }
@@ -128,11 +127,7 @@ pub async fn delete_user(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (account, user) = user_of(path)?;
-    let now = state.clock.now();
-    state
-        .writer
-        .execute(move |tx| storage::users::delete(tx, &caller.0, &account, &user, now))
-        .await?;
+    state.usecases.delete_user(caller.0, account, user).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -144,11 +139,7 @@ pub async fn rotate_token(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (account, user) = user_of(path)?;
-    let now = state.clock.now();
     let id = user.clone();
-    let token = state
-        .writer
-        .execute(move |tx| storage::users::rotate_token(tx, &caller.0, &account, &user, now))
-        .await?;
+    let token = state.usecases.rotate_token(caller.0, account, user).await?;
     Ok(HttpResponse::Ok().json(TokenView { id, token }))
 }

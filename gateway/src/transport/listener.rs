@@ -183,6 +183,14 @@ impl TransportHandle {
             .await;
     }
 
+    /// Refuses every certificate of `tenant` issued before `before_ms` (ms since the Unix
+    /// epoch) at every later handshake, and closes the tenant's live session (a unit that
+    /// holds a newer certificate reconnects with it); returns once that session has ended.
+    pub async fn revoke_issued_before(&self, tenant: &str, before_ms: u64) {
+        self.deny.deny_issued_before(tenant, before_ms);
+        self.close(tenant).await;
+    }
+
     pub fn live_sessions(&self) -> usize {
         self.registry.live_sessions()
     }

@@ -7,7 +7,7 @@
 //! resumption is off: a resumed TLS 1.3 session would skip the verifier, and with it the
 //! deny list.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
 use anyhow::Context as _;
@@ -18,14 +18,42 @@ use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme};
 
-/// Serials (lowercase hex of the serial's bytes, as `pki` records them) refused at the
-/// handshake. Shared between the verifier and the code that revokes.
+/// What the handshake refuses: serials (lowercase hex of the serial's bytes, as `pki`
+/// records them), and per tenant every certificate issued before an instant (how
+/// certificates issued before the CA recorded serials are revoked). Shared between the
+/// verifier and the code that revokes.
 #[derive(Debug, Clone, Default)]
 pub struct DenyList {
     serials: Arc<RwLock<HashSet<String>>>,
+    /// tenant -> issued-before instant, ms since the Unix epoch.
+    issued_before: Arc<RwLock<HashMap<String, u64>>>,
 }
 
 impl DenyList {
+    /// Refuses every certificate of `tenant` issued before `before_ms` (ms since the Unix
+    /// epoch). The rule only moves later.
+    pub fn deny_issued_before(&self, tenant: &str, before_ms: u64) {
+        if let Ok(mut rules) = self.issued_before.write() {
+            let at = rules.entry(tenant.to_owned()).or_insert(before_ms);
+            *at = (*at).max(before_ms);
+        }
+    }
+
+    /// Whether the handshake must refuse this certificate: its serial is denied, or its
+    /// tenant has a rule it was issued before. A poisoned lock refuses (fail closed).
+    pub fn refuses(&self, identity: &PeerIdentity) -> bool {
+        self.is_denied(&identity.serial)
+            || self
+                .issued_before
+                .read()
+                .map(|rules| {
+                    rules
+                        .get(&identity.tenant)
+                        .is_some_and(|before| identity.issued_at_ms < *before)
+                })
+                .unwrap_or(true)
+    }
+
     pub fn deny(&self, serial: &str) {
         if let Ok(mut serials) = self.serials.write() {
             serials.insert(serial.to_ascii_lowercase());
@@ -55,6 +83,9 @@ pub struct PeerIdentity {
     pub tenant: String,
     /// Lowercase hex of the serial's bytes.
     pub serial: String,
+    /// When the CA issued it, ms since the Unix epoch: its notBefore plus the backdate the
+    /// CA applies at issue ([`crate::pki::BACKDATE`]).
+    pub issued_at_ms: u64,
 }
 
 /// Reads the identity from a DER certificate; `None` when it has no Organization.
@@ -66,10 +97,15 @@ pub fn identity_of(der: &[u8]) -> Option<PeerIdentity> {
         .next()
         .and_then(|o| o.as_str().ok())?
         .to_owned();
+    let not_before_ms = u64::try_from(cert.validity().not_before.timestamp())
+        .unwrap_or(0)
+        .saturating_mul(1000);
+    let backdate_ms = u64::try_from(crate::pki::BACKDATE.as_millis()).unwrap_or(u64::MAX);
     Some(PeerIdentity {
         tenant,
         // The spelling the CA recorded at issue, so the deny list matches it.
         serial: crate::pki::serial_hex(cert.raw_serial()),
+        issued_at_ms: not_before_ms.saturating_add(backdate_ms),
     })
 }
 
@@ -96,7 +132,7 @@ impl ClientCertVerifier for DenyingVerifier {
             .inner
             .verify_client_cert(end_entity, intermediates, now)?;
         match identity_of(end_entity) {
-            Some(identity) if self.deny.is_denied(&identity.serial) => Err(
+            Some(identity) if self.deny.refuses(&identity) => Err(
                 rustls::Error::InvalidCertificate(rustls::CertificateError::Revoked),
             ),
             Some(_) => Ok(verified),

@@ -1,0 +1,113 @@
+//! Devices and assets.
+
+use storage::model::{Asset, CertificateRecord, Device, Principal};
+use storage::ops::{AssetPatch, NewAsset};
+use storage::{AccountId, AssetId, DeviceId, OpError};
+
+use super::UseCases;
+
+/// A unit to register: its id, what its hardware supports, and the certificate the
+/// gateway's CA issued for it (recorded in the same transaction).
+#[derive(Debug, Clone)]
+pub struct NewDevice {
+    pub id: DeviceId,
+    pub capabilities: storage::model::Capabilities,
+    pub certificate: CertificateRecord,
+}
+
+impl UseCases {
+    /// Registers a unit of `account` and starts its actor. The certificate is recorded
+    /// with the unit, so the transport can refuse it once revoked.
+    pub async fn register_device(
+        &self,
+        who: Principal,
+        account: AccountId,
+        new: NewDevice,
+    ) -> Result<Device, OpError> {
+        let (this, now) = (self.clone(), self.now());
+        crate::completing(async move {
+            let device = this
+                .commit(false, move |tx| {
+                    let device = storage::ops::register_device(
+                        tx,
+                        &who,
+                        &account,
+                        new.id,
+                        new.capabilities,
+                        now,
+                    )?;
+                    storage::certificates::record(tx, &new.certificate)?;
+                    Ok(device)
+                })
+                .await?;
+            this.directory.start_device(&device)?;
+            Ok(device)
+        })
+        .await
+    }
+
+    /// Deregisters a unit. In one transaction its key set empties and its certificates
+    /// are revoked; then, before this answers, its certificates fail every handshake, its
+    /// live session is closed, and its actor drops whatever the unit still sends.
+    pub async fn deregister_device(&self, who: Principal, id: DeviceId) -> Result<(), OpError> {
+        let (this, now) = (self.clone(), self.now());
+        crate::completing(async move {
+            let (device, changed, revoked) = this
+                .commit(false, move |tx| {
+                    let device = storage::ops::deregister_device(tx, &who, &id, now)?;
+                    let changed = storage::keys::bump(tx, [device.id.clone()])?;
+                    let revoked =
+                        storage::certificates::revoke_of_tenant(tx, device.id.as_str(), now)?;
+                    Ok((device, changed, revoked))
+                })
+                .await?;
+            this.sessions.revoke(revoked).await;
+            this.sessions.close(device.id.as_str()).await;
+            this.directory.rebind(&device).await?;
+            this.directory
+                .push_keys(&changed, std::time::Duration::ZERO)
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Creates an asset of `account`, bound to a unit when it names one: that unit's
+    /// actor is re-bound (its points reach the asset's audience) before this answers.
+    pub async fn create_asset(
+        &self,
+        who: Principal,
+        account: AccountId,
+        new: NewAsset,
+    ) -> Result<Asset, OpError> {
+        let (this, now) = (self.clone(), self.now());
+        crate::completing(async move {
+            let (asset, bound) = this
+                .commit(false, move |tx| {
+                    storage::ops::create_asset(tx, &who, &account, new, now)
+                })
+                .await?;
+            if let Some(device) = bound {
+                this.directory.rebind(&device).await?;
+            }
+            Ok(asset)
+        })
+        .await
+    }
+
+    /// Changes an owned asset's name, serial or details (mirrors follow in the same
+    /// transaction).
+    pub async fn update_asset(
+        &self,
+        who: Principal,
+        account: AccountId,
+        id: AssetId,
+        patch: AssetPatch,
+    ) -> Result<Asset, OpError> {
+        let now = self.now();
+        self.commit(false, move |tx| {
+            storage::ops::update_asset(tx, &who, &account, &id, patch, now)
+        })
+        .await
+    }
+}
