@@ -162,13 +162,15 @@ async fn serve(
     };
     actors::scheduler::spawn(store.clone(), usecases.clone(), config.scheduler_max_nap);
 
+    let last_used = Arc::new(http::last_used::LastUsed::default());
+    last_used.spawn_flusher(usecases.clone());
     let streams = Arc::new(http::stream::StreamCaps::new(
         config.sse_max_streams,
         config.sse_max_streams_per_principal,
     ));
     let state = web::Data::new(http::AppState {
         store,
-        usecases,
+        usecases: usecases.clone(),
         directory,
         metrics,
         clock,
@@ -177,6 +179,7 @@ async fn serve(
         transport: transport.handle.clone(),
         transport_metrics: transport.metrics.clone(),
         streams,
+        last_used: last_used.clone(),
         auth_failures: Arc::new(http::auth_limit::FailureLimiter::new(
             config.auth_failures_per_minute,
         )),
@@ -197,6 +200,10 @@ async fn serve(
     let server_task = actix_rt::spawn(server);
     let _ = stopped.await;
     tracing::info!("shutting down");
+    // While the actors still answer the stream guard that follows every commit.
+    if let Err(err) = last_used.flush(&usecases).await {
+        tracing::warn!(%err, "storing last-used instants at shutdown failed");
+    }
     // Sessions first, while the writer still commits: each acknowledges what is committed,
     // then gets MQTT 5 DISCONNECT 0x8B; nothing acknowledged is left uncommitted.
     transport.stop().await;

@@ -79,6 +79,7 @@ impl Store {
             tx.open_table(CERTIFICATES_BY_TENANT)?;
             tx.open_table(DISABLED_USERS)?;
             tx.open_table(REVOKED_BEFORE)?;
+            tx.open_table(LAST_USED)?;
         }
         tx.commit()?;
         Ok(Store {

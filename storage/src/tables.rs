@@ -122,3 +122,8 @@ pub const DISABLED_USERS: TableDefinition<&str, u64> = TableDefinition::new("dis
 /// before it is refused, recorded or not (certificates issued before the CA recorded
 /// them can only be revoked this way). Only ever moves later.
 pub const REVOKED_BEFORE: TableDefinition<&str, u64> = TableDefinition::new("revoked_before");
+
+/// principal id -> when (ms) its token last authenticated a request, as flushed from the
+/// gateway's in-memory tracker (at most one flush interval behind; removed with the
+/// principal).
+pub const LAST_USED: TableDefinition<&str, u64> = TableDefinition::new("last_used");

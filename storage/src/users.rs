@@ -26,6 +26,9 @@ pub struct UserRecord {
     pub role: Role,
     /// When an admin disabled it; `None` while enabled.
     pub disabled_at: Option<Timestamp>,
+    /// When its token last authenticated a request, as last flushed to the store (the
+    /// gateway keeps newer instants in memory); `None` if never.
+    pub last_used_at: Option<Timestamp>,
 }
 
 /// What an admin changes on a user; absent fields stay.
@@ -43,6 +46,7 @@ pub fn list(
 ) -> Result<Vec<UserRecord>, OpError> {
     crate::read::administers(&rtx.open_table(ACCOUNTS)?, caller, account)?;
     let disabled = rtx.open_table(DISABLED_USERS)?;
+    let last_used = rtx.open_table(LAST_USED)?;
     let mut out = Vec::new();
     for row in rtx.open_table(PRINCIPALS)?.iter()? {
         let user: Principal = decode_as("principals", row?.1.value())?;
@@ -51,11 +55,15 @@ pub fn list(
                 let disabled_at = disabled
                     .get(user.id.as_str())?
                     .map(|at| Timestamp(at.value()));
+                let last_used_at = last_used
+                    .get(user.id.as_str())?
+                    .map(|at| Timestamp(at.value()));
                 let role = *role;
                 out.push(UserRecord {
                     user,
                     role,
                     disabled_at,
+                    last_used_at,
                 });
             }
         }
@@ -131,6 +139,7 @@ pub fn delete(
     remove_tokens(tx, &record.user.id)?;
     tx.open_table(DISABLED_USERS)?
         .remove(record.user.id.as_str())?;
+    tx.open_table(LAST_USED)?.remove(record.user.id.as_str())?;
     tx.open_table(PRINCIPALS)?.remove(record.user.id.as_str())?;
     let before = describe(&record);
     audit(
@@ -230,10 +239,15 @@ fn load(
         .open_table(DISABLED_USERS)?
         .get(id)?
         .map(|at| Timestamp(at.value()));
+    let last_used_at = tx
+        .open_table(LAST_USED)?
+        .get(id)?
+        .map(|at| Timestamp(at.value()));
     Ok(UserRecord {
         user,
         role,
         disabled_at,
+        last_used_at,
     })
 }
 
@@ -308,4 +322,28 @@ fn note(
         },
         now,
     )
+}
+
+/// Stores when principals' tokens last authenticated a request: each instant replaces the
+/// stored one only when later, and principals deleted meanwhile are skipped (no row
+/// outlives its principal). Bookkeeping, not audited.
+///
+/// # Errors
+/// [`StoreError`] when redb fails.
+pub fn record_last_used(
+    tx: &WriteTransaction,
+    seen: &[(PrincipalId, Timestamp)],
+) -> Result<(), StoreError> {
+    let principals = tx.open_table(PRINCIPALS)?;
+    let mut last_used = tx.open_table(LAST_USED)?;
+    for (id, at) in seen {
+        if principals.get(id.as_str())?.is_none() {
+            continue;
+        }
+        let stored = last_used.get(id.as_str())?.map(|v| v.value());
+        if stored.is_none_or(|stored| stored < at.0) {
+            last_used.insert(id.as_str(), at.0)?;
+        }
+    }
+    Ok(())
 }

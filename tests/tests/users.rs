@@ -202,3 +202,38 @@ async fn support_access_manages_no_credentials() {
         assert!(problem["detail"].as_str().unwrap_or("").contains("rule 4"));
     }
 }
+
+/// The users list says when each user's token was last used: absent until the first
+/// request, then that request's instant, kept across a restart (the gateway stores what
+/// it noted when it stops).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_list_says_when_each_token_was_last_used_and_keeps_it_across_a_restart() {
+    let mut gateway = TestGateway::start();
+    let acme = Fleet::create(&gateway, "Acme").await;
+    let (viewer, id) = user(&acme, "Vera", UserRole::Viewer).await;
+    let list = format!("/v1/accounts/{}/users", acme.account_id);
+    let last_used = |body: &serde_json::Value| {
+        body["items"]
+            .as_array()
+            .and_then(|items| items.iter().find(|item| item["id"] == id.as_str()))
+            .map(|item| item["last_used_at"].clone())
+            .expect("listed")
+    };
+    let (status, before) = call(&acme.admin, Method::GET, &list, None).await;
+    assert_eq!(status, 200);
+    assert!(last_used(&before).is_null(), "never used yet: {before}");
+
+    assert_eq!(me_status(&viewer).await, 200);
+    let (_, after) = call(&acme.admin, Method::GET, &list, None).await;
+    let used = last_used(&after);
+    assert!(used.as_str().is_some_and(|at| at.ends_with('Z')), "{after}");
+
+    gateway.restart();
+    let admin = acme.admin.rebase(&gateway.http_base());
+    let (_, restarted) = call(&admin, Method::GET, &list, None).await;
+    assert_eq!(
+        last_used(&restarted),
+        used,
+        "stored at shutdown, read back after"
+    );
+}

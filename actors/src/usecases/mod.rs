@@ -171,6 +171,18 @@ impl UseCases {
         .await
     }
 
+    /// Stores when principals' tokens were last used (the gateway's tracker flushes its
+    /// in-memory instants here). Only later instants replace stored ones.
+    pub async fn record_last_used(
+        &self,
+        seen: Vec<(storage::PrincipalId, Timestamp)>,
+    ) -> Result<(), OpError> {
+        self.commit(false, move |tx| {
+            Ok(storage::users::record_last_used(tx, &seen)?)
+        })
+        .await
+    }
+
     /// Records an integration certificate the CA issued for `account` (the caller must
     /// administer it, and support access may not: rule 4). `record` is what the gateway's
     /// CA signed; it is never handed out when this refuses.

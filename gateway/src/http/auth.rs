@@ -68,5 +68,6 @@ fn resolve(req: &HttpRequest) -> Result<Caller, ApiError> {
         }
         return Err(ApiError::Unauthorized);
     };
+    state.last_used.note(&principal.id, state.clock.now());
     Ok(Caller(principal, token_hash))
 }

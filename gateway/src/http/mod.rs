@@ -10,6 +10,7 @@ pub mod certificates;
 pub mod dto;
 pub mod fleet;
 pub mod keys;
+pub mod last_used;
 pub mod operators;
 pub mod problem;
 pub mod sharing;
@@ -46,6 +47,8 @@ pub struct AppState {
     pub transport_metrics: Arc<crate::transport::metrics::TransportMetrics>,
     /// Caps on open SSE streams.
     pub streams: Arc<stream::StreamCaps>,
+    /// When each principal's token was last used (noted per request, flushed to the store).
+    pub last_used: Arc<last_used::LastUsed>,
     /// Failed authentications per source address.
     pub auth_failures: Arc<auth_limit::FailureLimiter>,
     /// Peers whose `X-Forwarded-For` names the source (`--trusted-proxy`).

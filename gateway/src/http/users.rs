@@ -25,6 +25,8 @@ pub struct UserView {
     pub disabled: bool,
     /// RFC 3339, while disabled.
     pub disabled_at: Option<String>,
+    /// RFC 3339: when its token last authenticated a request; absent if never.
+    pub last_used_at: Option<String>,
 }
 
 impl From<UserRecord> for UserView {
@@ -42,6 +44,7 @@ impl From<UserRecord> for UserView {
             created_at: record.user.created_at.to_rfc3339(),
             disabled: record.disabled_at.is_some(),
             disabled_at: record.disabled_at.map(|at| at.to_rfc3339()),
+            last_used_at: record.last_used_at.map(|at| at.to_rfc3339()),
         }
     }
 }
@@ -87,7 +90,15 @@ pub async fn list_users(
 ) -> Result<HttpResponse, ApiError> {
     let account = account_of(&path)?;
     let users = storage::users::list(&state.store.begin_read()?, &caller.0, &account)?;
-    let items = users.into_iter().map(UserView::from).collect();
+    let items = users
+        .into_iter()
+        .map(|mut record| {
+            // The store is at most one flush behind what this gateway noted.
+            let noted = state.last_used.noted(&record.user.id);
+            record.last_used_at = record.last_used_at.max(noted);
+            UserView::from(record)
+        })
+        .collect();
     Ok(HttpResponse::Ok().json(UserList { items }))
 }
 
