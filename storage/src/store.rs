@@ -155,6 +155,15 @@ impl Store {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// A small durable write (a counter bump): whether the disk takes writes again, when a
+    /// reopen had nothing else to write. Errors: as any commit.
+    pub fn probe(&self) -> Result<(), StoreError> {
+        let tx = self.begin_write()?;
+        next_counter(&tx, "store_probe")?;
+        tx.commit()?;
+        Ok(())
+    }
+
     /// What `/healthz` reports.
     pub fn health(&self) -> Health {
         self.health_slot().clone()
