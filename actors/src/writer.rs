@@ -523,6 +523,9 @@ fn commit_batch(store: &Store, batch: &mut Batch, metrics: &Metrics) -> Result<(
     let points = batch.points.len();
     match result {
         Ok(()) => {
+            // Before the waiters hear of it: a unit that sees its PUBACK after an outage
+            // finds the store healthy again.
+            store.mark_healthy();
             batch.clear();
             metrics.store_commits.inc();
             metrics.store_batch_points.observe(points as f64);
