@@ -169,6 +169,11 @@ impl WriterHandle {
 
     /// Either of the above, as the caller's `dry_run` flag says. One code path for both, so
     /// a dry run cannot check anything differently from the real change.
+    ///
+    /// Errors: `op`'s own refusal; [`StoreError::Unavailable`] while the writer is
+    /// reopening a failed store (not run, nothing changed); the store's I/O failure in this
+    /// very transaction, which starts that recovery; [`StoreError::WriterGone`] after
+    /// shutdown.
     pub async fn execute_or_dry<R, F>(&self, dry_run: bool, op: F) -> Result<R, OpError>
     where
         R: Send + 'static,

@@ -49,10 +49,10 @@ impl From<crate::pki::CsrError> for ApiError {
 }
 
 /// The `detail` of a refusal while the store cannot write (disk full, an I/O error): it
-/// names the store, and says the gateway recovers by itself; nothing was changed.
+/// names the store and says the gateway recovers by itself.
 pub const STORE_UNAVAILABLE: &str =
     "the store cannot write (disk full or an I/O error) and is being \
-     reopened; nothing was changed; retry once GET /healthz answers 200";
+     reopened; retry once GET /healthz answers 200";
 
 /// The problem document. `field` is an extension member for validation errors.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
