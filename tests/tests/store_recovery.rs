@@ -20,10 +20,9 @@ async fn health(gateway: &TestGateway) -> (u16, serde_json::Value) {
     anonymous.get_raw("/healthz").await.expect("answer")
 }
 
-async fn create_asset(fleet: &Fleet, id: &str) -> simulator::api::RawResponse {
+async fn create_asset(admin: &simulator::ApiClient, id: &str) -> simulator::api::RawResponse {
     let body = json!({"id": id, "name": format!("machine {id}")});
-    fleet
-        .admin
+    admin
         .request_raw(Method::POST, "/v1/assets", Some(&body))
         .await
         .expect("answer")
@@ -58,7 +57,7 @@ async fn a_full_disk_is_reported_refused_and_recovered_without_a_restart() {
         unit.recv(Duration::from_millis(500)).await.is_none(),
         "no PUBACK while the point is not stored"
     );
-    let refused = create_asset(&fleet, "ex2").await;
+    let refused = create_asset(&fleet.admin, "ex2").await;
     assert_eq!(refused.status, 503, "{refused:?}");
     assert_eq!(
         refused.content_type.as_deref(),
@@ -74,7 +73,7 @@ async fn a_full_disk_is_reported_refused_and_recovered_without_a_restart() {
         "the held point is acknowledged once stored: {acked:?}"
     );
     assert_eq!(health(&gateway).await, (200, json!({"status": "ok"})));
-    let created = create_asset(&fleet, "ex2").await;
+    let created = create_asset(&fleet.admin, "ex2").await;
     assert_eq!(created.status, 201, "{created:?}");
     let history = fleet.history("ex1", 1).await;
     assert_eq!(history.len(), 1, "{history:?}");
@@ -91,4 +90,44 @@ async fn a_full_disk_is_reported_refused_and_recovered_without_a_restart() {
             .unwrap_or(0.0);
         assert!(count >= 1.0, "{line}");
     }
+}
+
+/// A gateway stopped in the middle of an outage stops promptly without acknowledging the
+/// held point, and the next start on the same data dir opens the recovered file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_stopped_during_an_outage_starts_again_on_its_data() {
+    let disk = FaultSwitch::new();
+    let switch = disk.clone();
+    let mut gateway =
+        TestGateway::start_with(move |config| config.store_faults = Some(switch.clone()));
+    let fleet = Fleet::create(&gateway, "Acme").await;
+    fleet.unit_with_asset("unit1", "ex1").await;
+    let (mut unit, _) = RawClient::connect(&gateway.mqtt_plain(), "unit1", 30, false).await;
+
+    disk.fill_disk();
+    unit.publish("/tenants/unit1/telemetry", br#"{"fuel_pct":7}"#, 3, false)
+        .await;
+    let down =
+        eventually(|| async { Some(health(&gateway).await).filter(|(status, _)| *status == 503) })
+            .await;
+    assert!(down.is_some(), "the outage is reported");
+    let stopping = std::time::Instant::now();
+    gateway.stop();
+    assert!(
+        stopping.elapsed() < Duration::from_secs(15),
+        "stopped promptly"
+    );
+    let last = unit.recv(Duration::from_secs(1)).await;
+    assert!(
+        !matches!(last, Some(Packet::PubAck(_))),
+        "never acknowledged unstored: {last:?}"
+    );
+
+    disk.free_disk();
+    gateway.restart();
+    assert_eq!(health(&gateway).await, (200, json!({"status": "ok"})));
+    // The HTTP port changed with the restart; the admin's token did not.
+    let admin =
+        simulator::ApiClient::new(&gateway.http_base(), fleet.admin_token.clone()).expect("client");
+    assert_eq!(create_asset(&admin, "ex2").await.status, 201);
 }
