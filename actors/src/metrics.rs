@@ -22,6 +22,11 @@ pub struct Metrics {
     pub store_commit_seconds: Histogram,
     /// Jobs waiting for the store writer: a growing value means the disk is the limit.
     pub store_queue_depth: Gauge,
+    /// Commits the disk refused (a telemetry batch, a control operation, a probe while
+    /// recovering): disk full or an I/O error. Each starts or prolongs a store outage.
+    pub store_write_failures: Counter,
+    /// Successful reopens of the database after a disk failure, made in process.
+    pub store_reopens: Counter,
     pub actors_alive: Family<Labels, Gauge>,
     pub sse_subscribers: Gauge,
     /// Live events not delivered because a subscriber's buffer was full (slow reader).
@@ -51,6 +56,8 @@ impl Metrics {
             store_batch_points: Histogram::new(exponential_buckets(1.0, 4.0, 10)),
             store_commit_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
             store_queue_depth: Gauge::default(),
+            store_write_failures: Counter::default(),
+            store_reopens: Counter::default(),
             actors_alive: Family::default(),
             sse_subscribers: Gauge::default(),
             sse_dropped: Counter::default(),
@@ -88,6 +95,16 @@ impl Metrics {
             "store_queue_depth",
             "Jobs queued for the store writer",
             metrics.store_queue_depth.clone(),
+        );
+        registry.register(
+            "store_write_failures",
+            "Store commits that failed on a disk or I/O error",
+            metrics.store_write_failures.clone(),
+        );
+        registry.register(
+            "store_reopens",
+            "Reopens of the database after a disk failure",
+            metrics.store_reopens.clone(),
         );
         registry.register(
             "actors_alive",

@@ -12,6 +12,14 @@
 //!   operations are awaited by their caller.
 //! - control-plane operations run each in their own durable transaction, between telemetry
 //!   batches, and their caller gets the result only after the commit.
+//! - a disk failure (disk full, an I/O error) does not stop it: redb refuses every call
+//!   after one until the database is reopened, so the writer marks the store unavailable
+//!   (what `/healthz` reports), reopens it in place with backoff ([`FIRST_RETRY`] doubling
+//!   to [`LAST_RETRY`]), and is healthy again once a write succeeds. Meanwhile telemetry
+//!   waits in the batch, unacknowledged (the units' ingest permits stay held, so the
+//!   transport stops reading their sockets), and is committed after the reopen; control
+//!   operations are refused with [`StoreError::Unavailable`]. Nothing acknowledged is lost
+//!   and nothing refused was changed.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,7 +30,9 @@ use std::time::{Duration, Instant};
 
 use storage::model::DeviceStatus;
 use storage::redb::WriteTransaction;
+use storage::store::Health;
 use storage::telemetry::Point;
+use storage::time::{Clock, SystemClock};
 use storage::{DeviceId, OpError, Store, StoreError};
 use tokio::sync::oneshot;
 
@@ -32,7 +42,16 @@ use crate::{Completion, Outcome};
 /// A batch this large is committed without waiting for the window to close.
 pub const MAX_BATCH_POINTS: usize = 20_000;
 
-type ControlJob = Box<dyn FnOnce(WriteTransaction) + Send>;
+/// The first wait before reopening a failed store; it doubles per failed attempt.
+pub const FIRST_RETRY: Duration = Duration::from_millis(100);
+/// The longest wait between two attempts to reopen a failed store.
+pub const LAST_RETRY: Duration = Duration::from_secs(5);
+
+/// A control operation: given its transaction (or why there is none), it answers its
+/// caller, and tells the writer `Err(detail)` when the store itself failed (an I/O error),
+/// which the writer then recovers from.
+type ControlJob =
+    Box<dyn FnOnce(Result<WriteTransaction, StoreError>) -> Result<(), String> + Send>;
 
 enum Job {
     Point {
@@ -61,6 +80,9 @@ pub struct WriterHandle {
     jobs: mpsc::Sender<Job>,
     metrics: Arc<Metrics>,
     epochs: Arc<Epochs>,
+    /// Read for its health only: a control operation is refused at once while the writer
+    /// is reopening a failed store, instead of queueing behind the recovery.
+    store: Store,
 }
 
 /// Control-plane commits, counted, and how far the live streams were checked against them
@@ -147,28 +169,31 @@ impl WriterHandle {
 
     /// Either of the above, as the caller's `dry_run` flag says. One code path for both, so
     /// a dry run cannot check anything differently from the real change.
+    ///
+    /// Errors: `op`'s own refusal; [`StoreError::Unavailable`] while the writer is
+    /// reopening a failed store (not run, nothing changed); the store's I/O failure in this
+    /// very transaction, which starts that recovery; [`StoreError::WriterGone`] after
+    /// shutdown.
     pub async fn execute_or_dry<R, F>(&self, dry_run: bool, op: F) -> Result<R, OpError>
     where
         R: Send + 'static,
         F: FnOnce(&WriteTransaction) -> Result<R, OpError> + Send + 'static,
     {
+        if let Health::Unavailable { detail, .. } = self.store.health() {
+            return Err(StoreError::Unavailable(detail).into());
+        }
         let (reply, answer) = oneshot::channel();
         let epochs = self.epochs.clone();
-        let job: ControlJob = Box::new(move |tx: WriteTransaction| {
-            let result = match op(&tx) {
-                Ok(value) if !dry_run => match tx.commit() {
-                    Ok(()) => {
-                        epochs.committed.send_modify(|epoch| *epoch += 1);
-                        Ok(value)
-                    }
-                    Err(err) => Err(OpError::Store(err.into())),
-                },
-                outcome => {
-                    let _ = tx.abort();
-                    outcome
-                }
+        let job: ControlJob = Box::new(move |tx| {
+            let result = tx
+                .map_err(OpError::Store)
+                .and_then(|tx| run_control(tx, dry_run, op, &epochs));
+            let failure = match &result {
+                Err(err) if err.is_io_failure() => Err(err.to_string()),
+                _ => Ok(()),
             };
             let _ = reply.send(result);
+            failure
         });
         if !self.send(Job::Control(job)) {
             return Err(StoreError::WriterGone.into());
@@ -217,6 +242,26 @@ impl WriterHandle {
     }
 }
 
+/// Runs a control operation in `tx`, then commits it (or aborts a dry run or a refusal).
+fn run_control<R>(
+    tx: WriteTransaction,
+    dry_run: bool,
+    op: impl FnOnce(&WriteTransaction) -> Result<R, OpError>,
+    epochs: &Epochs,
+) -> Result<R, OpError> {
+    match op(&tx) {
+        Ok(value) if !dry_run => {
+            tx.commit().map_err(|err| OpError::Store(err.into()))?;
+            epochs.committed.send_modify(|epoch| *epoch += 1);
+            Ok(value)
+        }
+        outcome => {
+            let _ = tx.abort();
+            outcome
+        }
+    }
+}
+
 /// The writer thread; dropping this does not stop it, [`StoreWriter::shutdown`] does.
 #[derive(Debug)]
 pub struct StoreWriter {
@@ -233,6 +278,7 @@ impl StoreWriter {
         let (jobs, inbox) = mpsc::channel();
         let handle = WriterHandle {
             jobs,
+            store: store.clone(),
             metrics: metrics.clone(),
             epochs: Arc::new(Epochs {
                 committed: tokio::sync::watch::channel(0).0,
@@ -271,6 +317,24 @@ impl Batch {
     fn is_empty(&self) -> bool {
         self.points.is_empty() && self.statuses.is_empty() && self.access.is_empty()
     }
+
+    /// Cleared, not replaced: the next batch reuses their capacity instead of growing a
+    /// fresh vector of up to MAX_BATCH_POINTS from nothing (the kernel zeroing its pages
+    /// was a tenth of this thread). The waiters are the caller's to answer.
+    fn clear(&mut self) {
+        self.points.clear();
+        self.statuses.clear();
+        self.access.clear();
+    }
+}
+
+/// What handling one job left the writer to do.
+enum Step {
+    Continue,
+    /// The store failed (the detail): recover before the next job. A flush that was
+    /// waiting on the failed commit is answered after the recovery.
+    Failed(String, Option<oneshot::Sender<()>>),
+    Stop,
 }
 
 fn run(store: Store, inbox: mpsc::Receiver<Job>, window: Duration, metrics: Arc<Metrics>) {
@@ -282,29 +346,75 @@ fn run(store: Store, inbox: mpsc::Receiver<Job>, window: Duration, metrics: Arc<
             }
             None => inbox.recv().map_err(|_| RecvTimeoutError::Disconnected),
         };
-        let job = match job {
-            Ok(job) => job,
-            Err(RecvTimeoutError::Timeout) => {
-                commit_batch(&store, &mut batch, &metrics);
-                continue;
+        let step = match job {
+            Ok(job) => {
+                metrics.store_queue_depth.dec();
+                handle(&store, job, &mut batch, window, &metrics)
             }
-            Err(RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Timeout) => match commit_batch(&store, &mut batch, &metrics) {
+                Ok(()) => Step::Continue,
+                Err(failure) => Step::Failed(failure, None),
+            },
+            Err(RecvTimeoutError::Disconnected) => Step::Stop,
         };
-        metrics.store_queue_depth.dec();
+        match step {
+            Step::Continue => {}
+            Step::Failed(failure, flush) => {
+                let flushes = Vec::from_iter(flush);
+                if !recover(&store, &inbox, &mut batch, &metrics, failure, flushes) {
+                    break;
+                }
+            }
+            Step::Stop => break,
+        }
+    }
+    if commit_batch(&store, &mut batch, &metrics).is_err() {
+        // Stopping with the store still failing: the units hear "not stored" and send
+        // these again to the next gateway.
+        fail_batch(&mut batch, &metrics);
+    }
+}
+
+/// Takes one job in normal operation.
+fn handle(store: &Store, job: Job, batch: &mut Batch, window: Duration, metrics: &Metrics) -> Step {
+    let committed = match batch.take(job, window) {
+        None if batch.points.len() >= MAX_BATCH_POINTS => commit_batch(store, batch, metrics),
+        None => Ok(()),
+        Some(Job::Control(op)) => {
+            let result = op(store.begin_write());
+            if result.is_err() {
+                metrics.store_write_failures.inc();
+            }
+            result
+        }
+        Some(Job::Flush(reply)) => match commit_batch(store, batch, metrics) {
+            Ok(()) => {
+                let _ = reply.send(());
+                Ok(())
+            }
+            Err(failure) => return Step::Failed(failure, Some(reply)),
+        },
+        Some(Job::Shutdown) => return Step::Stop,
+        Some(_) => Ok(()),
+    };
+    match committed {
+        Ok(()) => Step::Continue,
+        Err(failure) => Step::Failed(failure, None),
+    }
+}
+
+impl Batch {
+    /// Adds a telemetry, access or status job to the batch (opening its window); hands any
+    /// other job back.
+    fn take(&mut self, job: Job, window: Duration) -> Option<Job> {
         match job {
             Job::Point {
                 asset_key,
                 point,
                 done,
             } => {
-                batch.points.push((asset_key, point));
-                batch.waiting.extend(done);
-                batch
-                    .deadline
-                    .get_or_insert_with(|| Instant::now() + window);
-                if batch.points.len() >= MAX_BATCH_POINTS {
-                    commit_batch(&store, &mut batch, &metrics);
-                }
+                self.points.push((asset_key, point));
+                self.waiting.extend(done);
             }
             Job::Access {
                 asset_key,
@@ -312,64 +422,116 @@ fn run(store: Store, inbox: mpsc::Receiver<Job>, window: Duration, metrics: Arc<
                 event,
                 done,
             } => {
-                batch.access.push((asset_key, seq, event));
-                batch.waiting.extend(done);
-                batch
-                    .deadline
-                    .get_or_insert_with(|| Instant::now() + window);
+                self.access.push((asset_key, seq, event));
+                self.waiting.extend(done);
             }
             Job::Status { device, status } => {
-                batch.statuses.insert(device, status);
-                batch
-                    .deadline
-                    .get_or_insert_with(|| Instant::now() + window);
+                self.statuses.insert(device, status);
             }
-            Job::Control(op) => match store.begin_write() {
-                Ok(tx) => op(tx),
-                Err(err) => tracing::error!(%err, "cannot begin a control-plane transaction"),
-            },
-            Job::Flush(reply) => {
-                commit_batch(&store, &mut batch, &metrics);
-                let _ = reply.send(());
-            }
-            Job::Shutdown => break,
+            other => return Some(other),
         }
+        self.deadline.get_or_insert_with(|| Instant::now() + window);
+        None
     }
-    commit_batch(&store, &mut batch, &metrics);
 }
 
-fn commit_batch(store: &Store, batch: &mut Batch, metrics: &Metrics) {
+/// Until the store writes again: waits (doubling from [`FIRST_RETRY`] to [`LAST_RETRY`]),
+/// reopens the database, and commits what waited (the batch the failure interrupted and
+/// the points that arrived since), or a probe when nothing did: a reopen alone does not
+/// show that the disk has room. Jobs that arrive meanwhile are answered as the module docs
+/// say. Returns false when the writer is to stop.
+fn recover(
+    store: &Store,
+    inbox: &mpsc::Receiver<Job>,
+    batch: &mut Batch,
+    metrics: &Metrics,
+    mut failure: String,
+    mut flushes: Vec<oneshot::Sender<()>>,
+) -> bool {
+    let mut retry = FIRST_RETRY;
+    loop {
+        tracing::error!(%failure, ?retry, "the store cannot write; reopening it");
+        store.mark_unavailable(failure.clone(), SystemClock.now());
+        if !wait_answering(inbox, batch, &mut flushes, retry, &failure, metrics) {
+            return false;
+        }
+        retry = (retry * 2).min(LAST_RETRY);
+        if let Err(err) = store.reopen() {
+            failure = err.to_string();
+            continue;
+        }
+        metrics.store_reopens.inc();
+        let written = if batch.is_empty() {
+            store.probe().map_err(|err| {
+                metrics.store_write_failures.inc();
+                err.to_string()
+            })
+        } else {
+            commit_batch(store, batch, metrics)
+        };
+        match written {
+            Ok(()) => {
+                store.mark_healthy();
+                tracing::info!("the store writes again");
+                for reply in flushes {
+                    let _ = reply.send(());
+                }
+                return true;
+            }
+            Err(err) => failure = err,
+        }
+    }
+}
+
+/// Takes jobs for `wait` while the store is down: telemetry joins the batch, control
+/// operations are refused as unavailable, flushes wait for the recovery. Returns false on
+/// shutdown.
+fn wait_answering(
+    inbox: &mpsc::Receiver<Job>,
+    batch: &mut Batch,
+    flushes: &mut Vec<oneshot::Sender<()>>,
+    wait: Duration,
+    failure: &str,
+    metrics: &Metrics,
+) -> bool {
+    let until = Instant::now() + wait;
+    loop {
+        let job = match inbox.recv_timeout(until.saturating_duration_since(Instant::now())) {
+            Ok(job) => job,
+            Err(RecvTimeoutError::Timeout) => return true,
+            Err(RecvTimeoutError::Disconnected) => return false,
+        };
+        metrics.store_queue_depth.dec();
+        match batch.take(job, Duration::ZERO) {
+            None => {}
+            Some(Job::Control(op)) => {
+                let _ = op(Err(StoreError::Unavailable(failure.to_owned())));
+            }
+            Some(Job::Flush(reply)) => flushes.push(reply),
+            Some(Job::Shutdown) => return false,
+            Some(_) => {}
+        }
+    }
+}
+
+/// Commits the batch in one durable transaction and tells its waiters. Errors: the store
+/// failed (an I/O failure, the detail): the batch is kept, unacknowledged, for the retry
+/// after the reopen. Any other failure (a record that cannot be written) is final for the
+/// batch: its waiters hear "not stored" and the units send the points again.
+fn commit_batch(store: &Store, batch: &mut Batch, metrics: &Metrics) -> Result<(), String> {
     batch.deadline = None;
     if batch.is_empty() {
-        return;
+        return Ok(());
     }
     let started = Instant::now();
-    let result = (|| -> Result<(), StoreError> {
-        let tx = store.begin_write()?;
-        let points = batch.points.iter().map(|(key, point)| (*key, &**point));
-        storage::ops::write_points(&tx, points)?;
-        storage::ops::write_access_events(
-            &tx,
-            batch
-                .access
-                .iter()
-                .map(|(key, seq, event)| (*key, *seq, event)),
-        )?;
-        for (device, status) in &batch.statuses {
-            storage::ops::write_status(&tx, device, status)?;
-        }
-        tx.commit()?;
-        Ok(())
-    })();
+    let result = write_batch(store, batch);
     let points = batch.points.len();
-    // Cleared, not replaced: the next batch reuses their capacity instead of growing a
-    // fresh vector of up to MAX_BATCH_POINTS from nothing (the kernel zeroing its pages
-    // was a tenth of this thread).
-    batch.points.clear();
-    batch.statuses.clear();
-    batch.access.clear();
     match result {
         Ok(()) => {
+            // Before the waiters hear of it: a unit that sees its PUBACK after an outage
+            // finds the store healthy again.
+            store.mark_healthy();
+            batch.clear();
             metrics.store_commits.inc();
             metrics.store_batch_points.observe(points as f64);
             metrics
@@ -378,17 +540,48 @@ fn commit_batch(store: &Store, batch: &mut Batch, metrics: &Metrics) {
             for done in batch.waiting.drain(..) {
                 let _ = done.send(Outcome::Accepted);
             }
+            Ok(())
+        }
+        Err(err) if err.is_io_failure() => {
+            metrics.store_write_failures.inc();
+            tracing::error!(%err, points, "telemetry commit failed; kept for after the reopen");
+            Err(err.to_string())
         }
         Err(err) => {
-            // Not stored: say so loudly, count them, and tell the units' sessions, which
-            // withhold the PUBACK so the units send them again.
+            metrics.store_write_failures.inc();
             tracing::error!(%err, points, "telemetry commit failed");
-            for _ in 0..points {
-                metrics.dropped("store_error");
-            }
-            for done in batch.waiting.drain(..) {
-                let _ = done.send(Outcome::NotStored);
-            }
+            fail_batch(batch, metrics);
+            Ok(())
         }
+    }
+}
+
+fn write_batch(store: &Store, batch: &Batch) -> Result<(), StoreError> {
+    let tx = store.begin_write()?;
+    let points = batch.points.iter().map(|(key, point)| (*key, &**point));
+    storage::ops::write_points(&tx, points)?;
+    storage::ops::write_access_events(
+        &tx,
+        batch
+            .access
+            .iter()
+            .map(|(key, seq, event)| (*key, *seq, event)),
+    )?;
+    for (device, status) in &batch.statuses {
+        storage::ops::write_status(&tx, device, status)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Not stored: say so loudly, count them, and tell the units' sessions, which withhold the
+/// PUBACK so the units send them again.
+fn fail_batch(batch: &mut Batch, metrics: &Metrics) {
+    for _ in 0..batch.points.len() {
+        metrics.dropped("store_error");
+    }
+    batch.clear();
+    for done in batch.waiting.drain(..) {
+        let _ = done.send(Outcome::NotStored);
     }
 }

@@ -144,6 +144,9 @@ pub struct Config {
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Failed authentications per source address per minute before 429.
     pub auth_failures_per_minute: u32,
+    /// Tests only, never from a flag, variable or file: opens the store over a backend that
+    /// fails writes while this switch says the disk is full (see `storage::faults`).
+    pub store_faults: Option<storage::faults::FaultSwitch>,
 }
 
 /// File descriptors kept for HTTP clients, live streams and the store when the session cap
@@ -188,6 +191,7 @@ impl Config {
             init: false,
             trusted_proxies: Vec::new(),
             auth_failures_per_minute: crate::http::auth_limit::MAX_FAILURES,
+            store_faults: None,
         }
     }
 

@@ -37,6 +37,8 @@ use storage::Store;
 use tokio::sync::oneshot;
 
 pub use config::{Config, ServeArgs};
+/// Tests only: the full-disk switch a test puts in [`Config::store_faults`].
+pub use storage::faults::FaultSwitch;
 /// Time sources, so embedders and tests can run the gateway on a manual clock.
 pub mod clock {
     pub use storage::time::{Clock, ManualClock, SystemClock, Timestamp};
@@ -246,9 +248,14 @@ pub fn reset_platform_token(data_dir: &Path) -> anyhow::Result<std::path::PathBu
     Ok(file)
 }
 
-/// Opens the store; on a first start, creates the platform admin and writes its token.
+/// Opens the store (over a test's full-disk switch when it set one); on a first start,
+/// creates the platform admin and writes its token.
 fn open_store(config: &Config, now: storage::time::Timestamp) -> anyhow::Result<Store> {
-    let store = Store::open(&config.db_path()).context("opening the store")?;
+    let store = match &config.store_faults {
+        None => Store::open(&config.db_path()),
+        Some(faults) => Store::open_with_faults(&config.db_path(), faults.clone()),
+    }
+    .context("opening the store")?;
     if let Some(token) = store.bootstrap(now)? {
         write_private_atomic(&config.data_dir.join(TOKEN_FILE), token.as_bytes())?;
         tracing::info!(file = %config.data_dir.join(TOKEN_FILE).display(), "created the bootstrap platform_admin");

@@ -18,6 +18,29 @@ pub enum StoreError {
     /// The follow-up of a committed change did not finish (its runtime stopped).
     #[error("the follow-up of a committed change was interrupted (shutting down)")]
     Interrupted,
+    /// The store cannot write (a disk or I/O failure) and is being reopened; the text is
+    /// the failure. Nothing was changed; the same call succeeds once the store is back.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl StoreError {
+    /// Whether this is the disk failing rather than a bad record: an I/O error, or redb
+    /// refusing every call after one (`PreviousIo`) until the database is reopened. The
+    /// store writer recovers from these by reopening; the HTTP edge answers them with 503.
+    pub fn is_io_failure(&self) -> bool {
+        match self {
+            StoreError::Unavailable(_) => true,
+            StoreError::Db(err) => matches!(
+                err,
+                redb::Error::Io(_)
+                    | redb::Error::PreviousIo
+                    | redb::Error::DatabaseClosed
+                    | redb::Error::Backend(_)
+            ),
+            _ => false,
+        }
+    }
 }
 
 macro_rules! redb_from {
@@ -70,5 +93,10 @@ impl OpError {
 
     pub fn not_found(what: impl Into<String>) -> Self {
         OpError::NotFound(what.into())
+    }
+
+    /// The store's [`StoreError::is_io_failure`]; never true of a refused operation.
+    pub fn is_io_failure(&self) -> bool {
+        matches!(self, OpError::Store(err) if err.is_io_failure())
     }
 }

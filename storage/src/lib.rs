@@ -19,7 +19,9 @@
 //! - [`details`]: asset details and the sharing-profile fields that select them.
 //! - [`tenant`]: tenant sharing, mirrors and sharing profiles (rule 5).
 //! - [`visibility`]: what an account sees of an asset (owned or shared, and the window).
-//! - [`store`]: opening the database and bootstrapping an empty one.
+//! - [`store`]: opening the database (and reopening it after a disk failure), its health,
+//!   and bootstrapping an empty one.
+//! - [`faults`]: tests only: a storage backend that fails as a full disk would.
 //!
 //! **Invariant:** this crate knows nothing about actix, MQTT or HTTP. Callers decide on which
 //! thread a write transaction runs; the rules a transaction must check live here.
@@ -30,6 +32,7 @@ pub mod certificates;
 pub mod codec;
 pub mod details;
 pub mod error;
+pub mod faults;
 pub mod ids;
 pub mod keys;
 pub mod model;

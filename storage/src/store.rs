@@ -1,18 +1,23 @@
 //! Opening the database, creating its tables, bootstrapping an empty one, and the small
 //! record helpers every query and operation uses.
 //!
+//! After a disk failure (disk full, an I/O error) redb refuses every call until the database
+//! is closed and opened again; [`Store::reopen`] does that in place, for every clone, and
+//! [`Store::health`] is what the store writer last found (see `actors::writer`).
+//!
 //! Who writes: exactly one owner of write transactions at a time (the actors crate's store
 //! writer thread). This type hands out transactions; it does not decide who may call
 //! [`Store::begin_write`].
 
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockWriteGuard};
 
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction};
 use serde::{de::DeserializeOwned, Serialize};
 
 use crate::codec;
 use crate::error::StoreError;
+use crate::faults::{FaultSwitch, FaultyBackend};
 use crate::ids::PrincipalId;
 use crate::model::{Principal, PrincipalKind, StaffRole};
 use crate::tables::*;
@@ -24,67 +29,72 @@ use crate::token;
 /// operator can plan for.
 pub const CACHE_BYTES: usize = 256 * 1024 * 1024;
 
+/// The database file, reopened in place after a disk failure (see [`Store::reopen`]).
+/// Clones share one database.
 #[derive(Clone, Debug)]
 pub struct Store {
-    db: Arc<Open>,
+    shared: Arc<Shared>,
 }
 
-/// The open database and a sentinel that [`StoreWatch`] follows. Fields drop in order, so
-/// the sentinel goes only after the database's own drop has closed the file and released
-/// its lock. Following the database's `Arc` instead was a race: its count reaches zero
-/// before that drop has finished, and a restart could still find the file locked.
+/// What every clone of a [`Store`] shares. Fields drop in order, so the sentinel that
+/// [`StoreWatch`] follows goes only after the database's own drop has closed the file and
+/// released its lock. Following the database's `Arc` instead was a race: its count reaches
+/// zero before that drop has finished, and a restart could still find the file locked.
 #[derive(Debug)]
-struct Open {
-    db: Database,
+struct Shared {
+    /// The open database; `None` between closing a failed one and opening it again.
+    ///
+    /// A lock, not an `Arc<Database>` handed to each reader: a `ReadTransaction` or
+    /// `WriteTransaction` does not borrow its `Database`, so a reader holds this lock only
+    /// while `begin_read` runs, never across a request. A reopen therefore drains every
+    /// holder of the old `Database` by taking the write lock once, and the old one is
+    /// certainly dropped (its file lock released) before the new one opens; redb refuses a
+    /// second open of a file this process holds ("Database already open"). Transactions
+    /// begun on the old one fail from then on, as they already did after its I/O error.
+    db: RwLock<Option<Database>>,
+    path: PathBuf,
+    /// Tests only: makes the backend fail as a full disk would (see [`crate::faults`]).
+    faults: Option<FaultSwitch>,
+    /// What `/healthz` reports; set by the store writer, which sees every write fail.
+    health: Mutex<Health>,
     closed: Arc<()>,
+}
+
+/// Whether the store can write, as the store writer last found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Health {
+    Ok,
+    /// A write failed (disk full, an I/O error) and the store writer is reopening the
+    /// database with backoff until a write succeeds. `detail` is the last error; `since`
+    /// the first failure of this outage.
+    Unavailable {
+        detail: String,
+        since: Timestamp,
+    },
 }
 
 impl Store {
     /// Opens (or creates) the database file and makes sure every table exists, so readers
-    /// never meet a missing table.
+    /// never meet a missing table. Errors: the file cannot be opened or locked (another
+    /// process has it), or is not a redb database.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let db = Database::builder()
-            .set_cache_size(CACHE_BYTES)
-            .create(path)?;
-        let tx = db.begin_write()?;
-        {
-            tx.open_table(ACCOUNTS)?;
-            tx.open_table(PRINCIPALS)?;
-            tx.open_table(TOKENS)?;
-            tx.open_table(DEVICES)?;
-            tx.open_table(ASSETS)?;
-            tx.open_table(TELEMETRY)?;
-            tx.open_table(DEVICE_STATUS)?;
-            tx.open_table(COUNTERS)?;
-            tx.open_table(AUDIT)?;
-            tx.open_table(PARTNERSHIPS)?;
-            tx.open_table(PARTNER_PAIRS)?;
-            tx.open_table(GRANTS)?;
-            tx.open_table(GRANT_BY_PAIR)?;
-            tx.open_table(GRANT_BY_TARGET)?;
-            tx.open_table(GRANT_DEADLINES)?;
-            tx.open_table(SUPPORT)?;
-            tx.open_table(SUPPORT_ACTIVE)?;
-            tx.open_table(SUPPORT_DEADLINES)?;
-            tx.open_table(PROFILES)?;
-            tx.open_table(OPERATORS)?;
-            tx.open_table(OUTBOX)?;
-            tx.open_table(KEYS)?;
-            tx.open_table(KEYS_BY_ASSET)?;
-            tx.open_table(KEYS_BY_OPERATOR)?;
-            tx.open_table(KEY_VERSIONS)?;
-            tx.open_table(KEY_DEADLINES)?;
-            tx.open_table(ACCESS_EVENTS)?;
-            tx.open_table(CERTIFICATES)?;
-            tx.open_table(CERTIFICATES_BY_TENANT)?;
-            tx.open_table(DISABLED_USERS)?;
-            tx.open_table(REVOKED_BEFORE)?;
-            tx.open_table(LAST_USED)?;
-        }
-        tx.commit()?;
+        Self::open_inner(path, None)
+    }
+
+    /// [`Store::open`] over a backend that fails writes while `faults` says the disk is
+    /// full. Tests only: it is how they make a disk-full failure without root.
+    pub fn open_with_faults(path: &Path, faults: FaultSwitch) -> Result<Store, StoreError> {
+        Self::open_inner(path, Some(faults))
+    }
+
+    fn open_inner(path: &Path, faults: Option<FaultSwitch>) -> Result<Store, StoreError> {
+        let db = open_database(path, faults.as_ref())?;
         Ok(Store {
-            db: Arc::new(Open {
-                db,
+            shared: Arc::new(Shared {
+                db: RwLock::new(Some(db)),
+                path: path.to_owned(),
+                faults,
+                health: Mutex::new(Health::Ok),
                 closed: Arc::new(()),
             }),
         })
@@ -93,16 +103,93 @@ impl Store {
     /// A handle that tells when every clone of this store is gone, which is when the file
     /// lock is released and the database may be opened again.
     pub fn watch(&self) -> StoreWatch {
-        StoreWatch(Arc::downgrade(&self.db.closed))
+        StoreWatch(Arc::downgrade(&self.shared.closed))
     }
 
+    /// Errors: [`StoreError::Unavailable`] while a reopen has not succeeded yet.
     pub fn begin_read(&self) -> Result<ReadTransaction, StoreError> {
-        Ok(self.db.db.begin_read()?)
+        let slot = self
+            .shared
+            .db
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        Ok(Self::open_db(&slot)?.begin_read()?)
     }
 
-    /// Only the store writer calls this (see the module docs).
+    /// Only the store writer calls this (see the module docs). Errors as
+    /// [`Store::begin_read`].
     pub fn begin_write(&self) -> Result<WriteTransaction, StoreError> {
-        Ok(self.db.db.begin_write()?)
+        let slot = self
+            .shared
+            .db
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        Ok(Self::open_db(&slot)?.begin_write()?)
+    }
+
+    fn open_db(slot: &Option<Database>) -> Result<&Database, StoreError> {
+        slot.as_ref().ok_or_else(|| {
+            StoreError::Unavailable("the database is being reopened after a disk failure".into())
+        })
+    }
+
+    /// Closes the database and opens it again: after an I/O error redb answers
+    /// `PreviousIo` to every call until then, and the open recovers the file to its last
+    /// commit. Only the store writer calls this, with no write transaction open.
+    ///
+    /// Errors: the open failed (for example the disk is still full and the recovery needs
+    /// to write); the store then stays closed, every transaction answering
+    /// [`StoreError::Unavailable`], until a later call succeeds.
+    pub fn reopen(&self) -> Result<(), StoreError> {
+        // Dropped with the write lock held: nobody can begin a transaction on it meanwhile.
+        drop(self.slot().take());
+        let db = open_database(&self.shared.path, self.shared.faults.as_ref())?;
+        *self.slot() = Some(db);
+        Ok(())
+    }
+
+    fn slot(&self) -> RwLockWriteGuard<'_, Option<Database>> {
+        self.shared
+            .db
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A small durable write (a counter bump): whether the disk takes writes again, when a
+    /// reopen had nothing else to write. Errors: as any commit.
+    pub fn probe(&self) -> Result<(), StoreError> {
+        let tx = self.begin_write()?;
+        next_counter(&tx, "store_probe")?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// What `/healthz` reports.
+    pub fn health(&self) -> Health {
+        self.health_slot().clone()
+    }
+
+    /// Records a write failure. The first failure of an outage sets `since`; later ones
+    /// only replace `detail`.
+    pub fn mark_unavailable(&self, detail: String, now: Timestamp) {
+        let mut health = self.health_slot();
+        let since = match &*health {
+            Health::Unavailable { since, .. } => *since,
+            Health::Ok => now,
+        };
+        *health = Health::Unavailable { detail, since };
+    }
+
+    /// Records that a write succeeded again.
+    pub fn mark_healthy(&self) {
+        *self.health_slot() = Health::Ok;
+    }
+
+    fn health_slot(&self) -> MutexGuard<'_, Health> {
+        self.shared
+            .health
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// On an empty store, creates the first `platform_admin` and returns its token (shown
@@ -143,6 +230,54 @@ impl StoreWatch {
     pub fn is_closed(&self) -> bool {
         self.0.strong_count() == 0
     }
+}
+
+/// Opens (or creates) the file, over the fault-injecting backend when a test gave a switch,
+/// and makes sure every table exists.
+fn open_database(path: &Path, faults: Option<&FaultSwitch>) -> Result<Database, StoreError> {
+    let mut builder = Database::builder();
+    builder.set_cache_size(CACHE_BYTES);
+    let db = match faults {
+        None => builder.create(path)?,
+        Some(faults) => builder.create_with_backend(FaultyBackend::open(path, faults.clone())?)?,
+    };
+    let tx = db.begin_write()?;
+    {
+        tx.open_table(ACCOUNTS)?;
+        tx.open_table(PRINCIPALS)?;
+        tx.open_table(TOKENS)?;
+        tx.open_table(DEVICES)?;
+        tx.open_table(ASSETS)?;
+        tx.open_table(TELEMETRY)?;
+        tx.open_table(DEVICE_STATUS)?;
+        tx.open_table(COUNTERS)?;
+        tx.open_table(AUDIT)?;
+        tx.open_table(PARTNERSHIPS)?;
+        tx.open_table(PARTNER_PAIRS)?;
+        tx.open_table(GRANTS)?;
+        tx.open_table(GRANT_BY_PAIR)?;
+        tx.open_table(GRANT_BY_TARGET)?;
+        tx.open_table(GRANT_DEADLINES)?;
+        tx.open_table(SUPPORT)?;
+        tx.open_table(SUPPORT_ACTIVE)?;
+        tx.open_table(SUPPORT_DEADLINES)?;
+        tx.open_table(PROFILES)?;
+        tx.open_table(OPERATORS)?;
+        tx.open_table(OUTBOX)?;
+        tx.open_table(KEYS)?;
+        tx.open_table(KEYS_BY_ASSET)?;
+        tx.open_table(KEYS_BY_OPERATOR)?;
+        tx.open_table(KEY_VERSIONS)?;
+        tx.open_table(KEY_DEADLINES)?;
+        tx.open_table(ACCESS_EVENTS)?;
+        tx.open_table(CERTIFICATES)?;
+        tx.open_table(CERTIFICATES_BY_TENANT)?;
+        tx.open_table(DISABLED_USERS)?;
+        tx.open_table(REVOKED_BEFORE)?;
+        tx.open_table(LAST_USED)?;
+    }
+    tx.commit()?;
+    Ok(db)
 }
 
 /// Reads and decodes one record by string key.

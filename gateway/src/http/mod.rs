@@ -296,9 +296,23 @@ async fn not_found() -> Result<HttpResponse, problem::ApiError> {
     Err(storage::OpError::not_found("resource").into())
 }
 
-#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "the gateway is serving")))]
-pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+/// 200 `{"status":"ok"}`; 503 naming the component that cannot serve while the store is
+/// being reopened after a disk failure (`since_ms`: its first failure, ms since the epoch).
+#[utoipa::path(get, path = "/healthz", responses(
+    (status = 200, description = "the gateway is serving"),
+    (status = 503, description = "`{status: \"unavailable\", component: \"store\", detail, since_ms}`: the store cannot write and is being reopened")
+))]
+pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
+    match state.store.health() {
+        storage::store::Health::Ok => HttpResponse::Ok().json(serde_json::json!({"status": "ok"})),
+        storage::store::Health::Unavailable { detail, since } => HttpResponse::ServiceUnavailable()
+            .json(serde_json::json!({
+                "status": "unavailable",
+                "component": "store",
+                "detail": detail,
+                "since_ms": since.millis(),
+            })),
+    }
 }
 
 #[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text exposition")))]

@@ -48,6 +48,12 @@ impl From<crate::pki::CsrError> for ApiError {
     }
 }
 
+/// The `detail` of a refusal while the store cannot write (disk full, an I/O error): it
+/// names the store and says the gateway recovers by itself.
+pub const STORE_UNAVAILABLE: &str =
+    "the store cannot write (disk full or an I/O error) and is being \
+     reopened; retry once GET /healthz answers 200";
+
 /// The problem document. `field` is an extension member for validation errors.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Problem {
@@ -75,6 +81,7 @@ impl ResponseError for ApiError {
             ApiError::Op(OpError::Forbidden(_)) => StatusCode::FORBIDDEN,
             ApiError::Op(OpError::Invalid { .. }) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Op(OpError::Conflict(_)) => StatusCode::CONFLICT,
+            ApiError::Op(err) if err.is_io_failure() => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Op(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -89,6 +96,7 @@ impl ResponseError for ApiError {
             _ => None,
         };
         let detail = match self {
+            ApiError::Op(err) if err.is_io_failure() => STORE_UNAVAILABLE.to_owned(),
             // Do not leak storage internals to clients; the log has them.
             ApiError::Op(OpError::Store(_)) | ApiError::Internal(_) => {
                 "the gateway could not complete the request; see its log".to_owned()
@@ -100,6 +108,11 @@ impl ResponseError for ApiError {
             response.insert_header(("WWW-Authenticate", "Bearer"));
         }
         if let ApiError::Throttled { retry_after_s, .. } = self {
+            response.insert_header(("Retry-After", retry_after_s.to_string()));
+        }
+        if matches!(self, ApiError::Op(err) if err.is_io_failure()) {
+            // The store writer's longest wait between two reopens.
+            let retry_after_s = actors::writer::LAST_RETRY.as_secs();
             response.insert_header(("Retry-After", retry_after_s.to_string()));
         }
         response
