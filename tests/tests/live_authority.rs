@@ -263,3 +263,106 @@ async fn a_grant_removal_whose_caller_hangs_up_still_cuts_the_grantee_off() {
     }
     panic!("the removed grantee kept receiving points after its client hung up");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_grant_ends_the_assets_stream_at_its_instant() {
+    let gateway = TestGateway::start_with_manual_clock();
+    let acme = Fleet::create(&gateway, "Acme").await;
+    let depot = acme.child(&gateway, "Depot").await;
+    let unit = Unit::start(&acme, "unit1", "ex1").await;
+    let until = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+    let until = until
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("time");
+    let granted = acme.grant(&depot, &["ex1"], json!({"until": until})).await;
+    assert_eq!(granted.status, 201, "{granted:?}");
+    let path = format!("/v1/assets/ex1/stream?account_id={}", depot.account_id);
+    let mut depot_stream = depot.admin.stream(&path).await.expect("open");
+    let mut acme_stream = account_stream(&acme.admin, &acme).await;
+    unit.publish(1.0).await;
+    assert_eq!(next_fuel(&mut depot_stream).await, 1.0);
+    assert_eq!(next_fuel(&mut acme_stream).await, 1.0);
+
+    gateway.advance(Duration::from_secs(3600 + 1));
+    assert!(
+        has_ended(&mut depot_stream).await,
+        "the grantee's stream of the asset ends when the grant does"
+    );
+    unit.publish(2.0).await;
+    assert_eq!(
+        next_fuel(&mut acme_stream).await,
+        2.0,
+        "the owner's goes on"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ending_a_partnership_ends_the_partners_stream_of_the_shared_asset() {
+    let gateway = TestGateway::start();
+    let owner = Fleet::create(&gateway, "Acme").await;
+    let partner = Fleet::create(&gateway, "Rentals").await;
+    let unit = Unit::start(&owner, "unit1", "ex1").await;
+    let body = json!({"account_a": owner.account_id.to_string(), "account_b": partner.account_id.to_string()});
+    let (status, created) = call(
+        &owner.platform,
+        Method::POST,
+        "/v1/partnerships",
+        Some(body),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let granted = owner.grant(&partner, &["ex1"], json!({})).await;
+    assert_eq!(granted.status, 201, "{granted:?}");
+    let path = format!("/v1/assets/ex1/stream?account_id={}", partner.account_id);
+    let mut partner_stream = partner.admin.stream(&path).await.expect("open");
+    let mut owner_stream = account_stream(&owner.admin, &owner).await;
+    unit.publish(1.0).await;
+    assert_eq!(next_fuel(&mut partner_stream).await, 1.0);
+    assert_eq!(next_fuel(&mut owner_stream).await, 1.0);
+
+    let end = format!("/v1/partnerships/{}", created["id"].as_str().expect("id"));
+    let (status, ended) = call(&owner.platform, Method::DELETE, &end, None).await;
+    assert_eq!(status, 200, "{ended}");
+    assert!(
+        has_ended(&mut partner_stream).await,
+        "its grants ended with it"
+    );
+    unit.publish(2.0).await;
+    assert_eq!(
+        next_fuel(&mut owner_stream).await,
+        2.0,
+        "the owner's goes on"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_users_stream_ends_and_no_one_elses() {
+    let gateway = TestGateway::start();
+    let acme = Fleet::create(&gateway, "Acme").await;
+    let unit = Unit::start(&acme, "unit1", "ex1").await;
+    let created = acme
+        .admin
+        .create_user(&acme.account_id, "Vic", simulator::api::UserRole::Viewer)
+        .await
+        .expect("user");
+    let viewer = acme.admin.with_token(created.token);
+    let mut viewer_stream = account_stream(&viewer, &acme).await;
+    let mut admin_stream = account_stream(&acme.admin, &acme).await;
+    unit.publish(1.0).await;
+    assert_eq!(next_fuel(&mut viewer_stream).await, 1.0);
+    assert_eq!(next_fuel(&mut admin_stream).await, 1.0);
+
+    let path = format!("/v1/accounts/{}/users/{}", acme.account_id, created.id);
+    let (status, _) = call(&acme.admin, Method::DELETE, &path, None).await;
+    assert_eq!(status, 204);
+    assert!(
+        has_ended(&mut viewer_stream).await,
+        "ends before the answer"
+    );
+    unit.publish(2.0).await;
+    assert_eq!(
+        next_fuel(&mut admin_stream).await,
+        2.0,
+        "the admin's goes on"
+    );
+}
