@@ -74,7 +74,7 @@ pub enum OpError {
     NotFound(String),
     /// The caller may see it but the named rule forbids the change.
     #[error("{0}")]
-    Forbidden(String),
+    Forbidden(crate::rule::Rule),
     #[error("{field}: {reason}")]
     Invalid { field: String, reason: String },
     #[error("{0}")]

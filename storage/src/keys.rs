@@ -18,6 +18,7 @@ use crate::model::{Asset, Capabilities, Device, Principal};
 use crate::ops::{audit, AuditNote, Who};
 use crate::policy::Need;
 use crate::read::require_in;
+use crate::rule::Rule;
 use crate::sharing::check_bulk;
 use crate::store::{decode_as, get};
 use crate::tables::*;
@@ -146,17 +147,19 @@ fn keyable_asset(
             .get((account.as_str(), id.as_str()))?
             .is_some()
         {
-            return Err(OpError::Forbidden(format!(
-                "rule 2: asset {id} is shared with this account read-only; a grantee can never key it"
-            )));
+            return Err(OpError::Forbidden(Rule::SharedReadOnly {
+                asset_id: id.clone(),
+                action: "key",
+            }));
         }
         return Err(OpError::not_found(format!("asset {id}")));
     };
     let asset: Asset = decode_as("assets", bytes.value())?;
     if asset.mirror.is_some() {
-        return Err(OpError::Forbidden(format!(
-            "rule 5: asset {id} is a mirror; only its source may be keyed"
-        )));
+        return Err(OpError::Forbidden(Rule::MirrorReadOnly {
+            asset_id: id.clone(),
+            action: "key",
+        }));
     }
     let device = asset
         .device_id

@@ -14,6 +14,7 @@
 //! - [`ops`]: every mutation, each a function over one redb write transaction.
 //! - [`operators`]: operators (rule 6) and the durable outbox of their SMS invitations.
 //! - [`read`]: queries over a read transaction (history scans, listings).
+//! - [`rule`]: the rules a refusal names, each with its problem `type` URI and sentence.
 //! - [`sharing`]: partnerships and visibility grants (rules 2 and 3), and their schedule.
 //! - [`support`]: support access requests and cases (rule 4).
 //! - [`details`]: asset details and the sharing-profile fields that select them.
@@ -40,6 +41,7 @@ pub mod operators;
 pub mod ops;
 pub mod policy;
 pub mod read;
+pub mod rule;
 pub mod sharing;
 pub mod store;
 pub mod support;
@@ -56,4 +58,5 @@ pub use error::{OpError, StoreError};
 pub use ids::{AccountId, AssetId, DeviceId, GrantId, IdError, PartnershipId, PrincipalId};
 /// Re-exported so callers name transaction types without a second redb version.
 pub use redb;
+pub use rule::Rule;
 pub use store::Store;

@@ -12,6 +12,7 @@ use crate::ids::{AccountId, AssetId, DeviceId, PrincipalId};
 use crate::model::*;
 use crate::policy::{self, Need};
 use crate::read::{chain, require_in};
+use crate::rule::Rule;
 use crate::store::{decode_as, get, next_counter, put};
 use crate::tables::*;
 use crate::telemetry::Point;
@@ -108,7 +109,12 @@ pub fn create_account(
     let name = name_field("name", name)?;
     let mut accounts = tx.open_table(ACCOUNTS)?;
     match &parent_id {
-        None => policy::require_platform_admin(caller, "create an organization root account")?,
+        None => policy::require_platform_admin(
+            caller,
+            Rule::PlatformAdminOnly {
+                action: "create an organization root account",
+            },
+        )?,
         Some(parent) if caller.is_staff(StaffRole::PlatformAdmin) => {
             chain(&accounts, parent)?
                 .ok_or_else(|| OpError::not_found(format!("account {parent}")))?;
@@ -209,7 +215,12 @@ pub fn create_staff(
     role: StaffRole,
     now: Timestamp,
 ) -> Result<(Principal, String), OpError> {
-    policy::require_platform_admin(caller, "create staff")?;
+    policy::require_platform_admin(
+        caller,
+        Rule::PlatformAdminOnly {
+            action: "create staff",
+        },
+    )?;
     let name = name_field("name", name)?;
     let staff = Principal {
         id: PrincipalId::generate("stf"),
@@ -519,16 +530,18 @@ pub fn update_asset(
             .get((account_id.as_str(), asset_id.as_str()))?
             .is_some() =>
         {
-            return Err(OpError::Forbidden(format!(
-                "rule 2: asset {asset_id} is shared with this account read-only; only its owner may change it"
-            )))
+            return Err(OpError::Forbidden(Rule::SharedReadOnly {
+                asset_id: asset_id.clone(),
+                action: "change",
+            }))
         }
         None => return Err(OpError::not_found(what)),
     };
     if asset.mirror.is_some() {
-        return Err(OpError::Forbidden(format!(
-            "rule 5: asset {asset_id} is a mirror of another account's asset; only its source changes it"
-        )));
+        return Err(OpError::Forbidden(Rule::MirrorReadOnly {
+            asset_id: asset_id.clone(),
+            action: "change",
+        }));
     }
     require_in(
         &tx.open_table(ACCOUNTS)?,

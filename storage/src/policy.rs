@@ -3,11 +3,12 @@
 //! Plain functions over a principal and an account's ancestor chain, so every rule is unit
 //! tested without a database. Refusal shape matters: what the caller may not see is
 //! `NotFound` (indistinguishable from absence), what it may see but not change is
-//! `Forbidden` naming the rule.
+//! `Forbidden` naming the [`Rule`].
 
 use crate::error::OpError;
 use crate::ids::AccountId;
 use crate::model::{Principal, PrincipalKind, Role, StaffRole};
+use crate::rule::Rule;
 
 /// What an operation needs in an account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,25 +25,14 @@ pub enum Need {
 }
 
 impl Need {
-    fn rule(self) -> &'static str {
+    /// The rule that refuses `role` this need, if it does.
+    fn refusal(self, role: Role) -> Option<Rule> {
         match self {
-            Need::View => "viewing needs a role in the account",
-            Need::ManageFleet => {
-                "rule 1: only the owner's admin or fleet admin may change its fleet"
-            }
-            Need::Administer => "only the account's admin may administer it",
-            Need::ReadAccessData => {
-                "only the account's admin or fleet admin may read operators and keys \
-                 (personal data and credentials)"
-            }
-        }
-    }
-
-    fn satisfied_by(self, role: Role) -> bool {
-        match self {
-            Need::View => true,
-            Need::ManageFleet | Need::ReadAccessData => role.manages_fleet(),
-            Need::Administer => role == Role::Admin,
+            Need::View => None,
+            Need::ManageFleet if !role.manages_fleet() => Some(Rule::ManageFleet { role }),
+            Need::ReadAccessData if !role.manages_fleet() => Some(Rule::ReadAccessData { role }),
+            Need::Administer if role != Role::Admin => Some(Rule::Administer { role }),
+            Need::ManageFleet | Need::ReadAccessData | Need::Administer => None,
         }
     }
 }
@@ -78,14 +68,9 @@ pub fn require(
     what: &str,
 ) -> Result<Role, OpError> {
     let role = role_in(principal, chain).ok_or_else(|| OpError::not_found(what))?;
-    if need.satisfied_by(role) {
-        Ok(role)
-    } else {
-        Err(OpError::Forbidden(format!(
-            "{} (you are {})",
-            need.rule(),
-            role.as_str()
-        )))
+    match need.refusal(role) {
+        None => Ok(role),
+        Some(rule) => Err(OpError::Forbidden(rule)),
     }
 }
 
@@ -93,24 +78,19 @@ pub fn require(
 /// through support access, which ends; what authenticates someone (a user, a token, an
 /// integration certificate) would outlive it, so staff may not create one there. Call it
 /// after the caller's rights in the account were checked (a stranger still gets 404).
-pub fn refuse_lasting_access(principal: &Principal, what: &str) -> Result<(), OpError> {
+pub fn refuse_lasting_access(principal: &Principal, what: &'static str) -> Result<(), OpError> {
     match principal.kind {
-        PrincipalKind::Staff { .. } => Err(OpError::Forbidden(format!(
-            "rule 4: support access creates no lasting access; {what} cannot be created \
-             under it (ask the account's admin)"
-        ))),
+        PrincipalKind::Staff { .. } => Err(OpError::Forbidden(Rule::NoLastingAccess { what })),
         PrincipalKind::User { .. } => Ok(()),
     }
 }
 
-/// Only `platform_admin` staff pass; everyone else is told the rule.
-pub fn require_platform_admin(principal: &Principal, action: &str) -> Result<(), OpError> {
+/// Only `platform_admin` staff pass; everyone else is told `rule`.
+pub fn require_platform_admin(principal: &Principal, rule: Rule) -> Result<(), OpError> {
     if principal.is_staff(StaffRole::PlatformAdmin) {
         Ok(())
     } else {
-        Err(OpError::Forbidden(format!(
-            "only platform_admin may {action}"
-        )))
+        Err(OpError::Forbidden(rule))
     }
 }
 
@@ -173,20 +153,24 @@ mod tests {
         ));
         let viewer = user("acme", Role::Viewer);
         assert!(require(&viewer, &chain, Need::View, "asset").is_ok());
-        match require(&viewer, &chain, Need::ManageFleet, "asset") {
-            Err(OpError::Forbidden(rule)) => assert!(rule.contains("rule 1"), "{rule}"),
-            other => panic!("expected forbidden, got {other:?}"),
-        }
-        match require(&viewer, &chain, Need::ReadAccessData, "operator") {
-            Err(OpError::Forbidden(rule)) => assert!(rule.contains("operators and keys"), "{rule}"),
-            other => panic!("expected forbidden, got {other:?}"),
-        }
+        assert!(matches!(
+            require(&viewer, &chain, Need::ManageFleet, "asset"),
+            Err(OpError::Forbidden(Rule::ManageFleet { role: Role::Viewer }))
+        ));
+        assert!(matches!(
+            require(&viewer, &chain, Need::ReadAccessData, "operator"),
+            Err(OpError::Forbidden(Rule::ReadAccessData {
+                role: Role::Viewer
+            }))
+        ));
         let fleet_admin = user("acme", Role::FleetAdmin);
         assert!(require(&fleet_admin, &chain, Need::ManageFleet, "asset").is_ok());
         assert!(require(&fleet_admin, &chain, Need::ReadAccessData, "operator").is_ok());
         assert!(matches!(
             require(&fleet_admin, &chain, Need::Administer, "account"),
-            Err(OpError::Forbidden(_))
+            Err(OpError::Forbidden(Rule::Administer {
+                role: Role::FleetAdmin
+            }))
         ));
     }
 
@@ -219,8 +203,9 @@ mod tests {
                 Err(OpError::NotFound(_))
             ));
         }
-        assert!(require_platform_admin(&staff(StaffRole::PlatformAdmin), "x").is_ok());
-        assert!(require_platform_admin(&staff(StaffRole::Support), "x").is_err());
-        assert!(require_platform_admin(&user("acme", Role::Admin), "x").is_err());
+        let rule = || Rule::PlatformAdminOnly { action: "x" };
+        assert!(require_platform_admin(&staff(StaffRole::PlatformAdmin), rule()).is_ok());
+        assert!(require_platform_admin(&staff(StaffRole::Support), rule()).is_err());
+        assert!(require_platform_admin(&user("acme", Role::Admin), rule()).is_err());
     }
 }

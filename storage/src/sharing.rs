@@ -17,6 +17,7 @@ use crate::model::{Asset, Grant, Partnership, Principal, StaffRole};
 use crate::ops::{audit, AuditNote, Who};
 use crate::policy::{self, Need};
 use crate::read::{chain, require_in};
+use crate::rule::Rule;
 use crate::store::{decode_as, get, put};
 use crate::tables::*;
 use crate::time::Timestamp;
@@ -65,7 +66,10 @@ pub fn create_partnership(
     account_b: AccountId,
     now: Timestamp,
 ) -> Result<Partnership, OpError> {
-    policy::require_platform_admin(caller, "create partnerships (rule 3)")?;
+    policy::require_platform_admin(
+        caller,
+        Rule::PartnershipsByPlatformAdmin { action: "create" },
+    )?;
     if account_a == account_b {
         return Err(OpError::invalid("account_b", "must differ from account_a"));
     }
@@ -127,7 +131,7 @@ pub fn end_partnership(
     id: &PartnershipId,
     now: Timestamp,
 ) -> Result<(Partnership, Vec<Grant>), OpError> {
-    policy::require_platform_admin(caller, "end partnerships (rule 3)")?;
+    policy::require_platform_admin(caller, Rule::PartnershipsByPlatformAdmin { action: "end" })?;
     let mut partnerships = tx.open_table(PARTNERSHIPS)?;
     let partnership: Partnership = get(&partnerships, "partnerships", id.as_str())?
         .ok_or_else(|| OpError::not_found(format!("partnership {id}")))?;
@@ -184,10 +188,10 @@ fn reach(
     target: &AccountId,
 ) -> Result<Option<PartnershipId>, OpError> {
     let refusal = || {
-        OpError::Forbidden(format!(
-            "rule 2: account {target} is neither a descendant of {owner} nor its partner; \
-             a partnership must be set up by platform staff first"
-        ))
+        OpError::Forbidden(Rule::GrantOutOfReach {
+            owner: owner.clone(),
+            target: target.clone(),
+        })
     };
     let target_chain = chain(&tx.open_table(ACCOUNTS)?, target)?.ok_or_else(refusal)?;
     if target_chain
@@ -245,9 +249,10 @@ fn owned_asset(
     if let Some(bytes) = assets.get((owner.as_str(), asset_id.as_str()))? {
         let asset: Asset = decode_as("assets", bytes.value())?;
         if asset.mirror.is_some() {
-            return Err(OpError::Forbidden(format!(
-                "rule 5: asset {asset_id} is a mirror; a mirror cannot be shared onward"
-            )));
+            return Err(OpError::Forbidden(Rule::MirrorReadOnly {
+                asset_id: asset_id.clone(),
+                action: "share",
+            }));
         }
         return Ok(asset);
     }
@@ -256,9 +261,10 @@ fn owned_asset(
         .get((owner.as_str(), asset_id.as_str()))?
         .is_some()
     {
-        return Err(OpError::Forbidden(format!(
-            "rule 2: asset {asset_id} is shared with this account read-only; only its owner may share it"
-        )));
+        return Err(OpError::Forbidden(Rule::SharedReadOnly {
+            asset_id: asset_id.clone(),
+            action: "share",
+        }));
     }
     Err(OpError::not_found(format!("asset {asset_id}")))
 }
@@ -512,9 +518,7 @@ pub fn delete_grant(
         } else {
             let target_chain = chain(&accounts, &grant.target)?.unwrap_or_default();
             if policy::role_in(caller, &target_chain).is_some() {
-                return Err(OpError::Forbidden(
-                    "rule 2: only the owner's admin or fleet admin may remove a grant".into(),
-                ));
+                return Err(OpError::Forbidden(Rule::GrantRemovedByOwner));
             }
             return Err(OpError::not_found(what));
         }

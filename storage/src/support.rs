@@ -17,6 +17,7 @@ use crate::model::{ActiveSupport, Principal, PrincipalKind, Role, StaffRole};
 use crate::ops::{audit, AuditNote, Who};
 use crate::policy;
 use crate::read::chain;
+use crate::rule::Rule;
 use crate::store::{decode_as, get};
 use crate::tables::*;
 use crate::time::Timestamp;
@@ -211,9 +212,7 @@ pub fn request(
     now: Timestamp,
 ) -> Result<SupportAccess, OpError> {
     if staff_role(caller) != Some(StaffRole::Support) {
-        return Err(OpError::Forbidden(
-            "rule 4: only support staff request support access".into(),
-        ));
+        return Err(OpError::Forbidden(Rule::SupportRequestedBySupport));
     }
     let purpose = text("purpose", purpose, MAX_PURPOSE)?;
     chain(&tx.open_table(ACCOUNTS)?, account_id)?
@@ -253,22 +252,21 @@ fn require_account_admin(
 ) -> Result<(), OpError> {
     let what = format!("support access {}", access.id);
     let account_chain = chain(&tx.open_table(ACCOUNTS)?, &access.account_id)?.unwrap_or_default();
-    let rule = "rule 4: only the account's admin approves, declines or revokes support access";
     match &caller.kind {
-        PrincipalKind::Staff { .. } => Err(OpError::Forbidden(rule.into())),
+        PrincipalKind::Staff { .. } => Err(OpError::Forbidden(Rule::SupportDecidedByAdmin {
+            role: None,
+        })),
         PrincipalKind::User { account_id, .. } => match policy::role_in(caller, &account_chain) {
             Some(Role::Admin) => Ok(()),
-            Some(role) => Err(OpError::Forbidden(format!(
-                "{rule} (you are {})",
-                role.as_str()
-            ))),
+            Some(role) => Err(OpError::Forbidden(Rule::SupportDecidedByAdmin {
+                role: Some(role),
+            })),
             // A sub-account's admin sees the inherited access in its lists; it is decided
             // where it was approved.
             None if covers(tx, &access.account_id, account_id)? => {
-                Err(OpError::Forbidden(format!(
-                    "{rule}: this access was approved at account {} and is decided there",
-                    access.account_id
-                )))
+                Err(OpError::Forbidden(Rule::SupportDecidedWhereApproved {
+                    account_id: access.account_id.clone(),
+                }))
             }
             None => Err(OpError::not_found(what)),
         },
@@ -456,9 +454,9 @@ fn case_staff(
                 )),
             }
         }
-        _ => Err(OpError::Forbidden(
-            "rule 4: only tech_support or platform_admin open support cases".into(),
-        )),
+        _ => Err(OpError::Forbidden(Rule::CasesByTechSupport {
+            action: "open",
+        })),
     }
 }
 
@@ -484,9 +482,9 @@ pub fn close_case(
         staff_role(caller),
         Some(StaffRole::TechSupport | StaffRole::PlatformAdmin)
     ) {
-        return Err(OpError::Forbidden(
-            "rule 4: only tech_support or platform_admin close support cases".into(),
-        ));
+        return Err(OpError::Forbidden(Rule::CasesByTechSupport {
+            action: "close",
+        }));
     }
     if access.state != SupportState::Active {
         return Err(OpError::Conflict(format!(

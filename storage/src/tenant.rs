@@ -21,6 +21,7 @@ use crate::model::{Asset, Principal};
 use crate::ops::{audit, AuditNote, Who};
 use crate::policy::Need;
 use crate::read::require_in;
+use crate::rule::Rule;
 use crate::store::{decode_as, get, next_counter, put};
 use crate::tables::*;
 use crate::time::Timestamp;
@@ -294,14 +295,18 @@ fn source_asset(
             .get((account.as_str(), id.as_str()))?
             .is_some()
         {
-            return Err(OpError::Forbidden(format!("rule 2: asset {id} is shared with this account read-only; only its owner may share it")));
+            return Err(OpError::Forbidden(Rule::SharedReadOnly {
+                asset_id: id.clone(),
+                action: "share",
+            }));
         }
         return Err(OpError::not_found(what));
     };
     if asset.mirror.is_some() {
-        return Err(OpError::Forbidden(format!(
-            "rule 5: asset {id} is a mirror; a mirror cannot be shared onward"
-        )));
+        return Err(OpError::Forbidden(Rule::MirrorReadOnly {
+            asset_id: id.clone(),
+            action: "share",
+        }));
     }
     require_in(
         &tx.open_table(ACCOUNTS)?,

@@ -9,6 +9,7 @@ use crate::ids::{AccountId, AssetId};
 use crate::model::{Asset, Device, Grant, Principal};
 use crate::policy::{self, Need};
 use crate::read::{chain, require_in, Page};
+use crate::rule::Rule;
 use crate::store::{decode_as, get};
 use crate::tables::*;
 use crate::time::Timestamp;
@@ -82,17 +83,17 @@ impl Seen {
 
     /// Rule 2 and rule 5: a grantee or a mirror's account never changes, re-shares or
     /// keys what it only sees.
-    pub fn require_owned(&self, action: &str) -> Result<(), OpError> {
+    pub fn require_owned(&self, action: &'static str) -> Result<(), OpError> {
         match self.relation {
             Relation::Owned => Ok(()),
-            Relation::Shared => Err(OpError::Forbidden(format!(
-                "rule 2: asset {} is shared with this account read-only; it may not {action} it",
-                self.asset.id
-            ))),
-            Relation::Mirror => Err(OpError::Forbidden(format!(
-                "rule 5: asset {} is a mirror of another account's asset; it may not {action} it",
-                self.asset.id
-            ))),
+            Relation::Shared => Err(OpError::Forbidden(Rule::SharedReadOnly {
+                asset_id: self.asset.id.clone(),
+                action,
+            })),
+            Relation::Mirror => Err(OpError::Forbidden(Rule::MirrorReadOnly {
+                asset_id: self.asset.id.clone(),
+                action,
+            })),
         }
     }
 }

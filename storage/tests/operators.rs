@@ -8,7 +8,7 @@ use storage::model::{Principal, Role};
 use storage::operators::{self, FieldError, NewOperator, OperatorEdit, OperatorInput};
 use storage::tables::KEYS_BY_OPERATOR;
 use storage::time::Timestamp;
-use storage::{ops, read, AccountId, OpError, Store};
+use storage::{ops, read, AccountId, OpError, Rule, Store};
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -157,7 +157,7 @@ fn roles_decide_who_creates_and_strangers_see_nothing() {
     let tx = f.store.begin_write().expect("write");
     assert!(matches!(
         operators::create(&tx, &f.viewer, &f.account, checked.clone(), Timestamp(10)),
-        Err(OpError::Forbidden(_))
+        Err(OpError::Forbidden(Rule::ManageFleet { role: Role::Viewer }))
     ));
     assert!(matches!(
         operators::create(&tx, &f.stranger, &f.account, checked, Timestamp(10)),
@@ -170,7 +170,9 @@ fn roles_decide_who_creates_and_strangers_see_nothing() {
     // Viewers do not read operators: they carry personal data (DESIGN 5.1).
     assert!(matches!(
         operators::get_operator(&rtx, &f.viewer, &created.id),
-        Err(OpError::Forbidden(_))
+        Err(OpError::Forbidden(Rule::ReadAccessData {
+            role: Role::Viewer
+        }))
     ));
     assert!(matches!(
         operators::get_operator(&rtx, &f.stranger, &created.id),
@@ -320,7 +322,7 @@ fn edits_are_checked_and_refused_edits_change_nothing() {
     let edit = OperatorEdit::check(Some("Ann B"), None, Some(Some("dualid_tag"))).expect("valid");
     assert!(matches!(
         operators::update(&tx, &f.viewer, &ann.id, edit.clone(), Timestamp(11)),
-        Err(OpError::Forbidden(_))
+        Err(OpError::Forbidden(Rule::ManageFleet { role: Role::Viewer }))
     ));
     let updated = operators::update(&tx, &f.admin, &ann.id, edit, Timestamp(11)).expect("ok");
     tx.commit().expect("commit");

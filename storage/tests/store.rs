@@ -5,7 +5,7 @@ use storage::model::{Capabilities, Role};
 use storage::ops::{self, NewAsset};
 use storage::telemetry::Point;
 use storage::time::Timestamp;
-use storage::{read, AccountId, AssetId, DeviceId, OpError, Store};
+use storage::{read, AccountId, AssetId, DeviceId, OpError, Rule, Store};
 
 fn point(ts: u64, fuel: f64) -> Point {
     Point {
@@ -240,7 +240,10 @@ fn strangers_see_nothing_and_viewers_change_nothing() {
     ops::create_asset(&tx, &f.admin, &f.account, new("ex1"), Timestamp(5)).expect("asset");
     let by_viewer = ops::create_asset(&tx, &viewer, &f.account, new("ex2"), Timestamp(5));
     assert!(
-        matches!(by_viewer, Err(OpError::Forbidden(_))),
+        matches!(
+            by_viewer,
+            Err(OpError::Forbidden(Rule::ManageFleet { role: Role::Viewer }))
+        ),
         "{by_viewer:?}"
     );
     let by_stranger = ops::create_asset(&tx, &stranger, &f.account, new("ex3"), Timestamp(5));

@@ -445,6 +445,12 @@ pub async fn stream_ended(stream: &mut simulator::api::SseStream, within: Durati
     }
 }
 
+/// Whether `problem` is a 403 refusal by `rule`: its `type` is the rule's URI. Tests match
+/// the rule (its variant), not the prose of its sentence.
+pub fn refused_by(problem: &serde_json::Value, rule: &storage::Rule) -> bool {
+    problem["status"] == 403 && problem["type"] == rule.type_uri().as_str()
+}
+
 /// Any call as `client`: its status and JSON body (`Null` when there is none).
 pub async fn call(
     client: &simulator::ApiClient,

@@ -5,7 +5,15 @@
 use reqwest::Method;
 use serde_json::json;
 use simulator::api::UserRole;
+use storage::model::Role;
+use storage::Rule;
 use tests::{Fleet, TestGateway};
+
+/// A 403 problem+json whose `type` is `rule`'s and whose `detail` is its sentence.
+fn assert_refused(response: &simulator::api::RawResponse, rule: Rule) {
+    assert_problem(response, 403, &rule.sentence());
+    assert!(tests::refused_by(&response.body, &rule), "{response:?}");
+}
 
 fn assert_problem(response: &simulator::api::RawResponse, status: u16, mentions: &str) {
     assert_eq!(response.status, status, "{response:?}");
@@ -119,12 +127,12 @@ async fn a_viewer_sees_but_changes_nothing() {
         )
         .await
         .expect("answer");
-    assert_problem(&response, 403, "rule 1");
+    assert_refused(&response, Rule::ManageFleet { role: Role::Viewer });
     let response = viewer
         .request_raw(Method::POST, "/v1/devices", Some(&json!({"id": "unit2"})))
         .await
         .expect("answer");
-    assert_problem(&response, 403, "rule 1");
+    assert_refused(&response, Rule::ManageFleet { role: Role::Viewer });
     let account = fleet.account_id.to_string();
     let response = viewer
         .request_raw(
@@ -134,14 +142,19 @@ async fn a_viewer_sees_but_changes_nothing() {
         )
         .await
         .expect("answer");
-    assert_problem(&response, 403, "admin");
+    assert_refused(&response, Rule::Administer { role: Role::Viewer });
     // Users cannot create organization roots or staff.
     let response = fleet
         .admin
         .request_raw(Method::POST, "/v1/accounts", Some(&json!({"name": "Mine"})))
         .await
         .expect("answer");
-    assert_problem(&response, 403, "platform_admin");
+    assert_refused(
+        &response,
+        Rule::PlatformAdminOnly {
+            action: "create an organization root account",
+        },
+    );
     let response = fleet
         .admin
         .request_raw(
@@ -151,7 +164,12 @@ async fn a_viewer_sees_but_changes_nothing() {
         )
         .await
         .expect("answer");
-    assert_problem(&response, 403, "platform_admin");
+    assert_refused(
+        &response,
+        Rule::PlatformAdminOnly {
+            action: "create staff",
+        },
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

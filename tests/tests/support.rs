@@ -8,6 +8,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use simulator::api::UserRole;
 use simulator::ApiClient;
+use storage::Rule;
 use tests::{eventually, Fleet, TestGateway};
 
 async fn call(client: &ApiClient, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
@@ -386,18 +387,17 @@ async fn support_access_creates_no_lasting_access() {
         let body = json!({"name": "helper", "role": role});
         let (status, problem) = call(&support, Method::POST, &users, Some(body)).await;
         assert_eq!(status, 403, "{problem}");
-        assert!(
-            problem["detail"].as_str().unwrap_or("").contains("rule 4"),
-            "{problem}"
-        );
+        let rule = Rule::NoLastingAccess { what: "a user" };
+        assert!(tests::refused_by(&problem, &rule), "{problem}");
     }
     let certs = format!("/v1/accounts/{}/integration-certs", acme.account_id);
     let (status, problem) = call(&support, Method::POST, &certs, Some(json!({}))).await;
     assert_eq!(status, 403, "{problem}");
-    assert!(problem["detail"]
-        .as_str()
-        .unwrap_or("")
-        .contains("no lasting access"));
+    let rule = Rule::NoLastingAccess {
+        what: "an integration certificate",
+    };
+    assert!(tests::refused_by(&problem, &rule), "{problem}");
+    assert_eq!(problem["detail"], rule.sentence());
     // Nothing was half-made: the account still has its one user, and the audit holds no
     // user or certificate by support.
     let (_, audit) = call(&acme.admin, Method::GET, "/v1/audit", None).await;
@@ -512,10 +512,11 @@ async fn a_sub_account_lists_inherited_access_and_is_told_where_it_is_decided() 
     let approve = format!("/v1/support-access/requests/{id}/approve");
     let (status, problem) = call(&depot.admin, Method::POST, &approve, None).await;
     assert_eq!(status, 403, "{problem}");
-    assert!(problem["detail"]
-        .as_str()
-        .unwrap_or("")
-        .contains(&acme.account_id.to_string()));
+    let rule = Rule::SupportDecidedWhereApproved {
+        account_id: storage::AccountId::parse(&acme.account_id.to_string()).expect("id"),
+    };
+    assert!(tests::refused_by(&problem, &rule), "{problem}");
+    assert_eq!(problem["detail"], rule.sentence());
     assert_eq!(call(&acme.admin, Method::POST, &approve, None).await.0, 200);
     let active = list(&depot, "active").await;
     assert_eq!(active.len(), 1);

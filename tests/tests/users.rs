@@ -9,6 +9,7 @@ use reqwest::Method;
 use serde_json::json;
 use simulator::api::UserRole;
 use simulator::ApiClient;
+use storage::Rule;
 use tests::{call, stream_ended, Fleet, TestGateway};
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -199,7 +200,10 @@ async fn support_access_manages_no_credentials() {
     ] {
         let (status, problem) = call(&support, method, &path, body).await;
         assert_eq!(status, 403, "{path}: {problem}");
-        assert!(problem["detail"].as_str().unwrap_or("").contains("rule 4"));
+        let rule = Rule::NoLastingAccess {
+            what: "a user's role, state or token",
+        };
+        assert!(tests::refused_by(&problem, &rule), "{problem}");
     }
 }
 

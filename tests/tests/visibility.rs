@@ -7,6 +7,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{json, Value};
 use simulator::api::UserRole;
+use storage::Rule;
 use tests::{eventually, Fleet, TestGateway, WAIT};
 
 fn rfc3339(ms: u64) -> String {
@@ -108,15 +109,25 @@ async fn a_grantee_sees_the_asset_read_only_and_inside_its_window() {
     )
     .await;
     assert_eq!(status, 403, "{body}");
-    assert!(body["detail"].as_str().unwrap_or("").contains("rule 2"));
+    let rule = Rule::SharedReadOnly {
+        asset_id: storage::AssetId::parse("ex1").expect("id"),
+        action: "change",
+    };
+    assert!(tests::refused_by(&body, &rule), "{body}");
+    assert_eq!(body["detail"], rule.sentence());
     let third = depot.child(&gateway, "Crew").await;
     let reshare = depot.grant(&third, &["ex1"], json!({})).await;
     assert_eq!(reshare.status, 403, "{reshare:?}");
+    let rule = Rule::SharedReadOnly {
+        asset_id: storage::AssetId::parse("ex1").expect("id"),
+        action: "share",
+    };
+    assert!(tests::refused_by(&reshare.body, &rule), "{reshare:?}");
     let grant_id = granted.body["items"][0]["id"]
         .as_str()
         .expect("id")
         .to_owned();
-    let (status, _) = status_of(
+    let (status, body) = status_of(
         &depot.admin,
         Method::DELETE,
         &format!("/v1/visibility/grants/{grant_id}"),
@@ -124,6 +135,10 @@ async fn a_grantee_sees_the_asset_read_only_and_inside_its_window() {
     )
     .await;
     assert_eq!(status, 403);
+    assert!(
+        tests::refused_by(&body, &Rule::GrantRemovedByOwner),
+        "{body}"
+    );
     // The grantee lists its own grant; a viewer of the grantee sees but changes nothing.
     let (status, grants) = depot
         .admin
@@ -149,10 +164,12 @@ async fn grants_are_refused_with_the_reason_and_all_or_nothing() {
 
     let stranger = owner.grant(&outsider, &["ex1"], json!({})).await;
     assert_eq!(stranger.status, 403, "{stranger:?}");
-    assert!(stranger.body["detail"]
-        .as_str()
-        .unwrap_or("")
-        .contains("partner"));
+    let rule = Rule::GrantOutOfReach {
+        owner: storage::AccountId::parse(&owner.account_id.to_string()).expect("id"),
+        target: storage::AccountId::parse(&outsider.account_id.to_string()).expect("id"),
+    };
+    assert!(tests::refused_by(&stranger.body, &rule), "{stranger:?}");
+    assert_eq!(stranger.body["detail"], rule.sentence());
 
     let foreign = owner.grant(&depot, &["ex1", "ox1"], json!({})).await;
     assert_eq!(

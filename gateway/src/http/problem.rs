@@ -1,6 +1,8 @@
 //! Errors at the HTTP edge: every refusal becomes `application/problem+json` (RFC 9457)
 //! whose `detail` names the field or the rule. This is the one place errors map to status
-//! codes.
+//! codes. A refusal by a rule (403) carries the rule's own problem `type` URI
+//! ([`storage::Rule::type_uri`]); every other problem is `about:blank` (DESIGN 5, error
+//! conventions).
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
@@ -57,8 +59,9 @@ pub const STORE_UNAVAILABLE: &str =
 /// The problem document. `field` is an extension member for validation errors.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Problem {
+    /// The rule's URI for a refusal by a rule, else `about:blank`.
     #[serde(rename = "type")]
-    pub kind: &'static str,
+    pub kind: String,
     pub title: String,
     pub status: u16,
     pub detail: String,
@@ -95,6 +98,10 @@ impl ResponseError for ApiError {
             ApiError::Op(OpError::Invalid { field, .. }) => Some(field.clone()),
             _ => None,
         };
+        let kind = match self {
+            ApiError::Op(OpError::Forbidden(rule)) => rule.type_uri(),
+            _ => "about:blank".to_owned(),
+        };
         let detail = match self {
             ApiError::Op(err) if err.is_io_failure() => STORE_UNAVAILABLE.to_owned(),
             // Do not leak storage internals to clients; the log has them.
@@ -118,7 +125,7 @@ impl ResponseError for ApiError {
         response
             .content_type("application/problem+json")
             .json(Problem {
-                kind: "about:blank",
+                kind,
                 title: status.canonical_reason().unwrap_or("Error").to_owned(),
                 status: status.as_u16(),
                 detail,
@@ -168,5 +175,26 @@ mod tests {
     fn serde_messages_name_their_field() {
         assert_eq!(field_of("missing field `name` at line 1 column 2"), "name");
         assert_eq!(field_of("invalid type: integer"), "body");
+    }
+
+    async fn problem_of(err: ApiError) -> serde_json::Value {
+        let body = actix_web::body::to_bytes(err.error_response().into_body())
+            .await
+            .expect("body");
+        serde_json::from_slice(&body).expect("problem JSON")
+    }
+
+    #[actix_rt::test]
+    async fn a_rule_refusal_carries_the_rule_uri_and_sentence() {
+        let rule = storage::Rule::ManageFleet {
+            role: storage::model::Role::Viewer,
+        };
+        let problem = problem_of(OpError::Forbidden(rule.clone()).into()).await;
+        assert_eq!(problem["status"], 403);
+        assert_eq!(problem["type"], rule.type_uri());
+        assert_eq!(problem["detail"], rule.sentence());
+        assert!(rule.sentence().starts_with("rule 1: "));
+        let other = problem_of(OpError::not_found("asset ex1").into()).await;
+        assert_eq!(other["type"], "about:blank");
     }
 }
