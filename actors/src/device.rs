@@ -24,8 +24,9 @@ pub struct Viewer {
     pub account_id: AccountId,
     pub asset_id: AssetId,
     pub addr: Addr<AccountActor>,
-    /// End of this viewer's grant window, checked on every point.
-    pub until: Option<storage::time::Timestamp>,
+    /// This viewer's sight ([`storage::window::Window`]): a point reaches it only when
+    /// the point's `ts` lies inside and the access is in force at arrival.
+    pub window: storage::window::Window,
 }
 
 /// Which of the unit's topics a message came in on.
@@ -50,9 +51,8 @@ pub struct DeviceActor {
     pub(crate) ack_waiters: Vec<(u64, tokio::sync::oneshot::Sender<()>)>,
     /// Keeps access events of one millisecond apart in the store.
     pub(crate) access_seq: u64,
-    /// Last time the gateway stamped a point without `ts`; stamps never repeat, so two
-    /// unstamped points in one millisecond do not overwrite each other.
-    last_stamp: u64,
+    /// How far the unit's clock runs from the gateway's (from the points it stamps).
+    clock_skew: crate::clock_skew::ClockSkew,
     /// Stamps given to recent unstamped QoS 1/2 points, by packet id and payload hash: a
     /// redelivery (DUP) of one gets the same stamp, so it is stored once, not twice.
     recent_stamps: std::collections::VecDeque<(u16, u64, u64)>,
@@ -79,17 +79,13 @@ pub struct Loaded {
 
 impl DeviceActor {
     pub fn new(device_id: DeviceId, loaded: Loaded, shared: Shared) -> Self {
-        // Stamps continue after the newest stored point: under load they run ahead of the
-        // wall clock, and a restart must not hand out a used millisecond again (that point
-        // would be overwritten).
-        let last_stamp = loaded.latest.as_ref().map_or(0, |point| point.ts.0);
         DeviceActor {
             device_id,
             binding: loaded.binding,
             audience: loaded.audience,
             latest: loaded.latest.map(Arc::new),
             status: loaded.status,
-            last_stamp,
+            clock_skew: Default::default(),
             recent_stamps: std::collections::VecDeque::new(),
             session: SessionStats::default(),
             status_due: false,
@@ -158,8 +154,9 @@ impl DeviceActor {
                 return;
             }
         };
-        if decoded.unit_ts.is_none() {
-            decoded.point.ts = storage::time::Timestamp(self.stamp(&msg, now.0));
+        match decoded.unit_ts {
+            Some(ts) => self.clock_skew.observe(ts.0, now.0),
+            None => decoded.point.ts = storage::time::Timestamp(self.stamp(&msg, now.0)),
         }
         let point = Arc::new(decoded.point);
         self.shared.metrics.points_ingested.inc();
@@ -172,10 +169,12 @@ impl DeviceActor {
         {
             self.latest = Some(point.clone());
         }
+        // One predicate with history and latest: judged by the point's own stamp, so a
+        // buffered upload from before a grant started stays hidden from the grantee.
         for viewer in self
             .audience
             .iter()
-            .filter(|viewer| viewer.until.is_none_or(|until| now < until))
+            .filter(|viewer| viewer.window.in_force(now) && viewer.window.shows(point.ts))
         {
             let event = Deliver {
                 asset_id: viewer.asset_id.clone(),
@@ -189,8 +188,9 @@ impl DeviceActor {
         self.save_status_soon(ctx);
     }
 
-    /// A stamp for an unstamped point: never behind the last one (two points in one
-    /// millisecond stay two), and the same one again for a redelivery of the same packet.
+    /// A stamp for an unstamped point: the gateway's clock, never ahead of it (two points
+    /// in one millisecond share it and are both kept: see `storage::telemetry::row`), and
+    /// the same stamp again for a redelivery (DUP) of the same packet, so it is stored once.
     fn stamp(&mut self, msg: &Inbound, now_ms: u64) -> u64 {
         use std::hash::{Hash, Hasher};
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
@@ -205,8 +205,7 @@ impl DeviceActor {
                 return *stamp;
             }
         }
-        let stamp = now_ms.max(self.last_stamp + 1);
-        self.last_stamp = stamp;
+        let stamp = now_ms;
         if let Some(packet_id) = msg.packet_id {
             if self.recent_stamps.len() >= RECENT_STAMPS {
                 self.recent_stamps.pop_front();
@@ -315,6 +314,9 @@ pub struct SessionStats {
 pub struct LiveStatus {
     pub stored: DeviceStatus,
     pub session: SessionStats,
+    /// The median of `ts - arrival` over the unit's recent self-stamped points that were
+    /// not buffered uploads, ms (positive: its clock runs ahead); `None` before one.
+    pub clock_offset_ms: Option<i64>,
 }
 
 #[derive(Message, Debug)]
@@ -328,6 +330,7 @@ impl Handler<GetStatus> for DeviceActor {
         MessageResult(LiveStatus {
             stored: self.status.clone(),
             session: self.session.clone(),
+            clock_offset_ms: self.clock_skew.offset_ms(),
         })
     }
 }

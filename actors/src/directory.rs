@@ -127,7 +127,7 @@ impl Directory {
                     addr: self.account(&member.account_id),
                     account_id: member.account_id,
                     asset_id: member.asset_id,
-                    until: member.until,
+                    window: member.window,
                 })
                 .collect(),
         )

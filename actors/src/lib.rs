@@ -4,6 +4,7 @@
 //! # Layout
 //! - [`device`]: `DeviceActor`, which decodes a unit's messages and decides who gets them.
 //! - [`account`]: `AccountActor`, which delivers to an account's SSE and MQTT subscribers.
+//! - [`clock_skew`]: how far a unit's clock runs from the gateway's.
 //! - [`keys`]: key-set distribution and access events on the `DeviceActor`.
 //! - [`directory`]: finds or starts the actor of a device or account.
 //! - [`writer`]: the store writer thread (group commit for telemetry, durable control ops).
@@ -17,6 +18,7 @@
 //! integrations goes through the [`MqttOut`] trait that the gateway's transport implements.
 
 pub mod account;
+pub mod clock_skew;
 pub mod device;
 pub mod directory;
 pub mod keys;

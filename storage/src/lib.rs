@@ -20,6 +20,7 @@
 //! - [`details`]: asset details and the sharing-profile fields that select them.
 //! - [`tenant`]: tenant sharing, mirrors and sharing profiles (rule 5).
 //! - [`visibility`]: what an account sees of an asset (owned or shared, and the window).
+//! - [`window`]: the one predicate "may this account see this point" (by the point's `ts`).
 //! - [`store`]: opening the database (and reopening it after a disk failure), its health,
 //!   and bootstrapping an empty one.
 //! - [`faults`]: tests only: a storage backend that fails as a full disk would.
@@ -53,6 +54,7 @@ pub mod time;
 pub mod token;
 pub mod users;
 pub mod visibility;
+pub mod window;
 
 pub use error::{OpError, StoreError};
 pub use ids::{AccountId, AssetId, DeviceId, GrantId, IdError, PartnershipId, PrincipalId};

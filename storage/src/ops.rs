@@ -478,7 +478,21 @@ pub fn write_points<'a>(
     let mut record = Vec::with_capacity(128);
     for (asset_key, point) in points {
         codec::encode_into(point, &mut record);
-        telemetry.insert((asset_key, point.ts.0), record.as_slice())?;
+        let key = (asset_key, point.ts.0);
+        // Almost always a new millisecond: one insert. Otherwise the row keeps every
+        // distinct reading of its millisecond (see `telemetry::row`).
+        let stored = telemetry
+            .insert(key, record.as_slice())?
+            .map(|old| old.value().to_vec());
+        if let Some(stored) = stored {
+            let row = crate::telemetry::row::merge(&stored, point)
+                .map_err(|source| StoreError::Codec {
+                    table: "telemetry",
+                    source,
+                })?
+                .unwrap_or(stored);
+            telemetry.insert(key, row.as_slice())?;
+        }
         written += 1;
     }
     Ok(written)

@@ -172,8 +172,9 @@ pub fn device_status(
     )
 }
 
-/// One asset's points with `from <= ts < to` that `keep` accepts, oldest first. The cursor
-/// is the first timestamp of the next page (keys are unique per asset and millisecond).
+/// One asset's points with `from <= ts < to` that `keep` accepts, oldest first (readings of
+/// one millisecond in arrival order). The cursor is the first timestamp of the next page;
+/// a page holds whole milliseconds, so it may hold fewer than `limit` points.
 pub fn history(
     rtx: &ReadTransaction,
     asset_key: u64,
@@ -193,11 +194,14 @@ pub fn history(
             if !keep(Timestamp(ts)) {
                 continue;
             }
-            if items.len() == limit {
+            let readings = decode_row(value.value())?;
+            // A page never splits a millisecond (the cursor is one); a first row larger
+            // than the page is served whole rather than never.
+            if !items.is_empty() && items.len() + readings.len() > limit {
                 next_cursor = Some(ts.to_string());
                 break;
             }
-            items.push(decode_as("telemetry", value.value())?);
+            items.extend(readings);
         }
     }
     Ok(Page { items, next_cursor })
@@ -217,7 +221,7 @@ pub fn latest(
     {
         let (key, value) = row?;
         if keep(Timestamp(key.value().1)) {
-            return Ok(Some(decode_as("telemetry", value.value())?));
+            return Ok(decode_row(value.value())?.pop());
         }
     }
     Ok(None)
@@ -290,4 +294,11 @@ pub fn access_events(
         }
     }
     Ok(Page { items, next_cursor })
+}
+
+fn decode_row(bytes: &[u8]) -> Result<Vec<Point>, StoreError> {
+    crate::telemetry::row::decode(bytes).map_err(|source| StoreError::Codec {
+        table: "telemetry",
+        source,
+    })
 }

@@ -13,6 +13,7 @@ use crate::rule::Rule;
 use crate::store::{decode_as, get};
 use crate::tables::*;
 use crate::time::Timestamp;
+use crate::window::Window;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Relation {
@@ -50,21 +51,22 @@ impl Seen {
             .map_or(self.asset.key, |link| link.source_key)
     }
 
-    /// The span of history this account may read: all of it for the owner, the grant
-    /// window for a grantee, the shared periods' span for a mirror.
-    pub fn window(&self) -> (Timestamp, Timestamp) {
+    /// This account's sight of the asset: all of time for the owner, the grant's window
+    /// for a grantee, the shared periods for a mirror (a mirror never shared shows none).
+    pub fn access(&self) -> Window {
         if let Some(link) = &self.asset.mirror {
-            let start = link.windows.first().map_or(Timestamp(u64::MAX), |w| w.0);
-            let end = link
-                .windows
-                .last()
-                .map_or(Timestamp(0), |w| w.1.unwrap_or(Timestamp(u64::MAX)));
-            return (start, end);
+            return Window::periods(link.windows.clone())
+                .unwrap_or_else(|| Window::between(Timestamp(u64::MAX), None));
         }
         match &self.grant {
-            None => (Timestamp(0), Timestamp(u64::MAX)),
-            Some(grant) => (grant.from, grant.until.unwrap_or(Timestamp(u64::MAX))),
+            None => Window::always(),
+            Some(grant) => Window::between(grant.from, grant.until),
         }
+    }
+
+    /// The span of history this account may read (see [`Window::span`]).
+    pub fn window(&self) -> (Timestamp, Timestamp) {
+        self.access().span()
     }
 
     /// The part of the asked span `[from, to)` this account may read: the asked span cut
@@ -75,10 +77,9 @@ impl Seen {
         (from.max(window_from), to.min(window_to))
     }
 
-    /// Whether a point at `ts` is inside what this account may read.
+    /// Whether a point at `ts` is inside what this account may see ([`Window::shows`]).
     pub fn shows(&self, ts: Timestamp) -> bool {
-        let (from, to) = self.window();
-        from <= ts && ts < to && self.asset.mirror.as_ref().is_none_or(|link| link.shows(ts))
+        self.access().shows(ts)
     }
 
     /// Rule 2 and rule 5: a grantee or a mirror's account never changes, re-shares or
@@ -227,9 +228,10 @@ pub struct Member {
     pub account_id: AccountId,
     /// The id this account knows the asset by.
     pub asset_id: AssetId,
-    /// When this account's sight ends (`None`: owner or permanent grant). The actor checks
-    /// it per point, so a window closes at its instant even before the scheduler runs.
-    pub until: Option<Timestamp>,
+    /// This account's sight: the device actor delivers a point only when its `ts` is in
+    /// it and the access is in force at arrival (so a window closes at its instant even
+    /// before the scheduler re-binds the unit).
+    pub window: Window,
 }
 
 /// The accounts that may see a unit's points right now: the owner, and every grantee
@@ -245,17 +247,20 @@ pub fn audience(
     let mut out = vec![Member {
         account_id: device.account_id.clone(),
         asset_id: bound.asset_id.clone(),
-        until: None,
+        window: Window::always(),
     }];
     let assets = rtx.open_table(ASSETS)?;
-    let source = assets.get((device.account_id.as_str(), bound.asset_id.as_str()))?;
-    if let Some(bytes) = source {
-        let source: Asset = decode_as("assets", bytes.value())?;
-        if let Some((account_id, asset_id)) = source.sharing.telemetry {
+    let source = get_asset(&assets, &device.account_id, &bound.asset_id)?;
+    if let Some((account_id, asset_id)) = source.and_then(|source| source.sharing.telemetry) {
+        let windows = get_asset(&assets, &account_id, &asset_id)?
+            .and_then(|mirror| mirror.mirror)
+            .map(|link| link.windows)
+            .unwrap_or_default();
+        if let Some(window) = Window::periods(windows) {
             out.push(Member {
                 account_id,
                 asset_id,
-                until: None,
+                window,
             });
         }
     }
@@ -268,12 +273,23 @@ pub fn audience(
                 out.push(Member {
                     account_id: grant.target,
                     asset_id: grant.asset_id,
-                    until: grant.until,
+                    window: Window::between(grant.from, grant.until),
                 });
             }
         }
     }
     Ok(out)
+}
+
+fn get_asset(
+    assets: &impl ReadableTable<(&'static str, &'static str), &'static [u8]>,
+    account: &AccountId,
+    asset: &AssetId,
+) -> Result<Option<Asset>, StoreError> {
+    match assets.get((account.as_str(), asset.as_str()))? {
+        Some(bytes) => Ok(Some(decode_as("assets", bytes.value())?)),
+        None => Ok(None),
+    }
 }
 
 /// Grants the caller may list: all of an owner account it has a role in, and the ones

@@ -304,6 +304,11 @@ pub struct DeviceStatusView {
     /// `keep_alive_timeout`, `taken_over`, `revoked`, `shutting_down`, ...).
     pub last_disconnect_reason: Option<String>,
     pub last_disconnect_at: Option<String>,
+    /// How far the unit's clock runs from the gateway's, ms (positive: ahead): the median
+    /// of `ts - arrival` over its recent points that carried their own `ts` and arrived
+    /// within a minute of it (buffered uploads do not count). Absent until such a point
+    /// arrives after the gateway started.
+    pub clock_offset_ms: Option<i64>,
 }
 
 impl DeviceStatusView {
@@ -325,6 +330,7 @@ impl DeviceStatusView {
             takeovers: session.takeovers,
             last_disconnect_reason: session.last_disconnect_reason,
             last_disconnect_at: session.last_disconnect_at.map(|t| t.to_rfc3339()),
+            clock_offset_ms: live.clock_offset_ms,
         }
     }
 }

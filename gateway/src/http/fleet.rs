@@ -110,6 +110,7 @@ pub async fn device_status(
         None => actors::device::LiveStatus {
             stored: storage::read::device_status(&rtx, &id)?.unwrap_or_default(),
             session: Default::default(),
+            clock_offset_ms: None,
         },
     };
     Ok(HttpResponse::Ok().json(DeviceStatusView::new(id.as_str(), status)))

@@ -1,0 +1,102 @@
+//! One telemetry row: the readings of one asset in one millisecond, in arrival order.
+//!
+//! A millisecond is not a reading's identity: a unit may send two readings stamped alike
+//! (`{"ts":T,"fuel_pct":10}` then `{"ts":T,"fuel_pct":90}`), and both are kept, in history,
+//! live and counts alike. Almost every row holds one reading and is stored as that one
+//! point (a record of [`crate::codec`], first byte the schema version, so rows written
+//! before this existed read unchanged); a row with more is [`READINGS`] followed by the
+//! record of the list. A reading equal to one the row holds (a QoS redelivery, or a unit
+//! resending a stamped point) is not added again: writes are idempotent by content.
+
+use super::Point;
+use crate::codec::{self, CodecError};
+
+/// The first byte of a row holding several readings; never a schema version.
+pub const READINGS: u8 = 0xA5;
+
+/// The readings a row holds, oldest first.
+///
+/// # Errors
+/// [`CodecError`] when the row does not decode (empty, unknown version, corrupt).
+pub fn decode(bytes: &[u8]) -> Result<Vec<Point>, CodecError> {
+    match bytes.split_first() {
+        Some((&READINGS, list)) => codec::decode(list),
+        _ => Ok(vec![codec::decode(bytes)?]),
+    }
+}
+
+/// The row to store when `point` arrives for a millisecond that already holds `stored`:
+/// `None` when the row holds an equal reading already (keep it as it is), else the row
+/// with `point` appended.
+///
+/// # Errors
+/// [`CodecError`] when the stored row does not decode.
+pub fn merge(stored: &[u8], point: &Point) -> Result<Option<Vec<u8>>, CodecError> {
+    let mut readings = decode(stored)?;
+    if readings.contains(point) {
+        return Ok(None);
+    }
+    readings.push(point.clone());
+    let mut row = vec![READINGS];
+    row.extend(codec::encode(&readings));
+    Ok(Some(row))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::Timestamp;
+
+    fn point(fuel: f64) -> Point {
+        Point {
+            ts: Timestamp(1_800_000_000_000),
+            lat: None,
+            lon: None,
+            speed_kmh: None,
+            heading: None,
+            engine_hours: None,
+            odometer_km: None,
+            fuel_pct: Some(fuel),
+            ignition: None,
+            sensors: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_single_reading_is_a_plain_point_record_as_before() {
+        let row = codec::encode(&point(10.0));
+        assert_eq!(decode(&row).expect("decodes"), [point(10.0)]);
+    }
+
+    #[test]
+    fn a_second_reading_in_the_millisecond_is_kept_after_the_first() {
+        let row = codec::encode(&point(10.0));
+        let row = merge(&row, &point(90.0))
+            .expect("merges")
+            .expect("new reading");
+        assert_eq!(row[0], READINGS);
+        let row = merge(&row, &point(50.0))
+            .expect("merges")
+            .expect("new reading");
+        assert_eq!(
+            decode(&row).expect("decodes"),
+            [point(10.0), point(90.0), point(50.0)]
+        );
+    }
+
+    #[test]
+    fn an_equal_reading_is_stored_once() {
+        let row = codec::encode(&point(10.0));
+        assert_eq!(merge(&row, &point(10.0)).expect("merges"), None);
+        let two = merge(&row, &point(90.0)).expect("merges").expect("new");
+        assert_eq!(merge(&two, &point(90.0)).expect("merges"), None);
+    }
+
+    #[test]
+    fn a_corrupt_row_is_an_error_not_a_panic() {
+        assert!(decode(&[]).is_err());
+        assert!(decode(&[READINGS]).is_err());
+        assert!(decode(&[READINGS, 0xff, 0xff]).is_err());
+        assert!(merge(&[7, 1, 2], &point(1.0)).is_err());
+    }
+}
