@@ -42,6 +42,17 @@ pub fn revoke_of_tenant(
     tenant: &str,
     now: Timestamp,
 ) -> Result<Vec<String>, StoreError> {
+    revoke_where(tx, tenant, now, |_| true)
+}
+
+/// Marks the not-yet-revoked certificates of `tenant` that `pick` accepts revoked at
+/// `now`; returns their serials in serial order.
+fn revoke_where(
+    tx: &WriteTransaction,
+    tenant: &str,
+    now: Timestamp,
+    pick: impl Fn(&CertificateRecord) -> bool,
+) -> Result<Vec<String>, StoreError> {
     let serials = serials_of(&tx.open_table(CERTIFICATES_BY_TENANT)?, tenant)?;
     let mut certificates = tx.open_table(CERTIFICATES)?;
     let mut revoked = Vec::new();
@@ -50,7 +61,7 @@ pub fn revoke_of_tenant(
         else {
             continue;
         };
-        if cert.revoked_at.is_some() {
+        if cert.revoked_at.is_some() || !pick(&cert) {
             continue;
         }
         cert.revoked_at = Some(now);
@@ -231,21 +242,7 @@ pub fn revoke_issued_before(
     let effective = in_force.map_or(issued_before, |at| at.max(issued_before));
     rules.insert(tenant, effective.0)?;
     drop(rules);
-    let serials = serials_of(&tx.open_table(CERTIFICATES_BY_TENANT)?, tenant)?;
-    let mut certificates = tx.open_table(CERTIFICATES)?;
-    let mut recorded = Vec::new();
-    for serial in serials {
-        let Some(mut cert) = get::<CertificateRecord>(&certificates, "certificates", &serial)?
-        else {
-            continue;
-        };
-        if cert.revoked_at.is_none() && cert.issued_at < effective {
-            cert.revoked_at = Some(now);
-            put(&mut certificates, &serial, &cert)?;
-            recorded.push(serial);
-        }
-    }
-    drop(certificates);
+    let recorded = revoke_where(tx, tenant, now, |cert| cert.issued_at < effective)?;
     crate::ops::audit(
         tx,
         crate::ops::Who::Principal(caller),
