@@ -4,7 +4,8 @@
 //! unit's identity; the bootstrap token is the platform admin. So the directory is 0700 and
 //! those files 0600, tightened at every start (with a warning naming the file) when found
 //! looser. And a database that is missing or empty next to an earlier install's CA or token
-//! is a lost database, not a first start: the gateway refuses it unless told `--init`.
+//! is a lost database, not a first start: the gateway refuses it unless told `--init`, which
+//! sets the earlier install's CA and token aside so nothing it signed connects again.
 
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
@@ -76,7 +77,7 @@ fn tighten(path: &Path, mode: u32) -> anyhow::Result<()> {
 fn refuse_lost_database(config: &Config) -> anyhow::Result<()> {
     let db = config.db_path();
     let empty = std::fs::metadata(&db).map_or(true, |meta| meta.len() == 0);
-    if !empty || config.init {
+    if !empty {
         return Ok(());
     }
     let left: Vec<&str> = EARLIER_INSTALL
@@ -86,6 +87,9 @@ fn refuse_lost_database(config: &Config) -> anyhow::Result<()> {
     if left.is_empty() {
         return Ok(());
     }
+    if config.init {
+        return retire(&config.data_dir, &left);
+    }
     anyhow::bail!(
         "{} is missing or empty, but {} holds an earlier install's {}: refusing to start a \
          fresh install over it (its units and tokens would not match a new store). Restore \
@@ -94,4 +98,25 @@ fn refuse_lost_database(config: &Config) -> anyhow::Result<()> {
         config.data_dir.display(),
         left.join(", ")
     )
+}
+
+/// `--init` over an earlier install: its CA and token are set aside (renamed with a
+/// `.retired-{unix seconds}` suffix, never deleted), so the new install mints its own CA.
+/// Keeping the old CA would let every certificate it ever signed connect again, revoked ones
+/// included: the revocations were in the lost database.
+fn retire(dir: &Path, files: &[&str]) -> anyhow::Result<()> {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs());
+    for name in files {
+        let from = dir.join(name);
+        let to = dir.join(format!("{name}.retired-{stamp}"));
+        std::fs::rename(&from, &to).with_context(|| format!("setting {} aside", from.display()))?;
+        tracing::warn!(
+            file = %from.display(),
+            kept_as = %to.display(),
+            "--init: set aside the earlier install's file; its certificates no longer connect"
+        );
+    }
+    Ok(())
 }

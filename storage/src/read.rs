@@ -302,3 +302,34 @@ fn decode_row(bytes: &[u8]) -> Result<Vec<Point>, StoreError> {
         source,
     })
 }
+
+/// Visits one asset's points with `from <= ts < to` that `keep` accepts, oldest first
+/// (readings of a millisecond in arrival order), until `visit` answers `false`: an export
+/// streams a whole range through this without holding it in memory.
+///
+/// # Errors
+/// [`StoreError`] when redb fails or a row does not decode.
+pub fn scan(
+    rtx: &ReadTransaction,
+    asset_key: u64,
+    (from, to): (Timestamp, Timestamp),
+    keep: impl Fn(Timestamp) -> bool,
+    mut visit: impl FnMut(&Point) -> bool,
+) -> Result<(), StoreError> {
+    if from >= to {
+        return Ok(());
+    }
+    let telemetry = rtx.open_table(TELEMETRY)?;
+    for row in telemetry.range((asset_key, from.0)..(asset_key, to.0))? {
+        let (key, value) = row?;
+        if !keep(Timestamp(key.value().1)) {
+            continue;
+        }
+        for point in decode_row(value.value())? {
+            if !visit(&point) {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}

@@ -133,8 +133,8 @@ impl Rule {
                 "only the owner's admin or fleet admin may remove a grant".into()
             }
             Rule::NoLastingAccess { what } => format!(
-                "support access creates no lasting access; {what} cannot be created under it \
-                 (ask the account's admin)"
+                "support access creates no lasting access; {what} cannot be created or changed \
+                 under it (ask the account's admin)"
             ),
             Rule::SupportRequestedBySupport => "only support staff request support access".into(),
             Rule::SupportDecidedByAdmin { role } => {

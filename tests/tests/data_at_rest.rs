@@ -82,10 +82,30 @@ fn a_lost_database_next_to_an_earlier_install_is_refused_unless_init() {
             "{lost}: nothing was re-created"
         );
     }
+    let ca_before = std::fs::read_to_string(dir.join("ca.pem")).expect("ca");
     let mut config = loopback_config(&dir);
     config.init = true;
     let started = Gateway::start(config).expect("--init starts anew");
     started.shutdown();
+    // The old CA is set aside, not reused: what it signed (revoked or not, the revocations
+    // were in the lost database) does not chain to the new one.
+    let ca_after = std::fs::read_to_string(dir.join("ca.pem")).expect("ca");
+    assert_ne!(ca_after, ca_before, "a new install, a new CA");
+    let retired: Vec<String> = std::fs::read_dir(&dir)
+        .expect("dir")
+        .flatten()
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains(".retired-"))
+        .collect();
+    assert!(
+        retired
+            .iter()
+            .any(|name| name.starts_with("ca.pem.retired-"))
+            && retired
+                .iter()
+                .any(|name| name.starts_with("ca.key.retired-")),
+        "kept aside, not deleted: {retired:?}"
+    );
     let token_after = std::fs::read_to_string(dir.join("bootstrap-token")).expect("token");
     assert_ne!(
         token_after, token_before,

@@ -9,6 +9,7 @@ pub mod auth_limit;
 pub mod body;
 pub mod certificates;
 pub mod dto;
+pub mod export;
 pub mod fleet;
 pub mod keys;
 pub mod last_used;

@@ -92,12 +92,7 @@ pub async fn list_users(
     let users = storage::users::list(&state.store.begin_read()?, &caller.0, &account)?;
     let items = users
         .into_iter()
-        .map(|mut record| {
-            // The store is at most one flush behind what this gateway noted.
-            let noted = state.last_used.noted(&record.user.id);
-            record.last_used_at = record.last_used_at.max(noted);
-            UserView::from(record)
-        })
+        .map(|record| view(&state, record))
         .collect();
     Ok(HttpResponse::Ok().json(UserList { items }))
 }
@@ -127,7 +122,7 @@ pub async fn patch_user(
         .usecases
         .update_user(caller.0, account, user, patch)
         .await?;
-    Ok(HttpResponse::Ok().json(UserView::from(record)))
+    Ok(HttpResponse::Ok().json(view(&state, record)))
 }
 
 #[utoipa::path(delete, path = "/v1/accounts/{a}/users/{u}",
@@ -153,4 +148,12 @@ pub async fn rotate_token(
     let id = user.clone();
     let token = state.usecases.rotate_token(caller.0, account, user).await?;
     Ok(HttpResponse::Ok().json(TokenView { id, token }))
+}
+
+/// The user as listed: the store is at most one flush behind what this gateway noted of
+/// its last use, so the newer of the two is shown.
+fn view(state: &AppState, mut record: storage::users::UserRecord) -> UserView {
+    let noted = state.last_used.noted(&record.user.id);
+    record.last_used_at = record.last_used_at.max(noted);
+    UserView::from(record)
 }

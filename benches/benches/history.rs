@@ -1,0 +1,122 @@
+//! A day of one asset at 1 Hz (86,400 points of 9 fields) read back through the HTTP API of
+//! a real gateway: every page of the maximum 1,000, and the same range as one streamed
+//! NDJSON or CSV answer. Before the runs it prints the bytes on disk per stored point (the
+//! file after compaction, divided by the points). `cargo bench -p benches --bench history`.
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use reqwest::header::{ACCEPT, AUTHORIZATION};
+use storage::time::Timestamp;
+use tests::{Fleet, TestGateway};
+
+const DAY: u64 = 86_400;
+const START: u64 = 1_800_000_000_000;
+
+/// A stopped gateway's store gets a day of points for `asset` of `account`, written as the
+/// store writer would, then the file is compacted; returns its size in bytes.
+fn seed(gateway: &TestGateway, account: &str) -> u64 {
+    let path = gateway.data_dir().join("fleetgate.redb");
+    {
+        let store = storage::Store::open(&path).expect("open");
+        let rtx = store.begin_read().expect("read");
+        let assets = rtx.open_table(storage::tables::ASSETS).expect("assets");
+        let record = assets.get((account, "ex1")).expect("get").expect("asset");
+        let asset: storage::model::Asset = storage::codec::decode(record.value()).expect("decodes");
+        drop((record, assets, rtx));
+        for chunk in (0..DAY).collect::<Vec<_>>().chunks(10_000) {
+            let points: Vec<_> = chunk
+                .iter()
+                .map(|i| {
+                    let payload = benches::sample_payload(START + i * 1000, *i);
+                    storage::telemetry::decode(&payload, Timestamp(START + DAY * 1000))
+                        .expect("valid")
+                        .point
+                })
+                .collect();
+            let tx = store.begin_write().expect("write");
+            storage::ops::write_points(&tx, points.iter().map(|p| (asset.key, p))).expect("insert");
+            tx.commit().expect("commit");
+        }
+    }
+    let mut db = storage::redb::Database::open(&path).expect("reopen");
+    while db.compact().expect("compact") {}
+    drop(db);
+    std::fs::metadata(&path).expect("size").len()
+}
+
+fn history(c: &mut Criterion) {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let mut gateway = TestGateway::start();
+    let fleet = runtime.block_on(async {
+        let fleet = Fleet::create(&gateway, "Acme").await;
+        fleet.unit_with_asset("unit1", "ex1").await;
+        fleet
+    });
+    gateway.stop();
+    let bytes = seed(&gateway, &fleet.account_id.to_string());
+    println!(
+        "bytes on disk per point after compaction: {:.1} ({bytes} bytes / {DAY} points)",
+        bytes as f64 / DAY as f64
+    );
+    gateway.restart();
+    let client = reqwest::Client::new();
+    let base = gateway.http_base();
+    let token = format!("Bearer {}", fleet.admin_token);
+    let get = |path: String, accept: &'static str| {
+        let request = client
+            .get(format!("{base}{path}"))
+            .header(AUTHORIZATION, &token)
+            .header(ACCEPT, accept);
+        async move {
+            request
+                .send()
+                .await
+                .expect("answer")
+                .bytes()
+                .await
+                .expect("body")
+        }
+    };
+    let mut group = c.benchmark_group("history_day");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(DAY));
+    group.bench_function("paged_1000", |b| {
+        b.iter(|| {
+            runtime.block_on(async {
+                let (mut cursor, mut points) = (None::<String>, 0);
+                loop {
+                    let path = match &cursor {
+                        None => "/v1/assets/ex1/telemetry?limit=1000".to_owned(),
+                        Some(at) => format!("/v1/assets/ex1/telemetry?limit=1000&cursor={at}"),
+                    };
+                    let page: serde_json::Value =
+                        serde_json::from_slice(&get(path, "application/json").await).expect("json");
+                    points += page["items"].as_array().map_or(0, Vec::len);
+                    cursor = page["next_cursor"].as_str().map(str::to_owned);
+                    if cursor.is_none() {
+                        break;
+                    }
+                }
+                assert_eq!(points as u64, DAY);
+            })
+        })
+    });
+    for (name, accept) in [
+        ("export_ndjson", "application/x-ndjson"),
+        ("export_csv", "text/csv"),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let body = runtime.block_on(get("/v1/assets/ex1/telemetry".into(), accept));
+                assert!(
+                    body.len() > DAY as usize * 50,
+                    "{name}: {} bytes",
+                    body.len()
+                );
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, history);
+criterion_main!(benches);
