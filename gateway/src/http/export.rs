@@ -55,19 +55,15 @@ impl Format {
     }
 }
 
-const FIXED: [&str; 11] = [
-    "ts",
-    "ts_ms",
-    "asset_id",
-    "lat",
-    "lon",
-    "speed_kmh",
-    "heading",
-    "engine_hours",
-    "odometer_km",
-    "fuel_pct",
-    "ignition",
-];
+/// The columns before the sensors: the point's own fields in their decoding order (without
+/// `sensors`), after its stamp and asset.
+fn fixed_columns() -> impl Iterator<Item = &'static str> {
+    ["ts", "ts_ms", "asset_id"].into_iter().chain(
+        storage::telemetry::FIELDS
+            .into_iter()
+            .filter(|field| !matches!(*field, "ts" | "sensors")),
+    )
+}
 
 /// Streams the points of `seen` in `range` (already cut to what the caller may read).
 pub fn respond(
@@ -143,9 +139,8 @@ fn produce(
 
 fn csv_header(sensors: &[String], out: &mut Vec<u8>) {
     let mut writer = csv::Writer::from_writer(&mut *out);
-    let names = FIXED
-        .iter()
-        .map(|name| (*name).to_owned())
+    let names = fixed_columns()
+        .map(str::to_owned)
         .chain(sensors.iter().map(|name| format!("sensors.{name}")));
     // Writing into a Vec cannot fail.
     let _ = writer.write_record(names);

@@ -44,8 +44,9 @@ pub fn decode(payload: &[u8], now: Timestamp) -> Result<Decoded, PointError> {
     parsed.map_err(|err| refusal.unwrap_or_else(|| PointError::InvalidJson(err.to_string())))
 }
 
-/// The top-level fields, in the order of the bit that marks each as seen.
-const FIELDS: [&str; 10] = [
+/// The top-level fields of a point, in the order of the bit that marks each as seen (and
+/// the order exports list them in).
+pub const FIELDS: [&str; 10] = [
     "ts",
     "lat",
     "lon",

@@ -4,6 +4,7 @@
 //! every refusal names the field and the rule (the device status shows it to the owner).
 
 mod decode;
+pub use decode::FIELDS;
 pub mod row;
 
 pub use decode::decode;
