@@ -379,3 +379,53 @@ async fn answers_are_not_cached_and_streams_say_so_themselves() {
         .expect("answer");
     assert_eq!(cache(&stream).as_deref(), Some("no-cache"));
 }
+
+/// A `+` in a query string means a space, so `from=2026-11-25T10:00:00+01:00` sent as typed
+/// arrives as `2026-11-25T10:00:00 01:00`. Every query-string time refuses that naming the
+/// field and `%2B`; the same time encoded is accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unencoded_plus_in_a_query_time_is_refused_naming_percent_2b() {
+    let gateway = TestGateway::start();
+    let owner = Fleet::create(&gateway, "Acme").await;
+    owner.unit_with_asset("unit1", "ex1").await;
+    let token = owner.admin_token.clone();
+    for (path, field) in [
+        (
+            "/v1/assets/ex1/telemetry?from=2026-11-25T10:00:00+01:00",
+            "from",
+        ),
+        (
+            "/v1/assets/ex1/access-events?to=2026-11-25T10:00:00+01:00",
+            "to",
+        ),
+        ("/v1/audit?from=2026-11-25T10:00:00+01:00", "from"),
+    ] {
+        let answer = raw(
+            &gateway,
+            &token,
+            Method::GET,
+            path,
+            "text/plain",
+            Vec::new(),
+        )
+        .await;
+        assert_problem(&answer, 422, "encode it as %2B");
+        assert_eq!(answer.2["field"], field, "{path}: {answer:?}");
+        let detail = answer.2["detail"].as_str().unwrap_or_default();
+        assert!(
+            detail.contains(&format!("({field}=2026-11-25T10:00:00%2B01:00)")),
+            "{path}: {detail}"
+        );
+        let encoded = path.replace('+', "%2B");
+        let answer = raw(
+            &gateway,
+            &token,
+            Method::GET,
+            &encoded,
+            "text/plain",
+            Vec::new(),
+        )
+        .await;
+        assert_eq!(answer.0, 200, "{encoded}: {answer:?}");
+    }
+}

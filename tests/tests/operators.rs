@@ -449,6 +449,55 @@ async fn an_import_names_row_and_column_of_each_error_in_csv_and_xlsx_and_import
     assert_eq!(imported, 8, "each imported operator is audited");
 }
 
+/// Issue 15: a CSV saved as "CSV (Macintosh)" (CR-only line endings) reported every error
+/// on row 1. Every line ending, a BOM and `;` separators name the rows the sheet shows, and
+/// a phone typed as a number in an XLSX is refused with the text the sheet shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_spreadsheet_dialect_names_the_rows_the_sheet_shows_and_imports_nothing() {
+    let gateway = TestGateway::start();
+    let acme = Fleet::create(&gateway, "Acme").await;
+    let token = acme.admin_token.clone();
+    let windows = String::from_utf8(as_csv(&rows_with_bad_phone_in_row_7())).expect("text");
+    let mac = windows.replace("\r\n", "\r");
+    let unix_bom = format!("\u{feff}{}\n", windows.replace("\r\n", "\n"));
+    let european = format!("\u{feff}{}\r", mac.replace(',', ";"));
+    for (dialect, body) in [
+        ("CRLF", &windows),
+        ("CR only", &mac),
+        ("LF with a BOM", &unix_bom),
+        ("semicolons, CR only", &european),
+    ] {
+        let (status, problem) =
+            import(&gateway, &token, "", "text/csv", body.clone().into_bytes()).await;
+        assert_eq!(status, 422, "{dialect}: {problem}");
+        assert_row_7_phone(status, &problem);
+    }
+
+    let mut workbook = rust_xlsxwriter::Workbook::new();
+    let sheet = workbook.add_worksheet();
+    for (column, name) in (0u16..).zip(["name", "phone"]) {
+        sheet.write_string(0, column, name).expect("header");
+    }
+    sheet.write_string(1, 0, "Ann").expect("cell");
+    sheet.write_string(1, 1, "+4791234567").expect("cell");
+    sheet.write_string(2, 0, "Bob").expect("cell");
+    sheet.write_number(2, 1, 4791234567.0).expect("cell");
+    let body = workbook.save_to_buffer().expect("xlsx");
+    let (status, problem) = import(&gateway, &token, "", XLSX, body).await;
+    assert_eq!(status, 422, "{problem}");
+    assert_eq!(
+        problem["errors"],
+        json!([{
+            "row": 3,
+            "column": "phone",
+            "message": "cell B3 holds a number (4791234567), not text; format column B as Text \
+                        and type the number with its + country code, e.g. +4791234567",
+        }]),
+        "{problem}"
+    );
+    assert!(names(&acme.admin).await.is_empty(), "all or nothing");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn imports_are_refused_by_type_size_rows_and_role() {
     let gateway = TestGateway::start();

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use storage::ids::IdError;
 use storage::model::{Account, Asset, Capabilities, Principal, PrincipalKind};
+use storage::time::Timestamp;
 use storage::visibility::{Relation, Seen};
 use storage::OpError;
 use utoipa::{IntoParams, ToSchema};
@@ -14,6 +15,38 @@ pub const MAX_LIMIT: usize = 1000;
 /// Parses an id from a body or query field, naming the field when it is refused.
 pub fn id_field<T>(field: &str, parsed: Result<T, IdError>) -> Result<T, OpError> {
     parsed.map_err(|err| OpError::invalid(field, err.to_string()))
+}
+
+/// A time from the query string (RFC 3339), or `default` when absent. A `+` offset sent
+/// unencoded arrives as a space (`+` means a space in a query string), so that case is
+/// refused saying to encode it as `%2B`. Body (JSON) times do not need this.
+pub fn query_time(
+    field: &str,
+    raw: Option<&str>,
+    default: Timestamp,
+) -> Result<Timestamp, OpError> {
+    let Some(raw) = raw else {
+        return Ok(default);
+    };
+    if let Some(parsed) = Timestamp::parse_rfc3339(raw) {
+        return Ok(parsed);
+    }
+    let message = match unencoded_plus(raw) {
+        Some(meant) => format!(
+            "{raw:?} has a space where the offset's + belongs: a + in a query string means a \
+             space, so encode it as %2B ({field}={})",
+            meant.replace('+', "%2B")
+        ),
+        None => "must be an RFC 3339 time, e.g. 2026-11-25T10:00:00Z".to_owned(),
+    };
+    Err(OpError::invalid(field, message))
+}
+
+/// The time meant when the `+` of a `+HH:MM` offset arrived as a space, if that parses.
+fn unencoded_plus(raw: &str) -> Option<String> {
+    let (time, offset) = raw.rsplit_once(' ')?;
+    let meant = format!("{time}+{offset}");
+    Timestamp::parse_rfc3339(&meant).map(|_| meant)
 }
 
 /// Paging limit from the query string (kept as text there, so a bad value is refused
@@ -332,5 +365,58 @@ impl DeviceStatusView {
             last_disconnect_at: session.last_disconnect_at.map(|t| t.to_rfc3339()),
             clock_offset_ms: live.clock_offset_ms,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(raw: &str) -> String {
+        match query_time("from", Some(raw), Timestamp(0)) {
+            Err(OpError::Invalid { field, reason }) => format!("{field}: {reason}"),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_plus_offset_that_arrived_as_a_space_is_refused_naming_percent_2b() {
+        assert_eq!(
+            refusal("2026-11-25T10:00:00 01:00"),
+            "from: \"2026-11-25T10:00:00 01:00\" has a space where the offset's + belongs: a + \
+             in a query string means a space, so encode it as %2B \
+             (from=2026-11-25T10:00:00%2B01:00)"
+        );
+        assert_eq!(
+            refusal("2026-11-25T10:00:00.5 05:30"),
+            "from: \"2026-11-25T10:00:00.5 05:30\" has a space where the offset's + belongs: \
+             a + in a query string means a space, so encode it as %2B \
+             (from=2026-11-25T10:00:00.5%2B05:30)"
+        );
+    }
+
+    #[test]
+    fn other_bad_times_get_the_plain_refusal() {
+        for raw in [
+            "yesterday",
+            "2026-11-25T10:00:00 99:00",
+            "2026-11-25T10:00 01:00",
+            "",
+        ] {
+            assert_eq!(
+                refusal(raw),
+                "from: must be an RFC 3339 time, e.g. 2026-11-25T10:00:00Z",
+                "{raw:?}"
+            );
+        }
+        let encoded = query_time("to", Some("2026-11-25T10:00:00+01:00"), Timestamp(0));
+        assert_eq!(
+            encoded.ok(),
+            Timestamp::parse_rfc3339("2026-11-25T09:00:00Z")
+        );
+        assert_eq!(
+            query_time("to", None, Timestamp(7)).ok(),
+            Some(Timestamp(7))
+        );
     }
 }

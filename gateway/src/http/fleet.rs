@@ -180,15 +180,6 @@ pub async fn get_asset(
     Ok(HttpResponse::Ok().json(AssetView::from(seen)))
 }
 
-fn time_param(field: &str, raw: Option<&str>, default: Timestamp) -> Result<Timestamp, OpError> {
-    match raw {
-        None => Ok(default),
-        Some(raw) => Timestamp::parse_rfc3339(raw).ok_or_else(|| {
-            OpError::invalid(field, "must be an RFC 3339 time, e.g. 2026-11-25T10:00:00Z")
-        }),
-    }
-}
-
 /// Paged JSON by default; with `Accept: application/x-ndjson` or `text/csv` the whole range
 /// in one streamed answer (see [`super::export`]), under the same visibility.
 #[utoipa::path(get, path = "/v1/assets/{x}/telemetry", params(HistoryQuery),
@@ -202,8 +193,8 @@ pub async fn history(
     request: actix_web::HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let seen = visible_asset(&state, &caller, query.account_id.as_deref(), &path)?;
-    let from = time_param("from", query.from.as_deref(), Timestamp(0))?;
-    let to = time_param("to", query.to.as_deref(), Timestamp(u64::MAX))?;
+    let from = query_time("from", query.from.as_deref(), Timestamp(0))?;
+    let to = query_time("to", query.to.as_deref(), Timestamp(u64::MAX))?;
     if to <= from {
         return Err(OpError::invalid("to", "must be after from").into());
     }

@@ -13,7 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Caller;
 use super::body::Json;
-use super::dto::{id_field, limit, AccountQuery};
+use super::dto::{id_field, limit, query_time, AccountQuery};
 use super::fleet::{account_param, visible_asset};
 use super::problem::{ApiError, Problem};
 use super::sharing::DryRun;
@@ -299,18 +299,8 @@ pub async fn access_events(
 ) -> Result<HttpResponse, ApiError> {
     let seen = visible_asset(&state, &caller, query.account_id.as_deref(), &path)?;
     seen.require_owned("read the access events of")?;
-    let from = query
-        .from
-        .as_deref()
-        .map(|raw| time("from", raw))
-        .transpose()?
-        .unwrap_or(Timestamp(0));
-    let to = query
-        .to
-        .as_deref()
-        .map(|raw| time("to", raw))
-        .transpose()?
-        .unwrap_or(Timestamp(u64::MAX));
+    let from = query_time("from", query.from.as_deref(), Timestamp(0))?;
+    let to = query_time("to", query.to.as_deref(), Timestamp(u64::MAX))?;
     let cursor = query
         .cursor
         .as_deref()

@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Caller;
 use super::body::Json;
-use super::dto::{id_field, AccountView};
+use super::dto::{id_field, query_time, AccountView};
 use super::fleet::account_param;
 use super::problem::{ApiError, Problem};
 use super::AppState;
@@ -342,8 +342,8 @@ pub async fn audit(
         .as_deref()
         .map(|raw| account_field("account_id", raw))
         .transpose()?;
-    let from = time_field("from", query.from.as_deref())?.unwrap_or(Timestamp(0));
-    let to = time_field("to", query.to.as_deref())?.unwrap_or(Timestamp(u64::MAX));
+    let from = query_time("from", query.from.as_deref(), Timestamp(0))?;
+    let to = query_time("to", query.to.as_deref(), Timestamp(u64::MAX))?;
     let limit = super::dto::limit(query.limit.as_deref())?;
     let entries = storage::audit::entries(
         &state.store.begin_read()?,
