@@ -9,6 +9,8 @@
 //! - [`directory`]: finds or starts the actor of a device or account.
 //! - [`writer`]: the store writer thread (group commit for telemetry, durable control ops).
 //! - [`scheduler`]: applies grant starts and ends at their instants.
+//! - [`retention`]: the task that prunes expired rows, compacts the file and reports its
+//!   size.
 //! - [`usecases`]: every mutation, its transaction and its follow-ups, in one place.
 //! - [`metrics`]: the Prometheus registry every part counts into.
 //!
@@ -23,6 +25,7 @@ pub mod device;
 pub mod directory;
 pub mod keys;
 pub mod metrics;
+pub mod retention;
 pub mod scheduler;
 pub mod usecases;
 pub mod writer;

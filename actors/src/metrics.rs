@@ -34,6 +34,13 @@ pub struct Metrics {
     /// Live events a device actor could not hand to an account actor (its mailbox was
     /// full): the live path sheds rather than slowing ingest.
     pub live_shed: Counter,
+    /// Rows deleted by retention, by kind (`telemetry`, `access_events`, `audit`).
+    pub retention_deleted: Family<Labels, Counter>,
+    /// The database file's size on disk in bytes (free pages included until a compaction
+    /// gives them back), refreshed by the retention task.
+    pub store_bytes: Gauge,
+    /// Compactions of the database file that ran (whether or not they freed space).
+    pub store_compactions: Counter,
     /// Requests with a bearer token that matched nobody.
     pub auth_failures: Counter,
     /// Requests refused (429) because their source failed to authenticate too often.
@@ -64,6 +71,9 @@ impl Metrics {
             live_shed: Counter::default(),
             auth_failures: Counter::default(),
             auth_throttled: Counter::default(),
+            retention_deleted: Family::default(),
+            store_bytes: Gauge::default(),
+            store_compactions: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -136,6 +146,21 @@ impl Metrics {
             "Requests refused because their source failed to authenticate too often",
             metrics.auth_throttled.clone(),
         );
+        registry.register(
+            "retention_deleted",
+            "Rows deleted by retention, by kind",
+            metrics.retention_deleted.clone(),
+        );
+        registry.register(
+            "store_bytes",
+            "Size of the database file on disk in bytes",
+            metrics.store_bytes.clone(),
+        );
+        registry.register(
+            "store_compactions",
+            "Compactions of the database file",
+            metrics.store_compactions.clone(),
+        );
         Metrics {
             registry,
             ..metrics
@@ -152,6 +177,13 @@ impl Metrics {
         self.points_dropped
             .get_or_create(&vec![("reason", reason)])
             .get()
+    }
+
+    /// Counts `rows` deleted by retention under `kind`.
+    pub fn retention_deleted(&self, kind: &'static str, rows: usize) {
+        self.retention_deleted
+            .get_or_create(&vec![("kind", kind)])
+            .inc_by(rows as u64);
     }
 
     pub fn actor_started(&self, kind: &'static str) {

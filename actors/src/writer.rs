@@ -205,6 +205,37 @@ impl WriterHandle {
         result
     }
 
+    /// Runs `work` on the writer thread with no write transaction open (the one the writer
+    /// began for it is aborted first), between telemetry batches: maintenance that needs
+    /// the database to itself, such as compaction. Telemetry waits meanwhile. Errors as
+    /// [`WriterHandle::execute`]; an I/O failure of `work` starts the recovery.
+    pub async fn exclusive<R, F>(&self, work: F) -> Result<R, OpError>
+    where
+        R: Send + 'static,
+        F: FnOnce() -> Result<R, OpError> + Send + 'static,
+    {
+        if let Health::Unavailable { detail, .. } = self.store.health() {
+            return Err(StoreError::Unavailable(detail).into());
+        }
+        let (reply, answer) = oneshot::channel();
+        let job: ControlJob = Box::new(move |tx| {
+            let result = tx.map_err(OpError::Store).and_then(|tx| {
+                let _ = tx.abort();
+                work()
+            });
+            let failure = match &result {
+                Err(err) if err.is_io_failure() => Err(err.to_string()),
+                _ => Ok(()),
+            };
+            let _ = reply.send(result);
+            failure
+        });
+        if !self.send(Job::Control(job)) {
+            return Err(StoreError::WriterGone.into());
+        }
+        answer.await.unwrap_or(Err(StoreError::WriterGone.into()))
+    }
+
     /// Waits until the live streams were checked against every commit made so far, so a
     /// change that ended someone's access answers after their streams ended. The check
     /// runs in the guard's own task: a caller that goes away does not stop it.

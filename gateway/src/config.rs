@@ -75,6 +75,18 @@ pub struct ServeArgs {
     /// Failed authentications one source address may make per minute; then 429.
     #[arg(long, env = "FLEETGATE_AUTH_FAILURES_PER_MINUTE")]
     pub auth_failures_per_minute: Option<u32>,
+    /// Days telemetry is kept, unless the owner account set its own; 0 keeps forever.
+    #[arg(long, env = "FLEETGATE_TELEMETRY_RETENTION_DAYS")]
+    pub telemetry_retention_days: Option<u32>,
+    /// Days access events are kept; 0 keeps forever.
+    #[arg(long, env = "FLEETGATE_ACCESS_EVENT_RETENTION_DAYS")]
+    pub access_event_retention_days: Option<u32>,
+    /// Days audit entries are kept; 0 keeps forever. At least the two above.
+    #[arg(long, env = "FLEETGATE_AUDIT_RETENTION_DAYS")]
+    pub audit_retention_days: Option<u32>,
+    /// Hours between two compactions of the database file; 0 never compacts.
+    #[arg(long, env = "FLEETGATE_COMPACT_EVERY_HOURS")]
+    pub compact_every_hours: Option<u64>,
 }
 
 /// Which [`crate::outbox::SmsSender`] drains the invitation outbox.
@@ -103,6 +115,10 @@ struct FileConfig {
     mqtt_max_sessions: Option<usize>,
     sse_max_streams: Option<usize>,
     sse_max_streams_per_principal: Option<usize>,
+    telemetry_retention_days: Option<u32>,
+    access_event_retention_days: Option<u32>,
+    audit_retention_days: Option<u32>,
+    compact_every_hours: Option<u64>,
 }
 
 /// Resolved settings.
@@ -144,6 +160,14 @@ pub struct Config {
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Failed authentications per source address per minute before 429.
     pub auth_failures_per_minute: u32,
+    /// How long telemetry, access events and audit entries are kept (days; 0 forever).
+    pub retention: storage::retention::Retention,
+    /// Clock time between two prunes. Not a flag.
+    pub prune_every: Duration,
+    /// Clock time between two compactions of the database file; `None` never.
+    pub compact_every: Option<Duration>,
+    /// How a prune paces its batches. Not a flag: tests make batches small.
+    pub prune_limits: actors::usecases::retention::PruneLimits,
     /// Tests only, never from a flag, variable or file: opens the store over a backend that
     /// fails writes while this switch says the disk is full (see `storage::faults`).
     pub store_faults: Option<storage::faults::FaultSwitch>,
@@ -157,6 +181,13 @@ pub const DEFAULT_HTTP: &str = "127.0.0.1:8080";
 pub const DEFAULT_MQTT_TLS: &str = "0.0.0.0:8883";
 pub const DEFAULT_COMMIT_WINDOW_MS: u64 = 50;
 pub const DEFAULT_DEVICE_CERT_DAYS: u64 = 365;
+/// The global retention defaults, in days.
+pub const DEFAULT_RETENTION: storage::retention::Retention = storage::retention::Retention {
+    telemetry_days: 365,
+    access_event_days: 90,
+    audit_days: 730,
+};
+pub const DEFAULT_COMPACT_EVERY_HOURS: u64 = 24;
 /// Ten years: longer-lived unit identities cannot be rotated away from a leaked key.
 pub const MAX_DEVICE_CERT_DAYS: u64 = 3650;
 const DAY_SECS: u64 = 24 * 3600;
@@ -191,6 +222,10 @@ impl Config {
             init: false,
             trusted_proxies: Vec::new(),
             auth_failures_per_minute: crate::http::auth_limit::MAX_FAILURES,
+            retention: DEFAULT_RETENTION,
+            prune_every: Duration::from_secs(10 * 60),
+            compact_every: Some(Duration::from_secs(DEFAULT_COMPACT_EVERY_HOURS * 3600)),
+            prune_limits: Default::default(),
             store_faults: None,
         }
     }
@@ -260,8 +295,42 @@ impl Config {
         if let Some(max) = args.auth_failures_per_minute {
             config.auth_failures_per_minute = max;
         }
+        let file_days = [
+            file.telemetry_retention_days,
+            file.access_event_retention_days,
+            file.audit_retention_days,
+        ];
+        config.resolve_retention(args, file_days, file.compact_every_hours);
         config.validate()?;
         Ok(config)
+    }
+
+    /// The retention settings from the flags, else the file's (telemetry, access events,
+    /// audit days; compaction hours), else the defaults.
+    fn resolve_retention(
+        &mut self,
+        args: &ServeArgs,
+        [telemetry, access, audit]: [Option<u32>; 3],
+        compact_every_hours: Option<u64>,
+    ) {
+        let retention = &mut self.retention;
+        let pick =
+            |flag: Option<u32>, file: Option<u32>, default: u32| flag.or(file).unwrap_or(default);
+        retention.telemetry_days = pick(
+            args.telemetry_retention_days,
+            telemetry,
+            retention.telemetry_days,
+        );
+        retention.access_event_days = pick(
+            args.access_event_retention_days,
+            access,
+            retention.access_event_days,
+        );
+        retention.audit_days = pick(args.audit_retention_days, audit, retention.audit_days);
+        if let Some(hours) = args.compact_every_hours.or(compact_every_hours) {
+            self.compact_every =
+                (hours > 0).then(|| Duration::from_secs(hours.saturating_mul(3600)));
+        }
     }
 
     /// Refuses settings that would be unsafe rather than silently adjusting them.
@@ -291,6 +360,25 @@ impl Config {
         }
         if self.sms_sender == SmsSenderKind::Webhook {
             self.sms_webhook_url()?;
+        }
+        self.validate_retention()
+    }
+
+    /// The audit log outlives what it tells about: its retention (0 = forever) is at least
+    /// the default telemetry and the access-event retention, forever counting as longest.
+    fn validate_retention(&self) -> anyhow::Result<()> {
+        let span = |days: u32| if days == 0 { u32::MAX } else { days };
+        let retention = &self.retention;
+        if span(retention.audit_days) < span(retention.telemetry_days)
+            || span(retention.audit_days) < span(retention.access_event_days)
+        {
+            bail!(
+                "--audit-retention-days ({}) must be at least --telemetry-retention-days ({}) \
+                 and --access-event-retention-days ({}); 0 keeps forever",
+                retention.audit_days,
+                retention.telemetry_days,
+                retention.access_event_days
+            );
         }
         Ok(())
     }
@@ -370,6 +458,34 @@ mod tests {
             ..ServeArgs::default()
         };
         assert!(Config::resolve(&args).is_err());
+    }
+
+    #[test]
+    fn retention_defaults_flags_and_the_audit_outlasting_the_rest() {
+        let config = Config::resolve(&ServeArgs::default()).expect("defaults");
+        assert_eq!(config.retention, DEFAULT_RETENTION);
+        assert_eq!(config.compact_every, Some(Duration::from_secs(24 * 3600)));
+        let args = ServeArgs {
+            telemetry_retention_days: Some(30),
+            access_event_retention_days: Some(0),
+            audit_retention_days: Some(0),
+            compact_every_hours: Some(0),
+            ..ServeArgs::default()
+        };
+        let config = Config::resolve(&args).expect("valid");
+        assert_eq!(config.retention.telemetry_days, 30);
+        assert_eq!(config.retention.access_event_days, 0);
+        assert_eq!(config.compact_every, None);
+        for (telemetry, access, audit) in [(800, 90, 730), (365, 0, 730), (0, 90, 730)] {
+            let args = ServeArgs {
+                telemetry_retention_days: Some(telemetry),
+                access_event_retention_days: Some(access),
+                audit_retention_days: Some(audit),
+                ..ServeArgs::default()
+            };
+            let err = Config::resolve(&args).expect_err("audit shorter");
+            assert!(err.to_string().contains("--audit-retention-days"), "{err}");
+        }
     }
 
     #[test]

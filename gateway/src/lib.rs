@@ -161,8 +161,16 @@ async fn serve(
         sessions: sessions_out,
         outbox: outbox.notify(),
         key_ack_wait: config.key_ack_wait,
+        retention: config.retention,
     };
     actors::scheduler::spawn(store.clone(), usecases.clone(), config.scheduler_max_nap);
+    let retention = actors::retention::Schedule {
+        prune_every: config.prune_every,
+        compact_every: config.compact_every,
+        nap: config.scheduler_max_nap,
+        limits: config.prune_limits,
+    };
+    actors::retention::spawn(store.clone(), usecases.clone(), metrics.clone(), retention);
 
     let last_used = Arc::new(http::last_used::LastUsed::default());
     last_used.spawn_flusher(usecases.clone());

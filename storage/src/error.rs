@@ -62,7 +62,8 @@ redb_from!(
     redb::TableError,
     redb::StorageError,
     redb::CommitError,
-    redb::DatabaseError
+    redb::DatabaseError,
+    redb::CompactionError
 );
 
 /// Why a domain operation was refused. The message always names the field or the rule.

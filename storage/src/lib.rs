@@ -14,6 +14,8 @@
 //! - [`ops`]: every mutation, each a function over one redb write transaction.
 //! - [`operators`]: operators (rule 6) and the durable outbox of their SMS invitations.
 //! - [`read`]: queries over a read transaction (history scans, listings).
+//! - [`retention`]: how long telemetry, access events and the audit log are kept, and the
+//!   bounded batches that delete what is older.
 //! - [`rule`]: the rules a refusal names, each with its problem `type` URI and sentence.
 //! - [`sharing`]: partnerships and visibility grants (rules 2 and 3), and their schedule.
 //! - [`support`]: support access requests and cases (rule 4).
@@ -42,6 +44,7 @@ pub mod operators;
 pub mod ops;
 pub mod policy;
 pub mod read;
+pub mod retention;
 pub mod rule;
 pub mod sharing;
 pub mod store;

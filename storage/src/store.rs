@@ -148,11 +148,33 @@ impl Store {
         Ok(())
     }
 
+    /// Compacts the database file (redb gives the free pages at its end back to the file
+    /// system) and answers whether anything was compacted. Only the store writer calls
+    /// this, with no write transaction open. It holds the database to itself as
+    /// [`Store::reopen`] does: new readers wait for it, and a reader still holding a
+    /// transaction begun earlier makes it refuse (`TransactionInProgress`) rather than wait,
+    /// so the caller simply tries again at its next turn.
+    ///
+    /// Errors: a transaction is open, the database is being reopened, or an I/O failure.
+    pub fn compact(&self) -> Result<bool, StoreError> {
+        let mut slot = self.slot();
+        let db = slot.as_mut().ok_or_else(|| {
+            StoreError::Unavailable("the database is being reopened after a disk failure".into())
+        })?;
+        Ok(db.compact()?)
+    }
+
     fn slot(&self) -> RwLockWriteGuard<'_, Option<Database>> {
         self.shared
             .db
             .write()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The database file's size on disk in bytes, free pages included (what
+    /// `fleetgate_store_bytes` shows). Errors: the file cannot be read.
+    pub fn file_bytes(&self) -> std::io::Result<u64> {
+        std::fs::metadata(&self.shared.path).map(|meta| meta.len())
     }
 
     /// A small durable write (a counter bump): whether the disk takes writes again, when a
@@ -275,6 +297,7 @@ fn open_database(path: &Path, faults: Option<&FaultSwitch>) -> Result<Database, 
         tx.open_table(DISABLED_USERS)?;
         tx.open_table(REVOKED_BEFORE)?;
         tx.open_table(LAST_USED)?;
+        tx.open_table(TELEMETRY_RETENTION)?;
     }
     tx.commit()?;
     Ok(db)

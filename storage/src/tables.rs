@@ -127,3 +127,10 @@ pub const REVOKED_BEFORE: TableDefinition<&str, u64> = TableDefinition::new("rev
 /// gateway's in-memory tracker (at most one flush interval behind; removed with the
 /// principal).
 pub const LAST_USED: TableDefinition<&str, u64> = TableDefinition::new("last_used");
+
+/// account id -> the account's own telemetry retention in whole days (1 to
+/// `retention::MAX_ACCOUNT_DAYS`); no row: the global default (see `crate::retention`).
+/// A table of its own, not a field of the postcard-encoded account record: postcard is not
+/// self-describing, so records written before the field existed would stop decoding.
+pub const TELEMETRY_RETENTION: TableDefinition<&str, u32> =
+    TableDefinition::new("telemetry_retention");

@@ -17,9 +17,11 @@
 //! - [`sharing`]: partnerships, visibility grants, tenant sharing and its profiles.
 //! - [`support`]: support access, support cases, and the scheduler's deadlines.
 //! - [`keys`]: access keys and operators.
+//! - [`retention`]: accounts' telemetry retention, the prune and the compaction.
 
 pub mod fleet;
 pub mod keys;
+pub mod retention;
 pub mod sharing;
 pub mod support;
 
@@ -68,6 +70,9 @@ pub struct UseCases {
     /// How long a key change waits for the units' acknowledgements before it answers
     /// (units that miss it get the set when they next subscribe).
     pub key_ack_wait: Duration,
+    /// The global retention settings (days; 0 keeps forever): the default an account's own
+    /// telemetry setting overrides, and the access-event and audit retention.
+    pub retention: storage::retention::Retention,
 }
 
 impl UseCases {

@@ -15,6 +15,7 @@ pub mod keys;
 pub mod last_used;
 pub mod operators;
 pub mod problem;
+pub mod retention;
 pub mod routes;
 pub mod sharing;
 pub mod stream;

@@ -12,8 +12,8 @@ use actix_web::http::Method;
 use actix_web::web;
 
 use super::{
-    accounts, certificates, fleet, keys, operators, problem, sharing, stream, support, tenant,
-    users,
+    accounts, certificates, fleet, keys, operators, problem, retention, sharing, stream, support,
+    tenant, users,
 };
 
 /// One route of the table: an HTTP method (upper case) and an actix path template.
@@ -76,6 +76,8 @@ route_table! {
     POST "/v1/accounts/{a}/users/{u}/token" => users::rotate_token;
     POST "/v1/accounts/{a}/integration-certs" => accounts::integration_cert;
     GET "/v1/accounts/{a}/children" => sharing::children;
+    GET "/v1/accounts/{a}/retention" => retention::get_retention;
+    PUT "/v1/accounts/{a}/retention" => retention::put_retention;
     POST "/v1/partnerships" => sharing::create_partnership;
     GET "/v1/partnerships" => sharing::list_partnerships;
     DELETE "/v1/partnerships/{id}" => sharing::end_partnership;

@@ -1,0 +1,283 @@
+//! Retention: how long telemetry, access events and the audit log are kept, and the
+//! bounded deletions that enforce it.
+//!
+//! - Telemetry is kept for the global default number of days unless the asset's owner
+//!   account has its own setting ([`TELEMETRY_RETENTION`]); a grantee and a mirror read the
+//!   owner's rows, so what the owner keeps is what they can see. A setting is the
+//!   account's own: sub-accounts do not inherit it.
+//! - Access events and audit entries have one global retention each.
+//! - Every deletion is a batch of at most `budget` rows in the caller's write transaction
+//!   (the store writer's), so live telemetry commits run between two batches; [`Plan`]
+//!   says, per asset, where each batch starts and which rows are due.
+//!
+//! The per-account setting lives in [`crate::tables::TELEMETRY_RETENTION`].
+//!
+//! Days are whole days of 86,400,000 ms counted back from "now"; 0 means "keep forever".
+//! A row is deleted when its `ts` (telemetry, access events) or `at` (audit) is strictly
+//! before `now - days`.
+
+use redb::{ReadTransaction, ReadableTable, WriteTransaction};
+
+use crate::error::{OpError, StoreError};
+use crate::ids::AccountId;
+use crate::model::{Asset, AuditEntry, Principal};
+use crate::ops::{audit, AuditNote, Who};
+use crate::read::administers;
+use crate::store::decode_as;
+use crate::tables::{ACCESS_EVENTS, ACCOUNTS, ASSETS, AUDIT, TELEMETRY, TELEMETRY_RETENTION};
+use crate::time::Timestamp;
+
+/// One day in milliseconds.
+pub const DAY_MS: u64 = 86_400_000;
+
+/// The longest telemetry retention an account may set for itself: ten years, in days.
+pub const MAX_ACCOUNT_DAYS: u32 = 3650;
+
+/// The global retention settings, in days; 0 keeps forever.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Telemetry of accounts without their own setting.
+    pub telemetry_days: u32,
+    /// Access events reported by units.
+    pub access_event_days: u32,
+    /// Audit log entries.
+    pub audit_days: u32,
+}
+
+/// The instant before which rows older than `days` are due at `now`; `None` keeps forever.
+pub fn cutoff(now: Timestamp, days: u32) -> Option<Timestamp> {
+    (days > 0).then(|| Timestamp(now.0.saturating_sub(u64::from(days) * DAY_MS)))
+}
+
+/// An account's telemetry retention, as `GET`/`PUT /v1/accounts/{a}/retention` show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountRetention {
+    pub account_id: AccountId,
+    /// The account's own setting in days; `None` follows the global default.
+    pub own_days: Option<u32>,
+    /// What applies to the account's assets, in days (0: forever).
+    pub telemetry_days: u32,
+}
+
+/// The account's setting, for its admin or a platform admin (others: 404 or 403).
+pub fn account_retention(
+    rtx: &ReadTransaction,
+    caller: &Principal,
+    account: &AccountId,
+    default_days: u32,
+) -> Result<AccountRetention, OpError> {
+    administers(&rtx.open_table(ACCOUNTS)?, caller, account)?;
+    let own_days = rtx
+        .open_table(TELEMETRY_RETENTION)?
+        .get(account.as_str())?
+        .map(|days| days.value());
+    Ok(AccountRetention {
+        account_id: account.clone(),
+        own_days,
+        telemetry_days: own_days.unwrap_or(default_days),
+    })
+}
+
+/// Sets (`Some`) or clears (`None`: back to the default) the account's own telemetry
+/// retention in days, audited as `retention.set`. Refused: not 1..=[`MAX_ACCOUNT_DAYS`]
+/// (422 naming `telemetry_days`), a caller who does not administer the account.
+pub fn set_account_retention(
+    tx: &WriteTransaction,
+    caller: &Principal,
+    account: &AccountId,
+    days: Option<i64>,
+    default_days: u32,
+    now: Timestamp,
+) -> Result<AccountRetention, OpError> {
+    administers(&tx.open_table(ACCOUNTS)?, caller, account)?;
+    let days = days.map(checked_days).transpose()?;
+    let mut table = tx.open_table(TELEMETRY_RETENTION)?;
+    let before = match days {
+        Some(days) => table.insert(account.as_str(), days)?,
+        None => table.remove(account.as_str())?,
+    }
+    .map(|old| old.value());
+    drop(table);
+    let shown =
+        |days: Option<u32>| days.map_or_else(|| "default".to_owned(), |d| format!("{d} days"));
+    let note = AuditNote {
+        account_id: Some(account),
+        action: "retention.set",
+        target: format!("account {account} telemetry"),
+        before: Some(shown(before)),
+        after: Some(shown(days)),
+    };
+    audit(tx, Who::Principal(caller), note, now)?;
+    Ok(AccountRetention {
+        account_id: account.clone(),
+        own_days: days,
+        telemetry_days: days.unwrap_or(default_days),
+    })
+}
+
+fn checked_days(days: i64) -> Result<u32, OpError> {
+    u32::try_from(days)
+        .ok()
+        .filter(|days| (1..=MAX_ACCOUNT_DAYS).contains(days))
+        .ok_or_else(|| {
+            OpError::invalid(
+                "telemetry_days",
+                format!("must be a whole number of days from 1 to {MAX_ACCOUNT_DAYS}, or null for the default"),
+            )
+        })
+}
+
+/// What one prune run deletes: per asset key (ascending), the instant before which its
+/// rows are due. Read once per run; a setting changed meanwhile applies from the next run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// (asset key, telemetry cutoff ms) for assets whose owner keeps telemetry finitely.
+    pub telemetry: Vec<(u64, u64)>,
+    /// (asset key, access-event cutoff ms) for every asset, when access events expire.
+    pub access_events: Vec<(u64, u64)>,
+    /// The audit cutoff, when audit entries expire.
+    pub audit: Option<Timestamp>,
+}
+
+/// Reads the owners' settings and turns them into a [`Plan`] for `now`. Mirrors are
+/// skipped: they hold no rows of their own (they read their source's, whose owner's
+/// setting governs).
+pub fn plan(
+    rtx: &ReadTransaction,
+    retention: Retention,
+    now: Timestamp,
+) -> Result<Plan, StoreError> {
+    let settings = rtx.open_table(TELEMETRY_RETENTION)?;
+    let access_cutoff = cutoff(now, retention.access_event_days);
+    let mut plan = Plan {
+        audit: cutoff(now, retention.audit_days),
+        ..Plan::default()
+    };
+    for row in rtx.open_table(ASSETS)?.iter()? {
+        let asset: Asset = decode_as("assets", row?.1.value())?;
+        if asset.mirror.is_some() {
+            continue;
+        }
+        let own = settings
+            .get(asset.account_id.as_str())?
+            .map(|days| days.value());
+        if let Some(at) = cutoff(now, own.unwrap_or(retention.telemetry_days)) {
+            plan.telemetry.push((asset.key, at.0));
+        }
+        if let Some(at) = access_cutoff {
+            plan.access_events.push((asset.key, at.0));
+        }
+    }
+    plan.telemetry.sort_unstable();
+    plan.access_events.sort_unstable();
+    Ok(plan)
+}
+
+/// What one batch did: how many rows it deleted, and whether rows may remain (the budget
+/// ran out), in which case the next batch starts at `resume` (an index into the plan's
+/// list; unused for the audit log).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Batch {
+    pub deleted: usize,
+    pub resume: Option<usize>,
+}
+
+/// Deletes at most `budget` telemetry rows that are due, by the plan's cutoffs from index
+/// `start` on.
+pub fn prune_telemetry(
+    tx: &WriteTransaction,
+    cutoffs: &[(u64, u64)],
+    start: usize,
+    budget: usize,
+) -> Result<Batch, StoreError> {
+    let budget = budget.max(1);
+    let mut table = tx.open_table(TELEMETRY)?;
+    let mut deleted = 0;
+    for (index, &(key, before)) in cutoffs.iter().enumerate().skip(start) {
+        let due: Vec<(u64, u64)> = table
+            .range((key, 0)..(key, before))?
+            .take(budget - deleted)
+            .map(|row| row.map(|(k, _)| k.value()))
+            .collect::<Result<_, _>>()?;
+        for row in &due {
+            table.remove(row)?;
+        }
+        deleted += due.len();
+        if deleted == budget {
+            return Ok(Batch {
+                deleted,
+                resume: Some(index),
+            });
+        }
+    }
+    Ok(Batch {
+        deleted,
+        resume: None,
+    })
+}
+
+/// As [`prune_telemetry`], for access events.
+pub fn prune_access_events(
+    tx: &WriteTransaction,
+    cutoffs: &[(u64, u64)],
+    start: usize,
+    budget: usize,
+) -> Result<Batch, StoreError> {
+    let budget = budget.max(1);
+    let mut table = tx.open_table(ACCESS_EVENTS)?;
+    let mut deleted = 0;
+    for (index, &(key, before)) in cutoffs.iter().enumerate().skip(start) {
+        let due: Vec<(u64, u64, u64)> = table
+            .range((key, 0, 0)..(key, before, 0))?
+            .take(budget - deleted)
+            .map(|row| row.map(|(k, _)| k.value()))
+            .collect::<Result<_, _>>()?;
+        for row in &due {
+            table.remove(row)?;
+        }
+        deleted += due.len();
+        if deleted == budget {
+            return Ok(Batch {
+                deleted,
+                resume: Some(index),
+            });
+        }
+    }
+    Ok(Batch {
+        deleted,
+        resume: None,
+    })
+}
+
+/// Deletes at most `budget` audit entries made before `before`, oldest first. Entries are
+/// appended in time order (sequence and `at` rise together), so the scan stops at the
+/// first entry that is not due.
+pub fn prune_audit(
+    tx: &WriteTransaction,
+    before: Timestamp,
+    budget: usize,
+) -> Result<Batch, StoreError> {
+    let budget = budget.max(1);
+    let mut table = tx.open_table(AUDIT)?;
+    let mut due = Vec::new();
+    let mut more = false;
+    for row in table.iter()? {
+        let (seq, bytes) = row?;
+        let entry: AuditEntry = decode_as("audit", bytes.value())?;
+        if entry.at >= before {
+            break;
+        }
+        if due.len() == budget {
+            more = true;
+            break;
+        }
+        due.push(seq.value());
+    }
+    for seq in &due {
+        table.remove(seq)?;
+    }
+    Ok(Batch {
+        deleted: due.len(),
+        resume: more.then_some(0),
+    })
+}

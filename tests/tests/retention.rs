@@ -1,0 +1,242 @@
+//! Retention end to end, on a manual clock: expired telemetry is gone from the owner's and
+//! the grantee's history alike, an account's own setting applies to its assets only,
+//! access events and audit entries go by their own retention, the metric counts what was
+//! deleted, and the retention API refuses who may not use it and what is not a number of
+//! days.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{json, Value};
+use simulator::api::{AssetId, HistoryQuery, UserRole};
+use tests::{call, eventually, Fleet, TestGateway};
+
+const DAY_MS: u64 = 86_400_000;
+
+/// Past the gateway's prune interval (10 minutes of clock time).
+const NEXT_PRUNE: Duration = Duration::from_secs(11 * 60);
+
+fn rfc3339(ms: u64) -> String {
+    simulator::telemetry::rfc3339_from_ms(ms).expect("a valid time")
+}
+
+async fn stamps(client: &simulator::ApiClient, asset: &str) -> Vec<u64> {
+    let points = client
+        .telemetry_all(&AssetId::new(asset), &HistoryQuery::default())
+        .await
+        .expect("history");
+    points.iter().map(|point| point.ts_ms).collect()
+}
+
+/// The value of `fleetgate_retention_deleted_total{kind}` once it reaches `at_least`.
+async fn deleted(fleet: &Fleet, kind: &str, at_least: u64) -> Option<u64> {
+    let prefix = format!("fleetgate_retention_deleted_total{{kind=\"{kind}\"}} ");
+    eventually(|| async {
+        let (_, text) = fleet.admin.get_text("/metrics").await.expect("metrics");
+        let value = text
+            .lines()
+            .find_map(|line| line.strip_prefix(prefix.as_str()))
+            .and_then(|value| value.trim().parse::<u64>().ok());
+        value.filter(|value| *value >= at_least)
+    })
+    .await
+}
+
+async fn publish_at(fleet: &Fleet, device: &str, stamps: &[u64]) {
+    let unit = fleet.connect(device).await;
+    for ts in stamps {
+        unit.publish_point(&json!({"ts": ts, "fuel_pct": 50}))
+            .await
+            .expect("acked");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_telemetry_is_gone_for_the_owner_and_the_grantee_and_an_override_is_the_accounts_own(
+) {
+    let gateway = TestGateway::start_with_manual_clock();
+    let owner = Fleet::create(&gateway, "Acme").await;
+    let depot = owner.child(&gateway, "Depot").await;
+    let beta = Fleet::create(&gateway, "Beta").await;
+    owner.unit_with_asset("unit1", "ex1").await;
+    beta.unit_with_asset("unit2", "bx1").await;
+    let now = gateway.now_ms();
+    let written = [now - 400 * DAY_MS, now - 10 * DAY_MS, now];
+    publish_at(&owner, "unit1", &written).await;
+    publish_at(&beta, "unit2", &written).await;
+    let window = json!({"from": rfc3339(now - 500 * DAY_MS)});
+    let granted = owner.grant(&depot, &["ex1"], window).await;
+    assert_eq!(granted.status, 201, "{granted:?}");
+    assert_eq!(owner.history("ex1", 3).await.len(), 3);
+    assert_eq!(
+        stamps(&depot.admin, "ex1").await,
+        written,
+        "the grantee sees all"
+    );
+    let path = format!("/v1/accounts/{}/retention", beta.account_id);
+    let (status, set) = call(
+        &beta.admin,
+        Method::PUT,
+        &path,
+        Some(json!({"telemetry_days": 7})),
+    )
+    .await;
+    assert_eq!(status, 200, "{set}");
+    assert_eq!(
+        (set["telemetry_days"].clone(), set["source"].clone()),
+        (json!(7), json!("account"))
+    );
+
+    gateway.advance(NEXT_PRUNE);
+    let counted = deleted(&owner, "telemetry", 3).await;
+    assert_eq!(
+        counted,
+        Some(3),
+        "1 of Acme's (365 days) and 2 of Beta's (7 days)"
+    );
+    let kept = [now - 10 * DAY_MS, now];
+    assert_eq!(stamps(&owner.admin, "ex1").await, kept);
+    assert_eq!(
+        stamps(&depot.admin, "ex1").await,
+        kept,
+        "the owner's setting governs"
+    );
+    assert_eq!(stamps(&beta.admin, "bx1").await, [now]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_events_and_audit_entries_go_by_their_own_retention() {
+    let gateway = TestGateway::start_with_manual_clock();
+    let fleet = Fleet::create(&gateway, "Acme").await;
+    fleet.unit_with_asset("unit1", "ex1").await;
+    let unit = fleet.connect("unit1").await;
+    let now = gateway.now_ms();
+    for ts in [now - 100 * DAY_MS, now - DAY_MS] {
+        let event = json!({"ts": ts, "result": "granted"}).to_string();
+        unit.publish(
+            "/tenants/unit1/events/access",
+            event.into_bytes(),
+            rumqttc::QoS::AtLeastOnce,
+            false,
+        )
+        .await
+        .expect("queued")
+        .wait_timeout(tests::WAIT)
+        .await
+        .expect("acked");
+    }
+    let events = || async {
+        let (_, body) = fleet
+            .admin
+            .get_raw("/v1/assets/ex1/access-events")
+            .await
+            .expect("events");
+        let items = body["items"].as_array().cloned().unwrap_or_default();
+        items
+            .iter()
+            .filter_map(|item| item["ts_ms"].as_u64())
+            .collect::<Vec<u64>>()
+    };
+    assert!(
+        eventually(|| async { Some(events().await).filter(|e| e.len() == 2) })
+            .await
+            .is_some()
+    );
+
+    gateway.advance(NEXT_PRUNE);
+    assert_eq!(deleted(&fleet, "access_events", 1).await, Some(1));
+    assert_eq!(events().await, [now - DAY_MS], "90 days by default");
+    let audit = || async {
+        let (status, body) = fleet.platform.get_raw("/v1/audit").await.expect("audit");
+        assert_eq!(status, 200, "{body}");
+        body["items"].as_array().cloned().unwrap_or_default()
+    };
+    let before = audit().await;
+    assert!(
+        before
+            .iter()
+            .any(|entry| entry["action"] == "account.create"),
+        "{before:?}"
+    );
+
+    // Two years on, the entries of the setup (730 days by default) are due as well.
+    gateway.advance(Duration::from_millis(731 * DAY_MS));
+    let counted = deleted(&fleet, "audit", before.len() as u64).await;
+    assert_eq!(counted, Some(before.len() as u64));
+    let after: Vec<Value> = audit().await;
+    assert!(after.is_empty(), "{after:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_retention_api_is_the_admins_and_refuses_what_is_not_a_number_of_days() {
+    let gateway = TestGateway::start();
+    let fleet = Fleet::create(&gateway, "Acme").await;
+    let stranger = Fleet::create(&gateway, "Other").await;
+    let viewer = fleet.user(UserRole::Viewer).await;
+    let path = format!("/v1/accounts/{}/retention", fleet.account_id);
+    let (status, shown) = call(&fleet.admin, Method::GET, &path, None).await;
+    assert_eq!(status, 200, "{shown}");
+    assert_eq!(
+        (shown["telemetry_days"].clone(), shown["source"].clone()),
+        (json!(365), json!("default"))
+    );
+    let body = Some(json!({"telemetry_days": 30}));
+    assert_eq!(call(&viewer, Method::PUT, &path, body.clone()).await.0, 403);
+    assert_eq!(
+        call(&stranger.admin, Method::PUT, &path, body.clone())
+            .await
+            .0,
+        404
+    );
+    assert_eq!(call(&stranger.admin, Method::GET, &path, None).await.0, 404);
+    for days in [
+        json!(0),
+        json!(-1),
+        json!(3651),
+        json!(1e20),
+        json!(1.5),
+        json!("30"),
+    ] {
+        let (status, problem) = call(
+            &fleet.admin,
+            Method::PUT,
+            &path,
+            Some(json!({"telemetry_days": days})),
+        )
+        .await;
+        assert_eq!(status, 422, "{days}: {problem}");
+        assert!(
+            problem.to_string().contains("telemetry_days"),
+            "{days}: {problem}"
+        );
+    }
+    let (status, set) = call(&fleet.platform, Method::PUT, &path, body).await;
+    assert_eq!(
+        (status, set["telemetry_days"].clone()),
+        (200, json!(30)),
+        "{set}"
+    );
+    let (_, shown) = call(&fleet.admin, Method::GET, &path, None).await;
+    assert_eq!(shown["telemetry_days"], 30);
+    let (status, cleared) = call(
+        &fleet.admin,
+        Method::PUT,
+        &path,
+        Some(json!({"telemetry_days": null})),
+    )
+    .await;
+    assert_eq!(
+        (status, cleared["source"].clone()),
+        (200, json!("default")),
+        "{cleared}"
+    );
+    let audit = format!("/v1/audit?account_id={}", fleet.account_id);
+    let (_, entries) = fleet.admin.get_raw(&audit).await.expect("audit");
+    let changes = entries["items"].as_array().cloned().unwrap_or_default();
+    let changes: Vec<_> = changes
+        .iter()
+        .filter(|entry| entry["action"] == "retention.set")
+        .collect();
+    assert_eq!(changes.len(), 2, "{entries}");
+    assert_eq!(changes[1]["before"], "30 days");
+}
