@@ -127,3 +127,10 @@ pub const REVOKED_BEFORE: TableDefinition<&str, u64> = TableDefinition::new("rev
 /// gateway's in-memory tracker (at most one flush interval behind; removed with the
 /// principal).
 pub const LAST_USED: TableDefinition<&str, u64> = TableDefinition::new("last_used");
+
+/// arrival id -> (kind 0 point / 1 access event, asset key, ts ms, access sequence (0 for a
+/// point), arrived at ms): the arrival index live streams resume from (see
+/// [`crate::arrivals`]). Written in the group commit of the record it names; pruned after
+/// [`crate::arrivals::RETENTION_MS`].
+pub const ARRIVALS: TableDefinition<u64, (u8, u64, u64, u64, u64)> =
+    TableDefinition::new("arrivals");
