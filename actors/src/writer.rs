@@ -28,6 +28,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use storage::arrivals::Arrived;
 use storage::model::DeviceStatus;
 use storage::redb::WriteTransaction;
 use storage::store::Health;
@@ -36,6 +37,7 @@ use storage::time::{Clock, SystemClock};
 use storage::{DeviceId, OpError, Store, StoreError};
 use tokio::sync::oneshot;
 
+use crate::arrival::Stamp;
 use crate::metrics::Metrics;
 use crate::{Completion, Outcome};
 
@@ -57,12 +59,14 @@ enum Job {
     Point {
         asset_key: u64,
         point: Arc<Point>,
+        arrival: Stamp,
         done: Completion,
     },
     Access {
         asset_key: u64,
         seq: u64,
         event: storage::access::AccessEvent,
+        arrival: Stamp,
         done: Completion,
     },
     Status {
@@ -116,28 +120,40 @@ impl WriterHandle {
         sent
     }
 
-    /// Queues a point for the next group commit; `done` hears the outcome after the commit.
-    /// Returns false once the writer has stopped (then `done` is dropped: not stored).
-    pub fn point(&self, asset_key: u64, point: Arc<Point>, done: Completion) -> bool {
+    /// Queues a point of asset `asset_key` for the next group commit, with its entry in
+    /// the arrival index (`arrival`, one more insert in the same commit); `done` hears the
+    /// outcome after the commit. Returns false once the writer has stopped (then `done` is
+    /// dropped: not stored).
+    pub fn point(
+        &self,
+        asset_key: u64,
+        point: Arc<Point>,
+        arrival: Stamp,
+        done: Completion,
+    ) -> bool {
         self.send(Job::Point {
             asset_key,
             point,
+            arrival,
             done,
         })
     }
 
-    /// Queues an access event for the next group commit; `done` as for [`Self::point`].
+    /// Queues an access event for the next group commit; `arrival` and `done` as for
+    /// [`Self::point`].
     pub fn access_event(
         &self,
         asset_key: u64,
         seq: u64,
         event: storage::access::AccessEvent,
+        arrival: Stamp,
         done: Completion,
     ) -> bool {
         self.send(Job::Access {
             asset_key,
             seq,
             event,
+            arrival,
             done,
         })
     }
@@ -307,6 +323,8 @@ impl StoreWriter {
 struct Batch {
     points: Vec<(u64, Arc<Point>)>,
     access: Vec<(u64, u64, storage::access::AccessEvent)>,
+    /// The arrival index entries of `points` and `access`, in arrival order.
+    arrivals: Vec<storage::arrivals::Arrival>,
     statuses: HashMap<DeviceId, DeviceStatus>,
     /// Who waits for this batch's commit: the units' PUBACKs.
     waiting: Vec<tokio::sync::oneshot::Sender<Outcome>>,
@@ -325,6 +343,7 @@ impl Batch {
         self.points.clear();
         self.statuses.clear();
         self.access.clear();
+        self.arrivals.clear();
     }
 }
 
@@ -411,8 +430,14 @@ impl Batch {
             Job::Point {
                 asset_key,
                 point,
+                arrival,
                 done,
             } => {
+                let what = Arrived::Point {
+                    asset_key,
+                    ts: point.ts,
+                };
+                self.arrivals.push(arrival.entry(what));
                 self.points.push((asset_key, point));
                 self.waiting.extend(done);
             }
@@ -420,8 +445,15 @@ impl Batch {
                 asset_key,
                 seq,
                 event,
+                arrival,
                 done,
             } => {
+                let what = Arrived::Access {
+                    asset_key,
+                    ts: event.ts,
+                    seq,
+                };
+                self.arrivals.push(arrival.entry(what));
                 self.access.push((asset_key, seq, event));
                 self.waiting.extend(done);
             }
@@ -567,6 +599,7 @@ fn write_batch(store: &Store, batch: &Batch) -> Result<(), StoreError> {
             .iter()
             .map(|(key, seq, event)| (*key, *seq, event)),
     )?;
+    storage::arrivals::record(&tx, &batch.arrivals)?;
     for (device, status) in &batch.statuses {
         storage::ops::write_status(&tx, device, status)?;
     }
