@@ -21,6 +21,7 @@
 pub mod fleet;
 pub mod keys;
 pub mod sharing;
+pub mod streams;
 pub mod support;
 
 use std::future::Future;

@@ -2,19 +2,18 @@
 //! `last_event_id` query parameter for clients that cannot set headers on their first
 //! connect), the replay that precedes the live events, and the seam between the two.
 //!
-//! The order is: subscribe (live events buffer from here), flush the store writer (every
-//! event an account actor handled before the subscription is then committed, see
-//! `actors::arrival`), read the replay, then go live skipping every event the replay's read
-//! already covered (`through`). So nothing between the two is lost or sent twice.
-
-use std::time::Duration;
+//! The order is: subscribe (live events buffer from here), the use case
+//! `UseCases::resume_stream` (which waits until every event an account actor handled before
+//! the subscription is committed, see `actors::arrival`, and reads the replay), then go live
+//! skipping every event the replay's read already covered (`through`). So nothing between
+//! the two is lost or sent twice.
 
 use actix_web::http::header::HeaderMap;
-use actix_web::web;
 use actors::account::{sse_frame, LiveEvent};
+use actors::usecases::streams::ResumeFrom;
 use bytes::Bytes;
 use storage::arrivals::ArrivalId;
-use storage::resume::{Resume, Scope};
+use storage::resume::Resume;
 
 use super::auth::Caller;
 use super::problem::ApiError;
@@ -22,10 +21,6 @@ use super::AppState;
 
 /// The header an SSE client resumes with (WHATWG HTML, server-sent events).
 pub const HEADER: &str = "Last-Event-ID";
-
-/// How long a resume waits for the store writer to commit what is queued; past it (the
-/// store is recovering from a disk failure) it replays what is committed.
-const FLUSH_LIMIT: Duration = Duration::from_secs(5);
 
 /// Replayed events coalesced into one HTTP chunk at most.
 const REPLAY_PER_CHUNK: usize = 512;
@@ -80,23 +75,15 @@ pub async fn prelude(
     asset: Option<&storage::AssetId>,
     last: ArrivalId,
 ) -> Result<Prelude, ApiError> {
-    if tokio::time::timeout(FLUSH_LIMIT, state.usecases.writer.flush())
-        .await
-        .is_err()
-    {
-        tracing::warn!("resume: the store writer did not flush within 5 s");
-    }
-    let (store, principal) = (state.store.clone(), caller.0.clone());
-    let (account, asset) = (account.clone(), asset.cloned());
-    let issued = state.arrivals.issued();
-    let now = state.clock.now();
-    let resume = web::block(move || {
-        let scope = asset.as_ref().map_or(Scope::Account, Scope::Asset);
-        let rtx = store.begin_read()?;
-        storage::resume::resume(&rtx, &principal, &account, scope, (last, issued), now)
-    })
-    .await
-    .map_err(|err| ApiError::Internal(err.to_string()))??;
+    let from = ResumeFrom {
+        who: caller.0.clone(),
+        account: account.clone(),
+        asset: asset.cloned(),
+        last,
+    };
+    let resume = (state.usecases)
+        .resume_stream(&state.store, &state.arrivals, from)
+        .await?;
     Ok(match resume {
         Resume::Reset { data, .. } => Prelude {
             chunks: vec![sse_frame(None, "reset", data.as_bytes())],
