@@ -9,24 +9,36 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use bytes::Bytes;
+use storage::arrivals::ArrivalId;
 use storage::telemetry::Point;
 use storage::{AccountId, AssetId};
 use tokio::sync::mpsc;
 
+use crate::lag::{Admit, Gap, Lag};
 use crate::Context as Shared;
 
 /// How often idle streams get a comment line, which also finds closed ones.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
-/// Events buffered per subscriber before a slow reader starts losing live events.
+/// Events buffered per subscriber (the default of [`Subscribe::buffer`]) before a slow
+/// reader starts losing live events, which it then hears of as an `event: gap`.
 pub const SUBSCRIBER_BUFFER: usize = 8192;
 /// Live events queued for one account actor before device actors shed them (counted in
 /// `fleetgate_live_shed_total`): a slow account never slows ingest.
 pub const LIVE_MAILBOX: usize = 16 * 1024;
 
-/// One event on a live stream; `event` is the SSE event name (`point`, later `access`).
+/// One event on a live stream.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LiveEvent {
-    Event { event: &'static str, data: Bytes },
+    /// A point or access event: its arrival id (the SSE `id:`), its SSE event name
+    /// (`point`, `access`) and its JSON data.
+    Event {
+        id: ArrivalId,
+        event: &'static str,
+        data: Bytes,
+    },
+    /// Events this subscriber missed because its buffer was full (`event: gap`, no id, so
+    /// the client's last id stays the one before the gap).
+    Gap(Gap),
     KeepAlive,
 }
 
@@ -34,18 +46,25 @@ impl LiveEvent {
     /// The event as server-sent-events wire text.
     pub fn to_sse(&self) -> Bytes {
         match self {
-            LiveEvent::Event { event, data } => {
-                let mut frame = Vec::with_capacity(data.len() + 24);
-                frame.extend_from_slice(b"event: ");
-                frame.extend_from_slice(event.as_bytes());
-                frame.extend_from_slice(b"\ndata: ");
-                frame.extend_from_slice(data);
-                frame.extend_from_slice(b"\n\n");
-                Bytes::from(frame)
-            }
+            LiveEvent::Event { id, event, data } => sse_frame(Some(*id), event, data),
+            LiveEvent::Gap(gap) => sse_frame(None, "gap", gap.to_json().as_bytes()),
             LiveEvent::KeepAlive => Bytes::from_static(b": keep-alive\n\n"),
         }
     }
+}
+
+/// One SSE event: `id:` (when given), `event:` and a one-line `data:`.
+pub fn sse_frame(id: Option<ArrivalId>, event: &str, data: &[u8]) -> Bytes {
+    let mut frame = Vec::with_capacity(data.len() + event.len() + 40);
+    if let Some(id) = id {
+        frame.extend_from_slice(format!("id: {id}\n").as_bytes());
+    }
+    frame.extend_from_slice(b"event: ");
+    frame.extend_from_slice(event.as_bytes());
+    frame.extend_from_slice(b"\ndata: ");
+    frame.extend_from_slice(data);
+    frame.extend_from_slice(b"\n\n");
+    Bytes::from(frame)
 }
 
 /// Answers whether a live stream's principal may still see what the stream shows, read
@@ -61,6 +80,8 @@ struct Subscriber {
     events: mpsc::Sender<LiveEvent>,
     /// The authority the stream was opened under; checked again after every change.
     allowed: StillAllowed,
+    /// What this subscriber dropped for want of room, and the gap it is still to hear of.
+    lag: Lag,
 }
 
 impl std::fmt::Debug for Subscriber {
@@ -109,8 +130,13 @@ impl Actor for AccountActor {
         self.shared.metrics.actor_started("account");
         ctx.set_mailbox_capacity(LIVE_MAILBOX);
         ctx.run_interval(KEEP_ALIVE, |actor, _| {
-            for subscriber in &actor.subscribers {
-                let _ = subscriber.events.try_send(LiveEvent::KeepAlive);
+            for subscriber in &mut actor.subscribers {
+                // A stream that went quiet after losing events hears of the gap now.
+                let event = match subscriber.lag.flush(subscriber.events.capacity()) {
+                    Some(gap) => LiveEvent::Gap(gap),
+                    None => LiveEvent::KeepAlive,
+                };
+                let _ = subscriber.events.try_send(event);
             }
             actor.retain_open();
         });
@@ -130,6 +156,8 @@ impl Actor for AccountActor {
 #[rtype(result = "()")]
 pub struct Deliver {
     pub asset_id: AssetId,
+    /// Its place in the gateway's arrival order (see `crate::arrival`): the SSE `id:`.
+    pub arrival: ArrivalId,
     pub payload: Live,
 }
 
@@ -162,7 +190,7 @@ impl Handler<Deliver> for AccountActor {
             }
         }
         let mut closed = false;
-        for subscriber in &self.subscribers {
+        for subscriber in &mut self.subscribers {
             if subscriber
                 .only
                 .as_ref()
@@ -170,18 +198,34 @@ impl Handler<Deliver> for AccountActor {
             {
                 continue;
             }
-            if subscriber.events.capacity() == 0 && !subscriber.events.is_closed() {
-                self.shared.metrics.sse_dropped.inc();
+            if subscriber.events.is_closed() {
+                closed = true;
                 continue;
             }
+            // This actor is the only sender, so the room it sees is the room it has.
+            match subscriber
+                .lag
+                .admit(subscriber.events.capacity(), msg.arrival)
+            {
+                Admit::Drop => {
+                    self.shared.metrics.sse_events_dropped.inc();
+                    continue;
+                }
+                Admit::GapFirst(gap) => {
+                    let _ = subscriber.events.try_send(LiveEvent::Gap(gap));
+                }
+                Admit::Send => {}
+            }
             let event = LiveEvent::Event {
+                id: msg.arrival,
                 event,
                 data: json.rendered(&msg.asset_id),
             };
             match subscriber.events.try_send(event) {
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(_)) => {
-                    self.shared.metrics.sse_dropped.inc();
+                    subscriber.lag.dropped(msg.arrival);
+                    self.shared.metrics.sse_events_dropped.inc();
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => closed = true,
             }
@@ -218,6 +262,10 @@ impl Json {
 pub struct Subscribe {
     pub only: Option<AssetId>,
     pub allowed: StillAllowed,
+    /// Events buffered for this subscriber before it starts dropping (and later hears of
+    /// the gap); at least 2, so a gap and the event after it fit. [`SUBSCRIBER_BUFFER`]
+    /// unless configured otherwise.
+    pub buffer: usize,
 }
 
 /// Checks every stream's authority again and ends those whose principal may no longer see
@@ -239,11 +287,12 @@ impl Handler<Subscribe> for AccountActor {
     type Result = MessageResult<Subscribe>;
 
     fn handle(&mut self, msg: Subscribe, _: &mut Self::Context) -> Self::Result {
-        let (events, receiver) = mpsc::channel(SUBSCRIBER_BUFFER);
+        let (events, receiver) = mpsc::channel(msg.buffer.max(2));
         self.subscribers.push(Subscriber {
             only: msg.only,
             events,
             allowed: msg.allowed,
+            lag: Lag::default(),
         });
         self.shared.metrics.sse_subscribers.inc();
         MessageResult(receiver)
@@ -269,10 +318,24 @@ mod tests {
     #[test]
     fn sse_frames_follow_the_wire_format() {
         let event = LiveEvent::Event {
+            id: ArrivalId(42),
             event: "point",
             data: Bytes::from_static(b"{\"a\":1}"),
         };
-        assert_eq!(&event.to_sse()[..], b"event: point\ndata: {\"a\":1}\n\n");
+        assert_eq!(
+            &event.to_sse()[..],
+            b"id: 42\nevent: point\ndata: {\"a\":1}\n\n"
+        );
+        let gap = LiveEvent::Gap(Gap {
+            dropped: 2,
+            from_id: ArrivalId(3),
+            to_id: ArrivalId(4),
+        });
+        assert_eq!(
+            &gap.to_sse()[..],
+            b"event: gap\ndata: {\"dropped\":2,\"from_id\":3,\"to_id\":4}\n\n",
+            "a gap has no id: the client's last id stays the one before it"
+        );
         assert_eq!(&LiveEvent::KeepAlive.to_sse()[..], b": keep-alive\n\n");
     }
 }

@@ -169,6 +169,14 @@ impl DeviceActor {
         {
             self.latest = Some(point.clone());
         }
+        // Id, store job, then offers, under the arrival order (see `crate::arrival`).
+        let arrivals = self.shared.arrivals.clone();
+        let mut order = arrivals.order();
+        let arrival = order.take(now);
+        let writer = &self.shared.writer;
+        if !writer.point(binding.asset_key, point.clone(), arrival, msg.done) {
+            self.shared.metrics.dropped("store_error");
+        }
         // One predicate with history and latest: judged by the point's own stamp, so a
         // buffered upload from before a grant started stays hidden from the grantee.
         for viewer in self
@@ -178,13 +186,12 @@ impl DeviceActor {
         {
             let event = Deliver {
                 asset_id: viewer.asset_id.clone(),
+                arrival: arrival.id,
                 payload: Live::Point(point.clone()),
             };
             crate::account::offer(&viewer.addr, event, &self.shared.metrics);
         }
-        if !self.shared.writer.point(binding.asset_key, point, msg.done) {
-            self.shared.metrics.dropped("store_error");
-        }
+        drop(order);
         self.save_status_soon(ctx);
     }
 

@@ -129,21 +129,31 @@ impl DeviceActor {
             .0
             .wrapping_mul(1000)
             .wrapping_add(self.access_seq % 1000);
-        // Access events are the owner's: the first viewer is always the owner.
-        if let Some(owner) = self.audience.first() {
-            let live = Deliver {
-                asset_id: owner.asset_id.clone(),
-                payload: Live::Access(Bytes::from(event.to_json(&owner.asset_id).to_string())),
-            };
-            crate::account::offer(&owner.addr, live, &self.shared.metrics);
-        }
+        // Id, store job, then the offer, under the arrival order (see `crate::arrival`).
+        let arrivals = self.shared.arrivals.clone();
+        let mut order = arrivals.order();
+        let arrival = order.take(now);
+        let rendered = self
+            .audience
+            .first()
+            .map(|owner| Bytes::from(event.to_json(&owner.asset_id).to_string()));
         if !self
             .shared
             .writer
-            .access_event(binding.asset_key, seq, event, msg.done)
+            .access_event(binding.asset_key, seq, event, arrival, msg.done)
         {
             self.shared.metrics.dropped("store_error");
         }
+        // Access events are the owner's: the first viewer is always the owner.
+        if let (Some(owner), Some(rendered)) = (self.audience.first(), rendered) {
+            let live = Deliver {
+                asset_id: owner.asset_id.clone(),
+                arrival: arrival.id,
+                payload: Live::Access(rendered),
+            };
+            crate::account::offer(&owner.addr, live, &self.shared.metrics);
+        }
+        drop(order);
     }
 }
 

@@ -5,6 +5,8 @@
 //! - [`device`]: `DeviceActor`, which decodes a unit's messages and decides who gets them.
 //! - [`account`]: `AccountActor`, which delivers to an account's SSE and MQTT subscribers.
 //! - [`clock_skew`]: how far a unit's clock runs from the gateway's.
+//! - [`arrival`]: the gateway-wide arrival order (the live events' ids).
+//! - [`lag`]: a slow SSE reader's dropped events, reported as one gap.
 //! - [`keys`]: key-set distribution and access events on the `DeviceActor`.
 //! - [`directory`]: finds or starts the actor of a device or account.
 //! - [`writer`]: the store writer thread (group commit for telemetry, durable control ops).
@@ -20,10 +22,12 @@
 //! integrations goes through the [`MqttOut`] trait that the gateway's transport implements.
 
 pub mod account;
+pub mod arrival;
 pub mod clock_skew;
 pub mod device;
 pub mod directory;
 pub mod keys;
+pub mod lag;
 pub mod metrics;
 pub mod retention;
 pub mod scheduler;
@@ -71,6 +75,8 @@ pub struct Context {
     pub metrics: Arc<metrics::Metrics>,
     pub clock: Arc<dyn Clock>,
     pub mqtt: Arc<dyn MqttOut>,
+    /// The arrival order every accepted point and access event takes its id in.
+    pub arrivals: Arc<arrival::Arrivals>,
 }
 
 /// Runs a committed change's follow-ups (or a whole change: its commit and follow-ups) in

@@ -29,8 +29,9 @@ pub struct Metrics {
     pub store_reopens: Counter,
     pub actors_alive: Family<Labels, Gauge>,
     pub sse_subscribers: Gauge,
-    /// Live events not delivered because a subscriber's buffer was full (slow reader).
-    pub sse_dropped: Counter,
+    /// Live events not delivered because a subscriber's buffer was full (slow reader);
+    /// each stream hears of its own as `event: gap`.
+    pub sse_events_dropped: Counter,
     /// Live events a device actor could not hand to an account actor (its mailbox was
     /// full): the live path sheds rather than slowing ingest.
     pub live_shed: Counter,
@@ -67,7 +68,7 @@ impl Metrics {
             store_reopens: Counter::default(),
             actors_alive: Family::default(),
             sse_subscribers: Gauge::default(),
-            sse_dropped: Counter::default(),
+            sse_events_dropped: Counter::default(),
             live_shed: Counter::default(),
             auth_failures: Counter::default(),
             auth_throttled: Counter::default(),
@@ -127,9 +128,9 @@ impl Metrics {
             metrics.sse_subscribers.clone(),
         );
         registry.register(
-            "sse_dropped",
-            "Live events dropped for slow SSE readers",
-            metrics.sse_dropped.clone(),
+            "sse_events_dropped",
+            "Live events dropped for slow SSE readers (each stream is sent a gap event)",
+            metrics.sse_events_dropped.clone(),
         );
         registry.register(
             "live_shed",

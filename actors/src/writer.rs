@@ -28,6 +28,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use storage::arrivals::Arrived;
 use storage::model::DeviceStatus;
 use storage::redb::WriteTransaction;
 use storage::store::Health;
@@ -36,6 +37,7 @@ use storage::time::{Clock, SystemClock};
 use storage::{DeviceId, OpError, Store, StoreError};
 use tokio::sync::oneshot;
 
+use crate::arrival::Stamp;
 use crate::metrics::Metrics;
 use crate::{Completion, Outcome};
 
@@ -57,12 +59,14 @@ enum Job {
     Point {
         asset_key: u64,
         point: Arc<Point>,
+        arrival: Stamp,
         done: Completion,
     },
     Access {
         asset_key: u64,
         seq: u64,
         event: storage::access::AccessEvent,
+        arrival: Stamp,
         done: Completion,
     },
     Status {
@@ -116,28 +120,40 @@ impl WriterHandle {
         sent
     }
 
-    /// Queues a point for the next group commit; `done` hears the outcome after the commit.
-    /// Returns false once the writer has stopped (then `done` is dropped: not stored).
-    pub fn point(&self, asset_key: u64, point: Arc<Point>, done: Completion) -> bool {
+    /// Queues a point of asset `asset_key` for the next group commit, with its entry in
+    /// the arrival index (`arrival`, one more insert in the same commit); `done` hears the
+    /// outcome after the commit. Returns false once the writer has stopped (then `done` is
+    /// dropped: not stored).
+    pub fn point(
+        &self,
+        asset_key: u64,
+        point: Arc<Point>,
+        arrival: Stamp,
+        done: Completion,
+    ) -> bool {
         self.send(Job::Point {
             asset_key,
             point,
+            arrival,
             done,
         })
     }
 
-    /// Queues an access event for the next group commit; `done` as for [`Self::point`].
+    /// Queues an access event for the next group commit; `arrival` and `done` as for
+    /// [`Self::point`].
     pub fn access_event(
         &self,
         asset_key: u64,
         seq: u64,
         event: storage::access::AccessEvent,
+        arrival: Stamp,
         done: Completion,
     ) -> bool {
         self.send(Job::Access {
             asset_key,
             seq,
             event,
+            arrival,
             done,
         })
     }
@@ -338,6 +354,8 @@ impl StoreWriter {
 struct Batch {
     points: Vec<(u64, Arc<Point>)>,
     access: Vec<(u64, u64, storage::access::AccessEvent)>,
+    /// The arrival index entries of `points` and `access`, in arrival order.
+    arrivals: Vec<storage::arrivals::Arrival>,
     statuses: HashMap<DeviceId, DeviceStatus>,
     /// Who waits for this batch's commit: the units' PUBACKs.
     waiting: Vec<tokio::sync::oneshot::Sender<Outcome>>,
@@ -356,6 +374,7 @@ impl Batch {
         self.points.clear();
         self.statuses.clear();
         self.access.clear();
+        self.arrivals.clear();
     }
 }
 
@@ -442,8 +461,16 @@ impl Batch {
             Job::Point {
                 asset_key,
                 point,
+                arrival,
                 done,
             } => {
+                // Its reading within the millisecond is known once written (write_batch).
+                let what = Arrived::Point {
+                    asset_key,
+                    ts: point.ts,
+                    reading: 0,
+                };
+                self.arrivals.push(arrival.entry(what));
                 self.points.push((asset_key, point));
                 self.waiting.extend(done);
             }
@@ -451,8 +478,15 @@ impl Batch {
                 asset_key,
                 seq,
                 event,
+                arrival,
                 done,
             } => {
+                let what = Arrived::Access {
+                    asset_key,
+                    ts: event.ts,
+                    seq,
+                };
+                self.arrivals.push(arrival.entry(what));
                 self.access.push((asset_key, seq, event));
                 self.waiting.extend(done);
             }
@@ -590,7 +624,7 @@ fn commit_batch(store: &Store, batch: &mut Batch, metrics: &Metrics) -> Result<(
 fn write_batch(store: &Store, batch: &Batch) -> Result<(), StoreError> {
     let tx = store.begin_write()?;
     let points = batch.points.iter().map(|(key, point)| (*key, &**point));
-    storage::ops::write_points(&tx, points)?;
+    let mut readings = storage::ops::write_points(&tx, points)?.into_iter();
     storage::ops::write_access_events(
         &tx,
         batch
@@ -598,6 +632,23 @@ fn write_batch(store: &Store, batch: &Batch) -> Result<(), StoreError> {
             .iter()
             .map(|(key, seq, event)| (*key, *seq, event)),
     )?;
+    // The points' entries follow `points` in order: each gets the reading it landed as.
+    let arrivals: Vec<storage::arrivals::Arrival> = batch
+        .arrivals
+        .iter()
+        .map(|arrival| match arrival.what {
+            Arrived::Point { asset_key, ts, .. } => storage::arrivals::Arrival {
+                what: Arrived::Point {
+                    asset_key,
+                    ts,
+                    reading: readings.next().unwrap_or(0),
+                },
+                ..*arrival
+            },
+            Arrived::Access { .. } => *arrival,
+        })
+        .collect();
+    storage::arrivals::record(&tx, &arrivals)?;
     for (device, status) in &batch.statuses {
         storage::ops::write_status(&tx, device, status)?;
     }

@@ -142,6 +142,7 @@ async fn a_point_reaches_owner_stream_mqtt_topic_and_store() {
         metrics: metrics.clone(),
         clock,
         mqtt: recorder.clone(),
+        arrivals: Arc::new(actors::arrival::Arrivals::starting_after(None)),
     };
     let directory = Directory::start(store.clone(), shared, vec![actix_rt::Arbiter::current()])
         .expect("directory");
@@ -150,6 +151,7 @@ async fn a_point_reaches_owner_stream_mqtt_topic_and_store() {
         .send(Subscribe {
             only: None,
             allowed: Box::new(|| true),
+            buffer: actors::account::SUBSCRIBER_BUFFER,
         })
         .await
         .expect("subscribed");
@@ -195,10 +197,11 @@ async fn a_point_reaches_owner_stream_mqtt_topic_and_store() {
         .await
         .expect("in time")
         .expect("open");
-    let LiveEvent::Event { event, data } = event else {
+    let LiveEvent::Event { id, event, data } = event else {
         panic!("expected a point, got {event:?}");
     };
     assert_eq!(event, "point");
+    assert_eq!(id, storage::arrivals::ArrivalId(1), "the first arrival");
     let json: serde_json::Value = serde_json::from_slice(&data).expect("json");
     assert_eq!(json["asset_id"], "ex1");
     assert_eq!(

@@ -154,6 +154,9 @@ pub struct Config {
     pub mqtt_limits: crate::transport::Limits,
     pub sse_max_streams: usize,
     pub sse_max_streams_per_principal: usize,
+    /// Events buffered per live stream before a slow reader drops some and is sent
+    /// `event: gap`. Not a flag: tests shorten it.
+    pub sse_buffer_events: usize,
     /// `--init`: a fresh store over an earlier install's state is wanted (see `data_dir`).
     pub init: bool,
     /// `--trusted-proxy`: peers whose `X-Forwarded-For` is believed.
@@ -219,6 +222,7 @@ impl Config {
             },
             sse_max_streams: 1024,
             sse_max_streams_per_principal: 32,
+            sse_buffer_events: actors::account::SUBSCRIBER_BUFFER,
             init: false,
             trusted_proxies: Vec::new(),
             auth_failures_per_minute: crate::http::auth_limit::MAX_FAILURES,

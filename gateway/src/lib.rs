@@ -135,11 +135,13 @@ async fn serve(
     // The store and the CA created their files just now on a first start.
     data_dir::tighten_secrets(&config.data_dir)?;
     let sessions_out = Arc::new(units::SessionsOut::default());
+    let arrivals = Arc::new(actors::arrival::Arrivals::from_store(&store)?);
     let shared = actors::Context {
         writer: writer.handle(),
         metrics: metrics.clone(),
         clock: clock.clone(),
         mqtt: sessions_out.clone(),
+        arrivals: arrivals.clone(),
     };
     let arbiters: Vec<actix_rt::Arbiter> = (0..2).map(|_| actix_rt::Arbiter::new()).collect();
     let directory = Directory::start(
@@ -177,6 +179,7 @@ async fn serve(
     let streams = Arc::new(http::stream::StreamCaps::new(
         config.sse_max_streams,
         config.sse_max_streams_per_principal,
+        config.sse_buffer_events,
     ));
     let state = web::Data::new(http::AppState {
         store,
@@ -189,6 +192,7 @@ async fn serve(
         transport: transport.handle.clone(),
         transport_metrics: transport.metrics.clone(),
         streams,
+        arrivals,
         last_used: last_used.clone(),
         auth_failures: Arc::new(http::auth_limit::FailureLimiter::new(
             config.auth_failures_per_minute,

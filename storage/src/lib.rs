@@ -2,6 +2,8 @@
 //!
 //! # Layout
 //! - [`access`]: access events reported by units.
+//! - [`arrivals`]: the arrival index: what was accepted, in order, for live streams to
+//!   resume from.
 //! - [`certificates`]: the client certificates the gateway CA issued, and their revocation.
 //! - [`keys`]: access keys and the per-unit key sets (rule 6).
 //! - [`ids`]: newtype ids and the character rules that keep them safe in MQTT topics and
@@ -16,6 +18,7 @@
 //! - [`read`]: queries over a read transaction (history scans, listings).
 //! - [`retention`]: how long telemetry, access events and the audit log are kept, and the
 //!   bounded batches that delete what is older.
+//! - [`resume`]: what a live stream that reconnects is replayed, as its viewer may see it now.
 //! - [`rule`]: the rules a refusal names, each with its problem `type` URI and sentence.
 //! - [`sharing`]: partnerships and visibility grants (rules 2 and 3), and their schedule.
 //! - [`support`]: support access requests and cases (rule 4).
@@ -31,6 +34,7 @@
 //! thread a write transaction runs; the rules a transaction must check live here.
 
 pub mod access;
+pub mod arrivals;
 pub mod audit;
 pub mod certificates;
 pub mod codec;
@@ -44,6 +48,7 @@ pub mod operators;
 pub mod ops;
 pub mod policy;
 pub mod read;
+pub mod resume;
 pub mod retention;
 pub mod rule;
 pub mod sharing;

@@ -468,14 +468,21 @@ pub fn create_asset(
     Ok((asset, bound))
 }
 
-/// Telemetry rows of one group commit. Only the store writer calls this.
+/// Telemetry rows of one group commit. Only the store writer calls this. Answers, for
+/// each point in order, its position among the readings of its millisecond (0 for the
+/// first; an equal reading already stored answers that one's position): the arrival index
+/// records it, so a resumed stream replays this very reading.
 pub fn write_points<'a>(
     tx: &WriteTransaction,
     points: impl IntoIterator<Item = (u64, &'a Point)>,
-) -> Result<usize, StoreError> {
+) -> Result<Vec<u32>, StoreError> {
     let mut telemetry = tx.open_table(TELEMETRY)?;
-    let mut written = 0;
+    let mut positions = Vec::new();
     let mut record = Vec::with_capacity(128);
+    let corrupt = |source| StoreError::Codec {
+        table: "telemetry",
+        source,
+    };
     for (asset_key, point) in points {
         codec::encode_into(point, &mut record);
         let key = (asset_key, point.ts.0);
@@ -484,18 +491,27 @@ pub fn write_points<'a>(
         let stored = telemetry
             .insert(key, record.as_slice())?
             .map(|old| old.value().to_vec());
-        if let Some(stored) = stored {
-            let row = crate::telemetry::row::merge(&stored, point)
-                .map_err(|source| StoreError::Codec {
-                    table: "telemetry",
-                    source,
-                })?
-                .unwrap_or(stored);
-            telemetry.insert(key, row.as_slice())?;
-        }
-        written += 1;
+        let Some(stored) = stored else {
+            positions.push(0);
+            continue;
+        };
+        let readings = crate::telemetry::row::decode(&stored).map_err(corrupt)?;
+        let position = match readings.iter().position(|reading| reading == point) {
+            Some(found) => {
+                telemetry.insert(key, stored.as_slice())?;
+                found
+            }
+            None => {
+                let row = crate::telemetry::row::merge(&stored, point)
+                    .map_err(corrupt)?
+                    .unwrap_or(stored);
+                telemetry.insert(key, row.as_slice())?;
+                readings.len()
+            }
+        };
+        positions.push(u32::try_from(position).unwrap_or(u32::MAX));
     }
-    Ok(written)
+    Ok(positions)
 }
 
 pub fn write_status(

@@ -298,6 +298,7 @@ fn open_database(path: &Path, faults: Option<&FaultSwitch>) -> Result<Database, 
         tx.open_table(REVOKED_BEFORE)?;
         tx.open_table(LAST_USED)?;
         tx.open_table(TELEMETRY_RETENTION)?;
+        tx.open_table(ARRIVALS)?;
     }
     tx.commit()?;
     Ok(db)

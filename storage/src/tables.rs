@@ -134,3 +134,9 @@ pub const LAST_USED: TableDefinition<&str, u64> = TableDefinition::new("last_use
 /// self-describing, so records written before the field existed would stop decoding.
 pub const TELEMETRY_RETENTION: TableDefinition<&str, u32> =
     TableDefinition::new("telemetry_retention");
+/// arrival id -> (kind 0 point / 1 access event, asset key, ts ms, access sequence (0 for a
+/// point), arrived at ms): the arrival index live streams resume from (see
+/// [`crate::arrivals`]). Written in the group commit of the record it names; pruned after
+/// [`crate::arrivals::RETENTION_MS`].
+pub const ARRIVALS: TableDefinition<u64, (u8, u64, u64, u64, u64)> =
+    TableDefinition::new("arrivals");

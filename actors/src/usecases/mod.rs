@@ -23,6 +23,7 @@ pub mod fleet;
 pub mod keys;
 pub mod retention;
 pub mod sharing;
+pub mod streams;
 pub mod support;
 
 use std::future::Future;

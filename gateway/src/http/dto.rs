@@ -295,6 +295,16 @@ pub struct AccountQuery {
     pub account_id: Option<String>,
 }
 
+/// A live stream's query.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct StreamQuery {
+    pub account_id: Option<String>,
+    /// Resume after this event id, for clients that cannot send the `Last-Event-ID`
+    /// header (an `EventSource` on its first connect); the header wins when both are sent.
+    pub last_event_id: Option<String>,
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct HistoryQuery {

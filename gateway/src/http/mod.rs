@@ -15,6 +15,7 @@ pub mod keys;
 pub mod last_used;
 pub mod operators;
 pub mod problem;
+pub mod resume;
 pub mod retention;
 pub mod routes;
 pub mod sharing;
@@ -53,6 +54,8 @@ pub struct AppState {
     pub transport_metrics: Arc<crate::transport::metrics::TransportMetrics>,
     /// Caps on open SSE streams.
     pub streams: Arc<stream::StreamCaps>,
+    /// The arrival order: how far ids were handed out (a resume from beyond is refused).
+    pub arrivals: Arc<actors::arrival::Arrivals>,
     /// When each principal's token was last used (noted per request, flushed to the store).
     pub last_used: Arc<last_used::LastUsed>,
     /// Failed authentications per source address.

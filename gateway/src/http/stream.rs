@@ -1,19 +1,21 @@
 //! Live streams as server-sent events. The handler only subscribes at the account's
-//! `AccountActor`; what reaches the stream was decided by the `DeviceActor`s.
+//! `AccountActor`; what reaches the stream was decided by the `DeviceActor`s. A client
+//! that resumes (`Last-Event-ID`) is first replayed what it missed (see [`super::resume`]).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use actors::account::Subscribe;
 use bytes::Bytes;
 use futures_util::stream::{self, StreamExt};
 
 use super::auth::Caller;
-use super::dto::AccountQuery;
+use super::dto::StreamQuery;
 use super::fleet::{account_param, visible_asset};
 use super::problem::{ApiError, Problem};
+use super::resume;
 use super::AppState;
 
 /// Events coalesced into one HTTP chunk at most.
@@ -26,6 +28,8 @@ const MAX_EVENTS_PER_CHUNK: usize = 512;
 pub struct StreamCaps {
     global: usize,
     per_principal: usize,
+    /// Events buffered per stream before a slow reader drops some (and hears of the gap).
+    pub buffer_events: usize,
     open: Mutex<(usize, HashMap<storage::PrincipalId, usize>)>,
 }
 
@@ -37,10 +41,11 @@ pub struct StreamSlot {
 }
 
 impl StreamCaps {
-    pub fn new(global: usize, per_principal: usize) -> StreamCaps {
+    pub fn new(global: usize, per_principal: usize, buffer_events: usize) -> StreamCaps {
         StreamCaps {
             global,
             per_principal,
+            buffer_events,
             open: Mutex::new((0, HashMap::new())),
         }
     }
@@ -127,6 +132,7 @@ async fn open(
     caller: &Caller,
     account: storage::AccountId,
     only: Option<(storage::AssetId, storage::AssetId)>,
+    resume_after: Option<storage::arrivals::ArrivalId>,
 ) -> Result<HttpResponse, ApiError> {
     let slot = StreamCaps::take(&state.streams, &caller.0.id)?;
     let (asked, shown) = only.unzip();
@@ -135,11 +141,12 @@ async fn open(
         clock: state.clock.clone(),
         token_hash: caller.1,
         account: account.clone(),
-        asset: asked,
+        asset: asked.clone(),
     };
     let subscribe = Subscribe {
         only: shown,
         allowed: Box::new(move || authority.still_allowed()),
+        buffer: state.streams.buffer_events,
     };
     let receiver = state
         .directory
@@ -147,18 +154,33 @@ async fn open(
         .send(subscribe)
         .await
         .map_err(|err| ApiError::Internal(err.to_string()))?;
+    // Subscribed first: live events buffer while the replay is read.
+    let prelude = match resume_after {
+        Some(last) => resume::prelude(state, caller, &account, asked.as_ref(), last).await?,
+        None => resume::Prelude::default(),
+    };
+    let through = prelude.through;
     // The first frame tells the client the subscription is in place.
-    let opened =
-        stream::once(async { Ok::<_, Infallible>(Bytes::from_static(b": subscribed\n\n")) });
+    let opened = stream::once(async { Bytes::from_static(b": subscribed\n\n") })
+        .chain(stream::iter(prelude.chunks))
+        .map(Ok::<_, Infallible>);
     // Under load many events wait at once: sending them as one chunk costs one write
     // instead of one per event, which is what lets one stream keep up with the fleet.
     // The slot travels with the stream and is freed when the client goes away.
-    let events = stream::unfold((receiver, slot), |(mut receiver, slot)| async move {
-        let first = receiver.recv().await?;
-        let mut chunk = first.to_sse().to_vec();
+    let events = stream::unfold((receiver, slot), move |(mut receiver, slot)| async move {
+        let mut chunk = Vec::new();
+        while chunk.is_empty() {
+            let first = receiver.recv().await?;
+            if resume::after_replay(&first, through) {
+                chunk.extend_from_slice(&first.to_sse());
+            }
+        }
         for _ in 1..MAX_EVENTS_PER_CHUNK {
             match receiver.try_recv() {
-                Ok(event) => chunk.extend_from_slice(&event.to_sse()),
+                Ok(event) if resume::after_replay(&event, through) => {
+                    chunk.extend_from_slice(&event.to_sse())
+                }
+                Ok(_) => {}
                 Err(_) => break,
             }
         }
@@ -171,30 +193,34 @@ async fn open(
         .streaming(opened.chain(events)))
 }
 
-#[utoipa::path(get, path = "/v1/stream", params(AccountQuery),
-    responses((status = 200, description = "text/event-stream of `event: point`"), (status = 404, body = Problem), (status = 429, body = Problem), (status = 503, body = Problem)))]
+#[utoipa::path(get, path = "/v1/stream", params(StreamQuery),
+    responses((status = 200, description = "text/event-stream of `event: point` and (the owner's) `event: access`, each with its arrival `id:`; `event: gap` when a slow reader dropped events; `event: reset` when `Last-Event-ID` cannot be resumed from"), (status = 404, body = Problem), (status = 422, body = Problem), (status = 429, body = Problem), (status = 503, body = Problem)))]
 pub async fn account_stream(
     state: web::Data<AppState>,
     caller: Caller,
-    query: web::Query<AccountQuery>,
+    request: HttpRequest,
+    query: web::Query<StreamQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let account = account_param(&caller, query.account_id.as_deref())?;
+    let last = resume::last_event_id(request.headers(), query.last_event_id.as_deref())?;
     storage::read::require_view(&state.store.begin_read()?, &caller.0, &account)?;
-    open(&state, &caller, account, None).await
+    open(&state, &caller, account, None, last).await
 }
 
-#[utoipa::path(get, path = "/v1/assets/{x}/stream", params(AccountQuery),
-    responses((status = 200, description = "text/event-stream of `event: point`"), (status = 404, body = Problem), (status = 429, body = Problem), (status = 503, body = Problem)))]
+#[utoipa::path(get, path = "/v1/assets/{x}/stream", params(StreamQuery),
+    responses((status = 200, description = "text/event-stream of `event: point` and (the owner's) `event: access`, each with its arrival `id:`; `event: gap` when a slow reader dropped events; `event: reset` when `Last-Event-ID` cannot be resumed from"), (status = 404, body = Problem), (status = 422, body = Problem), (status = 429, body = Problem), (status = 503, body = Problem)))]
 pub async fn asset_stream(
     state: web::Data<AppState>,
     caller: Caller,
+    request: HttpRequest,
     path: web::Path<String>,
-    query: web::Query<AccountQuery>,
+    query: web::Query<StreamQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let account = account_param(&caller, query.account_id.as_deref())?;
+    let last = resume::last_event_id(request.headers(), query.last_event_id.as_deref())?;
     let seen = visible_asset(&state, &caller, query.account_id.as_deref(), &path)?;
     let asked = storage::AssetId::parse(&path)
         .map_err(|_| storage::OpError::not_found(format!("asset {path}")))?;
     // The stream lives at the viewing account, which receives the points under its id.
-    open(&state, &caller, account, Some((asked, seen.asset.id))).await
+    open(&state, &caller, account, Some((asked, seen.asset.id)), last).await
 }

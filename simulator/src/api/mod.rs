@@ -329,10 +329,23 @@ impl ApiClient {
     /// Opens a live stream, e.g. `/v1/stream` or `/v1/assets/{x}/stream`. Returns once the
     /// gateway has answered with a success status, so the subscription is in place.
     pub async fn stream(&self, path: &str) -> Result<SseStream, ApiError> {
+        self.stream_resuming(path, None).await
+    }
+
+    /// Opens a live stream like [`ApiClient::stream`], resuming after `last_event_id` (sent
+    /// as the `Last-Event-ID` header, as an `EventSource` does when it reconnects).
+    pub async fn stream_resuming(
+        &self,
+        path: &str,
+        last_event_id: Option<&str>,
+    ) -> Result<SseStream, ApiError> {
         let url = self.join(path)?;
-        let request = self
+        let mut request = self
             .authorize(self.http.get(url))
             .header(ACCEPT, "text/event-stream");
+        if let Some(id) = last_event_id {
+            request = request.header("Last-Event-ID", id);
+        }
         let response = request.send().await?;
         let status = response.status();
         if !status.is_success() {
