@@ -96,15 +96,35 @@ impl std::fmt::Debug for Subscriber {
 pub struct AccountActor {
     account_id: AccountId,
     subscribers: Vec<Subscriber>,
+    /// The accounts with an open stream: this actor is in it while it has a subscriber,
+    /// so the stream guard asks only those after a commit.
+    streaming: Streaming,
     shared: Shared,
 }
 
+/// The accounts whose actor holds at least one live stream (see [`AccountActor`]).
+pub type Streaming = Arc<std::sync::Mutex<std::collections::HashSet<AccountId>>>;
+
 impl AccountActor {
-    pub fn new(account_id: AccountId, shared: Shared) -> Self {
+    pub fn new(account_id: AccountId, streaming: Streaming, shared: Shared) -> Self {
         AccountActor {
             account_id,
             subscribers: Vec::new(),
+            streaming,
             shared,
+        }
+    }
+
+    /// Keeps this account in [`Streaming`] exactly while it has subscribers.
+    fn note_streaming(&self) {
+        let mut streaming = self
+            .streaming
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if self.subscribers.is_empty() {
+            streaming.remove(&self.account_id);
+        } else {
+            streaming.insert(self.account_id.clone());
         }
     }
 
@@ -120,6 +140,9 @@ impl AccountActor {
             .retain(|subscriber| !subscriber.events.is_closed() && keep(subscriber));
         let removed = before - self.subscribers.len();
         self.shared.metrics.sse_subscribers.dec_by(removed as i64);
+        if removed > 0 {
+            self.note_streaming();
+        }
     }
 }
 
@@ -148,6 +171,8 @@ impl Actor for AccountActor {
             .metrics
             .sse_subscribers
             .dec_by(self.subscribers.len() as i64);
+        self.subscribers.clear();
+        self.note_streaming();
     }
 }
 
@@ -288,6 +313,12 @@ impl Handler<Subscribe> for AccountActor {
 
     fn handle(&mut self, msg: Subscribe, _: &mut Self::Context) -> Self::Result {
         let (events, receiver) = mpsc::channel(msg.buffer.max(2));
+        // Checked again here, in this actor's order: a change committed after the request
+        // checked the caller, and whose stream re-check ran before this message, would
+        // otherwise leave the stream open. Refused, the sender is dropped: the stream ends.
+        if !(msg.allowed)() {
+            return MessageResult(receiver);
+        }
         self.subscribers.push(Subscriber {
             only: msg.only,
             events,
@@ -295,6 +326,7 @@ impl Handler<Subscribe> for AccountActor {
             lag: Lag::default(),
         });
         self.shared.metrics.sse_subscribers.inc();
+        self.note_streaming();
         MessageResult(receiver)
     }
 }

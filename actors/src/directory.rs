@@ -25,6 +25,8 @@ pub struct Directory {
     next_arbiter: AtomicUsize,
     devices: RwLock<HashMap<DeviceId, Addr<DeviceActor>>>,
     accounts: Mutex<HashMap<AccountId, Addr<AccountActor>>>,
+    /// The accounts whose actor holds a live stream: the only ones the guard asks.
+    streaming: crate::account::Streaming,
 }
 
 impl Directory {
@@ -45,6 +47,7 @@ impl Directory {
             next_arbiter: AtomicUsize::new(0),
             devices: RwLock::new(HashMap::new()),
             accounts: Mutex::new(HashMap::new()),
+            streaming: Default::default(),
         });
         let devices = storage::read::all_devices(&directory.store.begin_read()?)?;
         for device in &devices {
@@ -80,7 +83,7 @@ impl Directory {
                 return addr.clone();
             }
         }
-        let actor = AccountActor::new(id.clone(), self.shared.clone());
+        let actor = AccountActor::new(id.clone(), self.streaming.clone(), self.shared.clone());
         let addr = AccountActor::start_in_arbiter(self.arbiter(), move |_| actor);
         accounts.insert(id.clone(), addr.clone());
         addr
@@ -102,16 +105,28 @@ impl Directory {
         });
     }
 
-    /// Asks every account actor to check its live streams' authority again (see
-    /// [`crate::account::Reauthorize`]); returns once all have.
+    /// Asks every account actor that holds a live stream to check its streams' authority
+    /// again (see [`crate::account::Reauthorize`]); returns once all have. An actor without
+    /// a stream has nothing to check, and a stream subscribing after this looked checks
+    /// its authority as it subscribes.
     pub async fn reauthorize_streams(&self) {
-        let accounts: Vec<Addr<AccountActor>> = self
-            .accounts
+        let streaming: Vec<AccountId> = self
+            .streaming
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .values()
+            .iter()
             .cloned()
             .collect();
+        let accounts: Vec<Addr<AccountActor>> = {
+            let accounts = self
+                .accounts
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            streaming
+                .iter()
+                .filter_map(|id| accounts.get(id).cloned())
+                .collect()
+        };
         let asks = accounts
             .iter()
             .map(|addr| addr.send(crate::account::Reauthorize));

@@ -245,5 +245,19 @@ async fn a_point_reaches_owner_stream_mqtt_topic_and_store() {
     )
     .expect("history");
     assert_eq!(stored.items.len(), 1, "the invalid point was never stored");
+
+    // A stream whose authority ended between its request's check and its subscription
+    // ends at once instead of waiting for the next change.
+    let mut late = directory
+        .account(&account.id)
+        .send(Subscribe {
+            only: None,
+            allowed: Box::new(|| false),
+            buffer: actors::account::SUBSCRIBER_BUFFER,
+        })
+        .await
+        .expect("answered");
+    let ended = tokio::time::timeout(Duration::from_secs(5), late.recv()).await;
+    assert!(matches!(ended, Ok(None)), "ended, not open: {ended:?}");
     writer.shutdown();
 }
