@@ -183,36 +183,24 @@ pub struct Batch {
 }
 
 /// Deletes at most `budget` telemetry rows that are due, by the plan's cutoffs from index
-/// `start` on.
+/// `start` on. A row holds every reading of its millisecond, so it counts once.
 pub fn prune_telemetry(
     tx: &WriteTransaction,
     cutoffs: &[(u64, u64)],
     start: usize,
     budget: usize,
 ) -> Result<Batch, StoreError> {
-    let budget = budget.max(1);
     let mut table = tx.open_table(TELEMETRY)?;
-    let mut deleted = 0;
-    for (index, &(key, before)) in cutoffs.iter().enumerate().skip(start) {
+    prune_by_asset(cutoffs, start, budget, |key, before, limit| {
         let due: Vec<(u64, u64)> = table
             .range((key, 0)..(key, before))?
-            .take(budget - deleted)
+            .take(limit)
             .map(|row| row.map(|(k, _)| k.value()))
             .collect::<Result<_, _>>()?;
         for row in &due {
             table.remove(row)?;
         }
-        deleted += due.len();
-        if deleted == budget {
-            return Ok(Batch {
-                deleted,
-                resume: Some(index),
-            });
-        }
-    }
-    Ok(Batch {
-        deleted,
-        resume: None,
+        Ok(due.len())
     })
 }
 
@@ -223,19 +211,33 @@ pub fn prune_access_events(
     start: usize,
     budget: usize,
 ) -> Result<Batch, StoreError> {
-    let budget = budget.max(1);
     let mut table = tx.open_table(ACCESS_EVENTS)?;
-    let mut deleted = 0;
-    for (index, &(key, before)) in cutoffs.iter().enumerate().skip(start) {
+    prune_by_asset(cutoffs, start, budget, |key, before, limit| {
         let due: Vec<(u64, u64, u64)> = table
             .range((key, 0, 0)..(key, before, 0))?
-            .take(budget - deleted)
+            .take(limit)
             .map(|row| row.map(|(k, _)| k.value()))
             .collect::<Result<_, _>>()?;
         for row in &due {
             table.remove(row)?;
         }
-        deleted += due.len();
+        Ok(due.len())
+    })
+}
+
+/// The batch walk both prunes share: for each `(asset key, cutoff)` from `start` on, lets
+/// `delete(key, cutoff, limit)` remove up to `limit` due rows (answering how many), until
+/// `budget` rows are gone; the batch says where the next one resumes.
+fn prune_by_asset(
+    cutoffs: &[(u64, u64)],
+    start: usize,
+    budget: usize,
+    mut delete: impl FnMut(u64, u64, usize) -> Result<usize, StoreError>,
+) -> Result<Batch, StoreError> {
+    let budget = budget.max(1);
+    let mut deleted = 0;
+    for (index, &(key, before)) in cutoffs.iter().enumerate().skip(start) {
+        deleted += delete(key, before, budget - deleted)?;
         if deleted == budget {
             return Ok(Batch {
                 deleted,
