@@ -113,7 +113,9 @@ async fn a_point_stamped_after_a_grants_end_is_not_the_grantees_while_it_is_in_f
 
     // Two minutes ahead (inside the five-minute allowance for unit clocks): after the end.
     publish(&unit, json!({"ts": now + 120_000, "fuel_pct": 1})).await;
-    publish(&unit, json!({"ts": now + 1, "fuel_pct": 2})).await;
+    // Stamped after the grant was made, so inside its window (it starts when made).
+    let inside = gateway.now_ms();
+    publish(&unit, json!({"ts": inside, "fuel_pct": 2})).await;
     assert_eq!(drain(&mut owner).await, [1.0, 2.0]);
     assert_eq!(
         drain(&mut grantee).await,
