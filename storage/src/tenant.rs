@@ -46,9 +46,7 @@ impl Mirror {
     }
 
     pub fn shows(&self, ts: Timestamp) -> bool {
-        self.windows
-            .iter()
-            .any(|(from, until)| *from <= ts && until.is_none_or(|until| ts < until))
+        crate::window::shows(&self.windows, ts)
     }
 }
 

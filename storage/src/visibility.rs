@@ -77,9 +77,14 @@ impl Seen {
         (from.max(window_from), to.min(window_to))
     }
 
-    /// Whether a point at `ts` is inside what this account may see ([`Window::shows`]).
+    /// Whether a point at `ts` is inside what this account may see: [`Seen::access`]'s
+    /// test, made without building the `Window` (history and exports ask it per point).
     pub fn shows(&self, ts: Timestamp) -> bool {
-        self.access().shows(ts)
+        match (&self.asset.mirror, &self.grant) {
+            (Some(link), _) => link.shows(ts),
+            (None, Some(grant)) => crate::window::shows(&[(grant.from, grant.until)], ts),
+            (None, None) => true,
+        }
     }
 
     /// Rule 2 and rule 5: a grantee or a mirror's account never changes, re-shares or

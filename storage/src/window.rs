@@ -38,9 +38,7 @@ impl Window {
 
     /// Whether a point stamped `ts` is inside this sight.
     pub fn shows(&self, ts: Timestamp) -> bool {
-        self.periods
-            .iter()
-            .any(|(from, until)| *from <= ts && until.is_none_or(|until| ts < until))
+        shows(&self.periods, ts)
     }
 
     /// Whether the access is in force at `now`: its latest period has started and not
@@ -66,6 +64,14 @@ impl Window {
     pub fn until(&self) -> Option<Timestamp> {
         self.periods.last().and_then(|p| p.1)
     }
+}
+
+/// Whether `ts` lies in one of `periods` (`[from, until)`, `None`: open): the one test
+/// every sight makes of a point, [`Window::shows`] and a mirror's alike.
+pub fn shows(periods: &[(Timestamp, Option<Timestamp>)], ts: Timestamp) -> bool {
+    periods
+        .iter()
+        .any(|(from, until)| *from <= ts && until.is_none_or(|until| ts < until))
 }
 
 #[cfg(test)]
