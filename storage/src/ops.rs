@@ -479,10 +479,6 @@ pub fn write_points<'a>(
     let mut telemetry = tx.open_table(TELEMETRY)?;
     let mut positions = Vec::new();
     let mut record = Vec::with_capacity(128);
-    let corrupt = |source| StoreError::Codec {
-        table: "telemetry",
-        source,
-    };
     for (asset_key, point) in points {
         codec::encode_into(point, &mut record);
         let key = (asset_key, point.ts.0);
@@ -495,20 +491,13 @@ pub fn write_points<'a>(
             positions.push(0);
             continue;
         };
-        let readings = crate::telemetry::row::decode(&stored).map_err(corrupt)?;
-        let position = match readings.iter().position(|reading| reading == point) {
-            Some(found) => {
-                telemetry.insert(key, stored.as_slice())?;
-                found
-            }
-            None => {
-                let row = crate::telemetry::row::merge(&stored, point)
-                    .map_err(corrupt)?
-                    .unwrap_or(stored);
-                telemetry.insert(key, row.as_slice())?;
-                readings.len()
-            }
-        };
+        let (row, position) =
+            crate::telemetry::row::merge(&stored, point).map_err(|source| StoreError::Codec {
+                table: "telemetry",
+                source,
+            })?;
+        // The insert above replaced the row: put back the merged one, or the stored one.
+        telemetry.insert(key, row.as_deref().unwrap_or(&stored))?;
         positions.push(u32::try_from(position).unwrap_or(u32::MAX));
     }
     Ok(positions)

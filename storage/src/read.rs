@@ -194,7 +194,7 @@ pub fn history(
             if !keep(Timestamp(ts)) {
                 continue;
             }
-            let readings = decode_row(value.value())?;
+            let readings = crate::telemetry::row::decode_stored(value.value())?;
             // A page never splits a millisecond (the cursor is one); a first row larger
             // than the page is served whole rather than never.
             if !items.is_empty() && items.len() + readings.len() > limit {
@@ -221,7 +221,7 @@ pub fn latest(
     {
         let (key, value) = row?;
         if keep(Timestamp(key.value().1)) {
-            return Ok(decode_row(value.value())?.pop());
+            return Ok(crate::telemetry::row::decode_stored(value.value())?.pop());
         }
     }
     Ok(None)
@@ -296,13 +296,6 @@ pub fn access_events(
     Ok(Page { items, next_cursor })
 }
 
-fn decode_row(bytes: &[u8]) -> Result<Vec<Point>, StoreError> {
-    crate::telemetry::row::decode(bytes).map_err(|source| StoreError::Codec {
-        table: "telemetry",
-        source,
-    })
-}
-
 /// Visits one asset's points with `from <= ts < to` that `keep` accepts, oldest first
 /// (readings of a millisecond in arrival order), until `visit` answers `false`: an export
 /// streams a whole range through this without holding it in memory.
@@ -325,7 +318,7 @@ pub fn scan(
         if !keep(Timestamp(key.value().1)) {
             continue;
         }
-        for point in decode_row(value.value())? {
+        for point in crate::telemetry::row::decode_stored(value.value())? {
             if !visit(&point) {
                 return Ok(());
             }

@@ -215,12 +215,7 @@ impl Records {
                 let Some(stored) = self.telemetry.get((asset_key, ts.0))? else {
                     return Ok(None);
                 };
-                let readings = crate::telemetry::row::decode(stored.value()).map_err(|source| {
-                    StoreError::Codec {
-                        table: "telemetry",
-                        source,
-                    }
-                })?;
+                let readings = crate::telemetry::row::decode_stored(stored.value())?;
                 let Some(point) = usize::try_from(reading).ok().and_then(|i| readings.get(i))
                 else {
                     return Ok(None);

@@ -10,6 +10,7 @@
 
 use super::Point;
 use crate::codec::{self, CodecError};
+use crate::error::StoreError;
 
 /// The first byte of a row holding several readings; never a schema version.
 pub const READINGS: u8 = 0xA5;
@@ -25,21 +26,33 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Point>, CodecError> {
     }
 }
 
-/// The row to store when `point` arrives for a millisecond that already holds `stored`:
-/// `None` when the row holds an equal reading already (keep it as it is), else the row
-/// with `point` appended.
+/// [`decode`] for a row read from the store: a row that does not decode is the store's
+/// failure, named by its table.
+///
+/// # Errors
+/// [`StoreError::Codec`] when the row does not decode.
+pub fn decode_stored(bytes: &[u8]) -> Result<Vec<Point>, StoreError> {
+    decode(bytes).map_err(|source| StoreError::Codec {
+        table: "telemetry",
+        source,
+    })
+}
+
+/// The row to store when `point` arrives for a millisecond that already holds `stored`,
+/// and the reading `point` is in it: `None` (keep the row as it is) with the position of
+/// the equal reading it holds, else the row with `point` appended, at the end.
 ///
 /// # Errors
 /// [`CodecError`] when the stored row does not decode.
-pub fn merge(stored: &[u8], point: &Point) -> Result<Option<Vec<u8>>, CodecError> {
+pub fn merge(stored: &[u8], point: &Point) -> Result<(Option<Vec<u8>>, usize), CodecError> {
     let mut readings = decode(stored)?;
-    if readings.contains(point) {
-        return Ok(None);
+    if let Some(found) = readings.iter().position(|reading| reading == point) {
+        return Ok((None, found));
     }
     readings.push(point.clone());
     let mut row = vec![READINGS];
     row.extend(codec::encode(&readings));
-    Ok(Some(row))
+    Ok((Some(row), readings.len() - 1))
 }
 
 #[cfg(test)]
@@ -71,13 +84,12 @@ mod tests {
     #[test]
     fn a_second_reading_in_the_millisecond_is_kept_after_the_first() {
         let row = codec::encode(&point(10.0));
-        let row = merge(&row, &point(90.0))
-            .expect("merges")
-            .expect("new reading");
-        assert_eq!(row[0], READINGS);
-        let row = merge(&row, &point(50.0))
-            .expect("merges")
-            .expect("new reading");
+        let (row, at) = merge(&row, &point(90.0)).expect("merges");
+        let row = row.expect("new reading");
+        assert_eq!((row[0], at), (READINGS, 1));
+        let (row, at) = merge(&row, &point(50.0)).expect("merges");
+        let row = row.expect("new reading");
+        assert_eq!(at, 2);
         assert_eq!(
             decode(&row).expect("decodes"),
             [point(10.0), point(90.0), point(50.0)]
@@ -87,9 +99,9 @@ mod tests {
     #[test]
     fn an_equal_reading_is_stored_once() {
         let row = codec::encode(&point(10.0));
-        assert_eq!(merge(&row, &point(10.0)).expect("merges"), None);
-        let two = merge(&row, &point(90.0)).expect("merges").expect("new");
-        assert_eq!(merge(&two, &point(90.0)).expect("merges"), None);
+        assert_eq!(merge(&row, &point(10.0)).expect("merges"), (None, 0));
+        let two = merge(&row, &point(90.0)).expect("merges").0.expect("new");
+        assert_eq!(merge(&two, &point(90.0)).expect("merges"), (None, 1));
     }
 
     #[test]
