@@ -17,6 +17,9 @@ pub enum CodecError {
     Version { found: u8 },
     #[error("record does not decode: {0}")]
     Postcard(#[from] postcard::Error),
+    /// A telemetry chunk whose columns disagree with each other (see `telemetry::chunk`).
+    #[error("telemetry chunk is corrupt: {0}")]
+    Chunk(&'static str),
 }
 
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {

@@ -477,9 +477,17 @@ pub fn write_points<'a>(
     points: impl IntoIterator<Item = (u64, &'a Point)>,
 ) -> Result<Vec<u32>, StoreError> {
     let mut telemetry = tx.open_table(TELEMETRY)?;
+    let chunks = tx.open_table(TELEMETRY_CHUNKS)?;
     let mut positions = Vec::new();
     let mut record = Vec::with_capacity(128);
     for (asset_key, point) in points {
+        // A reading of a sealed bucket (a late upload, a resend) counts the chunk's
+        // readings of its millisecond first; almost always the bucket is not sealed.
+        let sealed = crate::telemetry::stored::sealed_at(&chunks, asset_key, point.ts.0)?;
+        if let Some(found) = sealed.iter().position(|reading| reading == point) {
+            positions.push(u32::try_from(found).unwrap_or(u32::MAX));
+            continue;
+        }
         codec::encode_into(point, &mut record);
         let key = (asset_key, point.ts.0);
         // Almost always a new millisecond: one insert. Otherwise the row keeps every
@@ -487,18 +495,22 @@ pub fn write_points<'a>(
         let stored = telemetry
             .insert(key, record.as_slice())?
             .map(|old| old.value().to_vec());
-        let Some(stored) = stored else {
-            positions.push(0);
-            continue;
+        let position = match stored {
+            None => 0,
+            Some(stored) => {
+                let (row, position) =
+                    crate::telemetry::row::merge(&stored, point).map_err(|source| {
+                        StoreError::Codec {
+                            table: "telemetry",
+                            source,
+                        }
+                    })?;
+                // The insert above replaced the row: put back the merged one, or the stored one.
+                telemetry.insert(key, row.as_deref().unwrap_or(&stored))?;
+                position
+            }
         };
-        let (row, position) =
-            crate::telemetry::row::merge(&stored, point).map_err(|source| StoreError::Codec {
-                table: "telemetry",
-                source,
-            })?;
-        // The insert above replaced the row: put back the merged one, or the stored one.
-        telemetry.insert(key, row.as_deref().unwrap_or(&stored))?;
-        positions.push(u32::try_from(position).unwrap_or(u32::MAX));
+        positions.push(u32::try_from(sealed.len() + position).unwrap_or(u32::MAX));
     }
     Ok(positions)
 }

@@ -10,6 +10,7 @@ use crate::model::{Account, Device, DeviceStatus, Principal};
 use crate::policy::{self, Need};
 use crate::store::{decode_as, get};
 use crate::tables::*;
+use crate::telemetry::stored::{Order, Stored};
 use crate::telemetry::Point;
 use crate::time::Timestamp;
 use crate::token;
@@ -183,27 +184,22 @@ pub fn history(
     limit: usize,
     keep: impl Fn(Timestamp) -> bool,
 ) -> Result<Page<Point>, StoreError> {
-    let telemetry = rtx.open_table(TELEMETRY)?;
     let start = cursor.map_or(from.0, |c| c.max(from.0));
     let mut items = Vec::new();
     let mut next_cursor = None;
-    if start < to.0 {
-        for row in telemetry.range((asset_key, start)..(asset_key, to.0))? {
-            let (key, value) = row?;
-            let ts = key.value().1;
-            if !keep(Timestamp(ts)) {
-                continue;
-            }
-            let readings = crate::telemetry::row::decode_stored(value.value())?;
-            // A page never splits a millisecond (the cursor is one); a first row larger
-            // than the page is served whole rather than never.
-            if !items.is_empty() && items.len() + readings.len() > limit {
-                next_cursor = Some(ts.to_string());
-                break;
-            }
-            items.extend(readings);
+    Stored::open(rtx)?.walk(asset_key, (start, to.0), Order::Oldest, |(ts, readings)| {
+        if !keep(Timestamp(ts)) {
+            return Ok(true);
         }
-    }
+        // A page never splits a millisecond (the cursor is one); a first millisecond with
+        // more readings than the page is served whole rather than never.
+        if !items.is_empty() && items.len() + readings.len() > limit {
+            next_cursor = Some(ts.to_string());
+            return Ok(false);
+        }
+        items.extend(readings);
+        Ok(true)
+    })?;
     Ok(Page { items, next_cursor })
 }
 
@@ -214,17 +210,20 @@ pub fn latest(
     (from, to): (Timestamp, Timestamp),
     keep: impl Fn(Timestamp) -> bool,
 ) -> Result<Option<Point>, StoreError> {
-    let telemetry = rtx.open_table(TELEMETRY)?;
-    for row in telemetry
-        .range((asset_key, from.0)..(asset_key, to.0))?
-        .rev()
-    {
-        let (key, value) = row?;
-        if keep(Timestamp(key.value().1)) {
-            return Ok(crate::telemetry::row::decode_stored(value.value())?.pop());
-        }
-    }
-    Ok(None)
+    let mut newest = None;
+    Stored::open(rtx)?.walk(
+        asset_key,
+        (from.0, to.0),
+        Order::Newest,
+        |(ts, mut readings)| {
+            if !keep(Timestamp(ts)) {
+                return Ok(true);
+            }
+            newest = readings.pop();
+            Ok(false)
+        },
+    )?;
+    Ok(newest)
 }
 
 /// An account's record for `GET /accounts/{a}`: its members, its ancestors' users and
@@ -309,20 +308,10 @@ pub fn scan(
     keep: impl Fn(Timestamp) -> bool,
     mut visit: impl FnMut(&Point) -> bool,
 ) -> Result<(), StoreError> {
-    if from >= to {
-        return Ok(());
-    }
-    let telemetry = rtx.open_table(TELEMETRY)?;
-    for row in telemetry.range((asset_key, from.0)..(asset_key, to.0))? {
-        let (key, value) = row?;
-        if !keep(Timestamp(key.value().1)) {
-            continue;
-        }
-        for point in crate::telemetry::row::decode_stored(value.value())? {
-            if !visit(&point) {
-                return Ok(());
-            }
-        }
-    }
-    Ok(())
+    Stored::open(rtx)?.walk(
+        asset_key,
+        (from.0, to.0),
+        Order::Oldest,
+        |(ts, readings)| Ok(!keep(Timestamp(ts)) || readings.iter().all(&mut visit)),
+    )
 }

@@ -18,7 +18,7 @@ use crate::error::{OpError, StoreError};
 use crate::ids::{AccountId, AssetId};
 use crate::model::Principal;
 use crate::store::decode_as;
-use crate::tables::{ACCESS_EVENTS, TELEMETRY};
+use crate::tables::ACCESS_EVENTS;
 use crate::time::Timestamp;
 use crate::visibility::{self, Relation, Seen};
 
@@ -184,14 +184,14 @@ fn viewed_assets(
 
 /// The tables a replay reads its records from.
 struct Records {
-    telemetry: redb::ReadOnlyTable<(u64, u64), &'static [u8]>,
+    telemetry: crate::telemetry::stored::Stored,
     access: redb::ReadOnlyTable<(u64, u64, u64), &'static [u8]>,
 }
 
 impl Records {
     fn open(rtx: &ReadTransaction) -> Result<Records, StoreError> {
         Ok(Records {
-            telemetry: rtx.open_table(TELEMETRY)?,
+            telemetry: crate::telemetry::stored::Stored::open(rtx)?,
             access: rtx.open_table(ACCESS_EVENTS)?,
         })
     }
@@ -212,10 +212,7 @@ impl Records {
                 ts,
                 reading,
             } if seen.shows(ts) => {
-                let Some(stored) = self.telemetry.get((asset_key, ts.0))? else {
-                    return Ok(None);
-                };
-                let readings = crate::telemetry::row::decode_stored(stored.value())?;
+                let readings = self.telemetry.at(asset_key, ts.0)?;
                 let Some(point) = usize::try_from(reading).ok().and_then(|i| readings.get(i))
                 else {
                     return Ok(None);

@@ -24,7 +24,9 @@ use crate::model::{Asset, AuditEntry, Principal};
 use crate::ops::{audit, AuditNote, Who};
 use crate::read::administers;
 use crate::store::decode_as;
-use crate::tables::{ACCESS_EVENTS, ACCOUNTS, ASSETS, AUDIT, TELEMETRY, TELEMETRY_RETENTION};
+use crate::tables::{
+    ACCESS_EVENTS, ACCOUNTS, ASSETS, AUDIT, TELEMETRY, TELEMETRY_CHUNKS, TELEMETRY_RETENTION,
+};
 use crate::time::Timestamp;
 
 /// One day in milliseconds.
@@ -182,8 +184,10 @@ pub struct Batch {
     pub resume: Option<usize>,
 }
 
-/// Deletes at most `budget` telemetry rows that are due, by the plan's cutoffs from index
-/// `start` on. A row holds every reading of its millisecond, so it counts once.
+/// Deletes about `budget` telemetry readings that are due, by the plan's cutoffs from index
+/// `start` on: rows first (a row holds every reading of its millisecond and counts once),
+/// then sealed chunks, a chunk wholly due at once and one that straddles the cutoff
+/// rewritten without its due readings.
 pub fn prune_telemetry(
     tx: &WriteTransaction,
     cutoffs: &[(u64, u64)],
@@ -191,6 +195,7 @@ pub fn prune_telemetry(
     budget: usize,
 ) -> Result<Batch, StoreError> {
     let mut table = tx.open_table(TELEMETRY)?;
+    let mut chunks = tx.open_table(TELEMETRY_CHUNKS)?;
     prune_by_asset(cutoffs, start, budget, |key, before, limit| {
         let due: Vec<(u64, u64)> = table
             .range((key, 0)..(key, before))?
@@ -200,8 +205,45 @@ pub fn prune_telemetry(
         for row in &due {
             table.remove(row)?;
         }
-        Ok(due.len())
+        Ok(due.len() + prune_chunks(&mut chunks, key, before, limit - due.len())?)
     })
+}
+
+/// Deletes the due readings of `asset`'s chunks older than `before`, whole chunks while
+/// fewer than `limit` readings went; answers how many went.
+fn prune_chunks(
+    chunks: &mut redb::Table<(u64, u64), &'static [u8]>,
+    asset: u64,
+    before: u64,
+    limit: usize,
+) -> Result<usize, StoreError> {
+    let mut deleted = 0;
+    while deleted < limit {
+        let first = chunks
+            .range((asset, 0)..(asset, before))?
+            .next()
+            .transpose()?;
+        let Some((start, record)) =
+            first.map(|(key, value)| (key.value().1, value.value().to_vec()))
+        else {
+            break;
+        };
+        let mut points = crate::telemetry::stored::decode_chunk(start, &record)?;
+        let held = points.len();
+        points.retain(|point| point.ts.0 >= before);
+        deleted += held - points.len();
+        if points.is_empty() {
+            chunks.remove((asset, start))?;
+            continue;
+        }
+        // The chunk straddles the cutoff: what is left is not due, and no later chunk is.
+        if points.len() < held {
+            let kept = crate::telemetry::chunk::encode(start, &points);
+            chunks.insert((asset, start), kept.as_slice())?;
+        }
+        break;
+    }
+    Ok(deleted)
 }
 
 /// As [`prune_telemetry`], for access events.
@@ -238,7 +280,8 @@ fn prune_by_asset(
     let mut deleted = 0;
     for (index, &(key, before)) in cutoffs.iter().enumerate().skip(start) {
         deleted += delete(key, before, budget - deleted)?;
-        if deleted == budget {
+        // A whole chunk may take a batch past its budget.
+        if deleted >= budget {
             return Ok(Batch {
                 deleted,
                 resume: Some(index),

@@ -271,6 +271,7 @@ fn open_database(path: &Path, faults: Option<&FaultSwitch>) -> Result<Database, 
         tx.open_table(DEVICES)?;
         tx.open_table(ASSETS)?;
         tx.open_table(TELEMETRY)?;
+        tx.open_table(TELEMETRY_CHUNKS)?;
         tx.open_table(DEVICE_STATUS)?;
         tx.open_table(COUNTERS)?;
         tx.open_table(AUDIT)?;

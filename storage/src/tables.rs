@@ -28,6 +28,12 @@ pub const ASSETS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("a
 /// same key, which is what makes "stored exactly once" hold across retransmissions.
 pub const TELEMETRY: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("telemetry");
 
+/// (asset key, bucket start ms) -> a sealed [`crate::telemetry::chunk`]: the readings of
+/// one asset in one ten-minute bucket, moved out of [`TELEMETRY`] once the bucket is an
+/// hour old (`telemetry::seal`). A reader merges both tables (`telemetry::stored`).
+pub const TELEMETRY_CHUNKS: TableDefinition<(u64, u64), &[u8]> =
+    TableDefinition::new("telemetry_chunks");
+
 /// device id -> [`crate::model::DeviceStatus`], written with telemetry batches.
 pub const DEVICE_STATUS: TableDefinition<&str, &[u8]> = TableDefinition::new("device_status");
 

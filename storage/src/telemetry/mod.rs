@@ -5,7 +5,10 @@
 
 mod decode;
 pub use decode::FIELDS;
+pub mod chunk;
 pub mod row;
+pub mod seal;
+pub mod stored;
 
 pub use decode::decode;
 
