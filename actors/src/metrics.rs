@@ -42,6 +42,8 @@ pub struct Metrics {
     pub store_bytes: Gauge,
     /// Compactions of the database file that ran (whether or not they freed space).
     pub store_compactions: Counter,
+    /// Telemetry readings moved from rows into sealed chunks (`storage::telemetry::seal`).
+    pub telemetry_sealed: Counter,
     /// Requests with a bearer token that matched nobody.
     pub auth_failures: Counter,
     /// Requests refused (429) because their source failed to authenticate too often.
@@ -75,6 +77,7 @@ impl Metrics {
             retention_deleted: Family::default(),
             store_bytes: Gauge::default(),
             store_compactions: Counter::default(),
+            telemetry_sealed: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -161,6 +164,11 @@ impl Metrics {
             "store_compactions",
             "Compactions of the database file",
             metrics.store_compactions.clone(),
+        );
+        registry.register(
+            "telemetry_sealed",
+            "Telemetry readings moved from rows into compact sealed chunks",
+            metrics.telemetry_sealed.clone(),
         );
         Metrics {
             registry,

@@ -1,4 +1,5 @@
-//! The retention task: prunes at start and then every [`Schedule::prune_every`], compacts
+//! The retention task: prunes and seals telemetry (`storage::telemetry::seal`) at start and
+//! then every [`Schedule::prune_every`], compacts
 //! the database file every [`Schedule::compact_every`], and keeps `fleetgate_store_bytes`
 //! current.
 //!
@@ -38,6 +39,7 @@ pub fn spawn(store: Store, usecases: UseCases, metrics: Arc<Metrics>, schedule: 
             let now = usecases.clock.now();
             if now >= next_prune {
                 prune(&store, &usecases, &metrics, now, schedule.limits).await;
+                seal(&usecases, &metrics, now, schedule.limits).await;
                 next_prune = later(now, schedule.prune_every);
             }
             if let (Some(at), Some(every)) = (next_compact, schedule.compact_every) {
@@ -85,6 +87,15 @@ async fn prune(
         Ok(_) => {}
         // Retried at the next turn; what a failed batch did not delete is still due then.
         Err(err) => tracing::warn!(%err, "retention prune failed; retrying at its next turn"),
+    }
+}
+
+async fn seal(usecases: &UseCases, metrics: &Metrics, now: Timestamp, limits: PruneLimits) {
+    match usecases.seal(now, limits, metrics).await {
+        Ok(0) => {}
+        Ok(readings) => tracing::info!(readings, "sealed telemetry into chunks"),
+        // What a failed batch did not seal is still due at the next turn.
+        Err(err) => tracing::warn!(%err, "sealing telemetry failed; retrying at its next turn"),
     }
 }
 

@@ -11,8 +11,9 @@ use tests::{Fleet, TestGateway};
 const DAY: u64 = 86_400;
 const START: u64 = 1_800_000_000_000;
 
-/// A stopped gateway's store gets a day of points for `asset` of `account`, written as the
-/// store writer would, then the file is compacted; returns its size in bytes.
+/// A stopped gateway's store gets a day of points for `asset` of `account` (a unit driving
+/// all day), written as the store writer would, sealed into chunks as the retention task
+/// does an hour after each bucket, then the file is compacted; returns its size in bytes.
 fn seed(gateway: &TestGateway, account: &str) -> u64 {
     let path = gateway.data_dir().join("fleetgate.redb");
     {
@@ -26,7 +27,7 @@ fn seed(gateway: &TestGateway, account: &str) -> u64 {
             let points: Vec<_> = chunk
                 .iter()
                 .map(|i| {
-                    let payload = benches::sample_payload(START + i * 1000, *i);
+                    let payload = benches::drive_payload(START + i * 1000, *i);
                     storage::telemetry::decode(&payload, Timestamp(START + DAY * 1000))
                         .expect("valid")
                         .point
@@ -34,6 +35,15 @@ fn seed(gateway: &TestGateway, account: &str) -> u64 {
                 .collect();
             let tx = store.begin_write().expect("write");
             storage::ops::write_points(&tx, points.iter().map(|p| (asset.key, p))).expect("insert");
+            tx.commit().expect("commit");
+        }
+        let now = Timestamp(START + (DAY + 1) * 1000 + storage::telemetry::seal::SEAL_AFTER_MS);
+        let mut at = Some((0, 0));
+        while let Some(start) = at {
+            let tx = store.begin_write().expect("write");
+            at = storage::telemetry::seal::seal(&tx, now, start, 5_000)
+                .expect("seal")
+                .resume;
             tx.commit().expect("commit");
         }
     }

@@ -30,7 +30,13 @@ async fn stamps(client: &simulator::ApiClient, asset: &str) -> Vec<u64> {
 
 /// The value of `fleetgate_retention_deleted_total{kind}` once it reaches `at_least`.
 async fn deleted(fleet: &Fleet, kind: &str, at_least: u64) -> Option<u64> {
-    let prefix = format!("fleetgate_retention_deleted_total{{kind=\"{kind}\"}} ");
+    let series = format!("fleetgate_retention_deleted_total{{kind=\"{kind}\"}}");
+    counter(fleet, &series, at_least).await
+}
+
+/// The value of the counter `series` (its name and labels) once it reaches `at_least`.
+async fn counter(fleet: &Fleet, series: &str, at_least: u64) -> Option<u64> {
+    let prefix = format!("{series} ");
     eventually(|| async {
         let (_, text) = fleet.admin.get_text("/metrics").await.expect("metrics");
         let value = text
@@ -239,4 +245,76 @@ async fn the_retention_api_is_the_admins_and_refuses_what_is_not_a_number_of_day
         .collect();
     assert_eq!(changes.len(), 2, "{entries}");
     assert_eq!(changes[1]["before"], "30 days");
+}
+
+/// Every point of `asset` as `client` reads it through the API, one page at a time (pages
+/// of 7, so pages end inside buckets), as raw JSON.
+async fn pages(client: &simulator::ApiClient, asset: &str) -> Vec<Value> {
+    let (mut items, mut cursor) = (Vec::new(), String::new());
+    for _ in 0..1000 {
+        let path = format!("/v1/assets/{asset}/telemetry?limit=7{cursor}");
+        let (status, text) = client.get_text(&path).await.expect("page");
+        assert_eq!(status, 200, "{text}");
+        let page: Value = serde_json::from_str(&text).expect("json");
+        items.extend(page["items"].as_array().expect("items").iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => return items,
+        }
+    }
+    panic!("history of {asset} does not end");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sealed_telemetry_reads_the_same_for_owner_and_grantee_and_takes_late_readings() {
+    let gateway = TestGateway::start_with_manual_clock();
+    let owner = Fleet::create(&gateway, "Acme").await;
+    let depot = owner.child(&gateway, "Depot").await;
+    owner.unit_with_asset("unit1", "ex1").await;
+    let now = gateway.now_ms();
+    let start = now - 3 * 3_600_000;
+    let unit = owner.connect("unit1").await;
+    for i in 0..90u64 {
+        let point = json!({"ts": start + i * 120_000, "fuel_pct": i, "lat": 59.9 + i as f64 / 1e4});
+        unit.publish_point(&point).await.expect("acked");
+    }
+    // Two readings of one millisecond, both kept.
+    let twice = start + 10 * 120_000;
+    unit.publish_point(&json!({"ts": twice, "fuel_pct": 99}))
+        .await
+        .expect("acked");
+    let granted = owner
+        .grant(&depot, &["ex1"], json!({"from": rfc3339(start)}))
+        .await;
+    assert_eq!(granted.status, 201, "{granted:?}");
+    let (owned, shared) = (
+        pages(&owner.admin, "ex1").await,
+        pages(&depot.admin, "ex1").await,
+    );
+    assert_eq!((owned.len(), shared.len()), (91, 91));
+    gateway.advance(NEXT_PRUNE);
+    // Buckets that ended an hour before the new time are sealed: about two of the three
+    // hours. The gauge moves only once the batch committed.
+    let sealed = counter(&owner, "fleetgate_telemetry_sealed_total", 50)
+        .await
+        .expect("telemetry sealed");
+    assert!(sealed < 91, "{sealed}");
+    assert_eq!(pages(&owner.admin, "ex1").await, owned);
+    assert_eq!(pages(&depot.admin, "ex1").await, shared);
+    // A late reading of a sealed millisecond comes after the sealed ones; a resend of a
+    // sealed reading is stored once.
+    unit.publish_point(&json!({"ts": twice, "fuel_pct": 7}))
+        .await
+        .expect("acked");
+    unit.publish_point(&json!({"ts": twice, "fuel_pct": 99}))
+        .await
+        .expect("acked");
+    let after = pages(&owner.admin, "ex1").await;
+    let fuel_at_twice: Vec<_> = after
+        .iter()
+        .filter(|p| p["ts_ms"] == json!(twice))
+        .map(|p| p["fuel_pct"].as_f64())
+        .collect();
+    assert_eq!(fuel_at_twice, [Some(10.0), Some(99.0), Some(7.0)]);
+    assert_eq!(after.len(), 92);
 }

@@ -1,5 +1,6 @@
 //! Retention: an account's own telemetry setting, the prune that deletes what is older
-//! than its retention, and the compaction that gives the freed space back to the disk.
+//! than its retention, the seal that moves quiet telemetry into compact chunks, and the
+//! compaction that gives the freed space back to the disk.
 //!
 //! A prune is many small transactions, not one: each deletes at most
 //! [`PruneLimits::batch_rows`] rows through the store writer, and the next is sent only
@@ -119,6 +120,32 @@ impl UseCases {
                 .await?;
             metrics.retention_deleted(kind.label(), batch.deleted);
             total += batch.deleted;
+            start = batch.resume;
+            if start.is_some() {
+                tokio::time::sleep(limits.pause).await;
+            }
+        }
+        Ok(total)
+    }
+
+    /// Seals every bucket of telemetry due at `now` into its compact chunk, in bounded
+    /// batches through the store writer paced like a prune's, counting each into
+    /// `metrics`; answers the readings sealed.
+    pub async fn seal(
+        &self,
+        now: Timestamp,
+        limits: PruneLimits,
+        metrics: &Metrics,
+    ) -> Result<usize, OpError> {
+        let (mut total, mut start) = (0, Some((0, 0)));
+        while let Some(from) = start {
+            let rows = limits.batch_rows;
+            let batch = self
+                .writer
+                .execute(move |tx| Ok(storage::telemetry::seal::seal(tx, now, from, rows)?))
+                .await?;
+            metrics.telemetry_sealed.inc_by(batch.readings as u64);
+            total += batch.readings;
             start = batch.resume;
             if start.is_some() {
                 tokio::time::sleep(limits.pause).await;
