@@ -2,28 +2,54 @@
 //! [`crate::sharing`] inside the mutation's own transaction; this module decides who may
 //! read which entries: an account's admin its account's, platform admins all.
 
-use redb::{ReadTransaction, ReadableTable};
+use redb::ReadTransaction;
 
 use crate::error::OpError;
 use crate::ids::AccountId;
 use crate::model::{AuditEntry, Principal, StaffRole};
 use crate::policy::Need;
-use crate::read::require_in;
+use crate::read::{require_in, Page};
 use crate::store::decode_as;
 use crate::tables::{ACCOUNTS, AUDIT};
 use crate::time::Timestamp;
 
-/// Up to `limit` entries with `from <= at < to`, oldest first. Without an account, a
-/// platform admin reads all and a user its own account's.
+/// One page of at most `limit` entries that `filter` keeps, oldest first, after the entry
+/// `after` (the cursor: the previous page's last `seq`). Without an account, a platform
+/// admin reads all and a user its own account's.
 pub fn entries(
     rtx: &ReadTransaction,
     caller: &Principal,
     account: Option<&AccountId>,
-    (from, to): (Timestamp, Timestamp),
-    limit: usize,
-) -> Result<Vec<AuditEntry>, OpError> {
+    filter: &AuditFilter,
+    (after, limit): (Option<u64>, usize),
+) -> Result<Page<AuditEntry>, OpError> {
+    let account = scope(rtx, caller, account)?;
+    let table = rtx.open_table(AUDIT)?;
+    let mut items = Vec::new();
+    let mut next_cursor = None;
+    let first = after.map_or(0, |seq| seq.saturating_add(1));
+    for row in table.range(first..)? {
+        let entry: AuditEntry = decode_as("audit", row?.1.value())?;
+        if !filter.keeps(&entry) || (account.is_some() && entry.account_id != account) {
+            continue;
+        }
+        if items.len() == limit.max(1) {
+            next_cursor = items.last().map(|last: &AuditEntry| last.seq.to_string());
+            break;
+        }
+        items.push(entry);
+    }
+    Ok(Page { items, next_cursor })
+}
+
+/// The account whose entries `caller` reads (`None`: every account, platform admins only).
+fn scope(
+    rtx: &ReadTransaction,
+    caller: &Principal,
+    account: Option<&AccountId>,
+) -> Result<Option<AccountId>, OpError> {
     let platform = caller.is_staff(StaffRole::PlatformAdmin);
-    let account = match account.or(caller.home_account()) {
+    match account.or(caller.home_account()) {
         Some(account) => {
             if !platform {
                 require_in(
@@ -34,29 +60,43 @@ pub fn entries(
                     &format!("account {account}"),
                 )?;
             }
-            Some(account.clone())
+            Ok(Some(account.clone()))
         }
-        None if platform => None,
-        None => {
-            return Err(OpError::invalid(
-                "account_id",
-                "required for staff principals",
-            ))
-        }
-    };
-    let table = rtx.open_table(AUDIT)?;
-    let mut out = Vec::new();
-    for row in table.iter()? {
-        let entry: AuditEntry = decode_as("audit", row?.1.value())?;
-        if entry.at < from || entry.at >= to {
-            continue;
-        }
-        if account.is_none() || entry.account_id == account {
-            out.push(entry);
-            if out.len() == limit {
-                break;
-            }
-        }
+        None if platform => Ok(None),
+        None => Err(OpError::invalid(
+            "account_id",
+            "required for staff principals",
+        )),
     }
-    Ok(out)
+}
+
+/// Which audit entries a list shows: every criterion given must hold.
+#[derive(Debug, Clone)]
+pub struct AuditFilter {
+    /// `from <= at < to`.
+    pub span: (Timestamp, Timestamp),
+    /// Made by this principal id.
+    pub actor: Option<String>,
+    /// This action (`grant.create`), or a family of them (`grant`: every `grant.*`).
+    pub action: Option<String>,
+}
+
+impl AuditFilter {
+    pub fn keeps(&self, entry: &AuditEntry) -> bool {
+        let (from, to) = self.span;
+        let family = |wanted: &String| {
+            entry.action == *wanted
+                || entry
+                    .action
+                    .strip_prefix(wanted.as_str())
+                    .is_some_and(|rest| rest.starts_with('.'))
+        };
+        from <= entry.at
+            && entry.at < to
+            && self
+                .actor
+                .as_ref()
+                .is_none_or(|a| entry.actor.as_str() == a)
+            && self.action.as_ref().is_none_or(family)
+    }
 }

@@ -603,7 +603,8 @@ pub fn list(
     rtx: &ReadTransaction,
     caller: &Principal,
     account: &AccountId,
-    asset: Option<&AssetId>,
+    filter: &KeyFilter,
+    now: Timestamp,
 ) -> Result<Vec<Key>, OpError> {
     require_in(
         &rtx.open_table(ACCOUNTS)?,
@@ -616,11 +617,73 @@ pub fn list(
     let mut out = Vec::new();
     for row in table.iter()? {
         let key: Key = decode_as("keys", row?.1.value())?;
-        if &key.account_id == account
-            && asset.is_none_or(|wanted| key.assets.iter().any(|(id, _)| id == wanted))
-        {
+        if &key.account_id == account && filter.keeps(&key, now) {
             out.push(key);
         }
     }
     Ok(out)
+}
+
+/// Where a key's date window stands at an instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyState {
+    /// `now < valid_from`: sent to the units, not yet usable.
+    Future,
+    /// `valid_from <= now < valid_to`.
+    Active,
+    /// `valid_to <= now`: gone from the units.
+    Expired,
+}
+
+impl KeyState {
+    pub fn of(key: &Key, now: Timestamp) -> KeyState {
+        match () {
+            _ if now < key.valid_from => KeyState::Future,
+            _ if now < key.valid_to => KeyState::Active,
+            _ => KeyState::Expired,
+        }
+    }
+
+    /// `future`, `active` or `expired`.
+    pub fn parse(raw: &str) -> Option<KeyState> {
+        match raw {
+            "future" => Some(KeyState::Future),
+            "active" => Some(KeyState::Active),
+            "expired" => Some(KeyState::Expired),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyState::Future => "future",
+            KeyState::Active => "active",
+            KeyState::Expired => "expired",
+        }
+    }
+}
+
+/// Which keys a list shows: every criterion given must hold.
+#[derive(Debug, Clone, Default)]
+pub struct KeyFilter {
+    /// Keys that open this asset.
+    pub asset: Option<AssetId>,
+    /// Keys assigned to this operator.
+    pub operator: Option<String>,
+    pub state: Option<KeyState>,
+}
+
+impl KeyFilter {
+    pub fn keeps(&self, key: &Key, now: Timestamp) -> bool {
+        self.asset
+            .as_ref()
+            .is_none_or(|wanted| key.assets.iter().any(|(id, _)| id == wanted))
+            && self
+                .operator
+                .as_ref()
+                .is_none_or(|wanted| key.operator_id.as_ref() == Some(wanted))
+            && self
+                .state
+                .is_none_or(|wanted| KeyState::of(key, now) == wanted)
+    }
 }

@@ -46,6 +46,7 @@ pub mod keys;
 pub mod model;
 pub mod operators;
 pub mod ops;
+pub mod paging;
 pub mod policy;
 pub mod read;
 pub mod resume;

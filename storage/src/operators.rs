@@ -437,12 +437,13 @@ pub fn get_operator(
 }
 
 /// An account's operators in id order, one page; the cursor is the next page's first id.
+/// With `q`, only those whose name or phone contains it (in any case).
 pub fn list(
     rtx: &ReadTransaction,
     caller: &Principal,
     account: &AccountId,
-    cursor: Option<&str>,
-    limit: usize,
+    q: Option<&str>,
+    (cursor, limit): (Option<&str>, usize),
 ) -> Result<Page<Operator>, OpError> {
     require(
         &rtx.open_table(ACCOUNTS)?,
@@ -456,7 +457,14 @@ pub fn list(
     for row in table.range(cursor.unwrap_or("")..)? {
         let (key, value) = row?;
         let operator: Operator = decode_as("operators", value.value())?;
-        if &operator.account_id != account {
+        let found = |q: &str| {
+            crate::paging::matches(q, &operator.name)
+                || operator
+                    .phone
+                    .as_deref()
+                    .is_some_and(|phone| phone.contains(q))
+        };
+        if &operator.account_id != account || !q.is_none_or(found) {
             continue;
         }
         if items.len() == limit {

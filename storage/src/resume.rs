@@ -170,7 +170,14 @@ fn viewed_assets(
         Scope::Account => {
             let mut cursor = None;
             loop {
-                let page = visibility::list(rtx, caller, account, cursor.as_deref(), 500, now)?;
+                let page = visibility::list(
+                    rtx,
+                    caller,
+                    account,
+                    &Default::default(),
+                    (cursor.as_deref(), 500),
+                    now,
+                )?;
                 page.items.into_iter().for_each(&mut add);
                 match page.next_cursor {
                     Some(next) => cursor = Some(next),

@@ -24,6 +24,13 @@ pub enum Relation {
 }
 
 impl Relation {
+    /// `owned`, `shared` or `mirror`.
+    pub fn parse(raw: &str) -> Option<Relation> {
+        [Relation::Owned, Relation::Shared, Relation::Mirror]
+            .into_iter()
+            .find(|relation| relation.as_str() == raw)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Relation::Owned => "owned",
@@ -169,13 +176,36 @@ pub fn resolve(
     }
 }
 
-/// The account's assets, owned and shared, ordered by id and paged.
+/// Which of an account's assets a list shows: every criterion given must hold.
+#[derive(Debug, Clone, Default)]
+pub struct AssetFilter {
+    /// Part of the asset's id, name or serial, in any case.
+    pub q: Option<String>,
+    pub relation: Option<Relation>,
+}
+
+impl AssetFilter {
+    pub fn keeps(&self, seen: &Seen) -> bool {
+        let asset = &seen.asset;
+        let found = |q: &String| {
+            [asset.id.as_str(), asset.name.as_str()]
+                .into_iter()
+                .chain(asset.serial.as_deref())
+                .any(|text| crate::paging::matches(q, text))
+        };
+        self.relation.is_none_or(|wanted| seen.relation == wanted)
+            && self.q.as_ref().is_none_or(found)
+    }
+}
+
+/// The account's assets that `filter` keeps, owned and shared, ordered by id and paged
+/// (the cursor is the previous page's last id).
 pub fn list(
     rtx: &ReadTransaction,
     caller: &Principal,
     account: &AccountId,
-    cursor: Option<&str>,
-    limit: usize,
+    filter: &AssetFilter,
+    (cursor, limit): (Option<&str>, usize),
     now: Timestamp,
 ) -> Result<Page<Seen>, OpError> {
     require_in(
@@ -199,7 +229,10 @@ pub fn list(
         if cursor.is_some() && id <= after {
             continue;
         }
-        items.push(owned_or_mirror(decode_as("assets", value.value())?));
+        let seen = owned_or_mirror(decode_as("assets", value.value())?);
+        if filter.keeps(&seen) {
+            items.push(seen);
+        }
     }
     let by_target = rtx.open_table(GRANT_BY_TARGET)?;
     let mut shared_count = 0;
@@ -212,7 +245,7 @@ pub fn list(
         if cursor.is_some() && id <= after {
             continue;
         }
-        if let Some(seen) = shared(rtx, grant_id.value(), now)? {
+        if let Some(seen) = shared(rtx, grant_id.value(), now)?.filter(|s| filter.keeps(s)) {
             items.push(seen);
             shared_count += 1;
         }

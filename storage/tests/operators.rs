@@ -178,7 +178,7 @@ fn roles_decide_who_creates_and_strangers_see_nothing() {
         operators::get_operator(&rtx, &f.stranger, &created.id),
         Err(OpError::NotFound(_))
     ));
-    let page = operators::list(&rtx, &f.admin, &f.account, None, 10).expect("list");
+    let page = operators::list(&rtx, &f.admin, &f.account, None, (None, 10)).expect("list");
     assert_eq!(page.items, vec![created]);
 }
 

@@ -166,8 +166,15 @@ fn refused_operation_leaves_nothing_behind() {
     assert!(matches!(refused, Err(OpError::NotFound(_))), "{refused:?}");
     drop(tx);
     let rtx = f.store.begin_read().expect("read");
-    let page = storage::visibility::list(&rtx, &f.admin, &f.account, None, 10, Timestamp(10))
-        .expect("list");
+    let page = storage::visibility::list(
+        &rtx,
+        &f.admin,
+        &f.account,
+        &Default::default(),
+        (None, 10),
+        Timestamp(10),
+    )
+    .expect("list");
     assert!(page.items.is_empty());
 }
 

@@ -10,6 +10,7 @@ use storage::{AccountId, OpError};
 use utoipa::ToSchema;
 
 use super::auth::Caller;
+use super::dto::{page_by, PageQuery};
 use super::problem::{ApiError, Problem};
 use super::AppState;
 
@@ -52,24 +53,30 @@ impl From<CertificateRecord> for CertificateView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CertificateList {
     pub items: Vec<CertificateView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
 
 fn account_of(raw: &str) -> Result<AccountId, OpError> {
     AccountId::parse(raw).map_err(|_| OpError::not_found(format!("account {raw}")))
 }
 
-#[utoipa::path(get, path = "/v1/accounts/{a}/certificates",
+#[utoipa::path(get, path = "/v1/accounts/{a}/certificates", params(PageQuery),
     responses((status = 200, body = CertificateList), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn list_certificates(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
+    query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let account = account_of(&path)?;
     let rtx = state.store.begin_read()?;
     let certs = storage::certificates::of_account(&rtx, &caller.0, &account)?;
-    let items = certs.into_iter().map(CertificateView::from).collect();
-    Ok(HttpResponse::Ok().json(CertificateList { items }))
+    let page = page_by(certs, query.paging(), |cert| cert.serial.clone())?;
+    Ok(HttpResponse::Ok().json(CertificateList {
+        items: page.items.into_iter().map(CertificateView::from).collect(),
+        next_cursor: page.next_cursor,
+    }))
 }
 
 #[utoipa::path(post, path = "/v1/accounts/{a}/certificates/{serial}/revoke",

@@ -69,6 +69,34 @@ pub fn limit(raw: Option<&str>) -> Result<usize, OpError> {
     }
 }
 
+/// A list answer (design 5.1): one page of `page` shown as `view` shows an item.
+pub fn list_answer<T, V: Serialize>(
+    page: storage::read::Page<T>,
+    view: impl FnMut(T) -> V,
+) -> actix_web::HttpResponse {
+    let items: Vec<V> = page.items.into_iter().map(view).collect();
+    let mut body = serde_json::json!({ "items": items });
+    if let Some(next) = page.next_cursor {
+        body["next_cursor"] = next.into();
+    }
+    actix_web::HttpResponse::Ok().json(body)
+}
+
+/// One page of a list read whole, by `key` (`storage::paging`): `cursor` and `limit` as
+/// the query string gave them, the limit checked by [`limit`].
+pub fn page_by<T>(
+    items: impl IntoIterator<Item = T>,
+    (cursor, raw_limit): (Option<&str>, Option<&str>),
+    key: impl Fn(&T) -> String,
+) -> Result<storage::read::Page<T>, OpError> {
+    Ok(storage::paging::page_of(
+        items,
+        cursor,
+        limit(raw_limit)?,
+        key,
+    ))
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MeView {
     pub principal_id: String,
@@ -287,6 +315,34 @@ pub struct ListQuery {
     pub limit: Option<String>,
     /// A descendant account the caller's role extends to.
     pub account_id: Option<String>,
+}
+
+/// `?cursor=&limit=` of a list that has no other parameter.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    pub cursor: Option<String>,
+    /// 1 to 1000; 100 when absent.
+    pub limit: Option<String>,
+}
+
+impl PageQuery {
+    pub fn paging(&self) -> (Option<&str>, Option<&str>) {
+        (self.cursor.as_deref(), self.limit.as_deref())
+    }
+}
+
+/// `GET /v1/assets`: paging, the account, and the search.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AssetListQuery {
+    pub cursor: Option<String>,
+    pub limit: Option<String>,
+    pub account_id: Option<String>,
+    /// Part of the asset's id, name or serial, in any case.
+    pub q: Option<String>,
+    /// `owned`, `shared` or `mirror`.
+    pub relation: Option<String>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -4,7 +4,7 @@ use actix_web::{web, HttpResponse};
 use storage::model::CertificateKind;
 use storage::read::acting_account;
 use storage::time::Timestamp;
-use storage::visibility::Seen;
+use storage::visibility::{Relation, Seen};
 use storage::{AccountId, AssetId, DeviceId, OpError};
 
 use super::auth::Caller;
@@ -145,21 +145,32 @@ pub async fn create_asset(
     Ok(HttpResponse::Created().json(AssetView::owned(asset)))
 }
 
-#[utoipa::path(get, path = "/v1/assets", params(ListQuery),
+#[utoipa::path(get, path = "/v1/assets", params(AssetListQuery),
     responses((status = 200, body = AssetList), (status = 404, body = Problem)))]
 pub async fn list_assets(
     state: web::Data<AppState>,
     caller: Caller,
-    query: web::Query<ListQuery>,
+    query: web::Query<AssetListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let account = account_param(&caller, query.account_id.as_deref())?;
     let limit = limit(query.limit.as_deref())?;
+    let filter = storage::visibility::AssetFilter {
+        q: query.q.clone().filter(|q| !q.is_empty()),
+        relation: query
+            .relation
+            .as_deref()
+            .map(|raw| {
+                Relation::parse(raw)
+                    .ok_or_else(|| OpError::invalid("relation", "must be owned, shared or mirror"))
+            })
+            .transpose()?,
+    };
     let page = storage::visibility::list(
         &state.store.begin_read()?,
         &caller.0,
         &account,
-        query.cursor.as_deref(),
-        limit,
+        &filter,
+        (query.cursor.as_deref(), limit),
         state.clock.now(),
     )?;
     Ok(HttpResponse::Ok().json(AssetList {

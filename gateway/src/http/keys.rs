@@ -13,7 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Caller;
 use super::body::Json;
-use super::dto::{id_field, limit, query_time, AccountQuery};
+use super::dto::{id_field, limit, list_answer, page_by, query_time, AccountQuery};
 use super::fleet::{account_param, visible_asset};
 use super::problem::{ApiError, Problem};
 use super::sharing::DryRun;
@@ -123,8 +123,15 @@ pub struct BulkDelete {
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct KeyQuery {
+    /// Keys that open this asset.
     pub asset_id: Option<String>,
+    /// Keys assigned to this operator.
+    pub operator_id: Option<String>,
+    /// `future`, `active` or `expired`, by the key's date window now.
+    pub state: Option<String>,
     pub account_id: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: Option<String>,
 }
 
 fn time(field: &str, raw: &str) -> Result<Timestamp, OpError> {
@@ -184,21 +191,32 @@ pub async fn list(
     query: web::Query<KeyQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let account = account_param(&caller, query.account_id.as_deref())?;
-    let asset = query
-        .asset_id
-        .as_deref()
-        .map(|raw| id_field("asset_id", AssetId::parse(raw)))
-        .transpose()?;
-    let items: Vec<KeyView> = storage::keys::list(
+    let filter = storage::keys::KeyFilter {
+        asset: query
+            .asset_id
+            .as_deref()
+            .map(|raw| id_field("asset_id", AssetId::parse(raw)))
+            .transpose()?,
+        operator: query.operator_id.clone(),
+        state: query
+            .state
+            .as_deref()
+            .map(|raw| {
+                storage::keys::KeyState::parse(raw)
+                    .ok_or_else(|| OpError::invalid("state", "must be future, active or expired"))
+            })
+            .transpose()?,
+    };
+    let keys = storage::keys::list(
         &state.store.begin_read()?,
         &caller.0,
         &account,
-        asset.as_ref(),
-    )?
-    .into_iter()
-    .map(KeyView::from)
-    .collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+        &filter,
+        state.clock.now(),
+    )?;
+    let paging = (query.cursor.as_deref(), query.limit.as_deref());
+    let page = page_by(keys, paging, |key| key.id.clone())?;
+    Ok(list_answer(page, KeyView::from))
 }
 
 #[utoipa::path(patch, path = "/v1/keys/{id}", request_body = KeyPatch,

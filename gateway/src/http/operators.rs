@@ -16,7 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 use self::import::{Format, ImportError, RowError};
 use super::auth::Caller;
 use super::body::Json;
-use super::dto::{limit, AccountQuery, ListQuery};
+use super::dto::{limit, AccountQuery};
 use super::fleet::account_param;
 use super::problem::{ApiError, Problem};
 use super::sharing::DryRun;
@@ -161,12 +161,23 @@ pub async fn create(
     Ok(HttpResponse::Created().json(OperatorView::from(operator)))
 }
 
-#[utoipa::path(get, path = "/v1/operators", params(ListQuery),
+/// `GET /v1/operators`: paging, the account, and the search.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorListQuery {
+    pub cursor: Option<String>,
+    pub limit: Option<String>,
+    pub account_id: Option<String>,
+    /// Part of the operator's name (any case) or phone.
+    pub q: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/operators", params(OperatorListQuery),
     responses((status = 200, body = OperatorList), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn list(
     state: web::Data<AppState>,
     caller: Caller,
-    query: web::Query<ListQuery>,
+    query: web::Query<OperatorListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let account = account_param(&caller, query.account_id.as_deref())?;
     let limit = limit(query.limit.as_deref())?;
@@ -174,8 +185,8 @@ pub async fn list(
         &state.store.begin_read()?,
         &caller.0,
         &account,
-        query.cursor.as_deref(),
-        limit,
+        query.q.as_deref().filter(|q| !q.is_empty()),
+        (query.cursor.as_deref(), limit),
     )?;
     Ok(HttpResponse::Ok().json(OperatorList {
         items: page.items.into_iter().map(OperatorView::from).collect(),

@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Caller;
 use super::body::Json;
-use super::dto::{id_field, query_time, AccountView};
+use super::dto::{id_field, list_answer, page_by, query_time, AccountView, PageQuery};
 use super::fleet::account_param;
 use super::problem::{ApiError, Problem};
 use super::AppState;
@@ -84,6 +84,8 @@ impl GrantView {
 pub struct GrantList {
     pub dry_run: bool,
     pub items: Vec<GrantView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -130,6 +132,8 @@ impl DryRun {
 pub struct GrantFilter {
     pub asset_id: Option<String>,
     pub account_id: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: Option<String>,
 }
 
 fn account_field(field: &str, raw: &str) -> Result<AccountId, OpError> {
@@ -179,14 +183,15 @@ pub async fn end_partnership(
     }))
 }
 
-#[utoipa::path(get, path = "/v1/partnerships", responses((status = 200, body = Vec<PartnershipView>)))]
+#[utoipa::path(get, path = "/v1/partnerships", params(PageQuery), responses((status = 200, description = "`{items: [PartnershipView], next_cursor?}`")))]
 pub async fn list_partnerships(
     state: web::Data<AppState>,
     caller: Caller,
+    query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let items = storage::sharing::list_partnerships(&state.store.begin_read()?, &caller.0)?;
-    let items: Vec<PartnershipView> = items.into_iter().map(PartnershipView::from).collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+    let page = page_by(items, query.paging(), |p| p.id.to_string())?;
+    Ok(list_answer(page, PartnershipView::from))
 }
 
 #[utoipa::path(post, path = "/v1/visibility/grants", request_body = NewGrants, params(DryRun),
@@ -212,7 +217,11 @@ pub async fn create_grants(
         .into_iter()
         .map(|(grant, change)| GrantView::new(grant, now, Some(change)))
         .collect();
-    let answer = GrantList { dry_run, items };
+    let answer = GrantList {
+        dry_run,
+        items,
+        next_cursor: None,
+    };
     Ok(if dry_run {
         HttpResponse::Ok().json(answer)
     } else {
@@ -244,6 +253,7 @@ pub async fn remove_grants(
             .into_iter()
             .map(|grant| GrantView::new(grant, now, None))
             .collect(),
+        next_cursor: None,
     }))
 }
 
@@ -282,12 +292,16 @@ pub async fn list_grants(
         asset.as_ref(),
         account.as_ref(),
     )?;
+    let paging = (query.cursor.as_deref(), query.limit.as_deref());
+    let page = page_by(grants, paging, |grant| grant.id.to_string())?;
     Ok(HttpResponse::Ok().json(GrantList {
         dry_run: false,
-        items: grants
+        items: page
+            .items
             .into_iter()
             .map(|grant| GrantView::new(grant, now, None))
             .collect(),
+        next_cursor: page.next_cursor,
     }))
 }
 
@@ -295,8 +309,15 @@ pub async fn list_grants(
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     pub account_id: Option<String>,
+    /// RFC 3339, inclusive.
     pub from: Option<String>,
+    /// RFC 3339, exclusive.
     pub to: Option<String>,
+    /// Entries made by this principal id.
+    pub actor: Option<String>,
+    /// Entries of this action (`grant.create`), or of a family (`grant`: every `grant.*`).
+    pub action: Option<String>,
+    pub cursor: Option<String>,
     pub limit: Option<String>,
 }
 
@@ -344,30 +365,41 @@ pub async fn audit(
         .transpose()?;
     let from = query_time("from", query.from.as_deref(), Timestamp(0))?;
     let to = query_time("to", query.to.as_deref(), Timestamp(u64::MAX))?;
+    let filter = storage::audit::AuditFilter {
+        span: (from, to),
+        actor: query.actor.clone(),
+        action: query.action.clone(),
+    };
+    let after = query
+        .cursor
+        .as_deref()
+        .map(|raw| {
+            raw.parse::<u64>()
+                .map_err(|_| OpError::invalid("cursor", "is not a cursor this list gave"))
+        })
+        .transpose()?;
     let limit = super::dto::limit(query.limit.as_deref())?;
-    let entries = storage::audit::entries(
+    let page = storage::audit::entries(
         &state.store.begin_read()?,
         &caller.0,
         account.as_ref(),
-        (from, to),
-        limit,
+        &filter,
+        (after, limit),
     )?;
-    let items: Vec<AuditView> = entries.into_iter().map(AuditView::from).collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+    Ok(list_answer(page, AuditView::from))
 }
 
-#[utoipa::path(get, path = "/v1/accounts/{a}/children", responses((status = 200, description = "direct sub-accounts"), (status = 404, body = Problem)))]
+#[utoipa::path(get, path = "/v1/accounts/{a}/children", params(PageQuery), responses((status = 200, description = "direct sub-accounts"), (status = 404, body = Problem)))]
 pub async fn children(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
+    query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let id = AccountId::parse(&path).map_err(|_| OpError::not_found(format!("account {path}")))?;
     let rtx = state.store.begin_read()?;
     storage::read::visible_account(&rtx, &caller.0, &id)?;
-    let items: Vec<AccountView> = storage::read::children(&rtx, &id)?
-        .into_iter()
-        .map(AccountView::from)
-        .collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+    let children = storage::read::children(&rtx, &id)?;
+    let page = page_by(children, query.paging(), |child| child.id.to_string())?;
+    Ok(list_answer(page, AccountView::from))
 }

@@ -9,7 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Caller;
 use super::body::Json;
-use super::dto::id_field;
+use super::dto::{id_field, list_answer, page_by};
 use super::problem::{ApiError, Problem};
 use super::AppState;
 
@@ -84,6 +84,8 @@ impl From<SupportAccess> for SupportView {
 pub struct StateQuery {
     /// `pending`, `active` or `archived`.
     pub state: String,
+    pub cursor: Option<String>,
+    pub limit: Option<String>,
 }
 
 #[utoipa::path(post, path = "/v1/support-access/requests", request_body = NewRequest,
@@ -164,22 +166,21 @@ pub async fn list(
     if !["pending", "active", "archived"].contains(&query.state.as_str()) {
         return Err(OpError::invalid("state", "must be pending, active or archived").into());
     }
-    let items: Vec<SupportView> = storage::support::list(
+    let listed = storage::support::list(
         &state.store.begin_read()?,
         &caller.0,
         &account,
         &query.state,
-    )?
-    .into_iter()
-    .map(|access| {
+    )?;
+    let paging = (query.cursor.as_deref(), query.limit.as_deref());
+    let page = page_by(listed, paging, |access| access.id.clone())?;
+    Ok(list_answer(page, |access| {
         let inherited = access.account_id != account;
         SupportView {
             inherited,
             ..SupportView::from(access)
         }
-    })
-    .collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+    }))
 }
 
 #[utoipa::path(post, path = "/v1/support-cases", request_body = NewCase,

@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 
 use super::auth::Caller;
 use super::body::Json;
-use super::dto::{id_field, AccountQuery, AssetView};
+use super::dto::{id_field, list_answer, page_by, AccountQuery, AssetView, ListQuery};
 use super::fleet::{account_param, visible_asset};
 use super::problem::{ApiError, Problem};
 use super::AppState;
@@ -103,19 +103,17 @@ pub async fn update_profile(
     Ok(HttpResponse::Ok().json(ProfileView::from(profile)))
 }
 
-#[utoipa::path(get, path = "/v1/sharing-profiles", params(AccountQuery), responses((status = 200, description = "the account's profiles")))]
+#[utoipa::path(get, path = "/v1/sharing-profiles", params(ListQuery), responses((status = 200, description = "the account's profiles")))]
 pub async fn list_profiles(
     state: web::Data<AppState>,
     caller: Caller,
-    query: web::Query<AccountQuery>,
+    query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let account = account_param(&caller, query.account_id.as_deref())?;
-    let items: Vec<ProfileView> =
-        storage::tenant::profiles(&state.store.begin_read()?, &caller.0, &account)?
-            .into_iter()
-            .map(ProfileView::from)
-            .collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+    let profiles = storage::tenant::profiles(&state.store.begin_read()?, &caller.0, &account)?;
+    let paging = (query.cursor.as_deref(), query.limit.as_deref());
+    let page = page_by(profiles, paging, |profile| profile.id.clone())?;
+    Ok(list_answer(page, ProfileView::from))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 
 use super::auth::Caller;
 use super::body::Json;
+use super::dto::{page_by, PageQuery};
 use super::problem::{ApiError, Problem};
 use super::AppState;
 
@@ -52,6 +53,8 @@ impl From<UserRecord> for UserView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UserList {
     pub items: Vec<UserView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -81,20 +84,26 @@ fn user_of(path: web::Path<(String, String)>) -> Result<(AccountId, String), OpE
     Ok((account_of(&account)?, user))
 }
 
-#[utoipa::path(get, path = "/v1/accounts/{a}/users",
+#[utoipa::path(get, path = "/v1/accounts/{a}/users", params(PageQuery),
     responses((status = 200, body = UserList), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn list_users(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
+    query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let account = account_of(&path)?;
     let users = storage::users::list(&state.store.begin_read()?, &caller.0, &account)?;
-    let items = users
+    let page = page_by(users, query.paging(), |record| record.user.id.to_string())?;
+    let items = page
+        .items
         .into_iter()
         .map(|record| view(&state, record))
         .collect();
-    Ok(HttpResponse::Ok().json(UserList { items }))
+    Ok(HttpResponse::Ok().json(UserList {
+        items,
+        next_cursor: page.next_cursor,
+    }))
 }
 
 #[utoipa::path(patch, path = "/v1/accounts/{a}/users/{u}", request_body = UserPatchBody,

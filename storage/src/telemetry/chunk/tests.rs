@@ -1,3 +1,6 @@
+//! The chunk codec: a driving day round-trips small, every bucket of points round-trips
+//! bit for bit (proptest), and no bytes make decoding panic.
+
 use proptest::prelude::*;
 
 use super::*;

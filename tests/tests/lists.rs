@@ -1,0 +1,279 @@
+//! Every list of the control API pages by cursor (design 5.1: `{items, next_cursor?}`,
+//! `?cursor=&limit=`) and takes the filters the console needs: assets by `q` and relation,
+//! operators by `q`, keys by operator, asset and state, grants by asset and account,
+//! support access by state, audit entries by actor, action and time. A bad filter or limit
+//! is a 422 naming its parameter.
+
+use reqwest::Method;
+use serde_json::{json, Value};
+use simulator::ApiClient;
+use tests::{call, Fleet, TestGateway};
+
+fn rfc3339(ms: u64) -> String {
+    simulator::telemetry::rfc3339_from_ms(ms).expect("a valid time")
+}
+
+/// Every item of `path` read one page of one item at a time, by a field of each item.
+async fn walk(client: &ApiClient, path: &str, field: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    let join = if path.contains('?') { '&' } else { '?' };
+    for _ in 0..50 {
+        let (status, page) = call(
+            client,
+            Method::GET,
+            &format!("{path}{join}limit=1{cursor}"),
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{path}: {page}");
+        let items = page["items"].as_array().expect("items");
+        assert!(items.len() <= 1, "{path}: {page}");
+        seen.extend(
+            items
+                .iter()
+                .map(|item| item[field].as_str().unwrap_or_default().to_owned()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = format!("&cursor={}", urlencode(next)),
+            None => return seen,
+        }
+    }
+    panic!("{path} does not end");
+}
+
+fn urlencode(raw: &str) -> String {
+    raw.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The ids a filtered list answers in one page.
+async fn ids(client: &ApiClient, path: &str, field: &str) -> Vec<String> {
+    let (status, page) = call(client, Method::GET, path, None).await;
+    assert_eq!(status, 200, "{path}: {page}");
+    let mut ids: Vec<String> = page["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|item| item[field].as_str().unwrap_or_default().to_owned())
+        .collect();
+    ids.sort();
+    ids
+}
+
+async fn refused(client: &ApiClient, path: &str, field: &str) {
+    let (status, problem) = call(client, Method::GET, path, None).await;
+    assert_eq!(status, 422, "{path}: {problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(field),
+        "{path}: {problem}"
+    );
+}
+
+async fn post(client: &ApiClient, path: &str, body: Value) -> Value {
+    let (status, answer) = call(client, Method::POST, path, Some(body)).await;
+    assert!(status == 200 || status == 201, "{path}: {status} {answer}");
+    answer
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn assets_grants_and_accounts_page_and_filter() {
+    let gateway = TestGateway::start();
+    let owner = Fleet::create(&gateway, "Acme").await;
+    let depot = owner.child(&gateway, "Depot").await;
+    let _yard = owner.child(&gateway, "Yard").await;
+    for (unit, asset) in [("unit1", "ex1"), ("unit2", "ex2"), ("unit3", "crane7")] {
+        owner.unit_with_asset(unit, asset).await;
+    }
+    assert_eq!(
+        walk(&owner.admin, "/v1/assets", "id").await,
+        ["crane7", "ex1", "ex2"]
+    );
+    // `q` finds by id, name ("machine ex2") and in any case; relation narrows.
+    assert_eq!(
+        ids(&owner.admin, "/v1/assets?q=EX", "id").await,
+        ["ex1", "ex2"]
+    );
+    assert_eq!(
+        ids(&owner.admin, "/v1/assets?q=machine%20crane", "id").await,
+        ["crane7"]
+    );
+    assert_eq!(
+        ids(&owner.admin, "/v1/assets?q=nothing", "id").await,
+        Vec::<String>::new()
+    );
+    refused(&owner.admin, "/v1/assets?relation=borrowed", "relation").await;
+    let granted = owner.grant(&depot, &["ex1", "ex2"], json!({})).await;
+    assert_eq!(granted.status, 201, "{granted:?}");
+    assert_eq!(
+        ids(&depot.admin, "/v1/assets?relation=shared", "id").await,
+        ["ex1", "ex2"]
+    );
+    assert_eq!(
+        ids(&depot.admin, "/v1/assets?relation=owned", "id").await,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        ids(&owner.admin, "/v1/assets?relation=owned&q=crane", "id").await,
+        ["crane7"]
+    );
+    // Grants: one per asset, paged one at a time, filtered by asset.
+    assert_eq!(
+        walk(&owner.admin, "/v1/visibility/grants", "asset_id")
+            .await
+            .len(),
+        2
+    );
+    assert_eq!(
+        ids(
+            &owner.admin,
+            "/v1/visibility/grants?asset_id=ex2",
+            "asset_id"
+        )
+        .await,
+        ["ex2"]
+    );
+    refused(&owner.admin, "/v1/visibility/grants?limit=0", "limit").await;
+    refused(&owner.admin, "/v1/visibility/grants?limit=1001", "limit").await;
+    let children = format!("/v1/accounts/{}/children", owner.account_id);
+    assert_eq!(
+        walk(&owner.admin, &children, "name").await,
+        sorted_by_id(&owner.admin, &children).await
+    );
+    let users = format!("/v1/accounts/{}/users", owner.account_id);
+    assert_eq!(walk(&owner.admin, &users, "id").await.len(), 1);
+    let certificates = format!("/v1/accounts/{}/certificates", owner.account_id);
+    assert_eq!(walk(&owner.admin, &certificates, "serial").await.len(), 3);
+}
+
+/// The names of the children in id order, as one unpaged read shows them.
+async fn sorted_by_id(client: &ApiClient, path: &str) -> Vec<String> {
+    let (_, page) = call(client, Method::GET, path, None).await;
+    let mut items: Vec<(String, String)> = page["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|item| {
+            (
+                item["id"].as_str().unwrap_or_default().into(),
+                item["name"].as_str().unwrap_or_default().into(),
+            )
+        })
+        .collect();
+    items.sort();
+    assert_eq!(items.len(), 2);
+    items.into_iter().map(|(_, name)| name).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_operators_support_and_audit_filter() {
+    let gateway = TestGateway::start();
+    let fleet = Fleet::create(&gateway, "Acme").await;
+    fleet.unit_with_asset("unit1", "ex1").await;
+    fleet.unit_with_asset("unit2", "ex2").await;
+    let ann = post(
+        &fleet.admin,
+        "/v1/operators",
+        json!({"name": "Ann Lee", "phone": "+47 912 34 567"}),
+    )
+    .await;
+    post(&fleet.admin, "/v1/operators", json!({"name": "Bob Stone"})).await;
+    assert_eq!(
+        ids(&fleet.admin, "/v1/operators?q=ann", "name").await,
+        ["Ann Lee"]
+    );
+    assert_eq!(
+        ids(&fleet.admin, "/v1/operators?q=91234", "name").await,
+        ["Ann Lee"]
+    );
+    assert_eq!(walk(&fleet.admin, "/v1/operators", "name").await.len(), 2);
+    let ann_id = ann["id"].as_str().expect("operator id");
+    let now = gateway.now_ms();
+    let hour = 3_600_000;
+    let key = |assets: &[&str], operator: Option<&str>, from: u64, to: u64| {
+        json!({"personal": operator.is_some(), "operator_id": operator, "asset_ids": assets,
+               "access_type": "digital_key", "valid_from": rfc3339(from), "valid_to": rfc3339(to)})
+    };
+    let active = post(
+        &fleet.admin,
+        "/v1/keys",
+        key(&["ex1"], Some(ann_id), now - hour, now + hour),
+    )
+    .await;
+    let future = post(
+        &fleet.admin,
+        "/v1/keys",
+        key(&["ex1", "ex2"], None, now + hour, now + 2 * hour),
+    )
+    .await;
+    let id_of = |answer: &Value| {
+        answer["key"]["id"]
+            .as_str()
+            .map(str::to_owned)
+            .expect("key id")
+    };
+    let (active, future) = (id_of(&active), id_of(&future));
+    assert_eq!(
+        ids(&fleet.admin, "/v1/keys?state=active", "id").await,
+        [active.as_str()]
+    );
+    assert_eq!(
+        ids(&fleet.admin, "/v1/keys?state=future", "id").await,
+        [future.as_str()]
+    );
+    assert_eq!(
+        ids(&fleet.admin, "/v1/keys?state=expired", "id").await,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        ids(
+            &fleet.admin,
+            &format!("/v1/keys?operator_id={ann_id}"),
+            "id"
+        )
+        .await,
+        [active.as_str()]
+    );
+    assert_eq!(
+        ids(&fleet.admin, "/v1/keys?asset_id=ex2", "id").await,
+        [future.as_str()]
+    );
+    assert_eq!(walk(&fleet.admin, "/v1/keys", "id").await.len(), 2);
+    refused(&fleet.admin, "/v1/keys?state=soon", "state").await;
+    let support = format!(
+        "/v1/accounts/{}/support-access?state=archived&limit=1",
+        fleet.account_id
+    );
+    assert_eq!(
+        ids(&fleet.admin, &support, "id").await,
+        Vec::<String>::new()
+    );
+    // Audit: by action family and exact action, by actor, paged by cursor.
+    let keys_made = ids(&fleet.admin, "/v1/audit?action=key", "action").await;
+    assert_eq!(keys_made, ["key.create", "key.create"]);
+    let made = ids(&fleet.admin, "/v1/audit?action=operator.create", "action").await;
+    assert_eq!(made.len(), 2);
+    assert_eq!(
+        ids(&fleet.admin, "/v1/audit?action=ke", "action").await,
+        Vec::<String>::new()
+    );
+    let everything = walk(&fleet.admin, "/v1/audit", "action").await;
+    assert!(everything.len() >= 6, "{everything:?}");
+    let me = call(&fleet.admin, Method::GET, "/v1/me", None).await.1;
+    let me = me["principal_id"].as_str().expect("id");
+    let mine = walk(&fleet.admin, &format!("/v1/audit?actor={me}"), "actor").await;
+    // The admin made the units, assets, operators and keys; the platform admin the account.
+    assert!(mine.len() >= 8 && mine.len() < everything.len(), "{mine:?}");
+    assert!(mine.iter().all(|actor| actor == me), "{mine:?}");
+    assert_eq!(
+        ids(&fleet.admin, "/v1/audit?actor=usr0000", "action").await,
+        Vec::<String>::new()
+    );
+}
