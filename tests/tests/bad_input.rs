@@ -429,3 +429,50 @@ async fn an_unencoded_plus_in_a_query_time_is_refused_naming_percent_2b() {
         assert_eq!(answer.0, 200, "{encoded}: {answer:?}");
     }
 }
+
+/// A method a known path does not have is 405 naming the methods it has in `Allow` (RFC
+/// 9110 §15.5.6), with or without a token; an unknown path stays 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_method_a_path_does_not_have_is_405_with_allow() {
+    let gateway = TestGateway::start();
+    let fleet = Fleet::create(&gateway, "Acme").await;
+    let client = reqwest::Client::new();
+    let cases = [
+        (Method::PUT, "/v1/assets", Some("GET, POST")),
+        (Method::DELETE, "/v1/me", Some("GET")),
+        (Method::POST, "/healthz", Some("GET")),
+        (Method::PATCH, "/v1/visibility/grants/gr1", Some("DELETE")),
+        (Method::POST, "/v1/assets/ex1/telemetry", Some("GET")),
+        (Method::GET, "/v1/nothing-here", None),
+    ];
+    for (method, path, allow) in cases {
+        for token in [Some(fleet.admin_token.as_str()), None] {
+            let mut request =
+                client.request(method.clone(), format!("{}{path}", gateway.http_base()));
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            let answer = request.send().await.expect("answer");
+            let header = |name: &str| {
+                answer
+                    .headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            };
+            let (allowed, kind) = (header("allow"), header("content-type"));
+            let status = answer.status().as_u16();
+            assert_eq!(
+                status,
+                if allow.is_some() { 405 } else { 404 },
+                "{method} {path}"
+            );
+            assert_eq!(allowed.as_deref(), allow, "{method} {path}");
+            assert_eq!(
+                kind.as_deref(),
+                Some("application/problem+json"),
+                "{method} {path}"
+            );
+        }
+    }
+}

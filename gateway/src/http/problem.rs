@@ -28,6 +28,10 @@ pub enum ApiError {
     /// A gateway-wide cap is reached (503).
     #[error("{0}")]
     Unavailable(String),
+    /// A path of the route table asked with a method it does not have (405, with the
+    /// methods it has in `Allow`: RFC 9110 §15.5.6).
+    #[error("this path answers {allow} only")]
+    MethodNotAllowed { allow: String },
     #[error(transparent)]
     Op(#[from] OpError),
     #[error("internal error: {0}")]
@@ -80,6 +84,7 @@ impl ResponseError for ApiError {
                 StatusCode::TOO_MANY_REQUESTS
             }
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Op(OpError::NotFound(_)) => StatusCode::NOT_FOUND,
             ApiError::Op(OpError::Forbidden(_)) => StatusCode::FORBIDDEN,
             ApiError::Op(OpError::Invalid { .. }) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -113,6 +118,9 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(status);
         if status == StatusCode::UNAUTHORIZED {
             response.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        if let ApiError::MethodNotAllowed { allow } = self {
+            response.insert_header(("Allow", allow.as_str()));
         }
         if let ApiError::Throttled { retry_after_s, .. } = self {
             response.insert_header(("Retry-After", retry_after_s.to_string()));

@@ -11,6 +11,7 @@
 use actix_web::http::Method;
 use actix_web::web;
 
+use super::problem::ApiError;
 use super::{
     accounts, certificates, fleet, keys, operators, problem, retention, sharing, stream, support,
     tenant, users,
@@ -31,9 +32,19 @@ macro_rules! route_table {
             path: $path,
         }),+];
 
-        /// Registers every route of the table with actix, in the table's order.
+        /// Registers every route of the table with actix, in the table's order, then for
+        /// each path of the table a 405 for the methods it does not have.
         pub fn register(cfg: &mut web::ServiceConfig) {
             $(cfg.route($path, web::method(Method::$method).to($($handler)::+));)+
+            for (path, allow) in allowed() {
+                cfg.route(
+                    path,
+                    web::route().to(move || {
+                        let allow = allow.clone();
+                        async move { Err::<actix_web::HttpResponse, _>(ApiError::MethodNotAllowed { allow }) }
+                    }),
+                );
+            }
         }
 
         /// The OpenAPI document (`GET /v1/openapi.json`): every route of the table.
@@ -128,6 +139,24 @@ route_table! {
     GET "/v1/assets/{x}/latest" => fleet::latest;
     GET "/v1/assets/{x}/stream" => stream::asset_stream;
     GET "/v1/stream" => stream::account_stream;
+}
+
+/// Each path of the table with the methods it answers (`Allow`'s value, methods in
+/// alphabetical order), paths in table order.
+fn allowed() -> Vec<(&'static str, String)> {
+    let mut out: Vec<(&'static str, Vec<&'static str>)> = Vec::new();
+    for route in ROUTES {
+        match out.iter_mut().find(|(path, _)| *path == route.path) {
+            Some((_, methods)) => methods.push(route.method),
+            None => out.push((route.path, vec![route.method])),
+        }
+    }
+    out.into_iter()
+        .map(|(path, mut methods)| {
+            methods.sort_unstable();
+            (path, methods.join(", "))
+        })
+        .collect()
 }
 
 /// Every operation needs a bearer token (the document says so once, for all).
