@@ -52,6 +52,7 @@ pub mod read;
 pub mod resume;
 pub mod retention;
 pub mod rule;
+pub mod share_targets;
 pub mod sharing;
 pub mod store;
 pub mod support;

@@ -277,3 +277,66 @@ async fn keys_operators_support_and_audit_filter() {
         Vec::<String>::new()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn share_targets_are_the_descendants_and_partners_by_name() {
+    let gateway = TestGateway::start();
+    let owner = Fleet::create(&gateway, "Acme").await;
+    let depot = owner.child(&gateway, "Depot North").await;
+    let shed = depot.child(&gateway, "Shed").await;
+    let partner = Fleet::create(&gateway, "Beta Rentals").await;
+    let _stranger = Fleet::create(&gateway, "Gamma").await;
+    let body = json!({"account_a": owner.account_id, "account_b": partner.account_id});
+    let partnership = post(&owner.platform, "/v1/partnerships", body).await;
+    assert_eq!(
+        targets(&owner.admin, "/v1/share-targets").await,
+        [
+            (
+                "Beta Rentals".into(),
+                "partner".into(),
+                partnership["id"].clone()
+            ),
+            ("Depot North".into(), "descendant".into(), Value::Null),
+            ("Shed".into(), "descendant".into(), Value::Null),
+        ]
+    );
+    assert_eq!(
+        targets(&owner.admin, "/v1/share-targets?q=NORTH")
+            .await
+            .len(),
+        1
+    );
+    assert_eq!(
+        walk(&owner.admin, "/v1/share-targets", "name").await.len(),
+        3
+    );
+    // Every target it offers takes a grant; a depot's own targets are below it only.
+    owner.unit_with_asset("unit1", "ex1").await;
+    for target in [&depot, &shed, &partner] {
+        let granted = owner.grant(target, &["ex1"], json!({})).await;
+        assert_eq!(granted.status, 201, "{granted:?}");
+    }
+    let (_, below) = call(&depot.admin, Method::GET, "/v1/share-targets", None).await;
+    assert_eq!(below["items"].as_array().map(Vec::len), Some(1), "{below}");
+    assert_eq!(
+        below["items"][0]["account_id"],
+        json!(shed.account_id.to_string())
+    );
+}
+
+/// `(name, reach, partnership_id)` of each share target `path` answers, by name.
+async fn targets(client: &ApiClient, path: &str) -> Vec<(String, String, Value)> {
+    let (status, page) = call(client, Method::GET, path, None).await;
+    assert_eq!(status, 200, "{page}");
+    let mut items: Vec<(String, String, Value)> = page["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|t| {
+            let text = |field: &str| t[field].as_str().unwrap_or_default().to_owned();
+            (text("name"), text("reach"), t["partnership_id"].clone())
+        })
+        .collect();
+    items.sort_by(|a, b| a.0.cmp(&b.0));
+    items
+}

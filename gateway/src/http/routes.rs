@@ -94,6 +94,7 @@ route_table! {
     DELETE "/v1/partnerships/{id}" => sharing::end_partnership;
     POST "/v1/visibility/grants" => sharing::create_grants;
     GET "/v1/visibility/grants" => sharing::list_grants;
+    GET "/v1/share-targets" => sharing::share_targets;
     DELETE "/v1/visibility/grants/{id}" => sharing::delete_grant;
     POST "/v1/visibility/remove" => sharing::remove_grants;
     GET "/v1/audit" => sharing::audit;

@@ -194,6 +194,53 @@ pub async fn list_partnerships(
     Ok(list_answer(page, PartnershipView::from))
 }
 
+/// `GET /v1/share-targets`: the owner account, the search and paging.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ShareTargetQuery {
+    /// The owner account (default: the caller's own).
+    pub account_id: Option<String>,
+    /// Part of the target account's name, any case.
+    pub q: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: Option<String>,
+}
+
+/// An account a grant of the owner's may go to.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ShareTargetView {
+    pub account_id: String,
+    pub name: String,
+    /// `descendant` (below the owner) or `partner` (a partnership with the owner).
+    pub reach: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partnership_id: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/share-targets", params(ShareTargetQuery),
+    responses((status = 200, description = "`{items: [ShareTargetView], next_cursor?}`"), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn share_targets(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<ShareTargetQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let owner = account_param(&caller, query.account_id.as_deref())?;
+    let q = query.q.as_deref().filter(|q| !q.is_empty());
+    let targets =
+        storage::share_targets::share_targets(&state.store.begin_read()?, &caller.0, &owner, q)?;
+    let paging = (query.cursor.as_deref(), query.limit.as_deref());
+    let page = page_by(targets, paging, |target| target.account.id.to_string())?;
+    Ok(list_answer(page, |target| ShareTargetView {
+        account_id: target.account.id.to_string(),
+        name: target.account.name,
+        reach: match target.partnership {
+            None => "descendant",
+            Some(_) => "partner",
+        },
+        partnership_id: target.partnership,
+    }))
+}
+
 #[utoipa::path(post, path = "/v1/visibility/grants", request_body = NewGrants, params(DryRun),
     responses((status = 201, body = GrantList), (status = 200, description = "dry run", body = GrantList), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub async fn create_grants(
