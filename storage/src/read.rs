@@ -133,6 +133,30 @@ pub fn device(rtx: &ReadTransaction, id: &DeviceId) -> Result<Option<Device>, St
     get(&rtx.open_table(DEVICES)?, "devices", id.as_str())
 }
 
+/// The registered (not deregistered) units of `account` whose id or bound asset id contains
+/// `q` (any case), in id order; 404 unless the caller may view the account.
+pub fn account_devices(
+    rtx: &ReadTransaction,
+    caller: &Principal,
+    account: &AccountId,
+    q: Option<&str>,
+) -> Result<Vec<Device>, OpError> {
+    require_view(rtx, caller, account)?;
+    let found = |device: &Device| {
+        q.is_none_or(|q| {
+            crate::paging::matches(q, device.id.as_str())
+                || device
+                    .bound_asset
+                    .as_ref()
+                    .is_some_and(|bound| crate::paging::matches(q, bound.asset_id.as_str()))
+        })
+    };
+    Ok(all_devices(rtx)?
+        .into_iter()
+        .filter(|d| &d.account_id == account && d.deregistered_at.is_none() && found(d))
+        .collect())
+}
+
 /// A device the caller's account owns (or administers through the tree); else 404.
 pub fn visible_device(
     rtx: &ReadTransaction,

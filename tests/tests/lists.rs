@@ -340,3 +340,45 @@ async fn targets(client: &ApiClient, path: &str) -> Vec<(String, String, Value)>
     items.sort_by(|a, b| a.0.cmp(&b.0));
     items
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_device_list_shows_each_unit_with_its_status() {
+    let gateway = TestGateway::start();
+    let fleet = Fleet::create(&gateway, "Acme").await;
+    fleet.unit_with_asset("unit1", "ex1").await;
+    fleet.unit_with_asset("unit2", "ex2").await;
+    fleet.register("spare9").await;
+    let unit = fleet.connect("unit1").await;
+    unit.publish_point(&json!({"fuel_pct": 50}))
+        .await
+        .expect("acked");
+    let (status, page) = call(&fleet.admin, Method::GET, "/v1/devices", None).await;
+    assert_eq!(status, 200, "{page}");
+    let items = page["items"].as_array().expect("items");
+    let listed: Vec<&str> = items.iter().filter_map(|d| d["id"].as_str()).collect();
+    assert_eq!(listed, ["spare9", "unit1", "unit2"]);
+    assert_eq!(items[1]["asset_id"], "ex1");
+    assert_eq!(items[0]["asset_id"], Value::Null);
+    assert_eq!(
+        (
+            items[1]["status"]["online"].as_bool(),
+            items[2]["status"]["online"].as_bool()
+        ),
+        (Some(true), Some(false))
+    );
+    assert_eq!(items[1]["status"]["points"], 1);
+    assert_eq!(
+        ids(&fleet.admin, "/v1/devices?q=EX2", "id").await,
+        ["unit2"]
+    );
+    assert_eq!(
+        walk(&fleet.admin, "/v1/devices", "id").await,
+        ["spare9", "unit1", "unit2"]
+    );
+    let (status, _) = call(&fleet.admin, Method::DELETE, "/v1/devices/spare9", None).await;
+    assert_eq!(status, 204);
+    assert_eq!(
+        walk(&fleet.admin, "/v1/devices", "id").await,
+        ["unit1", "unit2"]
+    );
+}

@@ -1,11 +1,13 @@
 //! Devices and assets: registration, listings, history, latest point, device status.
 
 use actix_web::{web, HttpResponse};
+use serde::{Deserialize, Serialize};
 use storage::model::CertificateKind;
 use storage::read::acting_account;
 use storage::time::Timestamp;
 use storage::visibility::{Relation, Seen};
 use storage::{AccountId, AssetId, DeviceId, OpError};
+use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Caller;
 use super::body::Json;
@@ -102,18 +104,79 @@ pub async fn device_status(
     let id = DeviceId::parse(&path).map_err(|_| OpError::not_found(format!("device {path}")))?;
     let rtx = state.store.begin_read()?;
     let device = storage::read::visible_device(&rtx, &caller.0, &id)?;
-    let status = match state.directory.device(&device.id) {
+    let status = live_status(&state, &rtx, &device.id).await?;
+    Ok(HttpResponse::Ok().json(DeviceStatusView::new(id.as_str(), status)))
+}
+
+/// `GET /v1/devices`: the account, the search and paging.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceListQuery {
+    pub account_id: Option<String>,
+    /// Part of the unit's id or of its asset's id, any case.
+    pub q: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: Option<String>,
+}
+
+/// A unit of the account with its status.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeviceView {
+    pub id: String,
+    pub asset_id: Option<String>,
+    pub created_at: String,
+    pub capabilities: CapabilitiesDto,
+    pub status: DeviceStatusView,
+}
+
+#[utoipa::path(get, path = "/v1/devices", params(DeviceListQuery),
+    responses((status = 200, description = "`{items: [DeviceView], next_cursor?}`"), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn list_devices(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<DeviceListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let account = account_param(&caller, query.account_id.as_deref())?;
+    let q = query.q.as_deref().filter(|q| !q.is_empty());
+    let rtx = state.store.begin_read()?;
+    let devices = storage::read::account_devices(&rtx, &caller.0, &account, q)?;
+    let paging = (query.cursor.as_deref(), query.limit.as_deref());
+    let page = page_by(devices, paging, |device| device.id.to_string())?;
+    let mut items = Vec::with_capacity(page.items.len());
+    for device in page.items {
+        let status = live_status(&state, &rtx, &device.id).await?;
+        items.push(DeviceView {
+            id: device.id.to_string(),
+            asset_id: device.bound_asset.map(|bound| bound.asset_id.to_string()),
+            created_at: device.created_at.to_rfc3339(),
+            capabilities: device.capabilities.into(),
+            status: DeviceStatusView::new(device.id.as_str(), status),
+        });
+    }
+    let mut body = serde_json::json!({ "items": items });
+    if let Some(next) = page.next_cursor {
+        body["next_cursor"] = next.into();
+    }
+    Ok(HttpResponse::Ok().json(body))
+}
+
+/// A unit's status: its actor's while it runs (sessions, clock skew), else the stored one.
+async fn live_status(
+    state: &AppState,
+    rtx: &storage::redb::ReadTransaction,
+    id: &DeviceId,
+) -> Result<actors::device::LiveStatus, ApiError> {
+    Ok(match state.directory.device(id) {
         Some(actor) => actor
             .send(actors::device::GetStatus)
             .await
             .map_err(|err| ApiError::Internal(err.to_string()))?,
         None => actors::device::LiveStatus {
-            stored: storage::read::device_status(&rtx, &id)?.unwrap_or_default(),
+            stored: storage::read::device_status(rtx, id)?.unwrap_or_default(),
             session: Default::default(),
             clock_offset_ms: None,
         },
-    };
-    Ok(HttpResponse::Ok().json(DeviceStatusView::new(id.as_str(), status)))
+    })
 }
 
 #[utoipa::path(post, path = "/v1/assets", request_body = NewAssetDto, params(AccountQuery),

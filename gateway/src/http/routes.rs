@@ -131,6 +131,7 @@ route_table! {
     POST "/v1/staff" => accounts::create_staff;
     POST "/v1/devices" => fleet::register_device;
     DELETE "/v1/devices/{d}" => fleet::deregister_device;
+    GET "/v1/devices" => fleet::list_devices;
     GET "/v1/devices/{d}/status" => fleet::device_status;
     POST "/v1/assets" => fleet::create_asset;
     GET "/v1/assets" => fleet::list_assets;
