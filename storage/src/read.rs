@@ -48,6 +48,16 @@ pub fn principal_for_token_hash(
     get(&principals, "principals", principal_id.value())
 }
 
+/// A principal's name, if the principal exists (a deleted user's id names nobody).
+pub fn principal_name(
+    rtx: &ReadTransaction,
+    id: &crate::ids::PrincipalId,
+) -> Result<Option<String>, StoreError> {
+    let principals = rtx.open_table(PRINCIPALS)?;
+    let principal: Option<Principal> = get(&principals, "principals", id.as_str())?;
+    Ok(principal.map(|p| p.name))
+}
+
 /// Who a request (or an open stream) acts as at `now`: the token's principal with, for
 /// staff, the support access active at that instant (rule 4). Read fresh for every request
 /// and every stream check, so a revoke, an expiry or a rotated token applies at once.

@@ -84,7 +84,10 @@ async fn support_acts_as_admin_while_approved_and_not_an_instant_after_revoke() 
     );
 
     let id = request(&support, &acme, "14d").await;
-    assert_eq!(list(&acme, "pending").await.len(), 1);
+    let pending = list(&acme, "pending").await;
+    assert_eq!(pending.len(), 1);
+    // The console's "who": the staff member by name, not only by id.
+    assert_eq!(pending[0]["staff_name"], "support", "{pending:?}");
     assert_eq!(
         act_as_admin(&support, &acme, "s1").await,
         404,

@@ -38,6 +38,9 @@ pub struct SupportView {
     pub id: String,
     pub account_id: String,
     pub staff_id: String,
+    /// The staff member's name (in lists, for the console's "who").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub staff_name: Option<String>,
     pub staff_role: &'static str,
     pub purpose: String,
     pub duration: Option<&'static str>,
@@ -62,6 +65,7 @@ impl From<SupportAccess> for SupportView {
             id: access.id,
             account_id: access.account_id.to_string(),
             staff_id: access.staff.to_string(),
+            staff_name: None,
             staff_role: access.staff_role.as_str(),
             purpose: access.purpose,
             duration: access.duration.map(SupportDuration::as_str),
@@ -166,18 +170,24 @@ pub async fn list(
     if !["pending", "active", "archived"].contains(&query.state.as_str()) {
         return Err(OpError::invalid("state", "must be pending, active or archived").into());
     }
-    let listed = storage::support::list(
-        &state.store.begin_read()?,
-        &caller.0,
-        &account,
-        &query.state,
-    )?;
+    let rtx = state.store.begin_read()?;
+    let listed = storage::support::list(&rtx, &caller.0, &account, &query.state)?;
     let paging = (query.cursor.as_deref(), query.limit.as_deref());
     let page = page_by(listed, paging, |access| access.id.clone())?;
-    Ok(list_answer(page, |access| {
+    let mut named = Vec::with_capacity(page.items.len());
+    for access in page.items {
+        let staff_name = storage::read::principal_name(&rtx, &access.staff)?;
+        named.push((access, staff_name));
+    }
+    let page = storage::read::Page {
+        items: named,
+        next_cursor: page.next_cursor,
+    };
+    Ok(list_answer(page, |(access, staff_name)| {
         let inherited = access.account_id != account;
         SupportView {
             inherited,
+            staff_name,
             ..SupportView::from(access)
         }
     }))
