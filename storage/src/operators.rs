@@ -614,6 +614,54 @@ pub fn delete(
     Ok(operator)
 }
 
+/// Queues the operator's SMS invitation again (the first was lost, or the operator got a
+/// new phone). Refused: no phone (422 naming `phone`), one still waiting in the outbox
+/// (409: it goes out by itself), not the account's admin or fleet admin.
+pub fn resend_invitation(
+    tx: &WriteTransaction,
+    caller: &Principal,
+    id: &OperatorId,
+    now: Timestamp,
+) -> Result<Operator, OpError> {
+    let mut operator = load(
+        &tx.open_table(OPERATORS)?,
+        &tx.open_table(ACCOUNTS)?,
+        caller,
+        id,
+        Need::ManageFleet,
+    )?;
+    let Some(phone) = operator.phone.clone() else {
+        return Err(OpError::invalid(
+            "phone",
+            "the operator has no phone to send an invitation to; add one first",
+        ));
+    };
+    if operator.invitation.is_some_and(|i| i.sent_at.is_none()) {
+        return Err(OpError::Conflict(format!(
+            "an invitation to operator {id} is still waiting in the outbox; it is sent by itself"
+        )));
+    }
+    queue_invitation(tx, &operator, phone, now)?;
+    operator.invitation = Some(InvitationStatus {
+        queued_at: now,
+        sent_at: None,
+    });
+    put(&mut tx.open_table(OPERATORS)?, id.as_str(), &operator)?;
+    audit(
+        tx,
+        Who::Principal(caller),
+        AuditNote {
+            account_id: Some(&operator.account_id),
+            action: "operator.invite",
+            target: operator.id.to_string(),
+            before: None,
+            after: Some(summary(&operator)),
+        },
+        now,
+    )?;
+    Ok(operator)
+}
+
 /// Up to `limit` invitations due at `now`, those waiting longest first (so an entry that
 /// keeps failing never starves the ones behind it).
 pub fn due_invitations(

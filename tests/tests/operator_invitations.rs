@@ -268,3 +268,76 @@ fn a_webhook_sender_without_a_url_is_refused_at_start() {
     let err = gateway::Gateway::start(config).expect_err("refused");
     assert!(err.to_string().contains("http or https"), "{err}");
 }
+
+/// The invitation sent again on request: refused while one still waits in the outbox (409)
+/// and for an operator without a phone (422 naming `phone`); after delivery it goes out
+/// once more, a new outbox entry, audited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invitation_is_sent_again_on_request_once_the_first_went_out() {
+    let fail_first = Arc::new(AtomicBool::new(true));
+    let failing = fail_first.clone();
+    let webhook = Webhook::start(move || failing.load(Ordering::SeqCst));
+    let gateway = webhook_gateway(&webhook);
+    let acme = Fleet::create(&gateway, "Acme").await;
+    let (_, ann) = create(
+        &acme.admin,
+        json!({"name": "Ann", "phone": "+47 912 34 567", "send_sms_invite": true}),
+    )
+    .await;
+    let id = ann["id"].as_str().expect("id").to_owned();
+    let resend = format!("/v1/operators/{id}/invitation");
+    // Still failing: the first invitation waits in the outbox, so a second is refused.
+    let (status, problem) = call(&acme.admin, Method::POST, &resend, None).await;
+    assert_eq!(status, 409, "{problem}");
+    fail_first.store(false, Ordering::SeqCst);
+    let sent = |count: usize| {
+        let webhook = &webhook;
+        async move {
+            eventually(|| async {
+                let ok = webhook
+                    .received()
+                    .iter()
+                    .filter(|(status, _)| *status == 200)
+                    .count();
+                (ok >= count).then_some(ok)
+            })
+            .await
+        }
+    };
+    assert_eq!(sent(1).await, Some(1));
+    eventually(|| async {
+        Some(invitation_state(&acme.admin, &id).await).filter(|state| state == "sent")
+    })
+    .await
+    .expect("the first is sent");
+    let (status, again) = call(&acme.admin, Method::POST, &resend, None).await;
+    assert_eq!(status, 202, "{again}");
+    assert_eq!(again["invitation"]["state"], "pending");
+    assert_eq!(sent(2).await, Some(2));
+    let seqs: Vec<Value> = webhook
+        .received()
+        .iter()
+        .filter(|(status, _)| *status == 200)
+        .map(|(_, body)| body["seq"].clone())
+        .collect();
+    assert_ne!(seqs[0], seqs[1], "a new outbox entry");
+    let (_, audit) = call(
+        &acme.admin,
+        Method::GET,
+        "/v1/audit?action=operator.invite",
+        None,
+    )
+    .await;
+    assert_eq!(audit["items"].as_array().map(Vec::len), Some(1), "{audit}");
+    let (_, bob) = create(&acme.admin, json!({"name": "Bob"})).await;
+    let bob = format!(
+        "/v1/operators/{}/invitation",
+        bob["id"].as_str().expect("id")
+    );
+    let (status, problem) = call(&acme.admin, Method::POST, &bob, None).await;
+    assert_eq!(
+        (status, problem["field"].as_str()),
+        (422, Some("phone")),
+        "{problem}"
+    );
+}

@@ -144,6 +144,20 @@ impl UseCases {
             .await
     }
 
+    /// Queues an operator's SMS invitation again and wakes the outbox.
+    pub async fn resend_invitation(
+        &self,
+        who: Principal,
+        id: OperatorId,
+    ) -> Result<Operator, OpError> {
+        let now = self.now();
+        let operator = self
+            .commit(false, move |tx| ops::resend_invitation(tx, &who, &id, now))
+            .await?;
+        self.wake_outbox(std::slice::from_ref(&operator));
+        Ok(operator)
+    }
+
     /// Deletes an operator with any invitation still pending (refused while it holds
     /// personal keys).
     pub async fn delete_operator(&self, who: Principal, id: OperatorId) -> Result<(), OpError> {

@@ -206,6 +206,18 @@ pub async fn show(
     Ok(HttpResponse::Ok().json(OperatorView::from(operator)))
 }
 
+#[utoipa::path(post, path = "/v1/operators/{id}/invitation",
+    responses((status = 202, body = OperatorView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn resend_invitation(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = operator_id(&path)?;
+    let operator = state.usecases.resend_invitation(caller.0, id).await?;
+    Ok(HttpResponse::Accepted().json(OperatorView::from(operator)))
+}
+
 #[utoipa::path(patch, path = "/v1/operators/{id}", request_body = OperatorPatch,
     responses((status = 200, body = OperatorView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn patch(

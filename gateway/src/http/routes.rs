@@ -111,6 +111,7 @@ route_table! {
     GET "/v1/operators/template.xlsx" => operators::template_xlsx;
     POST "/v1/operators/import" => operators::import;
     GET "/v1/operators/{id}" => operators::show;
+    POST "/v1/operators/{id}/invitation" => operators::resend_invitation;
     PATCH "/v1/operators/{id}" => operators::patch;
     DELETE "/v1/operators/{id}" => operators::delete;
     POST "/v1/keys" => keys::create;
