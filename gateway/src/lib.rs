@@ -165,7 +165,12 @@ async fn serve(
         key_ack_wait: config.key_ack_wait,
         retention: config.retention,
     };
-    actors::scheduler::spawn(store.clone(), usecases.clone(), config.scheduler_max_nap);
+    actors::scheduler::spawn(
+        store.clone(),
+        usecases.clone(),
+        metrics.clone(),
+        config.scheduler_max_nap,
+    );
     let retention = actors::retention::Schedule {
         prune_every: config.prune_every,
         compact_every: config.compact_every,
