@@ -13,6 +13,7 @@ pub mod export;
 pub mod fleet;
 pub mod keys;
 pub mod last_used;
+pub mod observe;
 pub mod operators;
 pub mod problem;
 pub mod resume;
@@ -52,6 +53,8 @@ pub struct AppState {
     /// Live MQTT sessions: closed before a deregistration or revocation answers.
     pub transport: crate::transport::TransportHandle,
     pub transport_metrics: Arc<crate::transport::metrics::TransportMetrics>,
+    /// HTTP requests, the SMS outbox and the process.
+    pub gateway_metrics: Arc<crate::metrics::GatewayMetrics>,
     /// Caps on open SSE streams.
     pub streams: Arc<stream::StreamCaps>,
     /// The arrival order: how far ids were handed out (a resume from beyond is refused).
@@ -99,15 +102,20 @@ pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text exposition")))]
+/// The OpenMetrics content type prometheus-client's text encoding is (`# EOF`, `_total`).
+pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Every metric, as OpenMetrics text.
+#[utoipa::path(get, path = "/metrics", responses(
+    (status = 200, description = "OpenMetrics text exposition")
+))]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(format!(
-            "{}{}# EOF\n",
-            state.metrics.render().trim_end_matches("# EOF\n"),
-            state.transport_metrics.render()
-        ))
+    let page = crate::metrics::page(
+        &state.metrics,
+        &state.transport_metrics,
+        &state.gateway_metrics,
+    );
+    HttpResponse::Ok().content_type(OPENMETRICS).body(page)
 }
 
 #[utoipa::path(get, path = "/v1/openapi.json", responses((status = 200, description = "this OpenAPI document")))]
