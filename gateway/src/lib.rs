@@ -133,6 +133,10 @@ async fn serve(
     let store_watch = store.watch();
     let metrics = Arc::new(Metrics::new());
     let gateway_metrics = Arc::new(metrics::GatewayMetrics::new());
+    let metrics_token = match &config.metrics_token_file {
+        Some(path) => Some(Arc::new(http::metrics_token::MetricsToken::read(path)?)),
+        None => None,
+    };
     let writer = StoreWriter::spawn(store.clone(), config.commit_window, metrics.clone())?;
     let ca = Arc::new(pki::CertificateAuthority::open_or_create(&config.data_dir)?);
     // The store and the CA created their files just now on a first start.
@@ -206,6 +210,7 @@ async fn serve(
         transport: transport.handle.clone(),
         transport_metrics: transport.metrics.clone(),
         gateway_metrics,
+        metrics_token,
         streams,
         arrivals,
         last_used: last_used.clone(),

@@ -1,6 +1,6 @@
 //! What an operator scrapes from `/metrics` (docs/design.md section 5.5): the process
 //! metrics, HTTP requests by route template and status (never by raw path), the transport's
-//! refusals by reason.
+//! refusals by reason, and the optional bearer token of `--metrics-token-file`.
 
 use rumqttc::mqttbytes::v4::{self, Packet};
 use rumqttc::mqttbytes::QoS;
@@ -53,7 +53,10 @@ async fn process_metrics_are_there_and_plausible() {
     let now_s = gateway.now_ms() as f64 / 1000.0;
     // The test process started the gateway in itself, at most a few minutes ago (the
     // kernel's start time is in 10 ms ticks).
-    assert!(start <= now_s + 1.0 && start > now_s - 3600.0, "{start} vs {now_s}");
+    assert!(
+        start <= now_s + 1.0 && start > now_s - 3600.0,
+        "{start} vs {now_s}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -92,13 +95,68 @@ async fn requests_are_counted_by_route_template_and_status_never_by_path() {
     assert_eq!(value_of(&text, &every), Some(3.0), "{text}");
     let sum = format!("fleetgate_http_request_duration_seconds_sum{{{history}}}");
     assert!(value_of(&text, &sum).is_some_and(|s| s > 0.0), "{text}");
-    let missing = "fleetgate_http_requests_total{method=\"GET\",route=\"/v1/assets/{x}\",status=\"404\"}";
+    let missing =
+        "fleetgate_http_requests_total{method=\"GET\",route=\"/v1/assets/{x}\",status=\"404\"}";
     assert_eq!(value_of(&text, missing), Some(1.0), "{text}");
-    let unmatched = "fleetgate_http_requests_total{method=\"GET\",route=\"unmatched\",status=\"404\"}";
+    let unmatched =
+        "fleetgate_http_requests_total{method=\"GET\",route=\"unmatched\",status=\"404\"}";
     assert_eq!(value_of(&text, unmatched), Some(1.0), "{text}");
     for raw in ["ex-secret-41", "ex-missing-42", "path-43"] {
         assert!(!text.contains(raw), "{raw} appears in a label:\n{text}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_metrics_token_is_required_when_configured() {
+    let secrets = tempfile::tempdir().expect("tempdir");
+    let token_file = secrets.path().join("metrics-token");
+    std::fs::write(&token_file, "scrape-me-7f3a\n").expect("write the token");
+    let configured = token_file.clone();
+    let gateway = TestGateway::start_with(move |config| {
+        config.metrics_token_file = Some(configured.clone());
+    });
+    let admin = format!("Bearer {}", gateway.admin_token);
+    for refused in [
+        None,
+        Some("Bearer scrape-me-7f3b"),
+        Some("scrape-me-7f3a"),
+        Some(admin.as_str()),
+    ] {
+        let (status, _, body) = scrape(&gateway, refused).await;
+        assert_eq!(status, 401, "{refused:?}: {body}");
+        assert!(!body.contains("process_"), "{refused:?} read the metrics");
+    }
+    let (status, _, text) = scrape(&gateway, Some("Bearer scrape-me-7f3a")).await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(
+        value_of(&text, "fleetgate_auth_failures_total"),
+        Some(4.0),
+        "{text}"
+    );
+    let refused = "fleetgate_http_requests_total{method=\"GET\",route=\"/metrics\",status=\"401\"}";
+    assert_eq!(value_of(&text, refused), Some(4.0), "{text}");
+    let health = reqwest::get(format!("{}/healthz", gateway.http_base()))
+        .await
+        .expect("healthz");
+    assert_eq!(health.status().as_u16(), 200, "/healthz stays open");
+}
+
+#[test]
+fn an_empty_metrics_token_file_stops_the_start() {
+    let secrets = tempfile::tempdir().expect("tempdir");
+    let token_file = secrets.path().join("metrics-token");
+    std::fs::write(&token_file, "\n").expect("write");
+    let data = tempfile::tempdir().expect("tempdir");
+    let mut config = gateway::Config::with_data_dir(data.path());
+    config.http_addr = "127.0.0.1:0".parse().expect("addr");
+    config.mqtt_tls_addr = None;
+    config.mqtt_plain_addr = Some("127.0.0.1:0".parse().expect("addr"));
+    config.metrics_token_file = Some(token_file);
+    let err = gateway::Gateway::start(config).expect_err("refused");
+    assert!(
+        format!("{err:#}").contains("--metrics-token-file"),
+        "{err:#}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -125,7 +183,10 @@ async fn transport_refusals_and_handshakes_are_counted_by_reason() {
     }
     let acl = "fleetgate_mqtt_acl_denied_total{kind=\"subscribe\",reason=\"other_tenant\"}";
     assert!(fleet.metric_is(acl, 1).await, "{acl} 1");
-    assert!(fleet.metric_is("fleetgate_mqtt_sessions", 2).await, "the TLS and the raw unit");
+    assert!(
+        fleet.metric_is("fleetgate_mqtt_sessions", 2).await,
+        "the TLS and the raw unit"
+    );
 
     // Refused at or before CONNECT.
     let (_, ack) = RawClient::connect(&gateway.mqtt_plain(), "nobody-known", 30, true).await;
@@ -135,7 +196,11 @@ async fn transport_refusals_and_handshakes_are_counted_by_reason() {
     garbage.send_bytes(&[0xC0, 0x00]).await;
     assert!(garbage.closed(WAIT).await);
     drop(RawClient::open(&gateway.mqtt_plain()).await);
-    for reason in ["unknown_identity", "malformed_connect", "closed_before_connect"] {
+    for reason in [
+        "unknown_identity",
+        "malformed_connect",
+        "closed_before_connect",
+    ] {
         let series = format!("fleetgate_mqtt_refusals_total{{reason=\"{reason}\"}}");
         assert!(fleet.metric_is(&series, 1).await, "{series} 1");
     }
