@@ -48,6 +48,16 @@ pub struct Metrics {
     pub auth_failures: Counter,
     /// Requests refused (429) because their source failed to authenticate too often.
     pub auth_throttled: Counter,
+    /// Scheduler runs that found deadlines due and applied them.
+    pub scheduler_runs: Counter,
+    /// Scheduler runs that failed (retried at the next wake).
+    pub scheduler_failures: Counter,
+    /// Deadlines the scheduler applied, by kind (`grant`: a grant started or ended,
+    /// `support`: support access expired, `key_set`: a unit's key set changed).
+    pub scheduler_fired: Family<Labels, Counter>,
+    /// The earliest pending deadline, seconds since the Unix epoch; 0 when none is pending.
+    /// Far in the past while the gateway runs means the scheduler is stuck.
+    pub scheduler_next_deadline: Gauge,
 }
 
 impl Default for Metrics {
@@ -78,6 +88,10 @@ impl Metrics {
             store_bytes: Gauge::default(),
             store_compactions: Counter::default(),
             telemetry_sealed: Counter::default(),
+            scheduler_runs: Counter::default(),
+            scheduler_failures: Counter::default(),
+            scheduler_fired: Family::default(),
+            scheduler_next_deadline: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -170,10 +184,41 @@ impl Metrics {
             "Telemetry readings moved from rows into compact sealed chunks",
             metrics.telemetry_sealed.clone(),
         );
+        metrics.register_scheduler(&mut registry);
         Metrics {
             registry,
             ..metrics
         }
+    }
+
+    fn register_scheduler(&self, registry: &mut Registry) {
+        registry.register(
+            "scheduler_runs",
+            "Scheduler runs that applied due deadlines",
+            self.scheduler_runs.clone(),
+        );
+        registry.register(
+            "scheduler_failures",
+            "Scheduler runs that failed",
+            self.scheduler_failures.clone(),
+        );
+        registry.register(
+            "scheduler_fired",
+            "Deadlines the scheduler applied, by kind",
+            self.scheduler_fired.clone(),
+        );
+        registry.register(
+            "scheduler_next_deadline_timestamp_seconds",
+            "The earliest pending deadline in seconds since the Unix epoch (0: none)",
+            self.scheduler_next_deadline.clone(),
+        );
+    }
+
+    /// Counts `count` deadlines of `kind` applied by the scheduler.
+    pub fn scheduler_fired(&self, kind: &'static str, count: usize) {
+        self.scheduler_fired
+            .get_or_create(&vec![("kind", kind)])
+            .inc_by(count as u64);
     }
 
     pub fn dropped(&self, reason: &'static str) {

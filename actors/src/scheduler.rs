@@ -14,6 +14,7 @@ use std::time::Duration;
 use storage::Store;
 use tokio::sync::Notify;
 
+use crate::metrics::Metrics;
 use crate::usecases::UseCases;
 
 /// Lets others wake the scheduler; cheap to clone.
@@ -31,16 +32,20 @@ impl SchedulerHandle {
 
 /// Runs until the actix system stops. Applies deadlines through
 /// [`UseCases::apply_due`] and sleeps on the use cases' own [`SchedulerHandle`], which
-/// every grant, key and support mutation wakes.
-pub fn spawn(store: Store, usecases: UseCases, max_nap: Duration) {
+/// every grant, key and support mutation wakes. Counts its runs and what they applied in
+/// `metrics`.
+pub fn spawn(store: Store, usecases: UseCases, metrics: Arc<Metrics>, max_nap: Duration) {
     let wake = usecases.scheduler.wake.clone();
     actix::spawn(async move {
         loop {
-            if let Err(err) = tick(&store, &usecases).await {
+            if let Err(err) = tick(&store, &usecases, &metrics).await {
+                metrics.scheduler_failures.inc();
                 tracing::error!(%err, "scheduler tick failed; retrying");
             }
             let now = usecases.clock.now();
             let next = next_deadline(&store).ok().flatten();
+            let next_s = next.map_or(0, |at| i64::try_from(at.0 / 1000).unwrap_or(i64::MAX));
+            metrics.scheduler_next_deadline.set(next_s);
             let nap = match next {
                 Some(at) => Duration::from_millis(at.0.saturating_sub(now.0)).min(max_nap),
                 None => max_nap,
@@ -62,12 +67,20 @@ fn next_deadline(store: &Store) -> Result<Option<storage::time::Timestamp>, stor
     Ok(grants.into_iter().chain(support).chain(keys).min())
 }
 
-async fn tick(store: &Store, usecases: &UseCases) -> Result<(), storage::OpError> {
+async fn tick(
+    store: &Store,
+    usecases: &UseCases,
+    metrics: &Metrics,
+) -> Result<(), storage::OpError> {
     let now = usecases.clock.now();
     if next_deadline(store)?.is_none_or(|at| at > now) {
         return Ok(());
     }
     let applied = usecases.apply_due().await?;
+    metrics.scheduler_runs.inc();
+    metrics.scheduler_fired("grant", applied.grants.len());
+    metrics.scheduler_fired("support", applied.support.len());
+    metrics.scheduler_fired("key_set", applied.keys);
     if !applied.support.is_empty() {
         tracing::info!(
             ended = applied.support.len(),

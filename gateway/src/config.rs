@@ -87,6 +87,10 @@ pub struct ServeArgs {
     /// Hours between two compactions of the database file; 0 never compacts.
     #[arg(long, env = "FLEETGATE_COMPACT_EVERY_HOURS")]
     pub compact_every_hours: Option<u64>,
+    /// A file holding the token `GET /metrics` requires as `Authorization: Bearer <token>`
+    /// (401 otherwise). Without it `/metrics` needs no token.
+    #[arg(long, env = "FLEETGATE_METRICS_TOKEN_FILE")]
+    pub metrics_token_file: Option<PathBuf>,
 }
 
 /// Which [`crate::outbox::SmsSender`] drains the invitation outbox.
@@ -119,6 +123,7 @@ struct FileConfig {
     access_event_retention_days: Option<u32>,
     audit_retention_days: Option<u32>,
     compact_every_hours: Option<u64>,
+    metrics_token_file: Option<PathBuf>,
 }
 
 /// Resolved settings.
@@ -171,6 +176,8 @@ pub struct Config {
     pub compact_every: Option<Duration>,
     /// How a prune paces its batches. Not a flag: tests make batches small.
     pub prune_limits: actors::usecases::retention::PruneLimits,
+    /// `--metrics-token-file`: read at start; `None` leaves `/metrics` open.
+    pub metrics_token_file: Option<PathBuf>,
     /// Tests only, never from a flag, variable or file: opens the store over a backend that
     /// fails writes while this switch says the disk is full (see `storage::faults`).
     pub store_faults: Option<storage::faults::FaultSwitch>,
@@ -230,6 +237,7 @@ impl Config {
             prune_every: Duration::from_secs(10 * 60),
             compact_every: Some(Duration::from_secs(DEFAULT_COMPACT_EVERY_HOURS * 3600)),
             prune_limits: Default::default(),
+            metrics_token_file: None,
             store_faults: None,
         }
     }
@@ -295,6 +303,10 @@ impl Config {
             config.sse_max_streams_per_principal = cap;
         }
         config.init = args.init;
+        config.metrics_token_file = args
+            .metrics_token_file
+            .clone()
+            .or(file.metrics_token_file.clone());
         config.trusted_proxies = args.trusted_proxies.clone();
         if let Some(max) = args.auth_failures_per_minute {
             config.auth_failures_per_minute = max;

@@ -7,6 +7,7 @@
 //! - [`units`]: transport <-> `DeviceActor`s, both directions.
 //! - [`http`]: the control API.
 //! - [`outbox`]: the task that hands queued SMS invitations to the configured sender.
+//! - [`metrics`]: HTTP, outbox and process metrics, and the `/metrics` page.
 //! - [`Gateway::start`]: opens the store, starts the writer, the actors, the transport and
 //!   the HTTP server on their own threads, writes `ready.json`, and returns.
 //!
@@ -16,6 +17,7 @@
 pub mod config;
 pub mod data_dir;
 pub mod http;
+pub mod metrics;
 pub mod outbox;
 pub mod pki;
 pub mod transport;
@@ -130,6 +132,11 @@ async fn serve(
     let store = open_store(&config, clock.now())?;
     let store_watch = store.watch();
     let metrics = Arc::new(Metrics::new());
+    let gateway_metrics = Arc::new(metrics::GatewayMetrics::new());
+    let metrics_token = match &config.metrics_token_file {
+        Some(path) => Some(Arc::new(http::metrics_token::MetricsToken::read(path)?)),
+        None => None,
+    };
     let writer = StoreWriter::spawn(store.clone(), config.commit_window, metrics.clone())?;
     let ca = Arc::new(pki::CertificateAuthority::open_or_create(&config.data_dir)?);
     // The store and the CA created their files just now on a first start.
@@ -154,7 +161,13 @@ async fn serve(
     directory.guard_streams(writer.handle());
     let transport = start_transport(&config, &ca, &store, &directory, clock.now())?;
     sessions_out.connect(transport.handle.clone());
-    let (outbox, drainer) = outbox::start(&config, store.clone(), writer.handle(), clock.clone())?;
+    let (outbox, drainer) = outbox::start(
+        &config,
+        store.clone(),
+        writer.handle(),
+        clock.clone(),
+        gateway_metrics.clone(),
+    )?;
     let usecases = actors::usecases::UseCases {
         writer: writer.handle(),
         directory: directory.clone(),
@@ -165,7 +178,12 @@ async fn serve(
         key_ack_wait: config.key_ack_wait,
         retention: config.retention,
     };
-    actors::scheduler::spawn(store.clone(), usecases.clone(), config.scheduler_max_nap);
+    actors::scheduler::spawn(
+        store.clone(),
+        usecases.clone(),
+        metrics.clone(),
+        config.scheduler_max_nap,
+    );
     let retention = actors::retention::Schedule {
         prune_every: config.prune_every,
         compact_every: config.compact_every,
@@ -191,6 +209,8 @@ async fn serve(
         device_cert_validity: config.device_cert_validity,
         transport: transport.handle.clone(),
         transport_metrics: transport.metrics.clone(),
+        gateway_metrics,
+        metrics_token,
         streams,
         arrivals,
         last_used: last_used.clone(),
@@ -281,7 +301,9 @@ fn bind_http(
     config: &Config,
     state: web::Data<http::AppState>,
 ) -> anyhow::Result<(actix_web::dev::Server, SocketAddr)> {
+    use actix_web::dev::Service as _;
     let server = HttpServer::new(move || {
+        let metrics = state.gateway_metrics.clone();
         App::new()
             .app_data(state.clone())
             // Answers carry tokens, key secrets, PINs and private keys; none may sit in a
@@ -291,6 +313,17 @@ fn bind_http(
                     .add((actix_web::http::header::CACHE_CONTROL, "no-store")),
             )
             .configure(http::configure)
+            // Outermost: times and counts every answer, the 404s of unmatched paths too.
+            .wrap_fn(move |request, service| {
+                let observed = http::observe::observe(&request);
+                let call = service.call(request);
+                let metrics = metrics.clone();
+                async move {
+                    let outcome = call.await;
+                    http::observe::record(&metrics, observed, &outcome);
+                    outcome
+                }
+            })
     })
     .workers(config.http_workers)
     .disable_signals()

@@ -186,6 +186,8 @@ pub struct Outbox {
     /// The longest nap without looking at the outbox and the clock again (bounds how late
     /// a jump of a manual clock is noticed).
     pub max_nap: Duration,
+    /// Sends, failures, retries and the outbox's length.
+    pub metrics: Arc<crate::metrics::GatewayMetrics>,
 }
 
 /// What one round did.
@@ -235,12 +237,26 @@ impl Outbox {
                     }
                 }
             }
+            self.note_pending();
             let nap = self.nap(paused_until);
             tokio::select! {
                 _ = &mut stopped => return,
                 _ = waker.0.notified() => {}
                 _ = tokio::time::sleep(nap) => {}
             }
+        }
+    }
+
+    /// Sets the pending gauge to the outbox's length (left as it was when unreadable).
+    fn note_pending(&self) {
+        let pending = self
+            .store
+            .begin_read()
+            .ok()
+            .and_then(|rtx| operators::pending_invitations(&rtx).ok());
+        if let Some(pending) = pending {
+            let pending = i64::try_from(pending).unwrap_or(i64::MAX);
+            self.metrics.outbox_pending.set(pending);
         }
     }
 
@@ -269,8 +285,12 @@ impl Outbox {
         }
         for invitation in due {
             let seq = invitation.seq;
+            if invitation.attempts > 0 {
+                self.metrics.outbox_retries.inc();
+            }
             match self.sender.send(&invitation).await {
                 Ok(()) => {
+                    self.metrics.outbox_sent.inc();
                     let now = self.clock.now();
                     self.writer
                         .execute(move |tx| operators::invitation_sent(tx, seq, now))
@@ -278,6 +298,7 @@ impl Outbox {
                     tracing::info!(seq, operator = %invitation.operator_id, "SMS invitation sent");
                 }
                 Err(err) => {
+                    self.metrics.outbox_failed.inc();
                     let attempts = invitation.attempts.saturating_add(1);
                     let next = later(self.clock.now(), self.backoff.after(attempts));
                     self.writer
@@ -298,6 +319,7 @@ pub fn start(
     store: Store,
     writer: WriterHandle,
     clock: Arc<dyn Clock>,
+    metrics: Arc<crate::metrics::GatewayMetrics>,
 ) -> anyhow::Result<(OutboxWaker, Drainer)> {
     let sender: Arc<dyn SmsSender> = match config.sms_sender {
         crate::config::SmsSenderKind::Log => Arc::new(LogSender),
@@ -317,6 +339,7 @@ pub fn start(
             cap: config.sms_retry_cap,
         },
         max_nap: config.scheduler_max_nap,
+        metrics,
     };
     Ok((waker.clone(), outbox.spawn(waker)))
 }

@@ -15,7 +15,7 @@
 
 use std::fmt;
 
-use redb::{ReadTransaction, ReadableTable, WriteTransaction};
+use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 use crate::codec;
@@ -693,6 +693,11 @@ pub fn next_invitation_at(rtx: &ReadTransaction) -> Result<Option<Timestamp>, St
         }));
     }
     Ok(next)
+}
+
+/// How many invitations wait in the outbox, due or not.
+pub fn pending_invitations(rtx: &ReadTransaction) -> Result<u64, StoreError> {
+    Ok(rtx.open_table(OUTBOX)?.len()?)
 }
 
 /// The sender confirmed `seq`: it leaves the outbox and its operator shows it sent.

@@ -410,6 +410,18 @@ impl Fleet {
         })
         .await
     }
+
+    /// Whether `/metrics` shows exactly `series value` (a series is the name with its
+    /// labels) within [`WAIT`]; on `false` the caller's message should say what it expected.
+    pub async fn metric_is(&self, series: &str, value: impl std::fmt::Display) -> bool {
+        let expected = format!("{series} {value}");
+        eventually(|| async {
+            let (_, text) = self.admin.get_text("/metrics").await.expect("metrics");
+            text.lines().any(|line| line == expected).then_some(())
+        })
+        .await
+        .is_some()
+    }
 }
 
 impl Fleet {

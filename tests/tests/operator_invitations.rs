@@ -200,6 +200,14 @@ async fn the_webhook_gets_the_invitation_after_failed_attempts_and_exactly_once_
     // Sent means gone from the outbox: no further delivery, however long we wait.
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(webhook.received().len(), 3);
+    for (series, value) in [
+        ("fleetgate_sms_outbox_sent_total", 1),
+        ("fleetgate_sms_outbox_failed_total", 2),
+        ("fleetgate_sms_outbox_retries_total", 2),
+        ("fleetgate_sms_outbox_pending", 0),
+    ] {
+        assert!(acme.metric_is(series, value).await, "{series} {value}");
+    }
 
     // An operator without an invitation sends nothing.
     let (status, _) = create(&acme.admin, json!({"name": "Bob", "phone": "+4792345678"})).await;

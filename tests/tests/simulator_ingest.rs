@@ -43,6 +43,13 @@ async fn every_acknowledged_point_is_stored_exactly_once_over_tls() {
     assert_eq!(report.duplicates, 0);
     assert!(report.sse_received >= report.points_acked);
     assert!(report.publish_to_sse.samples > 0 && report.publish_to_stored.samples > 0);
+    // No --gateway-pid: memory is read from the gateway's /metrics instead.
+    assert_eq!(report.timeline.gateway_pid, None);
+    assert!(
+        report.timeline.has_memory(),
+        "{:?}",
+        report.timeline.memory_error
+    );
     check_publish_to_ack(&report);
 }
 

@@ -445,6 +445,17 @@ async fn the_scheduler_starts_and_expires_grants_at_their_instant_even_across_a_
     let started =
         eventually(|| async { (visible(&depot).await == ["ex1", "ex2"]).then_some(()) }).await;
     assert!(started.is_some(), "ex1 became visible at its from");
+    let fired = "fleetgate_scheduler_fired_total{kind=\"grant\"}";
+    assert!(
+        owner.metric_is(fired, 1).await,
+        "{fired} 1: the start was counted"
+    );
+    let next = "fleetgate_scheduler_next_deadline_timestamp_seconds";
+    let ex2_ends_s = (now + 2 * hour) / 1000;
+    assert!(
+        owner.metric_is(next, ex2_ends_s).await,
+        "{next} {ex2_ends_s}"
+    );
 
     // ex2 expires while the gateway is down; ex1 expires later, while it runs.
     gateway.restart();

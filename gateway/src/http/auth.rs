@@ -2,6 +2,8 @@
 //! principal with one indexed read. No valid token, no handler: 401 before any rule runs.
 
 use std::future::{ready, Ready};
+use std::net::IpAddr;
+use std::time::Instant;
 
 use actix_web::{web, FromRequest, HttpRequest};
 use storage::model::Principal;
@@ -35,15 +37,36 @@ fn resolve(req: &HttpRequest) -> Result<Caller, ApiError> {
         .get(actix_web::http::header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .ok_or(ApiError::Unauthorized)?;
+    let source = admit_source(req, state)?;
+    let token = header
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+        .filter(|token| !token.is_empty())
+        .ok_or(ApiError::Unauthorized)?;
+    let rtx = state.store.begin_read()?;
+    let token_hash = storage::token::hash(token);
+    let Some(principal) = storage::read::authenticate(&rtx, &token_hash, state.clock.now())? else {
+        failed(state, source);
+        return Err(ApiError::Unauthorized);
+    };
+    state.last_used.note(&principal.id, state.clock.now());
+    Ok(Caller(principal, token_hash))
+}
+
+/// The address a request's failed authentications count under; 429 when that address
+/// used up its failures for now.
+pub(super) fn admit_source(
+    req: &HttpRequest,
+    state: &AppState,
+) -> Result<Option<IpAddr>, ApiError> {
     let forwarded = req
         .headers()
         .get("x-forwarded-for")
         .and_then(|value| value.to_str().ok());
     let peer = req.peer_addr().map(|addr| addr.ip());
     let source = super::auth_limit::source_of(peer, forwarded, &state.trusted_proxies);
-    let now = std::time::Instant::now();
     if let Some(source) = source {
-        if let Err(wait) = state.auth_failures.check(source, now) {
+        if let Err(wait) = state.auth_failures.check(source, Instant::now()) {
             state.metrics.auth_throttled.inc();
             let retry_after_s = wait.as_secs().max(1);
             return Err(ApiError::Throttled {
@@ -54,20 +77,13 @@ fn resolve(req: &HttpRequest) -> Result<Caller, ApiError> {
             });
         }
     }
-    let token = header
-        .strip_prefix("Bearer ")
-        .map(str::trim)
-        .filter(|token| !token.is_empty())
-        .ok_or(ApiError::Unauthorized)?;
-    let rtx = state.store.begin_read()?;
-    let token_hash = storage::token::hash(token);
-    let Some(principal) = storage::read::authenticate(&rtx, &token_hash, state.clock.now())? else {
-        state.metrics.auth_failures.inc();
-        if let Some(source) = source {
-            state.auth_failures.failed(source, now);
-        }
-        return Err(ApiError::Unauthorized);
-    };
-    state.last_used.note(&principal.id, state.clock.now());
-    Ok(Caller(principal, token_hash))
+    Ok(source)
+}
+
+/// Counts a failed authentication, against `source` when it is known.
+pub(super) fn failed(state: &AppState, source: Option<IpAddr>) {
+    state.metrics.auth_failures.inc();
+    if let Some(source) = source {
+        state.auth_failures.failed(source, Instant::now());
+    }
 }

@@ -13,6 +13,8 @@ pub mod export;
 pub mod fleet;
 pub mod keys;
 pub mod last_used;
+pub mod metrics_token;
+pub mod observe;
 pub mod operators;
 pub mod problem;
 pub mod resume;
@@ -26,7 +28,7 @@ pub mod users;
 
 use std::sync::Arc;
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use actors::directory::Directory;
 use actors::metrics::Metrics;
 use storage::time::Clock;
@@ -52,6 +54,10 @@ pub struct AppState {
     /// Live MQTT sessions: closed before a deregistration or revocation answers.
     pub transport: crate::transport::TransportHandle,
     pub transport_metrics: Arc<crate::transport::metrics::TransportMetrics>,
+    /// HTTP requests, the SMS outbox and the process.
+    pub gateway_metrics: Arc<crate::metrics::GatewayMetrics>,
+    /// `--metrics-token-file`: `/metrics` answers only this bearer token; `None`, anyone.
+    pub metrics_token: Option<Arc<metrics_token::MetricsToken>>,
     /// Caps on open SSE streams.
     pub streams: Arc<stream::StreamCaps>,
     /// The arrival order: how far ids were handed out (a resume from beyond is refused).
@@ -99,15 +105,27 @@ pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text exposition")))]
-pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(format!(
-            "{}{}# EOF\n",
-            state.metrics.render().trim_end_matches("# EOF\n"),
-            state.transport_metrics.render()
-        ))
+/// The OpenMetrics content type prometheus-client's text encoding is (`# EOF`, `_total`).
+pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Every metric, as OpenMetrics text. Open to anyone unless the gateway runs with
+/// `--metrics-token-file`; then only that bearer token is answered (401 otherwise).
+#[utoipa::path(get, path = "/metrics", responses(
+    (status = 200, description = "OpenMetrics text exposition"),
+    (status = 401, description = "the gateway runs with `--metrics-token-file` and the request did not carry that bearer token"),
+    (status = 429, description = "the source failed to authenticate too often")
+))]
+pub async fn metrics(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, problem::ApiError> {
+    metrics_token::authorize(&req, &state)?;
+    let page = crate::metrics::page(
+        &state.metrics,
+        &state.transport_metrics,
+        &state.gateway_metrics,
+    );
+    Ok(HttpResponse::Ok().content_type(OPENMETRICS).body(page))
 }
 
 #[utoipa::path(get, path = "/v1/openapi.json", responses((status = 200, description = "this OpenAPI document")))]

@@ -259,13 +259,18 @@ impl Accept {
         };
         let deadline = tokio::time::Instant::now() + limits.handshake_timeout;
         let handshake = async {
-            let _permit = handshakes.acquire().await.ok()?;
-            acceptor.accept(stream).await.ok()
+            let Ok(_permit) = handshakes.acquire().await else {
+                return Err("error");
+            };
+            acceptor
+                .accept(stream)
+                .await
+                .map_err(|err| handshake_failure(&err))
         };
         let stream = match tokio::time::timeout_at(deadline, handshake).await {
-            Ok(Some(stream)) => stream,
-            Ok(None) => {
-                TransportMetrics::count(&metrics.handshake_failures, "reason", "error");
+            Ok(Ok(stream)) => stream,
+            Ok(Err(reason)) => {
+                TransportMetrics::count(&metrics.handshake_failures, "reason", reason);
                 return;
             }
             Err(_) => {
@@ -273,6 +278,7 @@ impl Accept {
                 return;
             }
         };
+        metrics.handshakes.inc();
         let identity = stream
             .get_ref()
             .1
@@ -286,11 +292,44 @@ impl Accept {
     }
 }
 
+/// The `reason` label of a failed TLS handshake: `revoked` (the deny list refused the
+/// certificate), `bad_certificate` (none, or one the CA did not sign or that expired),
+/// `error` (anything else: a protocol error, a closed socket).
+fn handshake_failure(err: &std::io::Error) -> &'static str {
+    use rustls::Error as Tls;
+    match err.get_ref().and_then(|inner| inner.downcast_ref::<Tls>()) {
+        Some(Tls::InvalidCertificate(rustls::CertificateError::Revoked)) => "revoked",
+        Some(Tls::InvalidCertificate(_) | Tls::NoCertificatesPresented) => "bad_certificate",
+        _ => "error",
+    }
+}
+
 /// Counts a connection as closed when its task ends, however it ends.
 struct Decrement(Arc<TransportMetrics>);
 
 impl Drop for Decrement {
     fn drop(&mut self) {
         self.0.connections.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handshake_failures_are_told_apart_by_the_tls_error() {
+        let wrapped =
+            |err: rustls::Error| std::io::Error::new(std::io::ErrorKind::InvalidData, err);
+        let revoked = rustls::Error::InvalidCertificate(rustls::CertificateError::Revoked);
+        assert_eq!(handshake_failure(&wrapped(revoked)), "revoked");
+        let expired = rustls::Error::InvalidCertificate(rustls::CertificateError::Expired);
+        assert_eq!(handshake_failure(&wrapped(expired)), "bad_certificate");
+        assert_eq!(
+            handshake_failure(&wrapped(rustls::Error::NoCertificatesPresented)),
+            "bad_certificate"
+        );
+        let closed = std::io::Error::from(std::io::ErrorKind::UnexpectedEof);
+        assert_eq!(handshake_failure(&closed), "error");
     }
 }

@@ -24,9 +24,13 @@ pub struct TransportMetrics {
     pub disconnects: Family<Labels, Counter>,
     /// Session takeovers: a second connection of one identity replaced the first.
     pub takeovers: Counter,
-    /// Failed TLS handshakes, by reason (`timeout`, `error`).
+    /// Completed TLS handshakes (a session may still be refused at CONNECT).
+    pub handshakes: Counter,
+    /// Failed TLS handshakes, by reason (`revoked`, `bad_certificate`, `timeout`, `error`).
     pub handshake_failures: Family<Labels, Counter>,
-    /// Connections refused before or at CONNECT, by reason.
+    /// Connections refused or ended before or at CONNECT, by reason (`connection_cap`,
+    /// `no_identity`, `connect_timeout`, `closed_before_connect`, `malformed_connect`,
+    /// `protocol_level`, `bad_client_id`, `unknown_identity`, `session_cap`).
     pub refusals: Family<Labels, Counter>,
     /// Publishes and subscriptions the ACL refused, by kind and reason.
     pub acl_denied: Family<Labels, Counter>,
@@ -54,6 +58,7 @@ impl TransportMetrics {
             connects: Family::default(),
             disconnects: Family::default(),
             takeovers: Counter::default(),
+            handshakes: Counter::default(),
             handshake_failures: Family::default(),
             refusals: Family::default(),
             acl_denied: Family::default(),
@@ -75,8 +80,13 @@ impl TransportMetrics {
         );
         registry.register("takeovers", "Session takeovers", metrics.takeovers.clone());
         registry.register(
+            "handshakes",
+            "Completed TLS handshakes",
+            metrics.handshakes.clone(),
+        );
+        registry.register(
             "handshake_failures",
-            "Failed TLS handshakes",
+            "Failed TLS handshakes, by reason",
             metrics.handshake_failures.clone(),
         );
         registry.register(

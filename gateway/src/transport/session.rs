@@ -83,7 +83,8 @@ where
     let mut buf = BytesMut::with_capacity(IDLE_READ);
     let connect = match read_connect(&mut stream, &mut buf, &limits).await {
         Ok(connect) => connect,
-        Err(refusal) => {
+        Err((reason, refusal)) => {
+            TransportMetrics::count(&metrics(&shared).refusals, "reason", reason);
             if let Some(out) = refusal {
                 let _ = stream.write_all(&out).await;
                 let _ = stream.shutdown().await;
@@ -206,11 +207,13 @@ fn connack_limits(limits: &super::Limits, session_expiry_s: Option<u32>) -> Conn
 
 /// Reads the CONNECT within the deadline. `Err(Some(bytes))`: answer those and close;
 /// `Err(None)`: just close.
+/// Reads the CONNECT. `Err` holds the refusal's `reason` label and the CONNACK to send
+/// before closing, if any.
 async fn read_connect<S>(
     stream: &mut S,
     buf: &mut BytesMut,
     limits: &super::Limits,
-) -> Result<codec::Connect, Option<BytesMut>>
+) -> Result<codec::Connect, (&'static str, Option<BytesMut>)>
 where
     S: AsyncRead + Unpin,
 {
@@ -222,17 +225,19 @@ where
             Err(codec::Violation::ProtocolLevel(level)) => {
                 // MQTT 3.1.1 §3.2.2.3: 0x01 unacceptable protocol version, then close.
                 tracing::debug!(level, "CONNECT with an unsupported protocol level");
-                return Err(Some(BytesMut::from(&[0x20u8, 0x02, 0x00, 0x01][..])));
+                let unacceptable = BytesMut::from(&[0x20u8, 0x02, 0x00, 0x01][..]);
+                return Err(("protocol_level", Some(unacceptable)));
             }
             Err(violation) => {
                 tracing::debug!(%violation, "refused a connection before CONNECT");
-                return Err(None);
+                return Err(("malformed_connect", None));
             }
         }
         buf.reserve(IDLE_READ);
         match tokio::time::timeout_at(deadline, stream.read_buf(buf)).await {
             Ok(Ok(n)) if n > 0 => {}
-            _ => return Err(None),
+            Ok(_) => return Err(("closed_before_connect", None)),
+            Err(_) => return Err(("connect_timeout", None)),
         }
     }
 }
@@ -494,11 +499,13 @@ where
             };
             match decided {
                 Ok(_) if !known && self.subscriptions.len() >= limits.max_subscriptions => {
-                    TransportMetrics::count(
-                        &metrics(&self.shared).acl_denied,
-                        "reason",
-                        "subscription_limit",
-                    );
+                    metrics(&self.shared)
+                        .acl_denied
+                        .get_or_create(&vec![
+                            ("kind", "subscribe"),
+                            ("reason", "subscription_limit"),
+                        ])
+                        .inc();
                     granted.push(Err(false));
                 }
                 Ok(grant) => {

@@ -216,8 +216,12 @@ pub fn rate_chart(title: &str, counted: &str, timeline: &Timeline) -> String {
 /// The gateway's resident memory over the run, or why it was not measured.
 pub fn memory_chart(timeline: &Timeline) -> String {
     let title = "Gateway memory (resident set)";
-    let Some(pid) = timeline.gateway_pid else {
-        return svg::placeholder(title, "not measured (no --gateway-pid given)");
+    let source = match timeline.gateway_pid {
+        Some(pid) => format!("VmRSS of pid {pid}"),
+        None if timeline.has_memory() || timeline.memory_error.is_some() => {
+            "process_resident_memory_bytes from /metrics".to_owned()
+        }
+        None => return svg::placeholder(title, "not measured (no --gateway-pid given)"),
     };
     let points: Vec<(f64, f64)> = timeline
         .samples
@@ -240,7 +244,7 @@ pub fn memory_chart(timeline: &Timeline) -> String {
         "seconds since the start",
         "MiB",
         &[Series {
-            name: format!("VmRSS of pid {pid}"),
+            name: source,
             color: PALETTE[2],
             points,
         }],
@@ -249,8 +253,9 @@ pub fn memory_chart(timeline: &Timeline) -> String {
 }
 
 /// Memory caption shared by every report that samples the gateway.
-pub const MEMORY_CAPTION: &str = "VmRSS from /proc/<pid>/status, read once a second; only \
-    when the gateway runs on this machine and its pid was given.";
+pub const MEMORY_CAPTION: &str = "The gateway's resident set, read once a second: VmRSS \
+    from /proc/<pid>/status when its pid was given (--gateway-pid), else \
+    process_resident_memory_bytes from its /metrics.";
 
 /// The peak-throughput and peak-memory rows every timeline-carrying report shows.
 pub fn timeline_rows(page: &mut Page, timeline: &Timeline, unit: &str) {

@@ -3,8 +3,10 @@
 //! gateway's process, its resident memory. The end-of-run totals say how fast a run was on
 //! average; these series show whether it held steady, stalled or grew its memory.
 //!
-//! Memory is read from `/proc/<pid>/status` (`VmRSS`), so it is only measured when the
-//! gateway runs on this machine and its pid was given; nothing is guessed otherwise.
+//! Memory is read from `/proc/<pid>/status` (`VmRSS`) when the gateway runs on this machine
+//! and its pid was given, else from `process_resident_memory_bytes` on the gateway's
+//! `/metrics` (a gateway run with `--metrics-token-file` answers that only to its token, so
+//! it is then not measured); nothing is guessed otherwise.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -73,12 +75,59 @@ pub(crate) fn read_rss_kib(pid: u32) -> Result<u64, String> {
     parse_vm_rss_kib(&status).ok_or_else(|| format!("{path} has no readable VmRSS line"))
 }
 
+/// `process_resident_memory_bytes` of a `/metrics` page, in KiB.
+pub fn parse_metrics_rss_kib(page: &str) -> Option<u64> {
+    let value = page
+        .lines()
+        .find_map(|line| line.strip_prefix("process_resident_memory_bytes "))?;
+    let bytes: f64 = value.trim().parse().ok()?;
+    (bytes.is_finite() && bytes >= 0.0).then_some((bytes / 1024.0) as u64)
+}
+
+/// The gateway's resident memory in KiB: `/proc/<pid>/status` with a pid, else the
+/// gateway's `/metrics` at `http_base`; `None` with neither. The first failure is kept in
+/// `timeline.memory_error`.
+async fn read_memory(
+    timeline: &mut Timeline,
+    http: &reqwest::Client,
+    http_base: Option<&str>,
+) -> Option<u64> {
+    let read = match (timeline.gateway_pid, http_base) {
+        (Some(pid), _) => read_rss_kib(pid),
+        (None, Some(base)) => {
+            let url = format!("{}/metrics", base.trim_end_matches('/'));
+            let page = match http.get(&url).timeout(SAMPLE_INTERVAL).send().await {
+                Ok(response) if response.status().is_success() => {
+                    response.text().await.map_err(|error| error.to_string())
+                }
+                Ok(response) => Err(format!("answered {}", response.status())),
+                Err(error) => Err(error.to_string()),
+            };
+            page.and_then(|page| {
+                parse_metrics_rss_kib(&page)
+                    .ok_or_else(|| "no process_resident_memory_bytes".to_owned())
+            })
+            .map_err(|why| format!("{url}: {why}"))
+        }
+        (None, None) => return None,
+    };
+    match read {
+        Ok(kib) => Some(kib),
+        Err(error) => {
+            timeline.memory_error.get_or_insert(error);
+            None
+        }
+    }
+}
+
 /// Samples until `done` turns `true` (or its sender is gone), then takes one last sample
 /// for the partial interval. `acked` is the run's shared acknowledgement counter; runs use
-/// `SAMPLE_INTERVAL`, tests a shorter one.
+/// `SAMPLE_INTERVAL`, tests a shorter one. Memory comes from the pid, else from the
+/// gateway's `/metrics` at `http_base` (see [`read_memory`]).
 pub(crate) async fn sample_timeline(
     acked: Arc<AtomicU64>,
     gateway_pid: Option<u32>,
+    http_base: Option<String>,
     start: Instant,
     interval: Duration,
     mut done: watch::Receiver<bool>,
@@ -93,24 +142,27 @@ pub(crate) async fn sample_timeline(
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     // The baseline: memory before the load, and zero acknowledged.
     tokio::time::sleep_until(start).await;
-    push_sample(&mut timeline, &acked, start, &mut previous);
+    let http = reqwest::Client::new();
+    let rss = read_memory(&mut timeline, &http, http_base.as_deref()).await;
+    push_sample(&mut timeline, &acked, start, &mut previous, rss);
     loop {
-        tokio::select! {
-            _ = ticker.tick() => {
-                if timeline.samples.len() >= MAX_SAMPLES {
-                    timeline.truncated = true;
-                    break;
-                }
-                push_sample(&mut timeline, &acked, start, &mut previous);
-            }
-            _ = done.wait_for(|done| *done) => {
-                if previous.0.elapsed() >= interval / 10
-                    && timeline.samples.len() < MAX_SAMPLES
-                {
-                    push_sample(&mut timeline, &acked, start, &mut previous);
-                }
-                break;
-            }
+        // Decided first: the watch's guard must not be held across the memory read.
+        let finished = tokio::select! {
+            _ = ticker.tick() => false,
+            _ = done.wait_for(|done| *done) => true,
+        };
+        if !finished && timeline.samples.len() >= MAX_SAMPLES {
+            timeline.truncated = true;
+            break;
+        }
+        if !finished
+            || (previous.0.elapsed() >= interval / 10 && timeline.samples.len() < MAX_SAMPLES)
+        {
+            let rss = read_memory(&mut timeline, &http, http_base.as_deref()).await;
+            push_sample(&mut timeline, &acked, start, &mut previous, rss);
+        }
+        if finished {
+            break;
         }
     }
     if timeline.truncated {
@@ -126,6 +178,7 @@ fn push_sample(
     acked: &AtomicU64,
     start: Instant,
     previous: &mut (Instant, u64),
+    rss: Option<u64>,
 ) {
     let now = Instant::now();
     let total = acked.load(Ordering::Relaxed);
@@ -135,15 +188,6 @@ fn push_sample(
     } else {
         0.0
     };
-    let rss = timeline
-        .gateway_pid
-        .and_then(|pid| match read_rss_kib(pid) {
-            Ok(kib) => Some(kib),
-            Err(error) => {
-                timeline.memory_error.get_or_insert(error);
-                None
-            }
-        });
     timeline.samples.push(TimelineSample {
         t_s: now.duration_since(start).as_secs_f64(),
         acked_total: total,
@@ -167,6 +211,18 @@ mod tests {
     }
 
     #[test]
+    fn metrics_memory_is_read_in_kib() {
+        let page = "# TYPE process_resident_memory_bytes gauge\n\
+            process_resident_memory_bytes 52461568.0\nprocess_open_fds 12\n# EOF\n";
+        assert_eq!(parse_metrics_rss_kib(page), Some(51_232));
+        assert_eq!(parse_metrics_rss_kib("process_open_fds 12\n"), None);
+        assert_eq!(
+            parse_metrics_rss_kib("process_resident_memory_bytes NaN\n"),
+            None
+        );
+    }
+
+    #[test]
     fn own_process_memory_is_readable() {
         if std::path::Path::new("/proc/self/status").exists() {
             let kib = read_rss_kib(std::process::id()).expect("own status");
@@ -183,6 +239,7 @@ mod tests {
         let task = tokio::spawn(sample_timeline(
             acked.clone(),
             Some(std::process::id()),
+            None,
             start,
             interval,
             done_rx,
@@ -229,6 +286,7 @@ mod tests {
         let timeline = sample_timeline(
             acked,
             Some(u32::MAX),
+            None,
             Instant::now(),
             SAMPLE_INTERVAL,
             done_rx,

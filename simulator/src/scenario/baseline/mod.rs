@@ -211,6 +211,7 @@ pub(crate) async fn run_baseline(load: &BaselineLoad) -> Result<BaselineReport, 
     let timeline_task = tokio::spawn(sample_timeline(
         acked_counter.clone(),
         None,
+        None,
         plan.start,
         SAMPLE_INTERVAL,
         units_done_rx,

@@ -249,6 +249,7 @@ pub async fn run_fanout(config: &FanoutConfig) -> Result<FanoutReport, ScenarioE
     let sampler = tokio::spawn(sample_timeline(
         deliveries.clone(),
         config.gateway_pid,
+        Some(config.target.http_base.clone()),
         plan.start,
         SAMPLE_INTERVAL,
         sampling_done_rx,

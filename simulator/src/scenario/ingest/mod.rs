@@ -475,6 +475,7 @@ async fn publish_load(
     let timeline_task = tokio::spawn(sample_timeline(
         acked_counter.clone(),
         config.gateway_pid,
+        Some(config.target.http_base.clone()),
         plan.start,
         SAMPLE_INTERVAL,
         units_done_rx,

@@ -250,6 +250,7 @@ pub async fn run_keys(config: &KeysConfig) -> Result<KeysReport, ScenarioError> 
     let timeline_task = tokio::spawn(sample_timeline(
         run.unit_changes.clone(),
         config.gateway_pid,
+        Some(config.target.http_base.clone()),
         Instant::now(),
         SAMPLE_INTERVAL,
         drive_done_rx,

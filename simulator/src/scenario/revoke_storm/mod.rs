@@ -240,6 +240,7 @@ pub async fn run_revoke_storm(
     let sampler = tokio::spawn(sample_timeline(
         removed.clone(),
         config.gateway_pid,
+        Some(config.target.http_base.clone()),
         plan.start,
         SAMPLE_INTERVAL,
         sampling_done_rx,

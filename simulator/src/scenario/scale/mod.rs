@@ -300,6 +300,7 @@ async fn hold_gateway(
     let sampler = tokio::spawn(sample_timeline(
         tally.opened.clone(),
         config.gateway_pid,
+        Some(config.target.http_base.clone()),
         started,
         SAMPLE_INTERVAL,
         done_rx,

@@ -4,7 +4,7 @@
 //! and the admin calls by kind. Self-contained like every report page: no script, no
 //! external resource.
 
-use crate::report::html::{percentile_chart, Page, MEMORY_CAPTION};
+use crate::report::html::{percentile_chart, Page};
 use crate::report::svg::{self, Series, PALETTE};
 
 use super::report::SoakReport;
@@ -267,8 +267,8 @@ fn memory_caption(report: &SoakReport) -> String {
         .map(|check| format!(" Check {}: {}.", check.outcome, check.detail))
         .unwrap_or_default();
     format!(
-        "{slope}{verdict} {}",
-        MEMORY_CAPTION.replace("read once a second", "read at the end of every window")
+        "{slope}{verdict} VmRSS from /proc/<pid>/status, read at the end of every window; only \
+         when the gateway runs on this machine and its pid was given."
     )
 }
 

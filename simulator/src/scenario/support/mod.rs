@@ -140,6 +140,7 @@ pub async fn run_support(config: &SupportConfig) -> Result<SupportReport, Scenar
     let timeline_task = tokio::spawn(sample_timeline(
         answered.clone(),
         config.gateway_pid,
+        Some(config.http_base.clone()),
         Instant::now(),
         SAMPLE_INTERVAL,
         flows_done_rx,

@@ -266,6 +266,7 @@ pub async fn run_visibility(config: &VisibilityConfig) -> Result<VisibilityRepor
     let timeline_task = tokio::spawn(sample_timeline(
         delivered.clone(),
         config.gateway_pid,
+        Some(config.target.http_base.clone()),
         plan.start,
         SAMPLE_INTERVAL,
         streams_closed_rx,
