@@ -69,6 +69,8 @@ impl Mailbox {
 
 struct Entry {
     session: SessionId,
+    /// Whether the session's state outlives its connection (clean session 0).
+    persistent: bool,
     serial: Option<Arc<str>>,
     mailbox: Arc<Mailbox>,
     /// Becomes true when the session task has finished (closed and reported).
@@ -165,6 +167,7 @@ impl Registry {
         let session = self.next_session.fetch_add(1, Ordering::Relaxed);
         let entry = Entry {
             session,
+            persistent: !clean,
             serial,
             mailbox: mailbox.clone(),
             ended: ended_rx,
@@ -172,6 +175,7 @@ impl Registry {
         if entry.mailbox.deliveries.is_some() {
             self.listeners.fetch_add(1, Ordering::Relaxed);
         }
+        let mut taken: Option<Persisted> = None;
         let took_over = match tables.live.insert(tenant.clone(), entry) {
             Some(old) => {
                 if old.mailbox.deliveries.is_some() {
@@ -179,6 +183,14 @@ impl Registry {
                 }
                 old.mailbox.close(CloseReason::TakenOver);
                 self.metrics.takeovers.inc();
+                // A persistent session taken over (or reconnected before its old connection
+                // was seen to end) keeps its state: MQTT 3.1.1 §3.1.2.4. Its subscriptions
+                // come from the old session's mailbox; the old one, no longer live, leaves
+                // nothing behind when it ends.
+                taken = old.persistent.then(|| Persisted {
+                    subscriptions: lock(&old.mailbox.subscriptions).clone(),
+                    queue: VecDeque::new(),
+                });
                 true
             }
             None => false,
@@ -187,7 +199,7 @@ impl Registry {
         if resumed.is_some() {
             self.listeners.fetch_sub(1, Ordering::Relaxed);
         }
-        let resumed = resumed.filter(|_| !clean);
+        let resumed = resumed.or(taken).filter(|_| !clean);
         if let Some(resumed) = &resumed {
             mailbox.set_subscriptions(resumed.subscriptions.clone());
         }
