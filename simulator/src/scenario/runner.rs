@@ -1,0 +1,89 @@
+//! The one run lifecycle every scenario goes through, owned here so that no scenario writes
+//! it again: validate the settings, name the run, **setup** (accounts, devices, streams,
+//! units), **load** (what the scenario measures under), **settle** (wait for what is still
+//! on the way), **check** (read back, compare, judge) and the report. A scenario states
+//! only its own steps ([`Scenario`]); criterion's `Bencher` owning the timing loop is the
+//! model.
+//!
+//! A setup that fails ends the run with [`ScenarioError`]: without its accounts or units it
+//! measures nothing. From the load on, problems are the run's findings: they go to the
+//! run's error log ([`Run::errors`]) and into the report.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use super::{ErrorLog, RunOptions, ScenarioError};
+use crate::report::ScenarioReport;
+
+/// One run in progress: its id, its options, and its error log shared by all its tasks.
+pub(crate) struct Run {
+    /// Names the run's accounts, devices and assets.
+    pub(crate) id: String,
+    pub(crate) options: RunOptions,
+    /// Shared with every task of the run; the check phase takes what it holds into the
+    /// report once the tasks are done with it ([`Run::finish_errors`]).
+    pub(crate) errors: Arc<ErrorLog>,
+}
+
+impl Run {
+    fn new(options: &RunOptions) -> Self {
+        Self {
+            id: options.run_id(),
+            options: options.clone(),
+            errors: Arc::new(ErrorLog::default()),
+        }
+    }
+
+    /// The errors for the report; every task must be done with the log by now.
+    pub(crate) fn finish_errors(self) -> Vec<String> {
+        ErrorLog::finish(self.errors)
+    }
+}
+
+/// One scenario's own steps; [`run`] calls them in order. `Setup` is what setup made and
+/// the later steps use (accounts, streams, connected units); `Load` is what the load
+/// measured, which settle may complete.
+pub(crate) trait Scenario {
+    type Setup;
+    type Load;
+    type Report: ScenarioReport;
+
+    fn options(&self) -> &RunOptions;
+
+    /// Refuses settings that would run unbounded or measure nothing, naming the setting.
+    fn validate(&self) -> Result<(), ScenarioError>;
+
+    /// Creates what the run needs through the public API and connects its units.
+    fn setup(&self, run: &Run) -> impl Future<Output = Result<Self::Setup, ScenarioError>>;
+
+    /// Applies the load the scenario measures under.
+    fn load(&self, run: &Run, setup: &mut Self::Setup) -> impl Future<Output = Self::Load>;
+
+    /// Waits for what is still on the way (acknowledgements, deliveries, history).
+    fn settle(
+        &self,
+        run: &Run,
+        setup: &mut Self::Setup,
+        load: &mut Self::Load,
+    ) -> impl Future<Output = ()>;
+
+    /// Reads back and compares, disconnects, and states the report.
+    fn check(
+        &self,
+        run: Run,
+        setup: Self::Setup,
+        load: Self::Load,
+    ) -> impl Future<Output = Self::Report>;
+}
+
+/// Runs `scenario` through setup, load, settle and check. `Err` only when the run could
+/// not take place at all (bad settings, setup refused, no unit connected); everything
+/// else is in the report.
+pub(crate) async fn run<S: Scenario>(scenario: &S) -> Result<S::Report, ScenarioError> {
+    scenario.validate()?;
+    let run = Run::new(scenario.options());
+    let mut setup = scenario.setup(&run).await?;
+    let mut load = scenario.load(&run, &mut setup).await;
+    scenario.settle(&run, &mut setup, &mut load).await;
+    Ok(scenario.check(run, setup, load).await)
+}
