@@ -87,3 +87,130 @@ pub(crate) async fn run<S: Scenario>(scenario: &S) -> Result<S::Report, Scenario
     scenario.settle(&run, &mut setup, &mut load).await;
     Ok(scenario.check(run, setup, load).await)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use serde::Serialize;
+
+    use super::*;
+    use crate::report::{Check, Section};
+
+    /// A scenario that records the order its steps ran in and reports it.
+    struct Recorder {
+        options: RunOptions,
+        valid: bool,
+        steps: Mutex<Vec<&'static str>>,
+    }
+
+    #[derive(Serialize)]
+    struct Steps {
+        run_id: String,
+        steps: Vec<&'static str>,
+        errors: Vec<String>,
+    }
+
+    impl ScenarioReport for Steps {
+        const SCENARIO: &'static str = "steps";
+
+        fn run_id(&self) -> &str {
+            &self.run_id
+        }
+
+        fn errors(&self) -> &[String] {
+            &self.errors
+        }
+
+        fn checks(&self) -> Vec<Check> {
+            Vec::new()
+        }
+
+        fn headline(&self) -> String {
+            self.steps.join(", ")
+        }
+
+        fn clean_means(&self) -> String {
+            "ran".into()
+        }
+
+        fn sections(&self) -> Vec<Section> {
+            Vec::new()
+        }
+    }
+
+    impl Recorder {
+        fn step(&self, name: &'static str) {
+            self.steps.lock().expect("steps").push(name);
+        }
+    }
+
+    impl Scenario for Recorder {
+        type Setup = ();
+        type Load = ();
+        type Report = Steps;
+
+        fn options(&self) -> &RunOptions {
+            &self.options
+        }
+
+        fn validate(&self) -> Result<(), ScenarioError> {
+            if self.valid {
+                Ok(())
+            } else {
+                Err(ScenarioError::InvalidConfig("not valid".into()))
+            }
+        }
+
+        async fn setup(&self, _run: &Run) -> Result<(), ScenarioError> {
+            self.step("setup");
+            Ok(())
+        }
+
+        async fn load(&self, run: &Run, _setup: &mut ()) {
+            run.errors.push("a finding of the load");
+            self.step("load");
+        }
+
+        async fn settle(&self, _run: &Run, _setup: &mut (), _load: &mut ()) {
+            self.step("settle");
+        }
+
+        async fn check(&self, run: Run, _setup: (), _load: ()) -> Steps {
+            self.step("check");
+            Steps {
+                run_id: run.id.clone(),
+                steps: self.steps.lock().expect("steps").clone(),
+                errors: run.finish_errors(),
+            }
+        }
+    }
+
+    fn recorder(valid: bool) -> Recorder {
+        Recorder {
+            options: RunOptions {
+                run_id: Some("r1".into()),
+                ..RunOptions::default()
+            },
+            valid,
+            steps: Mutex::new(Vec::new()),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_steps_run_in_order_and_the_findings_reach_the_report() {
+        let report = run(&recorder(true)).await.expect("runs");
+        assert_eq!(report.steps, ["setup", "load", "settle", "check"]);
+        assert_eq!(report.run_id, "r1");
+        assert_eq!(report.errors, ["a finding of the load"]);
+        assert!(!report.is_clean());
+    }
+
+    #[tokio::test]
+    async fn invalid_settings_run_nothing() {
+        let scenario = recorder(false);
+        let error = run(&scenario).await.err().expect("refused");
+        assert!(matches!(error, ScenarioError::InvalidConfig(_)), "{error}");
+        assert!(scenario.steps.lock().expect("steps").is_empty());
+    }
+}

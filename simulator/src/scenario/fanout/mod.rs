@@ -36,7 +36,7 @@ use super::timeline::{Sampler, Timeline};
 use super::{check_count, check_duration, check_rate, RunOptions, ScenarioError};
 use crate::api::AssetId;
 use crate::scenario::Target;
-use crate::unit::{BrokerAddr, SimUnit};
+use crate::unit::SimUnit;
 use ledger::FanoutLedger;
 
 pub use report::FanoutReport;
@@ -78,16 +78,8 @@ pub struct FanoutConfig {
 
 impl FanoutConfig {
     /// Defaults: 5 units, 20 grantees, 2 points/s each for 10 s, history of 3 grantees,
-    /// plain MQTT, quiet.
-    pub fn new(
-        http_base: impl Into<String>,
-        mqtt: BrokerAddr,
-        admin_token: impl Into<String>,
-    ) -> Self {
-        Self::for_target(Target::new(http_base, mqtt, admin_token))
-    }
-
-    /// The defaults of [`Self::new`] against `target` (which may use TLS).
+    /// plain MQTT, quiet; against
+    /// `target`, which may use TLS.
     pub fn for_target(target: Target) -> Self {
         Self {
             target,
@@ -464,11 +456,11 @@ mod tests {
     use super::*;
 
     fn config() -> FanoutConfig {
-        FanoutConfig::new(
+        FanoutConfig::for_target(Target::new(
             "http://127.0.0.1:1",
             "127.0.0.1:1883".parse().expect("addr"),
             "token",
-        )
+        ))
     }
 
     #[test]
@@ -599,11 +591,11 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let address = listener.local_addr().expect("address");
         drop(listener);
-        let config = FanoutConfig::new(
+        let config = FanoutConfig::for_target(Target::new(
             format!("http://{address}"),
             "127.0.0.1:1".parse().expect("addr"),
             "token",
-        );
+        ));
         let error = run_fanout(&config).await.expect_err("no gateway");
         assert!(matches!(error, ScenarioError::Api { .. }), "{error}");
     }

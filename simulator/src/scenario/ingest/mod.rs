@@ -49,7 +49,7 @@ use super::timeline::{Sampler, Timeline};
 use super::{progress_bar, ErrorLog, RunOptions, ScenarioError};
 use crate::scenario::Target;
 use crate::stats::{LatencyRecorder, SeqTally};
-use crate::unit::{BrokerAddr, SimUnit};
+use crate::unit::SimUnit;
 
 use report::throughput_ratio;
 pub use report::IngestReport;
@@ -82,16 +82,8 @@ pub struct IngestConfig {
 }
 
 impl IngestConfig {
-    /// Defaults: 10 units, 1 point/s each, 10 s, plain MQTT, quiet.
-    pub fn new(
-        http_base: impl Into<String>,
-        mqtt: BrokerAddr,
-        admin_token: impl Into<String>,
-    ) -> Self {
-        Self::for_target(Target::new(http_base, mqtt, admin_token))
-    }
-
-    /// The defaults of [`Self::new`] against `target` (which may use TLS).
+    /// Defaults: 10 units, 1 point/s each, 10 s, plain MQTT, quiet; against
+    /// `target`, which may use TLS.
     pub fn for_target(target: Target) -> Self {
         Self {
             target,
@@ -515,11 +507,11 @@ mod tests {
     use super::*;
 
     fn config() -> IngestConfig {
-        IngestConfig::new(
+        IngestConfig::for_target(Target::new(
             "http://127.0.0.1:1",
             "127.0.0.1:1883".parse().expect("addr"),
             "token",
-        )
+        ))
     }
 
     #[test]

@@ -15,6 +15,7 @@ use crate::report::html::{
 use crate::report::svg::PALETTE;
 use crate::report::{Check, Outcome, ScenarioReport, Section};
 use crate::scenario::baseline::BaselineReport;
+use crate::scenario::measure::delivery_checks;
 use crate::scenario::timeline::Timeline;
 use crate::stats::{as_seconds, Percentiles};
 
@@ -202,24 +203,16 @@ impl ScenarioReport for IngestReport {
                 ),
             ),
         };
-        vec![
-            Check::holds(
-                "every point acknowledged",
-                self.points_acked == self.points_sent,
-                format!("{} of {} sent", self.points_acked, self.points_sent),
-            ),
-            Check::holds(
-                "stored exactly once",
-                self.missing == 0 && self.duplicates == 0,
-                format!("{} missing, {} duplicates", self.missing, self.duplicates),
-            ),
-            Check::holds(
-                "delivered live",
-                self.sse_received >= self.points_acked,
-                format!("{} of {} via SSE", self.sse_received, self.points_acked),
-            ),
-            baseline,
-        ]
+        let mut checks = delivery_checks(
+            self.points_sent,
+            self.points_acked,
+            self.missing,
+            self.duplicates,
+            self.sse_received,
+            self.errors.len(),
+        );
+        checks.push(baseline);
+        checks
     }
 
     fn headline(&self) -> String {
@@ -435,13 +428,16 @@ mod tests {
         assert_eq!(json["baseline"]["sink_drained"], 20);
         assert_eq!(json["baseline"]["elapsed"], 0.5);
         assert_eq!(json["publish_to_ack"]["p50_us"], 21_000);
-        assert_eq!(json["checks"][1]["name"], "stored exactly once");
+        assert_eq!(json["checks"][0]["name"], "stored exactly once");
         let below = IngestReport {
             baseline_at_limit: Some(false),
             ..at_limit
         };
         assert!(below.to_string().contains("not a share of its limit"));
-        assert!(!report().to_string().contains("bare broker:"), "no baseline, no broker");
+        assert!(
+            !report().to_string().contains("bare broker:"),
+            "no baseline, no broker"
+        );
     }
 
     #[test]

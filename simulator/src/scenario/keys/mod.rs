@@ -46,7 +46,7 @@ use crate::api::{
 use crate::scenario::Target;
 use crate::stats::LatencyRecorder;
 use crate::telemetry::{now_ms, rfc3339_from_ms};
-use crate::unit::{BrokerAddr, HolderStats, KeyHolder, SimUnit, UnitOptions};
+use crate::unit::{HolderStats, KeyHolder, SimUnit, UnitOptions};
 use plan::{plan_keys, Role};
 
 pub use report::{AccessTally, ChangeRecord, KeysReport, ReconnectRecord};
@@ -80,16 +80,8 @@ pub struct KeysConfig {
 
 impl KeysConfig {
     /// Defaults: 5 units, one kept offline at first, 30 s timeouts, a 5 s short-lived key,
-    /// plain MQTT, quiet.
-    pub fn new(
-        http_base: impl Into<String>,
-        mqtt: BrokerAddr,
-        admin_token: impl Into<String>,
-    ) -> Self {
-        Self::for_target(Target::new(http_base, mqtt, admin_token))
-    }
-
-    /// The defaults of [`Self::new`] against `target` (which may use TLS).
+    /// plain MQTT, quiet; against
+    /// `target`, which may use TLS.
     pub fn for_target(target: Target) -> Self {
         Self {
             target,
@@ -552,11 +544,11 @@ mod tests {
     use super::*;
 
     fn config() -> KeysConfig {
-        KeysConfig::new(
+        KeysConfig::for_target(Target::new(
             "http://127.0.0.1:1",
             "127.0.0.1:1883".parse().expect("addr"),
             "token",
-        )
+        ))
     }
 
     #[test]
@@ -628,11 +620,11 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let address = listener.local_addr().expect("address");
         drop(listener);
-        let config = KeysConfig::new(
+        let config = KeysConfig::for_target(Target::new(
             format!("http://{address}"),
             "127.0.0.1:1".parse().expect("addr"),
             "token",
-        );
+        ));
         let error = run_keys(&config).await.expect_err("no gateway");
         assert!(matches!(error, ScenarioError::Api { .. }), "{error}");
     }

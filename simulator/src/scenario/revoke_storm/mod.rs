@@ -23,13 +23,11 @@ use tokio::time::Instant;
 
 use super::measure::{verify_storage, VerifyTarget};
 use super::runner::{self, Run, Scenario};
-use super::sharing::cutoff::plan_removals;
-use super::sharing::cutoff_run::{setup_cutoff, CutoffSetup, StreamedLoad, Streaming};
+use super::sharing::cutoff_run::{setup_cutoff, CutoffLoad, CutoffSetup, StreamSpec, StreamedLoad};
 use super::sharing::streams::{expect_history_refused, MAX_PARALLELISM};
 use super::{check_count, check_duration, check_rate, RunOptions, ScenarioError};
 use crate::scenario::Target;
 use crate::stats::SeqTally;
-use crate::unit::BrokerAddr;
 use storm::{Storm, StormOutcome};
 
 pub use report::RevokeStormReport;
@@ -75,16 +73,8 @@ pub struct RevokeStormConfig {
 
 impl RevokeStormConfig {
     /// Defaults: 10 units, 20 grantees (200 grants), 5 points/s each, 32 `DELETE`s in
-    /// flight, 2 s settle, plain MQTT, quiet.
-    pub fn new(
-        http_base: impl Into<String>,
-        mqtt: BrokerAddr,
-        admin_token: impl Into<String>,
-    ) -> Self {
-        Self::for_target(Target::new(http_base, mqtt, admin_token))
-    }
-
-    /// The defaults of [`Self::new`] against `target` (which may use TLS).
+    /// flight, 2 s settle, plain MQTT, quiet; against
+    /// `target`, which may use TLS.
     pub fn for_target(target: Target) -> Self {
         Self {
             target,
@@ -138,18 +128,9 @@ pub async fn run_revoke_storm(
     runner::run(config).await
 }
 
-/// What the load did: the seed, the grants listed before, the storm.
-pub(crate) struct StormLoad {
-    seed: u64,
-    streaming: Option<Streaming>,
-    streamed: Option<StreamedLoad>,
-    grants_live_at_start: u64,
-    storm: StormOutcome,
-}
-
 impl Scenario for RevokeStormConfig {
     type Setup = CutoffSetup;
-    type Load = StormLoad;
+    type Load = CutoffLoad<StormOutcome>;
     type Report = RevokeStormReport;
 
     fn options(&self) -> &RunOptions {
@@ -166,60 +147,57 @@ impl Scenario for RevokeStormConfig {
 
     /// The units stream; once every grantee gets every asset, every grant is taken back
     /// at once (`storm.rs`). The timeline counts grants removed.
-    async fn load(&self, run: &Run, setup: &mut CutoffSetup) -> StormLoad {
-        let seed = self.seed.unwrap_or_else(rand::random);
+    async fn load(&self, run: &Run, setup: &mut CutoffSetup) -> CutoffLoad<StormOutcome> {
         let removed = Arc::new(AtomicU64::new(0));
-        let streaming = setup.start_streaming(
-            run,
-            self.rate_per_unit,
-            self.points_cap_per_unit(),
-            self.delivery_timeout,
-            removed.clone(),
-        );
-        setup
-            .wait_for_first_deliveries(self.delivery_timeout, &run.errors)
-            .await;
-        let expected = (setup.grantees.len() * setup.assets.len()) as u64;
-        let grants_live_at_start = setup.grants_live(run, expected, "before the storm").await;
-        let plan = plan_removals(std::mem::take(&mut setup.granted), seed, Duration::ZERO);
-        let storm = Storm {
-            owner_admin: &setup.owner_admin,
-            grantees: &setup.grantees,
-            ledger: &setup.ledger,
-            removed: &removed,
-            errors: &run.errors,
+        let spec = StreamSpec {
+            rate: self.rate_per_unit,
+            cap: self.points_cap_per_unit(),
+            delivery_timeout: self.delivery_timeout,
+            counter: removed.clone(),
+            seed: self.seed,
+            max_pause: Duration::ZERO,
         };
-        let storm = storm.run(plan, self.mode, self.concurrency).await;
-        StormLoad {
-            seed,
-            streaming: Some(streaming),
-            streamed: None,
-            grants_live_at_start,
-            storm,
-        }
+        let storm = async |setup: &CutoffSetup, plan| {
+            let storm = Storm {
+                owner_admin: &setup.owner_admin,
+                grantees: &setup.grantees,
+                ledger: &setup.ledger,
+                removed: &removed,
+                errors: &run.errors,
+            };
+            storm.run(plan, self.mode, self.concurrency).await
+        };
+        setup.stream_and_remove(run, spec, storm).await
     }
 
-    /// The units keep streaming for the settle period, then stop; the streams drain.
-    async fn settle(&self, run: &Run, setup: &mut CutoffSetup, load: &mut StormLoad) {
-        if let Some(streaming) = load.streaming.take() {
-            load.streamed = Some(setup.stop_streaming(run, streaming, self.settle).await);
-        }
+    async fn settle(
+        &self,
+        run: &Run,
+        setup: &mut CutoffSetup,
+        load: &mut CutoffLoad<StormOutcome>,
+    ) {
+        setup.settle(run, load, self.settle).await;
     }
 
     /// No grant listed, every grantee refused every asset's history, the owner's history
     /// holds every acknowledged point once; then the ledger's verdict.
-    async fn check(&self, run: Run, setup: CutoffSetup, load: StormLoad) -> RevokeStormReport {
-        let streamed = load.streamed.unwrap_or_else(StreamedLoad::empty);
+    async fn check(
+        &self,
+        run: Run,
+        setup: CutoffSetup,
+        load: CutoffLoad<StormOutcome>,
+    ) -> RevokeStormReport {
+        let streamed = load.streamed;
         let grants_live_after = setup.grants_live(&run, 0, "after the storm").await;
         let (history_refused, history_not_refused) = self.grantee_history(&run, &setup).await;
         let owner = self.owner_history(&run, &setup, &streamed).await;
         let (units, grantees) = (setup.units.len(), setup.grantees.len());
         let grants_expected = (grantees * setup.assets.len()) as u64;
         let (fleet, tally) = setup.finish(&run).await;
-        let calls = &load.storm.calls;
+        let calls = &load.removals.calls;
         let succeeded = calls.iter().filter(|call| call.succeeded);
         let grants_removed = succeeded.map(|call| call.grants as u64).sum();
-        let storm_s = load.storm.elapsed_s;
+        let storm_s = load.removals.elapsed_s;
         RevokeStormReport {
             account_id: fleet.account.id,
             seed: load.seed,
@@ -231,8 +209,8 @@ impl Scenario for RevokeStormConfig {
             grants_live_at_start: load.grants_live_at_start,
             grants_removed,
             grants_live_after,
-            removal_latency: load.storm.latency.percentiles(),
-            calls: load.storm.calls,
+            removal_latency: load.removals.latency.percentiles(),
+            calls: load.removals.calls,
             storm_s,
             removals_per_sec: if storm_s > 0.0 {
                 grants_removed as f64 / storm_s
@@ -314,11 +292,11 @@ mod tests {
     use super::*;
 
     fn config() -> RevokeStormConfig {
-        RevokeStormConfig::new(
+        RevokeStormConfig::for_target(Target::new(
             "http://127.0.0.1:1",
             "127.0.0.1:1883".parse().expect("addr"),
             "token",
-        )
+        ))
     }
 
     #[test]
@@ -427,11 +405,11 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let address = listener.local_addr().expect("address");
         drop(listener);
-        let config = RevokeStormConfig::new(
+        let config = RevokeStormConfig::for_target(Target::new(
             format!("http://{address}"),
             "127.0.0.1:1".parse().expect("addr"),
             "token",
-        );
+        ));
         let error = run_revoke_storm(&config).await.expect_err("no gateway");
         assert!(matches!(error, ScenarioError::Api { .. }), "{error}");
     }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::cutoff::{CutoffLedger, CutoffTally, PlannedRemoval};
+use super::cutoff::{plan_removals, CutoffLedger, CutoffTally, PlannedRemoval};
 use super::setup::{count_live_grants, share_fleet, Grantee};
 use super::streams::{open_streams, watch_stream, StreamReaders};
 use crate::api::{ApiClient, AssetId};
@@ -287,6 +287,71 @@ impl CutoffSetup {
             ));
         }
         (self.fleet, tally)
+    }
+}
+
+/// How a cut-off run streams before it takes the grants back.
+pub(crate) struct StreamSpec {
+    pub(crate) rate: f64,
+    /// The most points a unit sends.
+    pub(crate) cap: u64,
+    /// For the first deliveries and the last acknowledgements.
+    pub(crate) delivery_timeout: Duration,
+    /// What the timeline counts.
+    pub(crate) counter: Arc<AtomicU64>,
+    /// The removal order's seed; random when `None`.
+    pub(crate) seed: Option<u64>,
+    /// Each removal waits a random time up to this first.
+    pub(crate) max_pause: Duration,
+}
+
+/// A cut-off run's load: the units streaming around the removals `R`.
+pub(crate) struct CutoffLoad<R> {
+    pub(crate) seed: u64,
+    streaming: Option<Streaming>,
+    pub(crate) streamed: StreamedLoad,
+    pub(crate) grants_live_at_start: u64,
+    pub(crate) removals: R,
+}
+
+impl CutoffSetup {
+    /// Starts the units, waits until every grantee gets every asset, checks that every
+    /// grant is listed, then takes the grants back with `remove` (in a seeded random
+    /// order) while the units keep streaming.
+    pub(crate) async fn stream_and_remove<R>(
+        &mut self,
+        run: &Run,
+        spec: StreamSpec,
+        remove: impl AsyncFnOnce(&CutoffSetup, Vec<PlannedRemoval>) -> R,
+    ) -> CutoffLoad<R> {
+        let seed = spec.seed.unwrap_or_else(rand::random);
+        let timeout = spec.delivery_timeout;
+        let streaming = self.start_streaming(run, spec.rate, spec.cap, timeout, spec.counter);
+        self.wait_for_first_deliveries(timeout, &run.errors).await;
+        let expected = (self.grantees.len() * self.assets.len()) as u64;
+        let grants_live_at_start = self.grants_live(run, expected, "before the removals").await;
+        let granted = std::mem::take(&mut self.granted);
+        let removals = remove(&*self, plan_removals(granted, seed, spec.max_pause)).await;
+        CutoffLoad {
+            seed,
+            streaming: Some(streaming),
+            streamed: StreamedLoad::empty(),
+            grants_live_at_start,
+            removals,
+        }
+    }
+
+    /// The units keep streaming for `settle` after the removals, then stop; the streams
+    /// drain and close.
+    pub(crate) async fn settle<R>(
+        &mut self,
+        run: &Run,
+        load: &mut CutoffLoad<R>,
+        settle: Duration,
+    ) {
+        if let Some(streaming) = load.streaming.take() {
+            load.streamed = self.stop_streaming(run, streaming, settle).await;
+        }
     }
 }
 

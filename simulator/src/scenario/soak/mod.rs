@@ -29,14 +29,14 @@ use tokio::time::Instant;
 use super::fleet::{
     connect_fleet_with, create_managed_account, disconnect_all, provision_with, Fleet,
 };
-use super::measure::{verify_storage, wait_for_count, VerifyTarget};
+use super::measure::{delivery_checks, verify_storage, wait_for_count, VerifyTarget};
 use super::publish::{acked_total, join_units, spawn_units, Drive, PublishPlan, UnitOutcome};
 use super::runner::{self, Run, Scenario};
 use super::{progress_bar, ErrorLog, RunOptions, ScenarioError};
 use crate::api::{AccountId, Capabilities};
 use crate::scenario::Target;
 use crate::stats::{Percentiles, SeqTally};
-use crate::unit::{BrokerAddr, KeyHolder, SimUnit, UnitOptions};
+use crate::unit::{KeyHolder, SimUnit, UnitOptions};
 use admin::{churn, clean_up, AdminPlan, AdminTarget};
 use window::{follow_stream, sample_windows, Meter, MAX_WINDOWS};
 
@@ -93,16 +93,8 @@ pub struct SoakConfig {
 
 impl SoakConfig {
     /// Defaults: 10 units at 1 point/s for 5 minutes, 10 s windows, 2 admin calls/s,
-    /// 50 MiB/h memory growth and ×3 latency creep allowed, plain MQTT, quiet.
-    pub fn new(
-        http_base: impl Into<String>,
-        mqtt: BrokerAddr,
-        admin_token: impl Into<String>,
-    ) -> Self {
-        Self::for_target(Target::new(http_base, mqtt, admin_token))
-    }
-
-    /// The defaults of [`Self::new`] against `target` (which may use TLS).
+    /// 50 MiB/h memory growth and ×3 latency creep allowed, plain MQTT, quiet; against
+    /// `target`, which may use TLS.
     pub fn for_target(target: Target) -> Self {
         Self {
             target,
@@ -532,7 +524,7 @@ impl SoakConfig {
         );
         let admin_creep =
             latency_creep("admin call", &p99s_of(|w| &w.admin), self.max_latency_creep);
-        let mut checks = report::delivery_checks(
+        let mut checks = delivery_checks(
             judged.points_sent,
             judged.points_acked,
             judged.tally.missing,
@@ -597,11 +589,11 @@ mod tests {
     use super::*;
 
     fn config() -> SoakConfig {
-        SoakConfig::new(
+        SoakConfig::for_target(Target::new(
             "http://127.0.0.1:1",
             "127.0.0.1:1883".parse().expect("addr"),
             "token",
-        )
+        ))
     }
 
     fn refused(config: SoakConfig, setting: &str) {

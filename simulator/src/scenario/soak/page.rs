@@ -251,7 +251,6 @@ fn memory_caption(report: &SoakReport) -> String {
 
 #[cfg(test)]
 mod tests {
-    use crate::report::ScenarioReport;
     use crate::scenario::soak::drift::Outcome;
     use crate::scenario::soak::report::tests::report;
 

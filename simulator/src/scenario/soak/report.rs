@@ -83,34 +83,6 @@ impl SoakReport {
     }
 }
 
-/// The checks that do not need the windows: storage and live delivery against what was
-/// acknowledged, and the errors.
-pub(super) fn delivery_checks(
-    points_sent: u64,
-    points_acked: u64,
-    missing: u64,
-    duplicates: u64,
-    sse_received: u64,
-    errors: usize,
-) -> Vec<Check> {
-    vec![
-        Check::holds(
-            "stored exactly once",
-            missing == 0 && duplicates == 0 && points_acked == points_sent,
-            format!(
-                "{points_sent} sent, {points_acked} acknowledged, {missing} missing, \
-                 {duplicates} duplicates"
-            ),
-        ),
-        Check::holds(
-            "delivered live",
-            sse_received >= points_acked,
-            format!("{sse_received} of {points_acked} acknowledged points on the live stream"),
-        ),
-        Check::holds("no errors", errors == 0, format!("{errors} errors")),
-    ]
-}
-
 impl ScenarioReport for SoakReport {
     const SCENARIO: &'static str = "soak";
 
@@ -162,6 +134,7 @@ impl fmt::Display for SoakReport {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
+    use crate::scenario::measure::delivery_checks;
     use crate::scenario::soak::drift::{creep_check, latency_creep, memory_check, memory_trend};
 
     pub(in crate::scenario::soak) fn percentiles(p99_us: u64) -> Percentiles {

@@ -21,15 +21,14 @@ mod report;
 use std::time::Duration;
 
 use super::runner::{self, Run, Scenario};
-use super::sharing::cutoff::{plan_removals, PlannedRemoval};
-use super::sharing::cutoff_run::{lock, setup_cutoff, CutoffSetup, StreamedLoad, Streaming};
+use super::sharing::cutoff::PlannedRemoval;
+use super::sharing::cutoff_run::{lock, setup_cutoff, CutoffLoad, CutoffSetup, StreamSpec};
 use super::{
     check_count, check_duration, check_rate, progress_bar, ErrorLog, RunOptions, ScenarioError,
 };
 use crate::scenario::Target;
 use crate::stats::LatencyRecorder;
 use crate::telemetry::now_us;
-use crate::unit::BrokerAddr;
 
 pub use super::sharing::cutoff::Violation;
 pub use report::{RemovalRecord, VisibilityReport};
@@ -73,16 +72,8 @@ pub struct VisibilityConfig {
 }
 
 impl VisibilityConfig {
-    /// Defaults: 5 units, 2 grantees, 5 points/s each, 3 s settle, plain MQTT, quiet.
-    pub fn new(
-        http_base: impl Into<String>,
-        mqtt: BrokerAddr,
-        admin_token: impl Into<String>,
-    ) -> Self {
-        Self::for_target(Target::new(http_base, mqtt, admin_token))
-    }
-
-    /// The defaults of [`Self::new`] against `target` (which may use TLS).
+    /// Defaults: 5 units, 2 grantees, 5 points/s each, 3 s settle, plain MQTT, quiet; against
+    /// `target`, which may use TLS.
     pub fn for_target(target: Target) -> Self {
         Self {
             target,
@@ -138,19 +129,12 @@ pub async fn run_visibility(config: &VisibilityConfig) -> Result<VisibilityRepor
     runner::run(config).await
 }
 
-/// What the load did: the removal order's seed, the grants listed before, the removals.
-pub(crate) struct VisibilityLoad {
-    seed: u64,
-    streaming: Option<Streaming>,
-    streamed: Option<StreamedLoad>,
-    grants_live_at_start: u64,
-    removals: Vec<RemovalRecord>,
-    removal_latency: LatencyRecorder,
-}
+/// The removals, one at a time: what each answered, and their round trips.
+pub(crate) type Removals = (Vec<RemovalRecord>, LatencyRecorder);
 
 impl Scenario for VisibilityConfig {
     type Setup = CutoffSetup;
-    type Load = VisibilityLoad;
+    type Load = CutoffLoad<Removals>;
     type Report = VisibilityReport;
 
     fn options(&self) -> &RunOptions {
@@ -167,60 +151,45 @@ impl Scenario for VisibilityConfig {
 
     /// The units stream; once every grantee gets every asset, the grants are removed one
     /// at a time in a seeded random order. The timeline counts deliveries to grantees.
-    async fn load(&self, run: &Run, setup: &mut CutoffSetup) -> VisibilityLoad {
-        let seed = self.seed.unwrap_or_else(rand::random);
-        let streaming = setup.start_streaming(
-            run,
-            self.rate_per_unit,
-            self.points_cap_per_unit(),
-            self.delivery_timeout,
-            setup.delivered.clone(),
-        );
-        setup
-            .wait_for_first_deliveries(self.delivery_timeout, &run.errors)
-            .await;
-        let expected = (setup.grantees.len() * setup.assets.len()) as u64;
-        let grants_live_at_start = setup
-            .grants_live(run, expected, "before the removals")
-            .await;
-        let plan = plan_removals(
-            std::mem::take(&mut setup.granted),
-            seed,
-            self.max_removal_pause,
-        );
-        let (removals, removal_latency) =
-            remove_all(setup, plan, &run.errors, self.run.quiet).await;
-        VisibilityLoad {
-            seed,
-            streaming: Some(streaming),
-            streamed: None,
-            grants_live_at_start,
-            removals,
-            removal_latency,
-        }
+    async fn load(&self, run: &Run, setup: &mut CutoffSetup) -> CutoffLoad<Removals> {
+        let spec = StreamSpec {
+            rate: self.rate_per_unit,
+            cap: self.points_cap_per_unit(),
+            delivery_timeout: self.delivery_timeout,
+            counter: setup.delivered.clone(),
+            seed: self.seed,
+            max_pause: self.max_removal_pause,
+        };
+        let quiet = self.run.quiet;
+        let remove =
+            async |setup: &CutoffSetup, plan| remove_all(setup, plan, &run.errors, quiet).await;
+        setup.stream_and_remove(run, spec, remove).await
     }
 
-    /// The units keep streaming for the settle period, then stop; the streams drain.
-    async fn settle(&self, run: &Run, setup: &mut CutoffSetup, load: &mut VisibilityLoad) {
-        if let Some(streaming) = load.streaming.take() {
-            load.streamed = Some(setup.stop_streaming(run, streaming, self.settle).await);
-        }
+    async fn settle(&self, run: &Run, setup: &mut CutoffSetup, load: &mut CutoffLoad<Removals>) {
+        setup.settle(run, load, self.settle).await;
     }
 
-    async fn check(&self, run: Run, setup: CutoffSetup, load: VisibilityLoad) -> VisibilityReport {
+    async fn check(
+        &self,
+        run: Run,
+        setup: CutoffSetup,
+        load: CutoffLoad<Removals>,
+    ) -> VisibilityReport {
         setup.grants_live(&run, 0, "after every removal").await;
         let (units, grantees) = (setup.units.len(), setup.grantees.len());
         let delivery_latency = setup.delivery_latency_percentiles();
         let (fleet, tally) = setup.finish(&run).await;
-        let streamed = load.streamed.unwrap_or_else(StreamedLoad::empty);
+        let streamed = load.streamed;
+        let (removals, removal_latency) = load.removals;
         VisibilityReport {
             account_id: fleet.account.id,
             seed: load.seed,
             units,
             grantees,
             grants_live_at_start: load.grants_live_at_start,
-            removals: load.removals,
-            removal_latency: load.removal_latency.percentiles(),
+            removals,
+            removal_latency: removal_latency.percentiles(),
             violations: tally.violations,
             violation_examples: tally.examples,
             points_sent: streamed.points_sent,
@@ -294,11 +263,11 @@ mod tests {
     use super::*;
 
     fn config() -> VisibilityConfig {
-        VisibilityConfig::new(
+        VisibilityConfig::for_target(Target::new(
             "http://127.0.0.1:1",
             "127.0.0.1:1883".parse().expect("addr"),
             "token",
-        )
+        ))
     }
 
     #[test]
@@ -400,11 +369,11 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let address = listener.local_addr().expect("address");
         drop(listener);
-        let config = VisibilityConfig::new(
+        let config = VisibilityConfig::for_target(Target::new(
             format!("http://{address}"),
             "127.0.0.1:1".parse().expect("addr"),
             "token",
-        );
+        ));
         let error = run_visibility(&config).await.expect_err("no gateway");
         assert!(matches!(error, ScenarioError::Api { .. }), "{error}");
     }
