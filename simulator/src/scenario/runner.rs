@@ -48,11 +48,6 @@ pub(crate) trait Scenario {
     type Load;
     type Report: ScenarioReport;
 
-    fn options(&self) -> &RunOptions;
-
-    /// Refuses settings that would run unbounded or measure nothing, naming the setting.
-    fn validate(&self) -> Result<(), ScenarioError>;
-
     /// Creates what the run needs through the public API and connects its units.
     fn setup(&self, run: &Run) -> impl Future<Output = Result<Self::Setup, ScenarioError>>;
 
@@ -76,12 +71,17 @@ pub(crate) trait Scenario {
     ) -> impl Future<Output = Self::Report>;
 }
 
-/// Runs `scenario` through setup, load, settle and check. `Err` only when the run could
-/// not take place at all (bad settings, setup refused, no unit connected); everything
-/// else is in the report.
-pub(crate) async fn run<S: Scenario>(scenario: &S) -> Result<S::Report, ScenarioError> {
-    scenario.validate()?;
-    let run = Run::new(scenario.options());
+/// Runs `scenario` with `options` through setup, load, settle and check. `settings` is
+/// the scenario's own judgement of its settings (its config's `validate`): refused
+/// settings create nothing. `Err` only when the run could not take place at all (bad
+/// settings, setup refused, no unit connected); everything else is in the report.
+pub(crate) async fn run<S: Scenario>(
+    scenario: &S,
+    options: &RunOptions,
+    settings: Result<(), ScenarioError>,
+) -> Result<S::Report, ScenarioError> {
+    settings?;
+    let run = Run::new(options);
     let mut setup = scenario.setup(&run).await?;
     let mut load = scenario.load(&run, &mut setup).await;
     scenario.settle(&run, &mut setup, &mut load).await;
@@ -99,8 +99,6 @@ mod tests {
 
     /// A scenario that records the order its steps ran in and reports it.
     struct Recorder {
-        options: RunOptions,
-        valid: bool,
         steps: Mutex<Vec<&'static str>>,
     }
 
@@ -150,18 +148,6 @@ mod tests {
         type Load = ();
         type Report = Steps;
 
-        fn options(&self) -> &RunOptions {
-            &self.options
-        }
-
-        fn validate(&self) -> Result<(), ScenarioError> {
-            if self.valid {
-                Ok(())
-            } else {
-                Err(ScenarioError::InvalidConfig("not valid".into()))
-            }
-        }
-
         async fn setup(&self, _run: &Run) -> Result<(), ScenarioError> {
             self.step("setup");
             Ok(())
@@ -186,20 +172,22 @@ mod tests {
         }
     }
 
-    fn recorder(valid: bool) -> Recorder {
+    fn recorder() -> Recorder {
         Recorder {
-            options: RunOptions {
-                run_id: Some("r1".into()),
-                ..RunOptions::default()
-            },
-            valid,
             steps: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn options() -> RunOptions {
+        RunOptions {
+            run_id: Some("r1".into()),
+            ..RunOptions::default()
         }
     }
 
     #[tokio::test]
     async fn the_steps_run_in_order_and_the_findings_reach_the_report() {
-        let report = run(&recorder(true)).await.expect("runs");
+        let report = run(&recorder(), &options(), Ok(())).await.expect("runs");
         assert_eq!(report.steps, ["setup", "load", "settle", "check"]);
         assert_eq!(report.run_id, "r1");
         assert_eq!(report.errors, ["a finding of the load"]);
@@ -208,8 +196,12 @@ mod tests {
 
     #[tokio::test]
     async fn invalid_settings_run_nothing() {
-        let scenario = recorder(false);
-        let error = run(&scenario).await.err().expect("refused");
+        let scenario = recorder();
+        let refused = Err(ScenarioError::InvalidConfig("not valid".into()));
+        let error = run(&scenario, &options(), refused)
+            .await
+            .err()
+            .expect("refused");
         assert!(matches!(error, ScenarioError::InvalidConfig(_)), "{error}");
         assert!(scenario.steps.lock().expect("steps").is_empty());
     }

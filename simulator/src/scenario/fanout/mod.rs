@@ -146,7 +146,7 @@ fn lock(ledger: &Mutex<FanoutLedger>) -> MutexGuard<'_, FanoutLedger> {
 /// Runs the scenario. `Err` only when the run could not take place at all (bad settings,
 /// setup refused, no stream or unit could start); everything else is in the report.
 pub async fn run_fanout(config: &FanoutConfig) -> Result<FanoutReport, ScenarioError> {
-    runner::run(config).await
+    runner::run(config, &config.run, config.validate()).await
 }
 
 /// What setup made: the shared fleet, the outsider, the ledger the stream readers fill and
@@ -178,14 +178,6 @@ impl Scenario for FanoutConfig {
     type Setup = FanoutSetup;
     type Load = FanoutLoad;
     type Report = FanoutReport;
-
-    fn options(&self) -> &RunOptions {
-        &self.run
-    }
-
-    fn validate(&self) -> Result<(), ScenarioError> {
-        FanoutConfig::validate(self)
-    }
 
     /// The fleet shared with every grantee and an outsider granted nothing, then their
     /// streams, open before any unit publishes so every point has all its subscribers.

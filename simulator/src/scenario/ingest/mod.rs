@@ -146,7 +146,7 @@ impl IngestConfig {
 /// Runs the scenario. `Err` only when the run could not take place at all (bad settings,
 /// setup refused, no unit connected); everything else is in the report.
 pub async fn run_ingest(config: &IngestConfig) -> Result<IngestReport, ScenarioError> {
-    runner::run(config).await
+    runner::run(config, &config.run, config.validate()).await
 }
 
 /// What setup made: the bare broker's run (when asked for), the fleet, its live stream and
@@ -169,14 +169,6 @@ impl Scenario for IngestConfig {
     type Setup = IngestSetup;
     type Load = IngestLoad;
     type Report = IngestReport;
-
-    fn options(&self) -> &RunOptions {
-        &self.run
-    }
-
-    fn validate(&self) -> Result<(), ScenarioError> {
-        IngestConfig::validate(self)
-    }
 
     /// The baseline first (see the module doc for why), then the fleet, the account's live
     /// stream (open before any unit connects) and the units.

@@ -158,7 +158,7 @@ pub(crate) struct KeyRun {
 /// Runs the scenario. `Err` only when the run could not take place at all (bad settings,
 /// setup refused, no unit connected); everything else is in the report.
 pub async fn run_keys(config: &KeysConfig) -> Result<KeysReport, ScenarioError> {
-    runner::run(config).await
+    runner::run(config, &config.run, config.validate()).await
 }
 
 /// The timeline of unit key-set changes, sampled from the load's start until check.
@@ -170,14 +170,6 @@ impl Scenario for KeysConfig {
     type Setup = KeyRun;
     type Load = KeysLoad;
     type Report = KeysReport;
-
-    fn options(&self) -> &RunOptions {
-        &self.run
-    }
-
-    fn validate(&self) -> Result<(), ScenarioError> {
-        KeysConfig::validate(self)
-    }
 
     /// The fleet (every reader kind), its units connected with their key holders.
     async fn setup(&self, run: &Run) -> Result<KeyRun, ScenarioError> {

@@ -125,21 +125,13 @@ impl RevokeStormConfig {
 pub async fn run_revoke_storm(
     config: &RevokeStormConfig,
 ) -> Result<RevokeStormReport, ScenarioError> {
-    runner::run(config).await
+    runner::run(config, &config.run, config.validate()).await
 }
 
 impl Scenario for RevokeStormConfig {
     type Setup = CutoffSetup;
     type Load = CutoffLoad<StormOutcome>;
     type Report = RevokeStormReport;
-
-    fn options(&self) -> &RunOptions {
-        &self.run
-    }
-
-    fn validate(&self) -> Result<(), ScenarioError> {
-        RevokeStormConfig::validate(self)
-    }
 
     async fn setup(&self, run: &Run) -> Result<CutoffSetup, ScenarioError> {
         setup_cutoff(&self.target, run, self.units, self.grantees).await

@@ -201,7 +201,7 @@ impl ScaleConfig {
 /// Runs the scenario. Setup failures are errors; what happens once the units connect (the
 /// limit, drops, unanswered pings, the mosquitto side by side) is the report.
 pub async fn run_scale(config: &ScaleConfig) -> Result<ScaleReport, ScenarioError> {
-    runner::run(config).await
+    runner::run(config, &config.run, config.validate()).await
 }
 
 /// What setup made: the account and its devices (registered, not yet connected), how to
@@ -233,14 +233,6 @@ impl Scenario for ScaleConfig {
     type Setup = ScaleSetup;
     type Load = ScaleLoad;
     type Report = ScaleReport;
-
-    fn options(&self) -> &RunOptions {
-        &self.run
-    }
-
-    fn validate(&self) -> Result<(), ScenarioError> {
-        ScaleConfig::validate(self)
-    }
 
     /// The account, one device per unit (and a probe asset per probe unit), the dial.
     async fn setup(&self, run: &Run) -> Result<ScaleSetup, ScenarioError> {

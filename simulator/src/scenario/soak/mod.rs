@@ -193,7 +193,7 @@ impl SoakConfig {
 /// Runs the scenario. `Err` only when the run could not take place at all (bad settings,
 /// setup refused, no unit connected); everything else is in the report.
 pub async fn run_soak(config: &SoakConfig) -> Result<SoakReport, ScenarioError> {
-    runner::run(config).await
+    runner::run(config, &config.run, config.validate()).await
 }
 
 /// What setup made: the fleet and its grantee, the live stream follower, the units with
@@ -220,14 +220,6 @@ impl Scenario for SoakConfig {
     type Setup = SoakSetup;
     type Load = SoakLoad;
     type Report = SoakReport;
-
-    fn options(&self) -> &RunOptions {
-        &self.run
-    }
-
-    fn validate(&self) -> Result<(), ScenarioError> {
-        SoakConfig::validate(self)
-    }
 
     /// The fleet (with keypads), a grantee sub-account, the account's live stream followed
     /// before any unit connects, the units and their key holders.

@@ -96,7 +96,7 @@ impl SupportConfig {
 /// Runs the scenario. `Err` only when the run could not take place at all (bad settings,
 /// staff or accounts refused); everything found during the flows is in the report.
 pub async fn run_support(config: &SupportConfig) -> Result<SupportReport, ScenarioError> {
-    runner::run(config).await
+    runner::run(config, &config.run, config.validate()).await
 }
 
 /// What setup made: the two staff members, the accounts, and the contract violations
@@ -118,14 +118,6 @@ impl Scenario for SupportConfig {
     type Setup = SupportSetup;
     type Load = SupportLoad;
     type Report = SupportReport;
-
-    fn options(&self) -> &RunOptions {
-        &self.run
-    }
-
-    fn validate(&self) -> Result<(), ScenarioError> {
-        SupportConfig::validate(self)
-    }
 
     /// A support and a tech-support staff member, and the accounts with their admins.
     async fn setup(&self, run: &Run) -> Result<SupportSetup, ScenarioError> {

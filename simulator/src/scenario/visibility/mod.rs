@@ -126,7 +126,7 @@ impl VisibilityConfig {
 /// Runs the scenario. `Err` only when the run could not take place at all (bad settings,
 /// setup refused, no stream or unit could start); everything else is in the report.
 pub async fn run_visibility(config: &VisibilityConfig) -> Result<VisibilityReport, ScenarioError> {
-    runner::run(config).await
+    runner::run(config, &config.run, config.validate()).await
 }
 
 /// The removals, one at a time: what each answered, and their round trips.
@@ -136,14 +136,6 @@ impl Scenario for VisibilityConfig {
     type Setup = CutoffSetup;
     type Load = CutoffLoad<Removals>;
     type Report = VisibilityReport;
-
-    fn options(&self) -> &RunOptions {
-        &self.run
-    }
-
-    fn validate(&self) -> Result<(), ScenarioError> {
-        VisibilityConfig::validate(self)
-    }
 
     async fn setup(&self, run: &Run) -> Result<CutoffSetup, ScenarioError> {
         setup_cutoff(&self.target, run, self.units, self.grantees).await
