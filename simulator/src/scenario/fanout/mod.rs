@@ -448,11 +448,7 @@ mod tests {
     use super::*;
 
     fn config() -> FanoutConfig {
-        FanoutConfig::for_target(Target::new(
-            "http://127.0.0.1:1",
-            "127.0.0.1:1883".parse().expect("addr"),
-            "token",
-        ))
+        FanoutConfig::for_target(Target::unreachable())
     }
 
     #[test]
@@ -580,14 +576,7 @@ mod tests {
 
     #[tokio::test]
     async fn unreachable_gateway_is_an_error_not_a_report() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let address = listener.local_addr().expect("address");
-        drop(listener);
-        let config = FanoutConfig::for_target(Target::new(
-            format!("http://{address}"),
-            "127.0.0.1:1".parse().expect("addr"),
-            "token",
-        ));
+        let config = FanoutConfig::for_target(Target::closed());
         let error = run_fanout(&config).await.expect_err("no gateway");
         assert!(matches!(error, ScenarioError::Api { .. }), "{error}");
     }

@@ -499,11 +499,7 @@ mod tests {
     use super::*;
 
     fn config() -> IngestConfig {
-        IngestConfig::for_target(Target::new(
-            "http://127.0.0.1:1",
-            "127.0.0.1:1883".parse().expect("addr"),
-            "token",
-        ))
+        IngestConfig::for_target(Target::unreachable())
     }
 
     #[test]

@@ -284,11 +284,7 @@ mod tests {
     use super::*;
 
     fn config() -> RevokeStormConfig {
-        RevokeStormConfig::for_target(Target::new(
-            "http://127.0.0.1:1",
-            "127.0.0.1:1883".parse().expect("addr"),
-            "token",
-        ))
+        RevokeStormConfig::for_target(Target::unreachable())
     }
 
     #[test]
@@ -394,14 +390,7 @@ mod tests {
 
     #[tokio::test]
     async fn unreachable_gateway_is_an_error_not_a_report() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let address = listener.local_addr().expect("address");
-        drop(listener);
-        let config = RevokeStormConfig::for_target(Target::new(
-            format!("http://{address}"),
-            "127.0.0.1:1".parse().expect("addr"),
-            "token",
-        ));
+        let config = RevokeStormConfig::for_target(Target::closed());
         let error = run_revoke_storm(&config).await.expect_err("no gateway");
         assert!(matches!(error, ScenarioError::Api { .. }), "{error}");
     }

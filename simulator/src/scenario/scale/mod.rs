@@ -563,11 +563,7 @@ mod tests {
     use super::*;
 
     fn config() -> ScaleConfig {
-        ScaleConfig::for_target(Target::new(
-            "http://127.0.0.1:1",
-            "127.0.0.1:1".parse().expect("addr"),
-            "t",
-        ))
+        ScaleConfig::for_target(Target::unreachable())
     }
 
     #[test]

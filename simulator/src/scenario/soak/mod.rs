@@ -581,11 +581,7 @@ mod tests {
     use super::*;
 
     fn config() -> SoakConfig {
-        SoakConfig::for_target(Target::new(
-            "http://127.0.0.1:1",
-            "127.0.0.1:1883".parse().expect("addr"),
-            "token",
-        ))
+        SoakConfig::for_target(Target::unreachable())
     }
 
     fn refused(config: SoakConfig, setting: &str) {

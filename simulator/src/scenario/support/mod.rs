@@ -294,10 +294,8 @@ mod tests {
 
     #[tokio::test]
     async fn unreachable_gateway_is_an_error_not_a_report() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let address = listener.local_addr().expect("address");
-        drop(listener);
-        let config = SupportConfig::new(format!("http://{address}"), "token");
+        let closed = crate::scenario::Target::closed();
+        let config = SupportConfig::new(closed.http_base, "token");
         let error = run_support(&config).await.expect_err("no gateway");
         assert!(matches!(error, ScenarioError::Api { .. }), "{error}");
     }
