@@ -78,6 +78,28 @@ pub(crate) struct PublishPlan {
     pub(crate) ack_timeout: Duration,
 }
 
+/// Gives every unit task time to be scheduled before the first tick.
+const START_DELAY: Duration = Duration::from_millis(100);
+
+impl PublishPlan {
+    /// `points_per_unit` points at `rate` points/s from each of `units` units, the first
+    /// [`START_DELAY`] from now; each unit waits `ack_timeout` for its last acknowledgements.
+    pub(crate) fn new(
+        points_per_unit: u64,
+        rate: f64,
+        units: usize,
+        ack_timeout: Duration,
+    ) -> Self {
+        Self {
+            points_per_unit,
+            period: Duration::from_secs_f64(1.0 / rate),
+            start: Instant::now() + START_DELAY,
+            units,
+            ack_timeout,
+        }
+    }
+}
+
 /// Everything one unit's task needs; owned, because each unit runs in its own task.
 pub(crate) struct UnitJob {
     pub(crate) unit: Arc<SimUnit>,

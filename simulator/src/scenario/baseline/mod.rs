@@ -37,8 +37,6 @@ use super::{progress_bar, ErrorLog};
 use crate::stats::{as_seconds, Percentiles};
 use crate::unit::{BrokerAddr, SimUnit, UnitOptions};
 
-/// Gives every unit task time to be scheduled before the first tick (as in the ingest run).
-const START_DELAY: Duration = Duration::from_millis(100);
 /// The bare broker's mean rate below this share of the offered rate means it could not
 /// take the offered load: its throughput is then its limit on this machine.
 pub const LIMIT_SHARE: f64 = 0.9;
@@ -199,13 +197,12 @@ pub(crate) async fn run_baseline(load: &BaselineLoad) -> Result<BaselineReport, 
 
     let units = connect_units(&devices, &broker.mqtt(), load.parallelism, &errors).await?;
 
-    let plan = PublishPlan {
-        points_per_unit: load.points_per_unit,
-        period: Duration::from_secs_f64(1.0 / load.rate_per_unit),
-        start: Instant::now() + START_DELAY,
-        units: units.len(),
-        ack_timeout: load.settle_timeout,
-    };
+    let plan = PublishPlan::new(
+        load.points_per_unit,
+        load.rate_per_unit,
+        units.len(),
+        load.settle_timeout,
+    );
     let progress = progress_bar(
         plan.points_per_unit * units.len() as u64,
         "acknowledged by the bare broker",

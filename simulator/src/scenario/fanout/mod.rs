@@ -50,8 +50,6 @@ pub const MAX_DURATION: Duration = Duration::from_secs(600);
 pub const MAX_SETTLE_TIMEOUT: Duration = Duration::from_secs(600);
 /// Bounds the ledger: one byte per (grantee, point).
 pub const MAX_DELIVERIES: u64 = 50_000_000;
-/// Gives every unit task time to be scheduled before the first tick.
-const START_DELAY: Duration = Duration::from_millis(100);
 /// How long the streams stay open once the expected deliveries are in, so that
 /// duplicates and leaks still on the way are seen.
 const STREAM_DRAIN: Duration = Duration::from_millis(500);
@@ -233,13 +231,12 @@ impl Scenario for FanoutConfig {
 
     /// Every unit publishes the planned points while the timeline counts deliveries.
     async fn load(&self, run: &Run, setup: &mut FanoutSetup) -> FanoutLoad {
-        let plan = PublishPlan {
-            points_per_unit: self.points_per_unit(),
-            period: Duration::from_secs_f64(1.0 / self.rate_per_unit),
-            start: Instant::now() + START_DELAY,
-            units: setup.units.len(),
-            ack_timeout: self.settle_timeout,
-        };
+        let plan = PublishPlan::new(
+            self.points_per_unit(),
+            self.rate_per_unit,
+            setup.units.len(),
+            self.settle_timeout,
+        );
         let sampler = Sampler::start(setup.deliveries.clone(), self.run.gateway_pid, plan.start);
         let tasks = spawn_units(&setup.units, plan, Drive::default(), &run.errors);
         let mut acknowledged: Vec<Vec<bool>> = vec![Vec::new(); setup.assets.len()];

@@ -60,8 +60,6 @@ pub const MAX_RATE_PER_UNIT: f64 = 1000.0;
 /// Bounds memory (one flag per point is kept until the final check) and run time.
 pub const MAX_TOTAL_POINTS: u64 = 50_000_000;
 const MAX_PARALLELISM: usize = 1024;
-/// Gives every unit task time to be scheduled before the first tick.
-const START_DELAY: Duration = Duration::from_millis(100);
 
 /// What to run and against which gateway.
 #[derive(Clone, Debug)]
@@ -449,13 +447,12 @@ async fn publish_load(
     units: &[(usize, Arc<SimUnit>)],
     errors: &Arc<ErrorLog>,
 ) -> Load {
-    let plan = PublishPlan {
-        points_per_unit: config.points_per_unit(),
-        period: Duration::from_secs_f64(1.0 / config.rate_per_unit),
-        start: Instant::now() + START_DELAY,
-        units: units.len(),
-        ack_timeout: config.settle_timeout,
-    };
+    let plan = PublishPlan::new(
+        config.points_per_unit(),
+        config.rate_per_unit,
+        units.len(),
+        config.settle_timeout,
+    );
     let total = plan.points_per_unit * units.len() as u64;
     let progress = progress_bar(total, "acknowledged", config.run.quiet);
     let slots: Vec<SampleSlot> = units.iter().map(|_| Arc::new(Mutex::new(None))).collect();

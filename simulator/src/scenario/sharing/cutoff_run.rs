@@ -24,8 +24,6 @@ use crate::stats::LatencyRecorder;
 use crate::telemetry::SENT_US_SENSOR;
 use crate::unit::SimUnit;
 
-/// Gives every unit task time to be scheduled before the first tick.
-const START_DELAY: Duration = Duration::from_millis(100);
 /// How long the streams stay open after the units stopped, for points still on the way.
 const STREAM_DRAIN: Duration = Duration::from_secs(1);
 const DELIVERY_POLL: Duration = Duration::from_millis(20);
@@ -143,13 +141,7 @@ impl CutoffSetup {
         ack_timeout: Duration,
         counter: Arc<AtomicU64>,
     ) -> Streaming {
-        let plan = PublishPlan {
-            points_per_unit: cap,
-            period: Duration::from_secs_f64(1.0 / rate),
-            start: Instant::now() + START_DELAY,
-            units: self.units.len(),
-            ack_timeout,
-        };
+        let plan = PublishPlan::new(cap, rate, self.units.len(), ack_timeout);
         let sampler = Sampler::start(counter, run.options.gateway_pid, plan.start);
         let (stop, stop_rx) = watch::channel(false);
         let drive = Drive {

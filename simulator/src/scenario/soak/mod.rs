@@ -271,11 +271,13 @@ impl Scenario for SoakConfig {
     /// cut.
     async fn load(&self, run: &Run, setup: &mut SoakSetup) -> SoakLoad {
         let plan = PublishPlan {
-            points_per_unit: self.points_per_unit(),
-            period: Duration::from_secs_f64(1.0 / self.rate_per_unit),
             start: Instant::now() + START_DELAY,
-            units: setup.units.len(),
-            ack_timeout: self.settle_timeout,
+            ..PublishPlan::new(
+                self.points_per_unit(),
+                self.rate_per_unit,
+                setup.units.len(),
+                self.settle_timeout,
+            )
         };
         let total = plan.points_per_unit * setup.units.len() as u64;
         let progress = progress_bar(total, "acknowledged", self.run.quiet);
