@@ -23,7 +23,9 @@ use tokio::time::Instant;
 
 use super::measure::{verify_storage, VerifyTarget};
 use super::runner::{self, Run, Scenario};
-use super::sharing::cutoff_run::{setup_cutoff, CutoffLoad, CutoffSetup, StreamSpec, StreamedLoad};
+use super::sharing::cutoff_run::{
+    points_cap_per_unit, setup_cutoff, CutoffLoad, CutoffSetup, StreamSpec, StreamedLoad,
+};
 use super::sharing::streams::{expect_history_refused, MAX_PARALLELISM};
 use super::{check_count, check_duration, check_rate, RunOptions, ScenarioError};
 use crate::scenario::Target;
@@ -33,6 +35,8 @@ use storm::{Storm, StormOutcome};
 pub use report::RevokeStormReport;
 pub use storm::{RemovalCall, RevokeMode};
 
+pub use super::sharing::cutoff_run::{MAX_STREAMING, MAX_TOTAL_POINTS};
+
 pub const MAX_UNITS: usize = 1_000;
 pub const MAX_GRANTEES: usize = 500;
 /// "Up to a few thousand" grants: each is one removal and one history check.
@@ -41,11 +45,6 @@ pub const MAX_RATE_PER_UNIT: f64 = 100.0;
 pub const MAX_CONCURRENCY: usize = 256;
 pub const MAX_SETTLE: Duration = Duration::from_secs(600);
 pub const MAX_DELIVERY_TIMEOUT: Duration = Duration::from_secs(600);
-/// The longest the units stream; it caps each unit's points, so a storm that takes longer
-/// than this reports it instead of streaming forever.
-pub const MAX_STREAMING: Duration = Duration::from_secs(3600);
-/// Bounds memory (one flag per point is kept until the end) over all units.
-pub const MAX_TOTAL_POINTS: u64 = 50_000_000;
 
 /// What to run and against which gateway.
 #[derive(Clone, Debug)]
@@ -90,11 +89,9 @@ impl RevokeStormConfig {
         }
     }
 
-    /// The most points one unit may send: `MAX_STREAMING` at the rate, less if the run's
-    /// total would pass `MAX_TOTAL_POINTS`. Units normally stop long before.
+    /// The most points one unit may send (see `sharing::cutoff_run::points_cap_per_unit`).
     pub fn points_cap_per_unit(&self) -> u64 {
-        let by_time = (self.rate_per_unit * MAX_STREAMING.as_secs_f64()).ceil() as u64;
-        by_time.min(MAX_TOTAL_POINTS / self.units.max(1) as u64)
+        points_cap_per_unit(self.rate_per_unit, self.units)
     }
 
     /// Refuses settings that would run unbounded or measure nothing, naming the setting.

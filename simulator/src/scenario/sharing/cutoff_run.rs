@@ -28,6 +28,20 @@ use crate::unit::SimUnit;
 const STREAM_DRAIN: Duration = Duration::from_secs(1);
 const DELIVERY_POLL: Duration = Duration::from_millis(20);
 
+/// The longest the units of a cut-off run stream; it caps each unit's points, so a run whose
+/// removals take longer than this reports it instead of streaming forever.
+pub const MAX_STREAMING: Duration = Duration::from_secs(3600);
+/// Bounds memory (one flag per point is kept until the end) over all units.
+pub const MAX_TOTAL_POINTS: u64 = 50_000_000;
+
+/// The most points one of `units` units streaming at `rate` may send: [`MAX_STREAMING`] at
+/// the rate, less if the run's total would pass [`MAX_TOTAL_POINTS`]. Units normally stop
+/// long before.
+pub(crate) fn points_cap_per_unit(rate: f64, units: usize) -> u64 {
+    let by_time = (rate * MAX_STREAMING.as_secs_f64()).ceil() as u64;
+    by_time.min(MAX_TOTAL_POINTS / units.max(1) as u64)
+}
+
 /// The cut-off ledger shared by the stream readers and the removals; a poisoned lock
 /// still holds a valid ledger.
 pub(crate) fn lock(ledger: &Mutex<CutoffLedger>) -> MutexGuard<'_, CutoffLedger> {

@@ -22,7 +22,9 @@ use std::time::Duration;
 
 use super::runner::{self, Run, Scenario};
 use super::sharing::cutoff::PlannedRemoval;
-use super::sharing::cutoff_run::{lock, setup_cutoff, CutoffLoad, CutoffSetup, StreamSpec};
+use super::sharing::cutoff_run::{
+    lock, points_cap_per_unit, setup_cutoff, CutoffLoad, CutoffSetup, StreamSpec,
+};
 use super::{
     check_count, check_duration, check_rate, progress_bar, ErrorLog, RunOptions, ScenarioError,
 };
@@ -33,6 +35,8 @@ use crate::telemetry::now_us;
 pub use super::sharing::cutoff::Violation;
 pub use report::{RemovalRecord, VisibilityReport};
 
+pub use super::sharing::cutoff_run::{MAX_STREAMING, MAX_TOTAL_POINTS};
+
 pub const MAX_UNITS: usize = 10_000;
 pub const MAX_GRANTEES: usize = 100;
 /// Bounds the removal phase: each removal is one sequential round trip.
@@ -41,11 +45,6 @@ pub const MAX_RATE_PER_UNIT: f64 = 100.0;
 pub const MAX_SETTLE: Duration = Duration::from_secs(600);
 pub const MAX_DELIVERY_TIMEOUT: Duration = Duration::from_secs(600);
 pub const MAX_REMOVAL_PAUSE: Duration = Duration::from_secs(10);
-/// The longest the units stream; it caps each unit's points, so a run whose removals take
-/// longer than this reports it instead of streaming forever.
-pub const MAX_STREAMING: Duration = Duration::from_secs(3600);
-/// Bounds memory (one flag per point is kept until the end) over all units.
-pub const MAX_TOTAL_POINTS: u64 = 50_000_000;
 const MAX_PARALLELISM: usize = 1024;
 
 /// What to run and against which gateway.
@@ -88,11 +87,9 @@ impl VisibilityConfig {
         }
     }
 
-    /// The most points one unit may send: `MAX_STREAMING` at the rate, less if the run's
-    /// total would pass `MAX_TOTAL_POINTS`. Units normally stop long before.
+    /// The most points one unit may send (see `sharing::cutoff_run::points_cap_per_unit`).
     pub fn points_cap_per_unit(&self) -> u64 {
-        let by_time = (self.rate_per_unit * MAX_STREAMING.as_secs_f64()).ceil() as u64;
-        by_time.min(MAX_TOTAL_POINTS / self.units.max(1) as u64)
+        points_cap_per_unit(self.rate_per_unit, self.units)
     }
 
     /// Refuses settings that would run unbounded or measure nothing, naming the setting.
