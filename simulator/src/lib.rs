@@ -19,10 +19,14 @@
 //! - [`topics`]: the MQTT topic names of the contract.
 //! - [`ready`]: finding a running gateway through `ready.json` and `bootstrap-token`.
 //! - [`stats`]: latency percentiles and the stored-exactly-once accounting.
-//! - [`report`]: scenario reports on disk, a JSON of the figures and a self-contained HTML
-//!   page whose inline SVG charts (`report/svg.rs`) show throughput over time, latency
-//!   percentiles and gateway memory; `scenario::timeline` samples the series they draw.
-//! - [`scenario`]: scripted runs that produce reports; `scenario::ingest` is the load and
+//! - [`report`]: the one report model every scenario fills (`ScenarioReport`: its checks,
+//!   and its figures, latencies and charts in sections), rendered in one place each as text,
+//!   as a self-contained HTML page whose inline SVG charts (`report/svg.rs`) show throughput
+//!   over time, latency percentiles and gateway memory, and as JSON; `report::compare` lists
+//!   what a later run's JSON lost; `scenario::timeline` samples the series the charts draw.
+//! - [`scenario`]: scripted runs that produce reports, each a `Scenario` (its setup, load,
+//!   settle and check) that `scenario/runner.rs`, the one run lifecycle, takes through them
+//!   in order, with the options every scenario shares ([`RunOptions`]); `scenario::ingest` is the load and
 //!   correctness run behind `fleetgate-sim ingest`, `scenario::visibility` the grant-removal
 //!   cut-off check behind `fleetgate-sim visibility`, `scenario::support` the support-access
 //!   admin flows (request, approve, act, revoke; decline; support cases) behind
@@ -37,8 +41,8 @@
 //!   `fleetgate-sim fanout` (every asset shared with many live grantees: exactly-once
 //!   delivery to each, nothing to an account without a grant, delivery latency and spread)
 //!   and `fleetgate-sim revoke-storm` (thousands of grants removed at once with many calls in
-//!   flight: the cut-off still holds, removal latency and rate); helpers in
-//!   `scenario/sharing_load.rs`.
+//!   flight: the cut-off still holds, removal latency and rate); what the sharing
+//!   scenarios share (grantee setup, the cut-off ledger, live streams) in `scenario/sharing/`.
 //! - `scenario::baseline`: the ingest run's yardstick, the same load against a bare embedded
 //!   rumqttd from crates.io (the version Cargo.lock pins, with the settings the gateway's
 //!   embedded broker had before its own transport; plain TCP; a local link that only
@@ -62,7 +66,7 @@ pub mod unit;
 
 pub use api::{ApiClient, ApiError};
 pub use ready::{wait_ready, GatewayEndpoints};
-pub use report::{write_ingest_report, ReportError, WrittenReport};
+pub use report::{ReportError, ScenarioReport, WrittenReport};
 pub use scenario::BaselineReport;
 pub use scenario::{
     run_fanout, run_revoke_storm, FanoutConfig, FanoutReport, RevokeMode, RevokeStormConfig,
@@ -70,8 +74,8 @@ pub use scenario::{
 };
 pub use scenario::{
     run_ingest, run_keys, run_scale, run_support, run_visibility, IngestConfig, IngestReport,
-    KeysConfig, KeysReport, ScaleConfig, ScaleReport, ScenarioError, SupportConfig, SupportReport,
-    Target, VisibilityConfig, VisibilityReport,
+    KeysConfig, KeysReport, RunOptions, ScaleConfig, ScaleReport, ScenarioError, SupportConfig,
+    SupportReport, Target, VisibilityConfig, VisibilityReport,
 };
 pub use scenario::{run_soak, SoakConfig, SoakReport};
 pub use stats::Percentiles;

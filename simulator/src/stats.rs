@@ -42,6 +42,14 @@ impl fmt::Display for Percentiles {
     }
 }
 
+/// Serializes a duration as seconds (a float), the unit every report's JSON uses.
+pub fn as_seconds<S: serde::Serializer>(
+    duration: &Duration,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_f64(duration.as_secs_f64())
+}
+
 /// Microseconds as a short human figure: `850 µs`, `12.3 ms`, `4.20 s`.
 pub fn format_us(micros: u64) -> String {
     match micros {

@@ -8,7 +8,7 @@
 pub mod raw;
 mod reports;
 
-pub use reports::check_written_report;
+pub use reports::{check_written_report, read_written, sampled_run, tls_target};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

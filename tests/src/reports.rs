@@ -1,32 +1,41 @@
-//! One check of a scenario's report files, shared by the end-to-end tests of every scenario
-//! that writes one: the test gateway runs in the test process, so its pid is ours and the
-//! memory series must have been read.
+//! What the end-to-end tests of the simulator's scenarios share: the target and run options
+//! they all start from (the test gateway over TLS, its memory sampled: it runs in the test
+//! process, so its pid is ours), and one check of a scenario's report files.
 
 use std::path::PathBuf;
 
-use serde::Serialize;
-use simulator::report::write_report;
+use simulator::report::write;
+use simulator::{RunOptions, ScenarioReport, Target};
 
-/// Writes `report` and `page` as `<scenario>-<run_id>` into a fresh temporary directory and
-/// checks both files: the JSON carries the run id and a timeline with memory read from this
-/// process, the page its title, a chart and the memory series. Returns the parsed JSON for
-/// the caller's own checks; the directory is removed.
-pub fn check_written_report<R: Serialize>(
-    scenario: &str,
-    run_id: &str,
-    report: &R,
-    page: &str,
-) -> serde_json::Value {
-    let dir: PathBuf = std::env::temp_dir().join(format!(
-        "fleetgate-{scenario}-report-{}-{run_id}",
-        std::process::id()
-    ));
-    let written = write_report(&dir, scenario, run_id, report, page).expect("written");
-    assert!(written.json.exists() && written.html.exists());
-    let json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&written.json).expect("json file"))
-            .expect("valid json");
-    assert_eq!(json["run_id"], run_id);
+use crate::TestGateway;
+
+/// The test gateway's TLS listener, as the scenarios' units reach it.
+pub fn tls_target(gateway: &TestGateway) -> Target {
+    Target {
+        tls_server_name: Some("localhost".into()),
+        ..Target::new(
+            gateway.http_base(),
+            gateway.mqtt_tls(),
+            gateway.admin_token.clone(),
+        )
+    }
+}
+
+/// The default run options with this process's memory sampled: the test gateway runs in
+/// the test process.
+pub fn sampled_run() -> RunOptions {
+    RunOptions {
+        gateway_pid: Some(std::process::id()),
+        ..RunOptions::default()
+    }
+}
+
+/// Writes `report` into a fresh temporary directory as the command line writes it and
+/// checks both files: the JSON carries the run id, the checks, and a timeline with memory
+/// read from this process; the page its title, a chart and the memory series. Returns the
+/// parsed JSON and the page for the caller's own checks; the directory is removed.
+pub fn check_written_report<R: ScenarioReport>(report: &R) -> (serde_json::Value, String) {
+    let (json, html) = read_written(report);
     let samples = json["timeline"]["samples"].as_array().expect("samples");
     assert!(!samples.is_empty());
     assert!(
@@ -36,10 +45,32 @@ pub fn check_written_report<R: Serialize>(
         "no memory sample in {samples:?}"
     );
     assert_eq!(json["timeline"]["gateway_pid"], std::process::id());
-    let html = std::fs::read_to_string(&written.html).expect("html file");
-    assert!(html.contains(&format!("Fleetgate {scenario} run {run_id}")));
-    assert!(html.contains("<svg"));
     assert!(html.contains(&format!("VmRSS of pid {}", std::process::id())));
+    (json, html)
+}
+
+/// Writes `report` into a fresh temporary directory, checks what every report's files
+/// carry (run id, checks, title, a chart) and returns them read back; the directory is
+/// removed.
+pub fn read_written<R: ScenarioReport>(report: &R) -> (serde_json::Value, String) {
+    let run_id = report.run_id();
+    let dir: PathBuf = std::env::temp_dir().join(format!(
+        "fleetgate-{}-report-{}-{run_id}",
+        R::SCENARIO,
+        std::process::id()
+    ));
+    let written = write(report, &dir).expect("written");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&written.json).expect("json file"))
+            .expect("valid json");
+    assert_eq!(json["run_id"], run_id);
+    assert_eq!(
+        json["checks"].as_array().map(Vec::len),
+        Some(report.checks().len())
+    );
+    let html = std::fs::read_to_string(&written.html).expect("html file");
+    assert!(html.contains(&format!("Fleetgate {} run {run_id}", R::SCENARIO)));
+    assert!(html.contains("<svg") && !html.contains("<script"));
     std::fs::remove_dir_all(&dir).expect("temporary report directory removed");
-    json
+    (json, html)
 }

@@ -5,25 +5,21 @@
 
 use std::time::Duration;
 
-use simulator::scenario::fanout::write_fanout_report;
-use simulator::{run_fanout, FanoutConfig, ScenarioError};
-use tests::TestGateway;
+use simulator::{run_fanout, FanoutConfig, ScenarioError, ScenarioReport};
+use tests::{check_written_report, sampled_run, tls_target, TestGateway};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_grantee_gets_every_point_once_and_the_outsider_nothing() {
     let gateway = TestGateway::start_with_window(Duration::from_millis(20));
-    let mut config = FanoutConfig::new(
-        gateway.http_base(),
-        gateway.mqtt_tls(),
-        gateway.admin_token.clone(),
-    );
-    config.target.tls_server_name = Some("localhost".into());
-    config.units = 3;
-    config.grantees = 4;
-    config.rate_per_unit = 10.0;
-    config.duration = Duration::from_secs(2);
-    config.history_sample = 2;
-    config.gateway_pid = Some(std::process::id());
+    let config = FanoutConfig {
+        units: 3,
+        grantees: 4,
+        rate_per_unit: 10.0,
+        duration: Duration::from_secs(2),
+        history_sample: 2,
+        run: sampled_run(),
+        ..FanoutConfig::for_target(tls_target(&gateway))
+    };
     let report = run_fanout(&config).await.expect("scenario runs");
     eprintln!("{report}");
     assert!(report.is_clean(), "{report}");
@@ -39,26 +35,18 @@ async fn every_grantee_gets_every_point_once_and_the_outsider_nothing() {
     assert!(report.grantee_spread.samples > 0);
     assert!(report.timeline.has_memory());
 
-    let dir = std::env::temp_dir().join(format!("fleetgate-fanout-report-{}", std::process::id()));
-    let written = write_fanout_report(&report, &dir).expect("written");
-    let json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&written.json).expect("json")).expect("valid");
+    let (json, html) = check_written_report(&report);
     assert_eq!(json["deliveries"], report.deliveries);
-    let html = std::fs::read_to_string(&written.html).expect("html");
     assert_eq!(html.matches("<svg").count(), 3);
-    assert!(html.contains(&format!("Fleetgate fanout run {}", report.run_id)));
-    std::fs::remove_dir_all(&dir).expect("cleanup");
 }
 
 #[tokio::test]
 async fn refused_settings_create_nothing() {
     let gateway = TestGateway::start();
-    let mut config = FanoutConfig::new(
-        gateway.http_base(),
-        gateway.mqtt_tls(),
-        gateway.admin_token.clone(),
-    );
-    config.grantees = 501;
+    let config = FanoutConfig {
+        grantees: 501,
+        ..FanoutConfig::for_target(tls_target(&gateway))
+    };
     let error = run_fanout(&config).await.expect_err("refused");
     assert!(matches!(error, ScenarioError::InvalidConfig(_)), "{error}");
     assert!(error.to_string().contains("grantees"), "{error}");

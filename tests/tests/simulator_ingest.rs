@@ -5,12 +5,31 @@
 //! (rumqttd from crates.io, started inside this test process over plain TCP) and checks its
 //! accounting, the ratio, and that the report names that broker.
 
-use simulator::{run_ingest, IngestConfig, IngestReport};
-use tests::TestGateway;
+use simulator::{run_ingest, IngestConfig, IngestReport, ScenarioReport};
+use tests::{check_written_report, sampled_run, tls_target, TestGateway};
 
-/// The report's JSON has `publish_to_ack` with samples and ordered percentiles.
+/// `units` TLS units at 10 points/s for 2 s, with or without the baseline, run clean.
+async fn clean_run(units: usize, baseline: bool) -> IngestReport {
+    let gateway = TestGateway::start_with_window(std::time::Duration::from_millis(20));
+    let config = IngestConfig {
+        units,
+        rate_per_unit: 10.0,
+        duration: std::time::Duration::from_secs(2),
+        baseline,
+        run: sampled_run(),
+        ..IngestConfig::for_target(tls_target(&gateway))
+    };
+    let report = run_ingest(&config).await.expect("scenario runs");
+    eprintln!("{report}");
+    assert!(report.is_clean(), "{report}");
+    assert_eq!(report.points_sent, units as u64 * 10 * 2);
+    report
+}
+
+/// The report's JSON, as written, has `publish_to_ack` with samples and ordered
+/// percentiles.
 fn check_publish_to_ack(report: &IngestReport) -> serde_json::Value {
-    let json = serde_json::to_value(report).expect("the report serializes");
+    let (json, _) = check_written_report(report);
     let ack = &json["publish_to_ack"];
     let samples = ack["samples"].as_u64().expect("publish_to_ack.samples");
     assert!(samples > 0, "no PUBACK round trip measured: {ack}");
@@ -24,20 +43,7 @@ fn check_publish_to_ack(report: &IngestReport) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_point_is_stored_exactly_once_over_tls() {
-    let gateway = TestGateway::start_with_window(std::time::Duration::from_millis(20));
-    let mut config = IngestConfig::new(
-        gateway.http_base(),
-        gateway.mqtt_tls(),
-        gateway.admin_token.clone(),
-    );
-    config.target.tls_server_name = Some("localhost".into());
-    config.units = 20;
-    config.rate_per_unit = 10.0;
-    config.duration = std::time::Duration::from_secs(2);
-    let report = run_ingest(&config).await.expect("scenario runs");
-    eprintln!("{report}");
-    assert!(report.is_clean(), "{report}");
-    assert_eq!(report.points_sent, 20 * 10 * 2);
+    let report = clean_run(20, false).await;
     assert_eq!(report.points_stored, report.points_acked);
     assert_eq!(report.missing, 0);
     assert_eq!(report.duplicates, 0);
@@ -55,22 +61,9 @@ async fn every_acknowledged_point_is_stored_exactly_once_over_tls() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_baseline_drains_what_it_acknowledged_and_gives_a_ratio() {
-    let gateway = TestGateway::start_with_window(std::time::Duration::from_millis(20));
-    let mut config = IngestConfig::new(
-        gateway.http_base(),
-        gateway.mqtt_tls(),
-        gateway.admin_token.clone(),
-    );
-    config.target.tls_server_name = Some("localhost".into());
-    config.units = 10;
-    config.rate_per_unit = 10.0;
-    config.duration = std::time::Duration::from_secs(2);
-    config.baseline = true;
-    let report = run_ingest(&config).await.expect("scenario runs");
-    eprintln!("{report}");
-    assert!(report.is_clean(), "{report}");
+    let report = clean_run(10, true).await;
     let baseline = report.baseline.as_ref().expect("baseline ran");
-    assert!(baseline.is_clean(), "{baseline}");
+    assert!(baseline.is_clean(), "{baseline:?}");
     assert_eq!(baseline.points_sent, 10 * 10 * 2);
     assert_eq!(baseline.sink_drained, baseline.points_acked);
     assert_eq!(baseline.points_acked, baseline.points_sent);
@@ -90,5 +83,5 @@ async fn the_baseline_drains_what_it_acknowledged_and_gives_a_ratio() {
     assert!(json["baseline"]["publish_to_ack"]["samples"].as_u64() > Some(0));
     assert!(report
         .to_string()
-        .contains("baseline:   rumqttd 0.20.0 (crates.io), plain TCP; the gateway ran TLS"));
+        .contains("bare broker: rumqttd 0.20.0 (crates.io), plain TCP; the gateway ran TLS"));
 }

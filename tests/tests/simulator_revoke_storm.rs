@@ -5,24 +5,19 @@
 
 use std::time::Duration;
 
-use simulator::scenario::revoke_storm::write_revoke_storm_report;
-use simulator::{run_revoke_storm, RevokeMode, RevokeStormConfig, ScenarioError};
-use tests::TestGateway;
+use simulator::{run_revoke_storm, RevokeMode, RevokeStormConfig, ScenarioError, ScenarioReport};
+use tests::{read_written, tls_target, TestGateway};
 
 fn small(gateway: &TestGateway, mode: RevokeMode) -> RevokeStormConfig {
-    let mut config = RevokeStormConfig::new(
-        gateway.http_base(),
-        gateway.mqtt_tls(),
-        gateway.admin_token.clone(),
-    );
-    config.target.tls_server_name = Some("localhost".into());
-    config.units = 4;
-    config.grantees = 5;
-    config.rate_per_unit = 10.0;
-    config.concurrency = 8;
-    config.mode = mode;
-    config.settle = Duration::from_secs(1);
-    config
+    RevokeStormConfig {
+        units: 4,
+        grantees: 5,
+        rate_per_unit: 10.0,
+        concurrency: 8,
+        mode,
+        settle: Duration::from_secs(1),
+        ..RevokeStormConfig::for_target(tls_target(gateway))
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -40,15 +35,10 @@ async fn a_storm_of_deletes_keeps_the_cut_off() {
     assert_eq!(report.removal_latency.samples, 20);
     assert!(report.points_delivered > 0);
 
-    let dir = std::env::temp_dir().join(format!("fleetgate-storm-report-{}", std::process::id()));
-    let written = write_revoke_storm_report(&report, &dir).expect("written");
-    let json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&written.json).expect("json")).expect("valid");
+    let (json, html) = read_written(&report);
     assert_eq!(json["mode"], "individual");
     assert_eq!(json["grants_removed"], 20);
-    let html = std::fs::read_to_string(&written.html).expect("html");
     assert_eq!(html.matches("<svg").count(), 3);
-    std::fs::remove_dir_all(&dir).expect("cleanup");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,22 +10,11 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use simulator::{run_scale, ScaleConfig, Target};
-use tests::{check_written_report, TestGateway};
+use simulator::{run_scale, ScaleConfig, ScenarioReport};
+use tests::{check_written_report, sampled_run, tls_target as target, TestGateway};
 
 /// Where scripts/setup.sh installs Debian's mosquitto (never left running).
 const MOSQUITTO: &str = "/usr/sbin/mosquitto";
-
-fn target(gateway: &TestGateway) -> Target {
-    Target {
-        tls_server_name: Some("localhost".into()),
-        ..Target::new(
-            gateway.http_base(),
-            gateway.mqtt_tls(),
-            gateway.admin_token.clone(),
-        )
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_unit_holds_a_session_and_the_gateway_serves_them_all() {
@@ -35,8 +24,7 @@ async fn every_unit_holds_a_session_and_the_gateway_serves_them_all() {
         sources: vec![IpAddr::from([127, 0, 0, 1]), IpAddr::from([127, 0, 0, 2])],
         hold: Duration::from_secs(1),
         probes: 4,
-        // The test gateway runs in this process.
-        gateway_pid: Some(std::process::id()),
+        run: sampled_run(),
         ..ScaleConfig::for_target(target(&gateway))
     };
     let report = run_scale(&config).await.expect("scenario runs");
@@ -51,7 +39,7 @@ async fn every_unit_holds_a_session_and_the_gateway_serves_them_all() {
     assert_eq!(report.sources, ["127.0.0.1", "127.0.0.2"]);
     assert!(report.memory.full.gateway_kib.is_some());
     assert!(report.memory.gateway_kib_per_session.is_some());
-    let page = report.page();
+    let page = simulator::report::page(&report);
     assert!(page.contains("Fleetgate scale run") && page.contains("<svg"));
 }
 
@@ -127,7 +115,7 @@ async fn memory_per_idle_tls_unit_is_measured_for_the_gateway_and_mosquitto() {
         sources: vec![IpAddr::from([127, 0, 0, 1]), IpAddr::from([127, 0, 0, 2])],
         hold: Duration::ZERO,
         probes: 2,
-        gateway_pid: Some(std::process::id()),
+        run: sampled_run(),
         mosquitto: Some(MOSQUITTO.into()),
         ..ScaleConfig::for_target(target(&gateway))
     };
@@ -158,7 +146,7 @@ async fn memory_per_idle_tls_unit_is_measured_for_the_gateway_and_mosquitto() {
         .gateway_to_mosquitto
         .is_some_and(|ratio| ratio > 0.0));
 
-    let json = check_written_report("scale", &report.run_id, &report, &report.page());
+    let (json, page) = check_written_report(&report);
     let section = &json["mosquitto"];
     assert!(
         section["mosquitto_kib_per_unit"].as_f64() > Some(0.0),
@@ -168,9 +156,7 @@ async fn memory_per_idle_tls_unit_is_measured_for_the_gateway_and_mosquitto() {
         section["gateway_kib_per_unit"].as_f64() > Some(0.0),
         "{section}"
     );
-    assert!(report
-        .page()
-        .contains("Memory per idle TLS unit: gateway and mosquitto"));
+    assert!(page.contains("Memory per idle TLS unit: gateway and mosquitto"));
 
     // mosquitto was stopped: its listener is gone.
     let listener = mosquitto.listener.as_deref().expect("it listened");

@@ -2,8 +2,7 @@
 //! request, approve, act as admin, revoke, refused; decline; a tech support case. The
 //! run's report is written as the command line writes it, and read back.
 
-use simulator::scenario::support::support_page;
-use simulator::{run_support, SupportConfig};
+use simulator::{run_support, ScenarioReport, SupportConfig};
 use tests::{check_written_report, TestGateway};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -12,7 +11,7 @@ async fn the_support_flows_hold_from_outside() {
     let mut config = SupportConfig::new(gateway.http_base(), gateway.admin_token.clone());
     config.accounts = 3;
     // The test gateway runs in this process.
-    config.gateway_pid = Some(std::process::id());
+    config.run.gateway_pid = Some(std::process::id());
     let report = run_support(&config).await.expect("scenario runs");
     assert!(report.is_clean(), "{report}");
     assert_eq!(report.flows_completed, report.flows_expected);
@@ -35,5 +34,5 @@ async fn the_support_flows_hold_from_outside() {
         answered.is_some_and(|answered| answered <= timed),
         "{answered:?} > {timed}"
     );
-    check_written_report("support", &report.run_id, &report, &support_page(&report));
+    check_written_report(&report);
 }

@@ -3,24 +3,21 @@
 //! removed account. Small and bounded; load figures are in docs/benchmarks.md. The run's
 //! report is written as the command line writes it, and read back.
 
-use simulator::scenario::visibility::{run_visibility, visibility_page, VisibilityConfig};
-use tests::{check_written_report, TestGateway};
+use simulator::scenario::visibility::{run_visibility, VisibilityConfig};
+use simulator::ScenarioReport;
+use tests::{check_written_report, sampled_run, tls_target, TestGateway};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removals_cut_off_grantees_before_their_answer() {
     let gateway = TestGateway::start();
-    let mut config = VisibilityConfig::new(
-        gateway.http_base(),
-        gateway.mqtt_tls(),
-        gateway.admin_token.clone(),
-    );
-    config.target.tls_server_name = Some("localhost".into());
-    config.units = 4;
-    config.grantees = 3;
-    config.rate_per_unit = 20.0;
-    config.settle = std::time::Duration::from_secs(1);
-    // The test gateway runs in this process.
-    config.gateway_pid = Some(std::process::id());
+    let config = VisibilityConfig {
+        units: 4,
+        grantees: 3,
+        rate_per_unit: 20.0,
+        settle: std::time::Duration::from_secs(1),
+        run: sampled_run(),
+        ..VisibilityConfig::for_target(tls_target(&gateway))
+    };
     let report = run_visibility(&config).await.expect("scenario runs");
     assert!(report.is_clean(), "{report}");
     assert_eq!(report.removals.len(), 12);
@@ -28,10 +25,5 @@ async fn removals_cut_off_grantees_before_their_answer() {
     assert!(report.points_delivered > 0);
     assert!(report.delivery_latency.samples > 0);
     assert!(report.timeline.has_memory(), "{:?}", report.timeline);
-    check_written_report(
-        "visibility",
-        &report.run_id,
-        &report,
-        &visibility_page(&report),
-    );
+    check_written_report(&report);
 }

@@ -12,7 +12,8 @@
 //! figures and a self-contained HTML page with charts (see the library's `report` module).
 //!
 //! Each scenario's flags and its turning them into a config live in the file of its name;
-//! this module holds what they share: where the gateway is, and how a report is printed.
+//! this module holds what they share: the common flags (`RunArgs`), where the gateway is,
+//! and how a report is printed and written; and `compare-reports`.
 
 mod fanout;
 mod ingest;
@@ -29,8 +30,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
-use serde::Serialize;
-use simulator::{wait_ready, BrokerAddr, GatewayEndpoints, ReportError, Target, WrittenReport};
+use simulator::report::compare::compare;
+use simulator::report::{text, to_json, write, ScenarioReport};
+use simulator::{wait_ready, BrokerAddr, GatewayEndpoints, RunOptions, Target};
 
 #[derive(Debug, Parser)]
 #[command(name = "fleetgate-sim", version, about = "Fleetgate device simulator")]
@@ -70,16 +72,23 @@ pub(crate) enum Command {
     /// grants, keys and history reads; reports windows over time and whether memory grew,
     /// latency crept or any acknowledged point was lost.
     Soak(soak::SoakArgs),
+    /// Lists every figure and check name an earlier run's JSON report has and a later one's
+    /// lacks (values are not compared: they differ from run to run); exit status 2 when
+    /// anything was lost. Given two directories, compares the reports of the same names.
+    CompareReports(CompareArgs),
 }
 
-/// Where the gateway is and who the simulator is there; shared by every scenario.
+/// The flags every scenario shares: where the gateway is and who the simulator is there,
+/// the run's options ([`RunOptions`]), and where its report goes. Flattened into each
+/// scenario's own flags.
 #[derive(Debug, Args)]
-pub(crate) struct ConnectionArgs {
+pub(crate) struct RunArgs {
     /// The gateway's data directory: read ready.json and bootstrap-token from it.
     #[arg(long, env = "FLEETGATE_DATA_DIR", conflicts_with_all = ["http", "mqtt"])]
     pub(crate) data_dir: Option<PathBuf>,
-    /// Gateway HTTP root, e.g. http://127.0.0.1:8080 (with --mqtt and --token).
-    #[arg(long, requires = "mqtt")]
+    /// Gateway HTTP root, e.g. http://127.0.0.1:8080 (with --token, and --mqtt for the
+    /// scenarios that drive units).
+    #[arg(long)]
     pub(crate) http: Option<String>,
     /// Broker address HOST:PORT (with --http).
     #[arg(long, requires = "http")]
@@ -91,9 +100,9 @@ pub(crate) struct ConnectionArgs {
     /// gateway certificate (e.g. localhost). Without it, the plain listener is used.
     #[arg(long)]
     pub(crate) tls_server_name: Option<String>,
-    /// Setup calls and connection attempts in flight at once.
-    #[arg(long, default_value_t = 32)]
-    pub(crate) parallelism: usize,
+    /// Setup calls and connection attempts in flight at once (default: the scenario's).
+    #[arg(long)]
+    pub(crate) parallelism: Option<usize>,
     /// Seconds to wait for ready.json.
     #[arg(long = "ready-timeout-s", default_value_t = 30)]
     pub(crate) ready_timeout_s: u64,
@@ -103,26 +112,6 @@ pub(crate) struct ConnectionArgs {
     /// No progress bar.
     #[arg(long)]
     pub(crate) quiet: bool,
-}
-
-/// Runs the command line's scenario.
-pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    match cli.command {
-        Command::Ingest(args) => ingest::run(args).await,
-        Command::Visibility(args) => visibility::run(args).await,
-        Command::Support(args) => support::run(args).await,
-        Command::Keys(args) => keys::run(args).await,
-        Command::Scale(args) => scale::run(args).await,
-        Command::Fanout(args) => fanout::run(args).await,
-        Command::RevokeStorm(args) => revoke_storm::run(args).await,
-        Command::Soak(args) => soak::run(args).await,
-    }
-}
-
-/// Where a scenario's report goes and whose memory it samples; shared by the scenarios that
-/// write a report.
-#[derive(Debug, Args)]
-pub(crate) struct ReportArgs {
     /// Directory for the run's report, `<scenario>-<run_id>.json` and `.html` (created when
     /// missing).
     #[arg(long = "report-dir", default_value = "reports")]
@@ -133,37 +122,91 @@ pub(crate) struct ReportArgs {
     pub(crate) gateway_pid: Option<u32>,
 }
 
-/// Prints a report, then says where its files were written. A report that cannot be
+impl RunArgs {
+    /// The run's options; `defaults` are the scenario's own (its parallelism).
+    pub(crate) fn options(&self, defaults: RunOptions) -> RunOptions {
+        RunOptions {
+            parallelism: self.parallelism.unwrap_or(defaults.parallelism),
+            quiet: self.quiet,
+            gateway_pid: self.gateway_pid,
+            ..defaults
+        }
+    }
+}
+
+/// Runs the command line's scenario or comparison.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Ingest(args) => ingest::run(args).await,
+        Command::Visibility(args) => visibility::run(args).await,
+        Command::Support(args) => support::run(args).await,
+        Command::Keys(args) => keys::run(args).await,
+        Command::Scale(args) => scale::run(args).await,
+        Command::Fanout(args) => fanout::run(args).await,
+        Command::RevokeStorm(args) => revoke_storm::run(args).await,
+        Command::Soak(args) => soak::run(args).await,
+        Command::CompareReports(args) => compare_reports(&args),
+    }
+}
+
+/// Prints a scenario's report (text, or JSON with `--json`) and writes its files to
+/// `--report-dir`, then turns its verdict into the exit status. A report that cannot be
 /// written does not hide the run's outcome: it is still printed, and the failure to write
 /// makes the exit status 1.
-pub(crate) fn output_and_report<R: Serialize + std::fmt::Display>(
-    report: &R,
-    json: bool,
-    clean: bool,
-    written: Result<WrittenReport, ReportError>,
-) -> anyhow::Result<ExitCode> {
-    let code = output(report, json, clean)?;
-    let written = written.context("writing the report")?;
+pub(crate) fn finish<R: ScenarioReport>(report: &R, args: &RunArgs) -> anyhow::Result<ExitCode> {
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&to_json(report)?)?);
+    } else {
+        println!("{}", text(report));
+    }
+    let written = write(report, &args.report_dir).context("writing the report")?;
     eprintln!(
         "fleetgate-sim: report written to {} and {}",
         written.json.display(),
         written.html.display()
     );
-    Ok(code)
+    Ok(if report.is_clean() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
 }
 
-/// Prints a report and turns its verdict into the exit status.
-pub(crate) fn output<R: Serialize + std::fmt::Display>(
-    report: &R,
-    json: bool,
-    clean: bool,
-) -> anyhow::Result<ExitCode> {
-    if json {
-        println!("{}", serde_json::to_string_pretty(report)?);
-    } else {
-        println!("{report}");
+/// Two JSON reports, or two directories of them, to compare by shape.
+#[derive(Debug, Args)]
+pub(crate) struct CompareArgs {
+    /// The earlier report (or a directory of `*.json` reports).
+    pub(crate) before: PathBuf,
+    /// The later report (or a directory holding reports of the same names).
+    pub(crate) after: PathBuf,
+}
+
+/// Lists every figure and check the later reports lost; exit status 2 when any was lost.
+fn compare_reports(args: &CompareArgs) -> anyhow::Result<ExitCode> {
+    let comparisons = compare(&args.before, &args.after)?;
+    let mut lost = 0;
+    for comparison in &comparisons {
+        let name = comparison.before.display();
+        match &comparison.after {
+            None => {
+                lost += 1;
+                println!("{name}: no report of that name after");
+            }
+            Some(_) if comparison.missing.is_empty() => println!("{name}: nothing lost"),
+            Some(after) => {
+                lost += comparison.missing.len();
+                println!(
+                    "{name}: {} lost in {}:",
+                    comparison.missing.len(),
+                    after.display()
+                );
+                for path in &comparison.missing {
+                    println!("  - {path}");
+                }
+            }
+        }
     }
-    Ok(if clean {
+    Ok(if lost == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(2)
@@ -172,39 +215,48 @@ pub(crate) fn output<R: Serialize + std::fmt::Display>(
 
 /// Resolves where the gateway is: the data dir's ready.json (and bootstrap token), or the
 /// explicit flags.
-pub(crate) async fn connect(args: &ConnectionArgs) -> anyhow::Result<Target> {
-    let (http_base, mqtt, token) = match (&args.data_dir, &args.http, &args.mqtt) {
-        (Some(data_dir), _, _) => {
-            let endpoints = gateway_in(data_dir, args.ready_timeout_s).await?;
-            let token = token_or_bootstrap(args.token.as_deref(), &endpoints)?;
-            let mqtt = if args.tls_server_name.is_some() {
-                endpoints
-                    .mqtt_tls
-                    .context("the gateway reports no MQTT TLS listener")?
-            } else {
-                match endpoints.mqtt_plain {
-                    Some(plain) => plain,
-                    None => bail!(
-                        "the gateway has no plain MQTT listener; pass --tls-server-name \
-                         (e.g. localhost) to use its TLS listener"
-                    ),
-                }
-            };
-            (endpoints.http_base, mqtt, token)
-        }
-        (None, Some(http), Some(mqtt)) => {
-            let token = args
-                .token
-                .clone()
-                .context("--http/--mqtt need --token (a platform_admin token)")?;
-            (http.clone(), mqtt.clone(), token)
-        }
-        _ => bail!("give either --data-dir or --http, --mqtt and --token"),
+pub(crate) async fn connect(args: &RunArgs) -> anyhow::Result<Target> {
+    let (http_base, token, endpoints) = http_endpoint(args).await?;
+    let mqtt = match (endpoints, &args.mqtt) {
+        (Some(endpoints), _) if args.tls_server_name.is_some() => endpoints
+            .mqtt_tls
+            .context("the gateway reports no MQTT TLS listener")?,
+        (Some(endpoints), _) => match endpoints.mqtt_plain {
+            Some(plain) => plain,
+            None => bail!(
+                "the gateway has no plain MQTT listener; pass --tls-server-name \
+                 (e.g. localhost) to use its TLS listener"
+            ),
+        },
+        (None, Some(mqtt)) => mqtt.clone(),
+        (None, None) => bail!("give either --data-dir or --http, --mqtt and --token"),
     };
     Ok(Target {
         tls_server_name: args.tls_server_name.clone(),
         ..Target::new(http_base, mqtt, token)
     })
+}
+
+/// The gateway's HTTP root and the token to use there, from the data dir (whose endpoints
+/// come along) or from `--http` and `--token`; enough for the scenarios without units.
+pub(crate) async fn http_endpoint(
+    args: &RunArgs,
+) -> anyhow::Result<(String, String, Option<GatewayEndpoints>)> {
+    match (&args.data_dir, &args.http) {
+        (Some(data_dir), _) => {
+            let endpoints = gateway_in(data_dir, args.ready_timeout_s).await?;
+            let token = token_or_bootstrap(args.token.as_deref(), &endpoints)?;
+            Ok((endpoints.http_base.clone(), token, Some(endpoints)))
+        }
+        (None, Some(http)) => {
+            let token = args
+                .token
+                .clone()
+                .context("--http needs --token (a platform_admin token)")?;
+            Ok((http.clone(), token, None))
+        }
+        (None, None) => bail!("give either --data-dir or --http and --token"),
+    }
 }
 
 /// Waits for the gateway whose data directory is `data_dir` to be ready.
@@ -228,15 +280,74 @@ pub(crate) fn token_or_bootstrap(
         .context("no --token given and the data dir has no bootstrap-token")
 }
 
+/// Parses a command line as `fleetgate-sim` would, for the flag tests of each scenario.
+#[cfg(test)]
+pub(crate) fn parse(argv: &[&str]) -> Command {
+    let argv = ["fleetgate-sim"].iter().chain(argv);
+    Cli::try_parse_from(argv).expect("parses").command
+}
+
+/// Explicit endpoints that need no gateway, then `extra`.
+#[cfg(test)]
+pub(crate) fn parse_explicit(scenario: &str, extra: &[&str]) -> Command {
+    let mut argv = vec![
+        scenario,
+        "--http",
+        "http://127.0.0.1:1",
+        "--mqtt",
+        "127.0.0.1:1",
+        "--token",
+        "t",
+    ];
+    argv.extend_from_slice(extra);
+    parse(&argv)
+}
+
 #[cfg(test)]
 mod tests {
     use clap::{CommandFactory, Parser};
 
-    use super::Cli;
+    use super::{Cli, Command};
 
     #[test]
     fn command_line_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[tokio::test]
+    async fn the_shared_flags_reach_every_scenario_alike() {
+        let shared = [
+            "--tls-server-name",
+            "localhost",
+            "--report-dir",
+            "/tmp/out",
+            "--gateway-pid",
+            "4242",
+            "--json",
+            "--quiet",
+        ];
+        let Command::Fanout(args) = super::parse_explicit("fanout", &shared) else {
+            panic!("not the fanout command");
+        };
+        assert!(args.run.json);
+        assert_eq!(args.run.report_dir, std::path::PathBuf::from("/tmp/out"));
+        let target = super::connect(&args.run).await.expect("target");
+        assert_eq!(target.tls_server_name.as_deref(), Some("localhost"));
+        assert_eq!(target.mqtt.port, 1);
+        let options = args.run.options(simulator::RunOptions::default());
+        assert_eq!((options.gateway_pid, options.quiet), (Some(4242), true));
+        let Command::Soak(defaults) = super::parse_explicit("soak", &[]) else {
+            panic!("not the soak command");
+        };
+        assert_eq!(defaults.run.report_dir, std::path::PathBuf::from("reports"));
+        assert_eq!(
+            defaults
+                .run
+                .options(simulator::RunOptions::default())
+                .gateway_pid,
+            None
+        );
+        assert!(Cli::try_parse_from(["fleetgate-sim", "keys", "--gateway-pid", "guess"]).is_err());
     }
 
     #[test]

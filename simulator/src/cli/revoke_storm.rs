@@ -1,19 +1,17 @@
-//! `fleetgate-sim revoke-storm`: its flags, and its report written to `--report-dir`.
+//! `fleetgate-sim revoke-storm`: its flags and their config.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
+use simulator::{run_revoke_storm, RevokeMode, RevokeStormConfig, RunOptions};
 
-use simulator::scenario::revoke_storm::write_revoke_storm_report;
-use simulator::{run_revoke_storm, RevokeMode, RevokeStormConfig};
-
-use super::{connect, output_and_report, ConnectionArgs, ReportArgs};
+use super::{connect, finish, RunArgs};
 
 #[derive(Debug, Args)]
 pub(crate) struct RevokeStormArgs {
     #[command(flatten)]
-    pub(crate) connection: ConnectionArgs,
+    pub(crate) run: RunArgs,
     /// Number of simulated units, each with one asset (1..=1000).
     #[arg(long, default_value_t = 10)]
     pub(crate) units: usize,
@@ -41,26 +39,17 @@ pub(crate) struct RevokeStormArgs {
     /// Seed of the removal order, to repeat a run; random by default (the report shows it).
     #[arg(long)]
     pub(crate) seed: Option<u64>,
-    #[command(flatten)]
-    pub(crate) report: ReportArgs,
 }
 
 pub(crate) async fn run(args: RevokeStormArgs) -> anyhow::Result<ExitCode> {
     let config = revoke_storm_config(&args).await?;
     config.validate()?;
-    let report = run_revoke_storm(&config).await?;
-    let clean = report.is_clean();
-    if let Some(memory_error) = &report.timeline.memory_error {
-        eprintln!("fleetgate-sim: gateway memory not measured: {memory_error}");
-    }
-    let written = write_revoke_storm_report(&report, &args.report.report_dir);
-    output_and_report(&report, args.connection.json, clean, written)
+    finish(&run_revoke_storm(&config).await?, &args.run)
 }
 
 pub(crate) async fn revoke_storm_config(
     args: &RevokeStormArgs,
 ) -> anyhow::Result<RevokeStormConfig> {
-    let target = connect(&args.connection).await?;
     Ok(RevokeStormConfig {
         units: args.units,
         grantees: args.grantees,
@@ -73,42 +62,27 @@ pub(crate) async fn revoke_storm_config(
         },
         settle: Duration::from_secs(args.settle_s),
         delivery_timeout: Duration::from_secs(args.delivery_timeout_s),
-        parallelism: args.connection.parallelism,
-        quiet: args.connection.quiet,
         seed: args.seed,
-        gateway_pid: args.report.gateway_pid,
-        ..RevokeStormConfig::for_target(target)
+        run: args.run.options(RunOptions::default()),
+        ..RevokeStormConfig::for_target(connect(&args.run).await?)
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::{Cli, Command};
-    use clap::Parser;
+    use crate::cli::{parse_explicit, Command};
 
-    fn parse(extra: &[&str]) -> RevokeStormArgs {
-        let mut argv = vec![
-            "fleetgate-sim",
-            "revoke-storm",
-            "--http",
-            "http://127.0.0.1:1",
-            "--mqtt",
-            "127.0.0.1:1",
-            "--token",
-            "t",
-        ];
-        argv.extend_from_slice(extra);
-        let cli = Cli::try_parse_from(argv).expect("parses");
-        let Command::RevokeStorm(args) = cli.command else {
+    async fn config(extra: &[&str]) -> RevokeStormConfig {
+        let Command::RevokeStorm(args) = parse_explicit("revoke-storm", extra) else {
             panic!("not the revoke-storm command");
         };
-        args
+        revoke_storm_config(&args).await.expect("config")
     }
 
     #[tokio::test]
-    async fn flags_reach_the_config() {
-        let args = parse(&[
+    async fn flags_reach_the_config_and_bounds_hold() {
+        let argv = [
             "--units",
             "50",
             "--grantees",
@@ -120,29 +94,18 @@ mod tests {
             "9",
             "--settle-s",
             "3",
-            "--gateway-pid",
-            "77",
-        ]);
-        let config = revoke_storm_config(&args).await.expect("config");
-        assert_eq!((config.units, config.grantees), (50, 40));
-        assert_eq!(config.concurrency, 64);
-        assert_eq!(config.mode, RevokeMode::Bulk);
-        assert_eq!(config.seed, Some(9));
-        assert_eq!(config.settle, Duration::from_secs(3));
-        assert_eq!(config.gateway_pid, Some(77));
-        assert!(config.validate().is_ok());
-        let individual = revoke_storm_config(&parse(&[])).await.expect("config");
-        assert_eq!(individual.mode, RevokeMode::Individual);
-    }
-
-    #[tokio::test]
-    async fn too_many_grants_are_refused_before_connecting() {
-        let args = parse(&["--units", "200", "--grantees", "26"]);
-        let error = revoke_storm_config(&args)
+        ];
+        let storm = config(&argv).await;
+        assert_eq!((storm.units, storm.grantees), (50, 40));
+        assert_eq!((storm.concurrency, storm.mode), (64, RevokeMode::Bulk));
+        assert_eq!(storm.seed, Some(9));
+        assert_eq!(storm.settle, Duration::from_secs(3));
+        assert!(storm.validate().is_ok());
+        assert_eq!(config(&[]).await.mode, RevokeMode::Individual);
+        let error = config(&["--units", "200", "--grantees", "26"])
             .await
-            .expect("config")
-            .validate()
-            .expect_err("refused");
-        assert!(error.to_string().contains("grants"), "{error}");
+            .validate();
+        let error = error.expect_err("refused").to_string();
+        assert!(error.contains("grants"), "{error}");
     }
 }

@@ -1,4 +1,4 @@
-//! `fleetgate-sim scale`: its flags, and its report written to `--report-dir`.
+//! `fleetgate-sim scale`: its flags and their config.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -6,17 +6,14 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
-use simulator::report::write_report;
-use simulator::{run_scale, ScaleConfig};
+use simulator::{run_scale, RunOptions, ScaleConfig};
 
-use super::{connect, output_and_report, ConnectionArgs, ReportArgs};
+use super::{connect, finish, RunArgs};
 
 #[derive(Debug, Args)]
 pub(crate) struct ScaleArgs {
     #[command(flatten)]
-    pub(crate) connection: ConnectionArgs,
-    #[command(flatten)]
-    pub(crate) report: ReportArgs,
+    pub(crate) run: RunArgs,
     /// Units, each holding one session (1..=200000).
     #[arg(long, default_value_t = 1000)]
     pub(crate) units: usize,
@@ -55,107 +52,55 @@ pub(crate) struct ScaleArgs {
 pub(crate) async fn run(args: ScaleArgs) -> anyhow::Result<ExitCode> {
     let config = scale_config(&args).await?;
     config.validate()?;
-    let report = run_scale(&config).await?;
-    let clean = report.is_clean();
-    let written = write_report(
-        &args.report.report_dir,
-        "scale",
-        &report.run_id,
-        &report,
-        &report.page(),
-    );
-    output_and_report(&report, args.connection.json, clean, written)
+    finish(&run_scale(&config).await?, &args.run)
 }
 
 pub(crate) async fn scale_config(args: &ScaleArgs) -> anyhow::Result<ScaleConfig> {
-    let target = connect(&args.connection).await?;
     Ok(ScaleConfig {
         units: args.units,
         sources: args.sources.clone(),
         connect_parallelism: args.connect_parallelism,
-        parallelism: args.connection.parallelism,
         hold: Duration::from_secs(args.hold_s),
         keep_alive: Duration::from_secs(args.keep_alive_s),
         probes: args.probes,
         connect_timeout: Duration::from_secs(args.connect_timeout_s),
         max_failures: args.max_failures,
-        quiet: args.connection.quiet,
-        gateway_pid: args.report.gateway_pid,
         mosquitto: args.mosquitto.clone(),
-        ..ScaleConfig::for_target(target)
+        run: args.run.options(RunOptions::default()),
+        ..ScaleConfig::for_target(connect(&args.run).await?)
     })
 }
 
 #[cfg(test)]
 mod tests {
-    use clap::Parser;
-
     use super::*;
-    use crate::cli::{Cli, Command};
+    use crate::cli::{parse_explicit, Command};
+
+    async fn config(extra: &[&str]) -> ScaleConfig {
+        let mut argv = vec!["--tls-server-name", "localhost"];
+        argv.extend_from_slice(extra);
+        let Command::Scale(args) = parse_explicit("scale", &argv) else {
+            panic!("not the scale command");
+        };
+        scale_config(&args).await.expect("config")
+    }
 
     #[tokio::test]
     async fn flags_reach_the_config_and_sources_must_be_loopback() {
-        let parse = |extra: &[&str]| {
-            let mut argv = vec![
-                "fleetgate-sim",
-                "scale",
-                "--http",
-                "http://127.0.0.1:8080",
-                "--mqtt",
-                "127.0.0.1:8883",
-                "--token",
-                "t",
-                "--tls-server-name",
-                "localhost",
-            ];
-            argv.extend_from_slice(extra);
-            let cli = Cli::try_parse_from(argv).expect("parses");
-            let Command::Scale(args) = cli.command else {
-                panic!("not the scale command");
-            };
-            args
-        };
-        let args = parse(&[
-            "--units",
-            "50000",
-            "--sources",
-            "127.0.0.1,127.0.0.2,127.0.0.3",
-            "--hold-s",
-            "60",
-            "--gateway-pid",
-            "77",
-        ]);
-        let config = scale_config(&args).await.expect("config");
-        assert_eq!(config.units, 50_000);
-        assert_eq!(config.sources.len(), 3);
-        assert_eq!(config.hold, Duration::from_secs(60));
-        assert_eq!(config.gateway_pid, Some(77));
-        assert_eq!(config.target.tls_server_name.as_deref(), Some("localhost"));
-        assert!(config.validate().is_ok());
-        assert_eq!(config.mosquitto, None, "off by default");
-        let side_by_side = scale_config(&parse(&[
-            "--mosquitto",
-            "/nonexistent/mosquitto",
-            "--gateway-pid",
-            "77",
-        ]))
-        .await
-        .expect("config");
-        assert_eq!(
-            side_by_side.mosquitto.as_deref(),
-            Some(std::path::Path::new("/nonexistent/mosquitto"))
-        );
+        let sources = "127.0.0.1,127.0.0.2,127.0.0.3";
+        let argv = ["--units", "50000", "--sources", sources, "--hold-s", "60"];
+        let scale = config(&argv).await;
+        assert_eq!((scale.units, scale.sources.len()), (50_000, 3));
+        assert_eq!(scale.hold, Duration::from_secs(60));
+        assert_eq!(scale.mosquitto, None, "off by default");
+        let mosquitto = ["--mosquitto", "/nonexistent/mosquitto"];
+        let without_pid = config(&mosquitto).await.validate().expect_err("no pid");
+        assert!(without_pid.to_string().contains("pid"), "{without_pid}");
+        let side_by_side = config(&[mosquitto[0], mosquitto[1], "--gateway-pid", "77"]).await;
         let error = side_by_side.validate().expect_err("no such binary");
         assert!(error.to_string().contains("scripts/setup.sh"), "{error}");
-        let without_pid = scale_config(&parse(&["--mosquitto", "/nonexistent/mosquitto"]))
-            .await
-            .expect("config");
-        let error = without_pid.validate().expect_err("no gateway pid");
-        assert!(error.to_string().contains("pid"), "{error}");
-        let outside = scale_config(&parse(&["--sources", "192.0.2.1"]))
-            .await
-            .expect("config");
-        let error = outside.validate().expect_err("refused");
-        assert!(error.to_string().contains("loopback"), "{error}");
+        let outside = config(&["--sources", "192.0.2.1"]).await.validate();
+        let error = outside.expect_err("refused").to_string();
+        assert!(error.contains("loopback"), "{error}");
     }
 }

@@ -1,20 +1,17 @@
-//! `fleetgate-sim soak`: its flags, and its report written to `--report-dir`.
+//! `fleetgate-sim soak`: its flags and their config.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
+use simulator::{run_soak, RunOptions, SoakConfig};
 
-use simulator::report::write_report;
-use simulator::scenario::soak::soak_page;
-use simulator::{run_soak, SoakConfig};
-
-use super::{connect, output_and_report, ConnectionArgs, ReportArgs};
+use super::{connect, finish, RunArgs};
 
 #[derive(Debug, Args)]
 pub(crate) struct SoakArgs {
     #[command(flatten)]
-    pub(crate) connection: ConnectionArgs,
+    pub(crate) run: RunArgs,
     /// Number of simulated units (1..=10000).
     #[arg(long, default_value_t = 10)]
     pub(crate) units: usize,
@@ -40,30 +37,15 @@ pub(crate) struct SoakArgs {
     /// Seconds to wait for acknowledgements, live delivery and history to catch up.
     #[arg(long = "settle-s", default_value_t = 30)]
     pub(crate) settle_s: u64,
-    #[command(flatten)]
-    pub(crate) report: ReportArgs,
 }
 
 pub(crate) async fn run(args: SoakArgs) -> anyhow::Result<ExitCode> {
     let config = soak_config(&args).await?;
     config.validate()?;
-    let report = run_soak(&config).await?;
-    let clean = report.is_clean();
-    if let Some(memory_error) = &report.memory.memory_error {
-        eprintln!("fleetgate-sim: gateway memory not measured: {memory_error}");
-    }
-    let written = write_report(
-        &args.report.report_dir,
-        "soak",
-        &report.run_id,
-        &report,
-        &soak_page(&report),
-    );
-    output_and_report(&report, args.connection.json, clean, written)
+    finish(&run_soak(&config).await?, &args.run)
 }
 
 pub(crate) async fn soak_config(args: &SoakArgs) -> anyhow::Result<SoakConfig> {
-    let target = connect(&args.connection).await?;
     Ok(SoakConfig {
         units: args.units,
         rate_per_unit: args.rate,
@@ -72,46 +54,27 @@ pub(crate) async fn soak_config(args: &SoakArgs) -> anyhow::Result<SoakConfig> {
         admin_rate: args.admin_rate,
         max_memory_growth_mib_per_h: args.max_memory_growth_mib_per_h,
         max_latency_creep: args.max_latency_creep,
-        parallelism: args.connection.parallelism,
         settle_timeout: Duration::from_secs(args.settle_s),
-        quiet: args.connection.quiet,
-        gateway_pid: args.report.gateway_pid,
-        ..SoakConfig::for_target(target)
+        run: args.run.options(RunOptions::default()),
+        ..SoakConfig::for_target(connect(&args.run).await?)
     })
 }
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
-
     use super::*;
-    use crate::cli::{Cli, Command};
-    use clap::Parser;
+    use crate::cli::{parse_explicit, Command};
 
-    fn parse(extra: &[&str]) -> SoakArgs {
-        let mut argv = vec![
-            "fleetgate-sim",
-            "soak",
-            "--http",
-            "http://127.0.0.1:8080",
-            "--mqtt",
-            "127.0.0.1:8883",
-            "--token",
-            "t",
-        ];
-        argv.extend_from_slice(extra);
-        let cli = Cli::try_parse_from(argv).expect("parses");
-        let Command::Soak(args) = cli.command else {
+    async fn config(extra: &[&str]) -> SoakConfig {
+        let Command::Soak(args) = parse_explicit("soak", extra) else {
             panic!("not the soak command");
         };
-        args
+        soak_config(&args).await.expect("config")
     }
 
     #[tokio::test]
-    async fn soak_flags_reach_the_config() {
-        let args = parse(&[
-            "--tls-server-name",
-            "localhost",
+    async fn flags_reach_the_config() {
+        let argv = [
             "--units",
             "50",
             "--rate",
@@ -126,45 +89,30 @@ mod tests {
             "20",
             "--max-latency-creep",
             "2.5",
-            "--gateway-pid",
-            "4242",
-            "--report-dir",
-            "/tmp/soak-out",
-        ]);
-        assert_eq!(args.report.report_dir, PathBuf::from("/tmp/soak-out"));
-        let config = soak_config(&args).await.expect("config");
-        assert_eq!(config.units, 50);
-        assert_eq!(config.rate_per_unit, 2.0);
-        assert_eq!(config.duration, Duration::from_secs(1800));
-        assert_eq!(config.window, Duration::from_secs(15));
-        assert_eq!(config.admin_rate, 5.0);
-        assert_eq!(config.max_memory_growth_mib_per_h, 20.0);
-        assert_eq!(config.max_latency_creep, 2.5);
-        assert_eq!(config.gateway_pid, Some(4242));
-        assert_eq!(config.target.tls_server_name.as_deref(), Some("localhost"));
-        assert!(config.validate().is_ok());
+        ];
+        let soak = config(&argv).await;
+        assert_eq!((soak.units, soak.rate_per_unit), (50, 2.0));
+        assert_eq!(soak.duration, Duration::from_secs(1800));
+        assert_eq!(soak.window, Duration::from_secs(15));
+        assert_eq!(soak.admin_rate, 5.0);
+        assert_eq!(soak.max_memory_growth_mib_per_h, 20.0);
+        assert_eq!(soak.max_latency_creep, 2.5);
+        assert!(soak.validate().is_ok());
     }
 
     #[tokio::test]
     async fn defaults_are_valid_and_out_of_range_flags_are_refused_by_name() {
-        let defaults = soak_config(&parse(&[])).await.expect("config");
+        let defaults = config(&[]).await;
         assert!(defaults.validate().is_ok());
         assert_eq!(defaults.duration, Duration::from_secs(300));
         assert_eq!(defaults.window, Duration::from_secs(10));
-        let too_long = soak_config(&parse(&["--duration-s", "86401"]))
-            .await
-            .expect("config");
-        let error = too_long.validate().expect_err("refused");
-        assert!(error.to_string().contains("duration"), "{error}");
-        let no_window = soak_config(&parse(&["--window-s", "0"]))
-            .await
-            .expect("config");
-        let error = no_window.validate().expect_err("refused");
-        assert!(error.to_string().contains("window"), "{error}");
-        let creep = soak_config(&parse(&["--max-latency-creep", "0.9"]))
-            .await
-            .expect("config");
-        let error = creep.validate().expect_err("refused");
-        assert!(error.to_string().contains("max latency creep"), "{error}");
+        for (flag, value, named) in [
+            ("--duration-s", "86401", "duration"),
+            ("--window-s", "0", "window"),
+            ("--max-latency-creep", "0.9", "max latency creep"),
+        ] {
+            let error = config(&[flag, value]).await.validate().expect_err(flag);
+            assert!(error.to_string().contains(named), "{error}");
+        }
     }
 }

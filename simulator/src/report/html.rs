@@ -1,11 +1,13 @@
-//! The HTML page of a scenario report: the figures as a table and the charts from `svg.rs`,
-//! with inline styles only, so one file carries the whole report and opens offline without
-//! fetching any script, font or stylesheet.
+//! The HTML page of a report model: the verdict, the checks, each section's figures as a
+//! table, its latencies and its charts (drawn by `svg.rs`), and the errors, with inline
+//! styles only, so one file carries the whole report and opens offline without fetching any
+//! script, font or stylesheet. Also the charts every scenario with a timeline shares.
 
 use std::fmt::Write as _;
 
-use super::svg::{self, BarGroup, Series, PALETTE};
-use crate::scenario::{BaselineReport, IngestReport, Timeline};
+use super::model::{Chart, Item, ScenarioReport, Section};
+use super::svg::{BarGroup, Series, PALETTE};
+use crate::scenario::Timeline;
 use crate::stats::{format_us, Percentiles};
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:820px}\
@@ -36,18 +38,38 @@ fn ms(micros: u64) -> f64 {
     micros as f64 / 1_000.0
 }
 
-/// A report page under construction: every scenario's page has the same frame (title,
-/// verdict, a table of figures, sections of charts with captions, the errors), so the
-/// scenarios only decide what goes in it.
-#[derive(Debug)]
-pub struct Page {
+/// The report as one self-contained page.
+pub fn page<R: ScenarioReport>(report: &R) -> String {
+    let title = format!("Fleetgate {} run {}", R::SCENARIO, report.run_id());
+    let mut page = Page::new(&title, report.is_clean(), &report.verdict());
+    page.section(&report.headline());
+    for section in report.sections() {
+        page.section(&section.heading);
+        for item in &section.items {
+            match item {
+                Item::Figure { name, value } => page.row(name, value),
+                Item::Latencies(rows) => page.percentile_table(rows),
+                Item::Chart { chart, caption } => page.figure(&chart.to_svg(), caption),
+                Item::Note(text) => page.note(text),
+            };
+        }
+    }
+    page.section("Checks");
+    for check in report.checks() {
+        page.row(&check.name, format!("{}: {}", check.outcome, check.detail));
+    }
+    page.finish(report.errors())
+}
+
+/// A page under construction: title and verdict, then headings, tables, figures, notes.
+struct Page {
     out: String,
     in_table: bool,
 }
 
 impl Page {
     /// Opens the page and writes its title and verdict line.
-    pub fn new(title: &str, clean: bool, verdict: &str) -> Self {
+    fn new(title: &str, clean: bool, verdict: &str) -> Self {
         let mut out = String::new();
         let _ = write!(
             out,
@@ -64,14 +86,14 @@ impl Page {
     }
 
     /// A heading; closes an open figures table.
-    pub fn section(&mut self, heading: &str) -> &mut Self {
+    fn section(&mut self, heading: &str) -> &mut Self {
         self.close_table();
         let _ = write!(self.out, "<h2>{}</h2>", escape(heading));
         self
     }
 
     /// One name/value row of a figures table (opened by the first row after a heading).
-    pub fn row(&mut self, name: &str, value: impl std::fmt::Display) -> &mut Self {
+    fn row(&mut self, name: &str, value: impl std::fmt::Display) -> &mut Self {
         if !self.in_table {
             self.out.push_str("<table>");
             self.in_table = true;
@@ -86,7 +108,7 @@ impl Page {
     }
 
     /// A table of latency percentiles, one row per named measurement.
-    pub fn percentile_table(&mut self, rows: &[(&str, &Percentiles)]) -> &mut Self {
+    fn percentile_table(&mut self, rows: &[(String, Percentiles)]) -> &mut Self {
         self.close_table();
         self.out.push_str(
             "<table><tr><th>latency</th><th>samples</th><th>p50</th><th>p90</th><th>p99</th>\
@@ -113,8 +135,8 @@ impl Page {
         self
     }
 
-    /// A chart (an `<svg>` from `svg.rs`) with its caption.
-    pub fn figure(&mut self, chart: &str, caption: &str) -> &mut Self {
+    /// A chart (an `<svg>`) with its caption.
+    fn figure(&mut self, chart: &str, caption: &str) -> &mut Self {
         self.close_table();
         let _ = write!(
             self.out,
@@ -125,14 +147,14 @@ impl Page {
     }
 
     /// A paragraph of text.
-    pub fn note(&mut self, text: &str) -> &mut Self {
+    fn note(&mut self, text: &str) -> &mut Self {
         self.close_table();
         let _ = write!(self.out, "<p>{}</p>", escape(text));
         self
     }
 
     /// The errors section and the end of the page.
-    pub fn finish(mut self, errors: &[String]) -> String {
+    fn finish(mut self, errors: &[String]) -> String {
         self.section("Errors");
         if errors.is_empty() {
             self.out.push_str("<p>none</p>");
@@ -167,7 +189,7 @@ fn percentile_micros(percentiles: &Percentiles) -> [u64; 5] {
 
 /// Bars of p50/p90/p99/p99.9/max in milliseconds, one colour per named measurement; the
 /// measurements without samples are left out.
-pub fn percentile_chart(title: &str, groups: &[(&str, &Percentiles)]) -> String {
+pub fn percentile_chart(title: &str, groups: &[(&str, &Percentiles)]) -> Chart {
     let groups: Vec<BarGroup> = groups
         .iter()
         .filter(|(_, percentiles)| percentiles.samples > 0)
@@ -179,49 +201,51 @@ pub fn percentile_chart(title: &str, groups: &[(&str, &Percentiles)]) -> String 
         })
         .collect();
     if groups.is_empty() {
-        return svg::placeholder(title, "no latency samples");
+        return Chart::missing(title, "no latency samples");
     }
-    svg::bar_chart(
+    Chart::bars(
         title,
         "milliseconds",
         &["p50", "p90", "p99", "p99.9", "max"],
-        &groups,
-        &svg::short_number,
+        groups,
     )
+}
+
+/// The timeline's per-second counter as one line named `counted`.
+pub fn rate_series(counted: &str, color: &'static str, timeline: &Timeline) -> Series {
+    Series {
+        name: counted.to_owned(),
+        color,
+        points: timeline
+            .samples
+            .iter()
+            .map(|sample| (sample.t_s, sample.acked_per_s))
+            .collect(),
+    }
+}
+
+/// Lines over time in seconds, or why there are too few samples to draw them.
+pub fn rate_lines(title: &str, lines: Vec<Series>) -> Chart {
+    if lines.iter().any(|line| line.points.len() < 2) {
+        return Chart::missing(title, "not enough samples (run shorter than a second)");
+    }
+    Chart::lines(title, "seconds since the start", "per second", lines)
 }
 
 /// The timeline's per-second counter as a line; `counted` names what it counts.
-pub fn rate_chart(title: &str, counted: &str, timeline: &Timeline) -> String {
-    let points: Vec<(f64, f64)> = timeline
-        .samples
-        .iter()
-        .map(|sample| (sample.t_s, sample.acked_per_s))
-        .collect();
-    if points.len() < 2 {
-        return svg::placeholder(title, "not enough samples (run shorter than a second)");
-    }
-    svg::line_chart(
-        title,
-        "seconds since the start",
-        "per second",
-        &[Series {
-            name: counted.to_owned(),
-            color: PALETTE[0],
-            points,
-        }],
-        &svg::short_number,
-    )
+pub fn rate_chart(title: &str, counted: &str, timeline: &Timeline) -> Chart {
+    rate_lines(title, vec![rate_series(counted, PALETTE[0], timeline)])
 }
 
 /// The gateway's resident memory over the run, or why it was not measured.
-pub fn memory_chart(timeline: &Timeline) -> String {
+pub fn memory_chart(timeline: &Timeline) -> Chart {
     let title = "Gateway memory (resident set)";
     let source = match timeline.gateway_pid {
         Some(pid) => format!("VmRSS of pid {pid}"),
         None if timeline.has_memory() || timeline.memory_error.is_some() => {
             "process_resident_memory_bytes from /metrics".to_owned()
         }
-        None => return svg::placeholder(title, "not measured (no --gateway-pid given)"),
+        None => return Chart::missing(title, "not measured (no --gateway-pid given)"),
     };
     let points: Vec<(f64, f64)> = timeline
         .samples
@@ -237,19 +261,14 @@ pub fn memory_chart(timeline: &Timeline) -> String {
             .memory_error
             .as_deref()
             .unwrap_or("no sample was taken");
-        return svg::placeholder(title, &format!("not measured: {why}"));
+        return Chart::missing(title, &format!("not measured: {why}"));
     }
-    svg::line_chart(
-        title,
-        "seconds since the start",
-        "MiB",
-        &[Series {
-            name: source,
-            color: PALETTE[2],
-            points,
-        }],
-        &svg::short_number,
-    )
+    let series = vec![Series {
+        name: source,
+        color: PALETTE[2],
+        points,
+    }];
+    Chart::lines(title, "seconds since the start", "MiB", series)
 }
 
 /// Memory caption shared by every report that samples the gateway.
@@ -257,198 +276,36 @@ pub const MEMORY_CAPTION: &str = "The gateway's resident set, read once a second
     from /proc/<pid>/status when its pid was given (--gateway-pid), else \
     process_resident_memory_bytes from its /metrics.";
 
-/// The peak-throughput and peak-memory rows every timeline-carrying report shows.
-pub fn timeline_rows(page: &mut Page, timeline: &Timeline, unit: &str) {
-    if let Some(peak) = timeline
+/// The peak-throughput and peak-memory figures every timeline-carrying report shows.
+pub fn timeline_figures(section: Section, timeline: &Timeline, unit: &str) -> Section {
+    let peak_rate = timeline
         .samples
         .iter()
         .map(|sample| sample.acked_per_s)
-        .reduce(f64::max)
-    {
-        page.row("throughput (best second)", format!("{peak:.1} {unit}/s"));
-    }
-    if let Some(peak) = timeline
+        .reduce(f64::max);
+    let peak_rss = timeline
         .samples
         .iter()
         .filter_map(|sample| sample.gateway_rss_kib)
-        .max()
-    {
-        page.row(
+        .max();
+    section
+        .figure_if(
+            "throughput (best second)",
+            peak_rate.map(|peak| format!("{peak:.1} {unit}/s")),
+        )
+        .figure_if(
             "gateway memory (peak RSS)",
-            format!("{:.1} MiB", peak as f64 / 1024.0),
-        );
-    }
-}
-
-/// The whole page for an ingest run.
-pub fn ingest_page(report: &IngestReport) -> String {
-    let (clean, verdict) = if report.is_clean() {
-        (
-            true,
-            "clean: every acknowledged point stored exactly once and delivered live",
+            peak_rss.map(|peak| format!("{:.1} MiB", peak as f64 / 1024.0)),
         )
-    } else {
-        (false, "NOT clean: see the figures and errors below")
-    };
-    let mut page = Page::new(
-        &format!("Fleetgate ingest run {}", report.run_id),
-        clean,
-        verdict,
-    );
-    page.section("Figures")
-        .row("account", &report.account_id)
-        .row("units", report.units)
-        .row("points sent", report.points_sent)
-        .row("points acknowledged", report.points_acked)
-        .row("points stored (rows)", report.points_stored)
-        .row("missing", report.missing)
-        .row("duplicates", report.duplicates)
-        .row("delivered via SSE", report.sse_received)
-        .row("elapsed", format!("{:.2} s", report.elapsed.as_secs_f64()))
-        .row(
-            "throughput (mean)",
-            format!("{:.1} points/s", report.points_per_sec),
+        .note_if(
+            timeline.truncated,
+            "The series were cut at their sample limit; later seconds are not shown.",
         )
-        .row(
-            "offered load (units × rate)",
-            format!("{:.1} points/s", report.offered_points_per_sec),
-        )
-        .row(
-            "gateway transport",
-            if report.gateway_tls {
-                "TLS (mutual)"
-            } else {
-                "plain TCP"
-            },
-        );
-    timeline_rows(&mut page, &report.timeline, "points");
-    if let Some(baseline) = &report.baseline {
-        baseline_rows(&mut page, report, baseline);
-    }
-    let mut latencies = vec![
-        ("publish→ack", &report.publish_to_ack),
-        ("publish→SSE", &report.publish_to_sse),
-        ("publish→stored", &report.publish_to_stored),
-    ];
-    if let Some(baseline) = &report.baseline {
-        latencies.push(("bare rumqttd publish→ack", &baseline.publish_to_ack));
-        latencies.push(("bare rumqttd publish→sink", &baseline.publish_to_sink));
-    }
-    let (throughput, throughput_caption) = throughput_figure(report);
-    page.section("Latency")
-        .percentile_table(&latencies)
-        .figure(&throughput, throughput_caption)
-        .figure(
-            &percentile_chart("Latency percentiles", &latencies),
-            "From the unit's PUBLISH to its PUBACK (every acknowledged point, timed by the \
-             unit; the gateway acknowledges after the commit that stores the point), from the \
-             unit's send to the point on the account's live stream and to the point readable \
-             in history (sampled by the storage probe), and (baseline) to the bare broker's \
-             PUBACK, which it sends on arrival, and to its sink.",
-        )
-        .figure(&memory_chart(&report.timeline), MEMORY_CAPTION);
-    if report.timeline.truncated {
-        page.note("The series were cut at their sample limit; later seconds are not shown.");
-    }
-    page.finish(&report.errors)
-}
-
-/// The bare broker's figures and the ratio, with what the ratio means for this run.
-fn baseline_rows(page: &mut Page, report: &IngestReport, baseline: &BaselineReport) {
-    page.row("bare broker", &baseline.broker)
-        .row(
-            "bare rumqttd: acknowledged / drained by the sink",
-            format!("{} / {}", baseline.points_acked, baseline.sink_drained),
-        )
-        .row(
-            "bare rumqttd: throughput (mean)",
-            format!(
-                "{:.1} points/s ({})",
-                baseline.points_per_sec, baseline.transport
-            ),
-        );
-    if let Some(ratio) = report.throughput_ratio {
-        page.row(
-            "throughput ratio (gateway ÷ bare rumqttd)",
-            format!("{ratio:.3}"),
-        );
-    }
-    if let Some(ratio) = report.stored_ratio() {
-        page.row(
-            "stored ratio (acknowledged and stored ÷ bare rumqttd)",
-            format!("{ratio:.3}"),
-        );
-    }
-    let limit = if report.baseline_at_limit == Some(true) {
-        "The bare broker could not take the offered load, so its throughput is its limit on \
-         this machine and the ratio is the gateway's share of that limit."
-    } else {
-        "The bare broker carried the offered load, so the ratio is not a share of its limit: \
-         it only says how much of the offered load the gateway carried relative to it. Offer \
-         more (units × rate) to measure the limit."
-    };
-    let tls = if report.gateway_tls {
-        " The gateway run used TLS and the bare broker plain TCP: the ratio includes the cost \
-         of TLS."
-    } else {
-        ""
-    };
-    let broker = if report.shows_a_ratio() {
-        format!(" The bare broker: {}.", baseline.broker)
-    } else {
-        String::new()
-    };
-    page.note(&format!("{limit}{tls}{broker}"));
-}
-
-/// Throughput over time: the gateway's series and, with a baseline, the bare broker's on
-/// the same axes.
-fn throughput_figure(report: &IngestReport) -> (String, &'static str) {
-    let title = "Throughput: points acknowledged per second";
-    let Some(baseline) = &report.baseline else {
-        return (
-            rate_chart(title, "acknowledged/s", &report.timeline),
-            "Acknowledgements (PUBACK) counted once a second while the units publish.",
-        );
-    };
-    let series = |name: &str, color, timeline: &Timeline| Series {
-        name: name.to_owned(),
-        color,
-        points: timeline
-            .samples
-            .iter()
-            .map(|sample| (sample.t_s, sample.acked_per_s))
-            .collect(),
-    };
-    let lines = [
-        series("Fleetgate", PALETTE[0], &report.timeline),
-        series("bare rumqttd", PALETTE[1], &baseline.timeline),
-    ];
-    let chart = if lines.iter().any(|line| line.points.len() < 2) {
-        svg::placeholder(title, "not enough samples (run shorter than a second)")
-    } else {
-        svg::line_chart(
-            title,
-            "seconds since the start",
-            "per second",
-            &lines,
-            &svg::short_number,
-        )
-    };
-    (
-        chart,
-        "Acknowledgements (PUBACK) counted once a second while the units publish, for the \
-         gateway and for the same load against the bare broker (run first, on its own).",
-    )
 }
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
-    use crate::api::AccountId;
-    use crate::scenario::{Timeline, TimelineSample};
 
     #[test]
     fn escapes_markup_and_quotes() {
@@ -457,201 +314,5 @@ mod tests {
             "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &#39;y&#39;"
         );
         assert_eq!(escape("plain µs → text"), "plain µs → text");
-    }
-
-    fn report(gateway_pid: Option<u32>, rss: Option<u64>) -> IngestReport {
-        let percentiles = Percentiles {
-            samples: 100,
-            p50_us: 1_500,
-            p90_us: 3_000,
-            p99_us: 9_000,
-            p999_us: 12_000,
-            max_us: 15_000,
-        };
-        let samples = (0..4)
-            .map(|second| TimelineSample {
-                t_s: second as f64,
-                acked_total: second * 200,
-                acked_per_s: if second == 0 { 0.0 } else { 200.0 },
-                gateway_rss_kib: rss.map(|kib| kib + second * 100),
-            })
-            .collect();
-        IngestReport {
-            run_id: "r1".into(),
-            account_id: AccountId::new("acc"),
-            units: 20,
-            points_sent: 600,
-            points_acked: 600,
-            points_stored: 600,
-            missing: 0,
-            duplicates: 0,
-            sse_received: 600,
-            elapsed: Duration::from_secs(3),
-            points_per_sec: 200.0,
-            publish_to_sse: percentiles,
-            publish_to_stored: percentiles,
-            publish_to_ack: Percentiles {
-                samples: 600,
-                p50_us: 21_000,
-                ..percentiles
-            },
-            timeline: Timeline {
-                interval_s: 1.0,
-                gateway_pid,
-                samples,
-                truncated: false,
-                memory_error: None,
-            },
-            offered_points_per_sec: 200.0,
-            gateway_tls: false,
-            baseline: None,
-            throughput_ratio: None,
-            baseline_at_limit: None,
-            errors: vec!["unit <u1> said \"no\"".into()],
-        }
-    }
-
-    /// `report` with a bare-broker run that carried `per_s` points/s.
-    fn with_baseline(per_s: f64, at_limit: bool, tls: bool) -> IngestReport {
-        let base = report(Some(42), Some(50_000));
-        let samples = (0..4)
-            .map(|second| TimelineSample {
-                t_s: second as f64,
-                acked_total: second * 300,
-                acked_per_s: if second == 0 { 0.0 } else { per_s },
-                gateway_rss_kib: None,
-            })
-            .collect();
-        let baseline = BaselineReport {
-            broker: crate::scenario::baseline::describe_broker(tls),
-            broker_addr: "127.0.0.1:2".into(),
-            transport: "plain TCP, no authentication".into(),
-            units: 20,
-            points_sent: 600,
-            points_acked: 600,
-            sink_drained: 600,
-            elapsed: Duration::from_secs(2),
-            points_per_sec: per_s,
-            publish_to_sink: Percentiles {
-                samples: 600,
-                p50_us: 300,
-                p90_us: 500,
-                p99_us: 900,
-                p999_us: 1_100,
-                max_us: 1_200,
-            },
-            publish_to_ack: Percentiles {
-                samples: 600,
-                p50_us: 150,
-                p90_us: 250,
-                p99_us: 400,
-                p999_us: 500,
-                max_us: 600,
-            },
-            timeline: Timeline {
-                interval_s: 1.0,
-                gateway_pid: None,
-                samples,
-                truncated: false,
-                memory_error: None,
-            },
-            errors: Vec::new(),
-        };
-        IngestReport {
-            throughput_ratio: Some(base.points_per_sec / per_s),
-            baseline_at_limit: Some(at_limit),
-            gateway_tls: tls,
-            baseline: Some(baseline),
-            ..base
-        }
-    }
-
-    #[test]
-    fn baseline_shares_the_throughput_chart_and_adds_its_latency_and_ratio() {
-        let page = ingest_page(&with_baseline(400.0, true, true));
-        assert_eq!(page.matches("<svg").count(), 3, "no extra chart");
-        assert_eq!(
-            page.matches("<polyline").count(),
-            3,
-            "two throughput lines and memory"
-        );
-        assert!(page.contains("<title>bare rumqttd</title>"));
-        assert!(page.contains("<title>Fleetgate</title>"));
-        assert!(page.contains("bare rumqttd publish→sink"));
-        assert!(page.contains("<td>bare rumqttd publish→ack</td><td>600</td><td>150 µs</td>"));
-        assert!(page.contains(
-            "<td>bare broker</td><td>rumqttd 0.20.0 (crates.io), plain TCP; the gateway ran TLS</td>"
-        ));
-        assert!(page.contains(
-            "The bare broker: rumqttd 0.20.0 (crates.io), plain TCP; the gateway ran TLS."
-        ));
-        assert!(page.contains("throughput ratio (gateway ÷ bare rumqttd)</td><td>0.500"));
-        assert!(page.contains("600 / 600"));
-        assert!(page.contains("its limit on this machine"));
-        assert!(page.contains("includes the cost of TLS"));
-        assert!(page.contains("offered load (units × rate)</td><td>200.0 points/s"));
-        let below = ingest_page(&with_baseline(200.0, false, false));
-        assert!(below.contains("not a share of its limit"));
-        assert!(!below.contains("cost of TLS"));
-        assert!(below.contains("plain TCP"));
-        assert!(below.contains("the gateway ran plain TCP too"));
-        let lower = below.to_ascii_lowercase();
-        assert!(!lower.contains("<script") && !lower.contains("http://"));
-    }
-
-    #[test]
-    fn without_a_baseline_there_is_no_ratio() {
-        let page = ingest_page(&report(None, None));
-        assert!(!page.contains("ratio"));
-        assert!(!page.contains("bare rumqttd"));
-    }
-
-    #[test]
-    fn page_is_self_contained() {
-        for page in [
-            ingest_page(&report(None, None)),
-            ingest_page(&report(Some(42), Some(50_000))),
-        ] {
-            let lower = page.to_ascii_lowercase();
-            assert!(!lower.contains("http://") && !lower.contains("https://"));
-            assert!(!lower.contains("<script") && !lower.contains("<link"));
-            assert!(!lower.contains("src=") && !lower.contains("@import"));
-            assert!(!lower.contains("url("));
-            assert!(page.starts_with("<!DOCTYPE html>"));
-        }
-    }
-
-    #[test]
-    fn page_has_the_three_charts_and_escapes_errors() {
-        let page = ingest_page(&report(Some(42), Some(50_000)));
-        assert_eq!(page.matches("<svg").count(), 3);
-        assert_eq!(
-            page.matches("<polyline").count(),
-            2,
-            "throughput and memory"
-        );
-        assert!(page.contains("VmRSS of pid 42"));
-        assert!(page.contains("p99.9"));
-        assert!(
-            page.contains("<td>publish→ack</td><td>600</td><td>21.0 ms</td>"),
-            "the PUBACK round trip heads the latency table"
-        );
-        assert!(
-            page.contains("<title>publish→ack p50: "),
-            "and has its bars"
-        );
-        assert!(page.contains("unit &lt;u1&gt; said &quot;no&quot;"));
-        assert!(!page.contains("<u1>"));
-        assert!(page.contains("peak RSS"));
-    }
-
-    #[test]
-    fn memory_without_a_pid_is_not_measured() {
-        let page = ingest_page(&report(None, None));
-        assert!(page.contains("not measured (no --gateway-pid given)"));
-        assert_eq!(page.matches("<polyline").count(), 1, "throughput only");
-        let mut unreadable = report(Some(7), None);
-        unreadable.timeline.memory_error = Some("/proc/7/status: gone".into());
-        assert!(ingest_page(&unreadable).contains("not measured: /proc/7/status: gone"));
     }
 }

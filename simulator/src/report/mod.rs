@@ -2,18 +2,28 @@
 //! with charts for people, side by side in a reports directory, named after the run so runs
 //! do not overwrite each other.
 //!
+//! Every scenario fills one model ([`ScenarioReport`], `model.rs`): its checks and its
+//! figures, stated once. This module renders it three ways, each in one place: text for the
+//! terminal (`text.rs`), a page (`html.rs`, charts by `svg.rs`), and the JSON (here: the
+//! scenario's own serialized fields, plus its `checks` when it does not carry them itself).
+//!
 //! Writing is kept out of the scenarios themselves: the library runs return their report,
 //! and the command line decides whether and where to write it (the end-to-end tests write
-//! nothing).
+//! nothing). `compare.rs` lists what a later run's JSON lost against an earlier one's.
 
+pub mod compare;
 pub mod html;
+pub mod model;
 pub mod svg;
+mod text;
 
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde_json::Value;
 
-use crate::scenario::IngestReport;
+pub use html::page;
+pub use model::{Chart, Check, Item, Outcome, ScenarioReport, Section};
+pub use text::text;
 
 /// Where a report was written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,103 +61,48 @@ fn file_stem(scenario: &str, run_id: &str) -> String {
     format!("{scenario}-{safe}")
 }
 
-fn write(path: PathBuf, contents: &[u8]) -> Result<PathBuf, ReportError> {
+fn write_file(path: PathBuf, contents: &[u8]) -> Result<PathBuf, ReportError> {
     match std::fs::write(&path, contents) {
         Ok(()) => Ok(path),
         Err(source) => Err(ReportError::Io { path, source }),
     }
 }
 
-/// Writes `<scenario>-<run_id>.json` (the figures) and `<scenario>-<run_id>.html` (the
-/// page) into `dir`, creating it. Each scenario's report type decides its own page.
-pub fn write_report<R: Serialize>(
-    dir: &Path,
-    scenario: &str,
-    run_id: &str,
-    figures: &R,
-    page: &str,
-) -> Result<WrittenReport, ReportError> {
+/// The report's JSON: the scenario's serialized fields, and its `checks` as the model
+/// judged them, unless the scenario serializes its own.
+pub fn to_json<R: ScenarioReport>(report: &R) -> Result<Value, ReportError> {
+    let mut json = serde_json::to_value(report)?;
+    if let Value::Object(fields) = &mut json {
+        if !fields.contains_key("checks") {
+            fields.insert("checks".into(), serde_json::to_value(report.checks())?);
+        }
+    }
+    Ok(json)
+}
+
+/// Writes `<scenario>-<run_id>.json` (the figures and checks) and `<scenario>-<run_id>.html`
+/// (the page) into `dir`, creating it.
+pub fn write<R: ScenarioReport>(report: &R, dir: &Path) -> Result<WrittenReport, ReportError> {
     std::fs::create_dir_all(dir).map_err(|source| ReportError::Io {
         path: dir.to_owned(),
         source,
     })?;
-    let stem = file_stem(scenario, run_id);
-    let mut json = serde_json::to_vec_pretty(figures)?;
+    let stem = file_stem(R::SCENARIO, report.run_id());
+    let mut json = serde_json::to_vec_pretty(&to_json(report)?)?;
     json.push(b'\n');
-    let json = write(dir.join(format!("{stem}.json")), &json)?;
-    let html = write(dir.join(format!("{stem}.html")), page.as_bytes())?;
+    let json = write_file(dir.join(format!("{stem}.json")), &json)?;
+    let html = write_file(dir.join(format!("{stem}.html")), page(report).as_bytes())?;
     Ok(WrittenReport { json, html })
-}
-
-/// Writes `ingest-<run_id>.json` and `ingest-<run_id>.html` into `dir`, creating it.
-pub fn write_ingest_report(
-    report: &IngestReport,
-    dir: &Path,
-) -> Result<WrittenReport, ReportError> {
-    write_report(
-        dir,
-        "ingest",
-        &report.run_id,
-        report,
-        &html::ingest_page(report),
-    )
 }
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
-    use crate::api::AccountId;
-    use crate::scenario::Timeline;
-    use crate::stats::Percentiles;
 
     #[test]
     fn file_names_cannot_escape_the_directory() {
         assert_eq!(file_stem("ingest", "ab12"), "ingest-ab12");
         assert_eq!(file_stem("ingest", "../../etc"), "ingest-etc");
         assert_eq!(file_stem("ingest", "/"), "ingest-run");
-    }
-
-    #[test]
-    fn writes_json_and_html_named_after_the_run() {
-        let dir =
-            std::env::temp_dir().join(format!("fleetgate-sim-report-test-{}", std::process::id()));
-        let report = IngestReport {
-            run_id: "t1".into(),
-            account_id: AccountId::new("a"),
-            units: 1,
-            points_sent: 1,
-            points_acked: 1,
-            points_stored: 1,
-            missing: 0,
-            duplicates: 0,
-            sse_received: 1,
-            elapsed: Duration::from_secs(1),
-            points_per_sec: 1.0,
-            publish_to_sse: Percentiles::default(),
-            publish_to_stored: Percentiles::default(),
-            publish_to_ack: Percentiles::default(),
-            timeline: Timeline::default(),
-            offered_points_per_sec: 1.0,
-            gateway_tls: false,
-            baseline: None,
-            throughput_ratio: None,
-            baseline_at_limit: None,
-            errors: Vec::new(),
-        };
-        let written = write_ingest_report(&report, &dir.join("reports")).expect("written");
-        assert!(written.json.ends_with("reports/ingest-t1.json"));
-        assert!(written.html.ends_with("reports/ingest-t1.html"));
-        let json: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&written.json).expect("json file"))
-                .expect("valid json");
-        assert_eq!(json["run_id"], "t1");
-        assert!(json["timeline"]["samples"].is_array());
-        assert_eq!(json["publish_to_sse"]["p999_us"], 0);
-        assert_eq!(json["publish_to_ack"]["samples"], 0);
-        let html = std::fs::read_to_string(&written.html).expect("html file");
-        assert!(html.contains("Fleetgate ingest run t1"));
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

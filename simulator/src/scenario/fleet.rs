@@ -167,28 +167,9 @@ pub(crate) fn transport_for(
     }
 }
 
-/// Connects one unit per machine, `parallelism` at a time. Units that fail are reported in
+/// Connects one unit per machine, `parallelism` at a time, each unit's options passed
+/// through `adjust` first (e.g. to turn on `tcp_nodelay`). Units that fail are reported in
 /// `errors` and left out; the result pairs each connected unit with its machine index.
-pub(crate) async fn connect_units(
-    machines: &[SimMachine],
-    broker: &BrokerAddr,
-    tls_server_name: Option<&str>,
-    parallelism: usize,
-    errors: &ErrorLog,
-) -> Vec<(usize, SimUnit)> {
-    connect_units_with(
-        machines,
-        broker,
-        tls_server_name,
-        parallelism,
-        errors,
-        |options| options,
-    )
-    .await
-}
-
-/// `connect_units` with each unit's options passed through `adjust` first (e.g. to turn
-/// on `tcp_nodelay`).
 pub(crate) async fn connect_units_with(
     machines: &[SimMachine],
     broker: &BrokerAddr,
@@ -234,12 +215,24 @@ pub(crate) async fn connect_fleet(
     parallelism: usize,
     errors: &ErrorLog,
 ) -> Result<Vec<(usize, Arc<SimUnit>)>, ScenarioError> {
-    let connected = connect_units(
+    connect_fleet_with(fleet, target, parallelism, errors, |options| options).await
+}
+
+/// [`connect_fleet`] with every unit's options passed through `configure` first.
+pub(crate) async fn connect_fleet_with(
+    fleet: &Fleet,
+    target: &Target,
+    parallelism: usize,
+    errors: &ErrorLog,
+    configure: fn(UnitOptions) -> UnitOptions,
+) -> Result<Vec<(usize, Arc<SimUnit>)>, ScenarioError> {
+    let connected = connect_units_with(
         &fleet.machines,
         &target.mqtt,
         target.tls_server_name.as_deref(),
         parallelism,
         errors,
+        configure,
     )
     .await;
     if connected.is_empty() {

@@ -25,6 +25,7 @@ use tokio::time::Instant;
 use super::publish::{fill_slot, take_slot, SampleSlot, SentPoint};
 use super::ErrorLog;
 use crate::api::{ApiClient, AssetId, HistoryQuery, SseStream};
+use crate::report::Check;
 use crate::stats::{LatencyRecorder, SeqTally};
 use crate::telemetry::{now_us, rfc3339_from_ms, whole_number, SENT_US_SENSOR};
 
@@ -266,4 +267,32 @@ async fn verify_asset(
         }
         tokio::time::sleep(VERIFY_RETRY_INTERVAL).await;
     }
+}
+/// The checks of every run that stores and streams what its units sent: every point
+/// acknowledged and stored exactly once, the live stream delivered them all, and no error
+/// on the way.
+pub(crate) fn delivery_checks(
+    points_sent: u64,
+    points_acked: u64,
+    missing: u64,
+    duplicates: u64,
+    sse_received: u64,
+    errors: usize,
+) -> Vec<Check> {
+    vec![
+        Check::holds(
+            "stored exactly once",
+            missing == 0 && duplicates == 0 && points_acked == points_sent,
+            format!(
+                "{points_sent} sent, {points_acked} acknowledged, {missing} missing, \
+                 {duplicates} duplicates"
+            ),
+        ),
+        Check::holds(
+            "delivered live",
+            sse_received >= points_acked,
+            format!("{sse_received} of {points_acked} acknowledged points on the live stream"),
+        ),
+        Check::holds("no errors", errors == 0, format!("{errors} errors")),
+    ]
 }

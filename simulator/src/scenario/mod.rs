@@ -10,10 +10,12 @@ mod fleet;
 pub mod ingest;
 pub mod keys;
 mod measure;
+mod options;
 mod publish;
 pub mod revoke_storm;
+mod runner;
 pub mod scale;
-mod sharing_load;
+mod sharing;
 pub mod soak;
 pub mod support;
 mod target;
@@ -32,6 +34,8 @@ pub use baseline::BaselineReport;
 pub use fanout::{run_fanout, FanoutConfig, FanoutReport};
 pub use ingest::{run_ingest, IngestConfig, IngestReport};
 pub use keys::{run_keys, KeysConfig, KeysReport};
+pub use options::RunOptions;
+pub(crate) use options::{check_count, check_duration, check_rate};
 pub use revoke_storm::{run_revoke_storm, RevokeMode, RevokeStormConfig, RevokeStormReport};
 pub use scale::{run_scale, ScaleConfig, ScaleReport};
 pub use soak::{run_soak, SoakConfig, SoakReport};
@@ -129,25 +133,6 @@ impl ErrorLog {
             entries.push(format!("… and {} more errors", inner.dropped));
         }
         entries
-    }
-}
-
-/// Refuses a run id that would not fit inside the ids a scenario derives from it (device
-/// ids must be ASCII alphanumeric, and names stay short).
-pub(crate) fn check_run_id(run_id: Option<&str>) -> Result<(), ScenarioError> {
-    let Some(run_id) = run_id else {
-        return Ok(());
-    };
-    let fits = (1..=16).contains(&run_id.len())
-        && run_id
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-    if fits {
-        Ok(())
-    } else {
-        Err(ScenarioError::InvalidConfig(format!(
-            "run id must be 1..=16 lowercase ASCII letters or digits, got {run_id:?}"
-        )))
     }
 }
 

@@ -1,5 +1,5 @@
-//! The publishing half of the ingest scenario: one task per unit sends its points on a
-//! fixed schedule and records which of them the broker acknowledged.
+//! The publishing half of every scenario whose units stream: one task per unit sends its
+//! points on a fixed schedule and records which of them the broker acknowledged.
 //!
 //! Points are not sent one-at-a-time-and-wait: a unit keeps sending on schedule while
 //! earlier points are still in flight (bounded by rumqttc's in-flight window and request
@@ -78,6 +78,28 @@ pub(crate) struct PublishPlan {
     pub(crate) ack_timeout: Duration,
 }
 
+/// Gives every unit task time to be scheduled before the first tick.
+const START_DELAY: Duration = Duration::from_millis(100);
+
+impl PublishPlan {
+    /// `points_per_unit` points at `rate` points/s from each of `units` units, the first
+    /// [`START_DELAY`] from now; each unit waits `ack_timeout` for its last acknowledgements.
+    pub(crate) fn new(
+        points_per_unit: u64,
+        rate: f64,
+        units: usize,
+        ack_timeout: Duration,
+    ) -> Self {
+        Self {
+            points_per_unit,
+            period: Duration::from_secs_f64(1.0 / rate),
+            start: Instant::now() + START_DELAY,
+            units,
+            ack_timeout,
+        }
+    }
+}
+
 /// Everything one unit's task needs; owned, because each unit runs in its own task.
 pub(crate) struct UnitJob {
     pub(crate) unit: Arc<SimUnit>,
@@ -111,30 +133,92 @@ pub(crate) struct UnitOutcome {
     pub(crate) acknowledged: Vec<bool>,
 }
 
+/// What varies between the runs that drive their units with [`spawn_units`]; the default
+/// sends the whole plan and measures nothing beyond what each unit acknowledged.
+#[derive(Default)]
+pub(crate) struct Drive {
+    /// One per unit, in unit order, for the storage probe; `None`: no probe.
+    pub(crate) sample_slots: Option<Vec<SampleSlot>>,
+    pub(crate) progress: Option<ProgressBar>,
+    pub(crate) stop: Option<watch::Receiver<bool>>,
+    pub(crate) acked: Option<Arc<AtomicU64>>,
+    pub(crate) ack_latency: Option<Arc<Mutex<LatencyRecorder>>>,
+}
+
+/// Starts one task per unit (`(machine, unit)`, the machine seeding its track) sending
+/// on `plan`; [`join_units`] collects them.
+pub(crate) fn spawn_units(
+    units: &[(usize, Arc<SimUnit>)],
+    plan: PublishPlan,
+    drive: Drive,
+    errors: &Arc<ErrorLog>,
+) -> Vec<tokio::task::JoinHandle<UnitOutcome>> {
+    let progress = drive.progress.unwrap_or_else(ProgressBar::hidden);
+    units
+        .iter()
+        .enumerate()
+        .map(|(position, (machine, unit))| {
+            let sample_slot = match &drive.sample_slots {
+                Some(slots) => slots[position].clone(),
+                None => Arc::new(Mutex::new(None)),
+            };
+            tokio::spawn(drive_unit(UnitJob {
+                unit: unit.clone(),
+                position,
+                seed: *machine as u64,
+                plan,
+                sample_slot,
+                progress: progress.clone(),
+                errors: errors.clone(),
+                stop: drive.stop.clone(),
+                acked: drive.acked.clone(),
+                ack_latency: drive.ack_latency.clone(),
+            }))
+        })
+        .collect()
+}
+
+/// Waits for every unit task, in unit order; a task that failed is an error of the run
+/// and leaves a gap (`None`) in its unit's place.
+pub(crate) async fn join_units(
+    tasks: Vec<tokio::task::JoinHandle<UnitOutcome>>,
+    errors: &ErrorLog,
+) -> Vec<Option<UnitOutcome>> {
+    let mut outcomes = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        outcomes.push(match task.await {
+            Ok(outcome) => Some(outcome),
+            Err(error) => {
+                errors.push(format!("a unit task failed: {error}"));
+                None
+            }
+        });
+    }
+    outcomes
+}
+
+/// Points acknowledged over all `outcomes`.
+pub(crate) fn acked_total<'a>(outcomes: impl IntoIterator<Item = &'a UnitOutcome>) -> u64 {
+    outcomes
+        .into_iter()
+        .map(|outcome| outcome.acknowledged.iter().filter(|acked| **acked).count() as u64)
+        .sum()
+}
+
 /// Sends the unit's points on schedule and collects acknowledgements until every point is
 /// acknowledged, the connection fails, or `ack_timeout` passes after the last send.
-pub(crate) async fn drive_unit(job: UnitJob) -> UnitOutcome {
-    let UnitJob {
-        unit,
-        position,
-        seed,
-        plan,
-        sample_slot,
-        progress,
-        errors,
-        mut stop,
-        acked,
-        ack_latency,
-    } = job;
+pub(crate) async fn drive_unit(mut job: UnitJob) -> UnitOutcome {
+    let (unit, plan, errors) = (job.unit.clone(), job.plan, job.errors.clone());
+    let mut stop = job.stop.take();
     let count = plan.points_per_unit;
     // Grown as points go out, not sized from the plan: a stoppable run plans a generous cap.
     let mut acknowledged = Vec::new();
     let offset = plan
         .period
-        .mul_f64(position as f64 / plan.units.max(1) as f64);
+        .mul_f64(job.position as f64 / plan.units.max(1) as f64);
     let mut ticker = tokio::time::interval_at(plan.start + offset, plan.period);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Burst);
-    let mut generator = TrackGenerator::new(seed);
+    let mut generator = TrackGenerator::new(job.seed);
     let mut pending = FuturesUnordered::new();
     let mut next_seq = 0u64;
     let mut sent = 0u64;
@@ -168,7 +252,7 @@ pub(crate) async fn drive_unit(job: UnitJob) -> UnitOutcome {
                     Ok(waiter) => {
                         sent += 1;
                         acknowledged.push(false);
-                        if let Some(probe) = take_slot(&sample_slot) {
+                        if let Some(probe) = take_slot(&job.sample_slot) {
                             let _ = probe.send(SentPoint { seq, ts_ms, sent_us });
                         }
                         pending.push(async move { (seq, waiter.wait_round_trip().await) });
@@ -183,18 +267,7 @@ pub(crate) async fn drive_unit(job: UnitJob) -> UnitOutcome {
                 }
             }
             Some((seq, outcome)) = pending.next(), if !pending.is_empty() => match outcome {
-                Ok(round_trip) => {
-                    if let Some(flag) = usize::try_from(seq).ok().and_then(|index| acknowledged.get_mut(index)) {
-                        *flag = true;
-                    }
-                    progress.inc(1);
-                    if let Some(counter) = &acked {
-                        counter.fetch_add(1, Ordering::Relaxed);
-                    }
-                    if let (Some(recorder), Some(round_trip)) = (&ack_latency, round_trip) {
-                        lock(recorder).record_duration(round_trip);
-                    }
-                }
+                Ok(round_trip) => job.mark_acked(&mut acknowledged, seq, round_trip),
                 Err(error) => {
                     if !ack_error_reported {
                         ack_error_reported = true;
@@ -218,9 +291,29 @@ pub(crate) async fn drive_unit(job: UnitJob) -> UnitOutcome {
         }
     }
     UnitOutcome {
-        position,
+        position: job.position,
         sent,
         acknowledged,
+    }
+}
+
+impl UnitJob {
+    /// Marks point `seq` acknowledged and counts it wherever the run counts: progress,
+    /// the per-second series, the publish→ack histogram.
+    fn mark_acked(&self, acknowledged: &mut [bool], seq: u64, round_trip: Option<Duration>) {
+        if let Some(flag) = usize::try_from(seq)
+            .ok()
+            .and_then(|index| acknowledged.get_mut(index))
+        {
+            *flag = true;
+        }
+        self.progress.inc(1);
+        if let Some(counter) = &self.acked {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+        if let (Some(recorder), Some(round_trip)) = (&self.ack_latency, round_trip) {
+            lock(recorder).record_duration(round_trip);
+        }
     }
 }
 

@@ -53,6 +53,24 @@ impl fmt::Debug for Target {
     }
 }
 
+/// A target nothing answers on, for the tests of a config's own rules.
+#[cfg(test)]
+impl Target {
+    pub(crate) fn unreachable() -> Self {
+        let mqtt = "127.0.0.1:1883".parse().expect("a broker address");
+        Self::new("http://127.0.0.1:1", mqtt, "token")
+    }
+
+    /// A target whose HTTP port was just closed: every call is refused at once.
+    pub(crate) fn closed() -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let address = listener.local_addr().expect("address");
+        drop(listener);
+        let mqtt = "127.0.0.1:1".parse().expect("a broker address");
+        Self::new(format!("http://{address}"), mqtt, "token")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

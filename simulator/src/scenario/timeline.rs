@@ -16,6 +16,8 @@ use serde::Serialize;
 use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
 
+use super::ErrorLog;
+
 /// How often the sampler looks.
 pub const SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
 /// Bounds the series (and the report) however long the run: an hour-long run plus its
@@ -173,6 +175,48 @@ pub(crate) async fn sample_timeline(
     timeline
 }
 
+/// A timeline being sampled in its own task, from `start` until [`Sampler::finish`]: what
+/// every scenario with a per-second series and the gateway's memory starts and ends.
+pub(crate) struct Sampler {
+    /// Dropping it would end the sampling too; `finish` flips it so the last partial
+    /// interval is sampled first.
+    done: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<Timeline>,
+}
+
+impl Sampler {
+    /// Samples `counter` (acknowledgements, deliveries, calls: whatever the run counts)
+    /// and the gateway's memory once a second from `start`: from `/proc` with its pid,
+    /// else from the `/metrics` of the gateway at `http_base` (`None`: not a gateway).
+    pub(crate) fn start(
+        counter: Arc<AtomicU64>,
+        gateway_pid: Option<u32>,
+        http_base: Option<String>,
+        start: Instant,
+    ) -> Self {
+        let (done, done_rx) = watch::channel(false);
+        let task = tokio::spawn(sample_timeline(
+            counter,
+            gateway_pid,
+            http_base,
+            start,
+            SAMPLE_INTERVAL,
+            done_rx,
+        ));
+        Self { done, task }
+    }
+
+    /// Takes the last sample and returns the series; a sampler that failed is an error of
+    /// the run and an empty series.
+    pub(crate) async fn finish(self, errors: &ErrorLog) -> Timeline {
+        self.done.send_replace(true);
+        self.task.await.unwrap_or_else(|error| {
+            errors.push(format!("the timeline sampler failed: {error}"));
+            Timeline::default()
+        })
+    }
+}
+
 fn push_sample(
     timeline: &mut Timeline,
     acked: &AtomicU64,
@@ -195,6 +239,29 @@ fn push_sample(
         gateway_rss_kib: rss,
     });
     *previous = (now, total);
+}
+
+#[cfg(test)]
+impl Timeline {
+    /// A steady series for report tests: `seconds` samples of `per_s` a second after the
+    /// first, and memory around 40 MiB when `gateway_pid` is given.
+    pub(crate) fn steady(seconds: u64, per_s: f64, gateway_pid: Option<u32>) -> Self {
+        let samples = (0..seconds)
+            .map(|second| TimelineSample {
+                t_s: second as f64,
+                acked_total: second * per_s as u64,
+                acked_per_s: if second == 0 { 0.0 } else { per_s },
+                gateway_rss_kib: gateway_pid.map(|_| 40_000 + second * 10),
+            })
+            .collect();
+        Self {
+            interval_s: 1.0,
+            gateway_pid,
+            samples,
+            truncated: false,
+            memory_error: None,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -18,28 +18,25 @@
 
 mod broker;
 
-use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{stream, StreamExt};
 use serde::Serialize;
-use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::fleet::disconnect_all;
-use super::ingest::as_seconds;
 use super::measure::wait_for_count;
-use super::publish::{ack_latency_recorder, percentiles_of};
-use super::publish::{drive_unit, PublishPlan, UnitJob, UnitOutcome};
-use super::timeline::{sample_timeline, Timeline, SAMPLE_INTERVAL};
+use super::publish::{
+    ack_latency_recorder, acked_total, join_units, percentiles_of, spawn_units, Drive, PublishPlan,
+    UnitOutcome,
+};
+use super::timeline::{Sampler, Timeline};
 use super::{progress_bar, ErrorLog};
-use crate::stats::Percentiles;
-use crate::unit::{SimUnit, UnitOptions};
+use crate::stats::{as_seconds, Percentiles};
+use crate::unit::{BrokerAddr, SimUnit, UnitOptions};
 
-/// Gives every unit task time to be scheduled before the first tick (as in the ingest run).
-const START_DELAY: Duration = Duration::from_millis(100);
 /// The bare broker's mean rate below this share of the offered rate means it could not
 /// take the offered load: its throughput is then its limit on this machine.
 pub const LIMIT_SHARE: f64 = 0.9;
@@ -122,38 +119,69 @@ impl BaselineReport {
     }
 }
 
-impl fmt::Display for BaselineReport {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            formatter,
-            "  bare rumqttd ({}, {}): {} units, {} sent, {} acknowledged, {} drained by the sink",
-            self.broker_addr,
-            self.transport,
-            self.units,
-            self.points_sent,
-            self.points_acked,
-            self.sink_drained
-        )?;
-        writeln!(
-            formatter,
-            "    throughput: {:.1} points/s over {:.2} s",
-            self.points_per_sec,
-            self.elapsed.as_secs_f64()
-        )?;
-        writeln!(formatter, "    broker:     {}", self.broker)?;
-        writeln!(formatter, "    publish→ack:    {}", self.publish_to_ack)?;
-        write!(formatter, "    publish→sink:   {}", self.publish_to_sink)?;
-        for error in &self.errors {
-            write!(formatter, "\n    - baseline: {error}")?;
-        }
-        Ok(())
-    }
-}
-
 /// Device id of baseline unit `index`: distinct from the gateway run's (`sim{run}d{i}`),
 /// and alphanumeric like them.
 fn device_id(run_id: &str, index: usize) -> String {
     format!("bl{run_id}u{index}")
+}
+
+/// Waits for the sink to drain what the broker acknowledged on arrival (up to `timeout`)
+/// and returns what it drained; short or untracked points are errors of the run.
+async fn settle_sink(
+    sink: &broker::RunSink,
+    points_acked: u64,
+    timeout: Duration,
+    errors: &ErrorLog,
+) -> u64 {
+    wait_for_count(&sink.drained, points_acked, Instant::now() + timeout).await;
+    let sink_drained = sink.drained.load(Ordering::Relaxed);
+    if sink_drained != points_acked {
+        errors.push(format!(
+            "the sink drained {sink_drained} points but the bare broker acknowledged \
+             {points_acked} (waited {timeout:?})"
+        ));
+    }
+    let untracked = sink.untracked.load(Ordering::Relaxed);
+    if untracked > 0 {
+        errors.push(format!(
+            "{untracked} drained points carried no readable sensors.{}",
+            crate::telemetry::SENT_US_SENSOR
+        ));
+    }
+    sink_drained
+}
+
+/// Connects one unit per device to the bare broker (plain TCP); `Err` when none could.
+async fn connect_units(
+    devices: &[String],
+    mqtt: &BrokerAddr,
+    parallelism: usize,
+    errors: &ErrorLog,
+) -> Result<Vec<(usize, Arc<SimUnit>)>, String> {
+    let units: Vec<(usize, Arc<SimUnit>)> = stream::iter(devices.iter().enumerate())
+        .map(|(index, device)| {
+            let options = UnitOptions::unit(device.clone(), mqtt.clone());
+            async move {
+                match SimUnit::connect(options).await {
+                    Ok(unit) => Some((index, Arc::new(unit))),
+                    Err(error) => {
+                        errors.push(format!("unit {device}: {error}"));
+                        None
+                    }
+                }
+            }
+        })
+        .buffered(parallelism.max(1))
+        .filter_map(std::future::ready)
+        .collect()
+        .await;
+    if units.is_empty() {
+        return Err(format!(
+            "no unit could connect to the bare broker: {}",
+            errors.first().unwrap_or_default()
+        ));
+    }
+    Ok(units)
 }
 
 /// Runs the load against the process's bare broker. `Err` (why, in words) only when no
@@ -167,39 +195,14 @@ pub(crate) async fn run_baseline(load: &BaselineLoad) -> Result<BaselineReport, 
     let errors = Arc::new(ErrorLog::default());
     let strays_before = broker.strays();
 
-    let mqtt = broker.mqtt();
-    let errors_ref = &errors;
-    let units: Vec<(usize, Arc<SimUnit>)> = stream::iter(devices.iter().enumerate())
-        .map(|(index, device)| {
-            let options = UnitOptions::unit(device.clone(), mqtt.clone());
-            async move {
-                match SimUnit::connect(options).await {
-                    Ok(unit) => Some((index, Arc::new(unit))),
-                    Err(error) => {
-                        errors_ref.push(format!("unit {device}: {error}"));
-                        None
-                    }
-                }
-            }
-        })
-        .buffered(load.parallelism.max(1))
-        .filter_map(std::future::ready)
-        .collect()
-        .await;
-    if units.is_empty() {
-        return Err(format!(
-            "no unit could connect to the bare broker: {}",
-            errors.first().unwrap_or_default()
-        ));
-    }
+    let units = connect_units(&devices, &broker.mqtt(), load.parallelism, &errors).await?;
 
-    let plan = PublishPlan {
-        points_per_unit: load.points_per_unit,
-        period: Duration::from_secs_f64(1.0 / load.rate_per_unit),
-        start: Instant::now() + START_DELAY,
-        units: units.len(),
-        ack_timeout: load.settle_timeout,
-    };
+    let plan = PublishPlan::new(
+        load.points_per_unit,
+        load.rate_per_unit,
+        units.len(),
+        load.settle_timeout,
+    );
     let progress = progress_bar(
         plan.points_per_unit * units.len() as u64,
         "acknowledged by the bare broker",
@@ -207,75 +210,31 @@ pub(crate) async fn run_baseline(load: &BaselineLoad) -> Result<BaselineReport, 
     );
     let acked_counter = Arc::new(AtomicU64::new(0));
     let ack_latency = ack_latency_recorder();
-    let (units_done, units_done_rx) = watch::channel(false);
-    let timeline_task = tokio::spawn(sample_timeline(
-        acked_counter.clone(),
-        None,
-        None,
-        plan.start,
-        SAMPLE_INTERVAL,
-        units_done_rx,
-    ));
-    let unit_tasks: Vec<_> = units
-        .iter()
-        .enumerate()
-        .map(|(position, (index, unit))| {
-            tokio::spawn(drive_unit(UnitJob {
-                unit: unit.clone(),
-                position,
-                // The gateway run seeds unit `index` the same way: same payloads.
-                seed: *index as u64,
-                plan,
-                // Nobody probes storage here; the slot stays empty.
-                sample_slot: Arc::new(Mutex::new(None)),
-                progress: progress.clone(),
-                errors: errors.clone(),
-                stop: None,
-                acked: Some(acked_counter.clone()),
-                ack_latency: Some(ack_latency.clone()),
-            }))
-        })
+    // The bare broker lives in this process: no gateway memory to sample.
+    let sampler = Sampler::start(acked_counter.clone(), None, None, plan.start);
+    // The gateway run seeds unit `index` the same way: same payloads. Nobody probes
+    // storage here.
+    let drive = Drive {
+        progress: Some(progress.clone()),
+        acked: Some(acked_counter),
+        ack_latency: Some(ack_latency.clone()),
+        ..Drive::default()
+    };
+    let tasks = spawn_units(&units, plan, drive, &errors);
+    let outcomes: Vec<UnitOutcome> = join_units(tasks, &errors)
+        .await
+        .into_iter()
+        .flatten()
         .collect();
-    let mut outcomes: Vec<UnitOutcome> = Vec::with_capacity(unit_tasks.len());
-    for task in unit_tasks {
-        match task.await {
-            Ok(outcome) => outcomes.push(outcome),
-            Err(error) => errors.push(format!("a unit task failed: {error}")),
-        }
-    }
     let elapsed = plan.start.elapsed();
-    let _ = units_done.send(true);
-    let timeline = timeline_task.await.unwrap_or_else(|error| {
-        errors.push(format!("the timeline sampler failed: {error}"));
-        Timeline::default()
-    });
+    let timeline = sampler.finish(&errors).await;
     progress.finish_and_clear();
 
     let points_sent: u64 = outcomes.iter().map(|outcome| outcome.sent).sum();
-    let points_acked: u64 = outcomes
-        .iter()
-        .map(|outcome| outcome.acknowledged.iter().filter(|acked| **acked).count() as u64)
-        .sum();
+    let points_acked = acked_total(&outcomes);
     let sink = registration.sink.clone();
-    // The sink may still be draining what the broker acknowledged on arrival.
-    let deadline = Instant::now() + load.settle_timeout;
-    wait_for_count(&sink.drained, points_acked, deadline).await;
+    let sink_drained = settle_sink(&sink, points_acked, load.settle_timeout, &errors).await;
     disconnect_all(units, load.parallelism, &errors).await;
-    let sink_drained = sink.drained.load(Ordering::Relaxed);
-    if sink_drained != points_acked {
-        errors.push(format!(
-            "the sink drained {sink_drained} points but the bare broker acknowledged \
-             {points_acked} (waited {:?})",
-            load.settle_timeout
-        ));
-    }
-    let untracked = sink.untracked.load(Ordering::Relaxed);
-    if untracked > 0 {
-        errors.push(format!(
-            "{untracked} drained points carried no readable sensors.{}",
-            crate::telemetry::SENT_US_SENSOR
-        ));
-    }
     let strays = broker.strays().saturating_sub(strays_before);
     if strays > 0 {
         // Not this run's error unless its own devices are missing, but worth knowing.
@@ -334,12 +293,6 @@ mod tests {
             "rumqttd 0.20.0 (crates.io), plain TCP; the gateway ran TLS"
         );
         assert!(describe_broker(false).ends_with("the gateway ran plain TCP too"));
-        let text = report().to_string();
-        assert!(
-            text.contains("broker:     rumqttd 0.20.0 (crates.io)"),
-            "{text}"
-        );
-        assert!(text.contains("publish→ack:"), "{text}");
     }
 
     #[test]
@@ -396,7 +349,7 @@ mod tests {
                 gateway_tls: false,
             };
             let report = run_baseline(&load).await.expect("baseline runs");
-            assert!(report.is_clean(), "{report}");
+            assert!(report.is_clean(), "{report:?}");
             assert_eq!(report.points_sent, 30);
             assert_eq!(report.sink_drained, 30);
             assert_eq!(report.publish_to_sink.samples, 30);

@@ -7,7 +7,7 @@
 //!
 //! Order of a run: provision the owner's fleet, create the grantee sub-accounts and one
 //! sub-account granted nothing (the outsider), grant every asset to every grantee (one
-//! bulk call each, reusing the visibility scenario's setup), check the grantees' listings,
+//! bulk call each, the sharing scenarios' setup), check the grantees' listings,
 //! open one stream per grantee and one for the outsider, connect the units and publish a
 //! fixed number of points, wait until the streams delivered what was acknowledged, drain,
 //! then read back the history of a sample of grantees (every acknowledged point there once)
@@ -23,21 +23,23 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::fleet::{connect_fleet, disconnect_all, new_run_id};
+use super::fleet::{connect_fleet, disconnect_all, Fleet};
 use super::measure::{verify_storage, VerifyTarget};
-use super::publish::{drive_unit, PublishPlan, UnitJob, UnitOutcome};
-use super::sharing_load::{
-    check_count, check_duration, check_rate, create_outsider, expect_history_refused, open_streams,
-    wait_until_zero, watch_stream, MAX_PARALLELISM,
+use super::publish::{join_units, spawn_units, Drive, PublishPlan};
+use super::runner::{self, Run, Scenario};
+use super::sharing::setup::{share_fleet, Grantee};
+use super::sharing::streams::{
+    create_outsider, expect_history_refused, open_streams, wait_until_zero, watch_stream,
+    StreamReaders, MAX_PARALLELISM,
 };
-use super::timeline::{sample_timeline, SAMPLE_INTERVAL};
-use super::visibility::setup::{share_fleet, Grantee, SharedFleet};
-use super::{check_run_id, ErrorLog, ScenarioError};
+use super::timeline::{Sampler, Timeline};
+use super::{check_count, check_duration, check_rate, RunOptions, ScenarioError};
+use crate::api::AssetId;
 use crate::scenario::Target;
-use crate::unit::BrokerAddr;
+use crate::unit::SimUnit;
 use ledger::FanoutLedger;
 
-pub use report::{fanout_page, write_fanout_report, FanoutReport};
+pub use report::FanoutReport;
 
 pub const MAX_UNITS: usize = 1_000;
 pub const MAX_GRANTEES: usize = 500;
@@ -48,8 +50,6 @@ pub const MAX_DURATION: Duration = Duration::from_secs(600);
 pub const MAX_SETTLE_TIMEOUT: Duration = Duration::from_secs(600);
 /// Bounds the ledger: one byte per (grantee, point).
 pub const MAX_DELIVERIES: u64 = 50_000_000;
-/// Gives every unit task time to be scheduled before the first tick.
-const START_DELAY: Duration = Duration::from_millis(100);
 /// How long the streams stay open once the expected deliveries are in, so that
 /// duplicates and leaks still on the way are seen.
 const STREAM_DRAIN: Duration = Duration::from_millis(500);
@@ -70,28 +70,14 @@ pub struct FanoutConfig {
     pub history_sample: usize,
     /// How long to wait for acknowledgements, live deliveries and history to catch up.
     pub settle_timeout: Duration,
-    /// API calls and connection attempts in flight at once during setup and checks.
-    pub parallelism: usize,
-    /// No progress bar (the run shows none; kept for the command line's symmetry).
-    pub quiet: bool,
-    /// Names the run's accounts, devices and assets; random when `None`.
-    pub run_id: Option<String>,
-    /// The gateway's process id on this machine: its memory is then sampled each second.
-    pub gateway_pid: Option<u32>,
+    /// Parallelism, progress, run id and the gateway's pid, as every scenario takes them.
+    pub run: RunOptions,
 }
 
 impl FanoutConfig {
     /// Defaults: 5 units, 20 grantees, 2 points/s each for 10 s, history of 3 grantees,
-    /// plain MQTT, quiet.
-    pub fn new(
-        http_base: impl Into<String>,
-        mqtt: BrokerAddr,
-        admin_token: impl Into<String>,
-    ) -> Self {
-        Self::for_target(Target::new(http_base, mqtt, admin_token))
-    }
-
-    /// The defaults of [`Self::new`] against `target` (which may use TLS).
+    /// plain MQTT, quiet; against
+    /// `target`, which may use TLS.
     pub fn for_target(target: Target) -> Self {
         Self {
             target,
@@ -101,10 +87,7 @@ impl FanoutConfig {
             duration: Duration::from_secs(10),
             history_sample: 3,
             settle_timeout: Duration::from_secs(30),
-            parallelism: 32,
-            quiet: true,
-            run_id: None,
-            gateway_pid: None,
+            run: RunOptions::default(),
         }
     }
 
@@ -148,8 +131,7 @@ impl FanoutConfig {
             MAX_SETTLE_TIMEOUT,
             false,
         )?;
-        check_count("parallelism", self.parallelism, MAX_PARALLELISM)?;
-        check_run_id(self.run_id.as_deref())
+        self.run.validate(MAX_PARALLELISM)
     }
 }
 
@@ -162,57 +144,288 @@ fn lock(ledger: &Mutex<FanoutLedger>) -> MutexGuard<'_, FanoutLedger> {
 /// Runs the scenario. `Err` only when the run could not take place at all (bad settings,
 /// setup refused, no stream or unit could start); everything else is in the report.
 pub async fn run_fanout(config: &FanoutConfig) -> Result<FanoutReport, ScenarioError> {
-    config.validate()?;
-    let run_id = config.run_id.clone().unwrap_or_else(new_run_id);
-    let parallelism = config.parallelism;
-    let points_per_unit = config.points_per_unit();
-    let errors = Arc::new(ErrorLog::default());
-    let SharedFleet {
-        platform_admin,
-        fleet,
-        grantees,
-        assets,
-        ..
-    } = share_fleet(
-        &config.target,
-        &run_id,
-        config.units,
-        config.grantees,
-        parallelism,
-        &errors,
-    )
-    .await?;
-    let outsider = create_outsider(&platform_admin, &fleet.account.id, &run_id).await?;
+    runner::run(config, &config.run, config.validate()).await
+}
 
-    let ledger = Arc::new(Mutex::new(FanoutLedger::new(
-        grantees
+/// What setup made: the shared fleet, the outsider, the ledger the stream readers fill and
+/// the connected units.
+pub(crate) struct FanoutSetup {
+    fleet: Fleet,
+    grantees: Vec<Grantee>,
+    outsider: Grantee,
+    assets: Vec<AssetId>,
+    ledger: Arc<Mutex<FanoutLedger>>,
+    /// Deliveries to grantees so far, for the timeline.
+    deliveries: Arc<AtomicU64>,
+    streams: StreamReaders,
+    units: Vec<(usize, Arc<SimUnit>)>,
+}
+
+/// What the load measured, completed by settle.
+pub(crate) struct FanoutLoad {
+    start: Instant,
+    sampler: Option<Sampler>,
+    timeline: Timeline,
+    /// Acknowledgement flags by machine index, lined up with the ledger's assets.
+    acknowledged: Vec<Vec<bool>>,
+    points_sent: u64,
+    elapsed_s: f64,
+}
+
+impl Scenario for FanoutConfig {
+    type Setup = FanoutSetup;
+    type Load = FanoutLoad;
+    type Report = FanoutReport;
+
+    /// The fleet shared with every grantee and an outsider granted nothing, then their
+    /// streams, open before any unit publishes so every point has all its subscribers.
+    async fn setup(&self, run: &Run) -> Result<FanoutSetup, ScenarioError> {
+        let shared = share_fleet(
+            &self.target,
+            &run.id,
+            self.units,
+            self.grantees,
+            self.run.parallelism,
+            &run.errors,
+        )
+        .await?;
+        let outsider =
+            create_outsider(&shared.platform_admin, &shared.fleet.account.id, &run.id).await?;
+        let grantee_ids = shared
+            .grantees
             .iter()
-            .map(|grantee| grantee.account.id.clone())
-            .collect(),
-        &assets,
-        points_per_unit,
-    )));
-    let deliveries = Arc::new(AtomicU64::new(0));
-    // Streams open before any unit publishes, so every point has all its subscribers; the
-    // outsider's is last.
+            .map(|grantee| grantee.account.id.clone());
+        let ledger = Arc::new(Mutex::new(FanoutLedger::new(
+            grantee_ids.collect(),
+            &shared.assets,
+            self.points_per_unit(),
+        )));
+        let deliveries = Arc::new(AtomicU64::new(0));
+        let streams =
+            watch_accounts(&shared.grantees, &outsider, &ledger, &deliveries, run, self).await?;
+        let units = match connect_fleet(
+            &shared.fleet,
+            &self.target,
+            self.run.parallelism,
+            &run.errors,
+        )
+        .await
+        {
+            Ok(units) => units,
+            Err(error) => {
+                streams.stop.send_replace(true);
+                return Err(error);
+            }
+        };
+        Ok(FanoutSetup {
+            fleet: shared.fleet,
+            grantees: shared.grantees,
+            outsider,
+            assets: shared.assets,
+            ledger,
+            deliveries,
+            streams,
+            units,
+        })
+    }
+
+    /// Every unit publishes the planned points while the timeline counts deliveries.
+    async fn load(&self, run: &Run, setup: &mut FanoutSetup) -> FanoutLoad {
+        let plan = PublishPlan::new(
+            self.points_per_unit(),
+            self.rate_per_unit,
+            setup.units.len(),
+            self.settle_timeout,
+        );
+        let sampler = Sampler::start(
+            setup.deliveries.clone(),
+            self.run.gateway_pid,
+            Some(self.target.http_base.clone()),
+            plan.start,
+        );
+        let tasks = spawn_units(&setup.units, plan, Drive::default(), &run.errors);
+        let mut acknowledged: Vec<Vec<bool>> = vec![Vec::new(); setup.assets.len()];
+        let mut points_sent = 0u64;
+        let outcomes = join_units(tasks, &run.errors).await;
+        for (outcome, (machine, _)) in outcomes.into_iter().zip(&setup.units) {
+            if let Some(outcome) = outcome {
+                points_sent += outcome.sent;
+                acknowledged[*machine] = outcome.acknowledged;
+            }
+        }
+        FanoutLoad {
+            start: plan.start,
+            sampler: Some(sampler),
+            timeline: Timeline::default(),
+            acknowledged,
+            points_sent,
+            elapsed_s: 0.0,
+        }
+    }
+
+    /// Until every grantee has every acknowledged point (or the settle timeout), then a
+    /// drain for duplicates and leaks still on the way; the streams close.
+    async fn settle(&self, run: &Run, setup: &mut FanoutSetup, load: &mut FanoutLoad) {
+        let points_acked = acked_flags(&load.acknowledged);
+        let deliveries_expected = points_acked * setup.grantees.len() as u64;
+        let short = wait_until_zero(self.settle_timeout, || {
+            deliveries_expected.saturating_sub(lock(&setup.ledger).delivered())
+        })
+        .await;
+        load.elapsed_s = load.start.elapsed().as_secs_f64();
+        if short > 0 {
+            run.errors.push(format!(
+                "{short} of {deliveries_expected} expected deliveries had not arrived \
+                 {:?} after the last acknowledgement",
+                self.settle_timeout
+            ));
+        }
+        tokio::time::sleep(STREAM_DRAIN).await;
+        setup.streams.close(&run.errors).await;
+        if let Some(sampler) = load.sampler.take() {
+            load.timeline = sampler.finish(&run.errors).await;
+        }
+    }
+
+    /// A sample of grantees reads every asset back, the outsider gets 404 for each, and
+    /// the ledger is judged.
+    async fn check(&self, run: Run, setup: FanoutSetup, load: FanoutLoad) -> FanoutReport {
+        let (history_missing, history_duplicates) = self.read_history(&run, &setup, &load).await;
+        let outsider = &setup.outsider;
+        let refusals = expect_history_refused(
+            &outsider.account.id,
+            &outsider.client,
+            &setup.assets,
+            self.run.parallelism,
+            &run.errors,
+        )
+        .await;
+        let units_connected = setup.units.len();
+        disconnect_all(setup.units, self.run.parallelism, &run.errors).await;
+        let tally = std::mem::replace(
+            &mut *lock(&setup.ledger),
+            FanoutLedger::new(Vec::new(), &[], 0),
+        )
+        .finish(&load.acknowledged);
+        for example in &tally.examples {
+            run.errors.push(example.clone());
+        }
+        if tally.duplicates > 0 {
+            run.errors.push(format!(
+                "{} deliveries repeated a point a grantee had already received",
+                tally.duplicates
+            ));
+        }
+        if load.points_sent == 0 {
+            run.errors.push("no unit sent a point".to_owned());
+        }
+        let elapsed_s = load.elapsed_s;
+        FanoutReport {
+            account_id: setup.fleet.account.id,
+            outsider_id: setup.outsider.account.id,
+            units: units_connected,
+            grantees: setup.grantees.len(),
+            points_sent: load.points_sent,
+            points_acked: acked_flags(&load.acknowledged),
+            deliveries_expected: tally.expected,
+            deliveries: tally.delivered,
+            missing: tally.missing,
+            duplicates: tally.duplicates,
+            leaked: tally.leaked,
+            foreign: tally.foreign,
+            untracked: tally.untracked,
+            publish_to_sse: tally.publish_to_sse,
+            grantee_spread: tally.grantee_spread,
+            elapsed_s,
+            deliveries_per_sec: if elapsed_s > 0.0 {
+                tally.delivered as f64 / elapsed_s
+            } else {
+                0.0
+            },
+            history_grantees: self.history_sample,
+            history_missing,
+            history_duplicates,
+            outsider_refused: refusals.refused,
+            outsider_not_refused: refusals.not_refused,
+            timeline: load.timeline,
+            run_id: run.id.clone(),
+            errors: run.finish_errors(),
+        }
+    }
+}
+
+impl FanoutConfig {
+    /// The first grantees of the sample read every asset back: every acknowledged point
+    /// there once. Returns the points missing and the rows repeated over all of them.
+    async fn read_history(&self, run: &Run, setup: &FanoutSetup, load: &FanoutLoad) -> (u64, u64) {
+        let deadline = Instant::now() + self.settle_timeout;
+        let (mut missing, mut duplicates) = (0, 0);
+        for grantee in setup.grantees.iter().take(self.history_sample) {
+            let targets = setup
+                .assets
+                .iter()
+                .zip(&load.acknowledged)
+                .map(|(asset_id, acked)| VerifyTarget {
+                    asset_id: asset_id.clone(),
+                    acknowledged: acked.clone(),
+                })
+                .collect();
+            let tally = verify_storage(
+                &grantee.client,
+                targets,
+                self.run.parallelism,
+                deadline,
+                &run.errors,
+            )
+            .await;
+            if tally.missing > 0 || tally.duplicates > 0 {
+                run.errors.push(format!(
+                    "grantee {}: history lacks {} acknowledged points and repeats {}",
+                    grantee.account.id, tally.missing, tally.duplicates
+                ));
+            }
+            missing += tally.missing;
+            duplicates += tally.duplicates;
+        }
+        (missing, duplicates)
+    }
+}
+
+/// Points acknowledged over every unit's flags.
+fn acked_flags(acknowledged: &[Vec<bool>]) -> u64 {
+    acknowledged
+        .iter()
+        .map(|acked| acked.iter().filter(|acked| **acked).count() as u64)
+        .sum()
+}
+
+/// Opens a stream per grantee and one for the outsider (last), each read into the ledger:
+/// a grantee's points are deliveries, any point on the outsider's stream is a leak.
+async fn watch_accounts(
+    grantees: &[Grantee],
+    outsider: &Grantee,
+    ledger: &Arc<Mutex<FanoutLedger>>,
+    deliveries: &Arc<AtomicU64>,
+    run: &Run,
+    config: &FanoutConfig,
+) -> Result<StreamReaders, ScenarioError> {
     let mut accounts: Vec<&Grantee> = grantees.iter().collect();
-    accounts.push(&outsider);
-    let streams = open_streams(&accounts, parallelism).await?;
-    let (stop_streams, stop_streams_rx) = watch::channel(false);
-    let watchers: Vec<_> = streams
+    accounts.push(outsider);
+    let streams = open_streams(&accounts, config.run.parallelism).await?;
+    let (stop, stop_rx) = watch::channel(false);
+    let readers = streams
         .into_iter()
         .enumerate()
         .map(|(index, stream)| {
-            let ledger = ledger.clone();
-            let deliveries = deliveries.clone();
+            let (ledger, deliveries) = (ledger.clone(), deliveries.clone());
             let account_id = accounts[index].account.id.clone();
             let is_outsider = index == grantees.len();
             let outsider_id = account_id.clone();
             tokio::spawn(watch_stream(
                 account_id,
                 stream,
-                stop_streams_rx.clone(),
-                errors.clone(),
+                stop_rx.clone(),
+                run.errors.clone(),
                 move |arrival| {
                     if is_outsider {
                         lock(&ledger).leaked(&outsider_id, arrival.point);
@@ -229,185 +442,7 @@ pub async fn run_fanout(config: &FanoutConfig) -> Result<FanoutReport, ScenarioE
             ))
         })
         .collect();
-
-    let units = match connect_fleet(&fleet, &config.target, parallelism, &errors).await {
-        Ok(units) => units,
-        Err(error) => {
-            stop_streams.send_replace(true);
-            return Err(error);
-        }
-    };
-
-    let plan = PublishPlan {
-        points_per_unit,
-        period: Duration::from_secs_f64(1.0 / config.rate_per_unit),
-        start: Instant::now() + START_DELAY,
-        units: units.len(),
-        ack_timeout: config.settle_timeout,
-    };
-    let (sampling_done, sampling_done_rx) = watch::channel(false);
-    let sampler = tokio::spawn(sample_timeline(
-        deliveries.clone(),
-        config.gateway_pid,
-        Some(config.target.http_base.clone()),
-        plan.start,
-        SAMPLE_INTERVAL,
-        sampling_done_rx,
-    ));
-    let unit_tasks: Vec<_> = units
-        .iter()
-        .enumerate()
-        .map(|(position, (machine, unit))| {
-            tokio::spawn(drive_unit(UnitJob {
-                unit: unit.clone(),
-                position,
-                seed: *machine as u64,
-                plan,
-                sample_slot: Arc::new(Mutex::new(None)),
-                progress: indicatif::ProgressBar::hidden(),
-                errors: errors.clone(),
-                stop: None,
-                acked: None,
-                ack_latency: None,
-            }))
-        })
-        .collect();
-    // Outcomes by machine index, so acknowledgements line up with the ledger's assets.
-    let mut acknowledged: Vec<Vec<bool>> = vec![Vec::new(); assets.len()];
-    let mut points_sent = 0u64;
-    for (task, (machine, _)) in unit_tasks.into_iter().zip(&units) {
-        match task.await {
-            Ok(UnitOutcome {
-                sent,
-                acknowledged: acked,
-                ..
-            }) => {
-                points_sent += sent;
-                acknowledged[*machine] = acked;
-            }
-            Err(error) => errors.push(format!("a unit task failed: {error}")),
-        }
-    }
-    let points_acked: u64 = acknowledged
-        .iter()
-        .map(|acked| acked.iter().filter(|acked| **acked).count() as u64)
-        .sum();
-    let deliveries_expected = points_acked * grantees.len() as u64;
-    let short = wait_until_zero(config.settle_timeout, || {
-        deliveries_expected.saturating_sub(lock(&ledger).delivered())
-    })
-    .await;
-    let elapsed_s = plan.start.elapsed().as_secs_f64();
-    if short > 0 {
-        errors.push(format!(
-            "{short} of {deliveries_expected} expected deliveries had not arrived \
-             {:?} after the last acknowledgement",
-            config.settle_timeout
-        ));
-    }
-    tokio::time::sleep(STREAM_DRAIN).await;
-    stop_streams.send_replace(true);
-    sampling_done.send_replace(true);
-    for watcher in watchers {
-        if let Err(error) = watcher.await {
-            errors.push(format!("a stream reader failed: {error}"));
-        }
-    }
-    let timeline = match sampler.await {
-        Ok(timeline) => timeline,
-        Err(error) => {
-            errors.push(format!("the timeline sampler failed: {error}"));
-            Default::default()
-        }
-    };
-
-    // History: the first grantees of the sample read every asset back; the outsider gets
-    // 404 for each.
-    let history_deadline = Instant::now() + config.settle_timeout;
-    let mut history_missing = 0;
-    let mut history_duplicates = 0;
-    for grantee in grantees.iter().take(config.history_sample) {
-        let targets = assets
-            .iter()
-            .zip(&acknowledged)
-            .map(|(asset_id, acked)| VerifyTarget {
-                asset_id: asset_id.clone(),
-                acknowledged: acked.clone(),
-            })
-            .collect();
-        let tally = verify_storage(
-            &grantee.client,
-            targets,
-            parallelism,
-            history_deadline,
-            &errors,
-        )
-        .await;
-        if tally.missing > 0 || tally.duplicates > 0 {
-            errors.push(format!(
-                "grantee {}: history lacks {} acknowledged points and repeats {}",
-                grantee.account.id, tally.missing, tally.duplicates
-            ));
-        }
-        history_missing += tally.missing;
-        history_duplicates += tally.duplicates;
-    }
-    let refusals = expect_history_refused(
-        &outsider.account.id,
-        &outsider.client,
-        &assets,
-        parallelism,
-        &errors,
-    )
-    .await;
-    let units_connected = units.len();
-    disconnect_all(units, parallelism, &errors).await;
-
-    let tally = std::mem::replace(&mut *lock(&ledger), FanoutLedger::new(Vec::new(), &[], 0))
-        .finish(&acknowledged);
-    for example in &tally.examples {
-        errors.push(example.clone());
-    }
-    if tally.duplicates > 0 {
-        errors.push(format!(
-            "{} deliveries repeated a point a grantee had already received",
-            tally.duplicates
-        ));
-    }
-    if points_sent == 0 {
-        errors.push("no unit sent a point".to_owned());
-    }
-    Ok(FanoutReport {
-        run_id,
-        account_id: fleet.account.id,
-        outsider_id: outsider.account.id,
-        units: units_connected,
-        grantees: grantees.len(),
-        points_sent,
-        points_acked,
-        deliveries_expected: tally.expected,
-        deliveries: tally.delivered,
-        missing: tally.missing,
-        duplicates: tally.duplicates,
-        leaked: tally.leaked,
-        foreign: tally.foreign,
-        untracked: tally.untracked,
-        publish_to_sse: tally.publish_to_sse,
-        grantee_spread: tally.grantee_spread,
-        elapsed_s,
-        deliveries_per_sec: if elapsed_s > 0.0 {
-            tally.delivered as f64 / elapsed_s
-        } else {
-            0.0
-        },
-        history_grantees: config.history_sample,
-        history_missing,
-        history_duplicates,
-        outsider_refused: refusals.refused,
-        outsider_not_refused: refusals.not_refused,
-        timeline,
-        errors: ErrorLog::finish(errors),
-    })
+    Ok(StreamReaders { stop, readers })
 }
 
 #[cfg(test)]
@@ -415,11 +450,7 @@ mod tests {
     use super::*;
 
     fn config() -> FanoutConfig {
-        FanoutConfig::new(
-            "http://127.0.0.1:1",
-            "127.0.0.1:1883".parse().expect("addr"),
-            "token",
-        )
+        FanoutConfig::for_target(Target::unreachable())
     }
 
     #[test]
@@ -518,14 +549,20 @@ mod tests {
         );
         refused(
             FanoutConfig {
-                parallelism: 0,
+                run: RunOptions {
+                    parallelism: 0,
+                    ..RunOptions::default()
+                },
                 ..config()
             },
             "parallelism",
         );
         refused(
             FanoutConfig {
-                run_id: Some("Bad!".into()),
+                run: RunOptions {
+                    run_id: Some("Bad!".into()),
+                    ..RunOptions::default()
+                },
                 ..config()
             },
             "run id",
@@ -541,14 +578,7 @@ mod tests {
 
     #[tokio::test]
     async fn unreachable_gateway_is_an_error_not_a_report() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let address = listener.local_addr().expect("address");
-        drop(listener);
-        let config = FanoutConfig::new(
-            format!("http://{address}"),
-            "127.0.0.1:1".parse().expect("addr"),
-            "token",
-        );
+        let config = FanoutConfig::for_target(Target::closed());
         let error = run_fanout(&config).await.expect_err("no gateway");
         assert!(matches!(error, ScenarioError::Api { .. }), "{error}");
     }

@@ -1,17 +1,16 @@
-//! What a fan-out run found, for people (`Display`, the HTML page) and scripts
-//! (`Serialize`, `is_clean`), kept apart from the run so its verdict and page can be tested
-//! without a gateway.
+//! What a fan-out run found, stated once in the report model (`crate::report`) for people
+//! (text, page) and scripts (JSON, `is_clean`), kept apart from the run so its verdict can
+//! be tested without a gateway.
 
 use std::fmt;
-use std::path::Path;
 
 use serde::Serialize;
 
 use crate::api::AccountId;
 use crate::report::html::{
-    memory_chart, percentile_chart, rate_chart, timeline_rows, Page, MEMORY_CAPTION,
+    memory_chart, percentile_chart, rate_chart, timeline_figures, MEMORY_CAPTION,
 };
-use crate::report::{write_report, ReportError, WrittenReport};
+use crate::report::{Check, ScenarioReport, Section};
 use crate::scenario::Timeline;
 use crate::stats::Percentiles;
 
@@ -64,172 +63,134 @@ pub struct FanoutReport {
     pub errors: Vec<String>,
 }
 
-impl FanoutReport {
-    /// Every acknowledged point reached every grantee exactly once and nobody else, history
-    /// agrees, and nothing went wrong.
-    pub fn is_clean(&self) -> bool {
-        self.errors.is_empty()
-            && self.points_sent > 0
-            && self.points_acked == self.points_sent
-            && self.missing == 0
-            && self.duplicates == 0
-            && self.leaked == 0
-            && self.foreign == 0
-            && self.untracked == 0
-            && self.history_missing == 0
-            && self.history_duplicates == 0
-            && self.outsider_not_refused == 0
-            && self.outsider_refused > 0
+impl ScenarioReport for FanoutReport {
+    const SCENARIO: &'static str = "fanout";
+
+    fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    fn errors(&self) -> &[String] {
+        &self.errors
+    }
+
+    fn checks(&self) -> Vec<Check> {
+        vec![
+            Check::holds(
+                "every point acknowledged",
+                self.points_sent > 0 && self.points_acked == self.points_sent,
+                format!("{} of {} sent", self.points_acked, self.points_sent),
+            ),
+            Check::holds(
+                "every grantee got every point once",
+                self.missing == 0 && self.duplicates == 0,
+                format!("{} missing, {} duplicates", self.missing, self.duplicates),
+            ),
+            Check::holds(
+                "nobody else got a point",
+                self.leaked == 0 && self.foreign == 0 && self.untracked == 0,
+                format!(
+                    "{} leaked, {} foreign, {} untracked",
+                    self.leaked, self.foreign, self.untracked
+                ),
+            ),
+            Check::holds(
+                "grantee history complete",
+                self.history_missing == 0 && self.history_duplicates == 0,
+                format!(
+                    "{} missing, {} duplicates",
+                    self.history_missing, self.history_duplicates
+                ),
+            ),
+            Check::holds(
+                "the outsider refused",
+                self.outsider_refused > 0 && self.outsider_not_refused == 0,
+                format!(
+                    "{} answered 404, {} not",
+                    self.outsider_refused, self.outsider_not_refused
+                ),
+            ),
+        ]
+    }
+
+    fn headline(&self) -> String {
+        format!(
+            "fanout run {} (owner {}): {} units, each asset shared with {} grantees",
+            self.run_id, self.account_id, self.units, self.grantees
+        )
+    }
+
+    fn clean_means(&self) -> String {
+        "every acknowledged point reached every grantee exactly once and nobody else".into()
+    }
+
+    fn sections(&self) -> Vec<Section> {
+        let figures = Section::new("Figures")
+            .figure("owner account", &self.account_id)
+            .figure("units (assets)", self.units)
+            .figure("grantees per asset", self.grantees)
+            .figure("points sent", self.points_sent)
+            .figure("points acknowledged", self.points_acked)
+            .figure("deliveries expected", self.deliveries_expected)
+            .figure("deliveries", self.deliveries)
+            .figure("missing", self.missing)
+            .figure("duplicates", self.duplicates)
+            .figure(
+                &format!("leaked to {} (granted nothing)", self.outsider_id),
+                self.leaked,
+            )
+            .figure(
+                "foreign / untracked",
+                format!("{} / {}", self.foreign, self.untracked),
+            )
+            .figure("elapsed", format!("{:.2} s", self.elapsed_s))
+            .figure(
+                "deliveries (mean)",
+                format!("{:.1} /s", self.deliveries_per_sec),
+            );
+        let history = Section::new("History")
+            .figure("grantees whose history was read", self.history_grantees)
+            .figure("acknowledged points missing there", self.history_missing)
+            .figure("duplicate rows there", self.history_duplicates)
+            .figure("outsider requests answered 404", self.outsider_refused)
+            .figure("outsider requests not refused", self.outsider_not_refused);
+        let latencies = [
+            ("publish→SSE (every delivery)", &self.publish_to_sse),
+            ("first→last grantee", &self.grantee_spread),
+        ];
+        let latency = Section::new("Latency")
+            .latencies(&latencies)
+            .chart(
+                rate_chart(
+                    "Throughput: deliveries to grantees per second",
+                    "deliveries/s",
+                    &self.timeline,
+                ),
+                "Points arriving on the grantees' live streams, counted once a second.",
+            )
+            .chart(
+                percentile_chart("Latency percentiles", &latencies),
+                "From the unit's send to each grantee's stream, and between the first and the \
+                 last grantee to receive the same point.",
+            )
+            .chart(memory_chart(&self.timeline), MEMORY_CAPTION);
+        vec![
+            timeline_figures(figures, &self.timeline, "deliveries"),
+            history,
+            latency,
+        ]
     }
 }
 
 impl fmt::Display for FanoutReport {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            formatter,
-            "fanout run {} (owner {}): {} units, each asset shared with {} grantees",
-            self.run_id, self.account_id, self.units, self.grantees
-        )?;
-        writeln!(
-            formatter,
-            "  points:      {} sent, {} acknowledged",
-            self.points_sent, self.points_acked
-        )?;
-        writeln!(
-            formatter,
-            "  deliveries:  {} of {} expected, {} missing, {} duplicates, {:.1}/s over {:.2} s",
-            self.deliveries,
-            self.deliveries_expected,
-            self.missing,
-            self.duplicates,
-            self.deliveries_per_sec,
-            self.elapsed_s
-        )?;
-        writeln!(
-            formatter,
-            "  leaks:       {} to the outsider {}, {} foreign, {} untracked",
-            self.leaked, self.outsider_id, self.foreign, self.untracked
-        )?;
-        writeln!(formatter, "  publish→SSE: {}", self.publish_to_sse)?;
-        writeln!(formatter, "  first→last grantee: {}", self.grantee_spread)?;
-        writeln!(
-            formatter,
-            "  history:     {} grantees checked, {} missing, {} duplicates; outsider {} × 404, {} other",
-            self.history_grantees,
-            self.history_missing,
-            self.history_duplicates,
-            self.outsider_refused,
-            self.outsider_not_refused
-        )?;
-        if let Some(peak) = self
-            .timeline
-            .samples
-            .iter()
-            .filter_map(|sample| sample.gateway_rss_kib)
-            .max()
-        {
-            writeln!(
-                formatter,
-                "  gateway memory: peak {:.1} MiB",
-                peak as f64 / 1024.0
-            )?;
-        }
-        let verdict = if self.is_clean() {
-            "clean"
-        } else {
-            "NOT clean"
-        };
-        writeln!(formatter, "  verdict:     {verdict}")?;
-        for error in &self.errors {
-            writeln!(formatter, "  error: {error}")?;
-        }
-        Ok(())
+        formatter.write_str(&crate::report::text(self))
     }
-}
-
-/// The self-contained HTML page of a fan-out run.
-pub fn fanout_page(report: &FanoutReport) -> String {
-    let (clean, verdict) = if report.is_clean() {
-        (
-            true,
-            "clean: every acknowledged point reached every grantee exactly once and nobody else",
-        )
-    } else {
-        (false, "NOT clean: see the figures and errors below")
-    };
-    let mut page = Page::new(
-        &format!("Fleetgate fanout run {}", report.run_id),
-        clean,
-        verdict,
-    );
-    page.section("Figures")
-        .row("owner account", &report.account_id)
-        .row("units (assets)", report.units)
-        .row("grantees per asset", report.grantees)
-        .row("points sent", report.points_sent)
-        .row("points acknowledged", report.points_acked)
-        .row("deliveries expected", report.deliveries_expected)
-        .row("deliveries", report.deliveries)
-        .row("missing", report.missing)
-        .row("duplicates", report.duplicates)
-        .row(
-            format!("leaked to {} (granted nothing)", report.outsider_id).as_str(),
-            report.leaked,
-        )
-        .row(
-            "foreign / untracked",
-            format!("{} / {}", report.foreign, report.untracked),
-        )
-        .row("elapsed", format!("{:.2} s", report.elapsed_s))
-        .row(
-            "deliveries (mean)",
-            format!("{:.1} /s", report.deliveries_per_sec),
-        );
-    timeline_rows(&mut page, &report.timeline, "deliveries");
-    page.section("History")
-        .row("grantees whose history was read", report.history_grantees)
-        .row("acknowledged points missing there", report.history_missing)
-        .row("duplicate rows there", report.history_duplicates)
-        .row("outsider requests answered 404", report.outsider_refused)
-        .row("outsider requests not refused", report.outsider_not_refused);
-    let latencies = [
-        ("publish→SSE (every delivery)", &report.publish_to_sse),
-        ("first→last grantee", &report.grantee_spread),
-    ];
-    page.section("Latency")
-        .percentile_table(&latencies)
-        .figure(
-            &rate_chart(
-                "Throughput: deliveries to grantees per second",
-                "deliveries/s",
-                &report.timeline,
-            ),
-            "Points arriving on the grantees' live streams, counted once a second.",
-        )
-        .figure(
-            &percentile_chart("Latency percentiles", &latencies),
-            "From the unit's send to each grantee's stream, and between the first and the last \
-             grantee to receive the same point.",
-        )
-        .figure(&memory_chart(&report.timeline), MEMORY_CAPTION);
-    if report.timeline.truncated {
-        page.note("The series were cut at their sample limit; later seconds are not shown.");
-    }
-    page.finish(&report.errors)
-}
-
-/// Writes `fanout-<run_id>.json` and `fanout-<run_id>.html` into `dir`, creating it.
-pub fn write_fanout_report(
-    report: &FanoutReport,
-    dir: &Path,
-) -> Result<WrittenReport, ReportError> {
-    write_report(dir, "fanout", &report.run_id, report, &fanout_page(report))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scenario::TimelineSample;
 
     fn report() -> FanoutReport {
         let latency = Percentiles {
@@ -240,14 +201,6 @@ mod tests {
             p999_us: 9_000,
             max_us: 9_500,
         };
-        let samples = (0..3)
-            .map(|second| TimelineSample {
-                t_s: second as f64,
-                acked_total: second * 20,
-                acked_per_s: if second == 0 { 0.0 } else { 20.0 },
-                gateway_rss_kib: Some(40_000 + second * 10),
-            })
-            .collect();
         FanoutReport {
             run_id: "f1".into(),
             account_id: AccountId::new("owner"),
@@ -272,13 +225,7 @@ mod tests {
             history_duplicates: 0,
             outsider_refused: 2,
             outsider_not_refused: 0,
-            timeline: Timeline {
-                interval_s: 1.0,
-                gateway_pid: Some(7),
-                samples,
-                truncated: false,
-                memory_error: None,
-            },
+            timeline: Timeline::steady(3, 20.0, Some(7)),
             errors: Vec::new(),
         }
     }
@@ -309,7 +256,7 @@ mod tests {
     fn page_is_self_contained_with_three_charts() {
         let mut report = report();
         report.errors.push("grantee <g> said \"no\"".into());
-        let page = fanout_page(&report);
+        let page = crate::report::page(&report);
         let lower = page.to_ascii_lowercase();
         assert!(!lower.contains("http://") && !lower.contains("https://"));
         assert!(!lower.contains("<script") && !lower.contains("src="));
@@ -319,6 +266,6 @@ mod tests {
         assert!(page.contains("grantee &lt;g&gt; said"));
         assert!(page.contains("NOT clean"));
         let text = report.to_string();
-        assert!(text.contains("40 of 40 expected") && text.contains("NOT clean"));
+        assert!(text.contains("deliveries expected: 40") && text.contains("NOT clean"));
     }
 }

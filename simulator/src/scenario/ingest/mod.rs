@@ -36,20 +36,21 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::baseline::{run_baseline, BaselineLoad, BaselineReport};
-use super::fleet::{connect_units, disconnect_all, new_run_id, provision, Fleet};
+use super::fleet::{connect_fleet, disconnect_all, provision, Fleet};
 use super::measure::{
     consume_sse, probe_storage, verify_storage, wait_for_count, ProbeTarget, VerifyTarget,
 };
 use super::publish::{
-    ack_latency_recorder, drive_unit, percentiles_of, PublishPlan, SampleSlot, UnitJob, UnitOutcome,
+    ack_latency_recorder, acked_total, join_units, percentiles_of, spawn_units, Drive, PublishPlan,
+    SampleSlot, UnitOutcome,
 };
-use super::timeline::{sample_timeline, Timeline, SAMPLE_INTERVAL};
-use super::{progress_bar, ErrorLog, ScenarioError};
+use super::runner::{self, Run, Scenario};
+use super::timeline::{Sampler, Timeline};
+use super::{progress_bar, ErrorLog, RunOptions, ScenarioError};
 use crate::scenario::Target;
 use crate::stats::{LatencyRecorder, SeqTally};
-use crate::unit::{BrokerAddr, SimUnit};
+use crate::unit::SimUnit;
 
-pub(crate) use report::as_seconds;
 use report::throughput_ratio;
 pub use report::IngestReport;
 
@@ -59,8 +60,6 @@ pub const MAX_RATE_PER_UNIT: f64 = 1000.0;
 /// Bounds memory (one flag per point is kept until the final check) and run time.
 pub const MAX_TOTAL_POINTS: u64 = 50_000_000;
 const MAX_PARALLELISM: usize = 1024;
-/// Gives every unit task time to be scheduled before the first tick.
-const START_DELAY: Duration = Duration::from_millis(100);
 
 /// What to run and against which gateway.
 #[derive(Clone, Debug)]
@@ -71,44 +70,26 @@ pub struct IngestConfig {
     /// Points per second per unit.
     pub rate_per_unit: f64,
     pub duration: Duration,
-    /// API calls and connection attempts in flight at once during setup and checking.
-    pub parallelism: usize,
+    /// Parallelism, progress, run id and the gateway's pid, as every scenario takes them.
+    pub run: RunOptions,
     /// How long to wait for acknowledgements, SSE delivery and history to catch up.
     pub settle_timeout: Duration,
-    /// No progress bar.
-    pub quiet: bool,
-    /// Names the run's account, devices and assets; random when `None`.
-    pub run_id: Option<String>,
-    /// The gateway's process id when it runs on this machine: its resident memory is then
-    /// sampled each second from `/proc/<pid>/status`. `None`: memory is not measured.
-    pub gateway_pid: Option<u32>,
     /// Run the same load against a bare embedded rumqttd first and report the gateway's
     /// throughput as a ratio of it. Off in [`Self::new`]; the command line turns it on.
     pub baseline: bool,
 }
 
 impl IngestConfig {
-    /// Defaults: 10 units, 1 point/s each, 10 s, plain MQTT, quiet.
-    pub fn new(
-        http_base: impl Into<String>,
-        mqtt: BrokerAddr,
-        admin_token: impl Into<String>,
-    ) -> Self {
-        Self::for_target(Target::new(http_base, mqtt, admin_token))
-    }
-
-    /// The defaults of [`Self::new`] against `target` (which may use TLS).
+    /// Defaults: 10 units, 1 point/s each, 10 s, plain MQTT, quiet; against
+    /// `target`, which may use TLS.
     pub fn for_target(target: Target) -> Self {
         Self {
             target,
             units: 10,
             rate_per_unit: 1.0,
             duration: Duration::from_secs(10),
-            parallelism: 32,
+            run: RunOptions::default(),
             settle_timeout: Duration::from_secs(30),
-            quiet: true,
-            run_id: None,
-            gateway_pid: None,
             baseline: false,
         }
     }
@@ -156,123 +137,128 @@ impl IngestConfig {
                 "units × rate × duration = {total} points, more than the {MAX_TOTAL_POINTS} one run may send"
             ));
         }
-        if !(1..=MAX_PARALLELISM).contains(&self.parallelism) {
-            return invalid(format!(
-                "parallelism must be 1..={MAX_PARALLELISM}, got {}",
-                self.parallelism
-            ));
-        }
-        if let Some(run_id) = &self.run_id {
-            let fits = (1..=16).contains(&run_id.len())
-                && run_id
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-            if !fits {
-                return invalid(format!(
-                    "run id must be 1..=16 lowercase ASCII letters or digits, got {run_id:?}"
-                ));
-            }
-        }
-        Ok(())
+        self.run.validate(MAX_PARALLELISM)
     }
 }
 
 /// Runs the scenario. `Err` only when the run could not take place at all (bad settings,
 /// setup refused, no unit connected); everything else is in the report.
 pub async fn run_ingest(config: &IngestConfig) -> Result<IngestReport, ScenarioError> {
-    config.validate()?;
-    let run_id = config.run_id.clone().unwrap_or_else(new_run_id);
-    let errors = Arc::new(ErrorLog::default());
-    let baseline = if config.baseline {
-        run_baseline_first(config, &run_id, &errors).await
-    } else {
-        None
-    };
-    let platform_admin = config
-        .target
-        .platform_admin()
-        .map_err(ScenarioError::api("gateway URL"))?;
-    let fleet = provision(&platform_admin, &run_id, config.units, config.parallelism).await?;
-    let live = LiveStream::open(&fleet, &errors).await?;
-
-    let units = match connect(config, &fleet, &errors).await {
-        Ok(units) => units,
-        Err(error) => {
-            live.stop();
-            return Err(error);
-        }
-    };
-
-    let load = publish_load(config, &fleet, &units, &errors).await;
-    let points_acked: u64 = load
-        .outcomes
-        .iter()
-        .map(|outcome| outcome.acknowledged.iter().filter(|acked| **acked).count() as u64)
-        .sum();
-    let (sse_received, sse_latency) = live.finish(points_acked, config, &errors).await;
-    let points_sent: u64 = load.outcomes.iter().map(|outcome| outcome.sent).sum();
-
-    let tally = verify(config, &fleet, &units, load.outcomes, &errors).await;
-    let units_connected = units.len();
-    disconnect_all(units, config.parallelism, &errors).await;
-
-    let seconds = load.elapsed.as_secs_f64();
-    let points_per_sec = if seconds > 0.0 {
-        points_acked as f64 / seconds
-    } else {
-        0.0
-    };
-    let offered = config.offered_points_per_sec();
-    Ok(IngestReport {
-        run_id,
-        account_id: fleet.account.id,
-        units: units_connected,
-        points_sent,
-        points_acked,
-        points_stored: tally.stored_rows,
-        missing: tally.missing,
-        duplicates: tally.duplicates,
-        sse_received,
-        elapsed: load.elapsed,
-        points_per_sec,
-        publish_to_sse: sse_latency.percentiles(),
-        publish_to_stored: load.store_latency.percentiles(),
-        publish_to_ack: load.ack_latency,
-        timeline: load.timeline,
-        offered_points_per_sec: offered,
-        gateway_tls: config.target.tls_server_name.is_some(),
-        throughput_ratio: throughput_ratio(points_per_sec, baseline.as_ref()),
-        baseline_at_limit: baseline.as_ref().map(|baseline| baseline.at_limit(offered)),
-        baseline,
-        errors: ErrorLog::finish(errors),
-    })
+    runner::run(config, &config.run, config.validate()).await
 }
 
-/// Connects one unit per machine; `Err` when none could.
-async fn connect(
-    config: &IngestConfig,
-    fleet: &Fleet,
-    errors: &ErrorLog,
-) -> Result<Vec<(usize, Arc<SimUnit>)>, ScenarioError> {
-    let connected = connect_units(
-        &fleet.machines,
-        &config.target.mqtt,
-        config.target.tls_server_name.as_deref(),
-        config.parallelism,
-        errors,
-    )
-    .await;
-    if connected.is_empty() {
-        return Err(ScenarioError::NoUnits(
-            errors
-                .first()
-                .unwrap_or_else(|| "no unit to connect".to_owned()),
-        ));
+/// What setup made: the bare broker's run (when asked for), the fleet, its live stream and
+/// the connected units.
+pub(crate) struct IngestSetup {
+    baseline: Option<BaselineReport>,
+    fleet: Fleet,
+    live: Option<LiveStream>,
+    units: Vec<(usize, Arc<SimUnit>)>,
+}
+
+/// What the load measured, and what settle added: the live stream's count and latency.
+pub(crate) struct IngestLoad {
+    load: Load,
+    sse_received: u64,
+    sse_latency: LatencyRecorder,
+}
+
+impl Scenario for IngestConfig {
+    type Setup = IngestSetup;
+    type Load = IngestLoad;
+    type Report = IngestReport;
+
+    /// The baseline first (see the module doc for why), then the fleet, the account's live
+    /// stream (open before any unit connects) and the units.
+    async fn setup(&self, run: &Run) -> Result<IngestSetup, ScenarioError> {
+        let baseline = if self.baseline {
+            run_baseline_first(self, &run.id, &run.errors).await
+        } else {
+            None
+        };
+        let platform_admin = self
+            .target
+            .platform_admin()
+            .map_err(ScenarioError::api("gateway URL"))?;
+        let fleet = provision(&platform_admin, &run.id, self.units, self.run.parallelism).await?;
+        let live = LiveStream::open(&fleet, &run.errors).await?;
+        let parallelism = self.run.parallelism;
+        let units = match connect_fleet(&fleet, &self.target, parallelism, &run.errors).await {
+            Ok(units) => units,
+            Err(error) => {
+                live.stop();
+                return Err(error);
+            }
+        };
+        Ok(IngestSetup {
+            baseline,
+            fleet,
+            live: Some(live),
+            units,
+        })
     }
-    Ok(connected
-        .into_iter()
-        .map(|(machine, unit)| (machine, Arc::new(unit)))
-        .collect())
+
+    async fn load(&self, run: &Run, setup: &mut IngestSetup) -> IngestLoad {
+        IngestLoad {
+            load: publish_load(self, &setup.fleet, &setup.units, &run.errors).await,
+            sse_received: 0,
+            sse_latency: LatencyRecorder::new(),
+        }
+    }
+
+    /// Until the live stream delivered every acknowledged point (or the settle timeout).
+    async fn settle(&self, run: &Run, setup: &mut IngestSetup, load: &mut IngestLoad) {
+        let points_acked = acked_total(&load.load.outcomes);
+        if let Some(live) = setup.live.take() {
+            (load.sse_received, load.sse_latency) =
+                live.finish(points_acked, self, &run.errors).await;
+        }
+    }
+
+    /// Every asset's history against what its unit had acknowledged.
+    async fn check(&self, run: Run, setup: IngestSetup, load: IngestLoad) -> IngestReport {
+        let IngestLoad {
+            load,
+            sse_received,
+            sse_latency,
+        } = load;
+        let points_acked = acked_total(&load.outcomes);
+        let points_sent: u64 = load.outcomes.iter().map(|outcome| outcome.sent).sum();
+        let tally = verify(self, &setup.fleet, &setup.units, load.outcomes, &run.errors).await;
+        let units_connected = setup.units.len();
+        disconnect_all(setup.units, self.run.parallelism, &run.errors).await;
+        let seconds = load.elapsed.as_secs_f64();
+        let points_per_sec = if seconds > 0.0 {
+            points_acked as f64 / seconds
+        } else {
+            0.0
+        };
+        let offered = self.offered_points_per_sec();
+        let baseline = setup.baseline;
+        IngestReport {
+            run_id: run.id.clone(),
+            account_id: setup.fleet.account.id,
+            units: units_connected,
+            points_sent,
+            points_acked,
+            points_stored: tally.stored_rows,
+            missing: tally.missing,
+            duplicates: tally.duplicates,
+            sse_received,
+            elapsed: load.elapsed,
+            points_per_sec,
+            publish_to_sse: sse_latency.percentiles(),
+            publish_to_stored: load.store_latency.percentiles(),
+            publish_to_ack: load.ack_latency,
+            timeline: load.timeline,
+            offered_points_per_sec: offered,
+            gateway_tls: self.target.tls_server_name.is_some(),
+            throughput_ratio: throughput_ratio(points_per_sec, baseline.as_ref()),
+            baseline_at_limit: baseline.as_ref().map(|baseline| baseline.at_limit(offered)),
+            baseline,
+            errors: run.finish_errors(),
+        }
+    }
 }
 
 /// Reads every asset's history and compares it with what its unit had acknowledged.
@@ -291,7 +277,14 @@ async fn verify(
         })
         .collect();
     let deadline = Instant::now() + config.settle_timeout;
-    verify_storage(&fleet.client, targets, config.parallelism, deadline, errors).await
+    verify_storage(
+        &fleet.client,
+        targets,
+        config.run.parallelism,
+        deadline,
+        errors,
+    )
+    .await
 }
 
 /// The same load against the bare broker, before the gateway run (see the module doc for
@@ -306,9 +299,9 @@ async fn run_baseline_first(
         units: config.units,
         rate_per_unit: config.rate_per_unit,
         points_per_unit: config.points_per_unit(),
-        parallelism: config.parallelism,
+        parallelism: config.run.parallelism,
         settle_timeout: config.settle_timeout,
-        quiet: config.quiet,
+        quiet: config.run.quiet,
         gateway_tls: config.target.tls_server_name.is_some(),
     };
     match run_baseline(&load).await {
@@ -454,64 +447,40 @@ async fn publish_load(
     units: &[(usize, Arc<SimUnit>)],
     errors: &Arc<ErrorLog>,
 ) -> Load {
-    let plan = PublishPlan {
-        points_per_unit: config.points_per_unit(),
-        period: Duration::from_secs_f64(1.0 / config.rate_per_unit),
-        start: Instant::now() + START_DELAY,
-        units: units.len(),
-        ack_timeout: config.settle_timeout,
-    };
-    let progress = progress_bar(
-        plan.points_per_unit * units.len() as u64,
-        "acknowledged",
-        config.quiet,
+    let plan = PublishPlan::new(
+        config.points_per_unit(),
+        config.rate_per_unit,
+        units.len(),
+        config.settle_timeout,
     );
-    let slots: Vec<_> = units.iter().map(|_| Arc::new(Mutex::new(None))).collect();
+    let total = plan.points_per_unit * units.len() as u64;
+    let progress = progress_bar(total, "acknowledged", config.run.quiet);
+    let slots: Vec<SampleSlot> = units.iter().map(|_| Arc::new(Mutex::new(None))).collect();
     let (sending_done, sending_done_rx) = watch::channel(false);
     let probe_task = start_probe(config, fleet, units, &slots, &plan, sending_done_rx, errors);
     let acked_counter = Arc::new(AtomicU64::new(0));
     let ack_latency = ack_latency_recorder();
-    let (units_done, units_done_rx) = watch::channel(false);
-    let timeline_task = tokio::spawn(sample_timeline(
+    let sampler = Sampler::start(
         acked_counter.clone(),
-        config.gateway_pid,
+        config.run.gateway_pid,
         Some(config.target.http_base.clone()),
         plan.start,
-        SAMPLE_INTERVAL,
-        units_done_rx,
-    ));
-    let unit_tasks: Vec<_> = units
-        .iter()
-        .zip(&slots)
-        .enumerate()
-        .map(|(position, ((machine, unit), slot))| {
-            tokio::spawn(drive_unit(UnitJob {
-                unit: unit.clone(),
-                position,
-                seed: *machine as u64,
-                plan,
-                sample_slot: slot.clone(),
-                progress: progress.clone(),
-                errors: errors.clone(),
-                stop: None,
-                acked: Some(acked_counter.clone()),
-                ack_latency: Some(ack_latency.clone()),
-            }))
-        })
+    );
+    let drive = Drive {
+        sample_slots: Some(slots),
+        progress: Some(progress.clone()),
+        stop: None,
+        acked: Some(acked_counter),
+        ack_latency: Some(ack_latency.clone()),
+    };
+    let tasks = spawn_units(units, plan, drive, errors);
+    let outcomes = join_units(tasks, errors)
+        .await
+        .into_iter()
+        .flatten()
         .collect();
-    let mut outcomes: Vec<UnitOutcome> = Vec::with_capacity(unit_tasks.len());
-    for task in unit_tasks {
-        match task.await {
-            Ok(outcome) => outcomes.push(outcome),
-            Err(error) => errors.push(format!("a unit task failed: {error}")),
-        }
-    }
     let elapsed = plan.start.elapsed();
-    let _ = units_done.send(true);
-    let timeline = timeline_task.await.unwrap_or_else(|error| {
-        errors.push(format!("the timeline sampler failed: {error}"));
-        Timeline::default()
-    });
+    let timeline = sampler.finish(errors).await;
     progress.finish_and_clear();
     let _ = sending_done.send(true);
     let store_latency = probe_task.await.unwrap_or_else(|error| {
@@ -532,11 +501,7 @@ mod tests {
     use super::*;
 
     fn config() -> IngestConfig {
-        IngestConfig::new(
-            "http://127.0.0.1:1",
-            "127.0.0.1:1883".parse().expect("addr"),
-            "token",
-        )
+        IngestConfig::for_target(Target::unreachable())
     }
 
     #[test]
@@ -576,7 +541,10 @@ mod tests {
         };
         assert!(huge.validate().is_err());
         let bad_run_id = IngestConfig {
-            run_id: Some("Has-Dash".into()),
+            run: RunOptions {
+                run_id: Some("Has-Dash".into()),
+                ..RunOptions::default()
+            },
             ..config()
         };
         assert!(bad_run_id.validate().is_err());

@@ -1,16 +1,23 @@
-//! The ingest run's report: the figures, what makes a run clean, the ratio to the bare
-//! broker of the baseline, and the text the command line prints (the HTML page is
-//! `report::html::ingest_page`).
+//! The ingest run's report: the figures, what makes a run clean, and the ratio to the bare
+//! broker of the baseline, stated once in the report model (`crate::report`) that renders
+//! them as text, page and JSON.
 
 use std::fmt;
 use std::time::Duration;
 
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 
 use crate::api::AccountId;
+use crate::report::html::{
+    memory_chart, percentile_chart, rate_chart, rate_lines, rate_series, timeline_figures,
+    MEMORY_CAPTION,
+};
+use crate::report::svg::PALETTE;
+use crate::report::{Check, Outcome, ScenarioReport, Section};
 use crate::scenario::baseline::BaselineReport;
+use crate::scenario::measure::delivery_checks;
 use crate::scenario::timeline::Timeline;
-use crate::stats::Percentiles;
+use crate::stats::{as_seconds, Percentiles};
 
 /// The outcome of one run.
 #[derive(Debug, Clone, Serialize)]
@@ -64,25 +71,7 @@ pub struct IngestReport {
     pub errors: Vec<String>,
 }
 
-pub(crate) fn as_seconds<S: Serializer>(
-    duration: &Duration,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    serializer.serialize_f64(duration.as_secs_f64())
-}
-
 impl IngestReport {
-    /// Everything sent was acknowledged, stored exactly once and delivered live, and
-    /// nothing went wrong on the way.
-    pub fn is_clean(&self) -> bool {
-        self.errors.is_empty()
-            && self.missing == 0
-            && self.duplicates == 0
-            && self.points_acked == self.points_sent
-            && self.sse_received >= self.points_acked
-            && self.baseline.as_ref().is_none_or(BaselineReport::is_clean)
-    }
-
     /// Acknowledged points that were also stored, per second. The gateway acknowledges
     /// only after the commit, so this equals `points_per_sec` unless acknowledged points
     /// went missing (which the run reports as an error); the bare broker of the baseline
@@ -106,6 +95,76 @@ impl IngestReport {
     pub fn shows_a_ratio(&self) -> bool {
         self.throughput_ratio.is_some() || self.stored_ratio().is_some()
     }
+
+    /// The bare broker's figures and the ratio, with what the ratio means for this run.
+    fn baseline_section(&self, baseline: &BaselineReport) -> Section {
+        let limit = if self.baseline_at_limit == Some(true) {
+            "The bare broker could not take the offered load, so its throughput is its limit \
+             on this machine and the ratio is the gateway's share of that limit."
+        } else {
+            "The bare broker carried the offered load, so the ratio is not a share of its \
+             limit: it only says how much of the offered load the gateway carried relative \
+             to it. Offer more (units × rate) to measure the limit."
+        };
+        let tls = if self.gateway_tls {
+            " The gateway run used TLS and the bare broker plain TCP: the ratio includes the \
+             cost of TLS."
+        } else {
+            ""
+        };
+        let mut section = Section::new("Baseline: the same load against a bare rumqttd")
+            .figure("bare broker", &baseline.broker)
+            .figure("bare broker address", &baseline.broker_addr)
+            .figure("bare broker transport", &baseline.transport)
+            .figure("bare rumqttd: units", baseline.units)
+            .figure("bare rumqttd: points sent", baseline.points_sent)
+            .figure(
+                "bare rumqttd: acknowledged / drained by the sink",
+                format!("{} / {}", baseline.points_acked, baseline.sink_drained),
+            )
+            .figure(
+                "bare rumqttd: throughput (mean)",
+                format!(
+                    "{:.1} points/s over {:.2} s",
+                    baseline.points_per_sec,
+                    baseline.elapsed.as_secs_f64()
+                ),
+            )
+            .figure_if(
+                "throughput ratio (gateway ÷ bare rumqttd)",
+                self.throughput_ratio.map(|ratio| format!("{ratio:.3}")),
+            )
+            .figure_if(
+                "stored ratio (acknowledged and stored ÷ bare rumqttd)",
+                self.stored_ratio().map(|ratio| format!("{ratio:.3}")),
+            )
+            .note(format!("{limit}{tls}"));
+        for error in &baseline.errors {
+            section = section.note(format!("baseline: {error}"));
+        }
+        section
+    }
+
+    /// Throughput over time: the gateway's series and, with a baseline, the bare broker's on
+    /// the same axes.
+    fn throughput_section(&self, section: Section) -> Section {
+        let title = "Throughput: points acknowledged per second";
+        let Some(baseline) = &self.baseline else {
+            return section.chart(
+                rate_chart(title, "acknowledged/s", &self.timeline),
+                "Acknowledgements (PUBACK) counted once a second while the units publish.",
+            );
+        };
+        let lines = vec![
+            rate_series("Fleetgate", PALETTE[0], &self.timeline),
+            rate_series("bare rumqttd", PALETTE[1], &baseline.timeline),
+        ];
+        section.chart(
+            rate_lines(title, lines),
+            "Acknowledgements (PUBACK) counted once a second while the units publish, for the \
+             gateway and for the same load against the bare broker (run first, on its own).",
+        )
+    }
 }
 
 /// `gateway / baseline` when both are measured and the baseline carried anything.
@@ -118,79 +177,115 @@ pub(crate) fn throughput_ratio(
         .then(|| gateway_per_sec / baseline_per_sec)
 }
 
-impl fmt::Display for IngestReport {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            formatter,
-            "ingest run {} (account {}): {} units",
-            self.run_id, self.account_id, self.units
-        )?;
-        writeln!(
-            formatter,
-            "  points:     {} sent, {} acknowledged, {} stored, {} missing, {} duplicates, {} via SSE",
+impl ScenarioReport for IngestReport {
+    const SCENARIO: &'static str = "ingest";
+
+    fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    fn errors(&self) -> &[String] {
+        &self.errors
+    }
+
+    fn checks(&self) -> Vec<Check> {
+        let baseline = match &self.baseline {
+            None => Check::new("bare broker drained", Outcome::NotJudged, "no baseline ran"),
+            Some(baseline) => Check::holds(
+                "bare broker drained",
+                baseline.is_clean(),
+                format!(
+                    "{} sent, {} acknowledged, {} drained, {} errors",
+                    baseline.points_sent,
+                    baseline.points_acked,
+                    baseline.sink_drained,
+                    baseline.errors.len()
+                ),
+            ),
+        };
+        let mut checks = delivery_checks(
             self.points_sent,
             self.points_acked,
-            self.points_stored,
             self.missing,
             self.duplicates,
-            self.sse_received
-        )?;
-        writeln!(
-            formatter,
-            "  throughput: {:.1} points/s over {:.2} s",
-            self.points_per_sec,
-            self.elapsed.as_secs_f64()
-        )?;
-        writeln!(formatter, "  publish→ack:    {}", self.publish_to_ack)?;
-        writeln!(formatter, "  publish→SSE:    {}", self.publish_to_sse)?;
-        writeln!(formatter, "  publish→stored: {}", self.publish_to_stored)?;
-        writeln!(
-            formatter,
-            "  offered:    {:.1} points/s (units × rate), gateway over {}",
-            self.offered_points_per_sec,
-            if self.gateway_tls { "TLS" } else { "plain TCP" }
-        )?;
-        if let Some(baseline) = &self.baseline {
-            writeln!(formatter, "{baseline}")?;
-        }
-        if let Some(ratio) = self.throughput_ratio {
-            let meaning = if self.baseline_at_limit == Some(true) {
-                "of the bare broker's limit"
-            } else {
-                "of the bare broker's throughput, which only carried the offered load"
-            };
-            let tls = if self.gateway_tls {
-                " (gateway over TLS, bare broker plain)"
-            } else {
-                ""
-            };
-            writeln!(formatter, "  ratio:      {ratio:.3} {meaning}{tls}")?;
-        }
-        if let Some(ratio) = self.stored_ratio() {
-            writeln!(
-                formatter,
-                "  stored:     {:.1} points/s acknowledged and stored, ratio {ratio:.3}",
-                self.stored_per_sec()
-            )?;
-        }
-        if let (Some(baseline), true) = (&self.baseline, self.shows_a_ratio()) {
-            writeln!(formatter, "  baseline:   {}", baseline.broker)?;
-        }
-        if self.errors.is_empty() {
-            write!(formatter, "  errors: none")
+            self.sse_received,
+            self.errors.len(),
+        );
+        checks.push(baseline);
+        checks
+    }
+
+    fn headline(&self) -> String {
+        format!(
+            "ingest run {} (account {}): {} units",
+            self.run_id, self.account_id, self.units
+        )
+    }
+
+    fn clean_means(&self) -> String {
+        "every acknowledged point stored exactly once and delivered live".into()
+    }
+
+    fn sections(&self) -> Vec<Section> {
+        let transport = if self.gateway_tls {
+            "TLS (mutual)"
         } else {
-            write!(formatter, "  errors ({}):", self.errors.len())?;
-            for error in &self.errors {
-                write!(formatter, "\n    - {error}")?;
-            }
-            Ok(())
+            "plain TCP"
+        };
+        let figures = Section::new("Figures")
+            .figure("account", &self.account_id)
+            .figure("units", self.units)
+            .figure("points sent", self.points_sent)
+            .figure("points acknowledged", self.points_acked)
+            .figure("points stored (rows)", self.points_stored)
+            .figure("missing", self.missing)
+            .figure("duplicates", self.duplicates)
+            .figure("delivered via SSE", self.sse_received)
+            .figure("elapsed", format!("{:.2} s", self.elapsed.as_secs_f64()))
+            .figure(
+                "throughput (mean)",
+                format!("{:.1} points/s", self.points_per_sec),
+            )
+            .figure(
+                "offered load (units × rate)",
+                format!("{:.1} points/s", self.offered_points_per_sec),
+            )
+            .figure("gateway transport", transport);
+        let mut sections = vec![timeline_figures(figures, &self.timeline, "points")];
+        let mut latencies = vec![
+            ("publish→ack", &self.publish_to_ack),
+            ("publish→SSE", &self.publish_to_sse),
+            ("publish→stored", &self.publish_to_stored),
+        ];
+        if let Some(baseline) = &self.baseline {
+            sections.push(self.baseline_section(baseline));
+            latencies.push(("bare rumqttd publish→ack", &baseline.publish_to_ack));
+            latencies.push(("bare rumqttd publish→sink", &baseline.publish_to_sink));
         }
+        let latency = Section::new("Latency").latencies(&latencies);
+        let latency = self.throughput_section(latency).chart(
+            percentile_chart("Latency percentiles", &latencies),
+            "From the unit's PUBLISH to its PUBACK (every acknowledged point, timed by the \
+             unit; the gateway acknowledges after the commit that stores the point), from the \
+             unit's send to the point on the account's live stream and to the point readable \
+             in history (sampled by the storage probe), and (baseline) to the bare broker's \
+             PUBACK, which it sends on arrival, and to its sink.",
+        );
+        sections.push(latency.chart(memory_chart(&self.timeline), MEMORY_CAPTION));
+        sections
+    }
+}
+
+impl fmt::Display for IngestReport {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(&crate::report::text(self))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::page;
     use crate::scenario::baseline::describe_broker;
 
     fn report() -> IngestReport {
@@ -231,8 +326,15 @@ mod tests {
             elapsed: Duration::from_millis(500),
             points_per_sec,
             publish_to_sink: Percentiles::default(),
-            publish_to_ack: Percentiles::default(),
-            timeline: Timeline::default(),
+            publish_to_ack: Percentiles {
+                samples: 20,
+                p50_us: 150,
+                p90_us: 250,
+                p99_us: 400,
+                p999_us: 500,
+                max_us: 600,
+            },
+            timeline: Timeline::steady(4, points_per_sec, None),
             errors: Vec::new(),
         }
     }
@@ -255,95 +357,47 @@ mod tests {
     }
 
     #[test]
-    fn a_baseline_that_lost_points_makes_the_run_unclean() {
+    fn clean_report_and_its_failure_modes() {
+        assert!(report().is_clean());
         let with = |baseline| IngestReport {
             baseline: Some(baseline),
             ..report()
         };
         assert!(with(baseline(40.0, 20)).is_clean());
         assert!(!with(baseline(40.0, 19)).is_clean());
+        for dirty in [
+            IngestReport {
+                missing: 1,
+                ..report()
+            },
+            IngestReport {
+                duplicates: 1,
+                ..report()
+            },
+            IngestReport {
+                points_acked: 19,
+                ..report()
+            },
+            IngestReport {
+                sse_received: 19,
+                ..report()
+            },
+            IngestReport {
+                errors: vec!["x".into()],
+                ..report()
+            },
+        ] {
+            assert!(!dirty.is_clean(), "{dirty}");
+        }
     }
 
     #[test]
-    fn report_shows_the_ratio_and_what_it_means() {
+    fn text_and_json_show_the_figures_and_the_ratio() {
         let at_limit = IngestReport {
             baseline: Some(baseline(40.0, 20)),
             throughput_ratio: Some(0.5),
             baseline_at_limit: Some(true),
             gateway_tls: true,
-            ..report()
-        };
-        let text = at_limit.to_string();
-        assert!(text.contains("bare rumqttd"), "{text}");
-        assert!(text.contains("0.500 of the bare broker's limit"), "{text}");
-        assert!(text.contains("gateway over TLS"), "{text}");
-        assert!(
-            text.contains("baseline:   rumqttd 0.20.0 (crates.io), plain TCP; the gateway ran TLS"),
-            "{text}"
-        );
-        let json = serde_json::to_value(&at_limit).expect("json");
-        assert_eq!(json["throughput_ratio"], 0.5);
-        assert_eq!(json["baseline"]["sink_drained"], 20);
-        assert_eq!(json["baseline"]["elapsed"], 0.5);
-        assert_eq!(
-            json["baseline"]["broker"],
-            "rumqttd 0.20.0 (crates.io), plain TCP; the gateway ran TLS"
-        );
-        let below = IngestReport {
-            baseline_at_limit: Some(false),
-            ..at_limit
-        };
-        assert!(below
-            .to_string()
-            .contains("which only carried the offered load"));
-    }
-
-    #[test]
-    fn clean_report_and_its_failure_modes() {
-        assert!(report().is_clean());
-        assert!(!IngestReport {
-            missing: 1,
-            ..report()
-        }
-        .is_clean());
-        assert!(!IngestReport {
-            duplicates: 1,
-            ..report()
-        }
-        .is_clean());
-        assert!(!IngestReport {
-            points_acked: 19,
-            ..report()
-        }
-        .is_clean());
-        assert!(!IngestReport {
-            sse_received: 19,
-            ..report()
-        }
-        .is_clean());
-        assert!(!IngestReport {
-            errors: vec!["x".into()],
-            ..report()
-        }
-        .is_clean());
-    }
-
-    #[test]
-    fn report_serializes_elapsed_as_seconds_and_displays() {
-        let json = serde_json::to_value(report()).expect("json");
-        assert_eq!(json["elapsed"], 1.5);
-        assert_eq!(json["publish_to_sse"]["samples"], 0);
-        assert_eq!(json["publish_to_ack"]["samples"], 0);
-        let text = report().to_string();
-        assert!(text.contains("20 sent, 20 acknowledged, 20 stored"));
-        assert!(text.contains("publish→ack:    no samples"), "{text}");
-        assert!(text.contains("errors: none"));
-        assert!(!text.contains("baseline:"), "no baseline, no broker line");
-    }
-
-    #[test]
-    fn publish_to_ack_is_shown_next_to_the_other_latencies() {
-        let measured = IngestReport {
             publish_to_ack: Percentiles {
                 samples: 20,
                 p50_us: 21_000,
@@ -354,14 +408,63 @@ mod tests {
             },
             ..report()
         };
-        let text = measured.to_string();
-        assert!(
-            text.contains("publish→ack:    p50 21.0 ms · p99 30.0 ms · max 31.0 ms (20 samples)"),
-            "{text}"
-        );
-        let json = serde_json::to_value(&measured).expect("json");
-        assert_eq!(json["publish_to_ack"]["samples"], 20);
+        let text = at_limit.to_string();
+        for shown in [
+            "points sent: 20",
+            "publish→ack: p50 21.0 ms · p99 30.0 ms · max 31.0 ms (20 samples)",
+            "publish→SSE: no samples",
+            "throughput ratio (gateway ÷ bare rumqttd): 0.500",
+            "bare broker: rumqttd 0.20.0 (crates.io), plain TCP; the gateway ran TLS",
+            "its limit on this machine",
+            "includes the cost of TLS",
+            "stored exactly once: passed",
+            "errors: none",
+        ] {
+            assert!(text.contains(shown), "{shown} not in {text}");
+        }
+        let json = crate::report::to_json(&at_limit).expect("json");
+        assert_eq!(json["elapsed"], 1.5);
+        assert_eq!(json["throughput_ratio"], 0.5);
+        assert_eq!(json["baseline"]["sink_drained"], 20);
+        assert_eq!(json["baseline"]["elapsed"], 0.5);
         assert_eq!(json["publish_to_ack"]["p50_us"], 21_000);
-        assert_eq!(json["publish_to_ack"]["p99_us"], 30_000);
+        assert_eq!(json["checks"][0]["name"], "stored exactly once");
+        let below = IngestReport {
+            baseline_at_limit: Some(false),
+            ..at_limit
+        };
+        assert!(below.to_string().contains("not a share of its limit"));
+        assert!(
+            !report().to_string().contains("bare broker:"),
+            "no baseline, no broker"
+        );
+    }
+
+    #[test]
+    fn page_draws_both_throughputs_and_memory() {
+        let measured = IngestReport {
+            timeline: Timeline::steady(4, 200.0, Some(42)),
+            baseline: Some(baseline(400.0, 20)),
+            throughput_ratio: Some(0.5),
+            errors: vec!["unit <u1> said \"no\"".into()],
+            ..report()
+        };
+        let page = page(&measured);
+        assert!(page.starts_with("<!DOCTYPE html>"));
+        assert!(page.contains("Fleetgate ingest run abc") && page.contains("NOT clean"));
+        assert_eq!(
+            page.matches("<svg").count(),
+            3,
+            "throughput, latency, memory"
+        );
+        assert_eq!(page.matches("<polyline").count(), 3, "two rates, memory");
+        assert!(page.contains("<td>bare rumqttd publish→ack</td><td>20</td><td>150 µs</td>"));
+        assert!(page.contains("VmRSS of pid 42") && page.contains("peak RSS"));
+        assert!(page.contains("unit &lt;u1&gt; said &quot;no&quot;"));
+        let lower = page.to_ascii_lowercase();
+        assert!(!lower.contains("http://") && !lower.contains("<script"));
+        assert!(!lower.contains("src=") && !lower.contains("url("));
+        let unmeasured = crate::report::page(&report());
+        assert!(unmeasured.contains("not measured (no --gateway-pid given)"));
     }
 }

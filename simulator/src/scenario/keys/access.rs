@@ -85,7 +85,7 @@ impl KeyRun {
                     }
                 }
             })
-            .buffered(self.config.parallelism)
+            .buffered(self.config.run.parallelism)
             .collect()
             .await
     }
@@ -217,7 +217,7 @@ impl KeyRun {
                     tokio::time::sleep(STATUS_POLL).await;
                 }
             })
-            .buffer_unordered(this.config.parallelism)
+            .buffer_unordered(this.config.run.parallelism)
             .filter_map(std::future::ready)
             .collect()
             .await;
@@ -248,7 +248,7 @@ impl KeyRun {
         let online: Vec<usize> = (0..self.machines.len())
             .filter(|&machine| self.holders[machine].is_some() && listings[machine].is_some())
             .collect();
-        let progress = progress_bar(online.len() as u64, "units tried", self.config.quiet);
+        let progress = progress_bar(online.len() as u64, "units tried", self.config.run.quiet);
         let this = &*self;
         let results: Vec<UnitAttempts> = stream::iter(&online)
             .map(|&machine| {
@@ -259,7 +259,7 @@ impl KeyRun {
                     attempts
                 }
             })
-            .buffer_unordered(this.config.parallelism)
+            .buffer_unordered(this.config.run.parallelism)
             .collect()
             .await;
         progress.finish_and_clear();
@@ -382,7 +382,7 @@ impl KeyRun {
                     .collect();
                 async move { self.find_stored_of(asset, &mine, deadline).await }
             })
-            .buffer_unordered(self.config.parallelism)
+            .buffer_unordered(self.config.run.parallelism)
             .collect()
             .await;
         let mut problems = Vec::new();

@@ -23,7 +23,6 @@
 //! before. Given the gateway's pid it also samples its memory; `page.rs` draws the report.
 
 mod access;
-mod page;
 mod plan;
 mod propagation;
 mod report;
@@ -35,22 +34,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{stream, StreamExt};
-use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::fleet::{connect_units_with, new_run_id, provision_with, SimMachine};
-use super::timeline::{sample_timeline, Timeline, SAMPLE_INTERVAL};
-use super::{check_run_id, ErrorLog, ScenarioError};
+use super::fleet::{connect_units_with, provision_with, SimMachine};
+use super::runner::{self, Run, Scenario};
+use super::timeline::{Sampler, Timeline};
+use super::{ErrorLog, RunOptions, ScenarioError};
 use crate::api::{
     AccessType, ApiClient, AssetId, Capabilities, KeyEdit, KeyId, KeyView, NewOperator, Operator,
 };
 use crate::scenario::Target;
 use crate::stats::LatencyRecorder;
 use crate::telemetry::{now_ms, rfc3339_from_ms};
-use crate::unit::{BrokerAddr, HolderStats, KeyHolder, SimUnit, UnitOptions};
+use crate::unit::{HolderStats, KeyHolder, SimUnit, UnitOptions};
 use plan::{plan_keys, Role};
 
-pub use page::keys_page;
 pub use report::{AccessTally, ChangeRecord, KeysReport, ReconnectRecord};
 
 pub const MAX_UNITS: usize = 10_000;
@@ -68,8 +66,8 @@ pub struct KeysConfig {
     /// The gateway, and the platform administrator's token the run sets itself up with.
     pub target: Target,
     pub units: usize,
-    /// API calls and connection attempts in flight at once.
-    pub parallelism: usize,
+    /// Parallelism, progress, run id and the gateway's pid, as every scenario takes them.
+    pub run: RunOptions,
     /// How long a change may take to reach every online unit.
     pub propagation_timeout: Duration,
     /// How long the short-lived key lasts.
@@ -78,39 +76,21 @@ pub struct KeysConfig {
     pub event_timeout: Duration,
     /// Keep the last unit off while the first keys are created (needs 2 units or more).
     pub offline_unit: bool,
-    /// No progress output.
-    pub quiet: bool,
-    /// Names the run's account, devices and assets; random when `None`.
-    pub run_id: Option<String>,
-    /// The gateway's process on this machine, whose memory the timeline samples; `None`:
-    /// memory is not measured.
-    pub gateway_pid: Option<u32>,
 }
 
 impl KeysConfig {
     /// Defaults: 5 units, one kept offline at first, 30 s timeouts, a 5 s short-lived key,
-    /// plain MQTT, quiet.
-    pub fn new(
-        http_base: impl Into<String>,
-        mqtt: BrokerAddr,
-        admin_token: impl Into<String>,
-    ) -> Self {
-        Self::for_target(Target::new(http_base, mqtt, admin_token))
-    }
-
-    /// The defaults of [`Self::new`] against `target` (which may use TLS).
+    /// plain MQTT, quiet; against
+    /// `target`, which may use TLS.
     pub fn for_target(target: Target) -> Self {
         Self {
             target,
             units: 5,
-            parallelism: 32,
+            run: RunOptions::default(),
             propagation_timeout: Duration::from_secs(30),
             short_lived: Duration::from_secs(5),
             event_timeout: Duration::from_secs(30),
             offline_unit: true,
-            quiet: true,
-            run_id: None,
-            gateway_pid: None,
         }
     }
 
@@ -119,12 +99,6 @@ impl KeysConfig {
         let invalid = |message: String| Err(ScenarioError::InvalidConfig(message));
         if !(1..=MAX_UNITS).contains(&self.units) {
             return invalid(format!("units must be 1..={MAX_UNITS}, got {}", self.units));
-        }
-        if !(1..=MAX_PARALLELISM).contains(&self.parallelism) {
-            return invalid(format!(
-                "parallelism must be 1..={MAX_PARALLELISM}, got {}",
-                self.parallelism
-            ));
         }
         for (name, value, max) in [
             (
@@ -147,13 +121,13 @@ impl KeysConfig {
                 self.short_lived
             ));
         }
-        check_run_id(self.run_id.as_deref())
+        self.run.validate(MAX_PARALLELISM)
     }
 }
 
 /// A run in progress: the fleet, its units' key holders and everything measured so far.
 /// The change-making half lives in `propagation.rs`, the checking half in `access.rs`.
-pub(super) struct KeyRun {
+pub(crate) struct KeyRun {
     config: KeysConfig,
     run_id: String,
     /// The owner account's admin.
@@ -169,8 +143,8 @@ pub(super) struct KeyRun {
     created_us: HashMap<KeyId, u64>,
     /// Contract violations.
     checks: ErrorLog,
-    /// Problems that kept something from being checked.
-    errors: ErrorLog,
+    /// Problems that kept something from being checked: the run's own error log.
+    errors: Arc<ErrorLog>,
     report: KeysReport,
     from_request: LatencyRecorder,
     after_answer: LatencyRecorder,
@@ -182,93 +156,123 @@ pub(super) struct KeyRun {
 }
 
 /// Runs the scenario. `Err` only when the run could not take place at all (bad settings,
-/// setup refused, no unit could connect); everything else is in the report.
+/// setup refused, no unit connected); everything else is in the report.
 pub async fn run_keys(config: &KeysConfig) -> Result<KeysReport, ScenarioError> {
-    config.validate()?;
-    let run_id = config.run_id.clone().unwrap_or_else(new_run_id);
-    let platform_admin = config
-        .target
-        .platform_admin()
-        .map_err(ScenarioError::api("gateway URL"))?;
-    let every_reader = Capabilities {
-        bluetooth_relay: true,
-        keypad: true,
-        dualid: true,
-    };
-    let fleet = provision_with(
-        &platform_admin,
-        &run_id,
-        config.units,
-        config.parallelism,
-        every_reader,
-    )
-    .await?;
-    let errors = ErrorLog::default();
-    let connected = connect_units_with(
-        &fleet.machines,
-        &config.target.mqtt,
-        config.target.tls_server_name.as_deref(),
-        config.parallelism,
-        &errors,
-        no_delay,
-    )
-    .await;
-    let holders = start_holders(connected, fleet.machines.len(), config.parallelism, &errors).await;
-    if holders.iter().all(Option::is_none) {
-        return Err(ScenarioError::NoUnits(
-            errors
-                .first()
-                .unwrap_or_else(|| "no unit to connect".to_owned()),
-        ));
+    runner::run(config, &config.run, config.validate()).await
+}
+
+/// The timeline of unit key-set changes, sampled from the load's start until check.
+pub(crate) struct KeysLoad {
+    sampler: Option<Sampler>,
+}
+
+impl Scenario for KeysConfig {
+    type Setup = KeyRun;
+    type Load = KeysLoad;
+    type Report = KeysReport;
+
+    /// The fleet (every reader kind), its units connected with their key holders.
+    async fn setup(&self, run: &Run) -> Result<KeyRun, ScenarioError> {
+        let platform_admin = self
+            .target
+            .platform_admin()
+            .map_err(ScenarioError::api("gateway URL"))?;
+        let every_reader = Capabilities {
+            bluetooth_relay: true,
+            keypad: true,
+            dualid: true,
+        };
+        let parallelism = self.run.parallelism;
+        let fleet = provision_with(
+            &platform_admin,
+            &run.id,
+            self.units,
+            parallelism,
+            every_reader,
+        )
+        .await?;
+        let connected = connect_units_with(
+            &fleet.machines,
+            &self.target.mqtt,
+            self.target.tls_server_name.as_deref(),
+            parallelism,
+            &run.errors,
+            no_delay,
+        )
+        .await;
+        let holders =
+            start_holders(connected, fleet.machines.len(), parallelism, &run.errors).await;
+        if holders.iter().all(Option::is_none) {
+            let first = run.errors.first();
+            return Err(ScenarioError::NoUnits(
+                first.unwrap_or_else(|| "no unit to connect".to_owned()),
+            ));
+        }
+        let units = holders.iter().flatten().count();
+        Ok(KeyRun {
+            config: self.clone(),
+            assets: fleet.machines.iter().map(|m| m.asset_id.clone()).collect(),
+            machines: fleet.machines,
+            admin: fleet.client,
+            holders,
+            keys: Vec::new(),
+            deleted: Vec::new(),
+            created_us: HashMap::new(),
+            checks: ErrorLog::default(),
+            errors: run.errors.clone(),
+            report: KeysReport {
+                run_id: run.id.clone(),
+                account_id: Some(fleet.account.id),
+                units,
+                ..KeysReport::default()
+            },
+            run_id: run.id.clone(),
+            from_request: LatencyRecorder::new(),
+            after_answer: LatencyRecorder::new(),
+            expiry_lag: LatencyRecorder::new(),
+            offline: None,
+            unit_changes: Arc::new(AtomicU64::new(0)),
+        })
     }
-    let units = holders.iter().flatten().count();
-    let mut run = KeyRun {
-        config: config.clone(),
-        assets: fleet.machines.iter().map(|m| m.asset_id.clone()).collect(),
-        machines: fleet.machines,
-        admin: fleet.client,
-        holders,
-        keys: Vec::new(),
-        deleted: Vec::new(),
-        created_us: HashMap::new(),
-        checks: ErrorLog::default(),
-        errors,
-        report: KeysReport {
-            run_id: run_id.clone(),
-            account_id: Some(fleet.account.id),
-            units,
-            ..KeysReport::default()
-        },
-        run_id,
-        from_request: LatencyRecorder::new(),
-        after_answer: LatencyRecorder::new(),
-        expiry_lag: LatencyRecorder::new(),
-        offline: None,
-        unit_changes: Arc::new(AtomicU64::new(0)),
-    };
-    let (drive_done, drive_done_rx) = watch::channel(false);
-    let timeline_task = tokio::spawn(sample_timeline(
-        run.unit_changes.clone(),
-        config.gateway_pid,
-        Some(config.target.http_base.clone()),
-        Instant::now(),
-        SAMPLE_INTERVAL,
-        drive_done_rx,
-    ));
-    run.drive().await;
-    drive_done.send_replace(true);
-    run.report.timeline = timeline_task.await.unwrap_or_else(|error| {
-        run.errors
-            .push(format!("the timeline sampler failed: {error}"));
-        Timeline::default()
-    });
-    Ok(run.finish().await)
+
+    /// Creates, edits and deletes keys, each change followed to the units.
+    async fn load(&self, _run: &Run, keys: &mut KeyRun) -> KeysLoad {
+        let sampler = Sampler::start(
+            keys.unit_changes.clone(),
+            self.run.gateway_pid,
+            Some(self.target.http_base.clone()),
+            Instant::now(),
+        );
+        keys.change_keys().await;
+        KeysLoad {
+            sampler: Some(sampler),
+        }
+    }
+
+    /// Until the short-lived key ended and the units dropped it.
+    async fn settle(&self, _run: &Run, keys: &mut KeyRun, _load: &mut KeysLoad) {
+        keys.wait_for_expiry().await;
+    }
+
+    /// The listings, held sets, statuses and access decisions against the API, then the
+    /// rest of the keys deleted and the units switched off.
+    async fn check(&self, run: Run, mut keys: KeyRun, mut load: KeysLoad) -> KeysReport {
+        keys.check_everything().await;
+        let timeline = match load.sampler.take() {
+            Some(sampler) => sampler.finish(&run.errors).await,
+            None => Timeline::default(),
+        };
+        let mut report = keys.finish().await;
+        report.timeline = timeline;
+        report.errors = run.finish_errors();
+        report
+    }
 }
 
 impl KeyRun {
-    /// Every step after setup, in order; each step records its own failures and the run
-    /// goes on with what it can still check.
-    async fn drive(&mut self) {
+    /// Every change of the load, in order; each step records its own failures and the
+    /// run goes on with what it can still check.
+    async fn change_keys(&mut self) {
         let operator = self.create_operator().await;
         if self.config.offline_unit && self.machines.len() >= 2 {
             self.switch_off(self.machines.len() - 1).await;
@@ -292,7 +296,10 @@ impl KeyRun {
         if let Some(tag) = self.key(Role::Tag).cloned() {
             self.delete(&tag).await;
         }
-        self.wait_for_expiry().await;
+    }
+
+    /// Every check after the load, in order, and the rest of the keys bulk-deleted.
+    async fn check_everything(&mut self) {
         let listings = self.listings().await;
         self.check_listings(&listings);
         self.check_held_sets(&listings);
@@ -455,7 +462,7 @@ impl KeyRun {
             }
             units.push(holder.stop().await);
         }
-        switch_off_all(units, self.config.parallelism, &self.errors).await;
+        switch_off_all(units, self.config.run.parallelism, &self.errors).await;
         let mut report = self.report;
         report.holders = totals;
         report.propagation_from_request = self.from_request.percentiles();
@@ -466,7 +473,8 @@ impl KeyRun {
             reconnect.listed_pending = listed_pending;
         }
         report.checks_failed = self.checks.into_entries();
-        report.errors = self.errors.into_entries();
+        // The run's error log goes into the report once this holder of it is gone.
+        drop(self.errors);
         report
     }
 }
@@ -529,11 +537,7 @@ mod tests {
     use super::*;
 
     fn config() -> KeysConfig {
-        KeysConfig::new(
-            "http://127.0.0.1:1",
-            "127.0.0.1:1883".parse().expect("addr"),
-            "token",
-        )
+        KeysConfig::for_target(Target::unreachable())
     }
 
     #[test]
@@ -559,7 +563,10 @@ mod tests {
         );
         refused(
             KeysConfig {
-                parallelism: 0,
+                run: RunOptions {
+                    parallelism: 0,
+                    ..RunOptions::default()
+                },
                 ..config()
             },
             "parallelism",
@@ -587,7 +594,10 @@ mod tests {
         );
         refused(
             KeysConfig {
-                run_id: Some("Not-Ok".into()),
+                run: RunOptions {
+                    run_id: Some("Not-Ok".into()),
+                    ..RunOptions::default()
+                },
                 ..config()
             },
             "run id",
@@ -596,14 +606,7 @@ mod tests {
 
     #[tokio::test]
     async fn unreachable_gateway_is_an_error_not_a_report() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let address = listener.local_addr().expect("address");
-        drop(listener);
-        let config = KeysConfig::new(
-            format!("http://{address}"),
-            "127.0.0.1:1".parse().expect("addr"),
-            "token",
-        );
+        let config = KeysConfig::for_target(Target::closed());
         let error = run_keys(&config).await.expect_err("no gateway");
         assert!(matches!(error, ScenarioError::Api { .. }), "{error}");
     }

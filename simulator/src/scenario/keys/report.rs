@@ -1,5 +1,7 @@
-//! What a key run found, in a form both people (`Display`) and scripts (`Serialize`,
-//! `is_clean`) can judge. Kept apart from the run so its rules can be tested without a
+//! What a key run found, stated once in the report model (`crate::report`) for people
+//! (text; a page with propagation over the run and per change in the order the changes
+//! were made: one slow change shows there, not in the run's percentiles) and scripts
+//! (JSON, `is_clean`). Kept apart from the run so its rules can be tested without a
 //! gateway.
 
 use std::collections::BTreeMap;
@@ -8,8 +10,13 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::api::{AccountId, DeviceId, KeyId};
+use crate::report::html::{
+    memory_chart, percentile_chart, rate_chart, timeline_figures, MEMORY_CAPTION,
+};
+use crate::report::svg::{Series, PALETTE};
+use crate::report::{Chart, Check, Outcome, ScenarioReport, Section};
 use crate::scenario::Timeline;
-use crate::stats::{format_us, Percentiles};
+use crate::stats::{format_us, LatencyRecorder, Percentiles};
 use crate::unit::HolderStats;
 
 /// One key change the run made (create, edit, delete, bulk) and how it reached the units.
@@ -112,131 +119,278 @@ pub struct KeysReport {
 }
 
 impl KeysReport {
-    /// Every change succeeded and reached every online unit, the distribution lists, held
-    /// sets, statuses and decisions agree with the API, and every reported attempt was
-    /// stored and streamed. A run that tried no access proves nothing, so it is not clean.
-    pub fn is_clean(&self) -> bool {
-        self.errors.is_empty()
-            && self.checks_failed.is_empty()
-            && !self.changes.is_empty()
-            && self.changes.iter().all(ChangeRecord::succeeded)
-            && self.never_held == 0
-            && self.distribution_mismatches == 0
-            && self.set_mismatches == 0
-            && self.status_mismatches == 0
-            && self.access.attempts > 0
-            && self.access.decision_mismatches == 0
-            && self.access.events_reported == self.access.attempts
-            && self.access.events_stored == self.access.events_reported
-            && self.access.events_live == self.access.events_reported
-            && self.reconnect.as_ref().is_none_or(|reconnect| {
-                reconnect.listed_pending && reconnect.held_after_us.is_some()
-            })
-    }
-}
-
-impl fmt::Display for KeysReport {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+    /// The figures over the whole run, and the reconnected unit's.
+    fn figures(&self) -> Section {
         let account = self
             .account_id
             .as_ref()
             .map_or_else(|| "-".to_owned(), ToString::to_string);
-        writeln!(
-            formatter,
-            "keys run {} (account {account}): {} units, {} keys created, {} changes",
-            self.run_id,
-            self.units,
-            self.keys_created,
-            self.changes.len()
-        )?;
-        writeln!(
-            formatter,
-            "  propagation from request: {}",
-            self.propagation_from_request
-        )?;
-        writeln!(
-            formatter,
-            "  after the answer:         {} ({} unit-changes held before the answer, {} never)",
-            self.propagation_after_answer, self.held_before_answer, self.never_held
-        )?;
-        for change in &self.changes {
-            match &change.error {
-                Some(error) => writeln!(formatter, "    - {}: failed: {error}", change.change)?,
-                None => writeln!(
-                    formatter,
-                    "    - {}: call {}, {}/{} delivered, {} pending, held by {} ({} before \
-                     the answer); from request {}",
-                    change.change,
-                    change.call_us.map_or_else(|| "-".to_owned(), format_us),
-                    change.delivered,
-                    change.units_affected,
-                    change.pending,
-                    change.held,
-                    change.held_before_answer,
-                    change.from_request
-                )?,
-            }
-        }
-        if let Some(reconnect) = &self.reconnect {
-            writeln!(
-                formatter,
-                "  reconnect:  {} listed pending: {}; took the retained set after {}",
-                reconnect.device_id,
-                reconnect.listed_pending,
-                reconnect
-                    .held_after_us
-                    .map_or_else(|| "never".to_owned(), format_us)
-            )?;
-        }
-        writeln!(formatter, "  expiry lag: {}", self.expiry_lag)?;
         let outcomes: Vec<String> = self
             .access
             .outcomes
             .iter()
             .map(|(outcome, count)| format!("{outcome} {count}"))
             .collect();
-        writeln!(
-            formatter,
-            "  access:     {} attempts ({}), {} window-edge probes; {} decisions differ from \
-             the API",
-            self.access.attempts,
-            outcomes.join(", "),
-            self.access.window_probes,
-            self.access.decision_mismatches
-        )?;
-        writeln!(
-            formatter,
-            "  events:     {} reported, {} stored, {} live",
-            self.access.events_reported, self.access.events_stored, self.access.events_live
-        )?;
-        writeln!(
-            formatter,
-            "  mismatches: distribution {}, held sets {}, device status {}",
-            self.distribution_mismatches, self.set_mismatches, self.status_mismatches
-        )?;
-        writeln!(
-            formatter,
-            "  units:      {} sets taken, {} acks, {} ack failures, {} unreadable sets",
-            self.holders.sets_taken,
-            self.holders.acks_sent,
-            self.holders.ack_failures,
-            self.holders.sets_malformed
-        )?;
-        write_list(formatter, "checks failed", &self.checks_failed)?;
-        writeln!(formatter)?;
-        write_list(formatter, "errors", &self.errors)
+        let section = Section::new("Figures")
+            .figure("account", account)
+            .figure("units", self.units)
+            .figure("keys created", self.keys_created)
+            .figure("changes", self.changes.len())
+            .figure(
+                "unit-changes held before the answer",
+                self.held_before_answer,
+            )
+            .figure("unit-changes never held", self.never_held)
+            .figure("distribution mismatches", self.distribution_mismatches)
+            .figure("held set mismatches", self.set_mismatches)
+            .figure("device status mismatches", self.status_mismatches)
+            .figure("access attempts", self.access.attempts)
+            .figure("access outcomes", outcomes.join(", "))
+            .figure("window-edge probes", self.access.window_probes)
+            .figure("decision mismatches", self.access.decision_mismatches)
+            .figure(
+                "events reported / stored / live",
+                format!(
+                    "{} / {} / {}",
+                    self.access.events_reported, self.access.events_stored, self.access.events_live
+                ),
+            )
+            .figure("key sets taken by units", self.holders.sets_taken)
+            .figure("key-set acks sent", self.holders.acks_sent)
+            .figure("key-set ack failures", self.holders.ack_failures)
+            .figure("unreadable key sets", self.holders.sets_malformed);
+        let section = match &self.reconnect {
+            Some(reconnect) => section.figure(
+                &format!("unit {} after reconnecting", reconnect.device_id),
+                format!(
+                    "listed pending: {}; took the retained set after {}",
+                    reconnect.listed_pending,
+                    reconnect
+                        .held_after_us
+                        .map_or_else(|| "never".to_owned(), format_us)
+                ),
+            ),
+            None => section,
+        };
+        timeline_figures(section, &self.timeline, "unit changes")
+    }
+
+    /// One row per change, in the order they were made.
+    fn changes_section(&self) -> Section {
+        self.changes
+            .iter()
+            .fold(Section::new("Changes"), |section, change| {
+                let outcome = match &change.error {
+                    Some(error) => format!("failed: {error}"),
+                    None => format!(
+                        "call {}, {}/{} delivered, {} pending, held by {} ({} before the \
+                         answer), from request {}",
+                        change.call_us.map_or_else(|| "-".to_owned(), format_us),
+                        change.delivered,
+                        change.units_affected,
+                        change.pending,
+                        change.held,
+                        change.held_before_answer,
+                        change.from_request
+                    ),
+                };
+                section.figure(&change.change, outcome)
+            })
     }
 }
 
-fn write_list(formatter: &mut fmt::Formatter<'_>, what: &str, items: &[String]) -> fmt::Result {
-    if items.is_empty() {
-        return write!(formatter, "  {what}: none");
+impl ScenarioReport for KeysReport {
+    const SCENARIO: &'static str = "keys";
+
+    fn run_id(&self) -> &str {
+        &self.run_id
     }
-    write!(formatter, "  {what} ({}):", items.len())?;
-    for item in items {
-        write!(formatter, "\n    - {item}")?;
+
+    fn errors(&self) -> &[String] {
+        &self.errors
     }
-    Ok(())
+
+    fn checks(&self) -> Vec<Check> {
+        let failed_changes = self.changes.iter().filter(|c| !c.succeeded()).count();
+        let access = &self.access;
+        let reconnect = match &self.reconnect {
+            None => Check::new(
+                "the reconnected unit took its retained set",
+                Outcome::NotJudged,
+                "no unit was offline",
+            ),
+            Some(reconnect) => Check::holds(
+                "the reconnected unit took its retained set",
+                reconnect.listed_pending && reconnect.held_after_us.is_some(),
+                format!(
+                    "listed pending: {}, took it: {}",
+                    reconnect.listed_pending,
+                    reconnect.held_after_us.is_some()
+                ),
+            ),
+        };
+        vec![
+            Check::holds(
+                "every change answered",
+                !self.changes.is_empty() && failed_changes == 0,
+                format!("{failed_changes} of {} failed", self.changes.len()),
+            ),
+            Check::holds(
+                "every unit held every change",
+                self.never_held == 0,
+                format!("{} unit-changes never held", self.never_held),
+            ),
+            Check::holds(
+                "units hold what the API shows",
+                self.distribution_mismatches == 0
+                    && self.set_mismatches == 0
+                    && self.status_mismatches == 0,
+                format!(
+                    "mismatches: distribution {}, held sets {}, device status {}",
+                    self.distribution_mismatches, self.set_mismatches, self.status_mismatches
+                ),
+            ),
+            Check::holds(
+                "decisions agree with the API",
+                access.attempts > 0 && access.decision_mismatches == 0,
+                format!(
+                    "{} attempts, {} differ",
+                    access.attempts, access.decision_mismatches
+                ),
+            ),
+            Check::holds(
+                "every access event reported, stored and live",
+                access.events_reported == access.attempts
+                    && access.events_stored == access.events_reported
+                    && access.events_live == access.events_reported,
+                format!(
+                    "{} attempts: {} reported, {} stored, {} live",
+                    access.attempts,
+                    access.events_reported,
+                    access.events_stored,
+                    access.events_live
+                ),
+            ),
+            reconnect,
+            Check::holds(
+                "the run's own checks",
+                self.checks_failed.is_empty(),
+                if self.checks_failed.is_empty() {
+                    "none failed".to_owned()
+                } else {
+                    self.checks_failed.join("; ")
+                },
+            ),
+        ]
+    }
+
+    fn headline(&self) -> String {
+        let account = self
+            .account_id
+            .as_ref()
+            .map_or_else(|| "-".to_owned(), ToString::to_string);
+        format!(
+            "keys run {} (account {account}): {} units, {} keys created, {} changes",
+            self.run_id,
+            self.units,
+            self.keys_created,
+            self.changes.len()
+        )
+    }
+
+    fn clean_means(&self) -> String {
+        "every change reached the units as answered, and their decisions and events agree \
+         with the key API"
+            .into()
+    }
+
+    fn sections(&self) -> Vec<Section> {
+        let calls = call_round_trips(self);
+        let latencies = [
+            ("propagation from request", &self.propagation_from_request),
+            ("propagation after answer", &self.propagation_after_answer),
+            ("expiry lag", &self.expiry_lag),
+            ("change call round trip", &calls),
+        ];
+        let latency = Section::new("Latency")
+            .latencies(&latencies)
+            .chart(
+                percentile_chart("Latency percentiles", &latencies),
+                "Request start → the unit took the key set showing the change; answer → \
+                 taken, for units that took it only after the answer (the contract expects \
+                 none); a short-lived key's valid_to → the unit took a set without it; the \
+                 key call's round trip.",
+            )
+            .chart(
+                propagation_chart(self),
+                "Per change, in the order they were made: request start → the slowest and \
+                 the median unit holding it, and the call's round trip.",
+            );
+        let over_time = Section::new("Over time")
+            .chart(
+                rate_chart(
+                    "Unit key-set changes per second",
+                    "unit changes/s",
+                    &self.timeline,
+                ),
+                "Each time the run saw a unit take a key set showing a change it waited for \
+                 (created, edited, deleted, the retained set after reconnecting, the \
+                 short-lived key gone), counted when seen: right after the answer for units \
+                 that took it before.",
+            )
+            .chart(memory_chart(&self.timeline), MEMORY_CAPTION);
+        vec![self.figures(), latency, self.changes_section(), over_time]
+    }
+}
+
+impl fmt::Display for KeysReport {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(&crate::report::text(self))
+    }
+}
+
+/// The answered changes' call round trips as percentiles.
+fn call_round_trips(report: &KeysReport) -> Percentiles {
+    let mut recorder = LatencyRecorder::new();
+    for micros in report.changes.iter().filter_map(|change| change.call_us) {
+        recorder.record_us(i64::try_from(micros).unwrap_or(i64::MAX));
+    }
+    recorder.percentiles()
+}
+
+/// Milliseconds per change (x: the change's number in the run's order).
+fn propagation_chart(report: &KeysReport) -> Chart {
+    let title = "Propagation per change, in change order";
+    let mut slowest = Vec::new();
+    let mut median = Vec::new();
+    let mut call = Vec::new();
+    for (index, change) in report.changes.iter().enumerate() {
+        let x = (index + 1) as f64;
+        if change.from_request.samples > 0 {
+            slowest.push((x, change.from_request.max_us as f64 / 1_000.0));
+            median.push((x, change.from_request.p50_us as f64 / 1_000.0));
+        }
+        if let Some(micros) = change.call_us {
+            call.push((x, micros as f64 / 1_000.0));
+        }
+    }
+    if slowest.is_empty() && call.is_empty() {
+        return Chart::missing(title, "no change was answered");
+    }
+    let series: Vec<Series> = [
+        ("slowest unit (from request)", PALETTE[1], slowest),
+        ("median unit (from request)", PALETTE[0], median),
+        ("call round trip", PALETTE[3], call),
+    ]
+    .into_iter()
+    .filter(|(_, _, points)| !points.is_empty())
+    .map(|(name, color, points)| Series {
+        name: name.to_owned(),
+        color,
+        points,
+    })
+    .collect();
+    Chart::lines(title, "change number", "milliseconds", series)
 }
 
 #[cfg(test)]
@@ -331,8 +485,67 @@ pub(super) mod tests {
         let text = failing.to_string();
         assert!(text.contains("2/2 delivered"), "{text}");
         assert!(text.contains("delete tag: failed: HTTP 404"), "{text}");
-        assert!(text.contains("d9 listed pending: true"), "{text}");
+        assert!(
+            text.contains("unit d9 after reconnecting: listed pending: true"),
+            "{text}"
+        );
         assert!(text.contains("granted 2"), "{text}");
         assert!(text.contains("errors: none"), "{text}");
+    }
+
+    fn measured(gateway_pid: Option<u32>) -> KeysReport {
+        let percentiles = Percentiles {
+            samples: 2,
+            p50_us: 3_000,
+            p90_us: 5_000,
+            p99_us: 5_000,
+            p999_us: 5_000,
+            max_us: 5_000,
+        };
+        let propagated = ChangeRecord {
+            from_request: percentiles,
+            ..change()
+        };
+        let failed = ChangeRecord {
+            error: Some("HTTP 500 <internal>".into()),
+            call_us: None,
+            ..change()
+        };
+        KeysReport {
+            changes: vec![propagated.clone(), failed, propagated],
+            propagation_from_request: percentiles,
+            expiry_lag: percentiles,
+            checks_failed: vec!["unit <u1> held \"k9\"".into()],
+            errors: vec!["a <b>broken</b> call".into()],
+            timeline: Timeline::steady(3, 4.0, gateway_pid),
+            ..report()
+        }
+    }
+
+    #[test]
+    fn page_has_its_charts() {
+        let page = crate::report::page(&measured(Some(5)));
+        assert!(page.contains("Fleetgate keys run abc"));
+        assert!(page.contains("NOT clean"));
+        assert_eq!(
+            page.matches("<svg").count(),
+            4,
+            "percentiles, per change, rate, memory"
+        );
+        assert_eq!(
+            page.matches("<polyline").count(),
+            5,
+            "slowest, median, call, rate, memory"
+        );
+        assert!(page.contains("slowest unit (from request)"));
+        assert!(page.contains("expiry lag") && page.contains("change call round trip"));
+        assert!(page.contains("VmRSS of pid 5"));
+    }
+
+    #[test]
+    fn call_round_trips_skip_failed_calls() {
+        let percentiles = call_round_trips(&measured(None));
+        assert_eq!(percentiles.samples, 2);
+        assert!(percentiles.max_us >= 2_500);
     }
 }

@@ -1,21 +1,20 @@
-//! What a revoke-storm run found, for people (`Display`, the HTML page) and scripts
-//! (`Serialize`, `is_clean`), kept apart from the run so its verdict and page can be tested
-//! without a gateway.
+//! What a revoke-storm run found, stated once in the report model (`crate::report`) for
+//! people (text, page) and scripts (JSON, `is_clean`), kept apart from the run so its
+//! verdict can be tested without a gateway.
 
 use std::fmt;
-use std::path::Path;
 
 use serde::Serialize;
 
 use super::storm::{RemovalCall, RevokeMode};
 use crate::api::AccountId;
 use crate::report::html::{
-    memory_chart, percentile_chart, rate_chart, timeline_rows, Page, MEMORY_CAPTION,
+    memory_chart, percentile_chart, rate_chart, timeline_figures, MEMORY_CAPTION,
 };
-use crate::report::{write_report, ReportError, WrittenReport};
-use crate::scenario::visibility::Violation;
+use crate::report::{Check, ScenarioReport, Section};
+use crate::scenario::sharing::cutoff::{violation_section, Violation};
 use crate::scenario::Timeline;
-use crate::stats::{format_us, Percentiles};
+use crate::stats::Percentiles;
 
 /// The outcome of one revoke-storm run.
 #[derive(Debug, Clone, Serialize)]
@@ -66,29 +65,64 @@ pub struct RevokeStormReport {
     pub errors: Vec<String>,
 }
 
-impl RevokeStormReport {
-    /// Every grant was taken back as answered, no point crossed a cut-off, the grantees are
-    /// locked out of history, the owner still has everything, and nothing went wrong.
-    pub fn is_clean(&self) -> bool {
-        self.errors.is_empty()
-            && self.grants_expected > 0
-            && self.grants_live_at_start == self.grants_expected
-            && self.grants_removed == self.grants_expected
-            && self.grants_live_after == 0
-            && self.calls.iter().all(|call| call.succeeded)
-            && self.violations == 0
-            && self.history_refused == self.grants_expected
-            && self.history_not_refused == 0
-            && self.owner_missing == 0
-            && self.owner_duplicates == 0
-            && self.points_acked > 0
-    }
-}
+impl ScenarioReport for RevokeStormReport {
+    const SCENARIO: &'static str = "revoke-storm";
 
-impl fmt::Display for RevokeStormReport {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            formatter,
+    fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    fn errors(&self) -> &[String] {
+        &self.errors
+    }
+
+    fn checks(&self) -> Vec<Check> {
+        let failed_calls = self.calls.iter().filter(|call| !call.succeeded).count();
+        vec![
+            Check::holds(
+                "every grant live before the storm",
+                self.grants_expected > 0 && self.grants_live_at_start == self.grants_expected,
+                format!(
+                    "{} of {} listed",
+                    self.grants_live_at_start, self.grants_expected
+                ),
+            ),
+            Check::holds(
+                "every grant removed as answered",
+                self.grants_removed == self.grants_expected
+                    && self.grants_live_after == 0
+                    && failed_calls == 0,
+                format!(
+                    "{} removed, {} still live, {failed_calls} calls failed",
+                    self.grants_removed, self.grants_live_after
+                ),
+            ),
+            Check::holds(
+                "no point past a cut-off",
+                self.violations == 0,
+                format!("{} violations", self.violations),
+            ),
+            Check::holds(
+                "grantees locked out of history",
+                self.history_refused == self.grants_expected && self.history_not_refused == 0,
+                format!(
+                    "{} answered 404, {} not",
+                    self.history_refused, self.history_not_refused
+                ),
+            ),
+            Check::holds(
+                "the owner keeps every point",
+                self.points_acked > 0 && self.owner_missing == 0 && self.owner_duplicates == 0,
+                format!(
+                    "{} acknowledged, {} missing, {} duplicates",
+                    self.points_acked, self.owner_missing, self.owner_duplicates
+                ),
+            ),
+        ]
+    }
+
+    fn headline(&self) -> String {
+        format!(
             "revoke-storm run {} (owner {}, seed {}): {} units × {} grantees = {} grants, {} live at start",
             self.run_id,
             self.account_id,
@@ -97,159 +131,82 @@ impl fmt::Display for RevokeStormReport {
             self.grantees,
             self.grants_expected,
             self.grants_live_at_start
-        )?;
-        writeln!(
-            formatter,
-            "  storm:      {}, {} in flight: {} calls, {} grants removed in {:.2} s ({:.1}/s), {} still live",
-            self.mode,
-            self.concurrency,
-            self.calls.len(),
-            self.grants_removed,
-            self.storm_s,
-            self.removals_per_sec,
-            self.grants_live_after
-        )?;
-        writeln!(formatter, "  latency:    {}", self.removal_latency)?;
-        writeln!(
-            formatter,
-            "  points:     {} sent, {} acknowledged, {} delivered to grantees",
-            self.points_sent, self.points_acked, self.points_delivered
-        )?;
-        writeln!(formatter, "  violations: {}", self.violations)?;
-        for violation in &self.violation_examples {
-            writeln!(
-                formatter,
-                "    - {} got {} sent {} after its removal was answered",
-                violation.grantee,
-                violation.asset_id,
-                format_us(
-                    violation
-                        .sent_us
-                        .saturating_sub(violation.removal_answered_us)
-                )
-            )?;
+        )
+    }
+
+    fn clean_means(&self) -> String {
+        "every grant removed as answered, no point crossed a cut-off, grantees locked out, \
+         the owner keeps everything"
+            .into()
+    }
+
+    fn sections(&self) -> Vec<Section> {
+        let figures = Section::new("Figures")
+            .figure("owner account", &self.account_id)
+            .figure("seed", self.seed)
+            .figure(
+                "units × grantees",
+                format!("{} × {}", self.units, self.grantees),
+            )
+            .figure("grants live at start", self.grants_live_at_start)
+            .figure("removal mode", self.mode)
+            .figure("calls in flight", self.concurrency)
+            .figure("calls", self.calls.len())
+            .figure("grants removed", self.grants_removed)
+            .figure("grants still live after", self.grants_live_after)
+            .figure("storm duration", format!("{:.2} s", self.storm_s))
+            .figure(
+                "removals (mean)",
+                format!("{:.1} grants/s", self.removals_per_sec),
+            )
+            .figure(
+                "points sent / acknowledged",
+                format!("{} / {}", self.points_sent, self.points_acked),
+            )
+            .figure("points delivered to grantees", self.points_delivered)
+            .figure("points past a cut-off", self.violations);
+        let figures = timeline_figures(figures, &self.timeline, "grants removed");
+        let history = Section::new("History after the storm")
+            .figure("grantee requests answered 404", self.history_refused)
+            .figure("grantee requests not refused", self.history_not_refused)
+            .figure("owner: acknowledged points missing", self.owner_missing)
+            .figure("owner: duplicate rows", self.owner_duplicates);
+        let latencies = [("removal call round trip", &self.removal_latency)];
+        let latency = Section::new("Latency")
+            .latencies(&latencies)
+            .chart(
+                rate_chart(
+                    "Throughput: grants removed per second",
+                    "removed/s",
+                    &self.timeline,
+                ),
+                "Grants whose removal call had been answered, counted once a second from the \
+                 first scheduled send; the storm is the spike.",
+            )
+            .chart(
+                percentile_chart("Removal latency percentiles", &latencies),
+                "From sending a removal call to its answer, with the others in flight beside \
+                 it.",
+            )
+            .chart(memory_chart(&self.timeline), MEMORY_CAPTION);
+        let mut sections = vec![figures];
+        if !self.violation_examples.is_empty() {
+            sections.push(violation_section(&self.violation_examples));
         }
-        writeln!(
-            formatter,
-            "  history:    grantees {} × 404, {} other; owner {} missing, {} duplicates",
-            self.history_refused,
-            self.history_not_refused,
-            self.owner_missing,
-            self.owner_duplicates
-        )?;
-        if let Some(peak) = self
-            .timeline
-            .samples
-            .iter()
-            .filter_map(|sample| sample.gateway_rss_kib)
-            .max()
-        {
-            writeln!(
-                formatter,
-                "  gateway memory: peak {:.1} MiB",
-                peak as f64 / 1024.0
-            )?;
-        }
-        let verdict = if self.is_clean() {
-            "clean"
-        } else {
-            "NOT clean"
-        };
-        writeln!(formatter, "  verdict:    {verdict}")?;
-        for error in &self.errors {
-            writeln!(formatter, "  error: {error}")?;
-        }
-        Ok(())
+        sections.extend([history, latency]);
+        sections
     }
 }
 
-/// The self-contained HTML page of a revoke-storm run.
-pub fn revoke_storm_page(report: &RevokeStormReport) -> String {
-    let (clean, verdict) = if report.is_clean() {
-        (
-            true,
-            "clean: every grant removed as answered, no point crossed a cut-off, grantees locked \
-             out, the owner keeps everything",
-        )
-    } else {
-        (false, "NOT clean: see the figures and errors below")
-    };
-    let mut page = Page::new(
-        &format!("Fleetgate revoke-storm run {}", report.run_id),
-        clean,
-        verdict,
-    );
-    page.section("Figures")
-        .row("owner account", &report.account_id)
-        .row("seed", report.seed)
-        .row(
-            "units × grantees",
-            format!("{} × {}", report.units, report.grantees),
-        )
-        .row("grants live at start", report.grants_live_at_start)
-        .row("removal mode", report.mode)
-        .row("calls in flight", report.concurrency)
-        .row("calls", report.calls.len())
-        .row("grants removed", report.grants_removed)
-        .row("grants still live after", report.grants_live_after)
-        .row("storm duration", format!("{:.2} s", report.storm_s))
-        .row(
-            "removals (mean)",
-            format!("{:.1} grants/s", report.removals_per_sec),
-        )
-        .row(
-            "points sent / acknowledged",
-            format!("{} / {}", report.points_sent, report.points_acked),
-        )
-        .row("points delivered to grantees", report.points_delivered)
-        .row("points past a cut-off", report.violations);
-    timeline_rows(&mut page, &report.timeline, "grants removed");
-    page.section("History after the storm")
-        .row("grantee requests answered 404", report.history_refused)
-        .row("grantee requests not refused", report.history_not_refused)
-        .row("owner: acknowledged points missing", report.owner_missing)
-        .row("owner: duplicate rows", report.owner_duplicates);
-    let latencies = [("removal call round trip", &report.removal_latency)];
-    page.section("Latency")
-        .percentile_table(&latencies)
-        .figure(
-            &rate_chart(
-                "Throughput: grants removed per second",
-                "removed/s",
-                &report.timeline,
-            ),
-            "Grants whose removal call had been answered, counted once a second from the \
-             first scheduled send; the storm is the spike.",
-        )
-        .figure(
-            &percentile_chart("Removal latency percentiles", &latencies),
-            "From sending a removal call to its answer, with the others in flight beside it.",
-        )
-        .figure(&memory_chart(&report.timeline), MEMORY_CAPTION);
-    if report.timeline.truncated {
-        page.note("The series were cut at their sample limit; later seconds are not shown.");
+impl fmt::Display for RevokeStormReport {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(&crate::report::text(self))
     }
-    page.finish(&report.errors)
-}
-
-/// Writes `revoke-storm-<run_id>.json` and `.html` into `dir`, creating it.
-pub fn write_revoke_storm_report(
-    report: &RevokeStormReport,
-    dir: &Path,
-) -> Result<WrittenReport, ReportError> {
-    write_report(
-        dir,
-        "revoke-storm",
-        &report.run_id,
-        report,
-        &revoke_storm_page(report),
-    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scenario::TimelineSample;
 
     fn report() -> RevokeStormReport {
         let call = RemovalCall {
@@ -293,20 +250,7 @@ mod tests {
             history_not_refused: 0,
             owner_missing: 0,
             owner_duplicates: 0,
-            timeline: Timeline {
-                interval_s: 1.0,
-                gateway_pid: None,
-                samples: (0..3)
-                    .map(|second| TimelineSample {
-                        t_s: second as f64,
-                        acked_total: second * 2,
-                        acked_per_s: 2.0,
-                        gateway_rss_kib: None,
-                    })
-                    .collect(),
-                truncated: false,
-                memory_error: None,
-            },
+            timeline: Timeline::steady(3, 2.0, None),
             errors: Vec::new(),
         }
     }
@@ -335,7 +279,7 @@ mod tests {
 
     #[test]
     fn page_is_self_contained_with_three_charts() {
-        let page = revoke_storm_page(&report());
+        let page = crate::report::page(&report());
         let lower = page.to_ascii_lowercase();
         assert!(!lower.contains("http://") && !lower.contains("https://"));
         assert!(!lower.contains("<script") && !lower.contains("src="));
@@ -344,6 +288,8 @@ mod tests {
         assert!(page.contains("one bulk remove per grantee"));
         let json = serde_json::to_value(report()).expect("json");
         assert_eq!(json["mode"], "bulk");
-        assert!(report().to_string().contains("verdict:    clean"));
+        assert!(report()
+            .to_string()
+            .contains("clean: every grant removed as answered"));
     }
 }

@@ -16,8 +16,9 @@ use futures_util::{stream, StreamExt};
 use serde::Serialize;
 
 use crate::api::{AccountId, ApiClient, AssetId, GrantId, GrantRemoval};
-use crate::scenario::visibility::cutoff::{CutoffLedger, PlannedRemoval};
-use crate::scenario::visibility::setup::Grantee;
+use crate::scenario::sharing::cutoff::{CutoffLedger, PlannedRemoval};
+use crate::scenario::sharing::cutoff_run::lock;
+use crate::scenario::sharing::setup::Grantee;
 use crate::scenario::ErrorLog;
 use crate::stats::LatencyRecorder;
 use crate::telemetry::now_us;
@@ -117,12 +118,6 @@ fn batches(plan: Vec<PlannedRemoval>, mode: RevokeMode) -> Vec<Batch> {
             batches
         }
     }
-}
-
-fn lock(ledger: &Mutex<CutoffLedger>) -> std::sync::MutexGuard<'_, CutoffLedger> {
-    ledger
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Storm<'_> {

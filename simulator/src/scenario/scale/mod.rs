@@ -33,13 +33,13 @@ use std::time::Duration;
 
 use futures_util::{stream, StreamExt, TryStreamExt};
 use rumqttc::tokio_rustls::rustls::pki_types::ServerName;
-use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::fleet::{create_managed_account, device_id, new_run_id};
-use super::timeline::{read_rss_kib, sample_timeline, SAMPLE_INTERVAL};
-use super::{check_run_id, progress_bar, ErrorLog, ScenarioError, Target};
-use crate::api::{ApiClient, AssetId, Device, NewAsset, NewDevice};
+use super::fleet::{create_managed_account, device_id};
+use super::runner::{self, Run, Scenario};
+use super::timeline::{read_rss_kib, Sampler};
+use super::{progress_bar, ErrorLog, RunOptions, ScenarioError, Target};
+use crate::api::{AccountId, ApiClient, AssetId, Device, NewAsset, NewDevice};
 use conn::{Dial, Identity};
 use hold::HeldUnits;
 use mosquitto::{run_side_by_side, SideBySide};
@@ -69,8 +69,8 @@ pub struct ScaleConfig {
     pub sources: Vec<IpAddr>,
     /// Session openings (TCP + TLS + CONNECT) in flight at once.
     pub connect_parallelism: usize,
-    /// API calls in flight at once while registering.
-    pub parallelism: usize,
+    /// Parallelism, progress, run id and the gateway's pid, as every scenario takes them.
+    pub run: RunOptions,
     /// How long every session is held open, all at once, before the checks.
     pub hold: Duration,
     pub keep_alive: Duration,
@@ -79,10 +79,6 @@ pub struct ScaleConfig {
     pub connect_timeout: Duration,
     /// Failed openings after which no more are tried.
     pub max_failures: u64,
-    pub quiet: bool,
-    pub run_id: Option<String>,
-    /// The gateway's process, to read its memory and open-file limit.
-    pub gateway_pid: Option<u32>,
     /// A mosquitto binary (Debian's: `/usr/sbin/mosquitto`, installed by scripts/setup.sh)
     /// to measure side by side after the gateway: the run starts it on a free loopback
     /// port, holds as many idle mutual-TLS units with it, and stops it. `None`: not run.
@@ -98,15 +94,12 @@ impl ScaleConfig {
             units: 100,
             sources: vec![IpAddr::from([127, 0, 0, 1])],
             connect_parallelism: 256,
-            parallelism: 32,
+            run: RunOptions::default(),
             hold: Duration::from_secs(10),
             keep_alive: Duration::from_secs(60),
             probes: 10,
             connect_timeout: Duration::from_secs(30),
             max_failures: 1000,
-            quiet: true,
-            run_id: None,
-            gateway_pid: None,
             mosquitto: None,
         }
     }
@@ -130,7 +123,7 @@ impl ScaleConfig {
         }
         for (name, value) in [
             ("connect parallelism", self.connect_parallelism),
-            ("parallelism", self.parallelism),
+            ("parallelism", self.run.parallelism),
         ] {
             if !(1..=MAX_PARALLELISM).contains(&value) {
                 return invalid(format!("{name} must be 1..={MAX_PARALLELISM}, got {value}"));
@@ -167,7 +160,7 @@ impl ScaleConfig {
         if let Some(binary) = &self.mosquitto {
             self.validate_mosquitto(binary)?;
         }
-        check_run_id(self.run_id.as_deref())
+        self.run.validate(MAX_PARALLELISM)
     }
 
     /// The side by side compares memory per idle TLS unit: it needs TLS, the gateway's
@@ -180,7 +173,7 @@ impl ScaleConfig {
                     .to_owned(),
             );
         }
-        if self.gateway_pid.is_none() {
+        if self.run.gateway_pid.is_none() {
             return invalid(
                 "mosquitto side by side: the gateway's pid is needed to compare memory".to_owned(),
             );
@@ -208,139 +201,174 @@ impl ScaleConfig {
 /// Runs the scenario. Setup failures are errors; what happens once the units connect (the
 /// limit, drops, unanswered pings, the mosquitto side by side) is the report.
 pub async fn run_scale(config: &ScaleConfig) -> Result<ScaleReport, ScenarioError> {
-    config.validate()?;
-    // Each session is a file descriptor here too: use all the hard limit allows.
-    let simulator_open_files = rlimit::increase_nofile_limit(u64::MAX).ok();
-    let run_id = config.run_id.clone().unwrap_or_else(new_run_id);
-    let errors = ErrorLog::default();
-    let platform_admin = config
-        .target
-        .platform_admin()
-        .map_err(ScenarioError::api("gateway URL"))?;
-    let managed =
-        create_managed_account(&platform_admin, &format!("sim-{run_id}"), None, "sim-admin")
-            .await?;
-
-    let registering = Instant::now();
-    let devices = register(config, &managed.client, &run_id).await?;
-    let registration = registering.elapsed();
-    let device_ids: Vec<String> = devices
-        .iter()
-        .map(|device| device.id.as_str().to_owned())
-        .collect();
-
-    let memory_before = MemorySnapshot::take(config.gateway_pid);
-    let dial = Arc::new(dial(config).await?);
-    let gateway = hold_gateway(config, &dial, devices, &managed.client, &run_id, &errors).await;
-    let opened = gateway.tally.opened.load(Ordering::Relaxed);
-    let mut memory = MemoryFigures::new(memory_before, gateway.memory_full, gateway.memory_held);
-    memory.per_session(opened);
-    let mosquitto = match &config.mosquitto {
-        Some(binary) => {
-            let held_units = usize::try_from(opened).unwrap_or(usize::MAX);
-            let side = SideBySide {
-                binary,
-                devices: device_ids.into_iter().take(held_units).collect(),
-                gateway_dial: &dial,
-                server_name: config.target.tls_server_name.as_deref().unwrap_or_default(),
-                sources: &config.sources,
-                connect_parallelism: config.connect_parallelism,
-                max_failures: config.max_failures,
-                quiet: config.quiet,
-                gateway_kib_per_unit: memory.gateway_kib_per_session,
-            };
-            Some(run_side_by_side(side).await)
-        }
-        None => None,
-    };
-
-    Ok(report::build(report::Inputs {
-        config,
-        run_id,
-        account_id: managed.account.id,
-        registration,
-        connect_phase: gateway.connect_phase,
-        tally: &gateway.tally,
-        open_before_checks: gateway.checks.open_before,
-        probes_counted: gateway.checks.probes_counted,
-        memory,
-        gateway_open_files: config.gateway_pid.and_then(open_file_limit),
-        simulator_open_files,
-        timeline: gateway.timeline,
-        mosquitto,
-        errors: ErrorLog::finish(Arc::new(errors)),
-    }))
+    runner::run(config, &config.run, config.validate()).await
 }
 
-/// What the gateway's half of the run measured.
-struct GatewayHalf {
+/// What setup made: the account and its devices (registered, not yet connected), how to
+/// dial the broker, and the memory before any session.
+pub(crate) struct ScaleSetup {
+    simulator_open_files: Option<u64>,
+    account_id: AccountId,
+    client: ApiClient,
+    devices: Vec<Device>,
+    device_ids: Vec<String>,
+    registration: Duration,
+    memory_before: MemorySnapshot,
+    dial: Arc<Dial>,
+}
+
+/// The gateway's sessions while they are held, and what was measured of them.
+pub(crate) struct ScaleLoad {
+    held: HeldUnits,
     tally: Arc<Tally>,
+    sampler: Sampler,
     /// From the first opening until every unit opened, failed or was skipped.
     connect_phase: Duration,
     /// With every unit idle (holding its key set), and at the end of the hold.
     memory_full: MemorySnapshot,
     memory_held: MemorySnapshot,
-    checks: Checks,
-    timeline: crate::scenario::Timeline,
 }
 
-/// Opens every unit's session with the gateway, waits until each holds its key set, reads
-/// the memory, holds, runs the checks at full load, and ends every session.
-async fn hold_gateway(
-    config: &ScaleConfig,
-    dial: &Arc<Dial>,
-    devices: Vec<Device>,
-    client: &ApiClient,
-    run_id: &str,
-    errors: &ErrorLog,
-) -> GatewayHalf {
-    let started = Instant::now();
-    let tally = Arc::new(Tally::new(started, config.max_failures));
-    let (done_tx, done_rx) = watch::channel(false);
-    let sampler = tokio::spawn(sample_timeline(
-        tally.opened.clone(),
-        config.gateway_pid,
-        Some(config.target.http_base.clone()),
-        started,
-        SAMPLE_INTERVAL,
-        done_rx,
-    ));
-    let plans = devices
-        .into_iter()
-        .enumerate()
-        .map(|(index, device)| UnitPlan {
-            source: config.sources[index % config.sources.len()],
-            identity: identity(device, config.target.tls_server_name.is_some()),
-            probe: config.is_probe(index),
+impl Scenario for ScaleConfig {
+    type Setup = ScaleSetup;
+    type Load = ScaleLoad;
+    type Report = ScaleReport;
+
+    /// The account, one device per unit (and a probe asset per probe unit), the dial.
+    async fn setup(&self, run: &Run) -> Result<ScaleSetup, ScenarioError> {
+        // Each session is a file descriptor here too: use all the hard limit allows.
+        let simulator_open_files = rlimit::increase_nofile_limit(u64::MAX).ok();
+        let platform_admin = self
+            .target
+            .platform_admin()
+            .map_err(ScenarioError::api("gateway URL"))?;
+        let name = format!("sim-{}", run.id);
+        let managed = create_managed_account(&platform_admin, &name, None, "sim-admin").await?;
+        let registering = Instant::now();
+        let devices = register(self, &managed.client, &run.id).await?;
+        let registration = registering.elapsed();
+        let device_ids = devices
+            .iter()
+            .map(|device| device.id.as_str().to_owned())
+            .collect();
+        let memory_before = MemorySnapshot::take(self.run.gateway_pid);
+        Ok(ScaleSetup {
+            simulator_open_files,
+            account_id: managed.account.id,
+            client: managed.client,
+            devices,
+            device_ids,
+            registration,
+            memory_before,
+            dial: Arc::new(dial(self).await?),
         })
-        .collect();
-    let held = HeldUnits::start(
-        plans,
-        dial.clone(),
-        tally.clone(),
-        config.connect_parallelism,
-    );
-    held.wait_opened("sessions", config.quiet).await;
-    let connect_phase = started.elapsed();
-    if !held.wait_key_sets().await {
-        errors.push(format!(
-            "units still without their key set {ANSWER_TIMEOUT:?} after the last opening"
-        ));
     }
-    tokio::time::sleep(SETTLE).await;
-    let memory_full = MemorySnapshot::take(config.gateway_pid);
-    tokio::time::sleep(config.hold).await;
-    let memory_held = MemorySnapshot::take(config.gateway_pid);
-    let checks = run_checks(config, &held, client, run_id, errors).await;
-    held.stop(errors).await;
-    let _ = done_tx.send(true);
-    GatewayHalf {
-        tally,
-        connect_phase,
-        memory_full,
-        memory_held,
-        checks,
-        timeline: sampler.await.unwrap_or_default(),
+
+    /// Opens every unit's session with the gateway and waits until each holds its key set.
+    async fn load(&self, run: &Run, setup: &mut ScaleSetup) -> ScaleLoad {
+        let started = Instant::now();
+        let tally = Arc::new(Tally::new(started, self.max_failures));
+        let sampler = Sampler::start(
+            tally.opened.clone(),
+            self.run.gateway_pid,
+            Some(self.target.http_base.clone()),
+            started,
+        );
+        let plans = std::mem::take(&mut setup.devices)
+            .into_iter()
+            .enumerate()
+            .map(|(index, device)| UnitPlan {
+                source: self.sources[index % self.sources.len()],
+                identity: identity(device, self.target.tls_server_name.is_some()),
+                probe: self.is_probe(index),
+            })
+            .collect();
+        let held = HeldUnits::start(
+            plans,
+            setup.dial.clone(),
+            tally.clone(),
+            self.connect_parallelism,
+        );
+        held.wait_opened("sessions", self.run.quiet).await;
+        let connect_phase = started.elapsed();
+        if !held.wait_key_sets().await {
+            run.errors.push(format!(
+                "units still without their key set {ANSWER_TIMEOUT:?} after the last opening"
+            ));
+        }
+        let snapshot = MemorySnapshot::default();
+        ScaleLoad {
+            held,
+            tally,
+            sampler,
+            connect_phase,
+            memory_full: snapshot,
+            memory_held: snapshot,
+        }
+    }
+
+    /// The sessions idle: memory with all of them open, then at the end of the hold.
+    async fn settle(&self, _run: &Run, _setup: &mut ScaleSetup, load: &mut ScaleLoad) {
+        tokio::time::sleep(SETTLE).await;
+        load.memory_full = MemorySnapshot::take(self.run.gateway_pid);
+        tokio::time::sleep(self.hold).await;
+        load.memory_held = MemorySnapshot::take(self.run.gateway_pid);
+    }
+
+    /// The checks at full load, every session ended, and the mosquitto side by side.
+    async fn check(&self, run: Run, setup: ScaleSetup, load: ScaleLoad) -> ScaleReport {
+        let checks = run_checks(self, &load.held, &setup.client, &run.id, &run.errors).await;
+        load.held.stop(&run.errors).await;
+        let timeline = load.sampler.finish(&run.errors).await;
+        let opened = load.tally.opened.load(Ordering::Relaxed);
+        let mut memory =
+            MemoryFigures::new(setup.memory_before, load.memory_full, load.memory_held);
+        memory.per_session(opened);
+        let mosquitto = match &self.mosquitto {
+            Some(binary) => Some(self.side_by_side(binary, &setup, opened, &memory).await),
+            None => None,
+        };
+        report::build(report::Inputs {
+            config: self,
+            run_id: run.id.clone(),
+            account_id: setup.account_id,
+            registration: setup.registration,
+            connect_phase: load.connect_phase,
+            tally: &load.tally,
+            open_before_checks: checks.open_before,
+            probes_counted: checks.probes_counted,
+            memory,
+            gateway_open_files: self.run.gateway_pid.and_then(open_file_limit),
+            simulator_open_files: setup.simulator_open_files,
+            timeline,
+            mosquitto,
+            errors: run.finish_errors(),
+        })
+    }
+}
+
+impl ScaleConfig {
+    /// The same units, as many as the gateway held, against a mosquitto the run starts.
+    async fn side_by_side(
+        &self,
+        binary: &std::path::Path,
+        setup: &ScaleSetup,
+        opened: u64,
+        memory: &MemoryFigures,
+    ) -> MosquittoReport {
+        let held_units = usize::try_from(opened).unwrap_or(usize::MAX);
+        run_side_by_side(SideBySide {
+            binary,
+            devices: setup.device_ids.iter().take(held_units).cloned().collect(),
+            gateway_dial: &setup.dial,
+            server_name: self.target.tls_server_name.as_deref().unwrap_or_default(),
+            sources: &self.sources,
+            connect_parallelism: self.connect_parallelism,
+            max_failures: self.max_failures,
+            quiet: self.run.quiet,
+            gateway_kib_per_unit: memory.gateway_kib_per_session,
+        })
+        .await
     }
 }
 
@@ -437,7 +465,7 @@ async fn register(
     client: &ApiClient,
     run_id: &str,
 ) -> Result<Vec<Device>, ScenarioError> {
-    let bar = progress_bar(config.units as u64, "devices registered", config.quiet);
+    let bar = progress_bar(config.units as u64, "devices registered", config.run.quiet);
     let devices = stream::iter(0..config.units)
         .map(|index| {
             let bar = &bar;
@@ -461,7 +489,7 @@ async fn register(
                 Ok::<_, ScenarioError>(device)
             }
         })
-        .buffered(config.parallelism)
+        .buffered(config.run.parallelism)
         .try_collect()
         .await;
     bar.finish_and_clear();
@@ -540,11 +568,7 @@ mod tests {
     use super::*;
 
     fn config() -> ScaleConfig {
-        ScaleConfig::for_target(Target::new(
-            "http://127.0.0.1:1",
-            "127.0.0.1:1".parse().expect("addr"),
-            "t",
-        ))
+        ScaleConfig::for_target(Target::unreachable())
     }
 
     #[test]
@@ -616,7 +640,10 @@ mod tests {
             ),
             (
                 ScaleConfig {
-                    run_id: Some("Bad/Id".into()),
+                    run: RunOptions {
+                        run_id: Some("Bad/Id".into()),
+                        ..RunOptions::default()
+                    },
                     ..config()
                 },
                 "run id",
@@ -634,7 +661,10 @@ mod tests {
         tls.target.tls_server_name = Some("localhost".into());
         let with = |mosquitto: &str, tls_target: bool, pid: Option<u32>| ScaleConfig {
             mosquitto: Some(PathBuf::from(mosquitto)),
-            gateway_pid: pid,
+            run: RunOptions {
+                gateway_pid: pid,
+                ..RunOptions::default()
+            },
             ..if tls_target { tls.clone() } else { config() }
         };
         let cases = [

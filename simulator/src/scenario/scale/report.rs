@@ -13,10 +13,11 @@ use super::mosquitto::MosquittoReport;
 use super::unit::{lock, Tally};
 use super::{MemorySnapshot, ScaleConfig};
 use crate::api::AccountId;
-use crate::report::html::{memory_chart, percentile_chart, Page, MEMORY_CAPTION};
-use crate::report::svg::{self, Series, PALETTE};
+use crate::report::html::{memory_chart, percentile_chart, MEMORY_CAPTION};
+use crate::report::svg::{Series, PALETTE};
+use crate::report::{Chart, Check, Outcome, ScenarioReport, Section};
 use crate::scenario::Timeline;
-use crate::stats::{format_us, Percentiles};
+use crate::stats::Percentiles;
 
 /// How often one kind of failure happened.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -205,25 +206,8 @@ pub(crate) fn build(inputs: Inputs<'_>) -> ScaleReport {
 }
 
 impl ScaleReport {
-    /// Every unit held a session with its key set through the hold, answered the ping
-    /// round, every probe point was acknowledged and counted, and the mosquitto side by
-    /// side (when run) measured the same units.
-    pub fn is_clean(&self) -> bool {
-        self.sessions_opened == self.units as u64
-            && self.key_sets_received == self.sessions_opened
-            && self.sessions_dropped == 0
-            && self
-                .mosquitto
-                .as_ref()
-                .is_none_or(MosquittoReport::is_clean)
-            && self.ping_answers == self.sessions_open_at_checks
-            && self.probe_acks == self.probes as u64
-            && self.probes_counted == self.probes as u64
-            && self.errors.is_empty()
-    }
-
-    /// The figures table of the page.
-    fn figure_rows(&self, page: &mut Page) {
+    /// The figures table.
+    fn figures(&self) -> Section {
         let kib = |value: Option<f64>| match value {
             Some(kib) => format!("{kib:.1} KiB"),
             None => "not measured".to_owned(),
@@ -232,112 +216,182 @@ impl ScaleReport {
             Some(kib) => format!("{:.1} MiB", kib as f64 / 1024.0),
             None => "not measured".to_owned(),
         };
-        page.section("Figures")
-            .row("account", &self.account_id)
-            .row("units", self.units)
-            .row(
+        let open_files = |files: Option<u64>| files.map_or("unknown".to_owned(), |n| n.to_string());
+        Section::new("Figures")
+            .figure("account", &self.account_id)
+            .figure("units", self.units)
+            .figure(
                 "transport",
                 if self.tls { "mutual TLS" } else { "plain TCP" },
             )
-            .row("source addresses", self.sources.join(", "))
-            .row(
+            .figure("source addresses", self.sources.join(", "))
+            .figure(
                 "registration",
                 format!(
                     "{:.1} s ({:.0} devices/s)",
                     self.registration_s, self.registrations_per_s
                 ),
             )
-            .row("sessions opened", self.sessions_opened)
-            .row("units holding their key set", self.key_sets_received)
-            .row("openings failed", self.sessions_failed)
-            .row("units not tried", self.units_skipped)
-            .row(
+            .figure("sessions opened", self.sessions_opened)
+            .figure("units holding their key set", self.key_sets_received)
+            .figure("openings failed", self.sessions_failed)
+            .figure("units not tried", self.units_skipped)
+            .figure(
                 "opening phase",
                 format!(
                     "{:.1} s ({:.0} sessions/s, {} at a time)",
                     self.connect_phase_s, self.sessions_per_s, self.connect_parallelism
                 ),
             )
-            .row("hold", format!("{:.0} s", self.hold_s))
-            .row("dropped while held", self.sessions_dropped)
-            .row(
+            .figure("hold", format!("{:.0} s", self.hold_s))
+            .figure("dropped while held", self.sessions_dropped)
+            .figure(
                 "ping round answered",
                 format!("{} of {}", self.ping_answers, self.sessions_open_at_checks),
             )
-            .row(
+            .figure(
                 "probe points acked / counted",
                 format!(
                     "{} / {} of {}",
                     self.probe_acks, self.probes_counted, self.probes
                 ),
             )
-            .row("gateway RSS before", mib(self.memory.before.gateway_kib))
-            .row("gateway RSS, all open", mib(self.memory.full.gateway_kib))
-            .row(
+            .figure("gateway RSS before", mib(self.memory.before.gateway_kib))
+            .figure("gateway RSS, all open", mib(self.memory.full.gateway_kib))
+            .figure(
                 "gateway RSS, end of hold",
                 mib(self.memory.held.gateway_kib),
             )
-            .row(
+            .figure(
                 "gateway memory per idle unit",
                 kib(self.memory.gateway_kib_per_session),
             )
-            .row(
+            .figure(
                 "simulator memory per session",
                 kib(self.memory.simulator_kib_per_session),
             )
-            .row(
+            .figure(
                 "open-file limit (gateway / simulator)",
                 format!(
                     "{} / {}",
-                    self.gateway_open_files
-                        .map_or("unknown".to_owned(), |n| n.to_string()),
-                    self.simulator_open_files
-                        .map_or("unknown".to_owned(), |n| n.to_string())
+                    open_files(self.gateway_open_files),
+                    open_files(self.simulator_open_files)
                 ),
-            );
+            )
     }
 
+    /// The first failed opening and the failures by kind, or that there was none.
+    fn first_limit_section(&self) -> Section {
+        let section = Section::new("First limit");
+        let Some(first) = &self.first_limit else {
+            return section.note("No opening failed: the run did not reach a limit.");
+        };
+        let section = section
+            .figure("first failure", &first.failure)
+            .figure("sessions open before it", first.sessions_open_before)
+            .figure("after", format!("{:.1} s", first.after_s));
+        self.failures.iter().fold(section, |section, failure| {
+            section.figure(&format!("failures: {}", failure.failure), failure.count)
+        })
+    }
+}
+
+impl ScenarioReport for ScaleReport {
+    const SCENARIO: &'static str = "scale";
+
+    fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    fn errors(&self) -> &[String] {
+        &self.errors
+    }
+
+    fn checks(&self) -> Vec<Check> {
+        let mosquitto = match &self.mosquitto {
+            None => Check::new(
+                "mosquitto side by side measured",
+                Outcome::NotJudged,
+                "not asked for",
+            ),
+            Some(mosquitto) => Check::holds(
+                "mosquitto side by side measured",
+                mosquitto.is_clean(),
+                format!(
+                    "{} of {} units idle with their key set, {} errors",
+                    mosquitto.key_sets_received,
+                    mosquitto.units,
+                    mosquitto.errors.len()
+                ),
+            ),
+        };
+        let probes = self.probes as u64;
+        vec![
+            Check::holds(
+                "every unit held a session",
+                self.sessions_opened == self.units as u64 && self.sessions_dropped == 0,
+                format!(
+                    "{} of {} opened, {} dropped",
+                    self.sessions_opened, self.units, self.sessions_dropped
+                ),
+            ),
+            Check::holds(
+                "every unit holds its key set",
+                self.key_sets_received == self.sessions_opened,
+                format!("{} of {}", self.key_sets_received, self.sessions_opened),
+            ),
+            Check::holds(
+                "every open session answered the ping round",
+                self.ping_answers == self.sessions_open_at_checks,
+                format!("{} of {}", self.ping_answers, self.sessions_open_at_checks),
+            ),
+            Check::holds(
+                "every probe point acknowledged and counted",
+                self.probe_acks == probes && self.probes_counted == probes,
+                format!(
+                    "{} acked, {} counted of {probes}",
+                    self.probe_acks, self.probes_counted
+                ),
+            ),
+            mosquitto,
+        ]
+    }
+
+    fn headline(&self) -> String {
+        format!(
+            "scale run {} (account {}): {} units ({}) from {}",
+            self.run_id,
+            self.account_id,
+            self.units,
+            if self.tls { "TLS" } else { "plain" },
+            self.sources.join(",")
+        )
+    }
+
+    fn clean_means(&self) -> String {
+        format!(
+            "all {} units held a session with their key set, answered the ping round, and \
+             every probe point was stored",
+            self.units
+        )
+    }
+
+    /// Names the first limit when the run hit one: that is what a dirty scale run is about.
     fn verdict(&self) -> String {
-        if self.is_clean() {
-            format!(
-                "clean: all {} units held a session with their key set, answered the ping \
-                 round, and every probe point was stored",
-                self.units
-            )
-        } else if let Some(first) = &self.first_limit {
-            format!(
+        match (&self.first_limit, self.is_clean()) {
+            (Some(first), false) => format!(
                 "NOT clean: first limit after {} sessions: {}",
                 first.sessions_open_before, first.failure
-            )
-        } else {
-            "NOT clean: see the figures and errors".to_owned()
+            ),
+            (None, false) => "NOT clean: see the checks and errors".to_owned(),
+            (_, true) => format!("clean: {}", self.clean_means()),
         }
     }
 
-    /// The page: figures, the failures by kind, and the charts.
-    pub fn page(&self) -> String {
-        let mut page = Page::new(
-            &format!("Fleetgate scale run {}", self.run_id),
-            self.is_clean(),
-            &self.verdict(),
-        );
-        self.figure_rows(&mut page);
-        page.section("First limit");
-        match &self.first_limit {
-            Some(first) => {
-                page.row("first failure", &first.failure)
-                    .row("sessions open before it", first.sessions_open_before)
-                    .row("after", format!("{:.1} s", first.after_s));
-                for failure in &self.failures {
-                    page.row(&format!("failures: {}", failure.failure), failure.count);
-                }
-            }
-            None => {
-                page.note("No opening failed: the run did not reach a limit.");
-            }
-        }
+    fn sections(&self) -> Vec<Section> {
+        let mut sections = vec![self.figures(), self.first_limit_section()];
         if let Some(mosquitto) = &self.mosquitto {
-            mosquitto.rows(&mut page);
+            sections.push(mosquitto.section());
         }
         let latencies = [
             ("opening (TCP+TLS+CONNACK)", &self.connect_latency),
@@ -345,33 +399,39 @@ impl ScaleReport {
             ("ping RTT, all open", &self.ping_rtt),
             ("probe PUBACK, all open", &self.probe_ack_latency),
         ];
-        page.section("Charts")
-            .percentile_table(&latencies)
-            .figure(
-                &sessions_chart(&self.timeline),
-                "Sessions opened since the start, read once a second.",
-            )
-            .figure(
-                &memory_per_session_chart(&self.timeline),
-                "The gateway's resident memory against the sessions open at that second: the \
-                 slope is the cost of one idle unit.",
-            )
-            .figure(
-                &percentile_chart("Latency percentiles", &latencies),
-                "Opening a session, and the round trips measured with every session open.",
-            )
-            .figure(&memory_chart(&self.timeline), MEMORY_CAPTION);
+        sections.push(
+            Section::new("Charts")
+                .latencies(&latencies)
+                .chart(
+                    sessions_chart(&self.timeline),
+                    "Sessions opened since the start, read once a second.",
+                )
+                .chart(
+                    memory_per_session_chart(&self.timeline),
+                    "The gateway's resident memory against the sessions open at that second: \
+                     the slope is the cost of one idle unit.",
+                )
+                .chart(
+                    percentile_chart("Latency percentiles", &latencies),
+                    "Opening a session, and the round trips measured with every session open.",
+                )
+                .chart(memory_chart(&self.timeline), MEMORY_CAPTION),
+        );
         if !self.drop_reasons.is_empty() {
-            page.section("Why sessions were dropped (or had no key set)");
-            for reason in &self.drop_reasons {
-                page.note(reason);
-            }
+            let heading = "Why sessions were dropped (or had no key set)";
+            let reasons = self
+                .drop_reasons
+                .iter()
+                .fold(Section::new(heading), |section, reason| {
+                    section.note(reason)
+                });
+            sections.push(reasons);
         }
-        page.finish(&self.errors)
+        sections
     }
 }
 
-fn sessions_chart(timeline: &Timeline) -> String {
+fn sessions_chart(timeline: &Timeline) -> Chart {
     let title = "Sessions opened over time";
     let points: Vec<(f64, f64)> = timeline
         .samples
@@ -379,22 +439,17 @@ fn sessions_chart(timeline: &Timeline) -> String {
         .map(|sample| (sample.t_s, sample.acked_total as f64))
         .collect();
     if points.len() < 2 {
-        return svg::placeholder(title, "not enough samples (run shorter than a second)");
+        return Chart::missing(title, "not enough samples (run shorter than a second)");
     }
-    svg::line_chart(
-        title,
-        "seconds since the first opening",
-        "sessions",
-        &[Series {
-            name: "sessions opened".into(),
-            color: PALETTE[0],
-            points,
-        }],
-        &svg::short_number,
-    )
+    let series = vec![Series {
+        name: "sessions opened".into(),
+        color: PALETTE[0],
+        points,
+    }];
+    Chart::lines(title, "seconds since the first opening", "sessions", series)
 }
 
-fn memory_per_session_chart(timeline: &Timeline) -> String {
+fn memory_per_session_chart(timeline: &Timeline) -> Chart {
     let title = "Gateway memory against open sessions";
     let points: Vec<(f64, f64)> = timeline
         .samples
@@ -406,85 +461,19 @@ fn memory_per_session_chart(timeline: &Timeline) -> String {
         })
         .collect();
     if points.len() < 2 {
-        return svg::placeholder(title, "not measured (no --gateway-pid, or too short)");
+        return Chart::missing(title, "not measured (no --gateway-pid, or too short)");
     }
-    svg::line_chart(
-        title,
-        "sessions opened",
-        "MiB",
-        &[Series {
-            name: "gateway VmRSS".into(),
-            color: PALETTE[2],
-            points,
-        }],
-        &svg::short_number,
-    )
+    let series = vec![Series {
+        name: "gateway VmRSS".into(),
+        color: PALETTE[2],
+        points,
+    }];
+    Chart::lines(title, "sessions opened", "MiB", series)
 }
 
 impl fmt::Display for ScaleReport {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(formatter, "scale run {}: {}", self.run_id, self.verdict())?;
-        writeln!(
-            formatter,
-            "  units {} ({}), sources {}",
-            self.units,
-            if self.tls { "TLS" } else { "plain" },
-            self.sources.join(",")
-        )?;
-        writeln!(
-            formatter,
-            "  registered in {:.1} s ({:.0}/s); opened {} failed {} skipped {} in {:.1} s ({:.0}/s)",
-            self.registration_s,
-            self.registrations_per_s,
-            self.sessions_opened,
-            self.sessions_failed,
-            self.units_skipped,
-            self.connect_phase_s,
-            self.sessions_per_s
-        )?;
-        for failure in &self.failures {
-            writeln!(formatter, "  failed {}× {}", failure.count, failure.failure)?;
-        }
-        writeln!(
-            formatter,
-            "  held {:.0} s: dropped {}, ping answered {}/{} (p50 {}, p99 {}), probes acked {} counted {} of {}",
-            self.hold_s,
-            self.sessions_dropped,
-            self.ping_answers,
-            self.sessions_open_at_checks,
-            format_us(self.ping_rtt.p50_us),
-            format_us(self.ping_rtt.p99_us),
-            self.probe_acks,
-            self.probes_counted,
-            self.probes
-        )?;
-        writeln!(
-            formatter,
-            "  key sets {} of {} (subscribe→key set p50 {}, p99 {})",
-            self.key_sets_received,
-            self.sessions_opened,
-            format_us(self.key_set_latency.p50_us),
-            format_us(self.key_set_latency.p99_us)
-        )?;
-        writeln!(
-            formatter,
-            "  opening p50 {} p99 {}; memory per idle unit: gateway {}, simulator {}",
-            format_us(self.connect_latency.p50_us),
-            format_us(self.connect_latency.p99_us),
-            self.memory
-                .gateway_kib_per_session
-                .map_or("not measured".to_owned(), |kib| format!("{kib:.1} KiB")),
-            self.memory
-                .simulator_kib_per_session
-                .map_or("not measured".to_owned(), |kib| format!("{kib:.1} KiB"))
-        )?;
-        if let Some(mosquitto) = &self.mosquitto {
-            writeln!(formatter, "{mosquitto}")?;
-        }
-        for error in &self.errors {
-            writeln!(formatter, "  error: {error}")?;
-        }
-        Ok(())
+        formatter.write_str(&crate::report::text(self))
     }
 }
 
@@ -580,7 +569,7 @@ mod tests {
         let without = report();
         let json = serde_json::to_value(&without).expect("json");
         assert!(json["mosquitto"].is_null());
-        assert!(!without.page().contains("mosquitto"));
+        assert!(!crate::report::page(&without).contains("Memory per idle TLS unit"));
         let with = ScaleReport {
             mosquitto: Some(MosquittoReport {
                 version: "mosquitto version 2.0.11".into(),
@@ -601,18 +590,16 @@ mod tests {
         assert_eq!(json["mosquitto"]["gateway_kib_per_unit"], 70.0);
         assert_eq!(json["mosquitto"]["gateway_to_mosquitto"], 2.8);
         let text = with.to_string();
-        assert!(
-            text.contains("gateway 70.0 KiB, mosquitto 25.0 KiB"),
-            "{text}"
-        );
-        let page = with.page();
+        assert!(text.contains("gateway per idle unit: 70.0 KiB"), "{text}");
+        assert!(text.contains("mosquitto per idle unit: 25.0 KiB"), "{text}");
+        let page = crate::report::page(&with);
         assert!(page.contains("Memory per idle TLS unit: gateway and mosquitto"));
         assert!(page.contains("<td>gateway per idle unit</td><td>70.0 KiB</td>"));
     }
 
     #[test]
     fn page_is_self_contained_and_escapes_what_it_was_told() {
-        let page = report().page();
+        let page = crate::report::page(&report());
         let lower = page.to_ascii_lowercase();
         for banned in ["http://", "https://", "<script", "src=", "url(", "@import"] {
             assert!(!lower.contains(banned), "{banned}");

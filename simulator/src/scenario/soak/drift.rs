@@ -4,8 +4,6 @@
 //! slow drift that a short load run cannot see; these functions decide what counts as drift
 //! and say, in words, which check failed and why.
 
-use std::fmt;
-
 use serde::Serialize;
 
 use super::window::SoakWindow;
@@ -21,53 +19,7 @@ pub const MIN_FIT_SPAN_S: f64 = 60.0;
 /// otherwise, at least one.
 pub const MAX_CREEP_WINDOWS: usize = 30;
 
-/// How a check came out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    Passed,
-    Failed,
-    /// Not enough data to say; never makes a run dirty, and the detail says why.
-    NotJudged,
-}
-
-impl fmt::Display for Outcome {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str(match self {
-            Outcome::Passed => "passed",
-            Outcome::Failed => "FAILED",
-            Outcome::NotJudged => "not judged",
-        })
-    }
-}
-
-/// One named check of the verdict, with the figures behind it in words.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Check {
-    pub name: String,
-    pub outcome: Outcome,
-    pub detail: String,
-}
-
-impl Check {
-    pub(crate) fn new(name: &str, outcome: Outcome, detail: impl Into<String>) -> Self {
-        Self {
-            name: name.to_owned(),
-            outcome,
-            detail: detail.into(),
-        }
-    }
-
-    /// Passed when `holds`, failed otherwise.
-    pub(crate) fn holds(name: &str, holds: bool, detail: impl Into<String>) -> Self {
-        let outcome = if holds {
-            Outcome::Passed
-        } else {
-            Outcome::Failed
-        };
-        Self::new(name, outcome, detail)
-    }
-}
+pub use crate::report::{Check, Outcome};
 
 /// The least-squares line `y = slope × x + intercept` through `points`; `None` with fewer
 /// than two points, when every x is the same, or when a figure is not finite.

@@ -18,23 +18,25 @@ mod report;
 mod window;
 
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{stream, StreamExt};
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::fleet::{
-    connect_units_with, create_managed_account, disconnect_all, new_run_id, provision_with,
+    connect_fleet_with, create_managed_account, disconnect_all, provision_with, Fleet,
 };
-use super::measure::{verify_storage, wait_for_count, VerifyTarget};
-use super::publish::{drive_unit, PublishPlan, UnitJob, UnitOutcome};
-use super::{check_run_id, progress_bar, ErrorLog, ScenarioError};
-use crate::api::Capabilities;
+use super::measure::{delivery_checks, verify_storage, wait_for_count, VerifyTarget};
+use super::publish::{acked_total, join_units, spawn_units, Drive, PublishPlan, UnitOutcome};
+use super::runner::{self, Run, Scenario};
+use super::{progress_bar, ErrorLog, RunOptions, ScenarioError};
+use crate::api::{AccountId, Capabilities};
 use crate::scenario::Target;
-use crate::stats::Percentiles;
-use crate::unit::{BrokerAddr, KeyHolder, SimUnit, UnitOptions};
+use crate::stats::{Percentiles, SeqTally};
+use crate::unit::{KeyHolder, SimUnit, UnitOptions};
 use admin::{churn, clean_up, AdminPlan, AdminTarget};
 use window::{follow_stream, sample_windows, Meter, MAX_WINDOWS};
 
@@ -43,7 +45,6 @@ pub use drift::{
     creep_check, latency_creep, least_squares, memory_check, memory_trend, Check, Creep,
     MemoryTrend, Outcome,
 };
-pub use page::soak_page;
 pub use report::{AdminFigures, SoakReport};
 pub use window::SoakWindow;
 
@@ -84,31 +85,16 @@ pub struct SoakConfig {
     pub max_memory_growth_mib_per_h: f64,
     /// The creep checks fail when the last windows' p99 exceeds this × the first windows'.
     pub max_latency_creep: f64,
-    /// API calls and connection attempts in flight at once during setup and checking.
-    pub parallelism: usize,
+    /// Parallelism, progress, run id and the gateway's pid, as every scenario takes them.
+    pub run: RunOptions,
     /// How long to wait for acknowledgements, live delivery and history to catch up.
     pub settle_timeout: Duration,
-    /// No progress bar.
-    pub quiet: bool,
-    /// Names the run's accounts, devices and assets; random when `None`.
-    pub run_id: Option<String>,
-    /// The gateway's process id when it runs on this machine: its resident memory is read
-    /// from `/proc/<pid>/status` at every window. `None`: memory is not measured or judged.
-    pub gateway_pid: Option<u32>,
 }
 
 impl SoakConfig {
     /// Defaults: 10 units at 1 point/s for 5 minutes, 10 s windows, 2 admin calls/s,
-    /// 50 MiB/h memory growth and ×3 latency creep allowed, plain MQTT, quiet.
-    pub fn new(
-        http_base: impl Into<String>,
-        mqtt: BrokerAddr,
-        admin_token: impl Into<String>,
-    ) -> Self {
-        Self::for_target(Target::new(http_base, mqtt, admin_token))
-    }
-
-    /// The defaults of [`Self::new`] against `target` (which may use TLS).
+    /// 50 MiB/h memory growth and ×3 latency creep allowed, plain MQTT, quiet; against
+    /// `target`, which may use TLS.
     pub fn for_target(target: Target) -> Self {
         Self {
             target,
@@ -119,11 +105,8 @@ impl SoakConfig {
             admin_rate: 2.0,
             max_memory_growth_mib_per_h: 50.0,
             max_latency_creep: 3.0,
-            parallelism: 32,
+            run: RunOptions::default(),
             settle_timeout: Duration::from_secs(30),
-            quiet: true,
-            run_id: None,
-            gateway_pid: None,
         }
     }
 
@@ -196,12 +179,6 @@ impl SoakConfig {
                 "units × rate × duration = {total} points, more than the {MAX_TOTAL_POINTS} one run may send"
             ));
         }
-        if !(1..=MAX_PARALLELISM).contains(&self.parallelism) {
-            return invalid(format!(
-                "parallelism must be 1..={MAX_PARALLELISM}, got {}",
-                self.parallelism
-            ));
-        }
         if self.settle_timeout.is_zero() || self.settle_timeout > MAX_SETTLE {
             return invalid(format!(
                 "settle timeout must be more than 0 and at most {} s, got {:?}",
@@ -209,267 +186,356 @@ impl SoakConfig {
                 self.settle_timeout
             ));
         }
-        check_run_id(self.run_id.as_deref())
+        self.run.validate(MAX_PARALLELISM)
     }
 }
 
 /// Runs the scenario. `Err` only when the run could not take place at all (bad settings,
 /// setup refused, no unit connected); everything else is in the report.
 pub async fn run_soak(config: &SoakConfig) -> Result<SoakReport, ScenarioError> {
-    config.validate()?;
-    let run_id = config.run_id.clone().unwrap_or_else(new_run_id);
-    let platform_admin = config
-        .target
-        .platform_admin()
-        .map_err(ScenarioError::api("gateway URL"))?;
-    let keypads = Capabilities {
-        keypad: true,
-        ..Capabilities::default()
-    };
-    let fleet = provision_with(
-        &platform_admin,
-        &run_id,
-        config.units,
-        config.parallelism,
-        keypads,
-    )
-    .await?;
-    let grantee = create_managed_account(
-        &platform_admin,
-        &format!("sim-{run_id}-sub"),
-        Some(&fleet.account.id),
-        "sim-grantee-admin",
-    )
-    .await?
-    .account;
-    let errors = Arc::new(ErrorLog::default());
-    let meter = Arc::new(Meter::default());
+    runner::run(config, &config.run, config.validate()).await
+}
 
-    let sse = fleet
-        .client
-        .stream("/v1/stream")
-        .await
-        .map_err(ScenarioError::api("open the account's live stream"))?;
-    let (stop_sse, stop_sse_rx) = watch::channel(false);
-    // The follower's own bound: the whole run and every wait after it, with room to spare.
-    let follow_until =
-        Instant::now() + config.duration + config.settle_timeout * 3 + Duration::from_secs(60);
-    let sse_task = tokio::spawn(follow_stream(
-        sse,
-        meter.clone(),
-        stop_sse_rx,
-        follow_until,
-        errors.clone(),
-    ));
+/// What setup made: the fleet and its grantee, the live stream follower, the units with
+/// their key holders.
+pub(crate) struct SoakSetup {
+    fleet: Fleet,
+    grantee: AccountId,
+    meter: Arc<Meter>,
+    stop_sse: watch::Sender<bool>,
+    sse_task: Option<JoinHandle<()>>,
+    units: Vec<(usize, Arc<SimUnit>)>,
+    holders: Vec<Option<KeyHolder>>,
+}
 
-    let connected = connect_units_with(
-        &fleet.machines,
-        &config.target.mqtt,
-        config.target.tls_server_name.as_deref(),
-        config.parallelism,
-        &errors,
-        no_delay,
-    )
-    .await;
-    if connected.is_empty() {
-        let _ = stop_sse.send(true);
-        return Err(ScenarioError::NoUnits(
-            errors
-                .first()
-                .unwrap_or_else(|| "no unit to connect".to_owned()),
-        ));
+/// What the load did, and the live stream's count after settle.
+pub(crate) struct SoakLoad {
+    outcomes: Vec<UnitOutcome>,
+    leftovers: admin::Leftovers,
+    series: window::WindowSeries,
+    sse_received: u64,
+}
+
+impl Scenario for SoakConfig {
+    type Setup = SoakSetup;
+    type Load = SoakLoad;
+    type Report = SoakReport;
+
+    /// The fleet (with keypads), a grantee sub-account, the account's live stream followed
+    /// before any unit connects, the units and their key holders.
+    async fn setup(&self, run: &Run) -> Result<SoakSetup, ScenarioError> {
+        let platform_admin = self
+            .target
+            .platform_admin()
+            .map_err(ScenarioError::api("gateway URL"))?;
+        let keypads = Capabilities {
+            keypad: true,
+            ..Capabilities::default()
+        };
+        let parallelism = self.run.parallelism;
+        let fleet =
+            provision_with(&platform_admin, &run.id, self.units, parallelism, keypads).await?;
+        let sub_account = format!("sim-{}-sub", run.id);
+        let grantee = create_managed_account(
+            &platform_admin,
+            &sub_account,
+            Some(&fleet.account.id),
+            "sim-grantee-admin",
+        )
+        .await?
+        .account;
+        let meter = Arc::new(Meter::default());
+        let (stop_sse, sse_task) = self.follow(&fleet, &meter, run).await?;
+        let connected =
+            connect_fleet_with(&fleet, &self.target, parallelism, &run.errors, no_delay);
+        let units = match connected.await {
+            Ok(units) => units,
+            Err(error) => {
+                let _ = stop_sse.send(true);
+                return Err(error);
+            }
+        };
+        let holders = start_holders(&units, parallelism, &run.errors).await;
+        Ok(SoakSetup {
+            fleet,
+            grantee: grantee.id,
+            meter,
+            stop_sse,
+            sse_task: Some(sse_task),
+            units,
+            holders,
+        })
     }
-    let units: Vec<(usize, Arc<SimUnit>)> = connected
-        .into_iter()
-        .map(|(machine, unit)| (machine, Arc::new(unit)))
-        .collect();
-    let holders = start_holders(&units, config.parallelism, &errors).await;
-    let targets = units
-        .iter()
-        .zip(&holders)
-        .map(|((machine, _), holder)| AdminTarget {
-            asset_id: fleet.machines[*machine].asset_id.clone(),
-            device_id: fleet.machines[*machine].device.id.clone(),
-            holds_keys: holder.is_some(),
-        })
-        .collect();
 
-    let plan = PublishPlan {
-        points_per_unit: config.points_per_unit(),
-        period: Duration::from_secs_f64(1.0 / config.rate_per_unit),
-        start: Instant::now() + START_DELAY,
-        units: units.len(),
-        ack_timeout: config.settle_timeout,
-    };
-    let progress = progress_bar(
-        plan.points_per_unit * units.len() as u64,
-        "acknowledged",
-        config.quiet,
-    );
-    let (windows_done, windows_done_rx) = watch::channel(false);
-    let window_task = tokio::spawn(sample_windows(
-        meter.clone(),
-        config.gateway_pid,
-        plan.start,
-        config.window,
-        MAX_WINDOWS,
-        windows_done_rx,
-    ));
-    let admin_task = tokio::spawn(churn(
-        AdminPlan {
-            owner: fleet.client.clone(),
-            grantee: grantee.id.clone(),
-            targets,
-            start: plan.start,
-            end: plan.start + config.duration,
-            interval: Duration::from_secs_f64(1.0 / config.admin_rate),
-        },
-        meter.clone(),
-        errors.clone(),
-    ));
-    let unit_tasks: Vec<_> = units
-        .iter()
-        .enumerate()
-        .map(|(position, (machine, unit))| {
-            tokio::spawn(drive_unit(UnitJob {
-                unit: unit.clone(),
-                position,
-                seed: *machine as u64,
-                plan,
-                // The soak samples latency from the live stream, not by polling history.
-                sample_slot: Arc::new(Mutex::new(None)),
-                progress: progress.clone(),
-                errors: errors.clone(),
-                stop: None,
-                acked: Some(meter.acked.clone()),
-                ack_latency: None,
-            }))
-        })
-        .collect();
-    let mut outcomes: Vec<UnitOutcome> = Vec::with_capacity(unit_tasks.len());
-    for task in unit_tasks {
-        match task.await {
-            Ok(outcome) => outcomes.push(outcome),
-            Err(error) => errors.push(format!("a unit task failed: {error}")),
+    /// Steady telemetry from every unit while the admin loop churns and the windows are
+    /// cut.
+    async fn load(&self, run: &Run, setup: &mut SoakSetup) -> SoakLoad {
+        let plan = PublishPlan {
+            start: Instant::now() + START_DELAY,
+            ..PublishPlan::new(
+                self.points_per_unit(),
+                self.rate_per_unit,
+                setup.units.len(),
+                self.settle_timeout,
+            )
+        };
+        let total = plan.points_per_unit * setup.units.len() as u64;
+        let progress = progress_bar(total, "acknowledged", self.run.quiet);
+        let (windows_done, windows_done_rx) = watch::channel(false);
+        let window_task = tokio::spawn(sample_windows(
+            setup.meter.clone(),
+            self.run.gateway_pid,
+            plan.start,
+            self.window,
+            MAX_WINDOWS,
+            windows_done_rx,
+        ));
+        let admin_task = tokio::spawn(churn(
+            self.admin_plan(setup, plan.start),
+            setup.meter.clone(),
+            run.errors.clone(),
+        ));
+        // The soak samples latency from the live stream, not by polling history.
+        let drive = Drive {
+            progress: Some(progress.clone()),
+            acked: Some(setup.meter.acked.clone()),
+            ..Drive::default()
+        };
+        let tasks = spawn_units(&setup.units, plan, drive, &run.errors);
+        let outcomes = join_units(tasks, &run.errors)
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+        let leftovers = admin_task.await.unwrap_or_else(|error| {
+            run.errors.push(format!("the admin loop failed: {error}"));
+            admin::Leftovers::default()
+        });
+        let _ = windows_done.send(true);
+        let series = window_task.await.unwrap_or_else(|error| {
+            run.errors
+                .push(format!("the window sampler failed: {error}"));
+            window::WindowSeries::default()
+        });
+        progress.finish_and_clear();
+        SoakLoad {
+            outcomes,
+            leftovers,
+            series,
+            sse_received: 0,
         }
     }
-    let leftovers = admin_task.await.unwrap_or_else(|error| {
-        errors.push(format!("the admin loop failed: {error}"));
-        admin::Leftovers::default()
-    });
-    let _ = windows_done.send(true);
-    let series = window_task.await.unwrap_or_else(|error| {
-        errors.push(format!("the window sampler failed: {error}"));
-        window::WindowSeries::default()
-    });
-    progress.finish_and_clear();
 
-    let points_sent: u64 = outcomes.iter().map(|outcome| outcome.sent).sum();
-    let points_acked: u64 = outcomes
-        .iter()
-        .map(|outcome| outcome.acknowledged.iter().filter(|acked| **acked).count() as u64)
-        .sum();
-    let sse_deadline = Instant::now() + config.settle_timeout;
-    if !wait_for_count(&meter.delivered, points_acked, sse_deadline).await {
-        errors.push(format!(
-            "SSE delivered {} of {points_acked} acknowledged points within {:?}",
-            meter.delivered.load(Ordering::Relaxed),
-            config.settle_timeout
+    /// Until the live stream delivered every acknowledged point (or the settle timeout).
+    async fn settle(&self, run: &Run, setup: &mut SoakSetup, load: &mut SoakLoad) {
+        let points_acked = acked_total(&load.outcomes);
+        let deadline = Instant::now() + self.settle_timeout;
+        let delivered = &setup.meter.delivered;
+        if !wait_for_count(delivered, points_acked, deadline).await {
+            run.errors.push(format!(
+                "SSE delivered {} of {points_acked} acknowledged points within {:?}",
+                delivered.load(Ordering::Relaxed),
+                self.settle_timeout
+            ));
+        }
+        let _ = setup.stop_sse.send(true);
+        if let Some(Err(error)) = match setup.sse_task.take() {
+            Some(task) => Some(task.await),
+            None => None,
+        } {
+            run.errors.push(format!("the SSE follower failed: {error}"));
+        }
+        load.sse_received = delivered.load(Ordering::Relaxed);
+    }
+
+    /// Cleans up what the admin loop left, reads every asset's history back, and judges
+    /// delivery, memory growth and latency creep.
+    async fn check(&self, run: Run, setup: SoakSetup, load: SoakLoad) -> SoakReport {
+        clean_up(
+            &setup.fleet.client,
+            &setup.grantee,
+            load.leftovers,
+            &run.errors,
+        )
+        .await;
+        for holder in setup.holders.into_iter().flatten() {
+            holder.stop().await;
+        }
+        let points_sent: u64 = load.outcomes.iter().map(|outcome| outcome.sent).sum();
+        let points_acked = acked_total(&load.outcomes);
+        let machines = &setup.fleet.machines;
+        let verify_targets = load
+            .outcomes
+            .into_iter()
+            .map(|outcome| VerifyTarget {
+                asset_id: machines[setup.units[outcome.position].0].asset_id.clone(),
+                acknowledged: outcome.acknowledged,
+            })
+            .collect();
+        let deadline = Instant::now() + self.settle_timeout;
+        let tally = verify_storage(
+            &setup.fleet.client,
+            verify_targets,
+            self.run.parallelism,
+            deadline,
+            &run.errors,
+        )
+        .await;
+        let unit_count = setup.units.len();
+        disconnect_all(setup.units, self.run.parallelism, &run.errors).await;
+        let run_id = run.id.clone();
+        let errors = run.finish_errors();
+        let judged = Judged {
+            points_sent,
+            points_acked,
+            tally,
+            sse_received: load.sse_received,
+            errors: errors.len(),
+        };
+        let checks = self.judge(&load.series, &judged);
+        let (publish_to_sse, admin_totals) = setup.meter.totals();
+        let admin = AdminKind::ALL
+            .iter()
+            .zip(admin_totals)
+            .map(|(kind, totals)| AdminFigures {
+                kind: *kind,
+                calls: totals.calls,
+                failures: totals.failures,
+                latency: totals.latency.percentiles(),
+            })
+            .collect();
+        SoakReport {
+            run_id,
+            account_id: setup.fleet.account.id,
+            grantee_account_id: setup.grantee,
+            units: unit_count,
+            rate_per_unit: self.rate_per_unit,
+            admin_rate: self.admin_rate,
+            duration: self.duration,
+            window: self.window,
+            points_sent,
+            points_acked,
+            points_stored: judged.tally.stored_rows,
+            missing: judged.tally.missing,
+            duplicates: judged.tally.duplicates,
+            sse_received: load.sse_received,
+            publish_to_sse,
+            admin,
+            windows_truncated: load.series.truncated,
+            memory: checks.memory,
+            sse_creep: checks.sse_creep,
+            admin_creep: checks.admin_creep,
+            checks: checks.checks,
+            windows: load.series.windows,
+            errors,
+        }
+    }
+}
+
+/// The figures the soak's verdict needs besides its windows.
+struct Judged {
+    points_sent: u64,
+    points_acked: u64,
+    tally: SeqTally,
+    sse_received: u64,
+    errors: usize,
+}
+
+/// The soak's verdict: the trends it judged and the checks they made.
+struct Verdict {
+    memory: MemoryTrend,
+    sse_creep: Creep,
+    admin_creep: Creep,
+    checks: Vec<Check>,
+}
+
+impl SoakConfig {
+    /// Follows the account's live stream on a task of its own, bounded by the whole run and
+    /// every wait after it, with room to spare.
+    async fn follow(
+        &self,
+        fleet: &Fleet,
+        meter: &Arc<Meter>,
+        run: &Run,
+    ) -> Result<(watch::Sender<bool>, JoinHandle<()>), ScenarioError> {
+        let sse = fleet
+            .client
+            .stream("/v1/stream")
+            .await
+            .map_err(ScenarioError::api("open the account's live stream"))?;
+        let (stop_sse, stop_sse_rx) = watch::channel(false);
+        let follow_until =
+            Instant::now() + self.duration + self.settle_timeout * 3 + Duration::from_secs(60);
+        let task = tokio::spawn(follow_stream(
+            sse,
+            meter.clone(),
+            stop_sse_rx,
+            follow_until,
+            run.errors.clone(),
         ));
+        Ok((stop_sse, task))
     }
-    let _ = stop_sse.send(true);
-    if let Err(error) = sse_task.await {
-        errors.push(format!("the SSE follower failed: {error}"));
-    }
-    let sse_received = meter.delivered.load(Ordering::Relaxed);
 
-    clean_up(&fleet.client, &grantee.id, leftovers, &errors).await;
-    for holder in holders.into_iter().flatten() {
-        holder.stop().await;
+    /// The admin loop's plan: grants to the grantee and back, keys on the units that hold
+    /// their key set, history reads, from the load's start for its duration.
+    fn admin_plan(&self, setup: &SoakSetup, start: Instant) -> AdminPlan {
+        let machines = &setup.fleet.machines;
+        let targets = setup
+            .units
+            .iter()
+            .zip(&setup.holders)
+            .map(|((machine, _), holder)| AdminTarget {
+                asset_id: machines[*machine].asset_id.clone(),
+                device_id: machines[*machine].device.id.clone(),
+                holds_keys: holder.is_some(),
+            })
+            .collect();
+        AdminPlan {
+            owner: setup.fleet.client.clone(),
+            grantee: setup.grantee.clone(),
+            targets,
+            start,
+            end: start + self.duration,
+            interval: Duration::from_secs_f64(1.0 / self.admin_rate),
+        }
     }
-    let verify_targets = outcomes
-        .into_iter()
-        .map(|outcome| VerifyTarget {
-            asset_id: fleet.machines[units[outcome.position].0].asset_id.clone(),
-            acknowledged: outcome.acknowledged,
-        })
-        .collect();
-    let tally = verify_storage(
-        &fleet.client,
-        verify_targets,
-        config.parallelism,
-        Instant::now() + config.settle_timeout,
-        &errors,
-    )
-    .await;
-    let unit_count = units.len();
-    disconnect_all(units, config.parallelism, &errors).await;
 
-    let (publish_to_sse, admin_totals) = meter.totals();
-    let admin = AdminKind::ALL
-        .iter()
-        .zip(admin_totals)
-        .map(|(kind, totals)| AdminFigures {
-            kind: *kind,
-            calls: totals.calls,
-            failures: totals.failures,
-            latency: totals.latency.percentiles(),
-        })
-        .collect();
-    let errors = ErrorLog::finish(errors);
-    let memory = memory_trend(
-        &series.windows,
-        config.gateway_pid,
-        series.baseline_rss_kib,
-        config.max_memory_growth_mib_per_h,
-        series.memory_error,
-    );
-    let sse_creep = latency_creep(
-        "publish→SSE",
-        &p99s(&series.windows, |window| &window.publish_to_sse),
-        config.max_latency_creep,
-    );
-    let admin_creep = latency_creep(
-        "admin call",
-        &p99s(&series.windows, |window| &window.admin),
-        config.max_latency_creep,
-    );
-    let mut checks = report::delivery_checks(
-        points_sent,
-        points_acked,
-        tally.missing,
-        tally.duplicates,
-        sse_received,
-        errors.len(),
-    );
-    checks.push(memory_check(&memory));
-    checks.push(creep_check(&sse_creep));
-    checks.push(creep_check(&admin_creep));
-    Ok(SoakReport {
-        run_id,
-        account_id: fleet.account.id,
-        grantee_account_id: grantee.id,
-        units: unit_count,
-        rate_per_unit: config.rate_per_unit,
-        admin_rate: config.admin_rate,
-        duration: config.duration,
-        window: config.window,
-        points_sent,
-        points_acked,
-        points_stored: tally.stored_rows,
-        missing: tally.missing,
-        duplicates: tally.duplicates,
-        sse_received,
-        publish_to_sse,
-        admin,
-        windows: series.windows,
-        windows_truncated: series.truncated,
-        memory,
-        sse_creep,
-        admin_creep,
-        checks,
-        errors,
-    })
+    /// Delivery, memory growth over the second half, and latency creep of the live stream
+    /// and the admin calls.
+    fn judge(&self, series: &window::WindowSeries, judged: &Judged) -> Verdict {
+        let memory = memory_trend(
+            &series.windows,
+            self.run.gateway_pid,
+            series.baseline_rss_kib,
+            self.max_memory_growth_mib_per_h,
+            series.memory_error.clone(),
+        );
+        let p99s_of = |pick: fn(&SoakWindow) -> &Percentiles| p99s(&series.windows, pick);
+        let sse_creep = latency_creep(
+            "publish→SSE",
+            &p99s_of(|w| &w.publish_to_sse),
+            self.max_latency_creep,
+        );
+        let admin_creep =
+            latency_creep("admin call", &p99s_of(|w| &w.admin), self.max_latency_creep);
+        let mut checks = delivery_checks(
+            judged.points_sent,
+            judged.points_acked,
+            judged.tally.missing,
+            judged.tally.duplicates,
+            judged.sse_received,
+            judged.errors,
+        );
+        checks.push(memory_check(&memory));
+        checks.push(creep_check(&sse_creep));
+        checks.push(creep_check(&admin_creep));
+        Verdict {
+            memory,
+            sse_creep,
+            admin_creep,
+            checks,
+        }
+    }
 }
 
 /// Each window's p99 of the latency `pick` chooses; `None` for a window without samples.
@@ -517,11 +583,7 @@ mod tests {
     use super::*;
 
     fn config() -> SoakConfig {
-        SoakConfig::new(
-            "http://127.0.0.1:1",
-            "127.0.0.1:1883".parse().expect("addr"),
-            "token",
-        )
+        SoakConfig::for_target(Target::unreachable())
     }
 
     fn refused(config: SoakConfig, setting: &str) {
@@ -669,7 +731,10 @@ mod tests {
         );
         refused(
             SoakConfig {
-                parallelism: 0,
+                run: RunOptions {
+                    parallelism: 0,
+                    ..RunOptions::default()
+                },
                 ..config()
             },
             "parallelism",
@@ -683,7 +748,10 @@ mod tests {
         );
         refused(
             SoakConfig {
-                run_id: Some("Has-Dash".into()),
+                run: RunOptions {
+                    run_id: Some("Has-Dash".into()),
+                    ..RunOptions::default()
+                },
                 ..config()
             },
             "run id",

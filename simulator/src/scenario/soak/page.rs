@@ -1,50 +1,37 @@
-//! The HTML page of a soak report, built with the shared `Page` frame and SVG charts: the
-//! checks first (which promise held, which failed), then the series over time that show
-//! drift — throughput, latency per window (the creep chart), memory with its fitted slope —
-//! and the admin calls by kind. Self-contained like every report page: no script, no
-//! external resource.
+//! The sections of a soak report and their charts: the series over time that show drift —
+//! throughput, latency per window (the creep chart), memory with its fitted slope — and the
+//! admin calls by kind. The checks, verdict and frame are the report model's.
 
-use crate::report::html::{percentile_chart, Page};
-use crate::report::svg::{self, Series, PALETTE};
+use crate::report::html::percentile_chart;
+use crate::report::svg::{Series, PALETTE};
+use crate::report::{Chart, Section};
 
 use super::report::SoakReport;
 use super::window::SoakWindow;
 use crate::stats::Percentiles;
 
-/// The whole page for a soak run.
-pub fn soak_page(report: &SoakReport) -> String {
-    let mut page = Page::new(
-        &format!("Fleetgate soak run {}", report.run_id),
-        report.is_clean(),
-        &report.verdict(),
-    );
-    page.section("Checks");
-    for check in &report.checks {
-        page.row(&check.name, format!("{}: {}", check.outcome, check.detail));
-    }
-    figures(&mut page, report);
-
-    page.section("Throughput over time").figure(
-        &throughput_chart(&report.windows),
+/// The figures, the series over time and the admin calls of a soak run.
+pub(super) fn sections(report: &SoakReport) -> Vec<Section> {
+    let throughput = Section::new("Throughput over time").chart(
+        throughput_chart(&report.windows),
         &format!(
             "Points acknowledged by the broker and points arriving on the account's live \
              stream, per second of each {} s window.",
             report.window.as_secs_f64()
         ),
     );
-    page.section("Latency over time").figure(
-        &latency_chart(&report.windows),
-        &format!(
-            "p50 and p99 of publish→SSE and p99 of the admin calls, per window: a rising line \
-             is creep. {}",
-            creep_caption(report)
-        ),
-    );
-    page.percentile_table(&[("publish→SSE (whole run)", &report.publish_to_sse)]);
-
-    page.section("Memory over time")
-        .figure(&memory_chart(report), &memory_caption(report));
-
+    let latency = Section::new("Latency over time")
+        .chart(
+            latency_chart(&report.windows),
+            &format!(
+                "p50 and p99 of publish→SSE and p99 of the admin calls, per window: a rising \
+                 line is creep. {}",
+                creep_caption(report)
+            ),
+        )
+        .latencies(&[("publish→SSE (whole run)", &report.publish_to_sse)]);
+    let memory =
+        Section::new("Memory over time").chart(memory_chart(report), &memory_caption(report));
     let names: Vec<String> = report
         .admin
         .iter()
@@ -55,37 +42,40 @@ pub fn soak_page(report: &SoakReport) -> String {
         .zip(&report.admin)
         .map(|(name, figures)| (name.as_str(), &figures.latency))
         .collect();
-    page.section("Admin calls by kind")
-        .figure(
-            &percentile_chart("Admin call latency by kind", &rows),
+    let admin = Section::new("Admin calls by kind")
+        .chart(
+            percentile_chart("Admin call latency by kind", &rows),
             "Round trip of each successful admin call, from request to answer.",
         )
-        .percentile_table(&rows);
-    page.section("Admin call counts");
-    for figures in &report.admin {
-        page.row(
-            figures.kind.as_str(),
-            format!("{} calls, {} failed", figures.calls, figures.failures),
+        .latencies(&rows);
+    let counts = report
+        .admin
+        .iter()
+        .fold(Section::new("Admin call counts"), |section, figures| {
+            section.figure(
+                figures.kind.as_str(),
+                format!("{} calls, {} failed", figures.calls, figures.failures),
+            )
+        })
+        .note_if(
+            report.windows_truncated,
+            "The windows were cut at their limit; later windows are not shown.",
         );
-    }
-    if report.windows_truncated {
-        page.note("The windows were cut at their limit; later windows are not shown.");
-    }
-    page.finish(&report.errors)
+    vec![figures(report), throughput, latency, memory, admin, counts]
 }
 
-fn figures(page: &mut Page, report: &SoakReport) {
-    page.section("Figures")
-        .row("account", &report.account_id)
-        .row("grantee sub-account", &report.grantee_account_id)
-        .row("units", report.units)
-        .row(
+fn figures(report: &SoakReport) -> Section {
+    let section = Section::new("Figures")
+        .figure("account", &report.account_id)
+        .figure("grantee sub-account", &report.grantee_account_id)
+        .figure("units", report.units)
+        .figure(
             "rate",
             format!("{} points/s per unit", report.rate_per_unit),
         )
-        .row("admin rate", format!("{} calls/s", report.admin_rate))
-        .row("duration", format!("{} s", report.duration.as_secs()))
-        .row(
+        .figure("admin rate", format!("{} calls/s", report.admin_rate))
+        .figure("duration", format!("{} s", report.duration.as_secs()))
+        .figure(
             "windows",
             format!(
                 "{} of {} s",
@@ -93,22 +83,22 @@ fn figures(page: &mut Page, report: &SoakReport) {
                 report.window.as_secs_f64()
             ),
         )
-        .row("points sent", report.points_sent)
-        .row("points acknowledged", report.points_acked)
-        .row("points stored (rows)", report.points_stored)
-        .row("missing", report.missing)
-        .row("duplicates", report.duplicates)
-        .row("delivered via SSE", report.sse_received);
+        .figure("points sent", report.points_sent)
+        .figure("points acknowledged", report.points_acked)
+        .figure("points stored (rows)", report.points_stored)
+        .figure("missing", report.missing)
+        .figure("duplicates", report.duplicates)
+        .figure("delivered via SSE", report.sse_received);
     let memory = &report.memory;
-    for (name, value) in [
+    [
         ("gateway memory before the load", memory.baseline_mib),
         ("gateway memory at the end", memory.end_mib),
         ("gateway memory (peak RSS)", memory.peak_mib),
-    ] {
-        if let Some(mib) = value {
-            page.row(name, format!("{mib:.1} MiB"));
-        }
-    }
+    ]
+    .into_iter()
+    .fold(section, |section, (name, value)| {
+        section.figure_if(name, value.map(|mib| format!("{mib:.1} MiB")))
+    })
 }
 
 /// `(window end, value)` for every window where `value` has something.
@@ -122,16 +112,16 @@ fn series_of(
         .collect()
 }
 
-fn throughput_chart(windows: &[SoakWindow]) -> String {
+fn throughput_chart(windows: &[SoakWindow]) -> Chart {
     let title = "Throughput: points per second";
     if windows.is_empty() {
-        return svg::placeholder(title, "no window was recorded");
+        return Chart::missing(title, "no window was recorded");
     }
-    svg::line_chart(
+    Chart::lines(
         title,
         "seconds since the start",
         "per second",
-        &[
+        vec![
             Series {
                 name: "acknowledged/s".to_owned(),
                 color: PALETTE[0],
@@ -143,7 +133,6 @@ fn throughput_chart(windows: &[SoakWindow]) -> String {
                 points: series_of(windows, |window| Some(window.delivered_per_s)),
             },
         ],
-        &svg::short_number,
     )
 }
 
@@ -151,7 +140,7 @@ fn ms_if_measured(percentiles: &Percentiles, micros: u64) -> Option<f64> {
     (percentiles.samples > 0).then_some(micros as f64 / 1_000.0)
 }
 
-fn latency_chart(windows: &[SoakWindow]) -> String {
+fn latency_chart(windows: &[SoakWindow]) -> Chart {
     let title = "Latency per window";
     let lines = [
         (
@@ -184,15 +173,9 @@ fn latency_chart(windows: &[SoakWindow]) -> String {
         })
         .collect();
     if series.is_empty() {
-        return svg::placeholder(title, "no latency samples");
+        return Chart::missing(title, "no latency samples");
     }
-    svg::line_chart(
-        title,
-        "seconds since the start",
-        "milliseconds",
-        &series,
-        &svg::short_number,
-    )
+    Chart::lines(title, "seconds since the start", "milliseconds", series)
 }
 
 fn creep_caption(report: &SoakReport) -> String {
@@ -205,11 +188,11 @@ fn creep_caption(report: &SoakReport) -> String {
         .join(" ")
 }
 
-fn memory_chart(report: &SoakReport) -> String {
+fn memory_chart(report: &SoakReport) -> Chart {
     let title = "Gateway memory (resident set)";
     let memory = &report.memory;
     let Some(pid) = memory.gateway_pid else {
-        return svg::placeholder(title, "not measured (no --gateway-pid given)");
+        return Chart::missing(title, "not measured (no --gateway-pid given)");
     };
     let points = series_of(&report.windows, |window| {
         window.gateway_rss_kib.map(|kib| kib as f64 / 1024.0)
@@ -219,7 +202,7 @@ fn memory_chart(report: &SoakReport) -> String {
             .memory_error
             .as_deref()
             .unwrap_or("no sample was taken");
-        return svg::placeholder(title, &format!("not measured: {why}"));
+        return Chart::missing(title, &format!("not measured: {why}"));
     }
     let mut series = vec![Series {
         name: format!("VmRSS of pid {pid}"),
@@ -241,13 +224,7 @@ fn memory_chart(report: &SoakReport) -> String {
             });
         }
     }
-    svg::line_chart(
-        title,
-        "seconds since the start",
-        "MiB",
-        &series,
-        &svg::short_number,
-    )
+    Chart::lines(title, "seconds since the start", "MiB", series)
 }
 
 fn memory_caption(report: &SoakReport) -> String {
@@ -274,7 +251,6 @@ fn memory_caption(report: &SoakReport) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::scenario::soak::drift::Outcome;
     use crate::scenario::soak::report::tests::report;
 
@@ -290,13 +266,13 @@ mod tests {
 
     #[test]
     fn page_is_self_contained_with_and_without_memory() {
-        assert_self_contained(&soak_page(&report(Some(42))));
-        assert_self_contained(&soak_page(&report(None)));
+        assert_self_contained(&crate::report::page(&report(Some(42))));
+        assert_self_contained(&crate::report::page(&report(None)));
     }
 
     #[test]
     fn page_has_the_charts_and_the_checks() {
-        let page = soak_page(&report(Some(42)));
+        let page = crate::report::page(&report(Some(42)));
         // Throughput, latency, memory, admin bars.
         assert_eq!(page.matches("<svg").count(), 4, "{page}");
         // Two throughput lines, three latency lines, memory and its fitted line.
@@ -316,7 +292,7 @@ mod tests {
         if let Some(check) = dirty.checks.iter_mut().find(|c| c.name == "memory growth") {
             check.outcome = Outcome::Failed;
         }
-        let page = soak_page(&dirty);
+        let page = crate::report::page(&dirty);
         assert_self_contained(&page);
         assert!(page.contains("unit &lt;u1&gt; said &quot;no&quot; &amp; left"));
         assert!(!page.contains("<u1>"));
@@ -326,7 +302,7 @@ mod tests {
 
     #[test]
     fn memory_without_a_pid_is_not_measured() {
-        let page = soak_page(&report(None));
+        let page = crate::report::page(&report(None));
         assert!(page.contains("not measured (no --gateway-pid given)"));
         assert!(page.contains("memory not measured"));
         assert_eq!(
@@ -340,6 +316,6 @@ mod tests {
         for window in &mut unreadable.windows {
             window.gateway_rss_kib = None;
         }
-        assert!(soak_page(&unreadable).contains("not measured: /proc/9/status: gone"));
+        assert!(crate::report::page(&unreadable).contains("not measured: /proc/9/status: gone"));
     }
 }

@@ -1,18 +1,19 @@
-//! What a soak run found, for people (`Display`, the HTML page in `page.rs`) and scripts
-//! (`Serialize`, `is_clean`). The verdict is a list of named checks so a dirty run says
+//! What a soak run found, stated in the report model (`crate::report`; its sections and
+//! charts are in `page.rs`) for people (text, page) and scripts (JSON, `is_clean`). The verdict is a list of named checks so a dirty run says
 //! which promise it broke: points lost or doubled, live delivery short, memory growing,
 //! latency creeping, or errors on the way.
 
 use std::fmt;
 use std::time::Duration;
 
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 
 use super::admin::AdminKind;
 use super::drift::{Check, Creep, MemoryTrend, Outcome};
 use super::window::SoakWindow;
 use crate::api::AccountId;
-use crate::stats::Percentiles;
+use crate::report::{ScenarioReport, Section};
+use crate::stats::{as_seconds, Percentiles};
 
 /// One kind of admin call over the whole run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -66,22 +67,7 @@ pub struct SoakReport {
     pub errors: Vec<String>,
 }
 
-fn as_seconds<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_f64(duration.as_secs_f64())
-}
-
 impl SoakReport {
-    /// No check failed and nothing went wrong on the way. Checks that could not be judged
-    /// (memory not measured, a run too short for a slope) do not make a run dirty; the
-    /// report says they were not judged.
-    pub fn is_clean(&self) -> bool {
-        self.errors.is_empty()
-            && self
-                .checks
-                .iter()
-                .all(|check| check.outcome != Outcome::Failed)
-    }
-
     /// The names of the failed checks.
     pub fn failed_checks(&self) -> Vec<&str> {
         self.checks
@@ -95,57 +81,25 @@ impl SoakReport {
     pub fn admin_kind(&self, kind: AdminKind) -> Option<&AdminFigures> {
         self.admin.iter().find(|figures| figures.kind == kind)
     }
+}
 
-    /// The sentence at the top of the page and the terminal report.
-    pub fn verdict(&self) -> String {
-        if self.is_clean() {
-            format!(
-                "clean: every acknowledged point stored exactly once and delivered live, no \
-                 drift over {} s, no errors",
-                self.duration.as_secs()
-            )
-        } else {
-            let mut failed = self.failed_checks().join(", ");
-            if failed.is_empty() {
-                failed = format!("{} errors", self.errors.len());
-            }
-            format!("NOT clean: {failed}")
-        }
+impl ScenarioReport for SoakReport {
+    const SCENARIO: &'static str = "soak";
+
+    fn run_id(&self) -> &str {
+        &self.run_id
     }
-}
 
-/// The checks that do not need the windows: storage and live delivery against what was
-/// acknowledged, and the errors.
-pub(super) fn delivery_checks(
-    points_sent: u64,
-    points_acked: u64,
-    missing: u64,
-    duplicates: u64,
-    sse_received: u64,
-    errors: usize,
-) -> Vec<Check> {
-    vec![
-        Check::holds(
-            "stored exactly once",
-            missing == 0 && duplicates == 0 && points_acked == points_sent,
-            format!(
-                "{points_sent} sent, {points_acked} acknowledged, {missing} missing, \
-                 {duplicates} duplicates"
-            ),
-        ),
-        Check::holds(
-            "delivered live",
-            sse_received >= points_acked,
-            format!("{sse_received} of {points_acked} acknowledged points on the live stream"),
-        ),
-        Check::holds("no errors", errors == 0, format!("{errors} errors")),
-    ]
-}
+    fn errors(&self) -> &[String] {
+        &self.errors
+    }
 
-impl fmt::Display for SoakReport {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            formatter,
+    fn checks(&self) -> Vec<Check> {
+        self.checks.clone()
+    }
+
+    fn headline(&self) -> String {
+        format!(
             "soak run {} (account {}): {} units × {} points/s for {} s, {} admin calls/s, {} windows of {} s",
             self.run_id,
             self.account_id,
@@ -155,64 +109,32 @@ impl fmt::Display for SoakReport {
             self.admin_rate,
             self.windows.len(),
             self.window.as_secs_f64()
-        )?;
-        writeln!(formatter, "  {}", self.verdict())?;
-        writeln!(
-            formatter,
-            "  points:      {} sent, {} acknowledged, {} stored, {} missing, {} duplicates, {} via SSE",
-            self.points_sent,
-            self.points_acked,
-            self.points_stored,
-            self.missing,
-            self.duplicates,
-            self.sse_received
-        )?;
-        writeln!(formatter, "  publish→SSE: {}", self.publish_to_sse)?;
-        for figures in &self.admin {
-            writeln!(
-                formatter,
-                "  {:<18} {} calls, {} failed, {}",
-                figures.kind.as_str(),
-                figures.calls,
-                figures.failures,
-                figures.latency
-            )?;
-        }
-        if let (Some(baseline), Some(end), Some(peak)) = (
-            self.memory.baseline_mib,
-            self.memory.end_mib,
-            self.memory.peak_mib,
-        ) {
-            writeln!(
-                formatter,
-                "  memory:      {baseline:.1} MiB before, {end:.1} MiB at the end, {peak:.1} MiB peak"
-            )?;
-        }
-        for check in &self.checks {
-            writeln!(
-                formatter,
-                "  check {:<28} {}: {}",
-                check.name, check.outcome, check.detail
-            )?;
-        }
-        if self.windows_truncated {
-            writeln!(formatter, "  (windows cut at their limit)")?;
-        }
-        if self.errors.is_empty() {
-            write!(formatter, "  errors: none")
-        } else {
-            write!(formatter, "  errors ({}):", self.errors.len())?;
-            for error in &self.errors {
-                write!(formatter, "\n    - {error}")?;
-            }
-            Ok(())
-        }
+        )
+    }
+
+    fn clean_means(&self) -> String {
+        format!(
+            "every acknowledged point stored exactly once and delivered live, no drift over {} \
+             s, no errors",
+            self.duration.as_secs()
+        )
+    }
+
+    fn sections(&self) -> Vec<Section> {
+        super::page::sections(self)
+    }
+}
+
+impl fmt::Display for SoakReport {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(&crate::report::text(self))
     }
 }
 
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
+    use crate::scenario::measure::delivery_checks;
     use crate::scenario::soak::drift::{creep_check, latency_creep, memory_check, memory_trend};
 
     pub(in crate::scenario::soak) fn percentiles(p99_us: u64) -> Percentiles {
@@ -305,10 +227,7 @@ pub(super) mod tests {
         assert!(report.verdict().starts_with("clean"));
         assert!(report.failed_checks().is_empty());
         let text = report.to_string();
-        assert!(
-            text.contains("6000 sent, 6000 acknowledged, 6000 stored"),
-            "{text}"
-        );
+        assert!(text.contains("points stored (rows): 6000"), "{text}");
         assert!(text.contains("memory growth"), "{text}");
         assert!(text.contains("errors: none"), "{text}");
         // Without a pid memory is not judged, and that alone does not dirty the run.

@@ -17,7 +17,6 @@
 
 mod checks;
 mod flows;
-mod page;
 mod report;
 
 use std::fmt;
@@ -25,16 +24,15 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use futures_util::{stream, StreamExt, TryStreamExt};
-use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::fleet::{create_managed_account, new_run_id, ManagedAccount};
-use super::timeline::{sample_timeline, Timeline, SAMPLE_INTERVAL};
-use super::{check_run_id, progress_bar, ErrorLog, ScenarioError};
+use super::fleet::{create_managed_account, ManagedAccount};
+use super::runner::{self, Run, Scenario};
+use super::timeline::{Sampler, Timeline};
+use super::{progress_bar, ErrorLog, RunOptions, ScenarioError};
 use crate::api::{ApiClient, StaffRole};
 use flows::{AccountFlows, Logs, Staff};
 
-pub use page::support_page;
 pub use report::{CallKind, SupportLatencies, SupportReport, FLOWS_PER_ACCOUNT};
 
 /// Bounds a run: each account costs about thirty sequential calls.
@@ -50,15 +48,8 @@ pub struct SupportConfig {
     pub admin_token: String,
     /// Accounts taken through every flow.
     pub accounts: usize,
-    /// Accounts whose flows run at once.
-    pub parallelism: usize,
-    /// No progress bar.
-    pub quiet: bool,
-    /// Names the run's accounts, staff and assets; random when `None`.
-    pub run_id: Option<String>,
-    /// The gateway's process on this machine, whose memory the timeline samples; `None`:
-    /// memory is not measured.
-    pub gateway_pid: Option<u32>,
+    /// Parallelism, progress, run id and the gateway's pid, as every scenario takes them.
+    pub run: RunOptions,
 }
 
 impl fmt::Debug for SupportConfig {
@@ -68,10 +59,10 @@ impl fmt::Debug for SupportConfig {
             .debug_struct("SupportConfig")
             .field("http_base", &self.http_base)
             .field("accounts", &self.accounts)
-            .field("parallelism", &self.parallelism)
-            .field("quiet", &self.quiet)
-            .field("run_id", &self.run_id)
-            .field("gateway_pid", &self.gateway_pid)
+            .field("parallelism", &self.run.parallelism)
+            .field("quiet", &self.run.quiet)
+            .field("run_id", &self.run.run_id)
+            .field("gateway_pid", &self.run.gateway_pid)
             .finish_non_exhaustive()
     }
 }
@@ -83,10 +74,10 @@ impl SupportConfig {
             http_base: http_base.into(),
             admin_token: admin_token.into(),
             accounts: 3,
-            parallelism: 4,
-            quiet: true,
-            run_id: None,
-            gateway_pid: None,
+            run: RunOptions {
+                parallelism: 4,
+                ..RunOptions::default()
+            },
         }
     }
 
@@ -98,95 +89,119 @@ impl SupportConfig {
                 self.accounts
             )));
         }
-        if !(1..=MAX_PARALLELISM).contains(&self.parallelism) {
-            return Err(ScenarioError::InvalidConfig(format!(
-                "parallelism must be 1..={MAX_PARALLELISM}, got {}",
-                self.parallelism
-            )));
-        }
-        check_run_id(self.run_id.as_deref())
+        self.run.validate(MAX_PARALLELISM)
     }
 }
 
 /// Runs the scenario. `Err` only when the run could not take place at all (bad settings,
 /// staff or accounts refused); everything found during the flows is in the report.
 pub async fn run_support(config: &SupportConfig) -> Result<SupportReport, ScenarioError> {
-    config.validate()?;
-    let run_id = config.run_id.clone().unwrap_or_else(new_run_id);
-    let parallelism = config.parallelism;
-    let platform_admin = ApiClient::new(&config.http_base, config.admin_token.clone())
-        .map_err(ScenarioError::api("gateway URL"))?;
-    let checks = ErrorLog::default();
-    let errors = ErrorLog::default();
+    runner::run(config, &config.run, config.validate()).await
+}
 
-    let support = create_staff(&platform_admin, &run_id, StaffRole::Support, &checks).await?;
-    let tech = create_staff(&platform_admin, &run_id, StaffRole::TechSupport, &checks).await?;
-    let accounts: Vec<ManagedAccount> =
-        stream::iter(0..config.accounts)
+/// What setup made: the two staff members, the accounts, and the contract violations
+/// setup already found.
+pub(crate) struct SupportSetup {
+    support: Staff,
+    tech: Staff,
+    accounts: Vec<ManagedAccount>,
+    checks: ErrorLog,
+}
+
+/// Per account, the flows it completed and their timings; the calls answered over time.
+pub(crate) struct SupportLoad {
+    outcomes: Vec<(usize, report::Timings)>,
+    timeline: Timeline,
+}
+
+impl Scenario for SupportConfig {
+    type Setup = SupportSetup;
+    type Load = SupportLoad;
+    type Report = SupportReport;
+
+    /// A support and a tech-support staff member, and the accounts with their admins.
+    async fn setup(&self, run: &Run) -> Result<SupportSetup, ScenarioError> {
+        let platform_admin = ApiClient::new(&self.http_base, self.admin_token.clone())
+            .map_err(ScenarioError::api("gateway URL"))?;
+        let checks = ErrorLog::default();
+        let support = create_staff(&platform_admin, &run.id, StaffRole::Support, &checks).await?;
+        let tech = create_staff(&platform_admin, &run.id, StaffRole::TechSupport, &checks).await?;
+        let accounts: Vec<ManagedAccount> = stream::iter(0..self.accounts)
             .map(|index| {
-                let name = format!("sim-{run_id}-s{index}");
+                let name = format!("sim-{}-s{index}", run.id);
                 let platform_admin = &platform_admin;
                 async move {
                     create_managed_account(platform_admin, &name, None, "sim-support-admin").await
                 }
             })
-            .buffered(parallelism)
+            .buffered(self.run.parallelism)
             .try_collect()
             .await?;
-
-    // The measured phase: the flows, from their first call to the last answer.
-    let answered = Arc::new(AtomicU64::new(0));
-    let (flows_done, flows_done_rx) = watch::channel(false);
-    let timeline_task = tokio::spawn(sample_timeline(
-        answered.clone(),
-        config.gateway_pid,
-        Some(config.http_base.clone()),
-        Instant::now(),
-        SAMPLE_INTERVAL,
-        flows_done_rx,
-    ));
-    let progress = progress_bar(accounts.len() as u64, "accounts", config.quiet);
-    let outcomes: Vec<_> = stream::iter(accounts.iter().enumerate())
-        .map(|(index, account)| {
-            let logs = Logs {
-                checks: &checks,
-                errors: &errors,
-                answered: &answered,
-            };
-            let flows = AccountFlows::new(&run_id, index, account, &support, &tech, logs);
-            let progress = &progress;
-            async move {
-                let outcome = flows.run().await;
-                progress.inc(1);
-                outcome
-            }
+        Ok(SupportSetup {
+            support,
+            tech,
+            accounts,
+            checks,
         })
-        .buffer_unordered(parallelism)
-        .collect()
-        .await;
-    progress.finish_and_clear();
-    flows_done.send_replace(true);
-    let timeline = timeline_task.await.unwrap_or_else(|error| {
-        errors.push(format!("the timeline sampler failed: {error}"));
-        Timeline::default()
-    });
-
-    let mut timings = report::Timings::default();
-    let mut flows_completed = 0;
-    for (completed, account_timings) in &outcomes {
-        flows_completed += completed;
-        timings.merge(account_timings);
     }
-    Ok(SupportReport {
-        run_id,
-        accounts: accounts.len(),
-        flows_expected: FLOWS_PER_ACCOUNT * accounts.len(),
-        flows_completed,
-        checks_failed: checks.into_entries(),
-        latencies: timings.latencies(),
-        timeline,
-        errors: errors.into_entries(),
-    })
+
+    /// Every account's flows, `parallelism` accounts at a time, from their first call to
+    /// the last answer.
+    async fn load(&self, run: &Run, setup: &mut SupportSetup) -> SupportLoad {
+        let answered = Arc::new(AtomicU64::new(0));
+        let sampler = Sampler::start(
+            answered.clone(),
+            self.run.gateway_pid,
+            Some(self.http_base.clone()),
+            Instant::now(),
+        );
+        let progress = progress_bar(setup.accounts.len() as u64, "accounts", self.run.quiet);
+        let setup = &*setup;
+        let outcomes: Vec<_> = stream::iter(setup.accounts.iter().enumerate())
+            .map(|(index, account)| {
+                let logs = Logs {
+                    checks: &setup.checks,
+                    errors: &run.errors,
+                    answered: &answered,
+                };
+                let flows =
+                    AccountFlows::new(&run.id, index, account, &setup.support, &setup.tech, logs);
+                let progress = &progress;
+                async move {
+                    let outcome = flows.run().await;
+                    progress.inc(1);
+                    outcome
+                }
+            })
+            .buffer_unordered(self.run.parallelism)
+            .collect()
+            .await;
+        progress.finish_and_clear();
+        let timeline = sampler.finish(&run.errors).await;
+        SupportLoad { outcomes, timeline }
+    }
+
+    /// Each flow checks its rights changes as they are answered: nothing is on the way.
+    async fn settle(&self, _run: &Run, _setup: &mut SupportSetup, _load: &mut SupportLoad) {}
+
+    async fn check(&self, run: Run, setup: SupportSetup, load: SupportLoad) -> SupportReport {
+        let mut timings = report::Timings::default();
+        let mut flows_completed = 0;
+        for (completed, account_timings) in &load.outcomes {
+            flows_completed += completed;
+            timings.merge(account_timings);
+        }
+        SupportReport {
+            run_id: run.id.clone(),
+            accounts: setup.accounts.len(),
+            flows_expected: FLOWS_PER_ACCOUNT * setup.accounts.len(),
+            flows_completed,
+            checks_failed: setup.checks.into_entries(),
+            latencies: timings.latencies(),
+            timeline: load.timeline,
+            errors: run.finish_errors(),
+        }
+    }
 }
 
 /// Creates one staff member of the run; the answer must echo the role and name no account
@@ -250,14 +265,20 @@ mod tests {
         );
         refused(
             SupportConfig {
-                parallelism: 0,
+                run: RunOptions {
+                    parallelism: 0,
+                    ..RunOptions::default()
+                },
                 ..config()
             },
             "parallelism",
         );
         refused(
             SupportConfig {
-                run_id: Some("Has-Caps".into()),
+                run: RunOptions {
+                    run_id: Some("Has-Caps".into()),
+                    ..RunOptions::default()
+                },
                 ..config()
             },
             "run id",
@@ -278,10 +299,8 @@ mod tests {
 
     #[tokio::test]
     async fn unreachable_gateway_is_an_error_not_a_report() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let address = listener.local_addr().expect("address");
-        drop(listener);
-        let config = SupportConfig::new(format!("http://{address}"), "token");
+        let closed = crate::scenario::Target::closed();
+        let config = SupportConfig::new(closed.http_base, "token");
         let error = run_support(&config).await.expect_err("no gateway");
         assert!(matches!(error, ScenarioError::Api { .. }), "{error}");
     }

@@ -1,6 +1,7 @@
-//! What a support-access run found, in a form both people (`Display`) and scripts
-//! (`Serialize`, `is_clean`) can judge, and the latency bookkeeping behind it. Kept apart
-//! from the run so its rules can be tested without a gateway.
+//! What a support-access run found, stated once in the report model (`crate::report`) for
+//! people (text; a page with how long each rights change took to show from outside and each
+//! kind of call's round trip) and scripts (JSON, `is_clean`), and the latency bookkeeping
+//! behind it. Kept apart from the run so its rules can be tested without a gateway.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -8,6 +9,11 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::report::html::{
+    memory_chart, percentile_chart, rate_chart, timeline_figures, MEMORY_CAPTION,
+};
+use crate::report::svg::{BarGroup, PALETTE};
+use crate::report::{Chart, Check, ScenarioReport, Section};
 use crate::scenario::Timeline;
 use crate::stats::{LatencyRecorder, Percentiles};
 
@@ -187,60 +193,148 @@ pub struct SupportReport {
     pub errors: Vec<String>,
 }
 
-impl SupportReport {
-    /// Every flow of every account ran to its end, every check held and nothing failed. A
-    /// run without accounts proves nothing, so it is not clean either.
-    pub fn is_clean(&self) -> bool {
-        self.accounts > 0
-            && self.flows_completed == self.flows_expected
-            && self.flows_expected == FLOWS_PER_ACCOUNT * self.accounts
-            && self.checks_failed.is_empty()
-            && self.errors.is_empty()
+impl ScenarioReport for SupportReport {
+    const SCENARIO: &'static str = "support";
+
+    fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    fn errors(&self) -> &[String] {
+        &self.errors
+    }
+
+    fn checks(&self) -> Vec<Check> {
+        vec![
+            Check::holds(
+                "every flow ran to its end",
+                self.accounts > 0
+                    && self.flows_completed == self.flows_expected
+                    && self.flows_expected == FLOWS_PER_ACCOUNT * self.accounts,
+                format!(
+                    "{} of {} flows for {} accounts",
+                    self.flows_completed, self.flows_expected, self.accounts
+                ),
+            ),
+            Check::holds(
+                "every rights change held when answered",
+                self.checks_failed.is_empty(),
+                if self.checks_failed.is_empty() {
+                    "none failed".to_owned()
+                } else {
+                    self.checks_failed.join("; ")
+                },
+            ),
+        ]
+    }
+
+    fn headline(&self) -> String {
+        format!(
+            "support run {}: {} accounts, {} of {} flows completed",
+            self.run_id, self.accounts, self.flows_completed, self.flows_expected
+        )
+    }
+
+    fn clean_means(&self) -> String {
+        "every flow ran to its end and every rights change held when answered".into()
+    }
+
+    fn sections(&self) -> Vec<Section> {
+        let answered: u64 = self
+            .latencies
+            .calls
+            .values()
+            .map(|percentiles| percentiles.samples)
+            .sum();
+        let figures = Section::new("Figures")
+            .figure("accounts", self.accounts)
+            .figure("flows expected", self.flows_expected)
+            .figure("flows completed", self.flows_completed)
+            .figure("checks failed", self.checks_failed.len())
+            .figure("calls answered", answered);
+        let latencies = &self.latencies;
+        let cutovers = [
+            ("approve→first action", &latencies.approve_to_first_action),
+            ("revoke→first refusal", &latencies.revoke_to_first_refusal),
+            ("close→first refusal", &latencies.close_to_first_refusal),
+        ];
+        let calls: Vec<(&str, &Percentiles)> = latencies
+            .calls
+            .iter()
+            .map(|(kind, percentiles)| (kind.as_str(), percentiles))
+            .collect();
+        let rights = Section::new("Rights changes").latencies(&cutovers).chart(
+            percentile_chart("Rights change → first action that shows it", &cutovers),
+            "From the answer of the approval, revocation or case closing to the answer of the \
+             first staff action that succeeded (approval) or was refused (the others). The \
+             change must hold before its answer, so this is one action's round trip; more \
+             means retries were needed.",
+        );
+        let calls = Section::new("Calls").latencies(&calls).chart(
+            calls_chart(&calls),
+            "Round trip of each kind of call, refusals included; calls that got no answer are \
+             not timed.",
+        );
+        let over_time = Section::new("Over time")
+            .chart(
+                rate_chart(
+                    "API calls answered per second",
+                    "answered/s",
+                    &self.timeline,
+                ),
+                "Calls of the flows that got an answer (any status), counted once a second \
+                 while the flows run; account setup is not counted.",
+            )
+            .chart(memory_chart(&self.timeline), MEMORY_CAPTION);
+        vec![
+            timeline_figures(figures, &self.timeline, "calls"),
+            rights,
+            calls,
+            over_time,
+        ]
     }
 }
 
 impl fmt::Display for SupportReport {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            formatter,
-            "support run {}: {} accounts, {} of {} flows completed",
-            self.run_id, self.accounts, self.flows_completed, self.flows_expected
-        )?;
-        let latencies = &self.latencies;
-        writeln!(
-            formatter,
-            "  approve → first action:   {}",
-            latencies.approve_to_first_action
-        )?;
-        writeln!(
-            formatter,
-            "  revoke → first refusal:   {}",
-            latencies.revoke_to_first_refusal
-        )?;
-        writeln!(
-            formatter,
-            "  close → first refusal:    {}",
-            latencies.close_to_first_refusal
-        )?;
-        writeln!(formatter, "  calls:")?;
-        for (kind, percentiles) in &latencies.calls {
-            writeln!(formatter, "    {:<11} {percentiles}", kind.as_str())?;
-        }
-        list(formatter, "checks failed", &self.checks_failed)?;
-        writeln!(formatter)?;
-        list(formatter, "errors", &self.errors)
+        formatter.write_str(&crate::report::text(self))
     }
 }
 
-fn list(formatter: &mut fmt::Formatter<'_>, title: &str, entries: &[String]) -> fmt::Result {
-    if entries.is_empty() {
-        return write!(formatter, "  {title}: none");
+/// Reads one percentile out of a call kind's figures.
+type PercentileOf = fn(&Percentiles) -> u64;
+
+/// p50, p99 and max per kind of call, one bar colour per percentile: with nine kinds, one
+/// colour per kind would repeat the palette.
+fn calls_chart(calls: &[(&str, &Percentiles)]) -> Chart {
+    let title = "Round trip per kind of call";
+    let timed: Vec<(&str, &Percentiles)> = calls
+        .iter()
+        .filter(|(_, percentiles)| percentiles.samples > 0)
+        .copied()
+        .collect();
+    if timed.is_empty() {
+        return Chart::missing(title, "no call was answered");
     }
-    write!(formatter, "  {title} ({}):", entries.len())?;
-    for entry in entries {
-        write!(formatter, "\n    - {entry}")?;
-    }
-    Ok(())
+    let kinds: Vec<&str> = timed.iter().map(|(kind, _)| *kind).collect();
+    let pick: [(&str, PercentileOf); 3] = [
+        ("p50", |percentiles| percentiles.p50_us),
+        ("p99", |percentiles| percentiles.p99_us),
+        ("max", |percentiles| percentiles.max_us),
+    ];
+    let groups: Vec<BarGroup> = pick
+        .iter()
+        .enumerate()
+        .map(|(index, (name, value_of))| BarGroup {
+            name: (*name).to_owned(),
+            color: PALETTE[index % PALETTE.len()],
+            values: timed
+                .iter()
+                .map(|(_, percentiles)| value_of(percentiles) as f64 / 1_000.0)
+                .collect(),
+        })
+        .collect();
+    Chart::bars(title, "milliseconds", &kinds, groups)
 }
 
 #[cfg(test)]
@@ -336,15 +430,48 @@ pub(super) mod tests {
         assert_eq!(json["flows_completed"], 6);
         let text = report().to_string();
         assert!(text.contains("6 of 6 flows completed"), "{text}");
-        assert!(text.contains("approve     p50 1.5 ms"), "{text}");
-        assert!(text.contains("checks failed: none"), "{text}");
+        assert!(text.contains("approve: p50 1.5 ms"), "{text}");
+        assert!(text.contains("checks failed: 0"), "{text}");
         assert!(text.ends_with("errors: none"), "{text}");
         let failing = SupportReport {
             checks_failed: vec!["account a1: access flow: not refused".into()],
             ..report()
         };
-        assert!(failing
-            .to_string()
-            .contains("checks failed (1):\n    - account a1: access flow: not refused"));
+        assert!(failing.to_string().contains(
+            "every rights change held when answered: FAILED (account a1: access flow: not refused)"
+        ));
+    }
+
+    fn measured(gateway_pid: Option<u32>) -> SupportReport {
+        let mut timings = Timings::default();
+        for micros in [800, 1_200, 3_000] {
+            timings.record_call(CallKind::Act, Duration::from_micros(micros));
+            timings.record_call(CallKind::Revoke, Duration::from_micros(micros * 2));
+            timings.record_cutover(Cutover::Revoked, Duration::from_micros(micros));
+        }
+        SupportReport {
+            latencies: timings.latencies(),
+            checks_failed: vec!["account <a1>: access flow: \"allowed\"".into()],
+            errors: vec!["a <b>broken</b> call".into()],
+            timeline: Timeline::steady(3, 30.0, gateway_pid),
+            ..report()
+        }
+    }
+
+    #[test]
+    fn page_has_its_charts() {
+        let page = crate::report::page(&measured(Some(9)));
+        assert!(page.contains("Fleetgate support run abc"));
+        assert!(page.contains("NOT clean"));
+        assert_eq!(
+            page.matches("<svg").count(),
+            4,
+            "rights changes, calls, rate, memory"
+        );
+        assert_eq!(page.matches("<polyline").count(), 2, "rate and memory");
+        assert!(page.contains("revoke→first refusal") && !page.contains("close_case"));
+        assert!(page.contains(">act<") && page.contains(">revoke<"));
+        assert!(page.contains("VmRSS of pid 9"));
+        assert!(page.contains("calls answered"));
     }
 }

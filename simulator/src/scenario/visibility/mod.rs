@@ -16,34 +16,26 @@
 //! readers, every point on a grantee's stream) and, given the gateway's pid, its memory;
 //! `page.rs` draws the report.
 
-pub(crate) mod cutoff;
-mod page;
 mod report;
-pub(crate) mod setup;
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use futures_util::{stream, StreamExt, TryStreamExt};
-use tokio::sync::watch;
-use tokio::time::Instant;
-
-use super::fleet::{connect_fleet, disconnect_all, new_run_id};
-use super::publish::{drive_unit, PublishPlan, UnitJob, UnitOutcome};
-use super::timeline::{sample_timeline, Timeline, SAMPLE_INTERVAL};
-use super::{check_run_id, progress_bar, ErrorLog, ScenarioError};
-use crate::api::{AccountId, ApiClient, ApiError, AssetId, SseStream};
+use super::runner::{self, Run, Scenario};
+use super::sharing::cutoff::PlannedRemoval;
+use super::sharing::cutoff_run::{
+    lock, points_cap_per_unit, setup_cutoff, CutoffLoad, CutoffSetup, StreamSpec,
+};
+use super::{
+    check_count, check_duration, check_rate, progress_bar, ErrorLog, RunOptions, ScenarioError,
+};
 use crate::scenario::Target;
 use crate::stats::LatencyRecorder;
-use crate::telemetry::{now_us, whole_number, SENT_US_SENSOR};
-use crate::unit::BrokerAddr;
-use cutoff::{plan_removals, CutoffLedger, PlannedRemoval};
-use setup::{count_live_grants, share_fleet, Grantee, SharedFleet};
+use crate::telemetry::now_us;
 
-pub use cutoff::Violation;
-pub use page::visibility_page;
+pub use super::sharing::cutoff::Violation;
 pub use report::{RemovalRecord, VisibilityReport};
+
+pub use super::sharing::cutoff_run::{MAX_STREAMING, MAX_TOTAL_POINTS};
 
 pub const MAX_UNITS: usize = 10_000;
 pub const MAX_GRANTEES: usize = 100;
@@ -53,17 +45,7 @@ pub const MAX_RATE_PER_UNIT: f64 = 100.0;
 pub const MAX_SETTLE: Duration = Duration::from_secs(600);
 pub const MAX_DELIVERY_TIMEOUT: Duration = Duration::from_secs(600);
 pub const MAX_REMOVAL_PAUSE: Duration = Duration::from_secs(10);
-/// The longest the units stream; it caps each unit's points, so a run whose removals take
-/// longer than this reports it instead of streaming forever.
-pub const MAX_STREAMING: Duration = Duration::from_secs(3600);
-/// Bounds memory (one flag per point is kept until the end) over all units.
-pub const MAX_TOTAL_POINTS: u64 = 50_000_000;
 const MAX_PARALLELISM: usize = 1024;
-/// Gives every unit task time to be scheduled before the first tick.
-const START_DELAY: Duration = Duration::from_millis(100);
-/// How long the streams stay open after the units stopped, for points still on the way.
-const STREAM_DRAIN: Duration = Duration::from_secs(1);
-const DELIVERY_POLL: Duration = Duration::from_millis(20);
 
 /// What to run and against which gateway.
 #[derive(Clone, Debug)]
@@ -82,30 +64,15 @@ pub struct VisibilityConfig {
     pub delivery_timeout: Duration,
     /// Each removal waits a random time up to this first (see `PlannedRemoval::pause`).
     pub max_removal_pause: Duration,
-    /// API calls and connection attempts in flight at once during setup and checks.
-    pub parallelism: usize,
-    /// No progress bar.
-    pub quiet: bool,
-    /// Names the run's accounts, devices and assets; random when `None`.
-    pub run_id: Option<String>,
+    /// Parallelism, progress, run id and the gateway's pid, as every scenario takes them.
+    pub run: RunOptions,
     /// Seeds the removal order; random when `None`, and reported either way.
     pub seed: Option<u64>,
-    /// The gateway's process on this machine, whose memory the timeline samples; `None`:
-    /// memory is not measured.
-    pub gateway_pid: Option<u32>,
 }
 
 impl VisibilityConfig {
-    /// Defaults: 5 units, 2 grantees, 5 points/s each, 3 s settle, plain MQTT, quiet.
-    pub fn new(
-        http_base: impl Into<String>,
-        mqtt: BrokerAddr,
-        admin_token: impl Into<String>,
-    ) -> Self {
-        Self::for_target(Target::new(http_base, mqtt, admin_token))
-    }
-
-    /// The defaults of [`Self::new`] against `target` (which may use TLS).
+    /// Defaults: 5 units, 2 grantees, 5 points/s each, 3 s settle, plain MQTT, quiet; against
+    /// `target`, which may use TLS.
     pub fn for_target(target: Target) -> Self {
         Self {
             target,
@@ -115,409 +82,125 @@ impl VisibilityConfig {
             settle: Duration::from_secs(3),
             delivery_timeout: Duration::from_secs(30),
             max_removal_pause: Duration::from_millis(20),
-            parallelism: 32,
-            quiet: true,
-            run_id: None,
+            run: RunOptions::default(),
             seed: None,
-            gateway_pid: None,
         }
     }
 
-    /// The most points one unit may send: `MAX_STREAMING` at the rate, less if the run's
-    /// total would pass `MAX_TOTAL_POINTS`. Units normally stop long before.
+    /// The most points one unit may send (see `sharing::cutoff_run::points_cap_per_unit`).
     pub fn points_cap_per_unit(&self) -> u64 {
-        let by_time = (self.rate_per_unit * MAX_STREAMING.as_secs_f64()).ceil() as u64;
-        by_time.min(MAX_TOTAL_POINTS / self.units.max(1) as u64)
+        points_cap_per_unit(self.rate_per_unit, self.units)
     }
 
     /// Refuses settings that would run unbounded or measure nothing, naming the setting.
     pub fn validate(&self) -> Result<(), ScenarioError> {
-        let invalid = |message: String| Err(ScenarioError::InvalidConfig(message));
-        if !(1..=MAX_UNITS).contains(&self.units) {
-            return invalid(format!("units must be 1..={MAX_UNITS}, got {}", self.units));
-        }
-        if !(1..=MAX_GRANTEES).contains(&self.grantees) {
-            return invalid(format!(
-                "grantees must be 1..={MAX_GRANTEES}, got {}",
-                self.grantees
-            ));
-        }
+        check_count("units", self.units, MAX_UNITS)?;
+        check_count("grantees", self.grantees, MAX_GRANTEES)?;
         if self.units.saturating_mul(self.grantees) > MAX_GRANTS {
-            return invalid(format!(
+            return Err(ScenarioError::InvalidConfig(format!(
                 "units × grantees = {} grants, more than the {MAX_GRANTS} one run may remove",
                 self.units.saturating_mul(self.grantees)
-            ));
+            )));
         }
-        if !(self.rate_per_unit.is_finite()
-            && self.rate_per_unit > 0.0
-            && self.rate_per_unit <= MAX_RATE_PER_UNIT)
-        {
-            return invalid(format!(
-                "rate must be more than 0 and at most {MAX_RATE_PER_UNIT} points/s per unit, got {}",
-                self.rate_per_unit
-            ));
-        }
-        let bounded = |name: &str, value: Duration, max: Duration, zero_ok: bool| {
-            if (value.is_zero() && !zero_ok) || value > max {
-                let lower = if zero_ok { "at least 0" } else { "more than 0" };
-                Err(ScenarioError::InvalidConfig(format!(
-                    "{name} must be {lower} and at most {max:?}, got {value:?}"
-                )))
-            } else {
-                Ok(())
-            }
-        };
-        bounded("settle", self.settle, MAX_SETTLE, false)?;
-        bounded(
+        check_rate(self.rate_per_unit, MAX_RATE_PER_UNIT)?;
+        check_duration("settle", self.settle, MAX_SETTLE, false)?;
+        check_duration(
             "delivery timeout",
             self.delivery_timeout,
             MAX_DELIVERY_TIMEOUT,
             false,
         )?;
-        bounded(
+        check_duration(
             "removal pause",
             self.max_removal_pause,
             MAX_REMOVAL_PAUSE,
             true,
         )?;
-        if !(1..=MAX_PARALLELISM).contains(&self.parallelism) {
-            return invalid(format!(
-                "parallelism must be 1..={MAX_PARALLELISM}, got {}",
-                self.parallelism
-            ));
-        }
-        check_run_id(self.run_id.as_deref())
+        self.run.validate(MAX_PARALLELISM)
     }
 }
 
 /// Runs the scenario. `Err` only when the run could not take place at all (bad settings,
 /// setup refused, no stream or unit could start); everything else is in the report.
 pub async fn run_visibility(config: &VisibilityConfig) -> Result<VisibilityReport, ScenarioError> {
-    config.validate()?;
-    let run_id = config.run_id.clone().unwrap_or_else(new_run_id);
-    let seed = config.seed.unwrap_or_else(rand::random);
-    let parallelism = config.parallelism;
-    let errors = Arc::new(ErrorLog::default());
-    let SharedFleet {
-        fleet,
-        owner_admin,
-        grantees,
-        assets,
-        granted,
-        ..
-    } = share_fleet(
-        &config.target,
-        &run_id,
-        config.units,
-        config.grantees,
-        parallelism,
-        &errors,
-    )
-    .await?;
-    let ledger = Arc::new(Mutex::new(CutoffLedger::new(
-        grantees
-            .iter()
-            .map(|grantee| grantee.account.id.clone())
-            .collect(),
-        &assets,
-    )));
-
-    // Streams open before any unit publishes, so every point has its subscribers.
-    let streams = open_streams(&grantees, parallelism).await?;
-    let (stop_streams, stop_streams_rx) = watch::channel(false);
-    let delivered = Arc::new(AtomicU64::new(0));
-    let watchers: Vec<_> = streams
-        .into_iter()
-        .enumerate()
-        .map(|(grantee, stream)| {
-            tokio::spawn(watch_grantee(
-                grantee,
-                grantees[grantee].account.id.clone(),
-                stream,
-                ledger.clone(),
-                stop_streams_rx.clone(),
-                errors.clone(),
-                delivered.clone(),
-            ))
-        })
-        .collect();
-
-    let units = match connect_fleet(&fleet, &config.target, parallelism, &errors).await {
-        Ok(units) => units,
-        Err(error) => {
-            stop_streams.send_replace(true);
-            return Err(error);
-        }
-    };
-    let streaming_assets: Vec<AssetId> = units
-        .iter()
-        .map(|(machine, _)| fleet.machines[*machine].asset_id.clone())
-        .collect();
-
-    let plan = PublishPlan {
-        points_per_unit: config.points_cap_per_unit(),
-        period: Duration::from_secs_f64(1.0 / config.rate_per_unit),
-        start: Instant::now() + START_DELAY,
-        units: units.len(),
-        ack_timeout: config.delivery_timeout,
-    };
-    // The measured phase: from the units' first tick until the streams close.
-    let (streams_closed, streams_closed_rx) = watch::channel(false);
-    let timeline_task = tokio::spawn(sample_timeline(
-        delivered.clone(),
-        config.gateway_pid,
-        Some(config.target.http_base.clone()),
-        plan.start,
-        SAMPLE_INTERVAL,
-        streams_closed_rx,
-    ));
-    let (stop_units, stop_units_rx) = watch::channel(false);
-    let unit_tasks: Vec<_> = units
-        .iter()
-        .enumerate()
-        .map(|(position, (machine, unit))| {
-            tokio::spawn(drive_unit(UnitJob {
-                unit: unit.clone(),
-                position,
-                seed: *machine as u64,
-                plan,
-                sample_slot: Arc::new(Mutex::new(None)),
-                progress: indicatif::ProgressBar::hidden(),
-                errors: errors.clone(),
-                stop: Some(stop_units_rx.clone()),
-                acked: None,
-                ack_latency: None,
-            }))
-        })
-        .collect();
-
-    wait_for_first_deliveries(&ledger, &streaming_assets, config.delivery_timeout, &errors).await;
-    let grants_live_at_start =
-        count_live_grants(&owner_admin, &grantees, &assets, parallelism, &errors).await;
-    let expected_grants = (grantees.len() * assets.len()) as u64;
-    if grants_live_at_start != expected_grants {
-        errors.push(format!(
-            "{grants_live_at_start} of {expected_grants} grants listed as active before the removals"
-        ));
-    }
-
-    let removal_plan = plan_removals(granted, seed, config.max_removal_pause);
-    let (removals, removal_latency) = remove_all(
-        &owner_admin,
-        &grantees,
-        removal_plan,
-        &ledger,
-        &errors,
-        config.quiet,
-    )
-    .await;
-
-    tokio::time::sleep(config.settle).await;
-    stop_units.send_replace(true);
-    let mut outcomes: Vec<UnitOutcome> = Vec::with_capacity(unit_tasks.len());
-    for task in unit_tasks {
-        match task.await {
-            Ok(outcome) => outcomes.push(outcome),
-            Err(error) => errors.push(format!("a unit task failed: {error}")),
-        }
-    }
-    let capped = outcomes
-        .iter()
-        .filter(|outcome| outcome.sent >= plan.points_per_unit)
-        .count();
-    if capped > 0 {
-        errors.push(format!(
-            "{capped} units reached their cap of {} points before the run ended, so later \
-             removals were checked against fewer points",
-            plan.points_per_unit
-        ));
-    }
-    tokio::time::sleep(STREAM_DRAIN.min(config.settle)).await;
-    stop_streams.send_replace(true);
-    let mut delivery_latency = LatencyRecorder::new();
-    for watcher in watchers {
-        match watcher.await {
-            Ok(latency) => delivery_latency.merge(&latency),
-            Err(error) => errors.push(format!("a stream reader failed: {error}")),
-        }
-    }
-    streams_closed.send_replace(true);
-    let timeline = timeline_task.await.unwrap_or_else(|error| {
-        errors.push(format!("the timeline sampler failed: {error}"));
-        Timeline::default()
-    });
-
-    let live_after =
-        count_live_grants(&owner_admin, &grantees, &assets, parallelism, &errors).await;
-    if live_after > 0 {
-        errors.push(format!(
-            "{live_after} grants still listed as active after every removal"
-        ));
-    }
-    disconnect_all(units, parallelism, &errors).await;
-
-    // Every reader is done; taking the ledger out (rather than unwrapping the Arc) also
-    // works if one of them was lost instead of joined.
-    let tally = std::mem::replace(&mut *lock(&ledger), CutoffLedger::new(Vec::new(), &[])).finish();
-    if tally.foreign > 0 {
-        errors.push(format!(
-            "grantees received {} points of assets never granted to them",
-            tally.foreign
-        ));
-    }
-    if tally.untracked > 0 {
-        errors.push(format!(
-            "{} delivered points carried no readable sensors.{SENT_US_SENSOR}",
-            tally.untracked
-        ));
-    }
-    let points_sent = outcomes.iter().map(|outcome| outcome.sent).sum();
-    let points_acked = outcomes
-        .iter()
-        .map(|outcome| outcome.acknowledged.iter().filter(|acked| **acked).count() as u64)
-        .sum();
-    Ok(VisibilityReport {
-        run_id,
-        account_id: fleet.account.id,
-        seed,
-        units: plan.units,
-        grantees: grantees.len(),
-        grants_live_at_start,
-        removals,
-        removal_latency: removal_latency.percentiles(),
-        violations: tally.violations,
-        violation_examples: tally.examples,
-        points_sent,
-        points_acked,
-        points_delivered: tally.delivered,
-        delivery_latency: delivery_latency.percentiles(),
-        timeline,
-        errors: ErrorLog::finish(errors),
-    })
+    runner::run(config, &config.run, config.validate()).await
 }
 
-fn lock(ledger: &Mutex<CutoffLedger>) -> MutexGuard<'_, CutoffLedger> {
-    ledger
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
+/// The removals, one at a time: what each answered, and their round trips.
+pub(crate) type Removals = (Vec<RemovalRecord>, LatencyRecorder);
 
-async fn open_streams(
-    grantees: &[Grantee],
-    parallelism: usize,
-) -> Result<Vec<SseStream>, ScenarioError> {
-    stream::iter(grantees)
-        .map(|grantee| async move {
-            grantee
-                .client
-                .stream("/v1/stream")
-                .await
-                .map_err(ScenarioError::api(format!(
-                    "open the live stream of grantee {}",
-                    grantee.account.id
-                )))
-        })
-        .buffered(parallelism.max(1))
-        .try_collect()
-        .await
-}
+impl Scenario for VisibilityConfig {
+    type Setup = CutoffSetup;
+    type Load = CutoffLoad<Removals>;
+    type Report = VisibilityReport;
 
-/// Reads one grantee's live stream into the ledger until `stop` flips, counting each point
-/// in `delivered` (the timeline's series); returns the send → delivery latencies it saw.
-async fn watch_grantee(
-    grantee: usize,
-    grantee_id: AccountId,
-    mut stream: SseStream,
-    ledger: Arc<Mutex<CutoffLedger>>,
-    mut stop: watch::Receiver<bool>,
-    errors: Arc<ErrorLog>,
-    delivered: Arc<AtomicU64>,
-) -> LatencyRecorder {
-    let mut latency = LatencyRecorder::new();
-    let mut unreadable = 0u64;
-    loop {
-        let event = tokio::select! {
-            event = stream.next() => event,
-            _ = stop.changed() => return latency,
+    async fn setup(&self, run: &Run) -> Result<CutoffSetup, ScenarioError> {
+        setup_cutoff(&self.target, run, self.units, self.grantees).await
+    }
+
+    /// The units stream; once every grantee gets every asset, the grants are removed one
+    /// at a time in a seeded random order. The timeline counts deliveries to grantees.
+    async fn load(&self, run: &Run, setup: &mut CutoffSetup) -> CutoffLoad<Removals> {
+        let spec = StreamSpec {
+            rate: self.rate_per_unit,
+            cap: self.points_cap_per_unit(),
+            delivery_timeout: self.delivery_timeout,
+            counter: setup.delivered.clone(),
+            seed: self.seed,
+            max_pause: self.max_removal_pause,
         };
-        let decoded = match event {
-            None => {
-                errors.push(format!(
-                    "the live stream of grantee {grantee_id} ended before the run did"
-                ));
-                return latency;
-            }
-            Some(Ok(event)) => match event.point() {
-                None => continue,
-                Some(point) => point.map_err(|error| error.to_string()),
-            },
-            Some(Err(error @ ApiError::Decode { .. })) => Err(error.to_string()),
-            Some(Err(error)) => {
-                errors.push(format!(
-                    "the live stream of grantee {grantee_id} broke: {error}"
-                ));
-                return latency;
-            }
-        };
-        let point = match decoded {
-            Ok(point) => point,
-            Err(problem) => {
-                unreadable += 1;
-                if unreadable == 1 {
-                    errors.push(format!(
-                        "grantee {grantee_id}: a live event could not be read: {problem}"
-                    ));
-                }
-                continue;
-            }
-        };
-        let received_us = now_us();
-        let sent_us = point.sensor(SENT_US_SENSOR).and_then(whole_number);
-        lock(&ledger).observe(grantee, &point.asset_id, sent_us, received_us);
-        delivered.fetch_add(1, Ordering::Relaxed);
-        if let Some(sent_us) = sent_us {
-            latency.record_between(sent_us, received_us);
-        }
+        let quiet = self.run.quiet;
+        let remove =
+            async |setup: &CutoffSetup, plan| remove_all(setup, plan, &run.errors, quiet).await;
+        setup.stream_and_remove(run, spec, remove).await
     }
-}
 
-/// Waits until every grantee has received a point of every streaming asset, or the timeout
-/// passes (then the pairs still dark are an error: their cut-off cannot be judged).
-async fn wait_for_first_deliveries(
-    ledger: &Mutex<CutoffLedger>,
-    assets: &[AssetId],
-    timeout: Duration,
-    errors: &ErrorLog,
-) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let (undelivered, example) = lock(ledger).undelivered(assets);
-        if undelivered == 0 {
-            return;
+    async fn settle(&self, run: &Run, setup: &mut CutoffSetup, load: &mut CutoffLoad<Removals>) {
+        setup.settle(run, load, self.settle).await;
+    }
+
+    async fn check(
+        &self,
+        run: Run,
+        setup: CutoffSetup,
+        load: CutoffLoad<Removals>,
+    ) -> VisibilityReport {
+        setup.grants_live(&run, 0, "after every removal").await;
+        let (units, grantees) = (setup.units.len(), setup.grantees.len());
+        let delivery_latency = setup.delivery_latency_percentiles();
+        let (fleet, tally) = setup.finish(&run).await;
+        let streamed = load.streamed;
+        let (removals, removal_latency) = load.removals;
+        VisibilityReport {
+            account_id: fleet.account.id,
+            seed: load.seed,
+            units,
+            grantees,
+            grants_live_at_start: load.grants_live_at_start,
+            removals,
+            removal_latency: removal_latency.percentiles(),
+            violations: tally.violations,
+            violation_examples: tally.examples,
+            points_sent: streamed.points_sent,
+            points_acked: streamed.points_acked(),
+            points_delivered: tally.delivered,
+            delivery_latency,
+            timeline: streamed.timeline,
+            run_id: run.id.clone(),
+            errors: run.finish_errors(),
         }
-        if Instant::now() >= deadline {
-            if let Some((grantee, asset)) = example {
-                errors.push(format!(
-                    "{undelivered} granted pairs saw no point within {timeout:?} \
-                     (e.g. {grantee} never received {asset})"
-                ));
-            }
-            return;
-        }
-        tokio::time::sleep(DELIVERY_POLL).await;
     }
 }
 
 /// Sends the removals one at a time, in plan order, marking each in the ledger around the
 /// round trip (request stamp under the lock, answer stamp right after the answer).
 async fn remove_all(
-    owner_admin: &ApiClient,
-    grantees: &[Grantee],
+    setup: &CutoffSetup,
     plan: Vec<PlannedRemoval>,
-    ledger: &Mutex<CutoffLedger>,
     errors: &ErrorLog,
     quiet: bool,
 ) -> (Vec<RemovalRecord>, LatencyRecorder) {
+    let (owner_admin, grantees, ledger) = (&setup.owner_admin, &setup.grantees, &setup.ledger);
     let progress = progress_bar(plan.len() as u64, "grants removed", quiet);
     let mut latency = LatencyRecorder::new();
     let mut records = Vec::with_capacity(plan.len());
@@ -569,11 +252,7 @@ mod tests {
     use super::*;
 
     fn config() -> VisibilityConfig {
-        VisibilityConfig::new(
-            "http://127.0.0.1:1",
-            "127.0.0.1:1883".parse().expect("addr"),
-            "token",
-        )
+        VisibilityConfig::for_target(Target::unreachable())
     }
 
     #[test]
@@ -655,7 +334,10 @@ mod tests {
         );
         refused(
             VisibilityConfig {
-                run_id: Some("Not-Ok".into()),
+                run: RunOptions {
+                    run_id: Some("Not-Ok".into()),
+                    ..RunOptions::default()
+                },
                 ..config()
             },
             "run id",
@@ -669,14 +351,7 @@ mod tests {
 
     #[tokio::test]
     async fn unreachable_gateway_is_an_error_not_a_report() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let address = listener.local_addr().expect("address");
-        drop(listener);
-        let config = VisibilityConfig::new(
-            format!("http://{address}"),
-            "127.0.0.1:1".parse().expect("addr"),
-            "token",
-        );
+        let config = VisibilityConfig::for_target(Target::closed());
         let error = run_visibility(&config).await.expect_err("no gateway");
         assert!(matches!(error, ScenarioError::Api { .. }), "{error}");
     }

@@ -1,15 +1,20 @@
-//! What a visibility run found, in a form both people (`Display`) and scripts (`Serialize`,
-//! `is_clean`) can judge. Kept apart from the run itself so its rules can be tested without
-//! a gateway.
+//! What a visibility run found, stated once in the report model (`crate::report`) for
+//! people (text, page) and scripts (JSON, `is_clean`). Kept apart from the run itself so
+//! its rules can be tested without a gateway.
 
 use std::fmt;
 
 use serde::Serialize;
 
-use super::cutoff::Violation;
 use crate::api::{AccountId, AssetId, GrantId};
+use crate::report::html::{
+    memory_chart, percentile_chart, rate_chart, timeline_figures, MEMORY_CAPTION,
+};
+use crate::report::svg::{Series, PALETTE};
+use crate::report::{Chart, Check, ScenarioReport, Section};
+use crate::scenario::sharing::cutoff::{violation_section, Violation};
 use crate::scenario::Timeline;
-use crate::stats::{format_us, Percentiles};
+use crate::stats::Percentiles;
 
 /// One `DELETE /v1/visibility/grants/{id}` of the run, in the order they were sent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -69,31 +74,71 @@ pub struct VisibilityReport {
 }
 
 impl VisibilityReport {
-    /// Nothing went wrong, no point crossed a cut-off, and every removal was answered 204.
-    /// A run that removed nothing proves nothing, so it is not clean either.
-    pub fn is_clean(&self) -> bool {
-        self.errors.is_empty()
-            && self.violations == 0
-            && !self.removals.is_empty()
-            && self
-                .removals
-                .iter()
-                .all(|removal| removal.status == Some(204))
-    }
-
-    /// Removals the gateway answered with exactly 204.
+    /// Removals answered with the contract's 204.
     pub fn removals_answered_204(&self) -> usize {
         self.removals
             .iter()
             .filter(|removal| removal.status == Some(204))
             .count()
     }
+
+    /// Each removal's round trip in the order the removals were sent.
+    fn removal_chart(&self) -> Chart {
+        let title = "Removal round trip, in removal order";
+        let points: Vec<(f64, f64)> = self
+            .removals
+            .iter()
+            .enumerate()
+            .filter_map(|(index, removal)| {
+                removal
+                    .latency_us()
+                    .map(|micros| ((index + 1) as f64, micros as f64 / 1_000.0))
+            })
+            .collect();
+        if points.is_empty() {
+            return Chart::missing(title, "no removal was answered");
+        }
+        let series = vec![Series {
+            name: "DELETE round trip".to_owned(),
+            color: PALETTE[1],
+            points,
+        }];
+        Chart::lines(title, "removal number", "milliseconds", series)
+    }
 }
 
-impl fmt::Display for VisibilityReport {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            formatter,
+impl ScenarioReport for VisibilityReport {
+    const SCENARIO: &'static str = "visibility";
+
+    fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    fn errors(&self) -> &[String] {
+        &self.errors
+    }
+
+    fn checks(&self) -> Vec<Check> {
+        vec![
+            Check::holds(
+                "every removal answered 204",
+                !self.removals.is_empty() && self.removals_answered_204() == self.removals.len(),
+                format!(
+                    "{} of {} removals",
+                    self.removals_answered_204(),
+                    self.removals.len()
+                ),
+            ),
+            Check::holds(
+                "no point past a cut-off",
+                self.violations == 0,
+                format!("{} violations", self.violations),
+            ),
+        ]
+    }
+
+    fn headline(&self) -> String {
+        format!(
             "visibility run {} (owner {}, seed {}): {} units, {} grantees, {} grants live at start",
             self.run_id,
             self.account_id,
@@ -101,43 +146,75 @@ impl fmt::Display for VisibilityReport {
             self.units,
             self.grantees,
             self.grants_live_at_start
-        )?;
-        writeln!(
-            formatter,
-            "  removals:   {} sent, {} answered 204; latency {}",
-            self.removals.len(),
-            self.removals_answered_204(),
-            self.removal_latency
-        )?;
-        writeln!(
-            formatter,
-            "  points:     {} sent, {} acknowledged, {} delivered to grantees",
-            self.points_sent, self.points_acked, self.points_delivered
-        )?;
-        writeln!(formatter, "  delivery:   {}", self.delivery_latency)?;
-        writeln!(formatter, "  violations: {}", self.violations)?;
-        for violation in &self.violation_examples {
-            writeln!(
-                formatter,
-                "    - {} got {} sent {} after its removal was answered",
-                violation.grantee,
-                violation.asset_id,
-                format_us(
-                    violation
-                        .sent_us
-                        .saturating_sub(violation.removal_answered_us)
+        )
+    }
+
+    fn clean_means(&self) -> String {
+        "every removal answered 204 and no point sent after an answer reached the removed \
+         grantee"
+            .into()
+    }
+
+    fn sections(&self) -> Vec<Section> {
+        let figures = Section::new("Figures")
+            .figure("owner account", &self.account_id)
+            .figure("removal order seed", self.seed)
+            .figure("units", self.units)
+            .figure("grantees", self.grantees)
+            .figure("grants live at start", self.grants_live_at_start)
+            .figure("removals sent", self.removals.len())
+            .figure("removals answered 204", self.removals_answered_204())
+            .figure("violations (points past a cut-off)", self.violations)
+            .figure("points sent", self.points_sent)
+            .figure("points acknowledged", self.points_acked)
+            .figure("points delivered to grantees", self.points_delivered);
+        let mut sections = vec![timeline_figures(
+            figures,
+            &self.timeline,
+            "points delivered",
+        )];
+        if !self.violation_examples.is_empty() {
+            sections.push(violation_section(&self.violation_examples));
+        }
+        let latencies = [
+            ("removal round trip", &self.removal_latency),
+            ("send→grantee stream", &self.delivery_latency),
+        ];
+        sections.push(
+            Section::new("Latency")
+                .latencies(&latencies)
+                .chart(
+                    percentile_chart("Latency percentiles", &latencies),
+                    "A removal's DELETE round trip (the grantee is cut off when it answers), \
+                     and a point's way from the unit to a grantee's live stream.",
                 )
-            )?;
-        }
-        if self.errors.is_empty() {
-            write!(formatter, "  errors: none")
-        } else {
-            write!(formatter, "  errors ({}):", self.errors.len())?;
-            for error in &self.errors {
-                write!(formatter, "\n    - {error}")?;
-            }
-            Ok(())
-        }
+                .chart(
+                    self.removal_chart(),
+                    "Each removal's round trip in the order the removals were sent; removals \
+                     without an answer are left out.",
+                ),
+        );
+        sections.push(
+            Section::new("Over time")
+                .chart(
+                    rate_chart(
+                        "Points delivered to grantees per second",
+                        "delivered/s",
+                        &self.timeline,
+                    ),
+                    "Points on the grantees' live streams, counted by the stream readers once \
+                     a second from the units' first tick until the streams close; it falls as \
+                     the grants are removed.",
+                )
+                .chart(memory_chart(&self.timeline), MEMORY_CAPTION),
+        );
+        sections
+    }
+}
+
+impl fmt::Display for VisibilityReport {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(&crate::report::text(self))
     }
 }
 
@@ -228,8 +305,33 @@ pub(super) mod tests {
             received_us: 6_000,
         });
         let text = failing.to_string();
-        assert!(text.contains("1 sent, 1 answered 204"), "{text}");
-        assert!(text.contains("acc2 got a0 sent 1.5 ms after"), "{text}");
+        assert!(text.contains("removals sent: 1"), "{text}");
+        assert!(text.contains("removals answered 204: 1"), "{text}");
+        assert!(text.contains("acc2 got a0: sent 1.5 ms after"), "{text}");
+        assert!(text.contains("no point past a cut-off: FAILED"), "{text}");
         assert!(text.contains("errors: none"), "{text}");
+    }
+
+    #[test]
+    fn page_has_its_charts() {
+        let measured = VisibilityReport {
+            removals: vec![removal(Some(204)), removal(None), removal(Some(204))],
+            timeline: Timeline::steady(4, 50.0, Some(7)),
+            ..report()
+        };
+        let page = crate::report::page(&measured);
+        assert!(page.contains("Fleetgate visibility run abc"));
+        assert_eq!(
+            page.matches("<svg").count(),
+            4,
+            "latency, removals, rate, memory"
+        );
+        assert_eq!(
+            page.matches("<polyline").count(),
+            3,
+            "removals, rate, memory"
+        );
+        assert!(page.contains("no latency samples"));
+        assert!(page.contains("VmRSS of pid 7"));
     }
 }

@@ -2,11 +2,9 @@
 //! gateway and for mosquitto, measured in the same run with the same unit count and client
 //! code, side by side, as text, JSON and rows of the page.
 
-use std::fmt;
-
 use serde::Serialize;
 
-use crate::report::html::Page;
+use crate::report::Section;
 use crate::stats::{format_us, Percentiles};
 
 /// How mosquitto's half differs from the gateway's, for the report.
@@ -78,43 +76,44 @@ impl MosquittoReport {
         };
     }
 
-    /// Its rows and note on the scale page.
-    pub(crate) fn rows(&self, page: &mut Page) {
-        page.section("Memory per idle TLS unit: gateway and mosquitto")
-            .row("mosquitto", &self.version)
-            .row(
+    /// Its section of the scale report.
+    pub(crate) fn section(&self) -> Section {
+        let note = format!(
+            "Idle means connected, subscribed to its /tenants/{{id}}/keys at QoS 1 and holding \
+             its key set. Memory per unit is the growth of the broker's VmRSS from before the \
+             units connected to all of them idle, divided by the units. Setup: {}.",
+            self.setup
+        );
+        let section = Section::new("Memory per idle TLS unit: gateway and mosquitto")
+            .figure("mosquitto", &self.version)
+            .figure(
                 "units (same count on both)",
                 format!(
                     "{} asked, {} opened, {} with their key set, {} dropped",
                     self.units, self.sessions_opened, self.key_sets_received, self.sessions_dropped
                 ),
             )
-            .row("gateway per idle unit", kib(self.gateway_kib_per_unit))
-            .row("mosquitto per idle unit", kib(self.mosquitto_kib_per_unit))
-            .row(
+            .figure("gateway per idle unit", kib(self.gateway_kib_per_unit))
+            .figure("mosquitto per idle unit", kib(self.mosquitto_kib_per_unit))
+            .figure(
                 "ratio gateway ÷ mosquitto",
                 self.gateway_to_mosquitto
                     .map_or("not measured".to_owned(), |ratio| format!("{ratio:.2}")),
             )
-            .row("mosquitto RSS before the units", mib(self.rss_before_kib))
-            .row("mosquitto RSS, all idle", mib(self.rss_idle_kib))
-            .row(
+            .figure("mosquitto RSS before the units", mib(self.rss_before_kib))
+            .figure("mosquitto RSS, all idle", mib(self.rss_idle_kib))
+            .figure(
                 "mosquitto opening p50 / p99",
                 latency_pair(&self.connect_latency),
             )
-            .row(
+            .figure(
                 "mosquitto subscribe→key set p50 / p99",
                 latency_pair(&self.key_set_latency),
-            );
-        page.note(&format!(
-            "Idle means connected, subscribed to its /tenants/{{id}}/keys at QoS 1 and holding \
-             its key set. Memory per unit is the growth of the broker's VmRSS from before the \
-             units connected to all of them idle, divided by the units. Setup: {}.",
-            self.setup
-        ));
-        for error in &self.errors {
-            page.note(&format!("mosquitto: {error}"));
-        }
+            )
+            .note(note);
+        self.errors.iter().fold(section, |section, error| {
+            section.note(format!("mosquitto: {error}"))
+        })
     }
 }
 
@@ -139,45 +138,10 @@ fn latency_pair(percentiles: &Percentiles) -> String {
     )
 }
 
-impl fmt::Display for MosquittoReport {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            formatter,
-            "  mosquitto side by side ({}; same client code and unit count, throwaway CA): {} units",
-            if self.version.is_empty() {
-                "version unknown"
-            } else {
-                &self.version
-            },
-            self.units
-        )?;
-        writeln!(
-            formatter,
-            "    memory per idle TLS unit: gateway {}, mosquitto {} (gateway ÷ mosquitto {})",
-            kib(self.gateway_kib_per_unit),
-            kib(self.mosquitto_kib_per_unit),
-            self.gateway_to_mosquitto
-                .map_or("not measured".to_owned(), |ratio| format!("{ratio:.2}"))
-        )?;
-        write!(
-            formatter,
-            "    mosquitto: opened {}, key sets {}, dropped {}; RSS {} before, {} idle",
-            self.sessions_opened,
-            self.key_sets_received,
-            self.sessions_dropped,
-            mib(self.rss_before_kib),
-            mib(self.rss_idle_kib)
-        )?;
-        for error in &self.errors {
-            write!(formatter, "\n    - mosquitto: {error}")?;
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::Item;
 
     fn report() -> MosquittoReport {
         MosquittoReport {
@@ -233,20 +197,29 @@ mod tests {
     }
 
     #[test]
-    fn text_and_rows_show_both_brokers_and_the_ratio() {
+    fn its_section_shows_both_brokers_and_the_ratio() {
         let mut report = report();
         report.compute();
-        let text = report.to_string();
+        let figures: Vec<(String, String)> = report
+            .section()
+            .items
+            .into_iter()
+            .filter_map(|item| match item {
+                Item::Figure { name, value } => Some((name, value)),
+                _ => None,
+            })
+            .collect();
+        let shown = |name: &str, value: &str| {
+            figures
+                .iter()
+                .any(|(shown_name, shown_value)| shown_name == name && shown_value == value)
+        };
         assert!(
-            text.contains("gateway 70.0 KiB, mosquitto 25.0 KiB (gateway ÷ mosquitto 2.80)"),
-            "{text}"
+            shown("mosquitto", "mosquitto version 2.0.11"),
+            "{figures:?}"
         );
-        assert!(text.contains("mosquitto version 2.0.11"), "{text}");
-        let mut page = Page::new("t", true, "v");
-        report.rows(&mut page);
-        let html = page.finish(&[]);
-        assert!(html.contains("<td>mosquitto per idle unit</td><td>25.0 KiB</td>"));
-        assert!(html.contains("<td>ratio gateway ÷ mosquitto</td><td>2.80</td>"));
-        assert!(html.contains("throwaway CA"));
+        assert!(shown("gateway per idle unit", "70.0 KiB"), "{figures:?}");
+        assert!(shown("mosquitto per idle unit", "25.0 KiB"), "{figures:?}");
+        assert!(shown("ratio gateway ÷ mosquitto", "2.80"), "{figures:?}");
     }
 }

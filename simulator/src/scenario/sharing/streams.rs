@@ -1,8 +1,6 @@
-//! What the two sharing load scenarios (`fanout` and `revoke-storm`) have in common and the
-//! visibility scenario does not offer: an account that must see nothing, live streams read
-//! into any accounting through one callback, waiting for the first deliveries, and the "this
-//! account gets 404 for these assets" check. Both scenarios reuse the visibility scenario's
-//! grantee setup (`visibility::setup`) and cut-off ledger (`visibility::cutoff`) as they are.
+//! The live side of the sharing scenarios: an account that must see nothing, live streams
+//! read into any accounting through one callback, waiting for the first deliveries, and the
+//! "this account gets 404 for these assets" check.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,10 +9,10 @@ use futures_util::{stream, StreamExt, TryStreamExt};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::fleet::create_managed_account;
-use super::visibility::setup::Grantee;
-use super::{ErrorLog, ScenarioError};
+use super::setup::Grantee;
 use crate::api::{AccountId, ApiClient, ApiError, AssetId, HistoryQuery, Point, SseStream};
+use crate::scenario::fleet::create_managed_account;
+use crate::scenario::{ErrorLog, ScenarioError};
 use crate::telemetry::{now_us, whole_number, SENT_US_SENSOR};
 
 /// How often a waiting run looks at its counters again.
@@ -64,6 +62,26 @@ pub(crate) async fn open_streams(
         .buffered(parallelism.max(1))
         .try_collect()
         .await
+}
+
+/// The tasks reading the accounts' live streams and the switch that stops them all.
+pub(crate) struct StreamReaders {
+    /// Flipping it ends every reader; a run that fails after opening its streams flips it
+    /// before it returns so no reader outlives the run.
+    pub(crate) stop: watch::Sender<bool>,
+    pub(crate) readers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl StreamReaders {
+    /// Stops every reader and waits for them; a reader that failed is an error of the run.
+    pub(crate) async fn close(&mut self, errors: &ErrorLog) {
+        self.stop.send_replace(true);
+        for reader in self.readers.drain(..) {
+            if let Err(error) = reader.await {
+                errors.push(format!("a stream reader failed: {error}"));
+            }
+        }
+    }
 }
 
 /// One point as a stream reader saw it: the point, its `sensors.sent_us` when readable, and
@@ -198,64 +216,9 @@ pub(crate) async fn expect_history_refused(
     }
 }
 
-/// Refuses a duration outside `(0, max]` (or `[0, max]` when zero is meaningful), naming
-/// the setting.
-pub(crate) fn check_duration(
-    name: &str,
-    value: Duration,
-    max: Duration,
-    zero_ok: bool,
-) -> Result<(), ScenarioError> {
-    if (value.is_zero() && !zero_ok) || value > max {
-        let lower = if zero_ok { "at least 0" } else { "more than 0" };
-        Err(ScenarioError::InvalidConfig(format!(
-            "{name} must be {lower} and at most {max:?}, got {value:?}"
-        )))
-    } else {
-        Ok(())
-    }
-}
-
-/// Refuses a count outside `1..=max`, naming the setting.
-pub(crate) fn check_count(name: &str, value: usize, max: usize) -> Result<(), ScenarioError> {
-    if (1..=max).contains(&value) {
-        Ok(())
-    } else {
-        Err(ScenarioError::InvalidConfig(format!(
-            "{name} must be 1..={max}, got {value}"
-        )))
-    }
-}
-
-/// Refuses a rate that is not a finite number in `(0, max]`, naming the setting.
-pub(crate) fn check_rate(value: f64, max: f64) -> Result<(), ScenarioError> {
-    if value.is_finite() && value > 0.0 && value <= max {
-        Ok(())
-    } else {
-        Err(ScenarioError::InvalidConfig(format!(
-            "rate must be more than 0 and at most {max} points/s per unit, got {value}"
-        )))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn checks_name_the_setting() {
-        let message = |result: Result<(), ScenarioError>| result.expect_err("refused").to_string();
-        assert!(message(check_count("grantees", 0, 5)).contains("grantees"));
-        assert!(message(check_count("grantees", 6, 5)).contains("1..=5"));
-        assert!(check_count("grantees", 5, 5).is_ok());
-        assert!(message(check_rate(f64::NAN, 10.0)).contains("rate"));
-        assert!(message(check_rate(0.0, 10.0)).contains("rate"));
-        assert!(check_rate(10.0, 10.0).is_ok());
-        let max = Duration::from_secs(5);
-        assert!(message(check_duration("settle", Duration::ZERO, max, false)).contains("settle"));
-        assert!(check_duration("pause", Duration::ZERO, max, true).is_ok());
-        assert!(message(check_duration("pause", max * 2, max, true)).contains("pause"));
-    }
 
     #[tokio::test]
     async fn waiting_stops_at_zero_or_at_the_timeout() {

@@ -27,6 +27,8 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
 use crate::api::{AccountId, AssetId, GrantId};
+use crate::report::Section;
+use crate::stats::format_us;
 
 /// How many violations a report lists in full; the count is always exact.
 const VIOLATION_EXAMPLES: usize = 10;
@@ -282,6 +284,26 @@ fn record_violation(
             received_us,
         });
     }
+}
+
+/// The violations a report shows, one figure each: who got which asset, how long after the
+/// removal's answer its unit sent it.
+pub(crate) fn violation_section(violations: &[Violation]) -> Section {
+    violations
+        .iter()
+        .fold(Section::new("Violations"), |section, violation| {
+            section.figure(
+                &format!("{} got {}", violation.grantee, violation.asset_id),
+                format!(
+                    "sent {} after the removal answered",
+                    format_us(
+                        violation
+                            .sent_us
+                            .saturating_sub(violation.removal_answered_us)
+                    )
+                ),
+            )
+        })
 }
 
 #[cfg(test)]
