@@ -8,15 +8,19 @@
 use simulator::{run_ingest, IngestConfig, IngestReport, ScenarioReport};
 use tests::{check_written_report, sampled_run, tls_target, TestGateway};
 
-/// `units` TLS units at 10 points/s for 2 s, with or without the baseline, run clean.
-async fn clean_run(units: usize, baseline: bool) -> IngestReport {
+/// `units` TLS units at 10 points/s for 2 s, with or without the baseline, run clean;
+/// the gateway's memory from its pid when `pid`, else from its `/metrics`.
+async fn clean_run(units: usize, baseline: bool, pid: bool) -> IngestReport {
     let gateway = TestGateway::start_with_window(std::time::Duration::from_millis(20));
     let config = IngestConfig {
         units,
         rate_per_unit: 10.0,
         duration: std::time::Duration::from_secs(2),
         baseline,
-        run: sampled_run(),
+        run: match pid {
+            true => sampled_run(),
+            false => Default::default(),
+        },
         ..IngestConfig::for_target(tls_target(&gateway))
     };
     let report = run_ingest(&config).await.expect("scenario runs");
@@ -43,7 +47,7 @@ fn check_publish_to_ack(report: &IngestReport) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_point_is_stored_exactly_once_over_tls() {
-    let report = clean_run(20, false).await;
+    let report = clean_run(20, false, false).await;
     assert_eq!(report.points_stored, report.points_acked);
     assert_eq!(report.missing, 0);
     assert_eq!(report.duplicates, 0);
@@ -61,7 +65,7 @@ async fn every_acknowledged_point_is_stored_exactly_once_over_tls() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_baseline_drains_what_it_acknowledged_and_gives_a_ratio() {
-    let report = clean_run(10, true).await;
+    let report = clean_run(10, true, true).await;
     let baseline = report.baseline.as_ref().expect("baseline ran");
     assert!(baseline.is_clean(), "{baseline:?}");
     assert_eq!(baseline.points_sent, 10 * 10 * 2);
