@@ -18,16 +18,8 @@ use storage::{OpError, Store, StoreError};
 
 fn point(ts: u64) -> Arc<Point> {
     Arc::new(Point {
-        ts: Timestamp(ts),
-        lat: None,
-        lon: None,
-        speed_kmh: None,
-        heading: None,
-        engine_hours: None,
-        odometer_km: None,
         fuel_pct: Some(50.0),
-        ignition: None,
-        sensors: Default::default(),
+        ..Point::empty(Timestamp(ts))
     })
 }
 

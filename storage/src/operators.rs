@@ -405,6 +405,22 @@ fn queue_invitation(
     Ok(())
 }
 
+/// The operator `id` if the caller manages its account's fleet (rule 1), for a change.
+fn load_to_change(
+    tx: &WriteTransaction,
+    caller: &Principal,
+    id: &OperatorId,
+) -> Result<Operator, OpError> {
+    let operators = tx.open_table(OPERATORS)?;
+    load(
+        &operators,
+        &tx.open_table(ACCOUNTS)?,
+        caller,
+        id,
+        Need::ManageFleet,
+    )
+}
+
 /// The operator `id` if the caller may `need` it; unknown and invisible are both 404.
 fn load(
     operators: &impl ReadableTable<&'static str, &'static [u8]>,
@@ -483,13 +499,7 @@ pub fn update(
     edit: OperatorEdit,
     now: Timestamp,
 ) -> Result<Operator, OpError> {
-    let mut operator = load(
-        &tx.open_table(OPERATORS)?,
-        &tx.open_table(ACCOUNTS)?,
-        caller,
-        id,
-        Need::ManageFleet,
-    )?;
+    let mut operator = load_to_change(tx, caller, id)?;
     let before = summary(&operator);
     if let Some(name) = edit.name {
         operator.name = name;
@@ -583,13 +593,7 @@ pub fn delete(
     id: &OperatorId,
     now: Timestamp,
 ) -> Result<Operator, OpError> {
-    let operator = load(
-        &tx.open_table(OPERATORS)?,
-        &tx.open_table(ACCOUNTS)?,
-        caller,
-        id,
-        Need::ManageFleet,
-    )?;
+    let operator = load_to_change(tx, caller, id)?;
     let keys = personal_keys(tx, id)?;
     if keys > 0 {
         let noun = if keys == 1 { "key" } else { "keys" };
@@ -623,13 +627,7 @@ pub fn resend_invitation(
     id: &OperatorId,
     now: Timestamp,
 ) -> Result<Operator, OpError> {
-    let mut operator = load(
-        &tx.open_table(OPERATORS)?,
-        &tx.open_table(ACCOUNTS)?,
-        caller,
-        id,
-        Need::ManageFleet,
-    )?;
+    let mut operator = load_to_change(tx, caller, id)?;
     let Some(phone) = operator.phone.clone() else {
         return Err(OpError::invalid(
             "phone",

@@ -20,16 +20,8 @@ fn days_ago(days: u64) -> u64 {
 
 fn point(ts: u64) -> Point {
     Point {
-        ts: Timestamp(ts),
-        lat: None,
-        lon: None,
-        speed_kmh: None,
-        heading: None,
-        engine_hours: None,
-        odometer_km: None,
         fuel_pct: Some(50.0),
-        ignition: None,
-        sensors: Default::default(),
+        ..Point::empty(Timestamp(ts))
     }
 }
 

@@ -9,16 +9,8 @@ use storage::{read, AccountId, AssetId, DeviceId, OpError, Rule, Store};
 
 fn point(ts: u64, fuel: f64) -> Point {
     Point {
-        ts: Timestamp(ts),
-        lat: None,
-        lon: None,
-        speed_kmh: None,
-        heading: None,
-        engine_hours: None,
-        odometer_km: None,
         fuel_pct: Some(fuel),
-        ignition: None,
-        sensors: Default::default(),
+        ..Point::empty(Timestamp(ts))
     }
 }
 

@@ -15,8 +15,6 @@
 //! value) is run-length encoded: the runs alternate, starting with a run of "absent" (or
 //! `false`), so a field every point carries costs two small numbers per chunk.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
 use super::Point;
@@ -333,24 +331,6 @@ fn values(values: &Values) -> Box<dyn Iterator<Item = f64> + '_> {
                 bits ^= xor;
                 f64::from_bits(bits)
             }))
-        }
-    }
-}
-
-impl Point {
-    /// A point of `ts` with no field.
-    pub fn empty(ts: Timestamp) -> Point {
-        Point {
-            ts,
-            lat: None,
-            lon: None,
-            speed_kmh: None,
-            heading: None,
-            engine_hours: None,
-            odometer_km: None,
-            fuel_pct: None,
-            ignition: None,
-            sensors: BTreeMap::new(),
         }
     }
 }

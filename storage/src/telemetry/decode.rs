@@ -108,18 +108,7 @@ impl<'de> Visitor<'de> for PointSeed<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Decoded, A::Error> {
-        let mut point = Point {
-            ts: self.now,
-            lat: None,
-            lon: None,
-            speed_kmh: None,
-            heading: None,
-            engine_hours: None,
-            odometer_km: None,
-            fuel_pct: None,
-            ignition: None,
-            sensors: BTreeMap::new(),
-        };
+        let mut point = Point::empty(self.now);
         let mut unit_ts = None;
         let mut seen = 0u16;
         while let Some(Name(name)) = map.next_key::<Name>()? {

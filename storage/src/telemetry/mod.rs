@@ -43,6 +43,24 @@ pub struct Point {
     pub sensors: BTreeMap<String, f64>,
 }
 
+impl Point {
+    /// A point of `ts` with no field.
+    pub fn empty(ts: Timestamp) -> Point {
+        Point {
+            ts,
+            lat: None,
+            lon: None,
+            speed_kmh: None,
+            heading: None,
+            engine_hours: None,
+            odometer_km: None,
+            fuel_pct: None,
+            ignition: None,
+            sensors: BTreeMap::new(),
+        }
+    }
+}
+
 /// Why a payload was dropped. [`PointError::reason`] is the metrics label.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PointError {

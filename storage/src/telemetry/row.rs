@@ -62,16 +62,8 @@ mod tests {
 
     fn point(fuel: f64) -> Point {
         Point {
-            ts: Timestamp(1_800_000_000_000),
-            lat: None,
-            lon: None,
-            speed_kmh: None,
-            heading: None,
-            engine_hours: None,
-            odometer_km: None,
             fuel_pct: Some(fuel),
-            ignition: None,
-            sensors: Default::default(),
+            ..Point::empty(Timestamp(1_800_000_000_000))
         }
     }
 
