@@ -424,3 +424,67 @@ async fn key_refusals() {
     .await;
     assert_eq!(status, 200);
 }
+
+/// The key wizard's review: `?dry_run=true` checks every rule and answers the key and the
+/// units it would reach, storing nothing and pushing nothing; its refusals are the real
+/// call's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_reviews_a_key_without_storing_or_pushing_it() {
+    let gateway = TestGateway::start();
+    let fleet = Fleet::create(&gateway, "Acme").await;
+    fleet.unit_with_asset("unit1", "ex1").await;
+    fleet.unit_with_asset("unit2", "ex2").await;
+    let (_unit1, held) = key_holder(&fleet, "unit1").await;
+    let now = gateway.now_ms();
+    let body = key_body(&["ex1", "ex2"], "digital_key", now, now + 3_600_000);
+    let (status, review) = call(
+        &fleet.admin,
+        Method::POST,
+        "/v1/keys?dry_run=true",
+        Some(body.clone()),
+    )
+    .await;
+    assert_eq!(status, 200, "{review}");
+    assert_eq!(review["dry_run"], true);
+    assert_eq!(review["distribution"]["pending"], json!(["unit1", "unit2"]));
+    assert_eq!(review["distribution"]["delivered"], json!([]));
+    let (_, listed) = call(&fleet.admin, Method::GET, "/v1/keys", None).await;
+    assert_eq!(listed["items"], json!([]), "nothing stored");
+    // The set the unit got when it subscribed (version 0), and nothing after it.
+    let first = tests::eventually(|| async {
+        let version = held.lock().await["version"].as_u64();
+        version.filter(|v| *v == 0)
+    })
+    .await;
+    assert_eq!(first, Some(0));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(held.lock().await["version"], 0, "nothing pushed");
+    let backwards = key_body(&["ex1"], "digital_key", now + 3_600_000, now);
+    let (status, problem) = call(
+        &fleet.admin,
+        Method::POST,
+        "/v1/keys?dry_run=true",
+        Some(backwards),
+    )
+    .await;
+    assert_eq!(status, 422, "{problem}");
+    let (status, problem) = call(
+        &fleet.admin,
+        Method::POST,
+        "/v1/keys?dry_run=maybe",
+        Some(body.clone()),
+    )
+    .await;
+    assert_eq!(
+        (status, problem["field"].as_str()),
+        (422, Some("dry_run")),
+        "{problem}"
+    );
+    let (status, created) = call(&fleet.admin, Method::POST, "/v1/keys", Some(body)).await;
+    assert_eq!(
+        (status, created["dry_run"].as_bool()),
+        (201, Some(false)),
+        "{created}"
+    );
+    assert_eq!(created["distribution"]["delivered"], json!(["unit1"]));
+}

@@ -21,20 +21,33 @@ impl UseCases {
         Ok(distribution)
     }
 
-    /// Creates a key and distributes it to the units of its assets.
+    /// Creates a key and distributes it to the units of its assets. A dry run (the
+    /// wizard's review) checks every rule, stores nothing, pushes nothing, and answers the
+    /// units that would receive it as `pending`.
     pub async fn create_key(
         &self,
         who: Principal,
         account: AccountId,
         new: NewKey,
+        dry_run: bool,
     ) -> Result<(Key, Distribution), OpError> {
         let (this, now) = (self.clone(), self.now());
         crate::completing(async move {
             let (key, changed) = this
-                .commit(false, move |tx| {
+                .commit(dry_run, move |tx| {
                     storage::keys::create(tx, &who, &account, new, now)
                 })
                 .await?;
+            if dry_run {
+                let pending = changed.into_iter().map(|c| c.device).collect();
+                return Ok((
+                    key,
+                    Distribution {
+                        delivered: Vec::new(),
+                        pending,
+                    },
+                ));
+            }
             Ok((key, this.distribute(&changed).await?))
         })
         .await

@@ -13,7 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Caller;
 use super::body::Json;
-use super::dto::{id_field, limit, list_answer, page_by, query_time, AccountQuery};
+use super::dto::{id_field, limit, list_answer, page_by, query_time};
 use super::fleet::{account_param, visible_asset};
 use super::problem::{ApiError, Problem};
 use super::sharing::DryRun;
@@ -88,8 +88,20 @@ impl From<Distribution> for DistributionView {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct KeyAnswer {
+    /// `true`: the review of `?dry_run=true`; nothing was stored or sent, and
+    /// `distribution.pending` lists the units that would receive the key.
+    pub dry_run: bool,
     pub key: KeyView,
     pub distribution: DistributionView,
+}
+
+/// `POST /v1/keys`: the account to act in and the review flag.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct KeyCreateQuery {
+    pub account_id: Option<String>,
+    /// `true` checks the key and answers what it would do, changing nothing.
+    pub dry_run: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -148,16 +160,20 @@ fn edit_of(valid_to: Option<String>, description: Option<String>) -> Result<KeyE
     })
 }
 
-#[utoipa::path(post, path = "/v1/keys", request_body = NewKeyDto, params(AccountQuery),
-    responses((status = 201, body = KeyAnswer), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+#[utoipa::path(post, path = "/v1/keys", request_body = NewKeyDto, params(KeyCreateQuery),
+    responses((status = 201, body = KeyAnswer), (status = 200, description = "dry run", body = KeyAnswer), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn create(
     state: web::Data<AppState>,
     caller: Caller,
-    query: web::Query<AccountQuery>,
+    query: web::Query<KeyCreateQuery>,
     body: Json<NewKeyDto>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let account = account_param(&caller, query.account_id.as_deref())?;
+    let dry_run = DryRun {
+        dry_run: query.dry_run.clone(),
+    }
+    .flag()?;
     let new = NewKey {
         personal: body.personal,
         operator_id: body.operator_id,
@@ -177,11 +193,19 @@ pub async fn create(
         credential: body.credential,
         description: body.description,
     };
-    let (key, distribution) = state.usecases.create_key(caller.0, account, new).await?;
-    Ok(HttpResponse::Created().json(KeyAnswer {
+    let (key, distribution) = state
+        .usecases
+        .create_key(caller.0, account, new, dry_run)
+        .await?;
+    let answer = KeyAnswer {
+        dry_run,
         key: key.into(),
         distribution: distribution.into(),
-    }))
+    };
+    Ok(match dry_run {
+        true => HttpResponse::Ok().json(answer),
+        false => HttpResponse::Created().json(answer),
+    })
 }
 
 #[utoipa::path(get, path = "/v1/keys", params(KeyQuery), responses((status = 200, description = "the account's keys")))]
@@ -235,6 +259,7 @@ pub async fn patch(
         .pop()
         .ok_or_else(|| ApiError::Internal("edit returned no key".into()))?;
     Ok(HttpResponse::Ok().json(KeyAnswer {
+        dry_run: false,
         key: key.into(),
         distribution: distribution.into(),
     }))
