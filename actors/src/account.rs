@@ -96,6 +96,8 @@ impl std::fmt::Debug for Subscriber {
 pub struct AccountActor {
     account_id: AccountId,
     subscribers: Vec<Subscriber>,
+    /// The [`crate::shed::ShedLedger`] generation this actor last took its losses at.
+    shed_seen: u64,
     /// The accounts with an open stream: this actor is in it while it has a subscriber,
     /// so the stream guard asks only those after a commit.
     streaming: Streaming,
@@ -110,8 +112,26 @@ impl AccountActor {
         AccountActor {
             account_id,
             subscribers: Vec::new(),
+            shed_seen: 0,
             streaming,
             shared,
+        }
+    }
+
+    /// Hands what was shed before reaching this actor to the streams that would have
+    /// shown it (an asset's stream only its asset's), as part of their next gap.
+    fn absorb_shed(&mut self) {
+        let generation = self.shared.shed.generation();
+        if generation == self.shed_seen {
+            return;
+        }
+        self.shed_seen = generation;
+        for (asset, lost) in self.shared.shed.take(&self.account_id) {
+            for subscriber in &mut self.subscribers {
+                if subscriber.only.as_ref().is_none_or(|only| only == &asset) {
+                    subscriber.lag.merge(lost);
+                }
+            }
         }
     }
 
@@ -153,6 +173,7 @@ impl Actor for AccountActor {
         self.shared.metrics.actor_started("account");
         ctx.set_mailbox_capacity(LIVE_MAILBOX);
         ctx.run_interval(KEEP_ALIVE, |actor, _| {
+            actor.absorb_shed();
             for subscriber in &mut actor.subscribers {
                 // A stream that went quiet after losing events hears of the gap now.
                 let event = match subscriber.lag.flush(subscriber.events.capacity()) {
@@ -201,6 +222,7 @@ impl Handler<Deliver> for AccountActor {
     type Result = ();
 
     fn handle(&mut self, msg: Deliver, _: &mut Self::Context) {
+        self.absorb_shed();
         let (event, mut json) = match msg.payload {
             Live::Point(point) => ("point", Json::Point(point)),
             Live::Access(json) => ("access", Json::Rendered(json)),
@@ -331,15 +353,18 @@ impl Handler<Subscribe> for AccountActor {
     }
 }
 
-/// Hands a live event to an account actor without waiting; sheds and counts it when the
-/// account's mailbox is full.
+/// Hands a live event to `account`'s actor without waiting; when its mailbox is full the
+/// event is shed, counted, and noted for the account's streams to hear of as a gap.
 pub(crate) fn offer(
     addr: &Addr<AccountActor>,
+    account: &AccountId,
     message: Deliver,
-    metrics: &crate::metrics::Metrics,
+    shared: &Shared,
 ) {
-    if addr.try_send(message).is_err() {
-        metrics.live_shed.inc();
+    let (asset, id) = (message.asset_id.clone(), message.arrival);
+    if let Err(actix::prelude::SendError::Full(_)) = addr.try_send(message) {
+        shared.metrics.live_shed.inc();
+        shared.shed.note(account, &asset, id);
     }
 }
 

@@ -189,7 +189,7 @@ impl DeviceActor {
                 arrival: arrival.id,
                 payload: Live::Point(point.clone()),
             };
-            crate::account::offer(&viewer.addr, event, &self.shared.metrics);
+            crate::account::offer(&viewer.addr, &viewer.account_id, event, &self.shared);
         }
         drop(order);
         self.save_status_soon(ctx);

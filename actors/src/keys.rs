@@ -151,7 +151,7 @@ impl DeviceActor {
                 arrival: arrival.id,
                 payload: Live::Access(rendered),
             };
-            crate::account::offer(&owner.addr, live, &self.shared.metrics);
+            crate::account::offer(&owner.addr, &owner.account_id, live, &self.shared);
         }
         drop(order);
     }

@@ -79,6 +79,20 @@ impl Lag {
         }
     }
 
+    /// Adds events lost before they reached this stream's account (`crate::shed`) to the
+    /// pending gap, so the reader hears of them like of its own drops.
+    pub fn merge(&mut self, lost: Gap) {
+        self.dropped_total += lost.dropped;
+        self.pending = Some(match self.pending {
+            Some(gap) => Gap {
+                dropped: gap.dropped + lost.dropped,
+                from_id: gap.from_id.min(lost.from_id),
+                to_id: gap.to_id.max(lost.to_id),
+            },
+            None => lost,
+        });
+    }
+
     /// The pending gap, to send on its own when nothing else arrives (the keep-alive
     /// tick), if there is room for it.
     pub fn flush(&mut self, room: usize) -> Option<Gap> {
@@ -134,5 +148,23 @@ mod tests {
         );
         assert_eq!(lag.flush(1), None, "reported once");
         assert_eq!(lag.admit(1, ArrivalId(10)), Admit::Send);
+    }
+
+    #[test]
+    fn events_shed_upstream_join_the_pending_gap() {
+        let mut lag = Lag::default();
+        assert_eq!(lag.admit(0, ArrivalId(4)), Admit::Drop);
+        lag.merge(Gap {
+            dropped: 2,
+            from_id: ArrivalId(2),
+            to_id: ArrivalId(3),
+        });
+        let joined = Gap {
+            dropped: 3,
+            from_id: ArrivalId(2),
+            to_id: ArrivalId(4),
+        };
+        assert_eq!(lag.admit(2, ArrivalId(9)), Admit::GapFirst(joined));
+        assert_eq!(lag.dropped_total(), 3);
     }
 }

@@ -31,6 +31,7 @@ pub mod lag;
 pub mod metrics;
 pub mod retention;
 pub mod scheduler;
+pub mod shed;
 pub mod usecases;
 pub mod writer;
 
@@ -77,6 +78,8 @@ pub struct Context {
     pub mqtt: Arc<dyn MqttOut>,
     /// The arrival order every accepted point and access event takes its id in.
     pub arrivals: Arc<arrival::Arrivals>,
+    /// Live events shed at a full account mailbox, for the account's streams to hear of.
+    pub shed: Arc<shed::ShedLedger>,
 }
 
 /// Runs a committed change's follow-ups (or a whole change: its commit and follow-ups) in

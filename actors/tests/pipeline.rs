@@ -137,12 +137,14 @@ async fn a_point_reaches_owner_stream_mqtt_topic_and_store() {
         .expect("writer");
     let recorder = Arc::new(Recorder::default());
     let clock = Arc::new(ManualClock::new(Timestamp(1_800_000_000_000)));
+    let shed = Arc::new(actors::shed::ShedLedger::default());
     let shared = actors::Context {
         writer: writer.handle(),
         metrics: metrics.clone(),
         clock,
         mqtt: recorder.clone(),
         arrivals: Arc::new(actors::arrival::Arrivals::starting_after(None)),
+        shed: shed.clone(),
     };
     let directory = Directory::start(store.clone(), shared, vec![actix_rt::Arbiter::current()])
         .expect("directory");
@@ -259,5 +261,27 @@ async fn a_point_reaches_owner_stream_mqtt_topic_and_store() {
         .expect("answered");
     let ended = tokio::time::timeout(Duration::from_secs(5), late.recv()).await;
     assert!(matches!(ended, Ok(None)), "ended, not open: {ended:?}");
+
+    // Events shed at the account's full mailbox (noted here as the device actor would)
+    // reach the stream as one gap before the next event, never as silence.
+    shed.note(&account.id, &asset.id, storage::arrivals::ArrivalId(50));
+    shed.note(&account.id, &asset.id, storage::arrivals::ArrivalId(51));
+    device.do_send(Inbound {
+        channel: Channel::Telemetry,
+        payload: Bytes::from_static(br#"{"fuel_pct":43}"#),
+        packet_id: Some(3),
+        dup: false,
+        done: None,
+    });
+    let gap = tokio::time::timeout(Duration::from_secs(5), stream.recv()).await;
+    let Ok(Some(LiveEvent::Gap(gap))) = gap else {
+        panic!("expected the gap first, got {gap:?}");
+    };
+    assert_eq!((gap.dropped, gap.from_id.0, gap.to_id.0), (2, 50, 51));
+    let point = tokio::time::timeout(Duration::from_secs(5), stream.recv()).await;
+    assert!(
+        matches!(point, Ok(Some(LiveEvent::Event { event: "point", .. }))),
+        "{point:?}"
+    );
     writer.shutdown();
 }

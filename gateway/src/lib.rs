@@ -149,6 +149,7 @@ async fn serve(
         clock: clock.clone(),
         mqtt: sessions_out.clone(),
         arrivals: arrivals.clone(),
+        shed: Default::default(),
     };
     let arbiters: Vec<actix_rt::Arbiter> = (0..2).map(|_| actix_rt::Arbiter::new()).collect();
     let directory = Directory::start(
