@@ -36,7 +36,18 @@ pub enum Order {
 pub struct Stored {
     rows: Table,
     chunks: Table,
+    /// The chunks [`Stored::at`] decoded last, newest last: a resumed stream replays
+    /// events in arrival order, so it reads the same few chunks again and again.
+    recent: std::cell::RefCell<VecDeque<(ChunkKey, Decoded)>>,
 }
+
+/// A chunk's key: (asset key, bucket start ms).
+type ChunkKey = (u64, u64);
+/// A decoded chunk, shared by the readers of one transaction.
+type Decoded = std::rc::Rc<Vec<Point>>;
+
+/// How many decoded chunks [`Stored::at`] keeps (about 600 points each at 1 Hz).
+const RECENT_CHUNKS: usize = 16;
 
 impl Stored {
     /// # Errors
@@ -45,6 +56,7 @@ impl Stored {
         Ok(Stored {
             rows: rtx.open_table(TELEMETRY)?,
             chunks: rtx.open_table(TELEMETRY_CHUNKS)?,
+            recent: Default::default(),
         })
     }
 
@@ -115,11 +127,36 @@ impl Stored {
     /// # Errors
     /// [`StoreError`] when redb fails or a record does not decode.
     pub fn at(&self, asset_key: u64, ts: u64) -> Result<Vec<Point>, StoreError> {
-        let mut readings = sealed_at(&self.chunks, asset_key, ts)?;
+        let mut readings: Vec<Point> = match self.chunk(asset_key, bucket(ts))? {
+            Some(points) => points.iter().filter(|p| p.ts.0 == ts).cloned().collect(),
+            None => Vec::new(),
+        };
         if let Some(stored) = self.rows.get((asset_key, ts))? {
             append_new(&mut readings, row::decode_stored(stored.value())?);
         }
         Ok(readings)
+    }
+
+    /// The decoded chunk of `asset_key` starting at `start`, from the recent ones if there.
+    fn chunk(
+        &self,
+        asset_key: u64,
+        start: u64,
+    ) -> Result<Option<std::rc::Rc<Vec<Point>>>, StoreError> {
+        let key = (asset_key, start);
+        if let Some((_, points)) = self.recent.borrow().iter().find(|(k, _)| *k == key) {
+            return Ok(Some(points.clone()));
+        }
+        let Some(stored) = self.chunks.get(key)? else {
+            return Ok(None);
+        };
+        let points = std::rc::Rc::new(decode_chunk(start, stored.value())?);
+        let mut recent = self.recent.borrow_mut();
+        if recent.len() == RECENT_CHUNKS {
+            recent.pop_front();
+        }
+        recent.push_back((key, points.clone()));
+        Ok(Some(points))
     }
 }
 
