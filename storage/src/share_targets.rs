@@ -70,14 +70,21 @@ pub fn share_targets(
         .collect())
 }
 
-/// Every account below `root`, at any depth (a corrupt parent loop ends the walk).
+/// Every account below `root`, at any depth (a corrupt parent loop ends the walk): one
+/// pass to index children by parent, then a walk down from `root`.
 fn descendants(all: &BTreeMap<AccountId, Account>, root: &AccountId) -> BTreeSet<AccountId> {
+    let mut children: BTreeMap<&AccountId, Vec<&AccountId>> = BTreeMap::new();
+    for account in all.values() {
+        if let Some(parent) = &account.parent_id {
+            children.entry(parent).or_default().push(&account.id);
+        }
+    }
     let mut found = BTreeSet::new();
-    let mut frontier = vec![root.clone()];
+    let mut frontier = vec![root];
     while let Some(parent) = frontier.pop() {
-        for account in all.values() {
-            if account.parent_id.as_ref() == Some(&parent) && found.insert(account.id.clone()) {
-                frontier.push(account.id.clone());
+        for child in children.get(parent).into_iter().flatten() {
+            if found.insert((*child).clone()) {
+                frontier.push(child);
             }
         }
     }

@@ -153,11 +153,11 @@ pub async fn list_devices(
             status: DeviceStatusView::new(device.id.as_str(), status),
         });
     }
-    let mut body = serde_json::json!({ "items": items });
-    if let Some(next) = page.next_cursor {
-        body["next_cursor"] = next.into();
-    }
-    Ok(HttpResponse::Ok().json(body))
+    let page = storage::read::Page {
+        items,
+        next_cursor: page.next_cursor,
+    };
+    Ok(list_answer(page, |view| view))
 }
 
 /// A unit's status: its actor's while it runs (sessions, clock skew), else the stored one.

@@ -127,8 +127,8 @@ impl Stored {
     /// # Errors
     /// [`StoreError`] when redb fails or a record does not decode.
     pub fn at(&self, asset_key: u64, ts: u64) -> Result<Vec<Point>, StoreError> {
-        let mut readings: Vec<Point> = match self.chunk(asset_key, bucket(ts))? {
-            Some(points) => points.iter().filter(|p| p.ts.0 == ts).cloned().collect(),
+        let mut readings = match self.chunk(asset_key, bucket(ts))? {
+            Some(points) => readings_at(&points, ts),
             None => Vec::new(),
         };
         if let Some(stored) = self.rows.get((asset_key, ts))? {
@@ -138,12 +138,8 @@ impl Stored {
     }
 
     /// The decoded chunk of `asset_key` starting at `start`, from the recent ones if there.
-    fn chunk(
-        &self,
-        asset_key: u64,
-        start: u64,
-    ) -> Result<Option<std::rc::Rc<Vec<Point>>>, StoreError> {
-        let key = (asset_key, start);
+    fn chunk(&self, asset_key: u64, start: u64) -> Result<Option<Decoded>, StoreError> {
+        let key: ChunkKey = (asset_key, start);
         if let Some((_, points)) = self.recent.borrow().iter().find(|(k, _)| *k == key) {
             return Ok(Some(points.clone()));
         }
@@ -173,9 +169,16 @@ pub fn sealed_at(
     let Some(stored) = chunks.get((asset_key, start))? else {
         return Ok(Vec::new());
     };
-    let mut points = decode_chunk(start, stored.value())?;
-    points.retain(|point| point.ts.0 == ts);
-    Ok(points)
+    Ok(readings_at(&decode_chunk(start, stored.value())?, ts))
+}
+
+/// The readings of a decoded chunk stamped `ts`, in stored order.
+fn readings_at(points: &[Point], ts: u64) -> Vec<Point> {
+    points
+        .iter()
+        .filter(|point| point.ts.0 == ts)
+        .cloned()
+        .collect()
 }
 
 /// Adds the readings of `late` that `readings` does not hold already, in their order.
