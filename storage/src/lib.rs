@@ -54,6 +54,7 @@ pub mod retention;
 pub mod rule;
 pub mod share_targets;
 pub mod sharing;
+pub mod sign_in;
 pub mod store;
 pub mod support;
 pub mod tables;

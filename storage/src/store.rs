@@ -298,6 +298,9 @@ fn open_database(path: &Path, faults: Option<&FaultSwitch>) -> Result<Database, 
         tx.open_table(DISABLED_USERS)?;
         tx.open_table(REVOKED_BEFORE)?;
         tx.open_table(LAST_USED)?;
+        tx.open_table(PASSWORDS)?;
+        tx.open_table(SESSIONS)?;
+        tx.open_table(PASSWORD_INVITATIONS)?;
         tx.open_table(TELEMETRY_RETENTION)?;
         tx.open_table(ARRIVALS)?;
     }

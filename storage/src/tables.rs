@@ -146,3 +146,17 @@ pub const TELEMETRY_RETENTION: TableDefinition<&str, u32> =
 /// [`crate::arrivals::RETENTION_MS`].
 pub const ARRIVALS: TableDefinition<u64, (u8, u64, u64, u64, u64)> =
     TableDefinition::new("arrivals");
+
+/// principal id -> the user's console password as an argon2id PHC string (see
+/// [`crate::sign_in`]); no row: the user has none yet and signs in with its API token.
+pub const PASSWORDS: TableDefinition<&str, &str> = TableDefinition::new("passwords");
+
+/// SHA-256 of a console session secret -> [`crate::sign_in::SessionRecord`] (postcard).
+/// Removed at sign-out and when the user is disabled, changes role or is deleted; an
+/// expired row no longer authenticates and is removed at the user's next sign-in.
+pub const SESSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sessions");
+
+/// SHA-256 of a one-time password invitation -> [`crate::sign_in::InvitationRecord`]
+/// (postcard). Removed when used, replaced when the admin issues another.
+pub const PASSWORD_INVITATIONS: TableDefinition<&[u8], &[u8]> =
+    TableDefinition::new("password_invitations");

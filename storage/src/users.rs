@@ -1,5 +1,6 @@
 //! An account's users and their credentials, as its admin manages them: list, change a
-//! role, disable, enable, delete, rotate the token.
+//! role, disable, enable, delete, rotate the token (console passwords and sessions:
+//! [`crate::sign_in`]).
 //!
 //! What a user created belongs to the account and stays; what the user holds (its token,
 //! and with it every request and live stream it could make) ends with it: a disabled or
@@ -71,8 +72,9 @@ pub fn list(
     Ok(out)
 }
 
-/// Changes a user's role or enables/disables it. Disabling removes its token at once;
-/// an enabled user gets back in with a rotated token.
+/// Changes a user's role or enables/disables it. Disabling removes its token and console
+/// sessions at once, a new role its console sessions; an enabled user gets back in with
+/// a rotated token or its password.
 pub fn update(
     tx: &WriteTransaction,
     caller: &Principal,
@@ -83,7 +85,9 @@ pub fn update(
 ) -> Result<UserRecord, OpError> {
     let mut record = load(tx, caller, account, id)?;
     let before = describe(&record);
-    if let Some(role) = patch.role {
+    if let Some(role) = patch.role.filter(|role| *role != record.role) {
+        // The console shows a role's buttons: a session outliving its role would too.
+        crate::sign_in::remove_sessions(tx, &record.user.id)?;
         record.role = role;
         record.user.kind = PrincipalKind::User {
             account_id: account.clone(),
@@ -93,6 +97,7 @@ pub fn update(
     match patch.disabled {
         Some(true) if record.disabled_at.is_none() => {
             remove_tokens(tx, &record.user.id)?;
+            crate::sign_in::remove_sessions(tx, &record.user.id)?;
             tx.open_table(DISABLED_USERS)?
                 .insert(record.user.id.as_str(), now.0)?;
             record.disabled_at = Some(now);
@@ -137,6 +142,7 @@ pub fn delete(
     };
     keep_an_admin(tx, account, &gone)?;
     remove_tokens(tx, &record.user.id)?;
+    crate::sign_in::forget(tx, &record.user.id)?;
     tx.open_table(DISABLED_USERS)?
         .remove(record.user.id.as_str())?;
     tx.open_table(LAST_USED)?.remove(record.user.id.as_str())?;
@@ -218,7 +224,7 @@ pub fn reset_platform_token(
 }
 
 /// The user `id` of `account`, after the caller's rights were checked.
-fn load(
+pub(crate) fn load(
     tx: &WriteTransaction,
     caller: &Principal,
     account: &AccountId,

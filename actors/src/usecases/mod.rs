@@ -18,11 +18,13 @@
 //! - [`support`]: support access, support cases, and the scheduler's deadlines.
 //! - [`keys`]: access keys and operators.
 //! - [`retention`]: accounts' telemetry retention, the prune and the compaction.
+//! - [`sign_in`]: console sessions, passwords and password invitations.
 
 pub mod fleet;
 pub mod keys;
 pub mod retention;
 pub mod sharing;
+pub mod sign_in;
 pub mod streams;
 pub mod support;
 

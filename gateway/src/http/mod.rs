@@ -20,6 +20,7 @@ pub mod problem;
 pub mod resume;
 pub mod retention;
 pub mod routes;
+pub mod session;
 pub mod sharing;
 pub mod stream;
 pub mod support;

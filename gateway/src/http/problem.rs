@@ -11,8 +11,11 @@ use storage::{OpError, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error("a valid bearer token is required")]
+    #[error("a valid bearer token or console session is required")]
     Unauthorized,
+    /// A change authenticated by the console's cookie without its CSRF token (403).
+    #[error("{0}")]
+    CsrfRejected(String),
     #[error("{0}")]
     BadRequest(String),
     #[error("{0}")]
@@ -77,6 +80,7 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::CsrfRejected(_) => StatusCode::FORBIDDEN,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,

@@ -13,8 +13,8 @@ use actix_web::web;
 
 use super::problem::ApiError;
 use super::{
-    accounts, certificates, fleet, keys, operators, problem, retention, sharing, stream, support,
-    tenant, users,
+    accounts, certificates, fleet, keys, operators, problem, retention, session, sharing, stream,
+    support, tenant, users,
 };
 
 /// One route of the table: an HTTP method (upper case) and an actix path template.
@@ -75,6 +75,12 @@ route_table! {
     GET "/metrics" => super::metrics;
     GET "/v1/openapi.json" => super::openapi;
     GET "/v1/me" => accounts::me;
+    POST "/v1/session" => session::sign_in;
+    GET "/v1/session" => session::current;
+    DELETE "/v1/session" => session::sign_out;
+    PUT "/v1/session/password" => session::set_password;
+    GET "/v1/password-invitations/{token}" => session::invitation;
+    POST "/v1/password-invitations/{token}" => session::accept;
     POST "/v1/accounts" => accounts::create_account;
     GET "/v1/accounts/{a}" => accounts::get_account;
     POST "/v1/accounts/{a}/users" => accounts::create_user;
@@ -85,6 +91,7 @@ route_table! {
     PATCH "/v1/accounts/{a}/users/{u}" => users::patch_user;
     DELETE "/v1/accounts/{a}/users/{u}" => users::delete_user;
     POST "/v1/accounts/{a}/users/{u}/token" => users::rotate_token;
+    POST "/v1/accounts/{a}/users/{u}/password-invitation" => session::invite;
     POST "/v1/accounts/{a}/integration-certs" => accounts::integration_cert;
     GET "/v1/accounts/{a}/children" => sharing::children;
     GET "/v1/accounts/{a}/retention" => retention::get_retention;

@@ -92,14 +92,14 @@ impl Drop for StreamSlot {
     }
 }
 
-/// What a stream's principal relied on when it opened: its token, and the account (and
+/// What a stream's principal relied on when it opened: its token or console session, and the account (and
 /// asset) it was allowed to see. Checked again from the store after every change; the
 /// stream ends when the answer turns to no (rule 4's revoke and expiry, a rotated token,
 /// a lost role, a removed grant of the one asset it shows).
 struct Authority {
     store: storage::Store,
     clock: Arc<dyn storage::time::Clock>,
-    token_hash: [u8; 32],
+    credential: storage::sign_in::Credential,
     account: storage::AccountId,
     /// For an asset's stream, the asset id as the caller asked for it.
     asset: Option<storage::AssetId>,
@@ -112,7 +112,8 @@ impl Authority {
         let now = self.clock.now();
         let check = || -> Result<bool, storage::OpError> {
             let rtx = self.store.begin_read()?;
-            let Some(principal) = storage::read::authenticate(&rtx, &self.token_hash, now)? else {
+            let Some((principal, _)) = storage::sign_in::authenticate(&rtx, &self.credential, now)?
+            else {
                 return Ok(false);
             };
             Ok(match &self.asset {
@@ -139,7 +140,7 @@ async fn open(
     let authority = Authority {
         store: state.store.clone(),
         clock: state.clock.clone(),
-        token_hash: caller.1,
+        credential: caller.1,
         account: account.clone(),
         asset: asked.clone(),
     };
