@@ -21,6 +21,17 @@ pub struct ServeArgs {
     /// HTTP control API address; port 0 picks a free port.
     #[arg(long, env = "FLEETGATE_HTTP_ADDR")]
     pub http_addr: Option<SocketAddr>,
+    /// HTTPS address for the API and the console (off by default). Its certificate is the
+    /// gateway's server certificate (from the gateway CA, for `--mqtt-tls-names`) unless
+    /// `--http-tls-cert` and `--http-tls-key` name PEM files.
+    #[arg(long, env = "FLEETGATE_HTTP_TLS_ADDR")]
+    pub http_tls_addr: Option<SocketAddr>,
+    /// PEM certificate chain for the HTTPS listener (with `--http-tls-key`).
+    #[arg(long, env = "FLEETGATE_HTTP_TLS_CERT")]
+    pub http_tls_cert: Option<PathBuf>,
+    /// PEM private key for the HTTPS listener (with `--http-tls-cert`).
+    #[arg(long, env = "FLEETGATE_HTTP_TLS_KEY")]
+    pub http_tls_key: Option<PathBuf>,
     /// MQTT over TLS address (client certificates required).
     #[arg(long, env = "FLEETGATE_MQTT_TLS_ADDR")]
     pub mqtt_tls_addr: Option<SocketAddr>,
@@ -108,6 +119,9 @@ pub enum SmsSenderKind {
 struct FileConfig {
     data_dir: Option<PathBuf>,
     http_addr: Option<SocketAddr>,
+    http_tls_addr: Option<SocketAddr>,
+    http_tls_cert: Option<PathBuf>,
+    http_tls_key: Option<PathBuf>,
     mqtt_tls_addr: Option<SocketAddr>,
     mqtt_plain_addr: Option<SocketAddr>,
     commit_window_ms: Option<u64>,
@@ -131,6 +145,11 @@ struct FileConfig {
 pub struct Config {
     pub data_dir: PathBuf,
     pub http_addr: SocketAddr,
+    /// The HTTPS listener (`None`: off); the session cookie is `Secure` there.
+    pub http_tls_addr: Option<SocketAddr>,
+    /// Certificate chain and key PEM files for HTTPS; `None`: the gateway's own server
+    /// certificate.
+    pub http_tls_files: Option<(PathBuf, PathBuf)>,
     /// `None` turns the TLS listener off (tests of the plain listener only).
     pub mqtt_tls_addr: Option<SocketAddr>,
     pub mqtt_plain_addr: Option<SocketAddr>,
@@ -210,6 +229,8 @@ impl Config {
         Config {
             data_dir: data_dir.into(),
             http_addr: DEFAULT_HTTP.parse().expect("valid default"),
+            http_tls_addr: None,
+            http_tls_files: None,
             mqtt_tls_addr: Some(DEFAULT_MQTT_TLS.parse().expect("valid default")),
             mqtt_plain_addr: None,
             commit_window: Duration::from_millis(DEFAULT_COMMIT_WINDOW_MS),
@@ -277,6 +298,15 @@ impl Config {
         if let Some(workers) = args.http_workers.or(file.http_workers) {
             config.http_workers = workers;
         }
+        config.http_tls_addr = args.http_tls_addr.or(file.http_tls_addr);
+        config.http_tls_files = match (
+            args.http_tls_cert.clone().or(file.http_tls_cert.clone()),
+            args.http_tls_key.clone().or(file.http_tls_key.clone()),
+        ) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            _ => bail!("--http-tls-cert and --http-tls-key go together: give both or neither"),
+        };
         if let Some(names) = args.mqtt_tls_names.clone().or(file.mqtt_tls_names) {
             config.mqtt_tls_names = names;
         }
@@ -425,6 +455,26 @@ fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn https_files_come_in_pairs() {
+        let half = ServeArgs {
+            http_tls_addr: Some("127.0.0.1:0".parse().expect("addr")),
+            http_tls_cert: Some("cert.pem".into()),
+            ..ServeArgs::default()
+        };
+        let err = Config::resolve(&half).expect_err("a certificate without its key");
+        assert!(err.to_string().contains("--http-tls-key"), "{err}");
+        let both = ServeArgs {
+            http_tls_key: Some("key.pem".into()),
+            ..half
+        };
+        let config = Config::resolve(&both).expect("valid");
+        assert_eq!(
+            config.http_tls_files,
+            Some(("cert.pem".into(), "key.pem".into()))
+        );
+    }
 
     #[test]
     fn flags_beat_file_and_file_beats_defaults() {

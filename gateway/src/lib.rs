@@ -50,6 +50,9 @@ pub mod clock {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ready {
     pub http: SocketAddr,
+    /// The HTTPS listener, when `--http-tls-addr` turned it on.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub https: Option<SocketAddr>,
     pub mqtt_tls: Option<SocketAddr>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub mqtt_plain: Option<SocketAddr>,
@@ -161,6 +164,7 @@ async fn serve(
     // live streams before its caller answers: access that ends, ends on open streams too.
     directory.guard_streams(writer.handle());
     let transport = start_transport(&config, &ca, &store, &directory, clock.now())?;
+    let https = https_config(&config, &ca)?;
     sessions_out.connect(transport.handle.clone());
     let (outbox, drainer) = outbox::start(
         &config,
@@ -220,10 +224,11 @@ async fn serve(
         )),
         trusted_proxies: Arc::new(config.trusted_proxies.clone()),
     });
-    let (server, http_addr) = bind_http(&config, state)?;
+    let (server, http_addr, https_addr) = bind_http(&config, state, https)?;
     let handle = server.handle();
     let ready = Ready {
         http: http_addr,
+        https: https_addr,
         mqtt_tls: transport.tls_addr,
         mqtt_plain: transport.plain_addr,
     };
@@ -296,12 +301,32 @@ fn open_store(config: &Config, now: storage::time::Timestamp) -> anyhow::Result<
     Ok(store)
 }
 
-/// Binds the HTTP API (port 0 picks one) and returns the server, not yet polled, with its
-/// address.
+/// The HTTPS listener's TLS settings: the given PEM files, else the gateway's server
+/// certificate issued for `--mqtt-tls-names`. `None` when HTTPS is off.
+fn https_config(
+    config: &Config,
+    ca: &pki::CertificateAuthority,
+) -> anyhow::Result<Option<rustls::ServerConfig>> {
+    if config.http_tls_addr.is_none() {
+        return Ok(None);
+    }
+    let (cert, key) = match &config.http_tls_files {
+        Some(files) => files.clone(),
+        None => ca.issue_server(&config.mqtt_tls_names, config.device_cert_validity)?,
+    };
+    let read = |path: &std::path::Path| {
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+    };
+    transport::tls::https_config(&read(&cert)?, &read(&key)?).map(Some)
+}
+
+/// Binds the HTTP API (port 0 picks one), and HTTPS when `https` is given, and returns the
+/// server, not yet polled, with the two addresses.
 fn bind_http(
     config: &Config,
     state: web::Data<http::AppState>,
-) -> anyhow::Result<(actix_web::dev::Server, SocketAddr)> {
+    https: Option<rustls::ServerConfig>,
+) -> anyhow::Result<(actix_web::dev::Server, SocketAddr, Option<SocketAddr>)> {
     use actix_web::dev::Service as _;
     let server = HttpServer::new(move || {
         let metrics = state.gateway_metrics.clone();
@@ -336,7 +361,17 @@ fn bind_http(
         .first()
         .copied()
         .context("HTTP bound no address")?;
-    Ok((server.run(), http_addr))
+    let (server, https_addr) = match (config.http_tls_addr, https) {
+        (Some(addr), Some(tls)) => {
+            let server = server
+                .bind_rustls_0_23(addr, tls)
+                .with_context(|| format!("binding HTTPS on {addr}"))?;
+            let bound = server.addrs().get(1).copied();
+            (server, bound)
+        }
+        _ => (server, None),
+    };
+    Ok((server.run(), http_addr, https_addr))
 }
 
 /// Issues the server certificate, loads the deny list from the store, and starts the

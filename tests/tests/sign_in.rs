@@ -505,3 +505,25 @@ async fn failed_sign_ins_are_throttled_like_wrong_tokens() {
         .unwrap()
         .contains("retry in"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_https_the_session_cookie_is_secure() {
+    let gateway = TestGateway::start_with(|config| {
+        config.http_tls_addr = Some("127.0.0.1:0".parse().unwrap())
+    });
+    let port = gateway.ready().https.expect("an HTTPS listener").port();
+    let ca = std::fs::read(gateway.data_dir().join("ca.pem")).expect("ca.pem");
+    let http = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("CA"))
+        .build()
+        .expect("client");
+    let base = format!("https://localhost:{port}");
+    let request = http.post(format!("{base}/v1/session"));
+    let answer = send(&http, request, Some(json!({"token": gateway.admin_token}))).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let set_cookie = answer.set_cookie.expect("cookie");
+    assert!(set_cookie.contains("Secure"), "{set_cookie}");
+    let cookie = set_cookie.split(';').next().unwrap().to_owned();
+    let me = http.get(format!("{base}/v1/me")).header(COOKIE, cookie);
+    assert_eq!(send(&http, me, None).await.status, 200);
+}

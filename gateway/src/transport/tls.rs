@@ -173,6 +173,22 @@ pub struct TlsFiles {
     pub key_pem: String,
 }
 
+/// The HTTPS listener's rustls configuration: no client certificates (people sign in), the
+/// chain and key from PEM text, ring as in [`server_config`].
+pub fn https_config(cert_pem: &str, key_pem: &str) -> anyhow::Result<rustls::ServerConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let chain = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .context("reading the HTTPS certificate")?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).context("reading the HTTPS key")?;
+    rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS versions")?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .context("HTTPS certificate and key")
+}
+
 /// The rustls server configuration: client certificates required, chained to `ca_pem` and
 /// not on `deny`.
 pub fn server_config(files: &TlsFiles, deny: DenyList) -> anyhow::Result<rustls::ServerConfig> {
