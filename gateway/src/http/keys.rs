@@ -26,6 +26,7 @@ pub struct NewKeyDto {
     pub operator_id: Option<String>,
     pub asset_ids: Vec<String>,
     /// `digital_key`, `keypad_pin` or `dualid_tag`.
+    #[schema(schema_with = super::openapi::access_type)]
     pub access_type: String,
     pub valid_from: String,
     pub valid_to: String,
@@ -40,6 +41,7 @@ pub struct KeyView {
     pub personal: bool,
     pub operator_id: Option<String>,
     pub asset_ids: Vec<String>,
+    #[schema(schema_with = super::openapi::access_type)]
     pub access_type: &'static str,
     pub valid_from: String,
     pub valid_to: String,

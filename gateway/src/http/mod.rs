@@ -15,6 +15,7 @@ pub mod keys;
 pub mod last_used;
 pub mod metrics_token;
 pub mod observe;
+pub mod openapi;
 pub mod operators;
 pub mod problem;
 pub mod resume;

@@ -30,6 +30,7 @@ pub struct NewOperator {
     /// International form (`+` and country code); stored as E.164.
     pub phone: Option<String>,
     /// `digital_key`, `keypad_pin` or `dualid_tag`.
+    #[schema(schema_with = super::openapi::access_type_or_null)]
     pub access_type: Option<String>,
     /// Queue an SMS invitation to `phone` (required then).
     #[serde(default)]
@@ -73,6 +74,7 @@ pub struct OperatorView {
     pub name: String,
     /// E.164.
     pub phone: Option<String>,
+    #[schema(schema_with = super::openapi::access_type_or_null)]
     pub access_type: Option<&'static str>,
     pub created_at: String,
     /// The latest SMS invitation, if one was asked for.

@@ -11,6 +11,7 @@
 use actix_web::http::Method;
 use actix_web::web;
 
+use super::openapi::Conventions;
 use super::problem::ApiError;
 use super::{
     accounts, certificates, fleet, keys, operators, problem, retention, session, sharing, stream,
@@ -53,7 +54,7 @@ macro_rules! route_table {
             info(title = "Fleetgate control API", version = "1"),
             paths($($($handler)::+),+),
             components(schemas(problem::Problem)),
-            modifiers(&BearerAuth)
+            modifiers(&Conventions)
         )]
         pub struct ApiDoc;
 
@@ -170,23 +171,6 @@ fn allowed() -> Vec<(&'static str, String)> {
 }
 
 /// Every operation needs a bearer token (the document says so once, for all).
-struct BearerAuth;
-
-impl utoipa::Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
-        openapi.security = Some(vec![utoipa::openapi::security::SecurityRequirement::new(
-            "bearer",
-            Vec::<String>::new(),
-        )]);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
