@@ -38,6 +38,7 @@ pub mod arrivals;
 pub mod audit;
 pub mod certificates;
 pub mod codec;
+pub mod customers;
 pub mod details;
 pub mod error;
 pub mod faults;

@@ -160,3 +160,10 @@ pub const SESSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sessio
 /// (postcard). Removed when used, replaced when the admin issues another.
 pub const PASSWORD_INVITATIONS: TableDefinition<&[u8], &[u8]> =
     TableDefinition::new("password_invitations");
+
+/// customer id -> [`crate::customers::Customer`] (postcard): whom an account's keys are for.
+pub const CUSTOMERS: TableDefinition<&str, &[u8]> = TableDefinition::new("customers");
+
+/// key id -> customer id: the customer a key names, if any. A table of its own so key
+/// records written before customers existed still decode (postcard is not self-describing).
+pub const KEY_CUSTOMERS: TableDefinition<&str, &str> = TableDefinition::new("key_customers");

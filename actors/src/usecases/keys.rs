@@ -1,7 +1,8 @@
-//! Access keys and operators (rule 6). A key change is committed, then the new key set of
+//! Access keys, operators and customers (rule 6). A key change is committed, then the new key set of
 //! every affected unit is pushed, and the answer says which units acknowledged it within
 //! [`UseCases::key_ack_wait`] (the others get it when they next subscribe).
 
+use storage::customers::{self, Customer};
 use storage::keys::{Changed, Key, KeyEdit, NewKey};
 use storage::model::Principal;
 use storage::operators::{self as ops, Operator, OperatorEdit, OperatorId, OperatorInput};
@@ -187,5 +188,42 @@ impl UseCases {
         if queued {
             self.outbox.notify_one();
         }
+    }
+}
+
+impl UseCases {
+    /// Creates a customer of `account`, whom keys may name.
+    pub async fn create_customer(
+        &self,
+        who: Principal,
+        account: AccountId,
+        name: String,
+    ) -> Result<Customer, OpError> {
+        let now = self.now();
+        self.commit(false, move |tx| {
+            customers::create(tx, &who, &account, &name, now)
+        })
+        .await
+    }
+
+    /// Renames a customer; the keys naming it keep naming it.
+    pub async fn rename_customer(
+        &self,
+        who: Principal,
+        id: String,
+        name: String,
+    ) -> Result<Customer, OpError> {
+        let now = self.now();
+        self.commit(false, move |tx| {
+            customers::rename(tx, &who, &id, &name, now)
+        })
+        .await
+    }
+
+    /// Deletes a customer no key names.
+    pub async fn delete_customer(&self, who: Principal, id: String) -> Result<(), OpError> {
+        let now = self.now();
+        self.commit(false, move |tx| customers::delete(tx, &who, &id, now))
+            .await
     }
 }

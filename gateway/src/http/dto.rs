@@ -441,6 +441,15 @@ impl DeviceStatusView {
     }
 }
 
+/// `Some(value)` for a field that is present, `null` included, so absent and `null` differ.
+pub fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

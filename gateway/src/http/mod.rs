@@ -8,6 +8,7 @@ pub mod auth;
 pub mod auth_limit;
 pub mod body;
 pub mod certificates;
+pub mod customers;
 pub mod dto;
 pub mod export;
 pub mod fleet;

@@ -8,7 +8,7 @@ pub mod import;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt as _;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use storage::operators::{self as ops, Operator, OperatorEdit, OperatorId, OperatorInput};
 use storage::OpError;
 use utoipa::{IntoParams, ToSchema};
@@ -16,7 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 use self::import::{Format, ImportError, RowError};
 use super::auth::Caller;
 use super::body::Json;
-use super::dto::{limit, AccountQuery};
+use super::dto::{limit, present, AccountQuery};
 use super::fleet::account_param;
 use super::problem::{ApiError, Problem};
 use super::sharing::DryRun;
@@ -35,15 +35,6 @@ pub struct NewOperator {
     /// Queue an SMS invitation to `phone` (required then).
     #[serde(default)]
     pub send_sms_invite: bool,
-}
-
-/// `Some(value)` for a field that is present, `null` included, so absent and `null` differ.
-fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    T::deserialize(deserializer).map(Some)
 }
 
 /// Absent fields stay as they are; `null` clears `phone` or `access_type`.

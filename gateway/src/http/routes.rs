@@ -14,8 +14,8 @@ use actix_web::web;
 use super::openapi::Conventions;
 use super::problem::ApiError;
 use super::{
-    accounts, certificates, fleet, keys, operators, problem, retention, session, sharing, stream,
-    support, tenant, users,
+    accounts, certificates, customers, fleet, keys, operators, problem, retention, session,
+    sharing, stream, support, tenant, users,
 };
 
 /// One route of the table: an HTTP method (upper case) and an actix path template.
@@ -122,6 +122,10 @@ route_table! {
     POST "/v1/operators/{id}/invitation" => operators::resend_invitation;
     PATCH "/v1/operators/{id}" => operators::patch;
     DELETE "/v1/operators/{id}" => operators::delete;
+    POST "/v1/customers" => customers::create;
+    GET "/v1/customers" => customers::list;
+    PATCH "/v1/customers/{id}" => customers::rename;
+    DELETE "/v1/customers/{id}" => customers::delete;
     POST "/v1/keys" => keys::create;
     GET "/v1/keys" => keys::list;
     POST "/v1/keys/bulk-edit" => keys::bulk_edit;
