@@ -36,6 +36,7 @@
 pub mod access;
 pub mod arrivals;
 pub mod audit;
+pub mod binding;
 pub mod certificates;
 pub mod codec;
 pub mod customers;

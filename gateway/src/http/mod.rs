@@ -6,6 +6,7 @@
 pub mod accounts;
 pub mod auth;
 pub mod auth_limit;
+pub mod binding;
 pub mod body;
 pub mod certificates;
 pub mod customers;

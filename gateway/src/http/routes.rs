@@ -14,8 +14,8 @@ use actix_web::web;
 use super::openapi::Conventions;
 use super::problem::ApiError;
 use super::{
-    accounts, certificates, customers, fleet, keys, operators, problem, retention, session,
-    sharing, stream, support, tenant, users,
+    accounts, binding, certificates, customers, fleet, keys, operators, problem, retention,
+    session, sharing, stream, support, tenant, users,
 };
 
 /// One route of the table: an HTTP method (upper case) and an actix path template.
@@ -144,12 +144,14 @@ route_table! {
     POST "/v1/staff" => accounts::create_staff;
     POST "/v1/devices" => fleet::register_device;
     DELETE "/v1/devices/{d}" => fleet::deregister_device;
+    PATCH "/v1/devices/{d}" => binding::patch_device;
     GET "/v1/devices" => fleet::list_devices;
     GET "/v1/devices/{d}/status" => fleet::device_status;
     POST "/v1/assets" => fleet::create_asset;
     GET "/v1/assets" => fleet::list_assets;
     GET "/v1/assets/{x}" => fleet::get_asset;
     PATCH "/v1/assets/{x}" => fleet::patch_asset;
+    PUT "/v1/assets/{x}/unit" => binding::swap_unit;
     GET "/v1/assets/{x}/telemetry" => fleet::history;
     GET "/v1/assets/{x}/latest" => fleet::latest;
     GET "/v1/assets/{x}/stream" => stream::asset_stream;
