@@ -199,7 +199,7 @@ fn refuse_unusable(unusable: &[(String, &'static str)], unit: &str) -> Result<()
 }
 
 /// An asset of `account` the caller may change (rule 1), neither shared nor a mirror.
-fn owned_asset(
+pub(crate) fn owned_asset(
     tx: &WriteTransaction,
     caller: &Principal,
     account: &AccountId,

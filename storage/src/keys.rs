@@ -526,6 +526,48 @@ pub fn edit(
     Ok((keys, bump(tx, devices)?))
 }
 
+/// Takes the asset with internal key `asset_key` out of every key that opens it (its
+/// deletion): a key of that asset alone is deleted (`key.delete`), a key of more assets
+/// keeps the others (`key.update`). Answers the units whose sets change (the asset's own
+/// unit is the caller's to bump). The caller checked the right to.
+pub(crate) fn drop_asset(
+    tx: &WriteTransaction,
+    caller: &Principal,
+    asset_key: u64,
+    now: Timestamp,
+) -> Result<Vec<DeviceId>, OpError> {
+    let mut ids = BTreeSet::new();
+    for row in tx
+        .open_table(KEYS_BY_ASSET)?
+        .range((asset_key, "")..(asset_key + 1, ""))?
+    {
+        ids.insert(row?.0.value().1.to_owned());
+    }
+    let mut devices = Vec::new();
+    for id in ids {
+        let old = load(tx, caller, &id)?;
+        delete_rows(tx, &old)?;
+        let mut key = old.clone();
+        key.assets
+            .retain(|(_, key_of_asset)| *key_of_asset != asset_key);
+        if key.assets.is_empty() {
+            audit_key(tx, caller, &old, "key.delete", Some(old.id.clone()), now)?;
+            continue;
+        }
+        write_rows(tx, &key)?;
+        devices.extend(devices_of(tx, &key)?);
+        audit_key(
+            tx,
+            caller,
+            &key,
+            "key.update",
+            Some(format!("{:?}", old.assets)),
+            now,
+        )?;
+    }
+    Ok(devices)
+}
+
 /// Deletes every key in `ids`; all-or-nothing.
 pub fn delete(
     tx: &WriteTransaction,

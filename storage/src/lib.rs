@@ -53,6 +53,7 @@ pub mod policy;
 pub mod read;
 pub mod resume;
 pub mod retention;
+pub mod retire;
 pub mod rule;
 pub mod share_targets;
 pub mod sharing;

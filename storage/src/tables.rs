@@ -167,3 +167,9 @@ pub const CUSTOMERS: TableDefinition<&str, &[u8]> = TableDefinition::new("custom
 /// key id -> customer id: the customer a key names, if any. A table of its own so key
 /// records written before customers existed still decode (postcard is not self-describing).
 pub const KEY_CUSTOMERS: TableDefinition<&str, &str> = TableDefinition::new("key_customers");
+
+/// asset internal key -> (owning account id, deleted at ms): a deleted asset whose history
+/// still waits for retention (DESIGN 5.1, `DELETE /assets/{x}`). The retention plan reads it
+/// with the assets, under the owner's setting.
+pub const RETIRED_ASSETS: TableDefinition<u64, (&str, u64)> =
+    TableDefinition::new("retired_assets");

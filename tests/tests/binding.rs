@@ -170,3 +170,88 @@ async fn no_change_leaves_a_live_key_on_a_unit_that_cannot_use_it() {
         (422, json!("device_id"))
     );
 }
+
+async fn key_on(fleet: &Fleet, gateway: &TestGateway, assets: &[&str]) -> String {
+    let now = gateway.now_ms();
+    let body = json!({"personal": false, "asset_ids": assets, "access_type": "digital_key",
+        "valid_from": rfc3339(now), "valid_to": rfc3339(now + 3_600_000)});
+    let (status, created) = call(&fleet.admin, Method::POST, "/v1/keys", Some(body)).await;
+    assert_eq!(status, 201, "{created}");
+    created["key"]["id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_asset_takes_its_grants_keys_and_streams_with_it_first() {
+    let gateway = TestGateway::start();
+    let fleet = Fleet::create(&gateway, "Acme").await;
+    fleet.unit_with_asset("unit1", "ex1").await;
+    fleet.unit_with_asset("unit2", "ex2").await;
+    let depot = fleet.child(&gateway, "Depot").await;
+    assert_eq!(fleet.grant(&depot, &["ex1"], json!({})).await.status, 201);
+    let alone = key_on(&fleet, &gateway, &["ex1"]).await;
+    let shared = key_on(&fleet, &gateway, &["ex1", "ex2"]).await;
+    let unit = fleet.connect("unit1").await;
+    unit.publish_point(&json!({"fuel_pct": 40}))
+        .await
+        .expect("stored");
+    let mut grantee_stream = depot
+        .admin
+        .stream("/v1/assets/ex1/stream")
+        .await
+        .expect("stream");
+
+    let (status, deleted) = call(&fleet.admin, Method::DELETE, "/v1/assets/ex1", None).await;
+    assert_eq!(status, 200, "{deleted}");
+    assert!(
+        tests::stream_ended(&mut grantee_stream, Duration::from_secs(5)).await,
+        "the grantee's stream of the asset ends"
+    );
+    for client in [&fleet.admin, &depot.admin] {
+        let (status, _) = call(client, Method::GET, "/v1/assets/ex1", None).await;
+        assert_eq!(status, 404);
+    }
+    let (_, grants) = call(&depot.admin, Method::GET, "/v1/visibility/grants", None).await;
+    assert_eq!(grants["items"], json!([]), "{grants}");
+
+    // A key of that asset alone is gone; a key of more assets keeps the others.
+    let (_, keys) = call(&fleet.admin, Method::GET, "/v1/keys", None).await;
+    let items = keys["items"].as_array().unwrap();
+    assert!(
+        items.iter().all(|key| key["id"] != alone.as_str()),
+        "{keys}"
+    );
+    let kept = items
+        .iter()
+        .find(|key| key["id"] == shared.as_str())
+        .expect("kept");
+    assert_eq!(kept["asset_ids"], json!(["ex2"]));
+    assert_eq!(key_set(&fleet, "unit1").await["keys"], json!([]));
+    assert_eq!(
+        key_set(&fleet, "unit2").await["keys"][0]["id"],
+        shared.as_str()
+    );
+
+    // Every end is audited; a new asset under the old id starts with no history.
+    let (_, audit) = call(&fleet.admin, Method::GET, "/v1/audit", None).await;
+    let actions: Vec<_> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap().to_owned())
+        .collect();
+    for action in ["asset.delete", "grant.remove", "key.delete", "key.update"] {
+        assert!(
+            actions.iter().any(|a| a == action),
+            "{action} in {actions:?}"
+        );
+    }
+    let body = json!({"id": "ex1", "name": "again", "device_id": "unit1"});
+    let (status, _) = call(&fleet.admin, Method::POST, "/v1/assets", Some(body)).await;
+    assert_eq!(status, 201);
+    let (status, history) = call(&fleet.admin, Method::GET, "/v1/assets/ex1/telemetry", None).await;
+    assert_eq!(
+        (status, history["items"].clone()),
+        (200, json!([])),
+        "{history}"
+    );
+}

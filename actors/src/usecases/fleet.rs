@@ -156,4 +156,35 @@ impl UseCases {
         })
         .await
     }
+
+    /// Deletes an asset: its grants, tenant shares and keys end in the same transaction;
+    /// then, before this answers, its unit is re-bound to no asset (its points reach no
+    /// one), the changed key sets are pushed, and the stream guard has ended the streams
+    /// that showed it. Its history stays for retention to prune.
+    pub async fn delete_asset(
+        &self,
+        who: Principal,
+        account: AccountId,
+        asset: AssetId,
+    ) -> Result<Distribution, OpError> {
+        let (this, now) = (self.clone(), self.now());
+        crate::completing(async move {
+            let deleted = this
+                .commit(false, move |tx| {
+                    storage::retire::delete_asset(tx, &who, &account, &asset, now)
+                })
+                .await?;
+            if let Some(unit) = &deleted.unit {
+                this.directory.rebind(unit).await?;
+            }
+            let distribution = this
+                .directory
+                .push_keys(&deleted.changed, this.key_ack_wait)
+                .await?;
+            // A key or grant deadline may have gone with the asset.
+            this.scheduler.wake();
+            Ok(distribution)
+        })
+        .await
+    }
 }

@@ -1,5 +1,6 @@
 //! Which unit reports for an asset, and what a unit's hardware supports
-//! (`storage::binding`): swap the unit of an asset, change a unit's capabilities.
+//! (`storage::binding`): swap the unit of an asset, change a unit's capabilities; and
+//! deleting an asset (`storage::retire`), which ends what gave access through it.
 
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
@@ -90,5 +91,33 @@ pub async fn patch_device(
         id: device.id.to_string(),
         asset_id: device.bound_asset.map(|bound| bound.asset_id.to_string()),
         capabilities: device.capabilities.into(),
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AssetDeleted {
+    pub asset_id: String,
+    /// Where the changed key sets (its unit's, emptied; units of keys that also opened
+    /// other assets) reached.
+    pub distribution: DistributionView,
+}
+
+#[utoipa::path(delete, path = "/v1/assets/{x}", params(AccountQuery),
+    responses((status = 200, body = AssetDeleted), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn delete_asset(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    query: web::Query<AccountQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let asset = AssetId::parse(&path).map_err(|_| OpError::not_found(format!("asset {path}")))?;
+    let account = account_param(&caller, query.account_id.as_deref())?;
+    let distribution = state
+        .usecases
+        .delete_asset(caller.0, account, asset.clone())
+        .await?;
+    Ok(HttpResponse::Ok().json(AssetDeleted {
+        asset_id: asset.to_string(),
+        distribution: distribution.into(),
     }))
 }

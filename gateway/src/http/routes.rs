@@ -152,6 +152,7 @@ route_table! {
     GET "/v1/assets/{x}" => fleet::get_asset;
     PATCH "/v1/assets/{x}" => fleet::patch_asset;
     PUT "/v1/assets/{x}/unit" => binding::swap_unit;
+    DELETE "/v1/assets/{x}" => binding::delete_asset;
     GET "/v1/assets/{x}/telemetry" => fleet::history;
     GET "/v1/assets/{x}/latest" => fleet::latest;
     GET "/v1/assets/{x}/stream" => stream::asset_stream;
