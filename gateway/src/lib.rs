@@ -223,6 +223,7 @@ async fn serve(
             config.auth_failures_per_minute,
         )),
         trusted_proxies: Arc::new(config.trusted_proxies.clone()),
+        map_tile_url: config.map_tile_url.as_deref().map(Arc::from),
     });
     let (server, http_addr, https_addr) = bind_http(&config, state, https)?;
     let handle = server.handle();

@@ -24,6 +24,7 @@ pub mod resume;
 pub mod retention;
 pub mod routes;
 pub mod session;
+pub mod settings;
 pub mod sharing;
 pub mod stream;
 pub mod support;
@@ -72,6 +73,8 @@ pub struct AppState {
     pub auth_failures: Arc<auth_limit::FailureLimiter>,
     /// Peers whose `X-Forwarded-For` names the source (`--trusted-proxy`).
     pub trusted_proxies: Arc<Vec<std::net::IpAddr>>,
+    /// `--map-tile-url`, for the console (`GET /v1/settings`).
+    pub map_tile_url: Option<Arc<str>>,
 }
 
 /// The API: body and query error handling, every route of [`routes`], and 404 for the rest.

@@ -15,7 +15,7 @@ use super::openapi::Conventions;
 use super::problem::ApiError;
 use super::{
     accounts, binding, certificates, customers, fleet, keys, operators, problem, retention,
-    session, sharing, stream, support, tenant, users,
+    session, settings, sharing, stream, support, tenant, users,
 };
 
 /// One route of the table: an HTTP method (upper case) and an actix path template.
@@ -76,6 +76,7 @@ route_table! {
     GET "/metrics" => super::metrics;
     GET "/v1/openapi.json" => super::openapi;
     GET "/v1/me" => accounts::me;
+    GET "/v1/settings" => settings::settings;
     POST "/v1/session" => session::sign_in;
     GET "/v1/session" => session::current;
     DELETE "/v1/session" => session::sign_out;
