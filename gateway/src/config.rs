@@ -107,6 +107,10 @@ pub struct ServeArgs {
     /// console then draws a track on a plain grid and loads nothing from outside.
     #[arg(long, env = "FLEETGATE_MAP_TILE_URL")]
     pub map_tile_url: Option<String>,
+    /// Whether the SMS telling an operator of a personal keypad key carries the PIN
+    /// (default true; `false` sends the key's assets and dates only).
+    #[arg(long, env = "FLEETGATE_SMS_KEY_PIN")]
+    pub sms_key_pin: Option<bool>,
 }
 
 /// Which [`crate::outbox::SmsSender`] drains the invitation outbox.
@@ -144,6 +148,7 @@ struct FileConfig {
     compact_every_hours: Option<u64>,
     metrics_token_file: Option<PathBuf>,
     map_tile_url: Option<String>,
+    sms_key_pin: Option<bool>,
 }
 
 /// Resolved settings.
@@ -205,6 +210,8 @@ pub struct Config {
     pub metrics_token_file: Option<PathBuf>,
     /// `--map-tile-url`: checked by [`Config::validate`]; `None`, no tiles.
     pub map_tile_url: Option<String>,
+    /// `--sms-key-pin`: a personal keypad key's SMS carries the PIN.
+    pub sms_key_pin: bool,
     /// Tests only, never from a flag, variable or file: opens the store over a backend that
     /// fails writes while this switch says the disk is full (see `storage::faults`).
     pub store_faults: Option<storage::faults::FaultSwitch>,
@@ -268,6 +275,7 @@ impl Config {
             prune_limits: Default::default(),
             metrics_token_file: None,
             map_tile_url: None,
+            sms_key_pin: true,
             store_faults: None,
         }
     }
@@ -343,6 +351,9 @@ impl Config {
         }
         config.init = args.init;
         config.map_tile_url = args.map_tile_url.clone().or(file.map_tile_url.clone());
+        if let Some(pin) = args.sms_key_pin.or(file.sms_key_pin) {
+            config.sms_key_pin = pin;
+        }
         config.metrics_token_file = args
             .metrics_token_file
             .clone()

@@ -181,6 +181,7 @@ async fn serve(
         sessions: sessions_out,
         outbox: outbox.notify(),
         key_ack_wait: config.key_ack_wait,
+        sms_key_pin: config.sms_key_pin,
         retention: config.retention,
     };
     actors::scheduler::spawn(

@@ -304,6 +304,7 @@ fn open_database(path: &Path, faults: Option<&FaultSwitch>) -> Result<Database, 
         tx.open_table(CUSTOMERS)?;
         tx.open_table(KEY_CUSTOMERS)?;
         tx.open_table(RETIRED_ASSETS)?;
+        tx.open_table(KEY_NOTICES)?;
         tx.open_table(TELEMETRY_RETENTION)?;
         tx.open_table(ARRIVALS)?;
     }

@@ -173,3 +173,8 @@ pub const KEY_CUSTOMERS: TableDefinition<&str, &str> = TableDefinition::new("key
 /// with the assets, under the owner's setting.
 pub const RETIRED_ASSETS: TableDefinition<u64, (&str, u64)> =
     TableDefinition::new("retired_assets");
+
+/// outbox seq -> (): the outbox entries that tell an operator of a personal key (not an
+/// invitation), so their delivery leaves the operator's invitation status alone. Removed
+/// with the entry.
+pub const KEY_NOTICES: TableDefinition<u64, ()> = TableDefinition::new("key_notices");

@@ -22,7 +22,8 @@ impl UseCases {
         Ok(distribution)
     }
 
-    /// Creates a key and distributes it to the units of its assets. A dry run (the
+    /// Creates a key and distributes it to the units of its assets; a personal key's
+    /// operator is told by SMS, in the same transaction (the outbox). A dry run (the
     /// wizard's review) checks every rule, stores nothing, pushes nothing, and answers the
     /// units that would receive it as `pending`.
     pub async fn create_key(
@@ -34,11 +35,17 @@ impl UseCases {
     ) -> Result<(Key, Distribution), OpError> {
         let (this, now) = (self.clone(), self.now());
         crate::completing(async move {
-            let (key, changed) = this
+            let include_pin = this.sms_key_pin;
+            let (key, changed, notified) = this
                 .commit(dry_run, move |tx| {
-                    storage::keys::create(tx, &who, &account, new, now)
+                    let (key, changed) = storage::keys::create(tx, &who, &account, new, now)?;
+                    let notified = ops::queue_key_notice(tx, &key, include_pin, now)?;
+                    Ok((key, changed, notified))
                 })
                 .await?;
+            if notified && !dry_run {
+                this.outbox.notify_one();
+            }
             if dry_run {
                 let pending = changed.into_iter().map(|c| c.device).collect();
                 return Ok((
