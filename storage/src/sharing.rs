@@ -51,6 +51,17 @@ pub fn check_bulk<T: Ord + std::fmt::Display>(field: &str, items: &[T]) -> Resul
     Ok(())
 }
 
+/// The partnership between accounts `a` and `b`, if there is one.
+pub(crate) fn partnership_between(
+    tx: &WriteTransaction,
+    a: &AccountId,
+    b: &AccountId,
+) -> Result<Option<String>, StoreError> {
+    let pairs = tx.open_table(PARTNER_PAIRS)?;
+    let found = pairs.get(pair_key(a, b))?.map(|id| id.value().to_owned());
+    Ok(found)
+}
+
 fn pair_key<'a>(a: &'a AccountId, b: &'a AccountId) -> (&'a str, &'a str) {
     if a.as_str() <= b.as_str() {
         (a.as_str(), b.as_str())
@@ -123,6 +134,15 @@ pub fn create_partnership(
     Ok(partnership)
 }
 
+/// What ending a partnership ended with it: the grants and the tenant shares (their
+/// sources, for re-binding) that relied on it.
+#[derive(Debug, Clone)]
+pub struct PartnershipEnded {
+    pub partnership: Partnership,
+    pub grants: Vec<Grant>,
+    pub sources: Vec<Asset>,
+}
+
 /// Ends a partnership and every grant that depended on it; returns the ended grants so
 /// the caller can cut their audiences before it answers.
 pub fn end_partnership(
@@ -130,7 +150,7 @@ pub fn end_partnership(
     caller: &Principal,
     id: &PartnershipId,
     now: Timestamp,
-) -> Result<(Partnership, Vec<Grant>), OpError> {
+) -> Result<PartnershipEnded, OpError> {
     policy::require_platform_admin(caller, Rule::PartnershipsByPlatformAdmin { action: "end" })?;
     let mut partnerships = tx.open_table(PARTNERSHIPS)?;
     let partnership: Partnership = get(&partnerships, "partnerships", id.as_str())?
@@ -154,6 +174,13 @@ pub fn end_partnership(
             now,
         )?;
     }
+    let sources = crate::tenant::end_shares_across(
+        tx,
+        caller,
+        &partnership.account_a,
+        &partnership.account_b,
+        now,
+    )?;
     for account in [&partnership.account_a, &partnership.account_b] {
         audit(
             tx,
@@ -168,7 +195,11 @@ pub fn end_partnership(
             now,
         )?;
     }
-    Ok((partnership, dependent))
+    Ok(PartnershipEnded {
+        partnership,
+        grants: dependent,
+        sources,
+    })
 }
 
 fn all_grants(tx: &WriteTransaction) -> Result<Vec<Grant>, StoreError> {

@@ -1,6 +1,9 @@
 //! Tenant sharing (rule 5): an asset's telemetry and/or profile-selected details are
 //! mirrored into another account under a target asset id. The principal needs admin
-//! rights in both accounts. The target asset is created, or must already be a mirror of
+//! rights in the source's account, and in the target account or else a partnership
+//! between the two (a service provider's or another country's organization, Perspio's
+//! cases): that account's admin may then stop the share from the mirror's side, and the
+//! share ends with the partnership. The target asset is created, or must already be a mirror of
 //! the same source; a mirror is read-only and is never shared onward.
 //!
 //! Decisions (also in the README): the target sees telemetry from the moment sharing
@@ -326,13 +329,20 @@ fn mirror_for(
     target_id: &AssetId,
     now: Timestamp,
 ) -> Result<Asset, OpError> {
-    require_in(
+    let administers = require_in(
         &tx.open_table(ACCOUNTS)?,
         caller,
         target,
         Need::Administer,
         &format!("account {target}"),
-    )?;
+    );
+    if let Err(refusal) = administers {
+        // Not the target's admin: a partnership between the two accounts still lets the
+        // source's admin share into it.
+        if crate::sharing::partnership_between(tx, &source.account_id, target)?.is_none() {
+            return Err(refusal);
+        }
+    }
     if target == &source.account_id {
         return Err(OpError::invalid(
             "target_account_id",
@@ -524,6 +534,10 @@ pub fn unshare(
     source_id: &AssetId,
     now: Timestamp,
 ) -> Result<Asset, OpError> {
+    if let Some(mut source) = source_of_mirror(tx, caller, kind, source_account, source_id)? {
+        end_share(tx, caller, kind, &mut source, now)?;
+        return Ok(source);
+    }
     let mut source = source_asset(tx, caller, source_account, source_id)?;
     if !end_share(tx, caller, kind, &mut source, now)? {
         return Err(OpError::not_found(format!(
@@ -535,6 +549,98 @@ pub fn unshare(
         )));
     }
     Ok(source)
+}
+
+/// For a stop asked from the mirror's side (`mirror_id` in `account` is a mirror whose
+/// source shares `kind` into it, and the caller administers `account`): the source.
+/// `None` when the asset is not such a mirror, so the source's own rules apply.
+fn source_of_mirror(
+    tx: &WriteTransaction,
+    caller: &Principal,
+    kind: Kind,
+    account: &AccountId,
+    mirror_id: &AssetId,
+) -> Result<Option<Asset>, OpError> {
+    let Some(link) = load_asset(tx, account, mirror_id)?.and_then(|asset| asset.mirror) else {
+        return Ok(None);
+    };
+    let what = format!("asset {mirror_id}");
+    require_in(
+        &tx.open_table(ACCOUNTS)?,
+        caller,
+        account,
+        Need::Administer,
+        &what,
+    )?;
+    let source = load_asset(tx, &link.source_account, &link.source_asset)?;
+    let target = |asset: &Asset| match kind {
+        Kind::Telemetry => asset.sharing.telemetry.clone(),
+        Kind::Details => asset.sharing.details.clone().map(|(a, x, _)| (a, x)),
+    };
+    match source {
+        Some(source) if target(&source) == Some((account.clone(), mirror_id.clone())) => {
+            Ok(Some(source))
+        }
+        _ => Err(OpError::not_found(format!(
+            "{} sharing into asset {mirror_id}",
+            match kind {
+                Kind::Telemetry => "telemetry",
+                Kind::Details => "details",
+            }
+        ))),
+    }
+}
+
+/// Ends the shares between accounts `a` and `b` (either way) whose target is not below
+/// their source's account: those a partnership allowed, when it ends. Answers the sources.
+pub(crate) fn end_shares_across(
+    tx: &WriteTransaction,
+    caller: &Principal,
+    a: &AccountId,
+    b: &AccountId,
+    now: Timestamp,
+) -> Result<Vec<Asset>, StoreError> {
+    let mut sources = Vec::new();
+    for row in tx.open_table(ASSETS)?.iter()? {
+        let asset: Asset = decode_as("assets", row?.1.value())?;
+        let targets = [
+            asset.sharing.telemetry.as_ref().map(|(t, _)| t.clone()),
+            asset.sharing.details.as_ref().map(|(t, _, _)| t.clone()),
+        ];
+        let across = |target: &AccountId| {
+            (&asset.account_id == a && target == b) || (&asset.account_id == b && target == a)
+        };
+        if targets.iter().flatten().any(across) {
+            sources.push(asset);
+        }
+    }
+    let mut ended = Vec::new();
+    for mut source in sources {
+        let owner = source.account_id.clone();
+        let below_owner = |target: &AccountId| -> Result<bool, StoreError> {
+            let chain = crate::read::chain(&tx.open_table(ACCOUNTS)?, target)?;
+            Ok(chain
+                .unwrap_or_default()
+                .iter()
+                .skip(1)
+                .any(|up| up == &owner))
+        };
+        for kind in [Kind::Telemetry, Kind::Details] {
+            let target = match kind {
+                Kind::Telemetry => source.sharing.telemetry.as_ref().map(|(t, _)| t.clone()),
+                Kind::Details => source.sharing.details.as_ref().map(|(t, _, _)| t.clone()),
+            };
+            if let Some(target) = target {
+                let partner = (&source.account_id == a && &target == b)
+                    || (&source.account_id == b && &target == a);
+                if partner && !below_owner(&target)? {
+                    end_share(tx, caller, kind, &mut source, now)?;
+                }
+            }
+        }
+        ended.push(source);
+    }
+    Ok(ended)
 }
 
 /// Ends `source`'s sharing of `kind` on its mirror, saves the source and audits the stop

@@ -36,13 +36,16 @@ impl UseCases {
     ) -> Result<(Partnership, Vec<Grant>), OpError> {
         let (this, now) = (self.clone(), self.now());
         crate::completing(async move {
-            let (partnership, ended) = this
+            let ended = this
                 .commit(false, move |tx| {
                     storage::sharing::end_partnership(tx, &who, &id, now)
                 })
                 .await?;
-            this.directory.rebind_grants(&ended).await?;
-            Ok((partnership, ended))
+            this.directory.rebind_grants(&ended.grants).await?;
+            for source in &ended.sources {
+                this.directory.rebind_asset(source).await?;
+            }
+            Ok((ended.partnership, ended.grants))
         })
         .await
     }
