@@ -121,26 +121,14 @@ pub fn set_capabilities(
     now: Timestamp,
 ) -> Result<Device, OpError> {
     let what = format!("device {id}");
-    let mut devices = tx.open_table(DEVICES)?;
-    let mut device: Device = get(&devices, "devices", id.as_str())?
-        .filter(|device: &Device| device.deregistered_at.is_none())
-        .ok_or_else(|| OpError::not_found(&what))?;
-    // Not held open: the audit entry of a staff member under support access reads it too.
-    require_in(
-        &tx.open_table(ACCOUNTS)?,
-        caller,
-        &device.account_id,
-        Need::ManageFleet,
-        &what,
-    )?;
+    let mut device = crate::ops::device_to_change(tx, caller, id)?;
     if let Some(bound) = &device.bound_asset {
         let unusable = keys_needing(tx, bound.asset_key, &capabilities, now)?;
         refuse_unusable(&unusable, &what)?;
     }
     let before = format!("{:?}", device.capabilities);
     device.capabilities = capabilities;
-    put(&mut devices, id.as_str(), &device)?;
-    drop(devices);
+    put(&mut tx.open_table(DEVICES)?, id.as_str(), &device)?;
     audit(
         tx,
         Who::Principal(caller),

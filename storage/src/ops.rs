@@ -308,6 +308,27 @@ pub fn is_account_shaped(id: &str) -> bool {
     id.len() == 19 && id.starts_with("acc") && id[3..].bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// A registered (not deregistered) unit the caller may change (rule 1); 404 otherwise.
+pub(crate) fn device_to_change(
+    tx: &WriteTransaction,
+    caller: &Principal,
+    id: &DeviceId,
+) -> Result<Device, OpError> {
+    let what = format!("device {id}");
+    let device = get::<Device>(&tx.open_table(DEVICES)?, "devices", id.as_str())?
+        .filter(|device| device.deregistered_at.is_none())
+        .ok_or_else(|| OpError::not_found(&what))?;
+    // Not held open: the audit entry of a staff member under support access reads it too.
+    require_in(
+        &tx.open_table(ACCOUNTS)?,
+        caller,
+        &device.account_id,
+        Need::ManageFleet,
+        &what,
+    )?;
+    Ok(device)
+}
+
 /// Deregisters a unit: from the commit on, the gateway ignores whatever it sends, and its
 /// asset shows it unbound. Returns the device as it is now (a tombstone) for the actor.
 pub fn deregister_device(
@@ -316,18 +337,8 @@ pub fn deregister_device(
     id: &DeviceId,
     now: Timestamp,
 ) -> Result<Device, OpError> {
-    let what = format!("device {id}");
+    let mut device = device_to_change(tx, caller, id)?;
     let mut devices = tx.open_table(DEVICES)?;
-    let mut device = get::<Device>(&devices, "devices", id.as_str())?
-        .filter(|device| device.deregistered_at.is_none())
-        .ok_or_else(|| OpError::not_found(&what))?;
-    require_in(
-        &tx.open_table(ACCOUNTS)?,
-        caller,
-        &device.account_id,
-        Need::ManageFleet,
-        &what,
-    )?;
     if let Some(bound) = device.bound_asset.take() {
         let mut assets = tx.open_table(ASSETS)?;
         let key = (device.account_id.as_str(), bound.asset_id.as_str());

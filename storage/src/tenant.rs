@@ -60,6 +60,16 @@ pub struct SourceSharing {
     pub details: Option<(AccountId, AssetId, String)>,
 }
 
+impl SourceSharing {
+    /// The target account and asset of the sharing of `kind`, if it is on.
+    pub fn target(&self, kind: Kind) -> Option<(AccountId, AssetId)> {
+        match kind {
+            Kind::Telemetry => self.telemetry.clone(),
+            Kind::Details => self.details.clone().map(|(account, id, _)| (account, id)),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SharingProfile {
     pub id: String,
@@ -441,10 +451,7 @@ pub fn share(
         (Kind::Telemetry, None) => None,
     };
     // Moving to another target ends the old sharing first.
-    let current = match kind {
-        Kind::Telemetry => source.sharing.telemetry.clone(),
-        Kind::Details => source.sharing.details.clone().map(|(a, x, _)| (a, x)),
-    };
+    let current = source.sharing.target(kind);
     if current
         .as_ref()
         .is_some_and(|(a, x)| a != target || x != target_id)
@@ -500,10 +507,7 @@ fn end_on_mirror(
     kind: Kind,
     now: Timestamp,
 ) -> Result<(), StoreError> {
-    let target = match kind {
-        Kind::Telemetry => source.sharing.telemetry.clone(),
-        Kind::Details => source.sharing.details.clone().map(|(a, x, _)| (a, x)),
-    };
+    let target = source.sharing.target(kind);
     let Some((account, id)) = target else {
         return Ok(());
     };
@@ -573,10 +577,7 @@ fn source_of_mirror(
         &what,
     )?;
     let source = load_asset(tx, &link.source_account, &link.source_asset)?;
-    let target = |asset: &Asset| match kind {
-        Kind::Telemetry => asset.sharing.telemetry.clone(),
-        Kind::Details => asset.sharing.details.clone().map(|(a, x, _)| (a, x)),
-    };
+    let target = |asset: &Asset| asset.sharing.target(kind);
     match source {
         Some(source) if target(&source) == Some((account.clone(), mirror_id.clone())) => {
             Ok(Some(source))
@@ -600,47 +601,37 @@ pub(crate) fn end_shares_across(
     b: &AccountId,
     now: Timestamp,
 ) -> Result<Vec<Asset>, StoreError> {
+    let across = |source: &AccountId, target: &AccountId| {
+        (source == a && target == b) || (source == b && target == a)
+    };
     let mut sources = Vec::new();
     for row in tx.open_table(ASSETS)?.iter()? {
         let asset: Asset = decode_as("assets", row?.1.value())?;
-        let targets = [
-            asset.sharing.telemetry.as_ref().map(|(t, _)| t.clone()),
-            asset.sharing.details.as_ref().map(|(t, _, _)| t.clone()),
-        ];
-        let across = |target: &AccountId| {
-            (&asset.account_id == a && target == b) || (&asset.account_id == b && target == a)
-        };
-        if targets.iter().flatten().any(across) {
+        let shared_across = [Kind::Telemetry, Kind::Details]
+            .into_iter()
+            .filter_map(|kind| asset.sharing.target(kind))
+            .any(|(target, _)| across(&asset.account_id, &target));
+        if shared_across {
             sources.push(asset);
         }
     }
-    let mut ended = Vec::new();
-    for mut source in sources {
-        let owner = source.account_id.clone();
-        let below_owner = |target: &AccountId| -> Result<bool, StoreError> {
-            let chain = crate::read::chain(&tx.open_table(ACCOUNTS)?, target)?;
-            Ok(chain
+    for source in &mut sources {
+        for kind in [Kind::Telemetry, Kind::Details] {
+            let Some((target, _)) = source.sharing.target(kind) else {
+                continue;
+            };
+            let chain = crate::read::chain(&tx.open_table(ACCOUNTS)?, &target)?;
+            let below_owner = chain
                 .unwrap_or_default()
                 .iter()
                 .skip(1)
-                .any(|up| up == &owner))
-        };
-        for kind in [Kind::Telemetry, Kind::Details] {
-            let target = match kind {
-                Kind::Telemetry => source.sharing.telemetry.as_ref().map(|(t, _)| t.clone()),
-                Kind::Details => source.sharing.details.as_ref().map(|(t, _, _)| t.clone()),
-            };
-            if let Some(target) = target {
-                let partner = (&source.account_id == a && &target == b)
-                    || (&source.account_id == b && &target == a);
-                if partner && !below_owner(&target)? {
-                    end_share(tx, caller, kind, &mut source, now)?;
-                }
+                .any(|up| up == &source.account_id);
+            if across(&source.account_id, &target) && !below_owner {
+                end_share(tx, caller, kind, source, now)?;
             }
         }
-        ended.push(source);
     }
-    Ok(ended)
+    Ok(sources)
 }
 
 /// Ends `source`'s sharing of `kind` on its mirror, saves the source and audits the stop
@@ -652,10 +643,7 @@ pub(crate) fn end_share(
     source: &mut Asset,
     now: Timestamp,
 ) -> Result<bool, StoreError> {
-    let target = match kind {
-        Kind::Telemetry => source.sharing.telemetry.clone(),
-        Kind::Details => source.sharing.details.clone().map(|(a, x, _)| (a, x)),
-    };
+    let target = source.sharing.target(kind);
     let Some((account, id)) = target else {
         return Ok(false);
     };

@@ -495,6 +495,17 @@ impl Fleet {
         (client, created["id"].as_str().expect("id").to_owned())
     }
 
+    /// A partnership of this fleet's account with `other`'s, as the platform admin sets it
+    /// up: its id.
+    pub async fn partnership(&self, other: &Fleet) -> String {
+        let body = serde_json::json!({"account_a": self.account_id.to_string(),
+            "account_b": other.account_id.to_string()});
+        let path = "/v1/partnerships";
+        let (status, created) = call(&self.platform, reqwest::Method::POST, path, Some(body)).await;
+        assert_eq!(status, 201, "{created}");
+        created["id"].as_str().expect("id").to_owned()
+    }
+
     /// A support staff member with support access to this account for `duration`, as the
     /// account's admin approved it: its client and the access id.
     pub async fn approved_support(&self, duration: &str) -> (simulator::ApiClient, String) {

@@ -302,15 +302,7 @@ async fn ending_a_partnership_ends_the_partners_stream_of_the_shared_asset() {
     let owner = Fleet::create(&gateway, "Acme").await;
     let partner = Fleet::create(&gateway, "Rentals").await;
     let unit = Unit::start(&owner, "unit1", "ex1").await;
-    let body = json!({"account_a": owner.account_id.to_string(), "account_b": partner.account_id.to_string()});
-    let (status, created) = call(
-        &owner.platform,
-        Method::POST,
-        "/v1/partnerships",
-        Some(body),
-    )
-    .await;
-    assert_eq!(status, 201, "{created}");
+    let partnership = owner.partnership(&partner).await;
     let granted = owner.grant(&partner, &["ex1"], json!({})).await;
     assert_eq!(granted.status, 201, "{granted:?}");
     let path = format!("/v1/assets/ex1/stream?account_id={}", partner.account_id);
@@ -320,7 +312,7 @@ async fn ending_a_partnership_ends_the_partners_stream_of_the_shared_asset() {
     assert_eq!(next_fuel(&mut partner_stream).await, 1.0);
     assert_eq!(next_fuel(&mut owner_stream).await, 1.0);
 
-    let end = format!("/v1/partnerships/{}", created["id"].as_str().expect("id"));
+    let end = format!("/v1/partnerships/{partnership}");
     let (status, ended) = call(&owner.platform, Method::DELETE, &end, None).await;
     assert_eq!(status, 200, "{ended}");
     assert!(

@@ -17,20 +17,6 @@ async fn telemetry_target(owner: &Fleet) -> Value {
     sharing["telemetry"].clone()
 }
 
-async fn partnership(owner: &Fleet, partner: &Fleet) -> String {
-    let body = json!({"account_a": owner.account_id.to_string(),
-        "account_b": partner.account_id.to_string()});
-    let (status, created) = call(
-        &owner.platform,
-        Method::POST,
-        "/v1/partnerships",
-        Some(body),
-    )
-    .await;
-    assert_eq!(status, 201, "{created}");
-    created["id"].as_str().expect("id").to_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partner_organization_receives_a_share_and_may_stop_it() {
     let gateway = TestGateway::start();
@@ -44,7 +30,7 @@ async fn a_partner_organization_receives_a_share_and_may_stop_it() {
     let (status, _) = call(&acme.admin, Method::PUT, path, Some(share_body(&service))).await;
     assert_eq!(status, 404);
 
-    let id = partnership(&acme, &service).await;
+    let id = acme.partnership(&service).await;
     let (status, shared) = call(&acme.admin, Method::PUT, path, Some(share_body(&service))).await;
     assert_eq!(status, 200, "{shared}");
     let unit = acme.connect("unit1").await;
