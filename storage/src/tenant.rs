@@ -53,20 +53,39 @@ impl Mirror {
     }
 }
 
-/// A source asset's current targets.
+/// A source asset's current targets, per kind, each its own mirror.
+///
+/// Lists since several targets per asset exist; each field was an `Option` before, and
+/// stays readable: postcard writes an `Option` as a 0/1 tag and a sequence as its length,
+/// so a stored `None` reads as no target and a `Some` as one.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourceSharing {
-    pub telemetry: Option<(AccountId, AssetId)>,
-    pub details: Option<(AccountId, AssetId, String)>,
+    pub telemetry: Vec<(AccountId, AssetId)>,
+    /// With the profile that selects what is copied.
+    pub details: Vec<(AccountId, AssetId, String)>,
 }
 
 impl SourceSharing {
-    /// The target account and asset of the sharing of `kind`, if it is on.
-    pub fn target(&self, kind: Kind) -> Option<(AccountId, AssetId)> {
+    /// The target accounts and assets of the sharing of `kind`.
+    pub fn targets(&self, kind: Kind) -> Vec<(AccountId, AssetId)> {
         match kind {
             Kind::Telemetry => self.telemetry.clone(),
-            Kind::Details => self.details.clone().map(|(account, id, _)| (account, id)),
+            Kind::Details => self
+                .details
+                .iter()
+                .map(|(account, id, _)| (account.clone(), id.clone()))
+                .collect(),
         }
+    }
+
+    /// Takes `target` off the sharing of `kind`; false if it was not a target.
+    fn remove(&mut self, kind: Kind, (account, id): &(AccountId, AssetId)) -> bool {
+        let before = self.telemetry.len() + self.details.len();
+        match kind {
+            Kind::Telemetry => self.telemetry.retain(|(a, x)| a != account || x != id),
+            Kind::Details => self.details.retain(|(a, x, _)| a != account || x != id),
+        }
+        before != self.telemetry.len() + self.details.len()
     }
 }
 
@@ -175,28 +194,26 @@ pub fn update_profile(
     let before = fields_text(&profile.fields);
     profile.fields = fields;
     put(&mut tx.open_table(PROFILES)?, &profile.id, &profile)?;
-    let sources: Vec<Asset> = {
+    // Every details target this profile selects for, across the account's sources.
+    let targets: Vec<(Asset, (AccountId, AssetId))> = {
         let assets = tx.open_table(ASSETS)?;
-        let mut sources = Vec::new();
+        let mut targets = Vec::new();
         for row in assets.range((profile.account_id.as_str(), "")..)? {
             let (key, value) = row?;
             if key.value().0 != profile.account_id.as_str() {
                 break;
             }
             let asset: Asset = decode_as("assets", value.value())?;
-            if asset
-                .sharing
-                .details
-                .as_ref()
-                .is_some_and(|(_, _, p)| p == &profile.id)
-            {
-                sources.push(asset);
+            for (account, id, p) in &asset.sharing.details {
+                if p == &profile.id {
+                    targets.push((asset.clone(), (account.clone(), id.clone())));
+                }
             }
         }
-        sources
+        targets
     };
-    for source in &sources {
-        copy_details(tx, source, &profile)?;
+    for (source, target) in &targets {
+        copy_details(tx, source, target, &profile)?;
     }
     audit(
         tx,
@@ -240,11 +257,9 @@ pub fn profiles(
 fn copy_details(
     tx: &WriteTransaction,
     source: &Asset,
+    (account, id): &(AccountId, AssetId),
     profile: &SharingProfile,
 ) -> Result<(), StoreError> {
-    let Some((account, id, _)) = &source.sharing.details else {
-        return Ok(());
-    };
     let Some(mut mirror) = load_asset(tx, account, id)? else {
         return Ok(());
     };
@@ -267,11 +282,11 @@ fn copy_details(
 /// After the owner changed a source asset: its details mirror follows in the same
 /// transaction.
 pub fn propagate(tx: &WriteTransaction, source: &Asset) -> Result<(), StoreError> {
-    if let Some((_, _, profile_id)) = &source.sharing.details {
+    for (account, id, profile_id) in &source.sharing.details {
         if let Some(profile) =
             get::<SharingProfile>(&tx.open_table(PROFILES)?, "profiles", profile_id)?
         {
-            copy_details(tx, source, &profile)?;
+            copy_details(tx, source, &(account.clone(), id.clone()), &profile)?;
         }
     }
     Ok(())
@@ -408,6 +423,8 @@ pub struct ShareRequest {
     pub target_asset: AssetId,
     /// Details sharing only (required there, refused for telemetry).
     pub profile_id: Option<String>,
+    /// `true` (a `PUT`): this target replaces the kind's others; `false` adds it to them.
+    pub replace: bool,
 }
 
 /// Starts (or moves) telemetry or details sharing of the request's source to its target
@@ -425,6 +442,7 @@ pub fn share(
         target,
         target_asset: target_id,
         profile_id,
+        replace: _,
     } = request;
     let kind = *kind;
     let mut source = source_asset(tx, caller, source_account, source_id)?;
@@ -450,15 +468,17 @@ pub fn share(
         }
         (Kind::Telemetry, None) => None,
     };
-    // Moving to another target ends the old sharing first.
-    let current = source.sharing.target(kind);
-    if current
-        .as_ref()
-        .is_some_and(|(a, x)| a != target || x != target_id)
-    {
-        end_on_mirror(tx, &source, kind, now)?;
+    let wanted = (target.clone(), target_id.clone());
+    if request.replace {
+        // A `PUT`: this target becomes the only one; the others end first.
+        for other in source.sharing.targets(kind) {
+            if other != wanted {
+                end_target(tx, caller, kind, &mut source, &other, now)?;
+            }
+        }
     }
     let mut mirror = mirror_for(tx, caller, &source, target, target_id, now)?;
+    source.sharing.remove(kind, &wanted);
     match kind {
         Kind::Telemetry => {
             if let Some(link) = mirror.mirror.as_mut() {
@@ -466,17 +486,18 @@ pub fn share(
                     link.windows.push((now, None));
                 }
             }
-            source.sharing.telemetry = Some((target.clone(), target_id.clone()));
+            source.sharing.telemetry.push(wanted.clone());
         }
         Kind::Details => {
             let profile_id = profile.as_ref().map(|p| p.id.clone()).unwrap_or_default();
-            source.sharing.details = Some((target.clone(), target_id.clone(), profile_id));
+            let (account, id) = wanted.clone();
+            source.sharing.details.push((account, id, profile_id));
         }
     }
     save_asset(tx, &source)?;
     save_asset(tx, &mirror)?;
     if let Some(profile) = &profile {
-        copy_details(tx, &source, profile)?;
+        copy_details(tx, &source, &wanted, profile)?;
         mirror = load_asset(tx, target, target_id)?.unwrap_or(mirror);
     }
     let action = match kind {
@@ -503,15 +524,11 @@ pub fn share(
 /// Closes the mirror's side of one kind of sharing; the mirror and its data stay.
 fn end_on_mirror(
     tx: &WriteTransaction,
-    source: &Asset,
     kind: Kind,
+    (account, id): &(AccountId, AssetId),
     now: Timestamp,
 ) -> Result<(), StoreError> {
-    let target = source.sharing.target(kind);
-    let Some((account, id)) = target else {
-        return Ok(());
-    };
-    if let Some(mut mirror) = load_asset(tx, &account, &id)? {
+    if let Some(mut mirror) = load_asset(tx, account, id)? {
         if let Some(link) = mirror.mirror.as_mut() {
             match kind {
                 Kind::Telemetry => {
@@ -529,28 +546,40 @@ fn end_on_mirror(
     Ok(())
 }
 
-/// Stops one kind of sharing of a source asset. Returns the source as it is now.
+/// Stops one kind of sharing of a source asset: into `only` that target, else into every
+/// target. Asked of a mirror (by its account's admin), it stops the sharing into that
+/// mirror. Returns the source as it is now.
 pub fn unshare(
     tx: &WriteTransaction,
     caller: &Principal,
     kind: Kind,
     source_account: &AccountId,
     source_id: &AssetId,
+    only: Option<&(AccountId, AssetId)>,
     now: Timestamp,
 ) -> Result<Asset, OpError> {
+    let missing = || {
+        let kind = match kind {
+            Kind::Telemetry => "telemetry",
+            Kind::Details => "details",
+        };
+        OpError::not_found(format!("{kind} sharing of asset {source_id}"))
+    };
     if let Some(mut source) = source_of_mirror(tx, caller, kind, source_account, source_id)? {
-        end_share(tx, caller, kind, &mut source, now)?;
+        let mirror = (source_account.clone(), source_id.clone());
+        if only.is_some_and(|target| target != &mirror) {
+            return Err(missing());
+        }
+        end_target(tx, caller, kind, &mut source, &mirror, now)?;
         return Ok(source);
     }
     let mut source = source_asset(tx, caller, source_account, source_id)?;
-    if !end_share(tx, caller, kind, &mut source, now)? {
-        return Err(OpError::not_found(format!(
-            "{} sharing of asset {source_id}",
-            match kind {
-                Kind::Telemetry => "telemetry",
-                Kind::Details => "details",
-            }
-        )));
+    let ended = match only {
+        Some(target) => end_target(tx, caller, kind, &mut source, target, now)?,
+        None => end_share(tx, caller, kind, &mut source, now)?,
+    };
+    if !ended {
+        return Err(missing());
     }
     Ok(source)
 }
@@ -576,12 +605,9 @@ fn source_of_mirror(
         Need::Administer,
         &what,
     )?;
-    let source = load_asset(tx, &link.source_account, &link.source_asset)?;
-    let target = |asset: &Asset| asset.sharing.target(kind);
-    match source {
-        Some(source) if target(&source) == Some((account.clone(), mirror_id.clone())) => {
-            Ok(Some(source))
-        }
+    let mirror = (account.clone(), mirror_id.clone());
+    match load_asset(tx, &link.source_account, &link.source_asset)? {
+        Some(source) if source.sharing.targets(kind).contains(&mirror) => Ok(Some(source)),
         _ => Err(OpError::not_found(format!(
             "{} sharing into asset {mirror_id}",
             match kind {
@@ -609,7 +635,7 @@ pub(crate) fn end_shares_across(
         let asset: Asset = decode_as("assets", row?.1.value())?;
         let shared_across = [Kind::Telemetry, Kind::Details]
             .into_iter()
-            .filter_map(|kind| asset.sharing.target(kind))
+            .flat_map(|kind| asset.sharing.targets(kind))
             .any(|(target, _)| across(&asset.account_id, &target));
         if shared_across {
             sources.push(asset);
@@ -617,25 +643,24 @@ pub(crate) fn end_shares_across(
     }
     for source in &mut sources {
         for kind in [Kind::Telemetry, Kind::Details] {
-            let Some((target, _)) = source.sharing.target(kind) else {
-                continue;
-            };
-            let chain = crate::read::chain(&tx.open_table(ACCOUNTS)?, &target)?;
-            let below_owner = chain
-                .unwrap_or_default()
-                .iter()
-                .skip(1)
-                .any(|up| up == &source.account_id);
-            if across(&source.account_id, &target) && !below_owner {
-                end_share(tx, caller, kind, source, now)?;
+            for target in source.sharing.targets(kind) {
+                let chain = crate::read::chain(&tx.open_table(ACCOUNTS)?, &target.0)?;
+                let below_owner = chain
+                    .unwrap_or_default()
+                    .iter()
+                    .skip(1)
+                    .any(|up| up == &source.account_id);
+                if across(&source.account_id, &target.0) && !below_owner {
+                    end_target(tx, caller, kind, source, &target, now)?;
+                }
             }
         }
     }
     Ok(sources)
 }
 
-/// Ends `source`'s sharing of `kind` on its mirror, saves the source and audits the stop
-/// in both accounts; false when there was none. The caller checked the right to.
+/// Ends `source`'s sharing of `kind` into every target; false when there was none. The
+/// caller checked the right to.
 pub(crate) fn end_share(
     tx: &WriteTransaction,
     caller: &Principal,
@@ -643,21 +668,35 @@ pub(crate) fn end_share(
     source: &mut Asset,
     now: Timestamp,
 ) -> Result<bool, StoreError> {
-    let target = source.sharing.target(kind);
-    let Some((account, id)) = target else {
-        return Ok(false);
-    };
-    end_on_mirror(tx, source, kind, now)?;
-    match kind {
-        Kind::Telemetry => source.sharing.telemetry = None,
-        Kind::Details => source.sharing.details = None,
+    let targets = source.sharing.targets(kind);
+    for target in &targets {
+        end_target(tx, caller, kind, source, target, now)?;
     }
+    Ok(!targets.is_empty())
+}
+
+/// Ends `source`'s sharing of `kind` into `target` on its mirror, saves the source and
+/// audits the stop in both accounts; false when it was not a target. The caller checked
+/// the right to.
+fn end_target(
+    tx: &WriteTransaction,
+    caller: &Principal,
+    kind: Kind,
+    source: &mut Asset,
+    target: &(AccountId, AssetId),
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    if !source.sharing.remove(kind, target) {
+        return Ok(false);
+    }
+    end_on_mirror(tx, kind, target, now)?;
     save_asset(tx, source)?;
     let action = match kind {
         Kind::Telemetry => "sharing.telemetry.stop",
         Kind::Details => "sharing.details.stop",
     };
-    for affected in [&source.account_id, &account] {
+    let (account, id) = target;
+    for affected in [&source.account_id, account] {
         audit(
             tx,
             Who::Principal(caller),

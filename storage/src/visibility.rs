@@ -289,7 +289,10 @@ pub fn audience(
     }];
     let assets = rtx.open_table(ASSETS)?;
     let source = get_asset(&assets, &device.account_id, &bound.asset_id)?;
-    if let Some((account_id, asset_id)) = source.and_then(|source| source.sharing.telemetry) {
+    let mirrors = source
+        .map(|source| source.sharing.telemetry)
+        .unwrap_or_default();
+    for (account_id, asset_id) in mirrors {
         let windows = get_asset(&assets, &account_id, &asset_id)?
             .and_then(|mirror| mirror.mirror)
             .map(|link| link.windows)

@@ -182,12 +182,13 @@ impl UseCases {
         kind: Kind,
         account: AccountId,
         source: AssetId,
+        only: Option<(AccountId, AssetId)>,
     ) -> Result<Asset, OpError> {
         let (this, now) = (self.clone(), self.now());
         crate::completing(async move {
             let source = this
                 .commit(false, move |tx| {
-                    storage::tenant::unshare(tx, &who, kind, &account, &source, now)
+                    storage::tenant::unshare(tx, &who, kind, &account, &source, only.as_ref(), now)
                 })
                 .await?;
             if kind == Kind::Telemetry {

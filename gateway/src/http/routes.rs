@@ -142,6 +142,8 @@ route_table! {
     DELETE "/v1/assets/{x}/sharing/telemetry" => tenant::unshare_telemetry;
     PUT "/v1/assets/{x}/sharing/details" => tenant::share_details;
     DELETE "/v1/assets/{x}/sharing/details" => tenant::unshare_details;
+    POST "/v1/assets/{x}/sharing/{kind}/targets" => tenant::add_target;
+    DELETE "/v1/assets/{x}/sharing/{kind}/targets/{target_account}/{target_asset}" => tenant::remove_target;
     POST "/v1/staff" => accounts::create_staff;
     POST "/v1/devices" => fleet::register_device;
     DELETE "/v1/devices/{d}" => fleet::deregister_device;

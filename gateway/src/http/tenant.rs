@@ -143,8 +143,10 @@ pub struct MirrorOf {
 /// Both sections of an asset's tenant sharing; a mirror also names its source.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SharingView {
-    pub telemetry: Option<Target>,
-    pub details: Option<Target>,
+    /// Every target of the source's telemetry sharing (each its own mirror).
+    pub telemetry: Vec<Target>,
+    /// Every target of its details sharing, with the profile of each.
+    pub details: Vec<Target>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mirror_of: Option<MirrorOf>,
 }
@@ -155,21 +157,23 @@ impl From<&Asset> for SharingView {
             telemetry: asset
                 .sharing
                 .telemetry
-                .as_ref()
+                .iter()
                 .map(|(account, id)| Target {
                     target_account_id: account.to_string(),
                     target_asset_id: id.to_string(),
                     profile_id: None,
-                }),
+                })
+                .collect(),
             details: asset
                 .sharing
                 .details
-                .as_ref()
+                .iter()
                 .map(|(account, id, profile)| Target {
                     target_account_id: account.to_string(),
                     target_asset_id: id.to_string(),
                     profile_id: Some(profile.clone()),
-                }),
+                })
+                .collect(),
             mirror_of: asset.mirror.as_ref().map(|link| MirrorOf {
                 account_id: link.source_account.to_string(),
                 asset_id: link.source_asset.to_string(),
@@ -197,6 +201,7 @@ async fn share(
     account: Option<String>,
     body: ShareTarget,
     kind: Kind,
+    replace: bool,
 ) -> Result<HttpResponse, ApiError> {
     let request = ShareRequest {
         kind,
@@ -208,6 +213,7 @@ async fn share(
         )?,
         target_asset: id_field("target_asset_id", AssetId::parse(&body.target_asset_id))?,
         profile_id: body.profile_id,
+        replace,
     };
     let (source, mirror) = state.usecases.share(caller.0, request).await?;
     Ok(HttpResponse::Ok().json(ShareAnswer {
@@ -222,12 +228,13 @@ async fn unshare(
     path: String,
     account: Option<String>,
     kind: Kind,
+    only: Option<(AccountId, AssetId)>,
 ) -> Result<HttpResponse, ApiError> {
     let source = source_id(&path)?;
     let account = account_param(&caller, account.as_deref())?;
     state
         .usecases
-        .unshare(caller.0, kind, account, source)
+        .unshare(caller.0, kind, account, source, only)
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -248,6 +255,7 @@ pub async fn share_telemetry(
         query.into_inner().account_id,
         body.into_inner(),
         Kind::Telemetry,
+        true,
     )
     .await
 }
@@ -268,6 +276,7 @@ pub async fn share_details(
         query.into_inner().account_id,
         body.into_inner(),
         Kind::Details,
+        true,
     )
     .await
 }
@@ -286,6 +295,7 @@ pub async fn unshare_telemetry(
         path.into_inner(),
         query.into_inner().account_id,
         Kind::Telemetry,
+        None,
     )
     .await
 }
@@ -304,6 +314,7 @@ pub async fn unshare_details(
         path.into_inner(),
         query.into_inner().account_id,
         Kind::Details,
+        None,
     )
     .await
 }
@@ -322,4 +333,60 @@ pub async fn sharing(
         seen.require_owned("see the sharing of")?;
     }
     Ok(HttpResponse::Ok().json(SharingView::from(&seen.asset)))
+}
+
+/// `telemetry` or `details`, as a path segment; anything else names no route (404).
+fn kind_of(raw: &str) -> Result<Kind, OpError> {
+    match raw {
+        "telemetry" => Ok(Kind::Telemetry),
+        "details" => Ok(Kind::Details),
+        _ => Err(OpError::not_found(format!("sharing kind {raw}"))),
+    }
+}
+
+#[utoipa::path(post, path = "/v1/assets/{x}/sharing/{kind}/targets", request_body = ShareTarget, params(AccountQuery),
+    responses((status = 200, body = ShareAnswer, description = "the target is added; the kind's other targets stay"), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn add_target(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+    query: web::Query<AccountQuery>,
+    body: Json<ShareTarget>,
+) -> Result<HttpResponse, ApiError> {
+    let (asset, kind) = path.into_inner();
+    let kind = kind_of(&kind)?;
+    let account = query.into_inner().account_id;
+    share(
+        state,
+        caller,
+        asset,
+        account,
+        body.into_inner(),
+        kind,
+        false,
+    )
+    .await
+}
+
+#[utoipa::path(delete, path = "/v1/assets/{x}/sharing/{kind}/targets/{target_account}/{target_asset}", params(AccountQuery),
+    responses((status = 204, description = "sharing into that target stopped; the others go on"), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn remove_target(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(String, String, String, String)>,
+    query: web::Query<AccountQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (asset, kind, target_account, target_asset) = path.into_inner();
+    let kind = kind_of(&kind)?;
+    let missing = || {
+        OpError::not_found(format!(
+            "sharing of asset {asset} into {target_account}/{target_asset}"
+        ))
+    };
+    let target = (
+        AccountId::parse(&target_account).map_err(|_| missing())?,
+        AssetId::parse(&target_asset).map_err(|_| missing())?,
+    );
+    let account = query.into_inner().account_id;
+    unshare(state, caller, asset, account, kind, Some(target)).await
 }
