@@ -712,3 +712,28 @@ fn end_target(
     }
     Ok(true)
 }
+
+#[cfg(test)]
+mod wire {
+    use super::*;
+
+    /// The shape [`SourceSharing`] had when an asset had one target per kind.
+    #[derive(Serialize)]
+    struct SingleTarget {
+        telemetry: Option<(AccountId, AssetId)>,
+        details: Option<(AccountId, AssetId, String)>,
+    }
+
+    #[test]
+    fn a_stored_single_target_reads_as_a_list_of_one() {
+        let account = AccountId::parse("acc0123456789abcdef").expect("id");
+        let asset = AssetId::parse("m1").expect("id");
+        let old = SingleTarget {
+            telemetry: Some((account.clone(), asset.clone())),
+            details: None,
+        };
+        let read: SourceSharing = codec::decode(&codec::encode(&old)).expect("decodes");
+        assert_eq!(read.telemetry, vec![(account, asset)]);
+        assert!(read.details.is_empty());
+    }
+}
