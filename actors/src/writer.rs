@@ -195,26 +195,10 @@ impl WriterHandle {
         R: Send + 'static,
         F: FnOnce(&WriteTransaction) -> Result<R, OpError> + Send + 'static,
     {
-        if let Health::Unavailable { detail, .. } = self.store.health() {
-            return Err(StoreError::Unavailable(detail).into());
-        }
-        let (reply, answer) = oneshot::channel();
         let epochs = self.epochs.clone();
-        let job: ControlJob = Box::new(move |tx| {
-            let result = tx
-                .map_err(OpError::Store)
-                .and_then(|tx| run_control(tx, dry_run, op, &epochs));
-            let failure = match &result {
-                Err(err) if err.is_io_failure() => Err(err.to_string()),
-                _ => Ok(()),
-            };
-            let _ = reply.send(result);
-            failure
-        });
-        if !self.send(Job::Control(job)) {
-            return Err(StoreError::WriterGone.into());
-        }
-        let result = answer.await.unwrap_or(Err(StoreError::WriterGone.into()));
+        let result = self
+            .control(move |tx| run_control(tx, dry_run, op, &epochs))
+            .await;
         if result.is_ok() && !dry_run {
             self.settle().await;
         }
@@ -230,15 +214,28 @@ impl WriterHandle {
         R: Send + 'static,
         F: FnOnce() -> Result<R, OpError> + Send + 'static,
     {
+        self.control(move |tx| {
+            let _ = tx.abort();
+            work()
+        })
+        .await
+    }
+
+    /// Hands `job` the writer thread's next write transaction and answers what it returned:
+    /// refused at once while the store is unavailable, [`StoreError::WriterGone`] after
+    /// shutdown; an I/O failure in `job` starts the recovery. What [`Self::execute_or_dry`]
+    /// and [`Self::exclusive`] share.
+    async fn control<R, F>(&self, job: F) -> Result<R, OpError>
+    where
+        R: Send + 'static,
+        F: FnOnce(WriteTransaction) -> Result<R, OpError> + Send + 'static,
+    {
         if let Health::Unavailable { detail, .. } = self.store.health() {
             return Err(StoreError::Unavailable(detail).into());
         }
         let (reply, answer) = oneshot::channel();
         let job: ControlJob = Box::new(move |tx| {
-            let result = tx.map_err(OpError::Store).and_then(|tx| {
-                let _ = tx.abort();
-                work()
-            });
+            let result = tx.map_err(OpError::Store).and_then(job);
             let failure = match &result {
                 Err(err) if err.is_io_failure() => Err(err.to_string()),
                 _ => Ok(()),

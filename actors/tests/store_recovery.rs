@@ -41,6 +41,24 @@ async fn wait_health(store: &Store, want: impl Fn(&Health) -> bool) -> Health {
     }
 }
 
+/// A store on a disk that can be filled at will, its metrics and its writer (5 ms commit
+/// window); the directory goes with them.
+fn faulty() -> (
+    tempfile::TempDir,
+    FaultSwitch,
+    Store,
+    Arc<Metrics>,
+    StoreWriter,
+) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let disk = FaultSwitch::new();
+    let store = Store::open_with_faults(&dir.path().join("db.redb"), disk.clone()).expect("open");
+    let metrics = Arc::new(Metrics::new());
+    let writer = StoreWriter::spawn(store.clone(), Duration::from_millis(5), metrics.clone())
+        .expect("writer");
+    (dir, disk, store, metrics, writer)
+}
+
 async fn bump(writer: &actors::writer::WriterHandle) -> Result<(), OpError> {
     writer
         .execute(|tx| {
@@ -55,12 +73,7 @@ async fn bump(writer: &actors::writer::WriterHandle) -> Result<(), OpError> {
 
 #[actix_rt::test]
 async fn a_full_disk_holds_telemetry_until_the_store_is_reopened() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let disk = FaultSwitch::new();
-    let store = Store::open_with_faults(&dir.path().join("db.redb"), disk.clone()).expect("open");
-    let metrics = Arc::new(Metrics::new());
-    let writer = StoreWriter::spawn(store.clone(), Duration::from_millis(5), metrics.clone())
-        .expect("writer");
+    let (_dir, disk, store, metrics, writer) = faulty();
     let handle = writer.handle();
     bump(&handle)
         .await
@@ -103,12 +116,7 @@ async fn a_full_disk_holds_telemetry_until_the_store_is_reopened() {
 
 #[actix_rt::test]
 async fn a_failed_control_commit_starts_the_recovery_too() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let disk = FaultSwitch::new();
-    let store = Store::open_with_faults(&dir.path().join("db.redb"), disk.clone()).expect("open");
-    let metrics = Arc::new(Metrics::new());
-    let writer = StoreWriter::spawn(store.clone(), Duration::from_millis(5), metrics.clone())
-        .expect("writer");
+    let (_dir, disk, store, _, writer) = faulty();
     let handle = writer.handle();
 
     disk.fill_disk();
@@ -131,15 +139,7 @@ async fn a_failed_control_commit_starts_the_recovery_too() {
 
 #[actix_rt::test]
 async fn stopping_while_the_disk_is_full_answers_not_stored() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let disk = FaultSwitch::new();
-    let store = Store::open_with_faults(&dir.path().join("db.redb"), disk.clone()).expect("open");
-    let writer = StoreWriter::spawn(
-        store.clone(),
-        Duration::from_millis(5),
-        Arc::new(Metrics::new()),
-    )
-    .expect("writer");
+    let (_dir, disk, store, _, writer) = faulty();
     disk.fill_disk();
     let (done, outcome) = tokio::sync::oneshot::channel();
     assert!(writer.handle().point(1, point(2_000), stamp(2), Some(done)));

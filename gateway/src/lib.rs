@@ -279,9 +279,7 @@ pub fn reset_platform_token(data_dir: &Path) -> anyhow::Result<std::path::PathBu
     let store = Store::open(&db)
         .with_context(|| format!("opening {} (is the gateway still running?)", db.display()))?;
     let now = SystemClock.now();
-    let tx = store.begin_write()?;
-    let (admin, token) = storage::users::reset_platform_token(&tx, now)?;
-    tx.commit()?;
+    let (admin, token) = store.transact(|tx| storage::users::reset_platform_token(tx, now))?;
     let file = data_dir.join(TOKEN_FILE);
     write_private_atomic(&file, token.as_bytes())?;
     tracing::info!(%admin, file = %file.display(), "reset the platform_admin token");

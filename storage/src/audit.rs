@@ -8,9 +8,9 @@ use crate::error::OpError;
 use crate::ids::AccountId;
 use crate::model::{AuditEntry, Principal, StaffRole};
 use crate::policy::Need;
-use crate::read::{require_in, Page};
+use crate::read::{require_on_account, Page};
 use crate::store::decode_as;
-use crate::tables::{ACCOUNTS, AUDIT};
+use crate::tables::AUDIT;
 use crate::time::Timestamp;
 
 /// One page of at most `limit` entries that `filter` keeps, oldest first, after the entry
@@ -52,13 +52,7 @@ fn scope(
     match account.or(caller.home_account()) {
         Some(account) => {
             if !platform {
-                require_in(
-                    &rtx.open_table(ACCOUNTS)?,
-                    caller,
-                    account,
-                    Need::Administer,
-                    &format!("account {account}"),
-                )?;
+                require_on_account(rtx, caller, account, Need::Administer)?;
             }
             Ok(Some(account.clone()))
         }

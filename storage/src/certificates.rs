@@ -12,7 +12,7 @@ use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 
 use crate::error::StoreError;
 use crate::model::CertificateRecord;
-use crate::store::{decode_as, get, put};
+use crate::store::{decode_as, get, put, rows_where};
 use crate::tables::*;
 use crate::time::Timestamp;
 
@@ -78,15 +78,12 @@ fn revoke_where(
 /// # Errors
 /// [`StoreError`] when redb fails or a record does not decode.
 pub fn revoked_serials(rtx: &ReadTransaction, now: Timestamp) -> Result<Vec<String>, StoreError> {
-    let certificates = rtx.open_table(CERTIFICATES)?;
-    let mut out = Vec::new();
-    for row in certificates.iter()? {
-        let cert: CertificateRecord = decode_as("certificates", row?.1.value())?;
-        if cert.revoked_at.is_some() && now <= cert.not_after {
-            out.push(cert.serial);
-        }
-    }
-    Ok(out)
+    let revoked = rows_where(
+        &rtx.open_table(CERTIFICATES)?,
+        "certificates",
+        |cert: &CertificateRecord| cert.revoked_at.is_some() && now <= cert.not_after,
+    )?;
+    Ok(revoked.into_iter().map(|cert| cert.serial).collect())
 }
 
 /// Every certificate issued to `tenant` (a device id or an account id), revoked or not,

@@ -17,10 +17,10 @@ use crate::ids::{AccountId, AssetId, DeviceId};
 use crate::model::{Asset, Capabilities, Device, Principal};
 use crate::ops::{audit, AuditNote, Who};
 use crate::policy::Need;
-use crate::read::require_in;
+use crate::read::{require_in, require_on_account};
 use crate::rule::Rule;
 use crate::sharing::check_bulk;
-use crate::store::{decode_as, get};
+use crate::store::{decode_as, get, rows_where};
 use crate::tables::*;
 use crate::time::Timestamp;
 
@@ -147,17 +147,8 @@ fn keyable_asset(
     let assets = tx.open_table(ASSETS)?;
     let found = assets.get((account.as_str(), id.as_str()))?;
     let Some(bytes) = found else {
-        if tx
-            .open_table(GRANT_BY_TARGET)?
-            .get((account.as_str(), id.as_str()))?
-            .is_some()
-        {
-            return Err(OpError::Forbidden(Rule::SharedReadOnly {
-                asset_id: id.clone(),
-                action: "key",
-            }));
-        }
-        return Err(OpError::not_found(format!("asset {id}")));
+        let what = format!("asset {id}");
+        return Err(crate::sharing::not_owned(tx, account, id, "key", what));
     };
     let asset: Asset = decode_as("assets", bytes.value())?;
     if asset.mirror.is_some() {
@@ -316,13 +307,7 @@ pub fn create(
     new: NewKey,
     now: Timestamp,
 ) -> Result<(Key, Vec<Changed>), OpError> {
-    require_in(
-        &tx.open_table(ACCOUNTS)?,
-        caller,
-        account,
-        Need::ManageFleet,
-        &format!("account {account}"),
-    )?;
+    require_on_account(tx, caller, account, Need::ManageFleet)?;
     check_bulk("asset_ids", &new.asset_ids)?;
     match (new.personal, &new.operator_id) {
         (true, None) => {
@@ -666,21 +651,13 @@ pub fn list(
     filter: &KeyFilter,
     now: Timestamp,
 ) -> Result<Vec<Key>, OpError> {
-    require_in(
-        &rtx.open_table(ACCOUNTS)?,
-        caller,
-        account,
-        Need::ReadAccessData,
-        &format!("account {account}"),
-    )?;
-    let table = rtx.open_table(KEYS)?;
+    require_on_account(rtx, caller, account, Need::ReadAccessData)?;
+    let own = rows_where(&rtx.open_table(KEYS)?, "keys", |key: &Key| {
+        &key.account_id == account
+    })?;
     let customers = rtx.open_table(KEY_CUSTOMERS)?;
-    let mut out = Vec::new();
-    for row in table.iter()? {
-        let mut key: Key = decode_as("keys", row?.1.value())?;
-        if &key.account_id != account {
-            continue;
-        }
+    let mut out = Vec::with_capacity(own.len());
+    for mut key in own {
         key.customer_id = crate::customers::of_key(&customers, &key.id)?;
         if filter.keeps(&key, now) {
             out.push(key);

@@ -25,8 +25,8 @@ use crate::keys::AccessType;
 use crate::model::{Account, Principal};
 use crate::ops::{audit, AuditNote, Who, MAX_NAME};
 use crate::policy::Need;
-use crate::read::{require_in, Page};
-use crate::store::{decode_as, get, next_counter, put};
+use crate::read::{require_in, require_on_account, Page};
+use crate::store::{decode_as, get, next_counter, put, rows_where};
 use crate::tables::*;
 use crate::time::Timestamp;
 
@@ -264,21 +264,6 @@ fn summary(operator: &Operator) -> String {
     )
 }
 
-fn require(
-    tx_accounts: &impl ReadableTable<&'static str, &'static [u8]>,
-    caller: &Principal,
-    account: &AccountId,
-    need: Need,
-) -> Result<(), OpError> {
-    require_in(
-        tx_accounts,
-        caller,
-        account,
-        need,
-        &format!("account {account}"),
-    )
-}
-
 /// Fails unless the caller may manage operators in `account`: what a handler checks
 /// before it parses a large import (the import's transaction checks it again).
 pub fn require_manage(
@@ -286,12 +271,7 @@ pub fn require_manage(
     caller: &Principal,
     account: &AccountId,
 ) -> Result<(), OpError> {
-    require(
-        &rtx.open_table(ACCOUNTS)?,
-        caller,
-        account,
-        Need::ManageFleet,
-    )
+    require_on_account(rtx, caller, account, Need::ManageFleet)
 }
 
 /// Creates one operator, and queues its invitation when asked, in the caller's transaction.
@@ -302,12 +282,7 @@ pub fn create(
     new: NewOperator,
     now: Timestamp,
 ) -> Result<Operator, OpError> {
-    require(
-        &tx.open_table(ACCOUNTS)?,
-        caller,
-        account,
-        Need::ManageFleet,
-    )?;
+    require_on_account(tx, caller, account, Need::ManageFleet)?;
     insert(tx, caller, account, new, "operator.create", now)
 }
 
@@ -319,12 +294,7 @@ pub fn create_many(
     rows: Vec<NewOperator>,
     now: Timestamp,
 ) -> Result<Vec<Operator>, OpError> {
-    require(
-        &tx.open_table(ACCOUNTS)?,
-        caller,
-        account,
-        Need::ManageFleet,
-    )?;
+    require_on_account(tx, caller, account, Need::ManageFleet)?;
     rows.into_iter()
         .map(|new| insert(tx, caller, account, new, "operator.import", now))
         .collect()
@@ -509,12 +479,7 @@ pub fn list(
     q: Option<&str>,
     (cursor, limit): (Option<&str>, usize),
 ) -> Result<Page<Operator>, OpError> {
-    require(
-        &rtx.open_table(ACCOUNTS)?,
-        caller,
-        account,
-        Need::ReadAccessData,
-    )?;
+    require_on_account(rtx, caller, account, Need::ReadAccessData)?;
     let table = rtx.open_table(OPERATORS)?;
     let mut items = Vec::new();
     let mut next_cursor = None;
@@ -586,15 +551,11 @@ pub fn update(
 
 /// The operator's pending invitations, oldest first.
 fn pending_of(tx: &WriteTransaction, id: &OperatorId) -> Result<Vec<Invitation>, StoreError> {
-    let outbox = tx.open_table(OUTBOX)?;
-    let mut out = Vec::new();
-    for row in outbox.iter()? {
-        let invitation: Invitation = decode_as("outbox", row?.1.value())?;
-        if &invitation.operator_id == id {
-            out.push(invitation);
-        }
-    }
-    Ok(out)
+    rows_where(
+        &tx.open_table(OUTBOX)?,
+        "outbox",
+        |invitation: &Invitation| &invitation.operator_id == id,
+    )
 }
 
 /// Points the operator's pending invitations at `phone`, or drops them when it is `None`.
@@ -717,14 +678,11 @@ pub fn due_invitations(
     now: Timestamp,
     limit: usize,
 ) -> Result<Vec<Invitation>, StoreError> {
-    let outbox = rtx.open_table(OUTBOX)?;
-    let mut due = Vec::new();
-    for row in outbox.iter()? {
-        let invitation: Invitation = decode_as("outbox", row?.1.value())?;
-        if invitation.next_attempt_at <= now {
-            due.push(invitation);
-        }
-    }
+    let mut due = rows_where(
+        &rtx.open_table(OUTBOX)?,
+        "outbox",
+        |invitation: &Invitation| invitation.next_attempt_at <= now,
+    )?;
     due.sort_by_key(|invitation| (invitation.next_attempt_at, invitation.seq));
     due.truncate(limit);
     Ok(due)

@@ -11,7 +11,7 @@ use crate::error::{OpError, StoreError};
 use crate::ids::{AccountId, AssetId, DeviceId, PrincipalId};
 use crate::model::*;
 use crate::policy::{self, Need};
-use crate::read::{chain, require_in};
+use crate::read::{chain, require_in, require_on_account};
 use crate::rule::Rule;
 use crate::store::{decode_as, get, next_counter, put};
 use crate::tables::*;
@@ -253,13 +253,7 @@ pub fn register_device(
     capabilities: Capabilities,
     now: Timestamp,
 ) -> Result<Device, OpError> {
-    require_in(
-        &tx.open_table(ACCOUNTS)?,
-        caller,
-        account_id,
-        Need::ManageFleet,
-        &format!("account {account_id}"),
-    )?;
+    require_on_account(tx, caller, account_id, Need::ManageFleet)?;
     if is_account_shaped(id.as_str()) {
         return Err(OpError::invalid(
             "id",
@@ -395,13 +389,7 @@ pub fn create_asset(
         Some(serial) => Some(name_field("serial", &serial)?),
         None => None,
     };
-    require_in(
-        &tx.open_table(ACCOUNTS)?,
-        caller,
-        account_id,
-        Need::ManageFleet,
-        &format!("account {account_id}"),
-    )?;
+    require_on_account(tx, caller, account_id, Need::ManageFleet)?;
     let mut assets = tx.open_table(ASSETS)?;
     if assets
         .get((account_id.as_str(), new.id.as_str()))?
@@ -412,11 +400,7 @@ pub fn create_asset(
             new.id
         )));
     }
-    if tx
-        .open_table(GRANT_BY_TARGET)?
-        .get((account_id.as_str(), new.id.as_str()))?
-        .is_some()
-    {
+    if crate::sharing::sees_shared(tx, account_id, &new.id)? {
         return Err(OpError::Conflict(format!(
             "this account already sees a shared asset as {}; an account knows each asset id once",
             new.id
@@ -567,17 +551,10 @@ pub fn update_asset(
         .map(|bytes| decode_as::<Asset>("assets", bytes.value()));
     let mut asset = match found {
         Some(asset) => asset?,
-        None if tx
-            .open_table(GRANT_BY_TARGET)?
-            .get((account_id.as_str(), asset_id.as_str()))?
-            .is_some() =>
-        {
-            return Err(OpError::Forbidden(Rule::SharedReadOnly {
-                asset_id: asset_id.clone(),
-                action: "change",
-            }))
+        None => {
+            let not_owned = crate::sharing::not_owned(tx, account_id, asset_id, "change", what);
+            return Err(not_owned);
         }
-        None => return Err(OpError::not_found(what)),
     };
     if asset.mirror.is_some() {
         return Err(OpError::Forbidden(Rule::MirrorReadOnly {
@@ -648,13 +625,7 @@ pub fn issue_integration_cert(
     account_id: &AccountId,
     now: Timestamp,
 ) -> Result<(), OpError> {
-    require_in(
-        &tx.open_table(ACCOUNTS)?,
-        caller,
-        account_id,
-        Need::Administer,
-        &format!("account {account_id}"),
-    )?;
+    require_on_account(tx, caller, account_id, Need::Administer)?;
     crate::policy::refuse_lasting_access(caller, "an integration certificate")?;
     audit(
         tx,

@@ -2,13 +2,13 @@
 //! handlers call these directly. Every function that takes a caller applies
 //! [`crate::policy`] before returning anything.
 
-use redb::{ReadTransaction, ReadableTable};
+use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 
 use crate::error::{OpError, StoreError};
 use crate::ids::{AccountId, DeviceId};
 use crate::model::{Account, Device, DeviceStatus, Principal};
 use crate::policy::{self, Need};
-use crate::store::{decode_as, get};
+use crate::store::{decode_as, get, rows_where};
 use crate::tables::*;
 use crate::telemetry::stored::{Order, Stored};
 use crate::telemetry::Point;
@@ -123,6 +123,38 @@ pub fn require_in(
     policy::require(caller, &chain, need, what).map(|_| ())
 }
 
+/// A read or a write transaction as far as checking a caller goes: both open the accounts
+/// table, so [`require_on_account`] reads the same inside either.
+pub trait OpensAccounts {
+    /// The accounts table of this transaction.
+    fn accounts(&self) -> Result<impl ReadableTable<&'static str, &'static [u8]> + '_, OpError>;
+}
+
+impl OpensAccounts for ReadTransaction {
+    fn accounts(&self) -> Result<impl ReadableTable<&'static str, &'static [u8]> + '_, OpError> {
+        Ok(self.open_table(ACCOUNTS)?)
+    }
+}
+
+impl OpensAccounts for WriteTransaction {
+    fn accounts(&self) -> Result<impl ReadableTable<&'static str, &'static [u8]> + '_, OpError> {
+        Ok(self.open_table(ACCOUNTS)?)
+    }
+}
+
+/// [`require_in`] on the account itself, named `account {id}` in the 404 or the refusal:
+/// the one check every operation on a whole account makes of its caller. Inside a write
+/// that holds the accounts table open already, call [`require_in`] with that table.
+pub fn require_on_account(
+    tx: &impl OpensAccounts,
+    caller: &Principal,
+    account: &AccountId,
+    need: Need,
+) -> Result<(), OpError> {
+    let what = format!("account {account}");
+    require_in(&tx.accounts()?, caller, account, need, &what)
+}
+
 /// The account's admin, or a platform_admin (who creates accounts' first users and
 /// recovers an account whose admins are locked out); anyone else who cannot see the
 /// account gets 404.
@@ -188,12 +220,7 @@ pub fn visible_device(
 }
 
 pub fn all_devices(rtx: &ReadTransaction) -> Result<Vec<Device>, StoreError> {
-    let devices = rtx.open_table(DEVICES)?;
-    let mut out = Vec::new();
-    for row in devices.iter()? {
-        out.push(decode_as("devices", row?.1.value())?);
-    }
-    Ok(out)
+    rows_where(&rtx.open_table(DEVICES)?, "devices", |_: &Device| true)
 }
 
 pub fn device_status(
@@ -280,26 +307,16 @@ pub fn require_view(
     caller: &Principal,
     account: &AccountId,
 ) -> Result<(), OpError> {
-    require_in(
-        &rtx.open_table(ACCOUNTS)?,
-        caller,
-        account,
-        Need::View,
-        &format!("account {account}"),
-    )
+    require_on_account(rtx, caller, account, Need::View)
 }
 
 /// Direct sub-accounts of `id`.
 pub fn children(rtx: &ReadTransaction, id: &AccountId) -> Result<Vec<Account>, StoreError> {
-    let accounts = rtx.open_table(ACCOUNTS)?;
-    let mut out = Vec::new();
-    for row in accounts.iter()? {
-        let account: Account = decode_as("accounts", row?.1.value())?;
-        if account.parent_id.as_ref() == Some(id) {
-            out.push(account);
-        }
-    }
-    Ok(out)
+    rows_where(
+        &rtx.open_table(ACCOUNTS)?,
+        "accounts",
+        |account: &Account| account.parent_id.as_ref() == Some(id),
+    )
 }
 
 /// One asset's access events with `from <= ts < to`, oldest first; the cursor is

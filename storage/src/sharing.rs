@@ -16,7 +16,7 @@ use crate::ids::{AccountId, AssetId, GrantId, PartnershipId, PrincipalId};
 use crate::model::{Asset, Grant, Partnership, Principal, StaffRole};
 use crate::ops::{audit, AuditNote, Who};
 use crate::policy::{self, Need};
-use crate::read::{chain, require_in};
+use crate::read::{chain, require_on_account};
 use crate::rule::Rule;
 use crate::store::{decode_as, get, put};
 use crate::tables::*;
@@ -287,17 +287,45 @@ fn owned_asset(
         }
         return Ok(asset);
     }
-    if tx
+    Err(not_owned(
+        tx,
+        owner,
+        asset_id,
+        "share",
+        format!("asset {asset_id}"),
+    ))
+}
+
+/// Whether `account` sees an asset as `asset_id` through a grant: a shared asset it does
+/// not own, whose id it cannot take for an asset of its own.
+pub(crate) fn sees_shared(
+    tx: &WriteTransaction,
+    account: &AccountId,
+    asset_id: &AssetId,
+) -> Result<bool, StoreError> {
+    Ok(tx
         .open_table(GRANT_BY_TARGET)?
-        .get((owner.as_str(), asset_id.as_str()))?
-        .is_some()
-    {
-        return Err(OpError::Forbidden(Rule::SharedReadOnly {
+        .get((account.as_str(), asset_id.as_str()))?
+        .is_some())
+}
+
+/// The answer to `action` on an asset `account` does not own: 403 when it sees the asset
+/// through a grant (read-only to it), else 404 naming `what`.
+pub(crate) fn not_owned(
+    tx: &WriteTransaction,
+    account: &AccountId,
+    asset_id: &AssetId,
+    action: &'static str,
+    what: String,
+) -> OpError {
+    match sees_shared(tx, account, asset_id) {
+        Ok(true) => OpError::Forbidden(Rule::SharedReadOnly {
             asset_id: asset_id.clone(),
-            action: "share",
-        }));
+            action,
+        }),
+        Ok(false) => OpError::not_found(what),
+        Err(error) => error.into(),
     }
-    Err(OpError::not_found(format!("asset {asset_id}")))
 }
 
 fn grant_by_pair(
@@ -322,13 +350,7 @@ pub fn grant(
     check_bulk("asset_ids", &request.asset_ids)?;
     let owner = &request.owner;
     let target = &request.target;
-    require_in(
-        &tx.open_table(ACCOUNTS)?,
-        caller,
-        owner,
-        Need::ManageFleet,
-        &format!("account {owner}"),
-    )?;
+    require_on_account(tx, caller, owner, Need::ManageFleet)?;
     if target == owner {
         return Err(OpError::invalid(
             "account_id",
@@ -537,13 +559,7 @@ pub fn remove_grants(
     now: Timestamp,
 ) -> Result<Vec<Grant>, OpError> {
     check_bulk("asset_ids", asset_ids)?;
-    require_in(
-        &tx.open_table(ACCOUNTS)?,
-        caller,
-        owner,
-        Need::ManageFleet,
-        &format!("account {owner}"),
-    )?;
+    require_on_account(tx, caller, owner, Need::ManageFleet)?;
     let mut removed = Vec::with_capacity(asset_ids.len());
     for asset_id in asset_ids {
         let asset = owned_asset(tx, owner, asset_id)?;

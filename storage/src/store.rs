@@ -16,7 +16,7 @@ use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTran
 use serde::{de::DeserializeOwned, Serialize};
 
 use crate::codec;
-use crate::error::StoreError;
+use crate::error::{OpError, StoreError};
 use crate::faults::{FaultSwitch, FaultyBackend};
 use crate::ids::PrincipalId;
 use crate::model::{Principal, PrincipalKind, StaffRole};
@@ -125,6 +125,22 @@ impl Store {
             .read()
             .unwrap_or_else(PoisonError::into_inner);
         Ok(Self::open_db(&slot)?.begin_write()?)
+    }
+
+    /// Runs `op` in a write transaction of its own, committed when `op` succeeds and
+    /// dropped (nothing of it kept) when it refuses: one operation outside a running
+    /// gateway (the offline token reset, tests). Inside one, the store writer's control
+    /// jobs do the same and also count the commit.
+    pub fn transact<R>(
+        &self,
+        op: impl FnOnce(&WriteTransaction) -> Result<R, OpError>,
+    ) -> Result<R, OpError> {
+        let tx = self.begin_write()?;
+        let result = op(&tx);
+        if result.is_ok() {
+            tx.commit().map_err(StoreError::from)?;
+        }
+        result
     }
 
     fn open_db(slot: &Option<Database>) -> Result<&Database, StoreError> {
@@ -337,6 +353,24 @@ pub(crate) fn decode_as<T: DeserializeOwned>(
         table: name,
         source,
     })
+}
+
+/// Every record of `table` (named `name` in a decoding error) that `keep` keeps, in key
+/// order: the one full scan the small tables (profiles, keys, the outbox, certificates...)
+/// are filtered by.
+pub(crate) fn rows_where<K: redb::Key + 'static, T: DeserializeOwned>(
+    table: &impl ReadableTable<K, &'static [u8]>,
+    name: &'static str,
+    mut keep: impl FnMut(&T) -> bool,
+) -> Result<Vec<T>, StoreError> {
+    let mut out = Vec::new();
+    for row in table.iter()? {
+        let record: T = decode_as(name, row?.1.value())?;
+        if keep(&record) {
+            out.push(record);
+        }
+    }
+    Ok(out)
 }
 
 pub(crate) fn put<T: Serialize>(

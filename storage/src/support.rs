@@ -6,7 +6,7 @@
 //! Scope, decided here: active support access gives Admin rights in the account and, as
 //! an account admin has them, in its descendants. Never in its ancestors or siblings.
 
-use redb::{ReadTransaction, ReadableTable, WriteTransaction};
+use redb::{ReadTransaction, WriteTransaction};
 use serde::{Deserialize, Serialize};
 use time::{Date, Month, OffsetDateTime};
 
@@ -18,7 +18,7 @@ use crate::ops::{audit, AuditNote, Who};
 use crate::policy;
 use crate::read::chain;
 use crate::rule::Rule;
-use crate::store::{decode_as, get};
+use crate::store::{get, rows_where};
 use crate::tables::*;
 use crate::time::Timestamp;
 
@@ -234,13 +234,21 @@ pub fn request(
         ended_by: None,
         ended_at: None,
     };
+    create(tx, caller, access, "support.request", now)
+}
+
+/// Saves a new access and audits its coming into being (from pending, as `action`): how
+/// a request and a case both start.
+fn create(
+    tx: &WriteTransaction,
+    caller: &Principal,
+    access: SupportAccess,
+    action: &str,
+    now: Timestamp,
+) -> Result<SupportAccess, OpError> {
     save(tx, &access)?;
-    audit(
-        tx,
-        Who::Principal(caller),
-        note(&access, "support.request", SupportState::Pending),
-        now,
-    )?;
+    let note = note(&access, action, SupportState::Pending);
+    audit(tx, Who::Principal(caller), note, now)?;
     Ok(access)
 }
 
@@ -413,14 +421,7 @@ pub fn open_case(
         ended_by: None,
         ended_at: None,
     };
-    save(tx, &access)?;
-    audit(
-        tx,
-        Who::Principal(caller),
-        note(&access, "support.case_open", SupportState::Pending),
-        now,
-    )?;
-    Ok(access)
+    create(tx, caller, access, "support.case_open", now)
 }
 
 /// Who a case's access is for (see [`open_case`]).
@@ -560,17 +561,15 @@ pub fn list(
     if staff_role(caller).is_none() {
         policy::require(caller, &account_chain, policy::Need::Administer, &what)?;
     }
-    let table = rtx.open_table(SUPPORT)?;
-    let mut out = Vec::new();
-    for row in table.iter()? {
-        let access: SupportAccess = decode_as("support", row?.1.value())?;
-        // An access covers the account it was approved at and that account's descendants,
-        // so every account it covers lists it (`inherited` when approved above).
-        if account_chain.contains(&access.account_id) && access.state.list() == list {
-            out.push(access);
-        }
-    }
-    Ok(out)
+    // An access covers the account it was approved at and that account's descendants, so
+    // every account it covers lists it (`inherited` when approved above).
+    Ok(rows_where(
+        &rtx.open_table(SUPPORT)?,
+        "support",
+        |access: &SupportAccess| {
+            account_chain.contains(&access.account_id) && access.state.list() == list
+        },
+    )?)
 }
 
 #[cfg(test)]

@@ -23,9 +23,9 @@ use crate::ids::{AccountId, AssetId};
 use crate::model::{Asset, Principal};
 use crate::ops::{audit, AuditNote, Who};
 use crate::policy::Need;
-use crate::read::require_in;
+use crate::read::{require_in, require_on_account};
 use crate::rule::Rule;
-use crate::store::{decode_as, get, next_counter, put};
+use crate::store::{decode_as, get, next_counter, put, rows_where};
 use crate::tables::*;
 use crate::time::Timestamp;
 
@@ -126,13 +126,7 @@ pub fn create_profile(
     fields: BTreeSet<Field>,
     now: Timestamp,
 ) -> Result<SharingProfile, OpError> {
-    require_in(
-        &tx.open_table(ACCOUNTS)?,
-        caller,
-        account,
-        Need::Administer,
-        &format!("account {account}"),
-    )?;
+    require_on_account(tx, caller, account, Need::Administer)?;
     let name = crate::ops::name_field("name", name)?;
     let profile = SharingProfile {
         id: crate::ids::generate("prf"),
@@ -235,22 +229,13 @@ pub fn profiles(
     caller: &Principal,
     account: &AccountId,
 ) -> Result<Vec<SharingProfile>, OpError> {
-    require_in(
-        &rtx.open_table(ACCOUNTS)?,
-        caller,
-        account,
-        Need::Administer,
-        &format!("account {account}"),
-    )?;
-    let table = rtx.open_table(PROFILES)?;
-    let mut out = Vec::new();
-    for row in table.iter()? {
-        let profile: SharingProfile = decode_as("profiles", row?.1.value())?;
-        if &profile.account_id == account {
-            out.push(profile);
-        }
-    }
-    Ok(out)
+    require_on_account(rtx, caller, account, Need::Administer)?;
+    let profiles = &rtx.open_table(PROFILES)?;
+    Ok(rows_where(
+        profiles,
+        "profiles",
+        |profile: &SharingProfile| &profile.account_id == account,
+    )?)
 }
 
 /// Copies exactly the profile's fields of `source` into its details mirror.
@@ -316,17 +301,7 @@ fn source_asset(
         &what,
     )?;
     let Some(asset) = load_asset(tx, account, id)? else {
-        if tx
-            .open_table(GRANT_BY_TARGET)?
-            .get((account.as_str(), id.as_str()))?
-            .is_some()
-        {
-            return Err(OpError::Forbidden(Rule::SharedReadOnly {
-                asset_id: id.clone(),
-                action: "share",
-            }));
-        }
-        return Err(OpError::not_found(what));
+        return Err(crate::sharing::not_owned(tx, account, id, "share", what));
     };
     if asset.mirror.is_some() {
         return Err(OpError::Forbidden(Rule::MirrorReadOnly {
@@ -354,14 +329,7 @@ fn mirror_for(
     target_id: &AssetId,
     now: Timestamp,
 ) -> Result<Asset, OpError> {
-    let administers = require_in(
-        &tx.open_table(ACCOUNTS)?,
-        caller,
-        target,
-        Need::Administer,
-        &format!("account {target}"),
-    );
-    if let Err(refusal) = administers {
+    if let Err(refusal) = require_on_account(tx, caller, target, Need::Administer) {
         // Not the target's admin: a partnership between the two accounts still lets the
         // source's admin share into it.
         if crate::sharing::partnership_between(tx, &source.account_id, target)?.is_none() {
@@ -383,11 +351,7 @@ fn mirror_for(
             ))),
         };
     }
-    if tx
-        .open_table(GRANT_BY_TARGET)?
-        .get((target.as_str(), target_id.as_str()))?
-        .is_some()
-    {
+    if crate::sharing::sees_shared(tx, target, target_id)? {
         return Err(OpError::Conflict(format!(
             "account {target} already sees a shared asset as {target_id}"
         )));

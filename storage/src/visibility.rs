@@ -8,7 +8,7 @@ use crate::error::{OpError, StoreError};
 use crate::ids::{AccountId, AssetId};
 use crate::model::{Asset, Device, Grant, Principal};
 use crate::policy::{self, Need};
-use crate::read::{chain, require_in, Page};
+use crate::read::{chain, require_in, require_on_account, Page};
 use crate::rule::Rule;
 use crate::store::{decode_as, get};
 use crate::tables::*;
@@ -208,13 +208,7 @@ pub fn list(
     (cursor, limit): (Option<&str>, usize),
     now: Timestamp,
 ) -> Result<Page<Seen>, OpError> {
-    require_in(
-        &rtx.open_table(ACCOUNTS)?,
-        caller,
-        account,
-        Need::View,
-        &format!("account {account}"),
-    )?;
+    require_on_account(rtx, caller, account, Need::View)?;
     let after = cursor.unwrap_or("");
     let mut items: Vec<Seen> = Vec::new();
     // Up to limit + 1 of each source, merged by id: enough to fill a page and know

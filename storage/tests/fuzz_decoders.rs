@@ -33,23 +33,14 @@ fn json_value() -> impl Strategy<Value = Value> {
 
 fn field_name() -> impl Strategy<Value = String> {
     prop_oneof![
-        prop::sample::select(vec![
-            "ts",
-            "lat",
-            "lon",
-            "speed_kmh",
-            "heading",
-            "engine_hours",
-            "odometer_km",
-            "fuel_pct",
-            "ignition",
-            "sensors",
-            "key_id",
-            "credential_hint",
-            "result",
-            "reason",
-            "version",
-        ])
+        // The point's own fields, then the access event's.
+        prop::sample::select(
+            telemetry::FIELDS
+                .iter()
+                .chain(&["key_id", "credential_hint", "result", "reason", "version"])
+                .copied()
+                .collect::<Vec<_>>()
+        )
         .prop_map(str::to_owned),
         "[a-z_]{0,12}",
     ]

@@ -10,7 +10,7 @@ use storage::keys::{self, AccessType, KeyEdit, NewKey};
 use storage::model::{Capabilities, Principal, Role};
 use storage::ops::{self, NewAsset};
 use storage::time::Timestamp;
-use storage::{read, AccountId, AssetId, DeviceId, OpError, Store};
+use storage::{read, AccountId, AssetId, DeviceId, Store};
 
 const START: u64 = 1_800_000_000_000;
 const UNITS: usize = 3;
@@ -42,18 +42,6 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (1u64..60).prop_map(Op::Advance),
         1 => Just(Op::ApplyDue),
     ]
-}
-
-fn run<R>(
-    store: &Store,
-    op: impl FnOnce(&storage::redb::WriteTransaction) -> Result<R, OpError>,
-) -> Result<R, OpError> {
-    let tx = store.begin_write().expect("write");
-    let result = op(&tx);
-    if result.is_ok() {
-        tx.commit().expect("commit");
-    }
-    result
 }
 
 struct ModelKey {
@@ -105,7 +93,7 @@ proptest! {
                         description: None,
                         customer_id: None,
                     };
-                    let (key, _) = run(&store, |tx| keys::create(tx, &admin, &account, new, at)).expect("created");
+                    let (key, _) = store.transact(|tx| keys::create(tx, &admin, &account, new, at)).expect("created");
                     model.push(ModelKey { id: key.id, assets, from: now + from, to: now + from + len });
                 }
                 Op::EditTo { key, len } => {
@@ -113,7 +101,7 @@ proptest! {
                     let to = entry.from + len;
                     let edit = KeyEdit { valid_to: Some(Timestamp(to)), description: None, customer: None };
                     let ids = vec![entry.id.clone()];
-                    let real = run(&store, |tx| keys::edit(tx, &admin, &ids, &edit, at));
+                    let real = store.transact(|tx| keys::edit(tx, &admin, &ids, &edit, at));
                     let allowed = to > now;
                     prop_assert_eq!(real.is_ok(), allowed, "{:?}", real);
                     if allowed {
@@ -124,11 +112,11 @@ proptest! {
                     if key >= model.len() { continue; }
                     let entry = model.remove(key);
                     let ids = vec![entry.id];
-                    run(&store, |tx| keys::delete(tx, &admin, &ids, at)).expect("deleted");
+                    store.transact(|tx| keys::delete(tx, &admin, &ids, at)).expect("deleted");
                 }
                 Op::Advance(ms) => now += ms,
                 Op::ApplyDue => {
-                    run(&store, |tx| Ok(keys::apply_due(tx, at)?)).expect("apply");
+                    store.transact(|tx| Ok(keys::apply_due(tx, at)?)).expect("apply");
                 }
             }
             let rtx = store.begin_read().expect("read");

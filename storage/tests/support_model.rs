@@ -55,18 +55,6 @@ fn allowed(decision: Decision, state: SupportState) -> Option<SupportState> {
     }
 }
 
-fn run<R>(
-    store: &Store,
-    op: impl FnOnce(&storage::redb::WriteTransaction) -> Result<R, OpError>,
-) -> Result<R, OpError> {
-    let tx = store.begin_write().expect("write");
-    let result = op(&tx);
-    if result.is_ok() {
-        tx.commit().expect("commit");
-    }
-    result
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
@@ -98,14 +86,14 @@ proptest! {
             match op {
                 Op::Request { account, duration } => {
                     let duration = [SupportDuration::Day, SupportDuration::TwoWeeks, SupportDuration::ThreeMonths][duration];
-                    let created = run(&store, |tx| support::request(tx, &support, &accounts[account], "why", duration, at)).expect("a request is always accepted");
+                    let created = store.transact(|tx| support::request(tx, &support, &accounts[account], "why", duration, at)).expect("a request is always accepted");
                     model.push(Entry { id: created.id, account, case: false, state: SupportState::Pending, ends: None, duration });
                 }
                 Op::Decide { access, decision } => {
                     let Some(entry) = model.get_mut(access) else { continue };
                     let decision = [Decision::Approve, Decision::Decline, Decision::Revoke][decision];
                     let admin = &admins[entry.account];
-                    let real = run(&store, |tx| support::decide(tx, admin, &entry.id, decision, at));
+                    let real = store.transact(|tx| support::decide(tx, admin, &entry.id, decision, at));
                     // An access whose end has passed is expired in effect, even before
                     // the scheduler archives it; the store still calls it active until then.
                     let expected = allowed(decision, entry.state);
@@ -123,12 +111,12 @@ proptest! {
                     }
                 }
                 Op::OpenCase { account } => {
-                    let created = run(&store, |tx| support::open_case(tx, &tech, &accounts[account], "T-1", None, at)).expect("case opens");
+                    let created = store.transact(|tx| support::open_case(tx, &tech, &accounts[account], "T-1", None, at)).expect("case opens");
                     model.push(Entry { id: created.id, account, case: true, state: SupportState::Active, ends: Some(SupportDuration::ThreeMonths.end(at).0), duration: SupportDuration::ThreeMonths });
                 }
                 Op::Close { access } => {
                     let Some(entry) = model.get_mut(access) else { continue };
-                    let real = run(&store, |tx| support::close_case(tx, &tech, &entry.id, at));
+                    let real = store.transact(|tx| support::close_case(tx, &tech, &entry.id, at));
                     let expected = entry.case && entry.state == SupportState::Active;
                     prop_assert_eq!(real.is_ok(), expected);
                     if expected {
@@ -138,7 +126,7 @@ proptest! {
                 }
                 Op::Advance(ms) => now += ms,
                 Op::ApplyDue => {
-                    run(&store, |tx| support::apply_due(tx, at)).expect("apply");
+                    store.transact(|tx| support::apply_due(tx, at)).expect("apply");
                     for entry in &mut model {
                         if entry.state == SupportState::Active && entry.ends.is_some_and(|end| end <= now) {
                             entry.state = SupportState::Expired;

@@ -191,19 +191,6 @@ fn world() -> World {
     }
 }
 
-/// Runs `op` in a transaction committed on success and dropped on refusal.
-fn run<R>(
-    store: &Store,
-    op: impl FnOnce(&storage::redb::WriteTransaction) -> Result<R, OpError>,
-) -> Result<R, OpError> {
-    let tx = store.begin_write().expect("write");
-    let result = op(&tx);
-    if result.is_ok() {
-        tx.commit().expect("commit");
-    }
-    result
-}
-
 fn asset_ids(assets: &[usize]) -> Vec<AssetId> {
     assets
         .iter()
@@ -279,7 +266,7 @@ proptest! {
                         until: until.map(|u| Timestamp(START + model.now + u)),
                     };
                     let admin = world.owner_admin.clone();
-                    let real = run(&world.store, |tx| sharing::grant(tx, &admin, request, now)).is_ok();
+                    let real = world.store.transact(|tx| sharing::grant(tx, &admin, request, now)).is_ok();
                     let expected = model.grant(
                         target,
                         &assets,
@@ -292,18 +279,18 @@ proptest! {
                     let admin = world.owner_admin.clone();
                     let (owner, account) = (world.owner.clone(), world.targets[target].0.clone());
                     let ids = asset_ids(&assets);
-                    let real = run(&world.store, |tx| sharing::remove_grants(tx, &admin, &owner, &account, &ids, now)).is_ok();
+                    let real = world.store.transact(|tx| sharing::remove_grants(tx, &admin, &owner, &account, &ids, now)).is_ok();
                     prop_assert_eq!(real, model.remove(target, &assets));
                 }
                 Op::Advance(ms) => model.now += ms,
                 Op::ApplyDue => {
-                    run(&world.store, |tx| Ok(sharing::apply_due(tx, now)?)).expect("apply due");
+                    world.store.transact(|tx| Ok(sharing::apply_due(tx, now)?)).expect("apply due");
                     model.apply_due();
                 }
                 Op::Partner(target) => {
                     let platform = world.platform.clone();
                     let (a, b) = (world.owner.clone(), world.targets[target].0.clone());
-                    let real = run(&world.store, |tx| sharing::create_partnership(tx, &platform, a, b, now));
+                    let real = world.store.transact(|tx| sharing::create_partnership(tx, &platform, a, b, now));
                     prop_assert_eq!(real.is_ok(), model.partners.insert(target));
                     if let Ok(partnership) = real {
                         world.partnerships.insert(target, partnership.id);
@@ -314,7 +301,7 @@ proptest! {
                     match world.partnerships.remove(&target) {
                         Some(id) => {
                             let platform = world.platform.clone();
-                            let real = run(&world.store, |tx| sharing::end_partnership(tx, &platform, &id, now));
+                            let real = world.store.transact(|tx| sharing::end_partnership(tx, &platform, &id, now));
                             prop_assert_eq!(real.is_ok(), expected);
                         }
                         None => prop_assert!(!expected),

@@ -463,6 +463,46 @@ pub fn refused_by(problem: &serde_json::Value, rule: &storage::Rule) -> bool {
     problem["status"] == 403 && problem["type"] == rule.type_uri().as_str()
 }
 
+/// Publishes `payload` on `topic` as `unit` at QoS 1 and waits up to [`WAIT`] for the
+/// broker's acknowledgement, which it gives even for what the gateway then refuses (so a
+/// test of a refusal publishes this way too).
+pub async fn publish_acked(
+    unit: &simulator::SimUnit,
+    topic: &str,
+    payload: impl Into<bytes::Bytes>,
+) {
+    unit.publish(topic, payload, rumqttc::QoS::AtLeastOnce, false)
+        .await
+        .expect("queued")
+        .wait_timeout(WAIT)
+        .await
+        .unwrap_or_else(|error| panic!("no acknowledgement on {topic}: {error}"));
+}
+
+/// The id of the first grant an answer to [`Fleet::grant`] made.
+pub fn first_grant(granted: &simulator::api::RawResponse) -> String {
+    granted.body["items"][0]["id"]
+        .as_str()
+        .expect("a grant id")
+        .to_owned()
+}
+
+/// `client`'s answer to removing the visibility grant `grant_id`.
+pub async fn remove_grant(
+    client: &simulator::ApiClient,
+    grant_id: &str,
+) -> (u16, serde_json::Value) {
+    let path = format!("/v1/visibility/grants/{grant_id}");
+    call(client, reqwest::Method::DELETE, &path, None).await
+}
+
+/// The visibility grants `client` lists (its account's own and those it received).
+pub async fn grants_listed(client: &simulator::ApiClient) -> Vec<serde_json::Value> {
+    let (status, grants) = call(client, reqwest::Method::GET, "/v1/visibility/grants", None).await;
+    assert_eq!(status, 200, "{grants}");
+    grants["items"].as_array().expect("items").clone()
+}
+
 /// Any call as `client`: its status and JSON body (`Null` when there is none).
 pub async fn call(
     client: &simulator::ApiClient,

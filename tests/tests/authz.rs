@@ -10,7 +10,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use simulator::api::UserRole;
 use simulator::ApiClient;
-use tests::{Fleet, TestGateway};
+use tests::{call, Fleet, TestGateway};
 
 const PRINCIPALS: [&str; 11] = [
     "owner",
@@ -69,14 +69,6 @@ async fn staff(platform: &ApiClient, role: &str) -> ApiClient {
     .await;
     assert_eq!(status, 201, "{body}");
     platform.with_token(body["token"].as_str().expect("token"))
-}
-
-async fn call(client: &ApiClient, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let answer = client
-        .request_raw(method, path, body.as_ref())
-        .await
-        .expect("answer");
-    (answer.status, answer.body)
 }
 
 /// A call that must succeed: its body.

@@ -6,9 +6,21 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use tests::{Fleet, TestGateway};
 
+/// Who sends a test's raw requests: to which gateway, with which bearer token.
+struct Caller<'a> {
+    gateway: &'a TestGateway,
+    token: String,
+}
+
+impl<'a> Caller<'a> {
+    fn admin_of(gateway: &'a TestGateway, fleet: &Fleet) -> Self {
+        let token = fleet.admin_token.clone();
+        Caller { gateway, token }
+    }
+}
+
 async fn raw(
-    gateway: &TestGateway,
-    token: &str,
+    Caller { gateway, token }: &Caller<'_>,
     method: Method,
     path: &str,
     content_type: &str,
@@ -32,6 +44,11 @@ async fn raw(
     (status, kind, body)
 }
 
+/// A request without a body (declared JSON, as client libraries do).
+async fn bare(caller: &Caller<'_>, method: Method, path: &str) -> (u16, Option<String>, Value) {
+    raw(caller, method, path, "application/json", Vec::new()).await
+}
+
 fn assert_problem(answer: &(u16, Option<String>, Value), status: u16, mentions: &str) {
     assert_eq!(answer.0, status, "{answer:?}");
     assert_eq!(
@@ -52,78 +69,29 @@ async fn the_edge_refuses_clearly_and_changes_nothing() {
     let owner = Fleet::create(&gateway, "Acme").await;
     let depot = owner.child(&gateway, "Depot").await;
     owner.unit_with_asset("unit1", "ex1").await;
-    let token = owner.admin_token.clone();
+    let caller = Caller::admin_of(&gateway, &owner);
     let json = "application/json";
 
     let huge = format!(r#"{{"id":"ex9","name":"{}"}}"#, "x".repeat(300 * 1024));
-    assert_problem(
-        &raw(
-            &gateway,
-            &token,
-            Method::POST,
-            "/v1/assets",
-            json,
-            huge.into_bytes(),
-        )
-        .await,
-        413,
-        "body",
-    );
-    assert_problem(
-        &raw(
-            &gateway,
-            &token,
-            Method::POST,
-            "/v1/assets",
-            "text/plain",
-            b"{}".to_vec(),
-        )
-        .await,
-        415,
-        "application/json",
-    );
-    assert_problem(
-        &raw(
-            &gateway,
-            &token,
-            Method::POST,
-            "/v1/assets",
+    // What is sent as a new asset, and the refusal it gets.
+    let new_assets: [(&str, Vec<u8>, u16, &str); 5] = [
+        (json, huge.into_bytes(), 413, "body"),
+        ("text/plain", b"{}".to_vec(), 415, "application/json"),
+        (
             "application/xml",
             b"<asset/>".to_vec(),
-        )
-        .await,
-        415,
-        "application/json",
-    );
-    assert_problem(
-        &raw(
-            &gateway,
-            &token,
-            Method::POST,
-            "/v1/assets",
-            json,
-            b"{\"id\": \"ex9\",".to_vec(),
-        )
-        .await,
-        400,
-        "JSON",
-    );
-    assert_problem(
-        &raw(
-            &gateway,
-            &token,
-            Method::POST,
-            "/v1/assets",
-            json,
-            b"[1,2,3]".to_vec(),
-        )
-        .await,
-        422,
-        "",
-    );
+            415,
+            "application/json",
+        ),
+        (json, b"{\"id\": \"ex9\",".to_vec(), 400, "JSON"),
+        (json, b"[1,2,3]".to_vec(), 422, ""),
+    ];
+    for (content_type, body, status, mentions) in new_assets {
+        let answer = raw(&caller, Method::POST, "/v1/assets", content_type, body).await;
+        assert_problem(&answer, status, mentions);
+    }
     let unknown = raw(
-        &gateway,
-        &token,
+        &caller,
         Method::POST,
         "/v1/assets",
         json,
@@ -134,109 +102,54 @@ async fn the_edge_refuses_clearly_and_changes_nothing() {
     assert_eq!(unknown.2["field"], "owner");
 
     let many: Vec<String> = (0..1001).map(|i| format!("a{i}")).collect();
-    let body = json!({"account_id": depot.account_id.to_string(), "asset_ids": many}).to_string();
-    assert_problem(
-        &raw(
-            &gateway,
-            &token,
-            Method::POST,
-            "/v1/visibility/grants",
-            json,
-            body.into_bytes(),
-        )
-        .await,
-        422,
-        "at most 1000",
-    );
     let ids: Vec<String> = (0..1001).map(|i| format!("key{i}")).collect();
-    let body = json!({"ids": ids}).to_string();
-    assert_problem(
-        &raw(
-            &gateway,
-            &token,
-            Method::POST,
-            "/v1/keys/bulk-delete",
-            json,
-            body.into_bytes(),
-        )
-        .await,
-        422,
-        "at most 1000",
-    );
+    let bulk = [
+        (
+            "/v1/visibility/grants",
+            json!({"account_id": depot.account_id.to_string(), "asset_ids": many}),
+        ),
+        ("/v1/keys/bulk-delete", json!({"ids": ids})),
+    ];
+    for (path, body) in bulk {
+        let answer = raw(&caller, Method::POST, path, json, body.to_string().into()).await;
+        assert_problem(&answer, 422, "at most 1000");
+    }
 
     for odd in ["ex%2F1", "ex%201", "%E2%9C%93", "ex1%00", "..", "a%3Fb"] {
-        let answer = raw(
-            &gateway,
-            &token,
-            Method::GET,
-            &format!("/v1/assets/{odd}"),
-            json,
-            Vec::new(),
-        )
-        .await;
+        let answer = bare(&caller, Method::GET, &format!("/v1/assets/{odd}")).await;
         assert_problem(&answer, 404, "not found");
-        let answer = raw(
-            &gateway,
-            &token,
-            Method::DELETE,
-            &format!("/v1/devices/{odd}"),
-            json,
-            Vec::new(),
-        )
-        .await;
+        let answer = bare(&caller, Method::DELETE, &format!("/v1/devices/{odd}")).await;
         assert_problem(&answer, 404, "not found");
     }
-    let answer = raw(
-        &gateway,
-        &token,
+    let answer = bare(
+        &caller,
         Method::GET,
         &format!("/v1/assets/{}", "a".repeat(5000)),
-        json,
-        Vec::new(),
     )
     .await;
     assert_eq!(answer.0, 404);
-    let answer = raw(
-        &gateway,
-        &token,
-        Method::GET,
-        "/v1/assets?limit=abc",
-        json,
-        Vec::new(),
-    )
-    .await;
+    let answer = bare(&caller, Method::GET, "/v1/assets?limit=abc").await;
     assert_problem(&answer, 422, "limit");
-    let answer = raw(
-        &gateway,
-        &token,
-        Method::GET,
-        "/v1/assets?colour=red",
-        json,
-        Vec::new(),
-    )
-    .await;
+    let answer = bare(&caller, Method::GET, "/v1/assets?colour=red").await;
     assert_problem(&answer, 422, "colour");
 
     // Nothing above changed anything.
     let assets = owner.admin.list_all_assets().await.expect("list");
     assert_eq!(assets.len(), 1);
-    let (_, grants) = owner
-        .admin
-        .get_raw("/v1/visibility/grants")
-        .await
-        .expect("grants");
-    assert_eq!(grants["items"], json!([]));
+    assert_eq!(
+        tests::grants_listed(&owner.admin).await,
+        Vec::<Value>::new()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_that_is_not_an_object_is_refused_and_changes_nothing() {
     let gateway = TestGateway::start();
     let owner = Fleet::create(&gateway, "Acme").await;
-    let token = owner.admin_token.clone();
+    let caller = Caller::admin_of(&gateway, &owner);
     let json = "application/json";
     let created = raw(
-        &gateway,
-        &token,
+        &caller,
         Method::POST,
         "/v1/operators",
         json,
@@ -247,17 +160,16 @@ async fn a_body_that_is_not_an_object_is_refused_and_changes_nothing() {
     let path = format!("/v1/operators/{}", created.2["id"].as_str().expect("id"));
     // The bug report's body: an array of the fields in order cleared the phone.
     for body in ["[null,null]", "[\"Bob\"]", "[]", "null", "42", "\"name\""] {
-        let answer = raw(&gateway, &token, Method::PATCH, &path, json, body.into()).await;
+        let answer = raw(&caller, Method::PATCH, &path, json, body.into()).await;
         assert_problem(&answer, 422, "JSON object");
         assert_eq!(answer.2["field"], "body", "{answer:?}");
     }
-    let after = raw(&gateway, &token, Method::GET, &path, json, Vec::new()).await;
+    let after = bare(&caller, Method::GET, &path).await;
     assert_eq!(after.2["phone"], "+4791234567", "{after:?}");
     assert_eq!(after.2["name"], "Ann Lee");
     // The same on a create: nothing made.
     let answer = raw(
-        &gateway,
-        &token,
+        &caller,
         Method::POST,
         "/v1/assets",
         json,
@@ -265,15 +177,7 @@ async fn a_body_that_is_not_an_object_is_refused_and_changes_nothing() {
     )
     .await;
     assert_problem(&answer, 422, "JSON object");
-    let missing = raw(
-        &gateway,
-        &token,
-        Method::GET,
-        "/v1/assets/ex9",
-        json,
-        Vec::new(),
-    )
-    .await;
+    let missing = bare(&caller, Method::GET, "/v1/assets/ex9").await;
     assert_eq!(missing.0, 404);
 }
 
@@ -281,7 +185,7 @@ async fn a_body_that_is_not_an_object_is_refused_and_changes_nothing() {
 async fn control_characters_in_names_are_refused_naming_the_field() {
     let gateway = TestGateway::start();
     let owner = Fleet::create(&gateway, "Acme").await;
-    let token = owner.admin_token.clone();
+    let caller = Caller::admin_of(&gateway, &owner);
     let json = "application/json";
     let users = format!("/v1/accounts/{}/users", owner.account_id);
     let cases: Vec<(&str, String, Value, &str)> = vec![
@@ -319,21 +223,13 @@ async fn control_characters_in_names_are_refused_naming_the_field() {
     for (method, path, body, field) in cases {
         let method = Method::from_bytes(method.as_bytes()).expect("method");
         let bytes = serde_json::to_vec(&body).expect("json");
-        let answer = raw(&gateway, &token, method, &path, json, bytes).await;
+        let answer = raw(&caller, method, &path, json, bytes).await;
         assert_eq!(answer.0, 422, "{path} {body}: {answer:?}");
         let text = answer.2.to_string();
         assert!(text.contains("control characters"), "{path}: {text}");
         assert!(text.contains(field), "{path}: names {field}: {text}");
     }
-    let missing = raw(
-        &gateway,
-        &token,
-        Method::GET,
-        "/v1/assets/ex7",
-        json,
-        Vec::new(),
-    )
-    .await;
+    let missing = bare(&caller, Method::GET, "/v1/assets/ex7").await;
     assert_eq!(missing.0, 404, "nothing was created");
 }
 
@@ -388,7 +284,7 @@ async fn an_unencoded_plus_in_a_query_time_is_refused_naming_percent_2b() {
     let gateway = TestGateway::start();
     let owner = Fleet::create(&gateway, "Acme").await;
     owner.unit_with_asset("unit1", "ex1").await;
-    let token = owner.admin_token.clone();
+    let caller = Caller::admin_of(&gateway, &owner);
     for (path, field) in [
         (
             "/v1/assets/ex1/telemetry?from=2026-11-25T10:00:00+01:00",
@@ -400,15 +296,7 @@ async fn an_unencoded_plus_in_a_query_time_is_refused_naming_percent_2b() {
         ),
         ("/v1/audit?from=2026-11-25T10:00:00+01:00", "from"),
     ] {
-        let answer = raw(
-            &gateway,
-            &token,
-            Method::GET,
-            path,
-            "text/plain",
-            Vec::new(),
-        )
-        .await;
+        let answer = raw(&caller, Method::GET, path, "text/plain", Vec::new()).await;
         assert_problem(&answer, 422, "encode it as %2B");
         assert_eq!(answer.2["field"], field, "{path}: {answer:?}");
         let detail = answer.2["detail"].as_str().unwrap_or_default();
@@ -417,15 +305,7 @@ async fn an_unencoded_plus_in_a_query_time_is_refused_naming_percent_2b() {
             "{path}: {detail}"
         );
         let encoded = path.replace('+', "%2B");
-        let answer = raw(
-            &gateway,
-            &token,
-            Method::GET,
-            &encoded,
-            "text/plain",
-            Vec::new(),
-        )
-        .await;
+        let answer = raw(&caller, Method::GET, &encoded, "text/plain", Vec::new()).await;
         assert_eq!(answer.0, 200, "{encoded}: {answer:?}");
     }
 }

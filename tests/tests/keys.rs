@@ -9,16 +9,8 @@ use std::time::Duration;
 use reqwest::Method;
 use rumqttc::QoS;
 use serde_json::{json, Value};
-use simulator::{ApiClient, SimUnit};
-use tests::{eventually, Fleet, TestGateway, WAIT};
-
-async fn call(client: &ApiClient, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let answer = client
-        .request_raw(method, path, body.as_ref())
-        .await
-        .expect("answer");
-    (answer.status, answer.body)
-}
+use simulator::SimUnit;
+use tests::{call, eventually, publish_acked, Fleet, TestGateway, WAIT};
 
 fn rfc3339(ms: u64) -> String {
     simulator::telemetry::rfc3339_from_ms(ms).expect("time")
@@ -206,17 +198,7 @@ async fn access_events_come_back_to_the_owner() {
     let ts = gateway.now_ms() - 1000;
     let event =
         json!({"ts": ts, "key_id": "key1", "result": "denied", "reason": "expired"}).to_string();
-    unit.publish(
-        "/tenants/unit1/events/access",
-        event.into_bytes(),
-        QoS::AtLeastOnce,
-        false,
-    )
-    .await
-    .expect("queued")
-    .wait_timeout(WAIT)
-    .await
-    .expect("acked");
+    publish_acked(&unit, "/tenants/unit1/events/access", event.into_bytes()).await;
     let received = live.next_timeout(WAIT).await.expect("live").expect("event");
     assert_eq!(received.event, "access");
     assert_eq!(received.data["result"], "denied");
@@ -236,17 +218,12 @@ async fn access_events_come_back_to_the_owner() {
     assert_eq!(events[0]["key_id"], "key1");
     assert_eq!(events[0]["ts_ms"], ts);
     // A malformed event is refused and shown in the status, like telemetry.
-    unit.publish(
+    publish_acked(
+        &unit,
         "/tenants/unit1/events/access",
         br#"{"result":"maybe"}"#.to_vec(),
-        QoS::AtLeastOnce,
-        false,
     )
-    .await
-    .expect("queued")
-    .wait_timeout(WAIT)
-    .await
-    .expect("acked");
+    .await;
     let error = eventually(|| async {
         let (_, status) = fleet
             .admin

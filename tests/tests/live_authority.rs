@@ -173,8 +173,7 @@ async fn a_removed_grant_ends_the_assets_stream_and_narrows_the_accounts() {
     assert_eq!(next_fuel(&mut asset_stream).await, 70.0);
     assert_eq!(next_fuel(&mut depot_stream).await, 70.0);
 
-    let path = format!("/v1/visibility/grants/{}", grant_of("ex1"));
-    let (status, body) = call(&acme.admin, Method::DELETE, &path, None).await;
+    let (status, body) = tests::remove_grant(&acme.admin, &grant_of("ex1")).await;
     assert!(status == 200 || status == 204, "{status} {body}");
     assert!(
         has_ended(&mut asset_stream).await,

@@ -7,12 +7,10 @@
 
 use std::time::Duration;
 
-use reqwest::Method;
-use rumqttc::QoS;
 use serde_json::{json, Value};
 use simulator::api::{SseEvent, SseStream};
 use simulator::{ApiClient, SimUnit};
-use tests::{call, Fleet, TestGateway, WAIT};
+use tests::{Fleet, TestGateway, WAIT};
 
 /// The next event (keep-alives are not events), within [`WAIT`].
 async fn next_event(stream: &mut SseStream) -> SseEvent {
@@ -48,12 +46,7 @@ async fn publish(unit: &SimUnit, point: Value) {
 async fn publish_access(unit: &SimUnit, device: &str, ts: u64) {
     let event = json!({"ts": ts, "key_id": "key1", "result": "granted"}).to_string();
     let topic = format!("/tenants/{device}/events/access");
-    unit.publish(&topic, event.into_bytes(), QoS::AtLeastOnce, false)
-        .await
-        .expect("queued")
-        .wait_timeout(WAIT)
-        .await
-        .expect("acknowledged");
+    tests::publish_acked(unit, &topic, event.into_bytes()).await;
 }
 
 /// Opens `path` resuming after `id` (the `Last-Event-ID` header).
@@ -170,8 +163,7 @@ async fn a_grantee_resuming_gets_only_what_it_may_see_now() {
     publish(&one, json!({"fuel_pct": 3})).await;
     publish_access(&one, "unit1", gateway.now_ms() - 1_000).await;
     publish(&two, json!({"fuel_pct": 4})).await;
-    let path = format!("/v1/visibility/grants/{ex2_grant}");
-    let (status, body) = call(&acme.admin, Method::DELETE, &path, None).await;
+    let (status, body) = tests::remove_grant(&acme.admin, &ex2_grant).await;
     assert!(status == 200 || status == 204, "{status} {body}");
 
     let mut resumed = resume(&depot.admin, "/v1/stream", seen).await;

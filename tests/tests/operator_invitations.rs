@@ -13,15 +13,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{json, Value};
 use simulator::ApiClient;
-use tests::{eventually, Fleet, TestGateway};
-
-async fn call(client: &ApiClient, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let answer = client
-        .request_raw(method, path, body.as_ref())
-        .await
-        .expect("answer");
-    (answer.status, answer.body)
-}
+use tests::{call, eventually, Fleet, TestGateway};
 
 async fn create(client: &ApiClient, body: Value) -> (u16, Value) {
     call(client, Method::POST, "/v1/operators", Some(body)).await

@@ -12,17 +12,9 @@ use simulator::api::UserRole;
 use simulator::ApiClient;
 use storage::model::Role;
 use storage::Rule;
-use tests::{Fleet, TestGateway};
+use tests::{call, Fleet, TestGateway};
 
 const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
-
-async fn call(client: &ApiClient, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let answer = client
-        .request_raw(method, path, body.as_ref())
-        .await
-        .expect("answer");
-    (answer.status, answer.body)
-}
 
 async fn create(client: &ApiClient, body: Value) -> (u16, Value) {
     call(client, Method::POST, "/v1/operators", Some(body)).await

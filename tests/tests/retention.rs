@@ -119,17 +119,7 @@ async fn access_events_and_audit_entries_go_by_their_own_retention() {
     let now = gateway.now_ms();
     for ts in [now - 100 * DAY_MS, now - DAY_MS] {
         let event = json!({"ts": ts, "result": "granted"}).to_string();
-        unit.publish(
-            "/tenants/unit1/events/access",
-            event.into_bytes(),
-            rumqttc::QoS::AtLeastOnce,
-            false,
-        )
-        .await
-        .expect("queued")
-        .wait_timeout(tests::WAIT)
-        .await
-        .expect("acked");
+        tests::publish_acked(&unit, "/tenants/unit1/events/access", event.into_bytes()).await;
     }
     let events = || async {
         let (_, body) = fleet

@@ -9,15 +9,7 @@ use serde_json::{json, Value};
 use simulator::api::UserRole;
 use simulator::ApiClient;
 use storage::Rule;
-use tests::{eventually, Fleet, TestGateway};
-
-async fn call(client: &ApiClient, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let answer = client
-        .request_raw(method, path, body.as_ref())
-        .await
-        .expect("answer");
-    (answer.status, answer.body)
-}
+use tests::{call, eventually, Fleet, TestGateway};
 
 async fn staff(fleet: &Fleet, role: &str) -> ApiClient {
     let (status, created) = call(

@@ -8,7 +8,7 @@ use rumqttc::QoS;
 use serde_json::json;
 use simulator::api::{AssetId, DeviceId, HistoryQuery};
 use simulator::telemetry::now_ms;
-use tests::{Fleet, TestGateway, WAIT};
+use tests::{publish_acked, Fleet, TestGateway, WAIT};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_point_reaches_history_sse_latest_and_the_account_topic() {
@@ -115,17 +115,7 @@ async fn malformed_points_are_counted_shown_and_never_stored() {
     ];
     let telemetry = simulator::topics::telemetry("unit1");
     for (index, (payload, names)) in cases.iter().enumerate() {
-        unit.publish(
-            &telemetry,
-            payload.clone().into_bytes(),
-            QoS::AtLeastOnce,
-            false,
-        )
-        .await
-        .expect("queued")
-        .wait_timeout(WAIT)
-        .await
-        .expect("the broker acks even what the gateway will refuse");
+        publish_acked(&unit, &telemetry, payload.clone().into_bytes()).await;
         let status = wait_for_errors(&fleet, &device, index as u64 + 1).await;
         let last_error = status.last_error.clone().unwrap_or_default();
         assert!(
@@ -239,17 +229,12 @@ async fn history_and_status_survive_a_restart() {
             .await
             .expect("acked");
     }
-    unit.publish(
+    publish_acked(
+        &unit,
         &simulator::topics::telemetry("unit1"),
         b"{broken".to_vec(),
-        QoS::AtLeastOnce,
-        false,
     )
-    .await
-    .expect("queued")
-    .wait_timeout(WAIT)
-    .await
-    .expect("acked");
+    .await;
     wait_for_errors(&fleet, &DeviceId::new("unit1"), 1).await;
     unit.kill();
 

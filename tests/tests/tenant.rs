@@ -7,16 +7,9 @@ use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{json, Value};
-use simulator::ApiClient;
-use tests::{Fleet, TestGateway, WAIT};
-
-async fn call(client: &ApiClient, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let answer = client
-        .request_raw(method, path, body.as_ref())
-        .await
-        .expect("answer");
-    (answer.status, answer.body)
-}
+use simulator::api::SseStream;
+use simulator::{ApiClient, SimUnit};
+use tests::{call, Fleet, TestGateway, WAIT};
 
 /// A holding with two tenants administered by its root admin.
 struct Holding {
@@ -34,6 +27,34 @@ async fn holding(gateway: &TestGateway) -> Holding {
         source,
         target,
     }
+}
+
+impl Holding {
+    /// `client`'s answer to sharing the source's `ex1` (`kind`: telemetry or details) as
+    /// `body` says: the call every sharing test makes.
+    async fn share(&self, client: &ApiClient, kind: &str, body: Value) -> (u16, Value) {
+        let path = share_path(&self.source, "ex1", kind);
+        call(client, Method::PUT, &path, Some(body)).await
+    }
+}
+
+/// A holding whose source shares `ex1` (of `unit1`, connected) for telemetry as the
+/// target's mirror `m1`: the unit, and the target admin's live stream of `m1`.
+async fn shared_to_m1(gateway: &TestGateway) -> (Holding, SimUnit, SseStream) {
+    let h = holding(gateway).await;
+    h.source.unit_with_asset("unit1", "ex1").await;
+    let unit = h.source.connect("unit1").await;
+    let body =
+        json!({"target_account_id": h.target.account_id.to_string(), "target_asset_id": "m1"});
+    let (status, shared) = h.share(&h.root.admin, "telemetry", body).await;
+    assert_eq!(status, 200, "{shared}");
+    let mirror = h
+        .target
+        .admin
+        .stream("/v1/assets/m1/stream")
+        .await
+        .expect("stream");
+    (h, unit, mirror)
 }
 
 fn share_path(source: &Fleet, asset: &str, kind: &str) -> String {
@@ -63,13 +84,7 @@ async fn a_mirror_gets_live_points_and_history_from_the_share_on() {
     h.source.history("ex1", 1).await;
 
     let body = json!({"target_account_id": h.target.account_id.to_string(), "target_asset_id": "their-ex1"});
-    let (status, shared) = call(
-        &h.root.admin,
-        Method::PUT,
-        &share_path(&h.source, "ex1", "telemetry"),
-        Some(body),
-    )
-    .await;
+    let (status, shared) = h.share(&h.root.admin, "telemetry", body).await;
     assert_eq!(status, 200, "{shared}");
     assert_eq!(shared["target"]["relation"], "mirror");
     assert_eq!(
@@ -205,13 +220,7 @@ async fn details_travel_field_by_field_per_profile() {
     let profile_id = profile["id"].as_str().expect("id").to_owned();
 
     let body = json!({"target_account_id": h.target.account_id.to_string(), "target_asset_id": "ex1-copy", "profile_id": profile_id});
-    let (status, shared) = call(
-        &h.root.admin,
-        Method::PUT,
-        &share_path(&h.source, "ex1", "details"),
-        Some(body),
-    )
-    .await;
+    let (status, shared) = h.share(&h.root.admin, "details", body).await;
     assert_eq!(status, 200, "{shared}");
     let mirror = |client: ApiClient, target: String| async move {
         let (_, asset) = call(
@@ -309,21 +318,13 @@ async fn sharing_refusals() {
     .await;
     assert_eq!(status, 404, "a target account the caller cannot see");
     let fleet_admin = h.root.user(simulator::api::UserRole::FleetAdmin).await;
-    let (status, _) = call(
-        &fleet_admin,
-        Method::PUT,
-        &share_path(&h.source, "ex1", "telemetry"),
-        Some(body(&h.target, "m1")),
-    )
-    .await;
+    let (status, _) = h
+        .share(&fleet_admin, "telemetry", body(&h.target, "m1"))
+        .await;
     assert_eq!(status, 403, "fleet admins may not share tenants");
-    let (status, _) = call(
-        &outsider.admin,
-        Method::PUT,
-        &share_path(&h.source, "ex1", "telemetry"),
-        Some(body(&outsider, "m1")),
-    )
-    .await;
+    let (status, _) = h
+        .share(&outsider.admin, "telemetry", body(&outsider, "m1"))
+        .await;
     assert_eq!(status, 404);
 
     // The target id is taken by something that is not a mirror of this source.
@@ -336,32 +337,20 @@ async fn sharing_refusals() {
     )
     .await;
     assert_eq!(status, 201);
-    let (status, conflict) = call(
-        &h.root.admin,
-        Method::PUT,
-        &share_path(&h.source, "ex1", "telemetry"),
-        Some(body(&h.target, "taken")),
-    )
-    .await;
+    let (status, conflict) = h
+        .share(&h.root.admin, "telemetry", body(&h.target, "taken"))
+        .await;
     assert_eq!(status, 409, "{conflict}");
     assert!(conflict["detail"].as_str().unwrap_or("").contains("taken"));
 
     // A mirror is read-only in the target and is never shared onward.
-    let (status, _) = call(
-        &h.root.admin,
-        Method::PUT,
-        &share_path(&h.source, "ex1", "telemetry"),
-        Some(body(&h.target, "m1")),
-    )
-    .await;
+    let (status, _) = h
+        .share(&h.root.admin, "telemetry", body(&h.target, "m1"))
+        .await;
     assert_eq!(status, 200);
-    let (status, again) = call(
-        &h.root.admin,
-        Method::PUT,
-        &share_path(&h.source, "ex1", "telemetry"),
-        Some(body(&h.target, "m1")),
-    )
-    .await;
+    let (status, again) = h
+        .share(&h.root.admin, "telemetry", body(&h.target, "m1"))
+        .await;
     assert_eq!(
         status, 200,
         "sharing again to the same mirror is idempotent: {again}"
@@ -386,13 +375,9 @@ async fn sharing_refusals() {
     let grandchild = h.target.child(&gateway, "Site").await;
     let grant = h.target.grant(&grandchild, &["m1"], json!({})).await;
     assert_eq!(grant.status, 403, "{grant:?}");
-    let (status, _) = call(
-        &h.root.admin,
-        Method::PUT,
-        &share_path(&h.source, "ex1", "details"),
-        Some(body(&h.target, "m1")),
-    )
-    .await;
+    let (status, _) = h
+        .share(&h.root.admin, "details", body(&h.target, "m1"))
+        .await;
     assert_eq!(status, 422, "details sharing names a profile");
 }
 
@@ -401,25 +386,7 @@ async fn sharing_refusals() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_point_published_after_the_stop_reaches_the_mirror() {
     let gateway = TestGateway::start();
-    let h = holding(&gateway).await;
-    h.source.unit_with_asset("unit1", "ex1").await;
-    let unit = h.source.connect("unit1").await;
-    let body =
-        json!({"target_account_id": h.target.account_id.to_string(), "target_asset_id": "m1"});
-    let (status, _) = call(
-        &h.root.admin,
-        Method::PUT,
-        &share_path(&h.source, "ex1", "telemetry"),
-        Some(body),
-    )
-    .await;
-    assert_eq!(status, 200);
-    let mut live = h
-        .target
-        .admin
-        .stream("/v1/assets/m1/stream")
-        .await
-        .expect("stream");
+    let (h, unit, mut live) = shared_to_m1(&gateway).await;
     let streaming = async {
         for seq in 0..400u64 {
             let _ = unit
@@ -465,20 +432,7 @@ async fn no_point_published_after_the_stop_reaches_the_mirror() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stop_whose_caller_hangs_up_still_stops_the_mirror() {
     let gateway = TestGateway::start();
-    let h = holding(&gateway).await;
-    h.source.unit_with_asset("unit1", "ex1").await;
-    let unit = h.source.connect("unit1").await;
-    let body =
-        json!({"target_account_id": h.target.account_id.to_string(), "target_asset_id": "m1"});
-    let share = share_path(&h.source, "ex1", "telemetry");
-    let (status, _) = call(&h.root.admin, Method::PUT, &share, Some(body)).await;
-    assert_eq!(status, 200);
-    let mut mirror = h
-        .target
-        .admin
-        .stream("/v1/assets/m1/stream")
-        .await
-        .expect("stream");
+    let (h, unit, mut mirror) = shared_to_m1(&gateway).await;
     let mut source = h
         .source
         .admin
@@ -494,6 +448,7 @@ async fn a_stop_whose_caller_hangs_up_still_stops_the_mirror() {
     );
     assert!(source.next_point(WAIT).await.is_some());
 
+    let share = share_path(&h.source, "ex1", "telemetry");
     tests::send_and_hang_up(&gateway, "DELETE", &share, &h.root.admin_token).await;
     let sharing = format!("/v1/assets/ex1/sharing?account_id={}", h.source.account_id);
     tests::eventually(|| async {

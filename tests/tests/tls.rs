@@ -9,7 +9,7 @@ use rumqttc::QoS;
 use serde_json::json;
 use simulator::api::{AssetId, DeviceId, HistoryQuery};
 use simulator::{MqttTransport, SimUnit, UnitOptions};
-use tests::{Fleet, TestGateway, WAIT};
+use tests::{publish_acked, Fleet, TestGateway, WAIT};
 
 fn tls(ca_pem: &str, cert_pem: String, key_pem: String) -> MqttTransport {
     MqttTransport::Tls {
@@ -97,17 +97,12 @@ async fn a_unit_can_neither_read_nor_forge_another_units_topics() {
     // MQTT 3.1.1 §3.3.5-2: a server that refuses a publish either closes the connection or
     // acknowledges it. Fleetgate acknowledges (refused for good: a unit must not resend it
     // forever), counts it, names it in the unit's status, and never stores or delivers it.
-    a.publish(
+    publish_acked(
+        &a,
         "/tenants/unitB/telemetry",
         br#"{"fuel_pct":1}"#.to_vec(),
-        QoS::AtLeastOnce,
-        false,
     )
-    .await
-    .expect("queued")
-    .wait_timeout(WAIT)
-    .await
-    .expect("acknowledged as refused");
+    .await;
     let denied = fleet
         .metric_line("fleetgate_mqtt_acl_denied_total{kind=\"publish\",reason=\"other_tenant\"}")
         .await;

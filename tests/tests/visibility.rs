@@ -8,23 +8,10 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use simulator::api::UserRole;
 use storage::Rule;
-use tests::{eventually, Fleet, TestGateway, WAIT};
+use tests::{call, eventually, first_grant, grants_listed, remove_grant, Fleet, TestGateway, WAIT};
 
 fn rfc3339(ms: u64) -> String {
     simulator::telemetry::rfc3339_from_ms(ms).expect("a valid time")
-}
-
-async fn status_of(
-    client: &simulator::ApiClient,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let answer = client
-        .request_raw(method, path, body.as_ref())
-        .await
-        .expect("answer");
-    (answer.status, answer.body)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -101,7 +88,7 @@ async fn a_grantee_sees_the_asset_read_only_and_inside_its_window() {
     assert_eq!(latest.1["fuel_pct"], 20.0);
 
     // Read-only: no change, no re-share, no removal of the grant by the grantee.
-    let (status, body) = status_of(
+    let (status, body) = call(
         &depot.admin,
         Method::PATCH,
         "/v1/assets/ex1",
@@ -123,30 +110,16 @@ async fn a_grantee_sees_the_asset_read_only_and_inside_its_window() {
         action: "share",
     };
     assert!(tests::refused_by(&reshare.body, &rule), "{reshare:?}");
-    let grant_id = granted.body["items"][0]["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
-    let (status, body) = status_of(
-        &depot.admin,
-        Method::DELETE,
-        &format!("/v1/visibility/grants/{grant_id}"),
-        None,
-    )
-    .await;
+    let grant_id = first_grant(&granted);
+    let (status, body) = remove_grant(&depot.admin, &grant_id).await;
     assert_eq!(status, 403);
     assert!(
         tests::refused_by(&body, &Rule::GrantRemovedByOwner),
         "{body}"
     );
     // The grantee lists its own grant; a viewer of the grantee sees but changes nothing.
-    let (status, grants) = depot
-        .admin
-        .get_raw("/v1/visibility/grants")
-        .await
-        .expect("grants");
-    assert_eq!(status, 200);
-    assert_eq!(grants["items"].as_array().map(Vec::len), Some(1));
+    let grants = grants_listed(&depot.admin).await;
+    assert_eq!(grants.len(), 1);
     let viewer = depot.user(UserRole::Viewer).await;
     assert_eq!(viewer.list_all_assets().await.expect("list").len(), 1);
 }
@@ -176,16 +149,8 @@ async fn grants_are_refused_with_the_reason_and_all_or_nothing() {
         foreign.status, 404,
         "an asset of another account: {foreign:?}"
     );
-    let (_, grants) = owner
-        .admin
-        .get_raw("/v1/visibility/grants")
-        .await
-        .expect("grants");
-    assert_eq!(
-        grants["items"].as_array().map(Vec::len),
-        Some(0),
-        "all or nothing: ex1 was not granted"
-    );
+    let grants = grants_listed(&owner.admin).await;
+    assert_eq!(grants.len(), 0, "all or nothing: ex1 was not granted");
 
     let backwards = owner
         .grant(
@@ -238,29 +203,12 @@ async fn grants_are_refused_with_the_reason_and_all_or_nothing() {
     assert_eq!(again.status, 201);
     assert_eq!(again.body["items"][0]["change"], "updated");
     assert_eq!(again.body["items"][0]["id"], first.body["items"][0]["id"]);
-    let (_, grants) = owner
-        .admin
-        .get_raw("/v1/visibility/grants")
-        .await
-        .expect("grants");
-    assert_eq!(
-        grants["items"].as_array().map(Vec::len),
-        Some(1),
-        "never two grants for one pair"
-    );
+    let grants = grants_listed(&owner.admin).await;
+    assert_eq!(grants.len(), 1, "never two grants for one pair");
 
     // A stranger cannot even see a grant; its owner removes it.
-    let grant_id = first.body["items"][0]["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
-    let (status, _) = status_of(
-        &outsider.admin,
-        Method::DELETE,
-        &format!("/v1/visibility/grants/{grant_id}"),
-        None,
-    )
-    .await;
+    let grant_id = first_grant(&first);
+    let (status, _) = remove_grant(&outsider.admin, &grant_id).await;
     assert_eq!(status, 404);
 }
 
@@ -271,7 +219,7 @@ async fn partnerships_open_sharing_and_ending_one_ends_its_grants() {
     let partner = Fleet::create(&gateway, "Rentals").await;
     owner.unit_with_asset("unit1", "ex1").await;
     let body = json!({"account_a": owner.account_id.to_string(), "account_b": partner.account_id.to_string()});
-    let (status, _) = status_of(
+    let (status, _) = call(
         &owner.admin,
         Method::POST,
         "/v1/partnerships",
@@ -279,7 +227,7 @@ async fn partnerships_open_sharing_and_ending_one_ends_its_grants() {
     )
     .await;
     assert_eq!(status, 403, "only platform_admin sets up partnerships");
-    let (status, created) = status_of(
+    let (status, created) = call(
         &owner.platform,
         Method::POST,
         "/v1/partnerships",
@@ -287,7 +235,7 @@ async fn partnerships_open_sharing_and_ending_one_ends_its_grants() {
     )
     .await;
     assert_eq!(status, 201, "{created}");
-    let (status, _) = status_of(
+    let (status, _) = call(
         &owner.platform,
         Method::POST,
         "/v1/partnerships",
@@ -314,7 +262,7 @@ async fn partnerships_open_sharing_and_ending_one_ends_its_grants() {
     );
 
     let id = created["id"].as_str().expect("id");
-    let (status, ended) = status_of(
+    let (status, ended) = call(
         &owner.platform,
         Method::DELETE,
         &format!("/v1/partnerships/{id}"),
@@ -348,10 +296,7 @@ async fn no_point_published_after_the_removal_answer_reaches_the_grantee() {
     for round in 0..3u64 {
         let granted = owner.grant(&depot, &["ex1"], json!({})).await;
         assert_eq!(granted.status, 201);
-        let grant_id = granted.body["items"][0]["id"]
-            .as_str()
-            .expect("id")
-            .to_owned();
+        let grant_id = first_grant(&granted);
         let mut live = depot
             .admin
             .stream("/v1/assets/ex1/stream")
@@ -367,13 +312,7 @@ async fn no_point_published_after_the_removal_answer_reaches_the_grantee() {
             };
             let removal = async {
                 tokio::time::sleep(Duration::from_millis(60)).await;
-                let (status, _) = status_of(
-                    &owner.admin,
-                    Method::DELETE,
-                    &format!("/v1/visibility/grants/{grant_id}"),
-                    None,
-                )
-                .await;
+                let (status, _) = remove_grant(&owner.admin, &grant_id).await;
                 assert_eq!(status, 204);
                 // Everything sent from now on is "published after the answer".
                 unit.published()

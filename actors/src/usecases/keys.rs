@@ -69,14 +69,9 @@ impl UseCases {
         edit: KeyEdit,
         dry_run: bool,
     ) -> Result<KeysChanged, OpError> {
-        let (this, now) = (self.clone(), self.now());
-        crate::completing(async move {
-            let (keys, changed) = this
-                .commit(dry_run, move |tx| {
-                    storage::keys::edit(tx, &who, &ids, &edit, now)
-                })
-                .await?;
-            this.distributed(keys, &changed, dry_run).await
+        let now = self.now();
+        self.change_keys(dry_run, move |tx| {
+            storage::keys::edit(tx, &who, &ids, &edit, now)
         })
         .await
     }
@@ -89,30 +84,33 @@ impl UseCases {
         ids: Vec<String>,
         dry_run: bool,
     ) -> Result<KeysChanged, OpError> {
-        let (this, now) = (self.clone(), self.now());
-        crate::completing(async move {
-            let (keys, changed) = this
-                .commit(dry_run, move |tx| {
-                    storage::keys::delete(tx, &who, &ids, now)
-                })
-                .await?;
-            this.distributed(keys, &changed, dry_run).await
+        let now = self.now();
+        self.change_keys(dry_run, move |tx| {
+            storage::keys::delete(tx, &who, &ids, now)
         })
         .await
     }
 
-    async fn distributed(
-        &self,
-        keys: Vec<Key>,
-        changed: &[Changed],
-        dry_run: bool,
-    ) -> Result<KeysChanged, OpError> {
-        let distribution = if dry_run {
-            Distribution::default()
-        } else {
-            self.distribute(changed).await?
-        };
-        Ok((keys, distribution))
+    /// Commits `op`'s change of existing keys, then pushes it to the units (a dry run
+    /// pushes nothing), to the end even when the caller goes away: what editing and
+    /// deleting keys share.
+    async fn change_keys<F>(&self, dry_run: bool, op: F) -> Result<KeysChanged, OpError>
+    where
+        F: FnOnce(&storage::redb::WriteTransaction) -> Result<(Vec<Key>, Vec<Changed>), OpError>
+            + Send
+            + 'static,
+    {
+        let this = self.clone();
+        crate::completing(async move {
+            let (keys, changed) = this.commit(dry_run, op).await?;
+            let distribution = if dry_run {
+                Distribution::default()
+            } else {
+                this.distribute(&changed).await?
+            };
+            Ok((keys, distribution))
+        })
+        .await
     }
 
     /// Creates an operator (rule 6: a name, a phone in E.164 when given); an SMS

@@ -3,13 +3,13 @@
 //! `process_open_fds`, `process_max_fds`), read from `/proc/self` at each scrape, so they are
 //! never stale and cost nothing between scrapes. Off Linux (no `/proc`) they are left out.
 //!
-//! Three small files are read by hand rather than through a crate: `/proc/self/stat` (CPU
-//! time, start time, virtual size), `/proc/self/status` (`VmRSS`, in KiB, so no page-size
-//! call is needed), `/proc/self/limits` (the open-file soft limit), plus the entries of
-//! `/proc/self/fd` and the boot time from `/proc/stat`. Times in `stat` are in clock ticks
-//! of `USER_HZ`, which is 100 on every architecture Linux runs us on (reading it needs
-//! `sysconf`, that is `unsafe` FFI, which the workspace forbids); the Prometheus Go client's
-//! procfs makes the same choice.
+//! Two small files are read by hand rather than through a crate: `/proc/self/stat` (CPU
+//! time, start time, virtual size) and `/proc/self/status` (`VmRSS`, in KiB, so no
+//! page-size call is needed), plus the entries of `/proc/self/fd` and the boot time from
+//! `/proc/stat`; the open-file soft limit comes from `getrlimit`, as for the session cap.
+//! Times in `stat` are in clock ticks of `USER_HZ`, which is 100 on every architecture
+//! Linux runs us on (reading it needs `sysconf`, that is `unsafe` FFI, which the workspace
+//! forbids); the Prometheus Go client's procfs makes the same choice.
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -79,16 +79,11 @@ pub fn parse_boot_time(proc_stat: &str) -> Option<u64> {
         .ok()
 }
 
-/// The soft limit of `Max open files` in `/proc/<pid>/limits`; `None` when unlimited.
-pub fn parse_max_fds(limits: &str) -> Option<u64> {
-    let line = limits
-        .lines()
-        .find(|line| line.starts_with("Max open files"))?;
-    line["Max open files".len()..]
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
+/// This process's soft open-file limit, asked of the kernel the way the MQTT session cap
+/// asks it at start-up (`getrlimit`); `None` when unlimited or unknown.
+pub fn max_fds() -> Option<u64> {
+    let (soft, _) = rlimit::getrlimit(rlimit::Resource::NOFILE).ok()?;
+    (soft != rlimit::INFINITY).then_some(soft)
 }
 
 /// Reads this process's figures now.
@@ -110,7 +105,7 @@ pub fn sample() -> ProcessSample {
         open_fds: std::fs::read_dir("/proc/self/fd")
             .ok()
             .map(|entries| entries.count() as u64),
-        max_fds: read("/proc/self/limits").as_deref().and_then(parse_max_fds),
+        max_fds: max_fds(),
     }
 }
 
@@ -207,18 +202,17 @@ mod tests {
     }
 
     #[test]
-    fn boot_time_and_the_open_file_limit() {
+    fn boot_time_is_read_from_proc_stat() {
         let proc_stat = "cpu  1 2 3 4\nintr 5\nctxt 6\nbtime 1764460800\nprocesses 7\n";
         assert_eq!(parse_boot_time(proc_stat), Some(1_764_460_800));
         assert_eq!(parse_boot_time("cpu 1\n"), None);
-        let limits =
-            "Limit                     Soft Limit           Hard Limit           Units     \n\
-            Max cpu time              unlimited            unlimited            seconds   \n\
-            Max open files            1024                 524288               files     \n";
-        assert_eq!(parse_max_fds(limits), Some(1024));
-        let unlimited =
-            "Max open files            unlimited            unlimited            files\n";
-        assert_eq!(parse_max_fds(unlimited), None);
+    }
+
+    #[test]
+    fn the_open_file_limit_is_the_soft_one() {
+        let (soft, _) = rlimit::getrlimit(rlimit::Resource::NOFILE).expect("getrlimit");
+        let expected = (soft != rlimit::INFINITY).then_some(soft);
+        assert_eq!(max_fds(), expected);
     }
 
     #[test]

@@ -247,15 +247,7 @@ pub fn memory_chart(timeline: &Timeline) -> Chart {
         }
         None => return Chart::missing(title, "not measured (no --gateway-pid given)"),
     };
-    let points: Vec<(f64, f64)> = timeline
-        .samples
-        .iter()
-        .filter_map(|sample| {
-            sample
-                .gateway_rss_kib
-                .map(|kib| (sample.t_s, kib as f64 / 1024.0))
-        })
-        .collect();
+    let points = timeline.gateway_mib(|sample| sample.t_s);
     if points.is_empty() {
         let why = timeline
             .memory_error
@@ -263,11 +255,7 @@ pub fn memory_chart(timeline: &Timeline) -> Chart {
             .unwrap_or("no sample was taken");
         return Chart::missing(title, &format!("not measured: {why}"));
     }
-    let series = vec![Series {
-        name: source,
-        color: PALETTE[2],
-        points,
-    }];
+    let series = vec![Series::new(source, PALETTE[2], points)];
     Chart::lines(title, "seconds since the start", "MiB", series)
 }
 

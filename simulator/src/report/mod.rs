@@ -95,6 +95,34 @@ pub fn write<R: ScenarioReport>(report: &R, dir: &Path) -> Result<WrittenReport,
     Ok(WrittenReport { json, html })
 }
 
+/// Asserts that `page` stands alone: no script, no link and no address outside itself, so
+/// it opens the same offline and years later. Every scenario's page test calls it.
+#[cfg(test)]
+pub(crate) fn assert_self_contained(page: &str) {
+    let lower = page.to_ascii_lowercase();
+    for banned in [
+        "<script", "http://", "https://", "src=", "url(", "<link", "@import",
+    ] {
+        assert!(!lower.contains(banned), "the page contains {banned}");
+    }
+    assert!(page.starts_with("<!DOCTYPE html>"));
+}
+
+/// Asserts that `report()` is clean and that each of `spoilers` alone makes it unclean:
+/// how every scenario tests its rule for a clean run.
+#[cfg(test)]
+pub(crate) fn assert_each_spoils<R: ScenarioReport + std::fmt::Display>(
+    report: impl Fn() -> R,
+    spoilers: &[fn(&mut R)],
+) {
+    assert!(report().is_clean(), "{}", report());
+    for spoil in spoilers {
+        let mut spoiled = report();
+        spoil(&mut spoiled);
+        assert!(!spoiled.is_clean(), "{spoiled}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

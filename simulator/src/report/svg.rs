@@ -30,6 +30,29 @@ pub struct Series {
     pub points: Vec<(f64, f64)>,
 }
 
+impl Series {
+    /// A line named `name` in the legend.
+    pub fn new(name: impl Into<String>, color: &'static str, points: Vec<(f64, f64)>) -> Self {
+        Series {
+            name: name.into(),
+            color,
+            points,
+        }
+    }
+
+    /// The lines of `(name, colour, points)` that have a point to draw: an empty line would
+    /// only crowd the legend.
+    pub fn drawn(
+        lines: impl IntoIterator<Item = (&'static str, &'static str, Vec<(f64, f64)>)>,
+    ) -> Vec<Series> {
+        lines
+            .into_iter()
+            .filter(|(_, _, points)| !points.is_empty())
+            .map(|(name, color, points)| Series::new(name, color, points))
+            .collect()
+    }
+}
+
 /// One set of bars of a bar chart: one value per category, in data units.
 #[derive(Debug, Clone)]
 pub struct BarGroup {

@@ -67,6 +67,39 @@ pub(crate) fn check_run_id(run_id: Option<&str>) -> Result<(), ScenarioError> {
     }
 }
 
+/// Asserts that `settings` (a config's `validate`) is a refusal naming `word`: every
+/// scenario's tests hold each refusal to name the setting it refuses.
+#[cfg(test)]
+pub(crate) fn assert_refused(settings: Result<(), ScenarioError>, word: &str) {
+    let error = settings.expect_err("refused");
+    assert!(error.to_string().contains(word), "{word}: {error}");
+}
+
+/// Asserts that a scenario's config passes its [`RunOptions`] through
+/// [`RunOptions::validate`]: no parallelism, more than `max_parallelism`, and run ids that
+/// cannot name devices are refused by name, `max_parallelism` itself is not. `with_run` is
+/// the `validate` of the scenario's default config holding the given options.
+#[cfg(test)]
+pub(crate) fn assert_run_options_checked(
+    max_parallelism: usize,
+    with_run: impl Fn(RunOptions) -> Result<(), ScenarioError>,
+) {
+    let parallel = |parallelism| RunOptions {
+        parallelism,
+        ..RunOptions::default()
+    };
+    assert_refused(with_run(parallel(0)), "parallelism");
+    assert_refused(with_run(parallel(max_parallelism + 1)), "parallelism");
+    assert!(with_run(parallel(max_parallelism)).is_ok());
+    for run_id in ["", "Has-Caps", "Bad/Id", "seventeenletters1"] {
+        let run = RunOptions {
+            run_id: Some(run_id.into()),
+            ..RunOptions::default()
+        };
+        assert_refused(with_run(run), "run id");
+    }
+}
+
 /// Refuses a duration outside `(0, max]` (or `[0, max]` when zero is meaningful), naming
 /// the setting.
 pub(crate) fn check_duration(

@@ -51,6 +51,18 @@ pub struct Timeline {
 }
 
 impl Timeline {
+    /// The gateway's resident memory in MiB at each sample that read it, against `x` of
+    /// that sample: what the memory charts draw.
+    pub fn gateway_mib(&self, x: impl Fn(&TimelineSample) -> f64) -> Vec<(f64, f64)> {
+        self.samples
+            .iter()
+            .filter_map(|sample| {
+                let kib = sample.gateway_rss_kib?;
+                Some((x(sample), kib as f64 / 1024.0))
+            })
+            .collect()
+    }
+
     /// Whether at least one memory figure was read.
     pub fn has_memory(&self) -> bool {
         self.samples

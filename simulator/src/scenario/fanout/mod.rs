@@ -448,6 +448,7 @@ async fn watch_accounts(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scenario::options::{assert_refused, assert_run_options_checked};
 
     fn config() -> FanoutConfig {
         FanoutConfig::for_target(Target::unreachable())
@@ -461,10 +462,7 @@ mod tests {
 
     #[test]
     fn bounds_are_enforced_and_named() {
-        let refused = |config: FanoutConfig, word: &str| {
-            let error = config.validate().expect_err("refused");
-            assert!(error.to_string().contains(word), "{error}");
-        };
+        let refused = |config: FanoutConfig, word: &str| assert_refused(config.validate(), word);
         refused(
             FanoutConfig {
                 units: 0,
@@ -547,26 +545,9 @@ mod tests {
             },
             "settle timeout",
         );
-        refused(
-            FanoutConfig {
-                run: RunOptions {
-                    parallelism: 0,
-                    ..RunOptions::default()
-                },
-                ..config()
-            },
-            "parallelism",
-        );
-        refused(
-            FanoutConfig {
-                run: RunOptions {
-                    run_id: Some("Bad!".into()),
-                    ..RunOptions::default()
-                },
-                ..config()
-            },
-            "run id",
-        );
+        assert_run_options_checked(MAX_PARALLELISM, |run| {
+            FanoutConfig { run, ..config() }.validate()
+        });
         let largest = FanoutConfig {
             units: 20,
             grantees: 500,

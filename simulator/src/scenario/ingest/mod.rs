@@ -499,6 +499,7 @@ async fn publish_load(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scenario::options::assert_run_options_checked;
 
     fn config() -> IngestConfig {
         IngestConfig::for_target(Target::unreachable())
@@ -540,14 +541,9 @@ mod tests {
             ..config()
         };
         assert!(huge.validate().is_err());
-        let bad_run_id = IngestConfig {
-            run: RunOptions {
-                run_id: Some("Has-Dash".into()),
-                ..RunOptions::default()
-            },
-            ..config()
-        };
-        assert!(bad_run_id.validate().is_err());
+        assert_run_options_checked(MAX_PARALLELISM, |run| {
+            IngestConfig { run, ..config() }.validate()
+        });
     }
 
     #[test]

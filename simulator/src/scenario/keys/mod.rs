@@ -535,6 +535,7 @@ fn ids_of(keys: &[KeyView]) -> Vec<KeyId> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scenario::options::{assert_refused, assert_run_options_checked};
 
     fn config() -> KeysConfig {
         KeysConfig::for_target(Target::unreachable())
@@ -543,10 +544,7 @@ mod tests {
     #[test]
     fn defaults_are_valid_and_bounds_are_named() {
         assert!(config().validate().is_ok());
-        let refused = |config: KeysConfig, word: &str| {
-            let error = config.validate().expect_err("refused");
-            assert!(error.to_string().contains(word), "{error}");
-        };
+        let refused = |config: KeysConfig, word: &str| assert_refused(config.validate(), word);
         refused(
             KeysConfig {
                 units: 0,
@@ -561,16 +559,9 @@ mod tests {
             },
             "units",
         );
-        refused(
-            KeysConfig {
-                run: RunOptions {
-                    parallelism: 0,
-                    ..RunOptions::default()
-                },
-                ..config()
-            },
-            "parallelism",
-        );
+        assert_run_options_checked(MAX_PARALLELISM, |run| {
+            KeysConfig { run, ..config() }.validate()
+        });
         refused(
             KeysConfig {
                 propagation_timeout: Duration::ZERO,
@@ -591,16 +582,6 @@ mod tests {
                 ..config()
             },
             "short-lived",
-        );
-        refused(
-            KeysConfig {
-                run: RunOptions {
-                    run_id: Some("Not-Ok".into()),
-                    ..RunOptions::default()
-                },
-                ..config()
-            },
-            "run id",
         );
     }
 

@@ -377,19 +377,11 @@ fn propagation_chart(report: &KeysReport) -> Chart {
     if slowest.is_empty() && call.is_empty() {
         return Chart::missing(title, "no change was answered");
     }
-    let series: Vec<Series> = [
+    let series = Series::drawn([
         ("slowest unit (from request)", PALETTE[1], slowest),
         ("median unit (from request)", PALETTE[0], median),
         ("call round trip", PALETTE[3], call),
-    ]
-    .into_iter()
-    .filter(|(_, _, points)| !points.is_empty())
-    .map(|(name, color, points)| Series {
-        name: name.to_owned(),
-        color,
-        points,
-    })
-    .collect();
+    ]);
     Chart::lines(title, "change number", "milliseconds", series)
 }
 

@@ -279,6 +279,7 @@ impl RevokeStormConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scenario::options::{assert_refused, assert_run_options_checked};
 
     fn config() -> RevokeStormConfig {
         RevokeStormConfig::for_target(Target::unreachable())
@@ -302,10 +303,8 @@ mod tests {
 
     #[test]
     fn bounds_are_enforced_and_named() {
-        let refused = |config: RevokeStormConfig, word: &str| {
-            let error = config.validate().expect_err("refused");
-            assert!(error.to_string().contains(word), "{error}");
-        };
+        let refused =
+            |config: RevokeStormConfig, word: &str| assert_refused(config.validate(), word);
         refused(
             RevokeStormConfig {
                 units: 0,
@@ -363,26 +362,9 @@ mod tests {
             },
             "delivery timeout",
         );
-        refused(
-            RevokeStormConfig {
-                run: RunOptions {
-                    parallelism: MAX_PARALLELISM + 1,
-                    ..RunOptions::default()
-                },
-                ..config()
-            },
-            "parallelism",
-        );
-        refused(
-            RevokeStormConfig {
-                run: RunOptions {
-                    run_id: Some(String::new()),
-                    ..RunOptions::default()
-                },
-                ..config()
-            },
-            "run id",
-        );
+        assert_run_options_checked(MAX_PARALLELISM, |run| {
+            RevokeStormConfig { run, ..config() }.validate()
+        });
     }
 
     #[tokio::test]

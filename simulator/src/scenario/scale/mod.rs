@@ -566,6 +566,7 @@ fn parse_open_file_limit(limits: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scenario::options::{assert_refused, assert_run_options_checked};
 
     fn config() -> ScaleConfig {
         ScaleConfig::for_target(Target::unreachable())
@@ -638,21 +639,13 @@ mod tests {
                 },
                 "max failures",
             ),
-            (
-                ScaleConfig {
-                    run: RunOptions {
-                        run_id: Some("Bad/Id".into()),
-                        ..RunOptions::default()
-                    },
-                    ..config()
-                },
-                "run id",
-            ),
         ];
         for (bad, named) in cases {
-            let error = bad.validate().expect_err(named).to_string();
-            assert!(error.contains(named), "{named}: {error}");
+            assert_refused(bad.validate(), named);
         }
+        assert_run_options_checked(MAX_PARALLELISM, |run| {
+            ScaleConfig { run, ..config() }.validate()
+        });
     }
 
     #[test]

@@ -380,21 +380,36 @@ mod tests {
         assert_eq!(count(AdminKind::KeyCreate), count(AdminKind::KeyDelete));
     }
 
-    #[tokio::test]
-    async fn without_targets_or_time_the_loop_calls_nothing() {
+    /// Runs the loop over `targets` for `run_for` against a gateway that is not there, so
+    /// every call fails: what it left, its meter and its error log.
+    async fn churn_unreachable(
+        targets: Vec<AdminTarget>,
+        run_for: Duration,
+        interval: Duration,
+    ) -> (Leftovers, Arc<Meter>, Arc<ErrorLog>) {
         let meter = Arc::new(Meter::default());
         let errors = Arc::new(ErrorLog::default());
-        let owner = ApiClient::new("http://127.0.0.1:1", "t").expect("client");
         let now = Instant::now();
         let plan = AdminPlan {
-            owner,
+            owner: ApiClient::new("http://127.0.0.1:1", "t").expect("client"),
             grantee: AccountId::new("g"),
-            targets: Vec::new(),
+            targets,
             start: now,
-            end: now + Duration::from_secs(60),
-            interval: Duration::from_millis(10),
+            end: now + run_for,
+            interval,
         };
         let leftovers = churn(plan, meter.clone(), errors.clone()).await;
+        (leftovers, meter, errors)
+    }
+
+    #[tokio::test]
+    async fn without_targets_or_time_the_loop_calls_nothing() {
+        let (leftovers, meter, _) = churn_unreachable(
+            Vec::new(),
+            Duration::from_secs(60),
+            Duration::from_millis(10),
+        )
+        .await;
         assert!(leftovers.grants.is_empty() && leftovers.keys.is_empty());
         let (_, totals) = meter.totals();
         assert!(totals.iter().all(|kind| kind.calls == 0));
@@ -402,23 +417,14 @@ mod tests {
 
     #[tokio::test]
     async fn refused_calls_are_counted_and_nothing_is_taken_back_that_was_not_made() {
-        let meter = Arc::new(Meter::default());
-        let errors = Arc::new(ErrorLog::default());
-        let owner = ApiClient::new("http://127.0.0.1:1", "t").expect("client");
-        let now = Instant::now();
-        let plan = AdminPlan {
-            owner,
-            grantee: AccountId::new("g"),
-            targets: vec![AdminTarget {
-                asset_id: AssetId::new("a1"),
-                device_id: DeviceId::new("d1"),
-                holds_keys: true,
-            }],
-            start: now,
-            end: now + Duration::from_millis(300),
-            interval: Duration::from_millis(30),
+        let target = AdminTarget {
+            asset_id: AssetId::new("a1"),
+            device_id: DeviceId::new("d1"),
+            holds_keys: true,
         };
-        let leftovers = churn(plan, meter.clone(), errors.clone()).await;
+        let run_for = Duration::from_millis(300);
+        let (leftovers, meter, errors) =
+            churn_unreachable(vec![target], run_for, Duration::from_millis(30)).await;
         assert!(leftovers.grants.is_empty() && leftovers.keys.is_empty());
         let (_, totals) = meter.totals();
         let grant = &totals[AdminKind::Grant.index()];

@@ -581,14 +581,14 @@ fn no_delay(options: UnitOptions) -> UnitOptions {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scenario::options::{assert_refused, assert_run_options_checked};
 
     fn config() -> SoakConfig {
         SoakConfig::for_target(Target::unreachable())
     }
 
     fn refused(config: SoakConfig, setting: &str) {
-        let error = config.validate().expect_err("refused");
-        assert!(error.to_string().contains(setting), "{error}");
+        assert_refused(config.validate(), setting);
     }
 
     #[test]
@@ -729,32 +729,15 @@ mod tests {
             },
             "one run may send",
         );
-        refused(
-            SoakConfig {
-                run: RunOptions {
-                    parallelism: 0,
-                    ..RunOptions::default()
-                },
-                ..config()
-            },
-            "parallelism",
-        );
+        assert_run_options_checked(MAX_PARALLELISM, |run| {
+            SoakConfig { run, ..config() }.validate()
+        });
         refused(
             SoakConfig {
                 settle_timeout: MAX_SETTLE * 2,
                 ..config()
             },
             "settle timeout",
-        );
-        refused(
-            SoakConfig {
-                run: RunOptions {
-                    run_id: Some("Has-Dash".into()),
-                    ..RunOptions::default()
-                },
-                ..config()
-            },
-            "run id",
         );
     }
 }

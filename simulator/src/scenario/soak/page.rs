@@ -122,16 +122,16 @@ fn throughput_chart(windows: &[SoakWindow]) -> Chart {
         "seconds since the start",
         "per second",
         vec![
-            Series {
-                name: "acknowledged/s".to_owned(),
-                color: PALETTE[0],
-                points: series_of(windows, |window| Some(window.acked_per_s)),
-            },
-            Series {
-                name: "delivered live/s".to_owned(),
-                color: PALETTE[3],
-                points: series_of(windows, |window| Some(window.delivered_per_s)),
-            },
+            Series::new(
+                "acknowledged/s",
+                PALETTE[0],
+                series_of(windows, |window| Some(window.acked_per_s)),
+            ),
+            Series::new(
+                "delivered live/s",
+                PALETTE[3],
+                series_of(windows, |window| Some(window.delivered_per_s)),
+            ),
         ],
     )
 }
@@ -163,15 +163,7 @@ fn latency_chart(windows: &[SoakWindow]) -> Chart {
             series_of(windows, |w| ms_if_measured(&w.admin, w.admin.p99_us)),
         ),
     ];
-    let series: Vec<Series> = lines
-        .into_iter()
-        .filter(|(_, _, points)| !points.is_empty())
-        .map(|(name, color, points)| Series {
-            name: name.to_owned(),
-            color,
-            points,
-        })
-        .collect();
+    let series = Series::drawn(lines);
     if series.is_empty() {
         return Chart::missing(title, "no latency samples");
     }
@@ -204,11 +196,11 @@ fn memory_chart(report: &SoakReport) -> Chart {
             .unwrap_or("no sample was taken");
         return Chart::missing(title, &format!("not measured: {why}"));
     }
-    let mut series = vec![Series {
-        name: format!("VmRSS of pid {pid}"),
-        color: PALETTE[2],
-        points: points.clone(),
-    }];
+    let mut series = vec![Series::new(
+        format!("VmRSS of pid {pid}"),
+        PALETTE[2],
+        points.clone(),
+    )];
     if let (Some(slope_per_h), Some(intercept)) = (memory.slope_mib_per_h, memory.intercept_mib) {
         let half = points.last().map_or(0.0, |last| last.0 / 2.0);
         let fitted: Vec<(f64, f64)> = points
@@ -217,11 +209,8 @@ fn memory_chart(report: &SoakReport) -> Chart {
             .map(|(t_s, _)| (*t_s, intercept + slope_per_h / 3600.0 * t_s))
             .collect();
         if let (Some(first), Some(last)) = (fitted.first(), fitted.last()) {
-            series.push(Series {
-                name: "fitted (second half)".to_owned(),
-                color: PALETTE[1],
-                points: vec![*first, *last],
-            });
+            let ends = vec![*first, *last];
+            series.push(Series::new("fitted (second half)", PALETTE[1], ends));
         }
     }
     Chart::lines(title, "seconds since the start", "MiB", series)
@@ -251,18 +240,9 @@ fn memory_caption(report: &SoakReport) -> String {
 
 #[cfg(test)]
 mod tests {
+    use crate::report::assert_self_contained;
     use crate::scenario::soak::drift::Outcome;
     use crate::scenario::soak::report::tests::report;
-
-    fn assert_self_contained(page: &str) {
-        let lower = page.to_ascii_lowercase();
-        for banned in [
-            "<script", "http://", "https://", "src=", "url(", "<link", "@import",
-        ] {
-            assert!(!lower.contains(banned), "the page contains {banned}");
-        }
-        assert!(page.starts_with("<!DOCTYPE html>"));
-    }
 
     #[test]
     fn page_is_self_contained_with_and_without_memory() {

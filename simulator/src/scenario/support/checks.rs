@@ -301,20 +301,29 @@ mod tests {
         }
     }
 
-    fn check(view: &SupportView, state: SupportState) -> Vec<String> {
-        let (id, account, staff, admin) = ids();
-        let expect = Expect {
-            id: Some(&id),
-            account_id: &account,
-            staff_id: &staff,
+    /// What the checks expect of the access of `ids` in `state`: decided once past
+    /// pending, ended when revoked.
+    fn expected(
+        (id, account, staff, admin): &(SupportAccessId, AccountId, PrincipalId, PrincipalId),
+        state: SupportState,
+        duration: Option<SupportDuration>,
+    ) -> Expect<'_> {
+        Expect {
+            id: Some(id),
+            account_id: account,
+            staff_id: staff,
             staff_role: StaffRole::Support,
             state,
-            duration: Some(SupportDuration::Day),
+            duration,
             ticket_id: None,
-            decided_by: (state != SupportState::Pending).then_some(&admin),
-            ended_by: (state == SupportState::Revoked).then_some(&admin),
-        };
-        view_problems(view, &expect)
+            decided_by: (state != SupportState::Pending).then_some(admin),
+            ended_by: (state == SupportState::Revoked).then_some(admin),
+        }
+    }
+
+    fn check(view: &SupportView, state: SupportState) -> Vec<String> {
+        let ids = ids();
+        view_problems(view, &expected(&ids, state, Some(SupportDuration::Day)))
     }
 
     #[test]
@@ -390,18 +399,8 @@ mod tests {
 
     #[test]
     fn lists_hold_the_access_once_and_nothing_misplaced() {
-        let (id, account, staff, admin) = ids();
-        let expect = Expect {
-            id: Some(&id),
-            account_id: &account,
-            staff_id: &staff,
-            staff_role: StaffRole::Support,
-            state: SupportState::Revoked,
-            duration: None,
-            ticket_id: None,
-            decided_by: Some(&admin),
-            ended_by: Some(&admin),
-        };
+        let ids = ids();
+        let expect = expected(&ids, SupportState::Revoked, None);
         let revoked = view(SupportState::Revoked);
         assert!(listed_problems(
             std::slice::from_ref(&revoked),

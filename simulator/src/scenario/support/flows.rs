@@ -142,50 +142,47 @@ impl<'a> AccountFlows<'a> {
         self.expect_refused(flow, "acting on a pending request", support)
             .await?;
 
-        let approved = self
-            .must(
+        let approve = account.client.approve_support_access(&id);
+        let (approved, asset_id) = self
+            .cut_over(
                 flow,
                 "approve",
                 CallKind::Approve,
-                account.client.approve_support_access(&id),
+                approve,
+                support,
+                Cutover::Approved,
             )
-            .await?;
-        let approved_at = Instant::now();
-        let asset_id = self
-            .act_until(flow, support, Cutover::Approved, approved_at)
             .await?;
         let active = Expect {
             decided_by: Some(&account.admin_id),
             ..pending.with_state(SupportState::Active)
         };
-        self.check_view(flow, "the approval's answer", &approved, &active);
-        self.check_listed(flow, SupportList::Active, &active)
+        let what = "the approval's answer";
+        self.check_moved(flow, what, &approved, &active, SupportList::Pending)
             .await?;
-        self.check_unlisted(flow, SupportList::Pending, &id).await?;
         if let Some(asset_id) = asset_id {
             self.check_audit(flow, &asset_id, &support.id, &format!("request {id}"))
                 .await?;
         }
 
-        let revoked = self
-            .must(
+        let revoke = account.client.revoke_support_access(&id);
+        let (revoked, _) = self
+            .cut_over(
                 flow,
                 "revoke",
                 CallKind::Revoke,
-                account.client.revoke_support_access(&id),
+                revoke,
+                support,
+                Cutover::Revoked,
             )
-            .await?;
-        let revoked_at = Instant::now();
-        self.act_until(flow, support, Cutover::Revoked, revoked_at)
             .await?;
         let archived = Expect {
             ended_by: Some(&account.admin_id),
             ..active.with_state(SupportState::Revoked)
         };
-        self.check_view(flow, "the revocation's answer", &revoked, &archived);
-        self.check_listed(flow, SupportList::Archived, &archived)
-            .await?;
-        self.check_unlisted(flow, SupportList::Active, &id).await
+        let what = "the revocation's answer";
+        self.check_moved(flow, what, &revoked, &archived, SupportList::Active)
+            .await
     }
 
     /// Request (14 d) → decline → archived as declined → approving it now answers 409 →
@@ -232,10 +229,9 @@ impl<'a> AccountFlows<'a> {
             decided_by: Some(&account.admin_id),
             ..pending.with_state(SupportState::Declined)
         };
-        self.check_view(flow, "the decline's answer", &declined, &archived);
-        self.check_listed(flow, SupportList::Archived, &archived)
+        let what = "the decline's answer";
+        self.check_moved(flow, what, &declined, &archived, SupportList::Pending)
             .await?;
-        self.check_unlisted(flow, SupportList::Pending, &id).await?;
 
         let late = self
             .timed(
@@ -301,25 +297,59 @@ impl<'a> AccountFlows<'a> {
                 .await?;
         }
 
-        let closed = self
-            .must(
+        let close = tech.client.close_support_case(&id);
+        let (closed, _) = self
+            .cut_over(
                 flow,
                 "close the case",
                 CallKind::CloseCase,
-                tech.client.close_support_case(&id),
+                close,
+                tech,
+                Cutover::CaseClosed,
             )
-            .await?;
-        let closed_at = Instant::now();
-        self.act_until(flow, tech, Cutover::CaseClosed, closed_at)
             .await?;
         let archived = Expect {
             ended_by: Some(&tech.id),
             ..active.with_state(SupportState::Closed)
         };
-        self.check_view(flow, "the close's answer", &closed, &archived);
-        self.check_listed(flow, SupportList::Archived, &archived)
-            .await?;
-        self.check_unlisted(flow, SupportList::Active, &id).await
+        let what = "the close's answer";
+        self.check_moved(flow, what, &closed, &archived, SupportList::Active)
+            .await
+    }
+
+    /// A rights change (the flow's `step`, timed as `kind`) that must succeed, then acting as `staff` until it shows
+    /// (see [`Self::act_until`]), timed from its answer: the change's answer and the asset
+    /// the first allowed action created. How approving, revoking and closing are checked.
+    async fn cut_over(
+        &mut self,
+        flow: Flow,
+        step: &str,
+        kind: CallKind,
+        change: impl Future<Output = Result<SupportView, ApiError>>,
+        staff: &Staff,
+        cutover: Cutover,
+    ) -> Option<(SupportView, Option<AssetId>)> {
+        let answer = self.must(flow, step, kind, change).await?;
+        let asset_id = self.act_until(flow, staff, cutover, Instant::now()).await?;
+        Some((answer, asset_id))
+    }
+
+    /// The answer `what` to a change shows `expect`, and the access is now listed under
+    /// its state's list and no longer under `left`: how every decision is checked.
+    async fn check_moved(
+        &mut self,
+        flow: Flow,
+        what: &str,
+        answer: &SupportView,
+        expect: &Expect<'_>,
+        left: SupportList,
+    ) -> Option<()> {
+        self.check_view(flow, what, answer, expect);
+        self.check_listed(flow, expect.state.list(), expect).await?;
+        match expect.id {
+            Some(id) => self.check_unlisted(flow, left, id).await,
+            None => Some(()),
+        }
     }
 
     /// Acts as `staff` until the change `cutover` shows, starting at once; records the time

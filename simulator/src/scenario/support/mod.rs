@@ -237,6 +237,7 @@ async fn create_staff(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scenario::options::{assert_refused, assert_run_options_checked};
 
     fn config() -> SupportConfig {
         SupportConfig::new("http://127.0.0.1:1", "token")
@@ -245,10 +246,7 @@ mod tests {
     #[test]
     fn defaults_are_valid_and_bounds_are_named() {
         assert!(config().validate().is_ok());
-        let refused = |config: SupportConfig, word: &str| {
-            let error = config.validate().expect_err("refused");
-            assert!(error.to_string().contains(word), "{error}");
-        };
+        let refused = |config: SupportConfig, word: &str| assert_refused(config.validate(), word);
         refused(
             SupportConfig {
                 accounts: 0,
@@ -263,26 +261,9 @@ mod tests {
             },
             "accounts",
         );
-        refused(
-            SupportConfig {
-                run: RunOptions {
-                    parallelism: 0,
-                    ..RunOptions::default()
-                },
-                ..config()
-            },
-            "parallelism",
-        );
-        refused(
-            SupportConfig {
-                run: RunOptions {
-                    run_id: Some("Has-Caps".into()),
-                    ..RunOptions::default()
-                },
-                ..config()
-            },
-            "run id",
-        );
+        assert_run_options_checked(MAX_PARALLELISM, |run| {
+            SupportConfig { run, ..config() }.validate()
+        });
     }
 
     #[test]

@@ -359,36 +359,22 @@ pub(super) mod tests {
 
     #[test]
     fn clean_report_and_its_failure_modes() {
-        assert!(report().is_clean());
-        assert!(!SupportReport {
-            flows_completed: 5,
-            ..report()
-        }
-        .is_clean());
-        assert!(!SupportReport {
-            checks_failed: vec!["x".into()],
-            ..report()
-        }
-        .is_clean());
-        assert!(!SupportReport {
-            errors: vec!["x".into()],
-            ..report()
-        }
-        .is_clean());
-        assert!(!SupportReport {
-            accounts: 0,
-            flows_expected: 0,
-            flows_completed: 0,
-            ..report()
-        }
-        .is_clean());
-        // Figures that do not add up are not clean either.
-        assert!(!SupportReport {
-            flows_expected: 3,
-            flows_completed: 3,
-            ..report()
-        }
-        .is_clean());
+        let spoilers: [fn(&mut SupportReport); 5] = [
+            |report| report.flows_completed = 5,
+            |report| report.checks_failed.push("x".into()),
+            |report| report.errors.push("x".into()),
+            |report| {
+                report.accounts = 0;
+                report.flows_expected = 0;
+                report.flows_completed = 0;
+            },
+            // Figures that do not add up are not clean either.
+            |report| {
+                report.flows_expected = 3;
+                report.flows_completed = 3;
+            },
+        ];
+        crate::report::assert_each_spoils(report, &spoilers);
     }
 
     #[test]

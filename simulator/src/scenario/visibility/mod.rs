@@ -250,6 +250,7 @@ async fn remove_all(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scenario::options::{assert_refused, assert_run_options_checked};
 
     fn config() -> VisibilityConfig {
         VisibilityConfig::for_target(Target::unreachable())
@@ -271,10 +272,8 @@ mod tests {
 
     #[test]
     fn bounds_are_enforced_and_named() {
-        let refused = |config: VisibilityConfig, word: &str| {
-            let error = config.validate().expect_err("refused");
-            assert!(error.to_string().contains(word), "{error}");
-        };
+        let refused =
+            |config: VisibilityConfig, word: &str| assert_refused(config.validate(), word);
         refused(
             VisibilityConfig {
                 units: 0,
@@ -332,16 +331,9 @@ mod tests {
             },
             "removal pause",
         );
-        refused(
-            VisibilityConfig {
-                run: RunOptions {
-                    run_id: Some("Not-Ok".into()),
-                    ..RunOptions::default()
-                },
-                ..config()
-            },
-            "run id",
-        );
+        assert_run_options_checked(MAX_PARALLELISM, |run| {
+            VisibilityConfig { run, ..config() }.validate()
+        });
         let no_pause = VisibilityConfig {
             max_removal_pause: Duration::ZERO,
             ..config()

@@ -256,32 +256,14 @@ pub(super) mod tests {
 
     #[test]
     fn clean_report_and_its_failure_modes() {
-        assert!(report().is_clean());
-        assert!(!VisibilityReport {
-            violations: 1,
-            ..report()
-        }
-        .is_clean());
-        assert!(!VisibilityReport {
-            errors: vec!["x".into()],
-            ..report()
-        }
-        .is_clean());
-        assert!(!VisibilityReport {
-            removals: vec![removal(Some(204)), removal(Some(200))],
-            ..report()
-        }
-        .is_clean());
-        assert!(!VisibilityReport {
-            removals: vec![removal(None)],
-            ..report()
-        }
-        .is_clean());
-        assert!(!VisibilityReport {
-            removals: Vec::new(),
-            ..report()
-        }
-        .is_clean());
+        let spoilers: [fn(&mut VisibilityReport); 5] = [
+            |report| report.violations = 1,
+            |report| report.errors.push("x".into()),
+            |report| report.removals = vec![removal(Some(204)), removal(Some(200))],
+            |report| report.removals = vec![removal(None)],
+            |report| report.removals.clear(),
+        ];
+        crate::report::assert_each_spoils(report, &spoilers);
     }
 
     #[test]
