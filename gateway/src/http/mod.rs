@@ -8,6 +8,7 @@ pub mod auth;
 pub mod auth_limit;
 pub mod body;
 pub mod certificates;
+pub mod console;
 pub mod dto;
 pub mod export;
 pub mod fleet;
@@ -71,7 +72,8 @@ pub struct AppState {
     pub trusted_proxies: Arc<Vec<std::net::IpAddr>>,
 }
 
-/// The API: body and query error handling, every route of [`routes`], and 404 for the rest.
+/// The API: body and query error handling, every route of [`routes`], the web console's
+/// files ([`console`]), and 404 for the rest.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(
         web::JsonConfig::default()
@@ -80,6 +82,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .app_data(web::QueryConfig::default().error_handler(problem::query_error))
     .configure(routes::register)
+    .configure(console::register)
     .default_service(web::to(not_found));
 }
 
