@@ -25,10 +25,15 @@ function isAccountAdmin(user) {
   return user.kind === 'user' && user.role === 'admin';
 }
 
-// Roles that manage a fleet (rule 1); the server decides, this only hides buttons.
+// Roles that manage a fleet (rule 1), and support staff working in an account under the
+// access its admin approved (rule 4); the server decides, this only hides buttons.
 function canManageFleet(user) {
-  return user.kind === 'user' && (user.role === 'admin' || user.role === 'fleet_admin');
+  if (user.kind === 'staff') return actingAccount !== null && user.role !== 'platform_admin';
+  return user.role === 'admin' || user.role === 'fleet_admin';
 }
+
+// Staff have no home account: they name the account they work in (`?account_id=`).
+let actingAccount = null;
 
 function route() {
   const hash = decodeURIComponent(location.hash.replace(/^#\/?/, ''));
@@ -76,7 +81,14 @@ function go(hash) {
 }
 
 function context() {
-  return { user: session.user, notify, canManageFleet: canManageFleet(session.user) };
+  return {
+    user: session.user,
+    notify,
+    canManageFleet: canManageFleet(session.user),
+    // The account the pages work in: the user's own (null: the gateway's default) or the
+    // one a staff member named.
+    account: session.user.kind === 'staff' ? actingAccount : null,
+  };
 }
 
 function shell(current, render) {
@@ -97,12 +109,30 @@ function shell(current, render) {
       h('header', { class: 'top' },
         h('span', { class: 'who', id: 'who' },
           h('strong', {}, user.name), ` · ${roleName(user.role)} · ${where}`),
+        user.kind === 'staff' ? actingAccountForm() : null,
         h('a', { href: '#/password', class: 'link' }, 'Password'),
         h('button', { type: 'button', class: 'secondary', id: 'sign-out', onclick: signOut }, 'Sign out')),
       notice,
       view)));
   showPendingNotice();
   Promise.resolve(render(view)).catch((error) => view.append(problemView(error)));
+}
+
+// Staff: the account to work in, by id (what support access was approved for).
+function actingAccountForm() {
+  const input = h('input', {
+    id: 'acting-account', placeholder: 'account id', 'aria-label': 'Account to work in',
+    value: actingAccount || '',
+  });
+  const form = h('form', { class: 'acting' },
+    h('span', {}, 'Work in account'), input,
+    h('button', { type: 'submit', class: 'secondary', id: 'work-here' }, 'Work here'));
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    actingAccount = input.value.trim() || null;
+    route();
+  });
+  return form;
 }
 
 const ROLE_NAMES = {
@@ -165,6 +195,7 @@ async function signOut() {
 
 function ended(message) {
   session = null;
+  actingAccount = null;
   setCsrf(null);
   signin.renderSignIn(root, { signedIn, message });
 }

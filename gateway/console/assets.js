@@ -36,7 +36,9 @@ export async function render(view, ctx) {
   const panel = h('aside', { class: 'panel', id: 'asset-panel', hidden: true });
 
   const reload = () => { load(); if (state.open) openPanel(state.open); };
-  const dialogFor = (mode, assets) => openVisibilityDialog({ mode, assets, notify: ctx.notify, done: reload });
+  const dialogFor = (mode, assets) => openVisibilityDialog({
+    mode, assets, notify: ctx.notify, done: reload, account: ctx.account,
+  });
   if (share) share.addEventListener('click', () => dialogFor('share', [...state.selected.values()]));
   if (remove) remove.addEventListener('click', () => dialogFor('remove', [...state.selected.values()]));
 
@@ -92,8 +94,8 @@ export async function render(view, ctx) {
         h('td', {}, h('code', {}, asset.id)),
         h('td', {}, asset.serial || '—'),
         h('td', {}, h('span', { class: `tag ${asset.relation}` }, RELATION_WORDS[asset.relation] || asset.relation)),
-        h('td', {}, asset.visible_until ? showTime(asset.visible_until) : ''),
-        h('td', {}, showTime(asset.created_at)))))));
+        h('td', { class: 'time' }, asset.visible_until ? showTime(asset.visible_until) : ''),
+        h('td', { class: 'time' }, showTime(asset.created_at)))))));
     }
     fill(pager,
       h('button', {
@@ -109,7 +111,7 @@ export async function render(view, ctx) {
 
   async function load() {
     const path = withQuery('/v1/assets', {
-      q: state.q, relation: state.relation, cursor: state.cursors[state.page], limit: LIMIT,
+      account_id: ctx.account, q: state.q, relation: state.relation, cursor: state.cursors[state.page], limit: LIMIT,
     });
     list.setAttribute('aria-busy', 'true');
     try {
@@ -150,7 +152,7 @@ export async function render(view, ctx) {
       canManage ? h('div', { class: 'actions' },
         h('button', { type: 'button', class: 'secondary', id: 'quick-remove', onclick: () => dialogFor('remove', [asset]) }, 'Remove visibility'),
         h('button', { type: 'button', class: 'primary', id: 'quick-share', onclick: () => dialogFor('share', [asset]) }, 'Share this asset')) : null);
-    await renderWhoSees(who, asset, { canManage, notify: ctx.notify, changed: reload });
+    await renderWhoSees(who, asset, { canManage, notify: ctx.notify, changed: reload, account: ctx.account });
   }
 
   draw();

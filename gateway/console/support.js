@@ -90,7 +90,7 @@ export async function render(view, ctx) {
           h('small', {}, ROLES[access.staff_role] || access.staff_role)),
         h('td', {}, why(access), access.inherited ? h('small', { class: 'muted' }, ' (approved for a parent account)') : null),
         h('td', {}, howLong(access)),
-        h('td', {}, when(access, tab)),
+        h('td', { class: 'time' }, when(access, tab)),
         actions.length ? h('td', { class: 'row-actions' }, actions.map((action) => h('button', {
           type: 'button', class: action.style, 'data-test': action.verb,
           onclick: () => decide(access, action),

@@ -8,12 +8,13 @@ import { localToRfc3339, showTime } from './time.js';
 
 const REACH = { descendant: 'sub-account', partner: 'partner' };
 
-// Every account the caller may share with (GET /v1/share-targets), by name.
-export async function shareTargets(q) {
+// Every account the owner account (null: the caller's own) may share with
+// (GET /v1/share-targets), by name.
+export async function shareTargets(q, account) {
   const items = [];
   let cursor = null;
   do {
-    const page = await api('GET', withQuery('/v1/share-targets', { q, cursor, limit: 1000 }));
+    const page = await api('GET', withQuery('/v1/share-targets', { account_id: account, q, cursor, limit: 1000 }));
     items.push(...page.items);
     cursor = page.next_cursor || null;
   } while (cursor && items.length < 10000);
@@ -34,7 +35,8 @@ const CHANGES = {
 
 // The share (mode 'share') or remove (mode 'remove') dialog for assets (asset objects).
 // done() runs after a confirmed change (to reload what the page shows).
-export function openVisibilityDialog({ mode, assets, notify, done }) {
+// account: the owner account a staff member works in (null: the caller's own).
+export function openVisibilityDialog({ mode, assets, notify, done, account = null }) {
   const sharing = mode === 'share';
   const chosen = new Map(assets.map((asset) => [asset.id, asset]));
   const title = sharing ? 'Share visibility' : 'Remove visibility';
@@ -55,7 +57,7 @@ export function openVisibilityDialog({ mode, assets, notify, done }) {
   async function loadTargets() {
     const selected = form.account.value;
     try {
-      targets = await shareTargets(form.filter.value.trim());
+      targets = await shareTargets(form.filter.value.trim(), account);
     } catch (error) {
       fill(form.account);
       form.account.after(problemView(error));
@@ -73,16 +75,17 @@ export function openVisibilityDialog({ mode, assets, notify, done }) {
   });
 
   function request() {
-    const account = targets.find((t) => t.account_id === form.account.value);
-    if (!account) throw new Error('Pick the account.');
+    const target = targets.find((t) => t.account_id === form.account.value);
+    if (!target) throw new Error('Pick the account.');
     if (!chosen.size) throw new Error('Pick at least one asset.');
-    const payload = { account_id: account.account_id, asset_ids: [...chosen.keys()] };
+    const payload = { account_id: target.account_id, asset_ids: [...chosen.keys()] };
+    if (account) payload.owner_account_id = account;
     if (sharing && form.until.checked) {
       const until = localToRfc3339(form.untilDate.value, form.untilTime.value);
       if (!until) throw new Error('Pick the date the sight ends, or choose Permanently.');
       payload.until = until;
     }
-    return { account, payload };
+    return { account: target, payload };
   }
 
   const path = (dryRun) => withQuery(sharing ? '/v1/visibility/grants' : '/v1/visibility/remove',
@@ -109,7 +112,7 @@ export function openVisibilityDialog({ mode, assets, notify, done }) {
           h('small', {}, 'your local time'))) : null,
       area,
       h('div', { class: 'actions' },
-        h('button', { type: 'button', class: 'secondary', onclick: () => dialog.close() }, 'Cancel'),
+        h('button', { type: 'button', class: 'secondary', id: 'cancel', onclick: () => dialog.close() }, 'Cancel'),
         h('button', { type: 'button', class: 'primary', id: 'review', onclick: review }, 'Review')));
 
     async function review() {
@@ -143,8 +146,8 @@ export function openVisibilityDialog({ mode, assets, notify, done }) {
         h('tbody', {}, items.map((grant) => h('tr', {},
           h('td', {}, `${names.get(grant.asset_id) || grant.asset_id} (${grant.asset_id})`),
           h('td', {}, sharing ? (CHANGES[grant.change] || grant.change) : (grant.active ? 'sees it now' : 'starts later')),
-          h('td', {}, showTime(grant.from)),
-          h('td', {}, grant.until ? showTime(grant.until) : 'permanently')))))
+          h('td', { class: 'time' }, showTime(grant.from)),
+          h('td', { class: 'time' }, grant.until ? showTime(grant.until) : 'permanently')))))
       : h('p', { class: 'info', id: 'review-empty' },
         sharing ? 'Nothing would change.' : `${account.name} sees none of these assets: there is nothing to remove.`);
     const confirm = h('button', {
@@ -174,6 +177,7 @@ export function openVisibilityDialog({ mode, assets, notify, done }) {
       table,
       area,
       h('div', { class: 'actions' },
+        h('button', { type: 'button', class: 'secondary', id: 'cancel', onclick: () => dialog.close() }, 'Cancel'),
         h('button', { type: 'button', class: 'secondary', id: 'back', onclick: () => choose() }, 'Back'),
         confirm));
   }
@@ -185,7 +189,7 @@ export function openVisibilityDialog({ mode, assets, notify, done }) {
 
 // "Who sees it": the asset's grants (GET /v1/visibility/grants?asset_id=), each with its
 // window, and for those who may change it a Remove per grant.
-export async function renderWhoSees(container, asset, { canManage, notify, changed }) {
+export async function renderWhoSees(container, asset, { canManage, notify, changed, account = null }) {
   fill(container, h('p', { class: 'muted' }, 'Loading…'));
   let grants;
   const names = new Map();
@@ -193,7 +197,7 @@ export async function renderWhoSees(container, asset, { canManage, notify, chang
     const page = await api('GET', withQuery('/v1/visibility/grants', { asset_id: asset.id, limit: 1000 }));
     grants = page.items;
     if (canManage && grants.length) {
-      for (const t of await shareTargets()) names.set(t.account_id, t.name);
+      for (const t of await shareTargets('', account)) names.set(t.account_id, t.name);
     }
   } catch (error) {
     fill(container, problemView(error));
@@ -210,8 +214,8 @@ export async function renderWhoSees(container, asset, { canManage, notify, chang
       const name = names.get(grant.account_id) || grant.account_id;
       return h('tr', { 'data-account': grant.account_id },
         h('td', {}, name, grant.active ? null : h('small', { class: 'muted' }, ' (not yet)')),
-        h('td', {}, showTime(grant.from)),
-        h('td', {}, grant.until ? showTime(grant.until) : 'permanently'),
+        h('td', { class: 'time' }, showTime(grant.from)),
+        h('td', { class: 'time' }, grant.until ? showTime(grant.until) : 'permanently'),
         canManage ? h('td', {}, h('button', {
           type: 'button', class: 'link danger', 'data-test': 'remove-grant',
           onclick: async () => {
