@@ -8,6 +8,8 @@
 #                      (/usr/bin/python3): a pyenv or venv python3 earlier in PATH lacks it
 #   chromium           the browser the console's end-to-end tests drive, headless
 #   chromium-driver    chromedriver, the WebDriver server those tests start per test
+# and, from PyPI into /opt/fleetgate-tools/schemathesis (a virtualenv), schemathesis, which
+# the OpenAPI test runs against a test gateway.
 # Safe to run again; does nothing and prints nothing when everything is present.
 # scripts/test.sh (the README's test command) calls it.
 set -euo pipefail
@@ -62,3 +64,23 @@ if [ "${#missing[@]}" -gt 0 ]; then
   fi
 fi
 quiet_broker_service
+
+# schemathesis (PyPI), which the OpenAPI test (tests/tests/openapi.rs) runs against a test
+# gateway, in a virtualenv of its own: Debian's python3 refuses pip installs outside one
+# (PEP 668), and a pinned version keeps the test's verdicts the same on every machine.
+SCHEMATHESIS_VERSION=4.32.5
+TOOLS=${FLEETGATE_TOOLS_DIR:-/opt/fleetgate-tools}
+venv="$TOOLS/schemathesis"
+if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
+  echo "setup: installing schemathesis $SCHEMATHESIS_VERSION into $venv" >&2
+  as_root mkdir -p "$TOOLS"
+  if ! as_root python3 -m venv --clear "$venv" >/dev/null 2>&1; then
+    # Debian ships venv's pip bootstrap separately.
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive \
+      apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+    as_root python3 -m venv --clear "$venv"
+  fi
+  as_root "$venv/bin/pip" install --quiet --disable-pip-version-check \
+    "schemathesis==$SCHEMATHESIS_VERSION"
+fi

@@ -102,6 +102,15 @@ pub struct ServeArgs {
     /// (401 otherwise). Without it `/metrics` needs no token.
     #[arg(long, env = "FLEETGATE_METRICS_TOKEN_FILE")]
     pub metrics_token_file: Option<PathBuf>,
+    /// Map tiles for the console's tracks: an `http(s)` URL template with `{z}`, `{x}` and
+    /// `{y}` (e.g. `https://tile.openstreetmap.org/{z}/{x}/{y}.png`). Off by default: the
+    /// console then draws a track on a plain grid and loads nothing from outside.
+    #[arg(long, env = "FLEETGATE_MAP_TILE_URL")]
+    pub map_tile_url: Option<String>,
+    /// Whether the SMS telling an operator of a personal keypad key carries the PIN
+    /// (default true; `false` sends the key's assets and dates only).
+    #[arg(long, env = "FLEETGATE_SMS_KEY_PIN")]
+    pub sms_key_pin: Option<bool>,
 }
 
 /// Which [`crate::outbox::SmsSender`] drains the invitation outbox.
@@ -138,6 +147,8 @@ struct FileConfig {
     audit_retention_days: Option<u32>,
     compact_every_hours: Option<u64>,
     metrics_token_file: Option<PathBuf>,
+    map_tile_url: Option<String>,
+    sms_key_pin: Option<bool>,
 }
 
 /// Resolved settings.
@@ -197,6 +208,10 @@ pub struct Config {
     pub prune_limits: actors::usecases::retention::PruneLimits,
     /// `--metrics-token-file`: read at start; `None` leaves `/metrics` open.
     pub metrics_token_file: Option<PathBuf>,
+    /// `--map-tile-url`: checked by [`Config::validate`]; `None`, no tiles.
+    pub map_tile_url: Option<String>,
+    /// `--sms-key-pin`: a personal keypad key's SMS carries the PIN.
+    pub sms_key_pin: bool,
     /// Tests only, never from a flag, variable or file: opens the store over a backend that
     /// fails writes while this switch says the disk is full (see `storage::faults`).
     pub store_faults: Option<storage::faults::FaultSwitch>,
@@ -259,6 +274,8 @@ impl Config {
             compact_every: Some(Duration::from_secs(DEFAULT_COMPACT_EVERY_HOURS * 3600)),
             prune_limits: Default::default(),
             metrics_token_file: None,
+            map_tile_url: None,
+            sms_key_pin: true,
             store_faults: None,
         }
     }
@@ -333,6 +350,10 @@ impl Config {
             config.sse_max_streams_per_principal = cap;
         }
         config.init = args.init;
+        config.map_tile_url = args.map_tile_url.clone().or(file.map_tile_url.clone());
+        if let Some(pin) = args.sms_key_pin.or(file.sms_key_pin) {
+            config.sms_key_pin = pin;
+        }
         config.metrics_token_file = args
             .metrics_token_file
             .clone()
@@ -407,6 +428,9 @@ impl Config {
         if self.sms_sender == SmsSenderKind::Webhook {
             self.sms_webhook_url()?;
         }
+        if let Some(template) = &self.map_tile_url {
+            check_tile_url(template)?;
+        }
         self.validate_retention()
     }
 
@@ -452,9 +476,38 @@ fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
     toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
+/// A tile URL template: `http(s)://`, with the `{z}`, `{x}` and `{y}` a map fills in.
+fn check_tile_url(template: &str) -> anyhow::Result<()> {
+    let scheme = template.starts_with("https://") || template.starts_with("http://");
+    let missing: Vec<&str> = ["{z}", "{x}", "{y}"]
+        .into_iter()
+        .filter(|part| !template.contains(part))
+        .collect();
+    if !scheme || !missing.is_empty() || template.chars().any(char::is_whitespace) {
+        bail!(
+            "--map-tile-url {template:?}: an http(s) URL template with {{z}}, {{x}} and {{y}} \
+             (missing: {})",
+            if missing.is_empty() {
+                "nothing; check the scheme and spaces".to_owned()
+            } else {
+                missing.join(", ")
+            }
+        );
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tile_url_template_names_its_parts() {
+        assert!(check_tile_url("https://tile.openstreetmap.org/{z}/{x}/{y}.png").is_ok());
+        let err = check_tile_url("https://tiles.example/{z}/{x}.png").unwrap_err();
+        assert!(err.to_string().contains("{y}"), "{err}");
+        assert!(check_tile_url("ftp://tiles.example/{z}/{x}/{y}").is_err());
+    }
 
     #[test]
     fn https_files_come_in_pairs() {

@@ -196,6 +196,7 @@ async fn serve(
         sessions: sessions_out,
         outbox: outbox.notify(),
         key_ack_wait: config.key_ack_wait,
+        sms_key_pin: config.sms_key_pin,
         retention: config.retention,
     };
     actors::scheduler::spawn(
@@ -238,6 +239,7 @@ async fn serve(
             config.auth_failures_per_minute,
         )),
         trusted_proxies: Arc::new(config.trusted_proxies.clone()),
+        map_tile_url: config.map_tile_url.as_deref().map(Arc::from),
     });
     let (server, http_addr, https_addr) = bind_http(&config, state, https)?;
     let handle = server.handle();

@@ -86,6 +86,10 @@ pub struct Key {
     pub valid_to: Timestamp,
     pub description: Option<String>,
     pub created_at: Timestamp,
+    /// Whom the key is for (`crate::customers`). Not in the encoded record: kept in
+    /// `KEY_CUSTOMERS` and filled in when a key is loaded for the API.
+    #[serde(skip)]
+    pub customer_id: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -98,6 +102,7 @@ pub struct NewKey {
     pub valid_to: Timestamp,
     pub credential: Option<String>,
     pub description: Option<String>,
+    pub customer_id: Option<String>,
 }
 
 /// A unit whose key set changed, with its new version.
@@ -255,7 +260,7 @@ fn write_rows(tx: &WriteTransaction, key: &Key) -> Result<(), StoreError> {
     }
     tx.open_table(KEY_DEADLINES)?
         .insert((key.valid_to.0, key.id.as_str()), ())?;
-    Ok(())
+    crate::customers::link(tx, &key.id, key.customer_id.as_deref())
 }
 
 fn delete_rows(tx: &WriteTransaction, key: &Key) -> Result<(), StoreError> {
@@ -270,7 +275,7 @@ fn delete_rows(tx: &WriteTransaction, key: &Key) -> Result<(), StoreError> {
     }
     tx.open_table(KEY_DEADLINES)?
         .remove((key.valid_to.0, key.id.as_str()))?;
-    Ok(())
+    crate::customers::link(tx, &key.id, None)
 }
 
 fn audit_key(
@@ -345,6 +350,9 @@ pub fn create(
         }
         (false, None) => {}
     }
+    if let Some(customer) = &new.customer_id {
+        crate::customers::check_for_key(tx, account, customer)?;
+    }
     if new.valid_to <= new.valid_from {
         return Err(OpError::invalid("valid_to", "must be after valid_from"));
     }
@@ -413,6 +421,7 @@ pub fn create(
         valid_to: new.valid_to,
         description: description(new.description)?,
         created_at: now,
+        customer_id: new.customer_id,
     };
     write_rows(tx, &key)?;
     let changed = bump(tx, devices)?;
@@ -422,8 +431,9 @@ pub fn create(
 
 fn load(tx: &WriteTransaction, caller: &Principal, id: &str) -> Result<Key, OpError> {
     let what = format!("key {id}");
-    let key: Key =
+    let mut key: Key =
         get(&tx.open_table(KEYS)?, "keys", id)?.ok_or_else(|| OpError::not_found(&what))?;
+    key.customer_id = crate::customers::of_key(&tx.open_table(KEY_CUSTOMERS)?, id)?;
     require_in(
         &tx.open_table(ACCOUNTS)?,
         caller,
@@ -434,11 +444,13 @@ fn load(tx: &WriteTransaction, caller: &Principal, id: &str) -> Result<Key, OpEr
     Ok(key)
 }
 
-/// After creation only `valid_to` and the description change (rule 6).
+/// After creation only `valid_to`, the description and the customer change (rule 6).
 #[derive(Debug, Clone, Default)]
 pub struct KeyEdit {
     pub valid_to: Option<Timestamp>,
     pub description: Option<String>,
+    /// `Some(None)` takes the customer away.
+    pub customer: Option<Option<String>>,
 }
 
 fn edit_one(
@@ -468,11 +480,17 @@ fn edit_one(
     if edit.description.is_some() {
         key.description = description(edit.description.clone())?;
     }
+    if let Some(customer) = &edit.customer {
+        if let Some(customer) = customer {
+            crate::customers::check_for_key(tx, &key.account_id, customer)?;
+        }
+        key.customer_id = customer.clone();
+    }
     delete_rows(tx, &old)?;
     write_rows(tx, &key)?;
     let before = format!(
-        "[{}, {}) {:?}",
-        old.valid_from, old.valid_to, old.description
+        "[{}, {}) {:?} customer {:?}",
+        old.valid_from, old.valid_to, old.description, old.customer_id
     );
     audit_key(tx, caller, &key, "key.update", Some(before), now)?;
     let devices = if old.valid_to != key.valid_to {
@@ -492,10 +510,10 @@ pub fn edit(
     now: Timestamp,
 ) -> Result<(Vec<Key>, Vec<Changed>), OpError> {
     check_bulk("ids", ids)?;
-    if edit.valid_to.is_none() && edit.description.is_none() {
+    if edit.valid_to.is_none() && edit.description.is_none() && edit.customer.is_none() {
         return Err(OpError::invalid(
             "valid_to",
-            "name valid_to or description: nothing else of a key changes",
+            "name valid_to, description or customer_id: nothing else of a key changes",
         ));
     }
     let mut keys = Vec::new();
@@ -506,6 +524,48 @@ pub fn edit(
         devices.extend(touched);
     }
     Ok((keys, bump(tx, devices)?))
+}
+
+/// Takes the asset with internal key `asset_key` out of every key that opens it (its
+/// deletion): a key of that asset alone is deleted (`key.delete`), a key of more assets
+/// keeps the others (`key.update`). Answers the units whose sets change (the asset's own
+/// unit is the caller's to bump). The caller checked the right to.
+pub(crate) fn drop_asset(
+    tx: &WriteTransaction,
+    caller: &Principal,
+    asset_key: u64,
+    now: Timestamp,
+) -> Result<Vec<DeviceId>, OpError> {
+    let mut ids = BTreeSet::new();
+    for row in tx
+        .open_table(KEYS_BY_ASSET)?
+        .range((asset_key, "")..(asset_key + 1, ""))?
+    {
+        ids.insert(row?.0.value().1.to_owned());
+    }
+    let mut devices = Vec::new();
+    for id in ids {
+        let old = load(tx, caller, &id)?;
+        delete_rows(tx, &old)?;
+        let mut key = old.clone();
+        key.assets
+            .retain(|(_, key_of_asset)| *key_of_asset != asset_key);
+        if key.assets.is_empty() {
+            audit_key(tx, caller, &old, "key.delete", Some(old.id.clone()), now)?;
+            continue;
+        }
+        write_rows(tx, &key)?;
+        devices.extend(devices_of(tx, &key)?);
+        audit_key(
+            tx,
+            caller,
+            &key,
+            "key.update",
+            Some(format!("{:?}", old.assets)),
+            now,
+        )?;
+    }
+    Ok(devices)
 }
 
 /// Deletes every key in `ids`; all-or-nothing.
@@ -614,10 +674,15 @@ pub fn list(
         &format!("account {account}"),
     )?;
     let table = rtx.open_table(KEYS)?;
+    let customers = rtx.open_table(KEY_CUSTOMERS)?;
     let mut out = Vec::new();
     for row in table.iter()? {
-        let key: Key = decode_as("keys", row?.1.value())?;
-        if &key.account_id == account && filter.keeps(&key, now) {
+        let mut key: Key = decode_as("keys", row?.1.value())?;
+        if &key.account_id != account {
+            continue;
+        }
+        key.customer_id = crate::customers::of_key(&customers, &key.id)?;
+        if filter.keeps(&key, now) {
             out.push(key);
         }
     }
@@ -670,6 +735,8 @@ pub struct KeyFilter {
     pub asset: Option<AssetId>,
     /// Keys assigned to this operator.
     pub operator: Option<String>,
+    /// Keys for this customer.
+    pub customer: Option<String>,
     pub state: Option<KeyState>,
 }
 
@@ -682,6 +749,10 @@ impl KeyFilter {
                 .operator
                 .as_ref()
                 .is_none_or(|wanted| key.operator_id.as_ref() == Some(wanted))
+            && self
+                .customer
+                .as_ref()
+                .is_none_or(|wanted| key.customer_id.as_ref() == Some(wanted))
             && self
                 .state
                 .is_none_or(|wanted| KeyState::of(key, now) == wanted)

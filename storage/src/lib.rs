@@ -36,8 +36,10 @@
 pub mod access;
 pub mod arrivals;
 pub mod audit;
+pub mod binding;
 pub mod certificates;
 pub mod codec;
+pub mod customers;
 pub mod details;
 pub mod error;
 pub mod faults;
@@ -51,6 +53,7 @@ pub mod policy;
 pub mod read;
 pub mod resume;
 pub mod retention;
+pub mod retire;
 pub mod rule;
 pub mod share_targets;
 pub mod sharing;

@@ -381,28 +381,76 @@ fn queue_invitation(
     phone: String,
     now: Timestamp,
 ) -> Result<(), StoreError> {
-    let account_name = get::<Account>(
-        &tx.open_table(ACCOUNTS)?,
-        "accounts",
-        operator.account_id.as_str(),
-    )?
-    .map_or_else(|| operator.account_id.to_string(), |account| account.name);
+    let account_name = account_name(tx, &operator.account_id)?;
+    let text = format!(
+        "Hello {}, {account_name} has added you as a machine operator in Fleetgate.",
+        operator.name
+    );
+    queue_sms(tx, operator, phone, text, now).map(|_| ())
+}
+
+fn account_name(tx: &WriteTransaction, id: &AccountId) -> Result<String, StoreError> {
+    Ok(
+        get::<Account>(&tx.open_table(ACCOUNTS)?, "accounts", id.as_str())?
+            .map_or_else(|| id.to_string(), |account| account.name),
+    )
+}
+
+/// Puts one SMS to the operator in the outbox; answers its sequence number.
+fn queue_sms(
+    tx: &WriteTransaction,
+    operator: &Operator,
+    phone: String,
+    text: String,
+    now: Timestamp,
+) -> Result<u64, StoreError> {
     let invitation = Invitation {
         seq: next_counter(tx, "outbox_seq")?,
         operator_id: operator.id.clone(),
         account_id: operator.account_id.clone(),
         phone,
-        text: format!(
-            "Hello {}, {account_name} has added you as a machine operator in Fleetgate.",
-            operator.name
-        ),
+        text,
         attempts: 0,
         next_attempt_at: now,
         created_at: now,
     };
     tx.open_table(OUTBOX)?
         .insert(invitation.seq, codec::encode(&invitation).as_slice())?;
-    Ok(())
+    Ok(invitation.seq)
+}
+
+/// Tells the operator of personal key `key` by SMS: which assets, from when to when (UTC),
+/// and for a keypad key its PIN unless `include_pin` is off (what the operator needs at
+/// the machine). Nothing when the key is not personal or the operator has no phone.
+/// Answers whether an SMS was queued.
+pub fn queue_key_notice(
+    tx: &WriteTransaction,
+    key: &crate::keys::Key,
+    include_pin: bool,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    let Some(operator_id) = key.operator_id.as_deref().filter(|_| key.personal) else {
+        return Ok(false);
+    };
+    let found: Option<Operator> = get(&tx.open_table(OPERATORS)?, "operators", operator_id)?;
+    let Some((operator, phone)) = found.and_then(|o| o.phone.clone().map(|p| (o, p))) else {
+        return Ok(false);
+    };
+    let assets: Vec<String> = key.assets.iter().map(|(id, _)| id.to_string()).collect();
+    let mut text = format!(
+        "Hello {}, {} gave you a key for {} from {} to {} (UTC).",
+        operator.name,
+        account_name(tx, &operator.account_id)?,
+        assets.join(", "),
+        key.valid_from.to_rfc3339(),
+        key.valid_to.to_rfc3339(),
+    );
+    if key.access_type == AccessType::KeypadPin && include_pin {
+        text.push_str(&format!(" Keypad PIN: {}.", key.credential));
+    }
+    let seq = queue_sms(tx, &operator, phone, text, now)?;
+    tx.open_table(KEY_NOTICES)?.insert(seq, ())?;
+    Ok(true)
 }
 
 /// The operator `id` if the caller manages its account's fleet (rule 1), for a change.
@@ -558,6 +606,7 @@ fn retarget_invitations(
 ) -> Result<bool, StoreError> {
     let pending = pending_of(tx, id)?;
     let mut outbox = tx.open_table(OUTBOX)?;
+    let mut notices = tx.open_table(KEY_NOTICES)?;
     for mut invitation in pending.iter().cloned() {
         match phone {
             Some(phone) => {
@@ -566,6 +615,7 @@ fn retarget_invitations(
             }
             None => {
                 outbox.remove(invitation.seq)?;
+                notices.remove(invitation.seq)?;
             }
         }
     }
@@ -708,6 +758,10 @@ pub fn invitation_sent(tx: &WriteTransaction, seq: u64, now: Timestamp) -> Resul
         // Dropped meanwhile (operator deleted or phone cleared): nothing to record.
         return Ok(());
     };
+    if tx.open_table(KEY_NOTICES)?.remove(seq)?.is_some() {
+        // A key notice, not an invitation: the operator's invitation status stays.
+        return Ok(());
+    }
     let mut operators = tx.open_table(OPERATORS)?;
     let found: Option<Operator> = get(&operators, "operators", invitation.operator_id.as_str())?;
     if let Some(mut operator) = found {

@@ -25,7 +25,8 @@ use crate::ops::{audit, AuditNote, Who};
 use crate::read::administers;
 use crate::store::decode_as;
 use crate::tables::{
-    ACCESS_EVENTS, ACCOUNTS, ASSETS, AUDIT, TELEMETRY, TELEMETRY_CHUNKS, TELEMETRY_RETENTION,
+    ACCESS_EVENTS, ACCOUNTS, ASSETS, AUDIT, RETIRED_ASSETS, TELEMETRY, TELEMETRY_CHUNKS,
+    TELEMETRY_RETENTION,
 };
 use crate::time::Timestamp;
 
@@ -168,6 +169,18 @@ pub fn plan(
         }
         if let Some(at) = access_cutoff {
             plan.access_events.push((asset.key, at.0));
+        }
+    }
+    // A deleted asset's history follows its owner's retention too.
+    for row in rtx.open_table(RETIRED_ASSETS)?.iter()? {
+        let (key, owner) = row?;
+        let (account, _) = owner.value();
+        let own = settings.get(account)?.map(|days| days.value());
+        if let Some(at) = cutoff(now, own.unwrap_or(retention.telemetry_days)) {
+            plan.telemetry.push((key.value(), at.0));
+        }
+        if let Some(at) = access_cutoff {
+            plan.access_events.push((key.value(), at.0));
         }
     }
     plan.telemetry.sort_unstable();

@@ -469,6 +469,33 @@ fn delete_grant_rows(tx: &WriteTransaction, grant: &Grant) -> Result<(), StoreEr
     Ok(())
 }
 
+/// Ends every grant of the asset with internal key `asset_key` (its deletion), audited as
+/// `grant.remove` like any removal. The caller checked the right to.
+pub(crate) fn end_grants_of_asset(
+    tx: &WriteTransaction,
+    caller: &Principal,
+    asset_key: u64,
+    now: Timestamp,
+) -> Result<Vec<Grant>, StoreError> {
+    let mut ids = Vec::new();
+    for row in tx
+        .open_table(GRANT_BY_PAIR)?
+        .range((asset_key, "")..(asset_key + 1, ""))?
+    {
+        ids.push(row?.1.value().to_owned());
+    }
+    let mut ended = Vec::with_capacity(ids.len());
+    for id in ids {
+        let Some(grant) = get::<Grant>(&tx.open_table(GRANTS)?, "grants", &id)? else {
+            continue;
+        };
+        delete_grant_rows(tx, &grant)?;
+        audit_grant(tx, Who::Principal(caller), &grant, "grant.remove", "", now)?;
+        ended.push(grant);
+    }
+    Ok(ended)
+}
+
 /// Bulk removal by asset and grantee; all-or-nothing.
 pub fn remove_grants(
     tx: &WriteTransaction,

@@ -301,6 +301,10 @@ fn open_database(path: &Path, faults: Option<&FaultSwitch>) -> Result<Database, 
         tx.open_table(PASSWORDS)?;
         tx.open_table(SESSIONS)?;
         tx.open_table(PASSWORD_INVITATIONS)?;
+        tx.open_table(CUSTOMERS)?;
+        tx.open_table(KEY_CUSTOMERS)?;
+        tx.open_table(RETIRED_ASSETS)?;
+        tx.open_table(KEY_NOTICES)?;
         tx.open_table(TELEMETRY_RETENTION)?;
         tx.open_table(ARRIVALS)?;
     }

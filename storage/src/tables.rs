@@ -160,3 +160,21 @@ pub const SESSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sessio
 /// (postcard). Removed when used, replaced when the admin issues another.
 pub const PASSWORD_INVITATIONS: TableDefinition<&[u8], &[u8]> =
     TableDefinition::new("password_invitations");
+
+/// customer id -> [`crate::customers::Customer`] (postcard): whom an account's keys are for.
+pub const CUSTOMERS: TableDefinition<&str, &[u8]> = TableDefinition::new("customers");
+
+/// key id -> customer id: the customer a key names, if any. A table of its own so key
+/// records written before customers existed still decode (postcard is not self-describing).
+pub const KEY_CUSTOMERS: TableDefinition<&str, &str> = TableDefinition::new("key_customers");
+
+/// asset internal key -> (owning account id, deleted at ms): a deleted asset whose history
+/// still waits for retention (DESIGN 5.1, `DELETE /assets/{x}`). The retention plan reads it
+/// with the assets, under the owner's setting.
+pub const RETIRED_ASSETS: TableDefinition<u64, (&str, u64)> =
+    TableDefinition::new("retired_assets");
+
+/// outbox seq -> (): the outbox entries that tell an operator of a personal key (not an
+/// invitation), so their delivery leaves the operator's invitation status alone. Removed
+/// with the entry.
+pub const KEY_NOTICES: TableDefinition<u64, ()> = TableDefinition::new("key_notices");

@@ -525,11 +525,7 @@ pub fn unshare(
     now: Timestamp,
 ) -> Result<Asset, OpError> {
     let mut source = source_asset(tx, caller, source_account, source_id)?;
-    let target = match kind {
-        Kind::Telemetry => source.sharing.telemetry.clone(),
-        Kind::Details => source.sharing.details.clone().map(|(a, x, _)| (a, x)),
-    };
-    let Some((account, id)) = target else {
+    if !end_share(tx, caller, kind, &mut source, now)? {
         return Err(OpError::not_found(format!(
             "{} sharing of asset {source_id}",
             match kind {
@@ -537,30 +533,49 @@ pub fn unshare(
                 Kind::Details => "details",
             }
         )));
+    }
+    Ok(source)
+}
+
+/// Ends `source`'s sharing of `kind` on its mirror, saves the source and audits the stop
+/// in both accounts; false when there was none. The caller checked the right to.
+pub(crate) fn end_share(
+    tx: &WriteTransaction,
+    caller: &Principal,
+    kind: Kind,
+    source: &mut Asset,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    let target = match kind {
+        Kind::Telemetry => source.sharing.telemetry.clone(),
+        Kind::Details => source.sharing.details.clone().map(|(a, x, _)| (a, x)),
     };
-    end_on_mirror(tx, &source, kind, now)?;
+    let Some((account, id)) = target else {
+        return Ok(false);
+    };
+    end_on_mirror(tx, source, kind, now)?;
     match kind {
         Kind::Telemetry => source.sharing.telemetry = None,
         Kind::Details => source.sharing.details = None,
     }
-    save_asset(tx, &source)?;
+    save_asset(tx, source)?;
     let action = match kind {
         Kind::Telemetry => "sharing.telemetry.stop",
         Kind::Details => "sharing.details.stop",
     };
-    for affected in [source_account, &account] {
+    for affected in [&source.account_id, &account] {
         audit(
             tx,
             Who::Principal(caller),
             AuditNote {
                 account_id: Some(affected),
                 action,
-                target: source_id.to_string(),
+                target: source.id.to_string(),
                 before: Some(format!("{account}/{id}")),
                 after: None,
             },
             now,
         )?;
     }
-    Ok(source)
+    Ok(true)
 }

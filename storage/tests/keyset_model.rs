@@ -103,6 +103,7 @@ proptest! {
                         valid_to: Timestamp(now + from + len),
                         credential: None,
                         description: None,
+                        customer_id: None,
                     };
                     let (key, _) = run(&store, |tx| keys::create(tx, &admin, &account, new, at)).expect("created");
                     model.push(ModelKey { id: key.id, assets, from: now + from, to: now + from + len });
@@ -110,7 +111,7 @@ proptest! {
                 Op::EditTo { key, len } => {
                     let Some(entry) = model.get_mut(key) else { continue };
                     let to = entry.from + len;
-                    let edit = KeyEdit { valid_to: Some(Timestamp(to)), description: None };
+                    let edit = KeyEdit { valid_to: Some(Timestamp(to)), description: None, customer: None };
                     let ids = vec![entry.id.clone()];
                     let real = run(&store, |tx| keys::edit(tx, &admin, &ids, &edit, at));
                     let allowed = to > now;

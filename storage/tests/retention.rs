@@ -318,3 +318,25 @@ fn compaction_gives_freed_space_back_and_waits_for_no_reader() {
     f.write_points(&f.acme.2, &[NOW]);
     assert_eq!(f.stamps(&f.acme.2), vec![NOW], "writes go on after it");
 }
+
+#[test]
+fn a_deleted_assets_history_follows_its_owners_retention() {
+    let fx = fixture();
+    let (account, admin, asset) = &fx.acme;
+    fx.write_points(asset, &[days_ago(400), days_ago(10)]);
+    let tx = fx.store.begin_write().expect("write");
+    storage::retire::delete_asset(&tx, admin, account, &asset.id, Timestamp(NOW)).expect("deleted");
+    tx.commit().expect("commit");
+    // The asset is gone, its history is not; the plan still names its key.
+    let plan = fx.plan(DEFAULTS);
+    assert!(
+        plan.telemetry.iter().any(|(key, _)| *key == asset.key),
+        "{plan:?}"
+    );
+    fx.prune_telemetry(&plan, 100);
+    assert_eq!(
+        fx.stamps(asset),
+        [days_ago(10)],
+        "only what retention ends is pruned"
+    );
+}

@@ -232,6 +232,11 @@ async fn fresh_objects(world: &World, mut text: String, n: u64) -> String {
         );
         text = text.replace("{operator}", operator.await["id"].as_str().expect("id"));
     }
+    if text.contains("{customer}") {
+        let body = json!({"name": format!("c{n}")});
+        let customer = made(admin, Method::POST, "/v1/customers", body).await;
+        text = text.replace("{customer}", customer["id"].as_str().expect("id"));
+    }
     if text.contains("{key}") {
         let now = world.gateway.now_ms();
         let body = json!({"personal": false, "asset_ids": ["ex2"], "access_type": "keypad_pin",

@@ -349,3 +349,76 @@ async fn an_invitation_is_sent_again_on_request_once_the_first_went_out() {
         "{problem}"
     );
 }
+
+/// What the webhook delivered, texts only, once `count` arrived.
+async fn texts(webhook: &Webhook, count: usize) -> Vec<String> {
+    let delivered = || {
+        webhook
+            .received()
+            .iter()
+            .filter(|(status, _)| *status == 200)
+            .map(|(_, body)| body["text"].as_str().unwrap_or_default().to_owned())
+            .collect::<Vec<_>>()
+    };
+    eventually(|| async { Some(delivered()).filter(|texts| texts.len() >= count) })
+        .await
+        .unwrap_or_else(delivered)
+}
+
+async fn personal_key(fleet: &Fleet, gateway: &TestGateway, operator: &str, access: &str) -> Value {
+    let now = gateway.now_ms();
+    let at = |ms| simulator::telemetry::rfc3339_from_ms(ms).expect("time");
+    let body = json!({"personal": true, "operator_id": operator, "asset_ids": ["ex1"],
+        "access_type": access, "valid_from": at(now), "valid_to": at(now + 3_600_000)});
+    let (status, created) = call(&fleet.admin, Method::POST, "/v1/keys", Some(body)).await;
+    assert_eq!(status, 201, "{created}");
+    created["key"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_is_told_of_a_personal_key_with_the_pin_a_keypad_needs() {
+    let webhook = Webhook::start(|| false);
+    let gateway = webhook_gateway(&webhook);
+    let acme = Fleet::create(&gateway, "Acme").await;
+    acme.unit_with_asset("unit1", "ex1").await;
+    let (_, ann) = create(
+        &acme.admin,
+        json!({"name": "Ann", "phone": "+47 912 34 567"}),
+    )
+    .await;
+    let id = ann["id"].as_str().expect("id").to_owned();
+
+    let keypad = personal_key(&acme, &gateway, &id, "keypad_pin").await;
+    let pin = keypad["credential"].as_str().expect("pin");
+    let sent = texts(&webhook, 1).await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert!(
+        sent[0].contains("ex1") && sent[0].contains(&format!("PIN: {pin}")),
+        "{sent:?}"
+    );
+    // A digital key's secret never travels by SMS; a shared key tells nobody.
+    personal_key(&acme, &gateway, &id, "digital_key").await;
+    let sent = texts(&webhook, 2).await;
+    assert!(!sent[1].contains("PIN") && !sent[1].contains(keypad["credential"].as_str().unwrap()));
+    // Telling of keys is not an invitation: the operator's invitation state stays unset.
+    assert_eq!(invitation_state(&acme.admin, &id).await, Value::Null);
+
+    // With --sms-key-pin false the keypad's PIN stays out of the text.
+    let quiet = Webhook::start(|| false);
+    let url = quiet.url.clone();
+    let gateway = TestGateway::start_with(move |config| {
+        config.sms_sender = gateway::config::SmsSenderKind::Webhook;
+        config.sms_webhook_url = Some(url.clone());
+        config.sms_key_pin = false;
+    });
+    let acme = Fleet::create(&gateway, "Acme").await;
+    acme.unit_with_asset("unit1", "ex1").await;
+    let (_, bo) = create(
+        &acme.admin,
+        json!({"name": "Bo", "phone": "+47 912 34 568"}),
+    )
+    .await;
+    personal_key(&acme, &gateway, bo["id"].as_str().unwrap(), "keypad_pin").await;
+    let sent = texts(&quiet, 1).await;
+    assert!(sent.len() == 1 && !sent[0].contains("PIN"), "{sent:?}");
+}

@@ -1,10 +1,11 @@
 //! Devices and assets.
 
-use storage::model::{Asset, CertificateRecord, Device, Principal};
+use storage::model::{Asset, Capabilities, CertificateRecord, Device, Principal};
 use storage::ops::{AssetPatch, NewAsset};
 use storage::{AccountId, AssetId, DeviceId, OpError};
 
 use super::UseCases;
+use crate::directory::Distribution;
 
 /// A unit to register: its id, what its hardware supports, and the certificate the
 /// gateway's CA issued for it (recorded in the same transaction).
@@ -107,6 +108,82 @@ impl UseCases {
         let now = self.now();
         self.commit(false, move |tx| {
             storage::ops::update_asset(tx, &who, &account, &id, patch, now)
+        })
+        .await
+    }
+
+    /// Makes `unit` the unit reporting for an asset (`None`: none): the old unit's key set
+    /// empties and the new one gets the asset's keys; both actors are re-bound before this
+    /// answers, so the asset's points come from the new unit only. History stays with the
+    /// asset. Answers where the new key sets reached within [`UseCases::key_ack_wait`].
+    pub async fn swap_unit(
+        &self,
+        who: Principal,
+        account: AccountId,
+        asset: AssetId,
+        unit: Option<DeviceId>,
+    ) -> Result<Distribution, OpError> {
+        let (this, now) = (self.clone(), self.now());
+        crate::completing(async move {
+            let rebound = this
+                .commit(false, move |tx| {
+                    storage::binding::swap_unit(tx, &who, &account, &asset, unit.as_ref(), now)
+                })
+                .await?;
+            for device in &rebound.devices {
+                this.directory.rebind(device).await?;
+            }
+            let distribution = this
+                .directory
+                .push_keys(&rebound.changed, this.key_ack_wait)
+                .await?;
+            Ok(distribution)
+        })
+        .await
+    }
+
+    /// Changes what a unit's hardware supports; refused while a live key of its asset needs
+    /// a capability being removed.
+    pub async fn set_capabilities(
+        &self,
+        who: Principal,
+        id: DeviceId,
+        capabilities: Capabilities,
+    ) -> Result<Device, OpError> {
+        let now = self.now();
+        self.commit(false, move |tx| {
+            storage::binding::set_capabilities(tx, &who, &id, capabilities, now)
+        })
+        .await
+    }
+
+    /// Deletes an asset: its grants, tenant shares and keys end in the same transaction;
+    /// then, before this answers, its unit is re-bound to no asset (its points reach no
+    /// one), the changed key sets are pushed, and the stream guard has ended the streams
+    /// that showed it. Its history stays for retention to prune.
+    pub async fn delete_asset(
+        &self,
+        who: Principal,
+        account: AccountId,
+        asset: AssetId,
+    ) -> Result<Distribution, OpError> {
+        let (this, now) = (self.clone(), self.now());
+        crate::completing(async move {
+            let deleted = this
+                .commit(false, move |tx| {
+                    storage::retire::delete_asset(tx, &who, &account, &asset, now)
+                })
+                .await?;
+            if let Some(unit) = &deleted.unit {
+                this.directory.rebind(unit).await?;
+            }
+            let distribution = this
+                .directory
+                .push_keys(&deleted.changed, this.key_ack_wait)
+                .await?;
+            // A key or grant deadline may have gone with the asset.
+            this.scheduler.wake();
+            Ok(distribution)
         })
         .await
     }

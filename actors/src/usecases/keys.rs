@@ -1,7 +1,8 @@
-//! Access keys and operators (rule 6). A key change is committed, then the new key set of
+//! Access keys, operators and customers (rule 6). A key change is committed, then the new key set of
 //! every affected unit is pushed, and the answer says which units acknowledged it within
 //! [`UseCases::key_ack_wait`] (the others get it when they next subscribe).
 
+use storage::customers::{self, Customer};
 use storage::keys::{Changed, Key, KeyEdit, NewKey};
 use storage::model::Principal;
 use storage::operators::{self as ops, Operator, OperatorEdit, OperatorId, OperatorInput};
@@ -21,7 +22,8 @@ impl UseCases {
         Ok(distribution)
     }
 
-    /// Creates a key and distributes it to the units of its assets. A dry run (the
+    /// Creates a key and distributes it to the units of its assets; a personal key's
+    /// operator is told by SMS, in the same transaction (the outbox). A dry run (the
     /// wizard's review) checks every rule, stores nothing, pushes nothing, and answers the
     /// units that would receive it as `pending`.
     pub async fn create_key(
@@ -33,11 +35,17 @@ impl UseCases {
     ) -> Result<(Key, Distribution), OpError> {
         let (this, now) = (self.clone(), self.now());
         crate::completing(async move {
-            let (key, changed) = this
+            let include_pin = this.sms_key_pin;
+            let (key, changed, notified) = this
                 .commit(dry_run, move |tx| {
-                    storage::keys::create(tx, &who, &account, new, now)
+                    let (key, changed) = storage::keys::create(tx, &who, &account, new, now)?;
+                    let notified = ops::queue_key_notice(tx, &key, include_pin, now)?;
+                    Ok((key, changed, notified))
                 })
                 .await?;
+            if notified && !dry_run {
+                this.outbox.notify_one();
+            }
             if dry_run {
                 let pending = changed.into_iter().map(|c| c.device).collect();
                 return Ok((
@@ -187,5 +195,42 @@ impl UseCases {
         if queued {
             self.outbox.notify_one();
         }
+    }
+}
+
+impl UseCases {
+    /// Creates a customer of `account`, whom keys may name.
+    pub async fn create_customer(
+        &self,
+        who: Principal,
+        account: AccountId,
+        name: String,
+    ) -> Result<Customer, OpError> {
+        let now = self.now();
+        self.commit(false, move |tx| {
+            customers::create(tx, &who, &account, &name, now)
+        })
+        .await
+    }
+
+    /// Renames a customer; the keys naming it keep naming it.
+    pub async fn rename_customer(
+        &self,
+        who: Principal,
+        id: String,
+        name: String,
+    ) -> Result<Customer, OpError> {
+        let now = self.now();
+        self.commit(false, move |tx| {
+            customers::rename(tx, &who, &id, &name, now)
+        })
+        .await
+    }
+
+    /// Deletes a customer no key names.
+    pub async fn delete_customer(&self, who: Principal, id: String) -> Result<(), OpError> {
+        let now = self.now();
+        self.commit(false, move |tx| customers::delete(tx, &who, &id, now))
+            .await
     }
 }

@@ -73,6 +73,9 @@ pub struct UseCases {
     /// How long a key change waits for the units' acknowledgements before it answers
     /// (units that miss it get the set when they next subscribe).
     pub key_ack_wait: Duration,
+    /// Whether the SMS that tells an operator of a personal keypad key carries its PIN
+    /// (`--sms-key-pin`; on by default: it is what the operator needs at the machine).
+    pub sms_key_pin: bool,
     /// The global retention settings (days; 0 keeps forever): the default an account's own
     /// telemetry setting overrides, and the access-event and audit retention.
     pub retention: storage::retention::Retention,

@@ -102,7 +102,9 @@ pub struct MeView {
     pub principal_id: String,
     pub name: String,
     /// `user` or `staff`.
+    #[schema(schema_with = super::openapi::principal_kind)]
     pub kind: &'static str,
+    #[schema(schema_with = super::openapi::any_role)]
     pub role: &'static str,
     pub account_id: Option<String>,
 }
@@ -125,6 +127,7 @@ impl From<&Principal> for MeView {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewAccount {
+    #[schema(min_length = 1)]
     pub name: String,
     pub parent_id: Option<String>,
 }
@@ -151,9 +154,11 @@ impl From<Account> for AccountView {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewPrincipal {
+    #[schema(min_length = 1)]
     pub name: String,
     /// Users: `admin`, `fleet_admin`, `viewer`. Staff: `platform_admin`, `support`,
     /// `tech_support`.
+    #[schema(schema_with = super::openapi::any_role)]
     pub role: String,
 }
 
@@ -162,6 +167,7 @@ pub struct NewPrincipal {
 pub struct PrincipalCreated {
     pub id: String,
     pub name: String,
+    #[schema(schema_with = super::openapi::any_role)]
     pub role: &'static str,
     pub account_id: Option<String>,
     pub token: String,
@@ -251,6 +257,7 @@ pub struct AssetView {
     pub serial: Option<String>,
     pub device_id: Option<String>,
     /// `owned`, `shared` (visibility grant) or `mirror` (tenant sharing).
+    #[schema(schema_with = super::openapi::relation)]
     pub relation: &'static str,
     pub created_at: String,
     #[schema(value_type = Object)]
@@ -432,6 +439,15 @@ impl DeviceStatusView {
             clock_offset_ms: live.clock_offset_ms,
         }
     }
+}
+
+/// `Some(value)` for a field that is present, `null` included, so absent and `null` differ.
+pub fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
 }
 
 #[cfg(test)]

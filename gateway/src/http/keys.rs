@@ -13,7 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Caller;
 use super::body::Json;
-use super::dto::{id_field, limit, list_answer, page_by, query_time};
+use super::dto::{id_field, limit, list_answer, page_by, present, query_time};
 use super::fleet::{account_param, visible_asset};
 use super::problem::{ApiError, Problem};
 use super::sharing::DryRun;
@@ -26,12 +26,15 @@ pub struct NewKeyDto {
     pub operator_id: Option<String>,
     pub asset_ids: Vec<String>,
     /// `digital_key`, `keypad_pin` or `dualid_tag`.
+    #[schema(schema_with = super::openapi::access_type)]
     pub access_type: String,
     pub valid_from: String,
     pub valid_to: String,
     /// The DualID tag id; PINs and digital-key secrets are generated.
     pub credential: Option<String>,
     pub description: Option<String>,
+    /// Whom the key is for: a customer of the account (`GET /v1/customers`).
+    pub customer_id: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -40,11 +43,13 @@ pub struct KeyView {
     pub personal: bool,
     pub operator_id: Option<String>,
     pub asset_ids: Vec<String>,
+    #[schema(schema_with = super::openapi::access_type)]
     pub access_type: &'static str,
     pub valid_from: String,
     pub valid_to: String,
     pub credential: String,
     pub description: Option<String>,
+    pub customer_id: Option<String>,
     pub created_at: String,
 }
 
@@ -64,6 +69,7 @@ impl From<Key> for KeyView {
             valid_to: key.valid_to.to_rfc3339(),
             credential: key.credential,
             description: key.description,
+            customer_id: key.customer_id,
             created_at: key.created_at.to_rfc3339(),
         }
     }
@@ -116,6 +122,10 @@ pub struct KeysAnswer {
 pub struct KeyPatch {
     pub valid_to: Option<String>,
     pub description: Option<String>,
+    /// A customer of the key's account; `null` takes the customer away.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub customer_id: Option<Option<String>>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -124,6 +134,10 @@ pub struct BulkEdit {
     pub ids: Vec<String>,
     pub valid_to: Option<String>,
     pub description: Option<String>,
+    /// A customer of the keys' account; `null` takes the customer away.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub customer_id: Option<Option<String>>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -139,6 +153,8 @@ pub struct KeyQuery {
     pub asset_id: Option<String>,
     /// Keys assigned to this operator.
     pub operator_id: Option<String>,
+    /// Keys for this customer.
+    pub customer_id: Option<String>,
     /// `future`, `active` or `expired`, by the key's date window now.
     pub state: Option<String>,
     pub account_id: Option<String>,
@@ -150,13 +166,18 @@ fn time(field: &str, raw: &str) -> Result<Timestamp, OpError> {
     Timestamp::parse_rfc3339(raw).ok_or_else(|| OpError::invalid(field, "must be an RFC 3339 time"))
 }
 
-fn edit_of(valid_to: Option<String>, description: Option<String>) -> Result<KeyEdit, OpError> {
+fn edit_of(
+    valid_to: Option<String>,
+    description: Option<String>,
+    customer: Option<Option<String>>,
+) -> Result<KeyEdit, OpError> {
     Ok(KeyEdit {
         valid_to: valid_to
             .as_deref()
             .map(|raw| time("valid_to", raw))
             .transpose()?,
         description,
+        customer,
     })
 }
 
@@ -192,6 +213,7 @@ pub async fn create(
         valid_to: time("valid_to", &body.valid_to)?,
         credential: body.credential,
         description: body.description,
+        customer_id: body.customer_id,
     };
     let (key, distribution) = state
         .usecases
@@ -222,6 +244,7 @@ pub async fn list(
             .map(|raw| id_field("asset_id", AssetId::parse(raw)))
             .transpose()?,
         operator: query.operator_id.clone(),
+        customer: query.customer_id.clone(),
         state: query
             .state
             .as_deref()
@@ -252,7 +275,7 @@ pub async fn patch(
     body: Json<KeyPatch>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let edit = edit_of(body.valid_to, body.description)?;
+    let edit = edit_of(body.valid_to, body.description, body.customer_id)?;
     let ids = vec![path.into_inner()];
     let (mut keys, distribution) = state.usecases.edit_keys(caller.0, ids, edit, false).await?;
     let key = keys
@@ -290,7 +313,7 @@ pub async fn bulk_edit(
     body: Json<BulkEdit>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let edit = edit_of(body.valid_to, body.description)?;
+    let edit = edit_of(body.valid_to, body.description, body.customer_id)?;
     let ids = body.ids;
     let dry_run = query.flag()?;
     let (keys, distribution) = state

@@ -6,9 +6,11 @@
 pub mod accounts;
 pub mod auth;
 pub mod auth_limit;
+pub mod binding;
 pub mod body;
 pub mod certificates;
 pub mod console;
+pub mod customers;
 pub mod dto;
 pub mod export;
 pub mod fleet;
@@ -16,12 +18,14 @@ pub mod keys;
 pub mod last_used;
 pub mod metrics_token;
 pub mod observe;
+pub mod openapi;
 pub mod operators;
 pub mod problem;
 pub mod resume;
 pub mod retention;
 pub mod routes;
 pub mod session;
+pub mod settings;
 pub mod sharing;
 pub mod stream;
 pub mod support;
@@ -70,6 +74,8 @@ pub struct AppState {
     pub auth_failures: Arc<auth_limit::FailureLimiter>,
     /// Peers whose `X-Forwarded-For` names the source (`--trusted-proxy`).
     pub trusted_proxies: Arc<Vec<std::net::IpAddr>>,
+    /// `--map-tile-url`, for the console (`GET /v1/settings`).
+    pub map_tile_url: Option<Arc<str>>,
 }
 
 /// The API: body and query error handling, every route of [`routes`], the web console's

@@ -8,7 +8,7 @@ pub mod import;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt as _;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use storage::operators::{self as ops, Operator, OperatorEdit, OperatorId, OperatorInput};
 use storage::OpError;
 use utoipa::{IntoParams, ToSchema};
@@ -16,7 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 use self::import::{Format, ImportError, RowError};
 use super::auth::Caller;
 use super::body::Json;
-use super::dto::{limit, AccountQuery};
+use super::dto::{limit, present, AccountQuery};
 use super::fleet::account_param;
 use super::problem::{ApiError, Problem};
 use super::sharing::DryRun;
@@ -30,19 +30,11 @@ pub struct NewOperator {
     /// International form (`+` and country code); stored as E.164.
     pub phone: Option<String>,
     /// `digital_key`, `keypad_pin` or `dualid_tag`.
+    #[schema(schema_with = super::openapi::access_type_or_null)]
     pub access_type: Option<String>,
     /// Queue an SMS invitation to `phone` (required then).
     #[serde(default)]
     pub send_sms_invite: bool,
-}
-
-/// `Some(value)` for a field that is present, `null` included, so absent and `null` differ.
-fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    T::deserialize(deserializer).map(Some)
 }
 
 /// Absent fields stay as they are; `null` clears `phone` or `access_type`.
@@ -73,6 +65,7 @@ pub struct OperatorView {
     pub name: String,
     /// E.164.
     pub phone: Option<String>,
+    #[schema(schema_with = super::openapi::access_type_or_null)]
     pub access_type: Option<&'static str>,
     pub created_at: String,
     /// The latest SMS invitation, if one was asked for.

@@ -11,10 +11,11 @@
 use actix_web::http::Method;
 use actix_web::web;
 
+use super::openapi::Conventions;
 use super::problem::ApiError;
 use super::{
-    accounts, certificates, fleet, keys, operators, problem, retention, session, sharing, stream,
-    support, tenant, users,
+    accounts, binding, certificates, customers, fleet, keys, operators, problem, retention,
+    session, settings, sharing, stream, support, tenant, users,
 };
 
 /// One route of the table: an HTTP method (upper case) and an actix path template.
@@ -53,7 +54,7 @@ macro_rules! route_table {
             info(title = "Fleetgate control API", version = "1"),
             paths($($($handler)::+),+),
             components(schemas(problem::Problem)),
-            modifiers(&BearerAuth)
+            modifiers(&Conventions)
         )]
         pub struct ApiDoc;
 
@@ -75,6 +76,7 @@ route_table! {
     GET "/metrics" => super::metrics;
     GET "/v1/openapi.json" => super::openapi;
     GET "/v1/me" => accounts::me;
+    GET "/v1/settings" => settings::settings;
     POST "/v1/session" => session::sign_in;
     GET "/v1/session" => session::current;
     DELETE "/v1/session" => session::sign_out;
@@ -121,6 +123,10 @@ route_table! {
     POST "/v1/operators/{id}/invitation" => operators::resend_invitation;
     PATCH "/v1/operators/{id}" => operators::patch;
     DELETE "/v1/operators/{id}" => operators::delete;
+    POST "/v1/customers" => customers::create;
+    GET "/v1/customers" => customers::list;
+    PATCH "/v1/customers/{id}" => customers::rename;
+    DELETE "/v1/customers/{id}" => customers::delete;
     POST "/v1/keys" => keys::create;
     GET "/v1/keys" => keys::list;
     POST "/v1/keys/bulk-edit" => keys::bulk_edit;
@@ -139,12 +145,15 @@ route_table! {
     POST "/v1/staff" => accounts::create_staff;
     POST "/v1/devices" => fleet::register_device;
     DELETE "/v1/devices/{d}" => fleet::deregister_device;
+    PATCH "/v1/devices/{d}" => binding::patch_device;
     GET "/v1/devices" => fleet::list_devices;
     GET "/v1/devices/{d}/status" => fleet::device_status;
     POST "/v1/assets" => fleet::create_asset;
     GET "/v1/assets" => fleet::list_assets;
     GET "/v1/assets/{x}" => fleet::get_asset;
     PATCH "/v1/assets/{x}" => fleet::patch_asset;
+    PUT "/v1/assets/{x}/unit" => binding::swap_unit;
+    DELETE "/v1/assets/{x}" => binding::delete_asset;
     GET "/v1/assets/{x}/telemetry" => fleet::history;
     GET "/v1/assets/{x}/latest" => fleet::latest;
     GET "/v1/assets/{x}/stream" => stream::asset_stream;
@@ -170,23 +179,6 @@ fn allowed() -> Vec<(&'static str, String)> {
 }
 
 /// Every operation needs a bearer token (the document says so once, for all).
-struct BearerAuth;
-
-impl utoipa::Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
-        openapi.security = Some(vec![utoipa::openapi::security::SecurityRequirement::new(
-            "bearer",
-            Vec::<String>::new(),
-        )]);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -49,6 +49,7 @@ pub struct SessionView {
 #[serde(deny_unknown_fields)]
 pub struct PasswordChange {
     /// At least 12 characters, at most 1,024 bytes.
+    #[schema(min_length = 12)]
     pub password: String,
     /// Needed when the principal already has a password.
     pub current_password: Option<String>,
@@ -58,6 +59,7 @@ pub struct PasswordChange {
 #[serde(deny_unknown_fields)]
 pub struct InvitationAccept {
     /// At least 12 characters, at most 1,024 bytes.
+    #[schema(min_length = 12)]
     pub password: String,
 }
 

@@ -19,6 +19,7 @@ pub struct NewRequest {
     pub account_id: String,
     pub purpose: String,
     /// `24h`, `14d` or `3mo`.
+    #[schema(schema_with = super::openapi::support_duration)]
     pub duration: String,
 }
 
@@ -41,11 +42,13 @@ pub struct SupportView {
     /// The staff member's name (in lists, for the console's "who").
     #[serde(skip_serializing_if = "Option::is_none")]
     pub staff_name: Option<String>,
+    #[schema(schema_with = super::openapi::staff_role)]
     pub staff_role: &'static str,
     pub purpose: String,
     pub duration: Option<&'static str>,
     pub ticket_id: Option<String>,
     /// `pending`, `active`, `declined`, `revoked`, `expired` or `closed`.
+    #[schema(schema_with = super::openapi::support_state)]
     pub state: &'static str,
     pub requested_at: String,
     pub starts_at: Option<String>,

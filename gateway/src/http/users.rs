@@ -19,6 +19,7 @@ pub struct UserView {
     pub id: String,
     pub name: String,
     /// `admin`, `fleet_admin` or `viewer`.
+    #[schema(schema_with = super::openapi::user_role)]
     pub role: &'static str,
     pub account_id: String,
     /// RFC 3339.
@@ -61,6 +62,7 @@ pub struct UserList {
 #[serde(deny_unknown_fields)]
 pub struct UserPatchBody {
     /// `admin`, `fleet_admin` or `viewer`.
+    #[schema(schema_with = super::openapi::user_role)]
     pub role: Option<String>,
     /// `true` disables the user (its token stops working at once); `false` enables it
     /// again (it then needs a rotated token).
