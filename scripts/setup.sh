@@ -6,6 +6,8 @@
 #                      left running or enabled as a service
 #   python3-paho-mqtt  paho, the Python MQTT client a test uses; it is Debian's python3's
 #                      (/usr/bin/python3): a pyenv or venv python3 earlier in PATH lacks it
+#   chromium           the browser the console's end-to-end tests drive, headless
+#   chromium-driver    chromedriver, the WebDriver server those tests start per test
 # and, from PyPI into /opt/fleetgate-tools/schemathesis (a virtualenv), schemathesis, which
 # the OpenAPI test runs against a test gateway.
 # Safe to run again; does nothing and prints nothing when everything is present.
@@ -17,6 +19,8 @@ PACKAGES=(
   'mosquitto-clients|command -v mosquitto_pub && command -v mosquitto_sub'
   'mosquitto|test -x /usr/sbin/mosquitto || command -v mosquitto'
   'python3-paho-mqtt|/usr/bin/python3 -c "import paho.mqtt.client"'
+  'chromium|command -v chromium'
+  'chromium-driver|command -v chromedriver'
 )
 
 if [ "$(id -u)" -ne 0 ]; then SUDO=(sudo); else SUDO=(); fi

@@ -58,6 +58,21 @@ pub struct Ready {
     pub mqtt_plain: Option<SocketAddr>,
 }
 
+impl Ready {
+    /// The web console's address: the HTTP listener, with a wildcard address (`0.0.0.0`,
+    /// `::`) shown as loopback, which a browser on the same machine can open.
+    pub fn console_url(&self) -> String {
+        let mut addr = self.http;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(match addr {
+                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        format!("http://{addr}/")
+    }
+}
+
 /// A running gateway. [`Gateway::shutdown`] stops it cleanly; dropping it leaves it running
 /// until the process exits.
 #[derive(Debug)]
@@ -236,7 +251,7 @@ async fn serve(
     };
     let ready_json = serde_json::to_string(&ready)?;
     write_atomic(&config.data_dir.join(READY_FILE), ready_json.as_bytes())?;
-    tracing::info!(ready = %ready_json, "fleetgate ready");
+    tracing::info!(ready = %ready_json, console = %ready.console_url(), "fleetgate ready");
     let _ = ready_tx.send(Ok((ready, store_watch)));
 
     let server_task = actix_rt::spawn(server);

@@ -53,6 +53,7 @@ fn main() -> anyhow::Result<()> {
             raise_open_file_limit();
             let config = Config::resolve(&args)?;
             let gateway = Gateway::start(config)?;
+            println!("Fleetgate console: {}", gateway.ready.console_url());
             wait_for_signal()?;
             gateway.shutdown();
             Ok(())

@@ -5,6 +5,7 @@
 //! Tests drive it the way a third party would, through the simulator's HTTP client and
 //! simulated units (MQTT), never through gateway internals.
 
+pub mod browser;
 pub mod raw;
 mod reports;
 

@@ -9,6 +9,7 @@ pub mod auth_limit;
 pub mod binding;
 pub mod body;
 pub mod certificates;
+pub mod console;
 pub mod customers;
 pub mod dto;
 pub mod export;
@@ -77,7 +78,8 @@ pub struct AppState {
     pub map_tile_url: Option<Arc<str>>,
 }
 
-/// The API: body and query error handling, every route of [`routes`], and 404 for the rest.
+/// The API: body and query error handling, every route of [`routes`], the web console's
+/// files ([`console`]), and 404 for the rest.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(
         web::JsonConfig::default()
@@ -86,6 +88,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .app_data(web::QueryConfig::default().error_handler(problem::query_error))
     .configure(routes::register)
+    .configure(console::register)
     .default_service(web::to(not_found));
 }
 

@@ -1,7 +1,7 @@
 //! HTTP request metrics: the labels of a request, taken from the route table so that they
 //! stay a small fixed set whatever clients send. The route is the template actix matched
 //! (`/v1/assets/{x}`), found again in [`super::ROUTES`] so the label is the table's own
-//! `'static` string; a path no route matches is [`UNMATCHED`], and a method no route uses
+//! `'static` string (or the console's, [`super::console::ROUTES`]); a path no route matches is [`UNMATCHED`], and a method no route uses
 //! is `other`. The middleware itself is a `wrap_fn` in `bind_http` (`lib.rs`) that times
 //! each call and hands the outcome to [`record`].
 
@@ -33,8 +33,12 @@ pub fn method_label(method: &Method) -> &'static str {
 /// [`UNMATCHED`].
 pub fn route_label(pattern: Option<&str>) -> &'static str {
     pattern
-        .and_then(|pattern| super::ROUTES.iter().find(|route| route.path == pattern))
-        .map_or(UNMATCHED, |route| route.path)
+        .and_then(|pattern| {
+            let api = super::ROUTES.iter().map(|route| route.path);
+            api.chain(super::console::ROUTES)
+                .find(|path| *path == pattern)
+        })
+        .unwrap_or(UNMATCHED)
 }
 
 /// Notes the request's labels and the time it arrived.
@@ -76,6 +80,7 @@ mod tests {
         );
         assert_eq!(route_label(Some("/v1/assets/ex1/telemetry")), UNMATCHED);
         assert_eq!(route_label(None), UNMATCHED);
+        assert_eq!(route_label(Some("/console/{file}")), "/console/{file}");
         assert_eq!(method_label(&Method::PATCH), "PATCH");
         let odd = Method::from_bytes(b"BREW").expect("a method token");
         assert_eq!(method_label(&odd), "other");

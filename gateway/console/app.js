@@ -1,0 +1,223 @@
+// The console shell: who is signed in, the left navigation, notices, and the hash routes
+// (#/assets, #/password, #/set-password/<token>). Pages are modules with a render(view, ctx).
+// The console decides nothing about rights: it hides what a role cannot use, and shows
+// every refusal the gateway answers.
+
+import { api, ApiProblem, onSessionEnd, setCsrf } from './api.js';
+import { fill, h, problemView } from './dom.js';
+import * as signin from './signin.js';
+import * as assets from './assets.js';
+import * as support from './support.js';
+
+const root = document.getElementById('app');
+let session = null; // the body of GET /v1/session
+let accountName = null;
+let passwordPromptDismissed = false;
+
+// show(user): whether the navigation offers the page to that user (the gateway decides
+// whether it answers).
+const PAGES = [
+  { path: 'assets', title: 'Assets', render: assets.render, show: () => true },
+  { path: 'support', title: 'Support access', render: support.render, show: isAccountAdmin },
+];
+
+function isAccountAdmin(user) {
+  return user.kind === 'user' && user.role === 'admin';
+}
+
+// Roles that manage a fleet (rule 1), and support staff working in an account under the
+// access its admin approved (rule 4); the server decides, this only hides buttons.
+function canManageFleet(user) {
+  if (user.kind === 'staff') return actingAccount !== null && user.role !== 'platform_admin';
+  return user.role === 'admin' || user.role === 'fleet_admin';
+}
+
+// Staff have no home account: they name the account they work in (`?account_id=`).
+let actingAccount = null;
+
+function route() {
+  const hash = decodeURIComponent(location.hash.replace(/^#\/?/, ''));
+  const [path, ...rest] = hash.split('/');
+  if (path === 'set-password' && rest.length) {
+    return signin.renderInvitation(root, rest.join('/'));
+  }
+  if (!session) {
+    return signin.renderSignIn(root, { signedIn });
+  }
+  if (path === 'password') {
+    return shell('password', (view) => signin.renderPassword(view, passwordContext()));
+  }
+  if (!session.password_set && !passwordPromptDismissed) {
+    return signin.renderPassword(root, {
+      ...passwordContext(),
+      first: true,
+      later: () => { passwordPromptDismissed = true; route(); },
+    });
+  }
+  const page = PAGES.find((p) => p.path === path && p.show(session.user));
+  if (!page) {
+    location.replace('#/assets');
+    return undefined;
+  }
+  return shell(page.path, (view) => page.render(view, context()));
+}
+
+function passwordContext() {
+  return {
+    passwordSet: session.password_set,
+    done: () => {
+      session.password_set = true;
+      notify('Your password is set. Use it with your user id to sign in next time.');
+      go('#/assets');
+    },
+  };
+}
+
+// Shows hash (#/assets): through the hashchange listener when it changes, at once when it
+// is already the current one (one render either way).
+function go(hash) {
+  if (location.hash === hash) route();
+  else location.hash = hash;
+}
+
+function context() {
+  return {
+    user: session.user,
+    notify,
+    canManageFleet: canManageFleet(session.user),
+    // The account the pages work in: the user's own (null: the gateway's default) or the
+    // one a staff member named.
+    account: session.user.kind === 'staff' ? actingAccount : null,
+  };
+}
+
+function shell(current, render) {
+  const { user } = session;
+  const notice = h('div', { id: 'notice', class: 'notice-area' });
+  const view = h('main', { id: 'page', class: 'page' });
+  const where = user.account_id ? (accountName || user.account_id) : 'platform staff';
+  fill(root, h('div', { class: 'shell' },
+    h('aside', { class: 'nav' },
+      h('div', { class: 'brand' }, h('img', { src: '/console/favicon.svg', alt: '' }), 'Fleetgate'),
+      h('nav', { 'aria-label': 'Console' },
+        PAGES.filter((p) => p.show(user)).map((p) => h('a', {
+          href: `#/${p.path}`,
+          class: p.path === current ? 'active' : null,
+          'aria-current': p.path === current ? 'page' : null,
+        }, p.title)))),
+    h('div', { class: 'main' },
+      h('header', { class: 'top' },
+        h('span', { class: 'who', id: 'who' },
+          h('strong', {}, user.name), ` · ${roleName(user.role)} · ${where}`),
+        user.kind === 'staff' ? actingAccountForm() : null,
+        h('a', { href: '#/password', class: 'link' }, 'Password'),
+        h('button', { type: 'button', class: 'secondary', id: 'sign-out', onclick: signOut }, 'Sign out')),
+      notice,
+      view)));
+  showPendingNotice();
+  Promise.resolve(render(view)).catch((error) => view.append(problemView(error)));
+}
+
+// Staff: the account to work in, by id (what support access was approved for).
+function actingAccountForm() {
+  const input = h('input', {
+    id: 'acting-account', placeholder: 'account id', 'aria-label': 'Account to work in',
+    value: actingAccount || '',
+  });
+  const form = h('form', { class: 'acting' },
+    h('span', {}, 'Work in account'), input,
+    h('button', { type: 'submit', class: 'secondary', id: 'work-here' }, 'Work here'));
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    actingAccount = input.value.trim() || null;
+    route();
+  });
+  return form;
+}
+
+const ROLE_NAMES = {
+  admin: 'Admin', fleet_admin: 'Fleet admin', viewer: 'Viewer',
+  platform_admin: 'Platform admin', support: 'Support', tech_support: 'Tech support',
+};
+function roleName(role) { return ROLE_NAMES[role] || role; }
+
+let pendingNotice = null;
+
+// A confirmation notice at the top of the page; it stays until the next page is shown.
+function notify(text) {
+  pendingNotice = text;
+  showPendingNotice();
+}
+
+function showPendingNotice() {
+  const area = document.getElementById('notice');
+  if (!area || !pendingNotice) return;
+  const text = pendingNotice;
+  fill(area, h('div', { class: 'notice', role: 'status' },
+    h('span', {}, text),
+    h('button', {
+      type: 'button', class: 'close', 'aria-label': 'Dismiss',
+      onclick: () => { pendingNotice = null; area.replaceChildren(); },
+    }, '×')));
+  window.addEventListener('hashchange', () => { if (pendingNotice === text) pendingNotice = null; }, { once: true });
+}
+
+async function signedIn(answer) {
+  session = answer;
+  setCsrf(answer.csrf_token);
+  passwordPromptDismissed = false;
+  await loadAccountName();
+  const stay = location.hash && location.hash !== '#/' && !location.hash.startsWith('#/set-password');
+  go(stay ? location.hash : '#/assets');
+}
+
+async function loadAccountName() {
+  accountName = null;
+  if (!session.user.account_id) return;
+  try {
+    accountName = (await api('GET', `/v1/accounts/${encodeURIComponent(session.user.account_id)}`)).name;
+  } catch (_) {
+    accountName = null;
+  }
+}
+
+async function signOut() {
+  try {
+    await api('DELETE', '/v1/session');
+  } catch (error) {
+    if (!(error instanceof ApiProblem && error.status === 401)) {
+      document.getElementById('notice').replaceChildren(problemView(error));
+      return;
+    }
+  }
+  ended('You are signed out.');
+}
+
+function ended(message) {
+  session = null;
+  actingAccount = null;
+  setCsrf(null);
+  signin.renderSignIn(root, { signedIn, message });
+}
+
+onSessionEnd(() => {
+  if (session) ended('Your session has ended. Sign in again.');
+});
+
+async function start() {
+  window.addEventListener('hashchange', () => route());
+  try {
+    const answer = await api('GET', '/v1/session', undefined, { anonymous: true });
+    session = answer;
+    setCsrf(answer.csrf_token);
+    await loadAccountName();
+  } catch (error) {
+    if (!(error instanceof ApiProblem && error.status === 401)) {
+      fill(root, h('div', { class: 'center' }, problemView(error)));
+      return;
+    }
+  }
+  route();
+}
+
+start();
