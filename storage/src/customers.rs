@@ -19,7 +19,7 @@ use crate::ids::AccountId;
 use crate::model::Principal;
 use crate::ops::{audit, name_field, AuditNote, Who};
 use crate::policy::Need;
-use crate::read::require_in;
+use crate::read::{require_in, require_on_account};
 use crate::store::{decode_as, get, put};
 use crate::tables::*;
 use crate::time::Timestamp;
@@ -47,14 +47,7 @@ pub fn create(
     name: &str,
     now: Timestamp,
 ) -> Result<Customer, OpError> {
-    let what = format!("account {account}");
-    require_in(
-        &tx.open_table(ACCOUNTS)?,
-        caller,
-        account,
-        Need::ManageFleet,
-        &what,
-    )?;
+    require_on_account(tx, caller, account, Need::ManageFleet)?;
     let name = name_field("name", name)?;
     unique_name(tx, account, &name, None)?;
     let customer = Customer {
@@ -127,14 +120,7 @@ pub fn list(
     account: &AccountId,
     q: Option<&str>,
 ) -> Result<Vec<Customer>, OpError> {
-    let what = format!("account {account}");
-    require_in(
-        &rtx.open_table(ACCOUNTS)?,
-        caller,
-        account,
-        Need::ReadAccessData,
-        &what,
-    )?;
+    require_on_account(rtx, caller, account, Need::ReadAccessData)?;
     let wanted = q.map(str::to_lowercase);
     let mut out = Vec::new();
     for row in rtx.open_table(CUSTOMERS)?.iter()? {
