@@ -89,6 +89,15 @@ async fn the_console_is_served_from_the_binary_with_a_strict_policy() {
     }
     assert!(!policy.contains("unsafe-inline"), "{policy}");
     let html = page.text().await.expect("html");
+    // A monitor's HEAD check finds the console too.
+    let head = client.head(format!("{base}/")).send().await.expect("head");
+    assert_eq!(head.status(), 200);
+    let head = client
+        .head(format!("{base}/console/app.js"))
+        .send()
+        .await
+        .expect("head");
+    assert_eq!(head.status(), 200);
 
     // Every file the page and its modules name is served, with its type, and nothing
     // comes from another origin.

@@ -210,7 +210,10 @@ async fn the_platform_admin_signs_in_with_the_bootstrap_token_then_with_its_pass
         &gateway,
         json!({"user_id": id, "password": "correct horse battery"}),
     );
-    assert_eq!(wrong.await.err().map(|a| a.status), Some(401));
+    let wrong = wrong.await.err().expect("refused");
+    assert_eq!(wrong.status, 401);
+    let detail = wrong.body["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("user id and password"), "{}", wrong.body);
     let next = json!({"password": "a brand new passphrase"});
     let answer = by_password
         .call(Method::PUT, "/v1/session/password", Some(next), true)

@@ -84,10 +84,13 @@ assets! {
     "support.js" => "text/javascript; charset=utf-8",
 }
 
-/// Registers `GET /` and `GET /console/{file}`.
+/// Registers `GET /` and `GET /console/{file}`, and `HEAD` of both (what a load
+/// balancer's or an uptime monitor's check sends; actix leaves the body out).
 pub fn register(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(page))
-        .route("/console/{file}", web::get().to(file));
+        .route("/", web::head().to(page))
+        .route("/console/{file}", web::get().to(file))
+        .route("/console/{file}", web::head().to(file));
 }
 
 async fn page(req: HttpRequest) -> HttpResponse {

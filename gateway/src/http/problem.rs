@@ -13,6 +13,9 @@ use storage::{OpError, StoreError};
 pub enum ApiError {
     #[error("a valid bearer token or console session is required")]
     Unauthorized,
+    /// A sign-in with a wrong user id, password or token (401), without saying which.
+    #[error("the user id and password, or the token, are not valid")]
+    SignInRefused,
     /// A change authenticated by the console's cookie without its CSRF token (403).
     #[error("{0}")]
     CsrfRejected(String),
@@ -79,7 +82,7 @@ pub struct Problem {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized | ApiError::SignInRefused => StatusCode::UNAUTHORIZED,
             ApiError::CsrfRejected(_) => StatusCode::FORBIDDEN,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,

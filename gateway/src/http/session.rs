@@ -101,7 +101,7 @@ pub async fn sign_in(
     let source = admit_source(&req, &state)?;
     let Some(principal) = check_credentials(&state, body.into_inner()).await? else {
         failed(&state, source);
-        return Err(ApiError::Unauthorized);
+        return Err(ApiError::SignInRefused);
     };
     let password_set = has_password(&state, &principal)?;
     let session = state.usecases.start_session(principal.clone()).await?;
