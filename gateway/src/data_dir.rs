@@ -37,37 +37,52 @@ pub fn prepare(config: &Config) -> anyhow::Result<()> {
         .mode(DIR_MODE)
         .create(dir)
         .with_context(|| format!("creating {}", dir.display()))?;
-    tighten(dir, DIR_MODE)?;
+    tighten(dir, DIR_MODE, Found::AtStart)?;
     refuse_lost_database(config)?;
-    tighten_secrets(dir)
+    tighten_files(dir, Found::AtStart)
 }
 
-/// Tightens every secret file present in `dir` (again after start: the store and the CA
-/// create theirs).
+/// Whose doing a loose mode is: found at a start (someone loosened it: warn), or of a file
+/// this start just created under the process umask (expected: no warning).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Found {
+    AtStart,
+    JustCreated,
+}
+
+/// Tightens the secret files the store and the CA created during this start, quietly:
+/// they were born under the umask, nobody loosened them.
 pub fn tighten_secrets(dir: &Path) -> anyhow::Result<()> {
+    tighten_files(dir, Found::JustCreated)
+}
+
+fn tighten_files(dir: &Path, found: Found) -> anyhow::Result<()> {
     for name in SECRET_FILES {
         let path = dir.join(name);
         if path.exists() {
-            tighten(&path, FILE_MODE)?;
+            tighten(&path, FILE_MODE, found)?;
         }
     }
     Ok(())
 }
 
-/// Sets `path` to `mode` if it grants more (group or others), warning with its name.
-fn tighten(path: &Path, mode: u32) -> anyhow::Result<()> {
+/// Sets `path` to `mode` if it grants more (group or others), warning with its name when
+/// it was found so at a start.
+fn tighten(path: &Path, mode: u32, how: Found) -> anyhow::Result<()> {
     let found = std::fs::metadata(path)
         .with_context(|| format!("reading the mode of {}", path.display()))?
         .permissions()
         .mode()
         & 0o777;
     if found & !mode != 0 {
-        tracing::warn!(
-            file = %path.display(),
-            found = format!("{found:o}"),
-            now = format!("{mode:o}"),
-            "tightened a data file's mode: it was readable beyond its owner"
-        );
+        if how == Found::AtStart {
+            tracing::warn!(
+                file = %path.display(),
+                found = format!("{found:o}"),
+                now = format!("{mode:o}"),
+                "tightened a data file's mode: it was readable beyond its owner"
+            );
+        }
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
             .with_context(|| format!("setting the mode of {}", path.display()))?;
     }

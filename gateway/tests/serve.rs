@@ -56,6 +56,8 @@ fn serve_takes_flags_env_and_file_and_stops_cleanly_on_sigterm() {
         "http_addr = \"127.0.0.1:1\"\ncommit_window_ms = 5\n",
     )
     .expect("config");
+    let log_path = dir.path().join("serve.log");
+    let log = std::fs::File::create(&log_path).expect("log file");
     let mut child = Command::new(BIN)
         .args(["serve", "--config"])
         .arg(&config)
@@ -67,8 +69,8 @@ fn serve_takes_flags_env_and_file_and_stops_cleanly_on_sigterm() {
         ])
         .env("FLEETGATE_DATA_DIR", &data)
         .env("FLEETGATE_MQTT_TLS_ADDR", "127.0.0.1:0")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stdout(Stdio::from(log.try_clone().expect("log")))
+        .stderr(Stdio::from(log))
         .spawn()
         .expect("fleetgate starts");
     let ready: serde_json::Value =
@@ -97,6 +99,11 @@ fn serve_takes_flags_env_and_file_and_stops_cleanly_on_sigterm() {
         !data.join("ready.json").exists(),
         "ready.json is removed on a clean stop"
     );
+    // The files a first start creates are made private without a warning: the warning is
+    // for modes someone loosened, found at a start.
+    let log = std::fs::read_to_string(&log_path).expect("log");
+    assert!(log.contains("fleetgate ready"), "{log}");
+    assert!(!log.contains("tightened"), "{log}");
 }
 
 #[test]
