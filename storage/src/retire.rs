@@ -9,9 +9,11 @@
 //! [`RETIRED_ASSETS`] keeps with the owner, so retention prunes it on the owner's
 //! schedule like any other. Nobody reads it meanwhile (no asset id leads to that key; an
 //! asset created later under the same id gets a new key), so a deletion cannot be undone
-//! through the API.
+//! through the API. Once retention has passed the deletion by [`FORGET_MARGIN_MS`] for
+//! both telemetry and access events, nothing of the asset can be left and its row goes
+//! too ([`forget_pruned`]).
 
-use redb::WriteTransaction;
+use redb::{ReadableTable, WriteTransaction};
 
 use crate::error::OpError;
 use crate::ids::{AccountId, AssetId, DeviceId};
@@ -81,4 +83,39 @@ pub fn delete_asset(
     )?;
     let changed = bump(tx, touched)?;
     Ok(Deleted { unit, changed })
+}
+
+/// How far past a deletion both retention cutoffs must be before a retired asset is
+/// forgotten, ms: a unit's readings may be stamped up to minutes ahead of their arrival,
+/// so rows up to a little after the deletion may exist. An hour covers it with room.
+pub const FORGET_MARGIN_MS: u64 = 3_600_000;
+
+/// Removes the [`RETIRED_ASSETS`] rows whose history `plan` has pruned to the end: both
+/// its telemetry and its access-event cutoffs lie [`FORGET_MARGIN_MS`] past the deletion.
+/// Run after the plan's prune. Answers how many were forgotten.
+pub fn forget_pruned(
+    tx: &WriteTransaction,
+    plan: &crate::retention::Plan,
+) -> Result<usize, crate::error::StoreError> {
+    let cutoff = |list: &[(u64, u64)], key: u64| {
+        list.iter()
+            .find(|(asset, _)| *asset == key)
+            .map(|(_, at)| *at)
+    };
+    let mut done = Vec::new();
+    for row in tx.open_table(RETIRED_ASSETS)?.iter()? {
+        let (key, owner) = row?;
+        let (key, deleted_at) = (key.value(), owner.value().1);
+        let gone = |list: &[(u64, u64)]| {
+            cutoff(list, key).is_some_and(|at| at > deleted_at.saturating_add(FORGET_MARGIN_MS))
+        };
+        if gone(&plan.telemetry) && gone(&plan.access_events) {
+            done.push(key);
+        }
+    }
+    let mut retired = tx.open_table(RETIRED_ASSETS)?;
+    for key in &done {
+        retired.remove(*key)?;
+    }
+    Ok(done.len())
 }

@@ -340,3 +340,52 @@ fn a_deleted_assets_history_follows_its_owners_retention() {
         "only what retention ends is pruned"
     );
 }
+
+#[test]
+fn a_deleted_asset_is_forgotten_once_retention_passed_its_deletion() {
+    let fx = fixture();
+    let (account, admin, asset) = &fx.acme;
+    fx.write_points(asset, &[days_ago(420)]);
+    let tx = fx.store.begin_write().expect("write");
+    storage::retire::delete_asset(&tx, admin, account, &asset.id, Timestamp(days_ago(400)))
+        .expect("deleted");
+    tx.commit().expect("commit");
+    let plan = fx.plan(DEFAULTS);
+    // Still planned: the access-event cutoff (90 days) passed, the telemetry one too.
+    assert!(plan.telemetry.iter().any(|(key, _)| *key == asset.key));
+    fx.prune_telemetry(&plan, 100);
+    let tx = fx.store.begin_write().expect("write");
+    assert_eq!(
+        storage::retire::forget_pruned(&tx, &plan).expect("forget"),
+        1
+    );
+    tx.commit().expect("commit");
+    assert!(fx.stamps(asset).is_empty());
+    let later = fx.plan(DEFAULTS);
+    assert!(
+        !later.telemetry.iter().any(|(key, _)| *key == asset.key),
+        "forgotten"
+    );
+}
+
+#[test]
+fn a_deleted_asset_within_retention_is_kept() {
+    let fx = fixture();
+    let (account, admin, asset) = &fx.acme;
+    let tx = fx.store.begin_write().expect("write");
+    storage::retire::delete_asset(&tx, admin, account, &asset.id, Timestamp(days_ago(10)))
+        .expect("deleted");
+    tx.commit().expect("commit");
+    let plan = fx.plan(DEFAULTS);
+    let tx = fx.store.begin_write().expect("write");
+    assert_eq!(
+        storage::retire::forget_pruned(&tx, &plan).expect("forget"),
+        0
+    );
+    tx.commit().expect("commit");
+    assert!(fx
+        .plan(DEFAULTS)
+        .telemetry
+        .iter()
+        .any(|(key, _)| *key == asset.key));
+}

@@ -90,7 +90,7 @@ impl UseCases {
     ) -> Result<Pruned, OpError> {
         let plan = retention::plan(&store.begin_read()?, self.retention, now)?;
         let plan = std::sync::Arc::new(plan);
-        Ok(Pruned {
+        let pruned = Pruned {
             telemetry: self
                 .prune_kind(&plan, Kind::Telemetry, limits, metrics)
                 .await?,
@@ -98,7 +98,12 @@ impl UseCases {
                 .prune_kind(&plan, Kind::AccessEvents, limits, metrics)
                 .await?,
             audit: self.prune_kind(&plan, Kind::Audit, limits, metrics).await?,
-        })
+        };
+        // Deleted assets whose history is now gone to the end are forgotten.
+        self.writer
+            .execute(move |tx| Ok(storage::retire::forget_pruned(tx, &plan)?))
+            .await?;
+        Ok(pruned)
     }
 
     /// One kind's batches until none is left; answers the rows deleted.
