@@ -17,12 +17,9 @@ use crate::codec;
 use crate::error::{OpError, StoreError};
 use crate::ids::{AccountId, AssetId, DeviceId};
 use crate::keys::{bump, Changed, Key};
-use crate::model::{Asset, BoundAsset, Capabilities, Device, Principal};
+use crate::model::{BoundAsset, Capabilities, Device, Principal};
 use crate::ops::{audit, AuditNote, Who};
-use crate::policy::Need;
-use crate::read::require_in;
-use crate::rule::Rule;
-use crate::store::{decode_as, get, put};
+use crate::store::{get, put};
 use crate::tables::*;
 use crate::time::Timestamp;
 
@@ -49,7 +46,7 @@ pub fn swap_unit(
     unit: Option<&DeviceId>,
     now: Timestamp,
 ) -> Result<Rebound, OpError> {
-    let mut asset = owned_asset(tx, caller, account, asset_id)?;
+    let mut asset = crate::ops::asset_to_change(tx, caller, account, asset_id)?;
     let old = asset.device_id.clone();
     if old.as_ref() == unit {
         return Ok(Rebound::default());
@@ -184,45 +181,4 @@ fn refuse_unusable(unusable: &[(String, &'static str)], unit: &str) -> Result<()
         "{unit} could not use keys {}: end or delete them first, or keep the capability",
         named.join(", ")
     )))
-}
-
-/// An asset of `account` the caller may change (rule 1), neither shared nor a mirror.
-pub(crate) fn owned_asset(
-    tx: &WriteTransaction,
-    caller: &Principal,
-    account: &AccountId,
-    asset_id: &AssetId,
-) -> Result<Asset, OpError> {
-    let what = format!("asset {asset_id}");
-    let accounts = tx.open_table(ACCOUNTS)?;
-    require_in(&accounts, caller, account, Need::View, &what)?;
-    let found = tx
-        .open_table(ASSETS)?
-        .get((account.as_str(), asset_id.as_str()))?
-        .map(|bytes| decode_as::<Asset>("assets", bytes.value()))
-        .transpose()?;
-    let shared = || -> Result<bool, StoreError> {
-        Ok(tx
-            .open_table(GRANT_BY_TARGET)?
-            .get((account.as_str(), asset_id.as_str()))?
-            .is_some())
-    };
-    let asset = match found {
-        Some(asset) if asset.mirror.is_none() => asset,
-        Some(_) => {
-            return Err(OpError::Forbidden(Rule::MirrorReadOnly {
-                asset_id: asset_id.clone(),
-                action: "change",
-            }))
-        }
-        None if shared()? => {
-            return Err(OpError::Forbidden(Rule::SharedReadOnly {
-                asset_id: asset_id.clone(),
-                action: "change",
-            }))
-        }
-        None => return Err(OpError::not_found(what)),
-    };
-    require_in(&accounts, caller, account, Need::ManageFleet, &what)?;
-    Ok(asset)
 }

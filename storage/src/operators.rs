@@ -319,30 +319,53 @@ fn insert(
         invitation: None,
     };
     if let Some(phone) = invite {
-        queue_invitation(tx, &operator, phone, now)?;
-        operator.invitation = Some(InvitationStatus {
-            queued_at: now,
-            sent_at: None,
-        });
+        invite_to(tx, &mut operator, phone, now)?;
     }
+    save(tx, caller, &operator, action, None, now)?;
+    Ok(operator)
+}
+
+/// Queues the operator's SMS invitation to `phone` and marks it pending on the record.
+fn invite_to(
+    tx: &WriteTransaction,
+    operator: &mut Operator,
+    phone: String,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    queue_invitation(tx, operator, phone, now)?;
+    operator.invitation = Some(InvitationStatus {
+        queued_at: now,
+        sent_at: None,
+    });
+    Ok(())
+}
+
+/// Stores `operator` and audits the change as `action`, the operator's summary after it.
+fn save(
+    tx: &WriteTransaction,
+    caller: &Principal,
+    operator: &Operator,
+    action: &str,
+    before: Option<String>,
+    now: Timestamp,
+) -> Result<(), StoreError> {
     put(
         &mut tx.open_table(OPERATORS)?,
         operator.id.as_str(),
-        &operator,
+        operator,
     )?;
     audit(
         tx,
         Who::Principal(caller),
         AuditNote {
-            account_id: Some(account),
+            account_id: Some(&operator.account_id),
             action,
             target: operator.id.to_string(),
-            before: None,
-            after: Some(summary(&operator)),
+            before,
+            after: Some(summary(operator)),
         },
         now,
-    )?;
-    Ok(operator)
+    )
 }
 
 fn queue_invitation(
@@ -529,23 +552,7 @@ pub fn update(
         }
         operator.phone = phone;
     }
-    put(
-        &mut tx.open_table(OPERATORS)?,
-        operator.id.as_str(),
-        &operator,
-    )?;
-    audit(
-        tx,
-        Who::Principal(caller),
-        AuditNote {
-            account_id: Some(&operator.account_id),
-            action: "operator.update",
-            target: operator.id.to_string(),
-            before: Some(before),
-            after: Some(summary(&operator)),
-        },
-        now,
-    )?;
+    save(tx, caller, &operator, "operator.update", Some(before), now)?;
     Ok(operator)
 }
 
@@ -650,24 +657,8 @@ pub fn resend_invitation(
             "an invitation to operator {id} is still waiting in the outbox; it is sent by itself"
         )));
     }
-    queue_invitation(tx, &operator, phone, now)?;
-    operator.invitation = Some(InvitationStatus {
-        queued_at: now,
-        sent_at: None,
-    });
-    put(&mut tx.open_table(OPERATORS)?, id.as_str(), &operator)?;
-    audit(
-        tx,
-        Who::Principal(caller),
-        AuditNote {
-            account_id: Some(&operator.account_id),
-            action: "operator.invite",
-            target: operator.id.to_string(),
-            before: None,
-            after: Some(summary(&operator)),
-        },
-        now,
-    )?;
+    invite_to(tx, &mut operator, phone, now)?;
+    save(tx, caller, &operator, "operator.invite", None, now)?;
     Ok(operator)
 }
 

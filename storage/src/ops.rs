@@ -302,6 +302,48 @@ pub fn is_account_shaped(id: &str) -> bool {
     id.len() == 19 && id.starts_with("acc") && id[3..].bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// An asset of `account` the caller may change (rule 1): owned, neither seen through a
+/// grant (403, rule 2) nor a mirror (403, rule 5); 404 when the caller cannot see it.
+pub(crate) fn asset_to_change(
+    tx: &WriteTransaction,
+    caller: &Principal,
+    account: &AccountId,
+    asset_id: &AssetId,
+) -> Result<Asset, OpError> {
+    let what = format!("asset {asset_id}");
+    require_in(
+        &tx.open_table(ACCOUNTS)?,
+        caller,
+        account,
+        Need::View,
+        &what,
+    )?;
+    let found = tx
+        .open_table(ASSETS)?
+        .get((account.as_str(), asset_id.as_str()))?
+        .map(|bytes| decode_as::<Asset>("assets", bytes.value()))
+        .transpose()?;
+    let Some(asset) = found else {
+        return Err(crate::sharing::not_owned(
+            tx, account, asset_id, "change", what,
+        ));
+    };
+    if asset.mirror.is_some() {
+        return Err(OpError::Forbidden(Rule::MirrorReadOnly {
+            asset_id: asset_id.clone(),
+            action: "change",
+        }));
+    }
+    require_in(
+        &tx.open_table(ACCOUNTS)?,
+        caller,
+        account,
+        Need::ManageFleet,
+        &what,
+    )?;
+    Ok(asset)
+}
+
 /// A registered (not deregistered) unit the caller may change (rule 1); 404 otherwise.
 pub(crate) fn device_to_change(
     tx: &WriteTransaction,
@@ -537,38 +579,7 @@ pub fn update_asset(
     patch: AssetPatch,
     now: Timestamp,
 ) -> Result<Asset, OpError> {
-    let what = format!("asset {asset_id}");
-    require_in(
-        &tx.open_table(ACCOUNTS)?,
-        caller,
-        account_id,
-        Need::View,
-        &what,
-    )?;
-    let mut assets = tx.open_table(ASSETS)?;
-    let found = assets
-        .get((account_id.as_str(), asset_id.as_str()))?
-        .map(|bytes| decode_as::<Asset>("assets", bytes.value()));
-    let mut asset = match found {
-        Some(asset) => asset?,
-        None => {
-            let not_owned = crate::sharing::not_owned(tx, account_id, asset_id, "change", what);
-            return Err(not_owned);
-        }
-    };
-    if asset.mirror.is_some() {
-        return Err(OpError::Forbidden(Rule::MirrorReadOnly {
-            asset_id: asset_id.clone(),
-            action: "change",
-        }));
-    }
-    require_in(
-        &tx.open_table(ACCOUNTS)?,
-        caller,
-        account_id,
-        Need::ManageFleet,
-        &what,
-    )?;
+    let mut asset = asset_to_change(tx, caller, account_id, asset_id)?;
     let before = format!("name={:?} serial={:?}", asset.name, asset.serial);
     if let Some(name) = patch.name {
         asset.name = name_field("name", &name)?;
@@ -580,11 +591,10 @@ pub fn update_asset(
         details.validate()?;
         asset.details.merge(details);
     }
-    assets.insert(
+    tx.open_table(ASSETS)?.insert(
         (account_id.as_str(), asset_id.as_str()),
         codec::encode(&asset).as_slice(),
     )?;
-    drop(assets);
     // A details mirror follows its source in the same transaction.
     crate::tenant::propagate(tx, &asset)?;
     audit(

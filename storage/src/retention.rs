@@ -156,32 +156,27 @@ pub fn plan(
         audit: cutoff(now, retention.audit_days),
         ..Plan::default()
     };
-    for row in rtx.open_table(ASSETS)?.iter()? {
-        let asset: Asset = decode_as("assets", row?.1.value())?;
-        if asset.mirror.is_some() {
-            continue;
-        }
-        let own = settings
-            .get(asset.account_id.as_str())?
-            .map(|days| days.value());
+    // An asset key's rows, under its owning account's setting.
+    let mut add = |key: u64, account: &str| -> Result<(), StoreError> {
+        let own = settings.get(account)?.map(|days| days.value());
         if let Some(at) = cutoff(now, own.unwrap_or(retention.telemetry_days)) {
-            plan.telemetry.push((asset.key, at.0));
+            plan.telemetry.push((key, at.0));
         }
         if let Some(at) = access_cutoff {
-            plan.access_events.push((asset.key, at.0));
+            plan.access_events.push((key, at.0));
+        }
+        Ok(())
+    };
+    for row in rtx.open_table(ASSETS)?.iter()? {
+        let asset: Asset = decode_as("assets", row?.1.value())?;
+        if asset.mirror.is_none() {
+            add(asset.key, asset.account_id.as_str())?;
         }
     }
     // A deleted asset's history follows its owner's retention too.
     for row in rtx.open_table(RETIRED_ASSETS)?.iter()? {
         let (key, owner) = row?;
-        let (account, _) = owner.value();
-        let own = settings.get(account)?.map(|days| days.value());
-        if let Some(at) = cutoff(now, own.unwrap_or(retention.telemetry_days)) {
-            plan.telemetry.push((key.value(), at.0));
-        }
-        if let Some(at) = access_cutoff {
-            plan.access_events.push((key.value(), at.0));
-        }
+        add(key.value(), owner.value().0)?;
     }
     plan.telemetry.sort_unstable();
     plan.access_events.sort_unstable();

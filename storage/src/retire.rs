@@ -46,7 +46,7 @@ pub fn delete_asset(
     asset_id: &AssetId,
     now: Timestamp,
 ) -> Result<Deleted, OpError> {
-    let mut asset = crate::binding::owned_asset(tx, caller, account, asset_id)?;
+    let mut asset = crate::ops::asset_to_change(tx, caller, account, asset_id)?;
     crate::sharing::end_grants_of_asset(tx, caller, asset.key, now)?;
     for kind in [Kind::Telemetry, Kind::Details] {
         crate::tenant::end_share(tx, caller, kind, &mut asset, now)?;

@@ -30,6 +30,13 @@ struct Answer {
     body: Value,
 }
 
+impl Answer {
+    /// The status and the field a refusal names (`Null` when it names none).
+    fn refused_field(&self) -> (u16, Value) {
+        (self.status, self.body["field"].clone())
+    }
+}
+
 async fn send(
     http: &reqwest::Client,
     request: reqwest::RequestBuilder,
@@ -185,10 +192,7 @@ async fn the_platform_admin_signs_in_with_the_bootstrap_token_then_with_its_pass
     let answer = admin
         .call(Method::PUT, "/v1/session/password", Some(short), true)
         .await;
-    assert_eq!(
-        (answer.status, answer.body["field"].clone()),
-        (422, json!("password"))
-    );
+    assert_eq!(answer.refused_field(), (422, json!("password")));
     let answer = admin
         .call(Method::PUT, "/v1/session/password", Some(change), true)
         .await;
@@ -218,19 +222,13 @@ async fn the_platform_admin_signs_in_with_the_bootstrap_token_then_with_its_pass
     let answer = by_password
         .call(Method::PUT, "/v1/session/password", Some(next), true)
         .await;
-    assert_eq!(
-        (answer.status, answer.body["field"].clone()),
-        (422, json!("current_password"))
-    );
+    assert_eq!(answer.refused_field(), (422, json!("current_password")));
     let next =
         json!({"password": "a brand new passphrase", "current_password": "guess guess guess"});
     let answer = by_password
         .call(Method::PUT, "/v1/session/password", Some(next), true)
         .await;
-    assert_eq!(
-        (answer.status, answer.body["field"].clone()),
-        (422, json!("current_password"))
-    );
+    assert_eq!(answer.refused_field(), (422, json!("current_password")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -394,10 +392,7 @@ async fn an_invitation_sets_a_password_once_and_a_reset_ends_the_old_one() {
     );
     assert_eq!(info.body["name"], "Olaf");
     let short = send(&http, http.post(&url), Some(json!({"password": "short"}))).await;
-    assert_eq!(
-        (short.status, short.body["field"].clone()),
-        (422, json!("password"))
-    );
+    assert_eq!(short.refused_field(), (422, json!("password")));
     let set = send(&http, http.post(&url), Some(json!({"password": PASSWORD}))).await;
     assert_eq!(set.status, 204, "{}", set.body);
     let twice = send(&http, http.post(&url), Some(json!({"password": PASSWORD}))).await;

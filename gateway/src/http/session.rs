@@ -99,11 +99,11 @@ pub async fn sign_in(
     body: Json<SignIn>,
 ) -> Result<HttpResponse, ApiError> {
     let source = admit_source(&req, &state)?;
-    let Some(principal) = check_credentials(&state, body.into_inner()).await? else {
+    let Some((principal, password_set)) = check_credentials(&state, body.into_inner()).await?
+    else {
         failed(&state, source);
         return Err(ApiError::SignInRefused);
     };
-    let password_set = has_password(&state, &principal)?;
     let session = state.usecases.start_session(principal.clone()).await?;
     let cookie = session_cookie(&req, &session);
     Ok(HttpResponse::Ok().cookie(cookie).json(SessionView {
@@ -114,8 +114,12 @@ pub async fn sign_in(
     }))
 }
 
-/// The principal the body's credentials name, or `None` when they are wrong.
-async fn check_credentials(state: &AppState, body: SignIn) -> Result<Option<Principal>, ApiError> {
+/// The principal the body's credentials name and whether it has a password, or `None`
+/// when they are wrong.
+async fn check_credentials(
+    state: &AppState,
+    body: SignIn,
+) -> Result<Option<(Principal, bool)>, ApiError> {
     match body {
         SignIn {
             token: Some(token),
@@ -124,7 +128,12 @@ async fn check_credentials(state: &AppState, body: SignIn) -> Result<Option<Prin
         } => {
             let rtx = state.store.begin_read()?;
             let hash = storage::token::hash(token.trim());
-            Ok(storage::read::authenticate(&rtx, &hash, state.clock.now())?)
+            let Some(principal) = storage::read::authenticate(&rtx, &hash, state.clock.now())?
+            else {
+                return Ok(None);
+            };
+            let password_set = sign_in::password_of(&rtx, &principal.id)?.is_some();
+            Ok(Some((principal, password_set)))
         }
         SignIn {
             token: None,
@@ -141,8 +150,11 @@ async fn check_credentials(state: &AppState, body: SignIn) -> Result<Option<Prin
                     None => (None, None),
                 }
             };
+            // A principal that signs in with its password has one.
             let matches = verify(phc, password).await?;
-            Ok(principal.filter(|_| matches))
+            Ok(principal
+                .filter(|_| matches)
+                .map(|principal| (principal, true)))
         }
         _ => {
             Err(OpError::invalid("body", "give either `token`, or `user_id` and `password`").into())
@@ -310,10 +322,6 @@ fn session_secret(req: &HttpRequest, caller: &Caller) -> Result<String, ApiError
 
 fn no_session<T>() -> Result<T, ApiError> {
     Err(OpError::not_found("console session (this request came with a bearer token)").into())
-}
-
-fn has_password(state: &AppState, principal: &Principal) -> Result<bool, ApiError> {
-    Ok(sign_in::password_of(&state.store.begin_read()?, &principal.id)?.is_some())
 }
 
 /// A hash every unknown user's sign-in is verified against, so it takes as long as a known
