@@ -17,11 +17,52 @@ impl Timestamp {
     }
 
     pub fn to_rfc3339(self) -> String {
-        let nanos = i128::from(self.0) * 1_000_000;
-        OffsetDateTime::from_unix_timestamp_nanos(nanos)
-            .ok()
-            .and_then(|t| t.format(&Rfc3339).ok())
-            .unwrap_or_else(|| self.0.to_string())
+        let mut out = String::with_capacity(24);
+        self.write_rfc3339(&mut out);
+        out
+    }
+
+    /// Appends [`Timestamp::to_rfc3339`] to `out`.
+    pub fn write_rfc3339(self, out: &mut String) {
+        match self.rfc3339_text() {
+            Some(text) => out.push_str(text.as_str()),
+            None => out.push_str(&self.0.to_string()),
+        }
+    }
+
+    /// `YYYY-MM-DDTHH:MM:SS[.fff]Z` in UTC, the fraction only when the millisecond is not
+    /// zero and without trailing zeros (what the `time` crate's RFC 3339 writes); `None`
+    /// past year 9999, which RFC 3339 cannot write.
+    ///
+    /// Written by hand, on the stack, because every point rendered for history, exports and
+    /// live streams carries one: `time`'s formatter cost more than the rest of the point.
+    pub fn rfc3339_text(self) -> Option<Rfc3339Text> {
+        const MS_PER_DAY: u64 = 86_400_000;
+        let (days, in_day) = (self.0 / MS_PER_DAY, self.0 % MS_PER_DAY);
+        let (year, month, day) = civil_from_days(days);
+        if year > 9999 {
+            return None;
+        }
+        let (secs, millis) = (in_day / 1000, in_day % 1000);
+        let mut text = *b"0000-00-00T00:00:00.000Z";
+        put_digits(&mut text[0..4], year);
+        put_digits(&mut text[5..7], month);
+        put_digits(&mut text[8..10], day);
+        put_digits(&mut text[11..13], secs / 3600);
+        put_digits(&mut text[14..16], secs / 60 % 60);
+        put_digits(&mut text[17..19], secs % 60);
+        put_digits(&mut text[20..23], millis);
+        let fraction = match millis {
+            0 => 0,
+            m if m % 100 == 0 => 2,
+            m if m % 10 == 0 => 3,
+            _ => 4,
+        };
+        text[19 + fraction] = b'Z';
+        Some(Rfc3339Text {
+            bytes: text,
+            len: 20 + fraction as u8,
+        })
     }
 
     /// Parses RFC 3339; times before the epoch are refused (no telemetry predates 1970).
@@ -29,6 +70,43 @@ impl Timestamp {
         let parsed = OffsetDateTime::parse(raw, &Rfc3339).ok()?;
         let millis = parsed.unix_timestamp_nanos() / 1_000_000;
         u64::try_from(millis).ok().map(Timestamp)
+    }
+}
+
+/// A stamp's RFC 3339 text, held on the stack ([`Timestamp::rfc3339_text`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Rfc3339Text {
+    bytes: [u8; 24],
+    len: u8,
+}
+
+impl Rfc3339Text {
+    pub fn as_str(&self) -> &str {
+        // Only ASCII digits and separators are ever written.
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
+    }
+}
+
+/// (year, month, day) of the proleptic Gregorian calendar for `days` since 1970-01-01
+/// (Howard Hinnant's `civil_from_days`, <https://howardhinnant.github.io/date_algorithms.html>).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
+/// Writes `value` as decimal digits right-aligned in `slot`, zero-padded.
+fn put_digits(slot: &mut [u8], mut value: u64) {
+    for digit in slot.iter_mut().rev() {
+        *digit = b'0' + (value % 10) as u8;
+        value /= 10;
     }
 }
 
@@ -86,6 +164,45 @@ impl Clock for ManualClock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What the `time` crate's RFC 3339 formatter writes, which the hand-written one must match.
+    fn by_time_crate(ts: Timestamp) -> String {
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(ts.0) * 1_000_000)
+            .ok()
+            .and_then(|t| t.format(&Rfc3339).ok())
+            .unwrap_or_else(|| ts.0.to_string())
+    }
+
+    #[test]
+    fn rfc3339_matches_the_time_crate_at_the_edges() {
+        for ms in [
+            0,
+            1,
+            10,
+            100,
+            120,
+            999,
+            86_399_999,
+            951_782_400_000,     // 2000-02-29
+            4_107_542_400_000,   // 2100-03-01: not a leap year
+            253_402_300_799_999, // 9999-12-31T23:59:59.999Z
+            253_402_300_800_000, // year 10000: digits
+            u64::MAX,
+        ] {
+            assert_eq!(
+                Timestamp(ms).to_rfc3339(),
+                by_time_crate(Timestamp(ms)),
+                "{ms}"
+            );
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn rfc3339_matches_the_time_crate(ms in 0u64..300_000_000_000_000) {
+            proptest::prop_assert_eq!(Timestamp(ms).to_rfc3339(), by_time_crate(Timestamp(ms)));
+        }
+    }
 
     #[test]
     fn rfc3339_round_trip_keeps_milliseconds() {

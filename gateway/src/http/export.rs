@@ -115,7 +115,7 @@ fn produce(
     };
     match format {
         Format::Ndjson => storage::read::scan(&rtx, key, range, keep, |point| {
-            chunk.extend_from_slice(point.render_json(&seen.asset.id).as_bytes());
+            point.render_json_into(&seen.asset.id, &mut chunk);
             chunk.push(b'\n');
             flush(&mut chunk, false)
         })?,
@@ -127,10 +127,25 @@ fn produce(
             })?;
             let sensors: Vec<String> = sensors.into_iter().collect();
             csv_header(&sensors, &mut chunk);
+            // One writer per chunk of the answer: a writer per row allocated its 8 KiB
+            // buffer for every point.
+            let new_writer = || csv::Writer::from_writer(Vec::with_capacity(CHUNK_BYTES + 1024));
+            let mut writer = csv::Writer::from_writer(std::mem::take(&mut chunk));
+            let mut row = CsvRow::default();
             storage::read::scan(&rtx, key, range, keep, |point| {
-                csv_row(point, &seen.asset.id, &sensors, &mut chunk);
-                flush(&mut chunk, false)
-            })?
+                row.fill(point, &seen.asset.id, &sensors);
+                // Writing into a Vec cannot fail.
+                let _ = writer.write_record(row.fields());
+                let _ = writer.flush();
+                if writer.get_ref().len() < CHUNK_BYTES {
+                    return true;
+                }
+                let mut full = std::mem::replace(&mut writer, new_writer())
+                    .into_inner()
+                    .unwrap_or_default();
+                flush(&mut full, true)
+            })?;
+            chunk = writer.into_inner().unwrap_or_default();
         }
     }
     flush(&mut chunk, true);
@@ -147,29 +162,54 @@ fn csv_header(sensors: &[String], out: &mut Vec<u8>) {
     let _ = writer.flush();
 }
 
-fn csv_row(point: &Point, asset: &storage::AssetId, sensors: &[String], out: &mut Vec<u8>) {
-    let number = |value: Option<f64>| value.map(|v| v.to_string()).unwrap_or_default();
-    let mut row = vec![
-        point.ts.to_rfc3339(),
-        point.ts.0.to_string(),
-        asset.to_string(),
-        number(point.lat),
-        number(point.lon),
-        number(point.speed_kmh),
-        number(point.heading),
-        number(point.engine_hours),
-        number(point.odometer_km),
-        number(point.fuel_pct),
-        point.ignition.map(|on| on.to_string()).unwrap_or_default(),
-    ];
-    row.extend(
-        sensors
-            .iter()
-            .map(|name| number(point.sensors.get(name).copied())),
-    );
-    let mut writer = csv::Writer::from_writer(&mut *out);
-    let _ = writer.write_record(&row);
-    let _ = writer.flush();
+/// One CSV row's cells, reused from row to row (the cells keep their capacity).
+#[derive(Default)]
+struct CsvRow {
+    cells: Vec<String>,
+}
+
+impl CsvRow {
+    /// The cells of `point`: the fixed columns (as [`fixed_columns`] names them), then one
+    /// per name in `sensors`; a field the point lacks is an empty cell.
+    fn fill(&mut self, point: &Point, asset: &storage::AssetId, sensors: &[String]) {
+        use std::fmt::Write;
+        let numbers = [
+            point.lat,
+            point.lon,
+            point.speed_kmh,
+            point.heading,
+            point.engine_hours,
+            point.odometer_km,
+            point.fuel_pct,
+        ];
+        self.cells.resize_with(11 + sensors.len(), String::new);
+        self.cells.iter_mut().for_each(String::clear);
+        let [ts, ts_ms, asset_id, rest @ ..] = self.cells.as_mut_slice() else {
+            return;
+        };
+        point.ts.write_rfc3339(ts);
+        let _ = write!(ts_ms, "{}", point.ts.0);
+        asset_id.push_str(asset.as_str());
+        let (fixed, sensor_cells) = rest.split_at_mut(numbers.len() + 1);
+        let number = |cell: &mut String, value: Option<f64>| {
+            if let Some(value) = value {
+                let _ = write!(cell, "{value}");
+            }
+        };
+        for (cell, value) in fixed.iter_mut().zip(numbers) {
+            number(cell, value);
+        }
+        if let Some(on) = point.ignition {
+            let _ = write!(fixed[numbers.len()], "{on}");
+        }
+        for (cell, name) in sensor_cells.iter_mut().zip(sensors) {
+            number(cell, point.sensors.get(name).copied());
+        }
+    }
+
+    fn fields(&self) -> &[String] {
+        &self.cells
+    }
 }
 
 #[cfg(test)]
@@ -212,13 +252,22 @@ mod tests {
         let sensors = vec!["coolant".to_owned(), "oil".to_owned()];
         let mut out = Vec::new();
         csv_header(&sensors, &mut out);
-        csv_row(
-            &point,
-            &storage::AssetId::parse("ex1").expect("id"),
+        let mut writer = csv::Writer::from_writer(out);
+        let mut row = CsvRow::default();
+        // Twice through the same cells: the second row must not keep the first's values.
+        let asset = storage::AssetId::parse("ex1").expect("id");
+        row.fill(
+            &Point {
+                ignition: None,
+                ..point.clone()
+            },
+            &asset,
             &sensors,
-            &mut out,
         );
-        let text = String::from_utf8(out).expect("utf-8");
+        writer.write_record(row.fields()).expect("row");
+        row.fill(&point, &asset, &sensors);
+        writer.write_record(row.fields()).expect("row");
+        let text = String::from_utf8(writer.into_inner().expect("flush")).expect("utf-8");
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
             lines[0],
@@ -226,6 +275,10 @@ mod tests {
         );
         assert_eq!(
             lines[1],
+            "2027-01-15T08:00:00Z,1800000000000,ex1,59.9,,,,,,50,,,1.5"
+        );
+        assert_eq!(
+            lines[2],
             "2027-01-15T08:00:00Z,1800000000000,ex1,59.9,,,,,,50,true,,1.5"
         );
     }

@@ -313,23 +313,23 @@ pub async fn history(
 
 /// [`PointList`] as text, each point rendered in one pass ([`storage::telemetry::Point::render_json`]):
 /// a page of 1,000 points built as a `Value` tree first cost several times more.
-fn point_page(items: &[storage::telemetry::Point], asset: &AssetId, next: Option<&str>) -> String {
-    let mut out = String::with_capacity(32 + items.len() * 256);
-    out.push_str("{\"items\":[");
+fn point_page(items: &[storage::telemetry::Point], asset: &AssetId, next: Option<&str>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(32 + items.len() * 256);
+    out.extend_from_slice(b"{\"items\":[");
     for (i, point) in items.iter().enumerate() {
         if i > 0 {
-            out.push(',');
+            out.push(b',');
         }
-        out.push_str(&point.render_json(asset));
+        point.render_json_into(asset, &mut out);
     }
-    out.push(']');
+    out.push(b']');
     if let Some(next) = next {
         // A cursor is digits (a timestamp), so it needs no escaping.
-        out.push_str(",\"next_cursor\":\"");
-        out.push_str(next);
-        out.push('"');
+        out.extend_from_slice(b",\"next_cursor\":\"");
+        out.extend_from_slice(next.as_bytes());
+        out.push(b'"');
     }
-    out.push('}');
+    out.push(b'}');
     out
 }
 

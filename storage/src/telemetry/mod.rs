@@ -136,7 +136,7 @@ struct PointView<'a> {
     sensors: &'a BTreeMap<String, f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     speed_kmh: Option<f64>,
-    ts: String,
+    ts: &'a str,
     ts_ms: u64,
 }
 
@@ -148,6 +148,24 @@ impl Point {
     /// [`Point::to_json`] as text, written in one pass: the live path renders every accepted
     /// point, and building a `Value` tree first cost more than the rest of the fan-out.
     pub fn render_json(&self, asset_id: &AssetId) -> String {
+        let mut out = Vec::with_capacity(256);
+        self.render_json_into(asset_id, &mut out);
+        // serde_json writes UTF-8 only.
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// [`Point::render_json`] appended to `out`: history pages and exports render thousands
+    /// of points into one buffer, without a `String` each.
+    pub fn render_json_into(&self, asset_id: &AssetId, out: &mut Vec<u8>) {
+        let text = self.ts.rfc3339_text();
+        let digits;
+        let ts = match &text {
+            Some(text) => text.as_str(),
+            None => {
+                digits = self.ts.0.to_string();
+                &digits
+            }
+        };
         let view = PointView {
             asset_id: asset_id.as_str(),
             engine_hours: self.engine_hours,
@@ -159,11 +177,12 @@ impl Point {
             odometer_km: self.odometer_km,
             sensors: &self.sensors,
             speed_kmh: self.speed_kmh,
-            ts: self.ts.to_rfc3339(),
+            ts,
             ts_ms: self.ts.0,
         };
-        // Plain fields and finite numbers (decode refuses others) always serialize.
-        serde_json::to_string(&view).unwrap_or_default()
+        // Plain fields and finite numbers (decode refuses others) always serialize, and
+        // writing into a Vec cannot fail.
+        let _ = serde_json::to_writer(out, &view);
     }
 
     /// The point as an account receives it, under the asset id that account knows.
