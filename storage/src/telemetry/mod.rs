@@ -4,6 +4,7 @@
 //! every refusal names the field and the rule (the device status shows it to the owner).
 
 mod decode;
+mod render;
 pub use decode::FIELDS;
 pub mod chunk;
 pub mod row;
@@ -113,76 +114,20 @@ pub struct Decoded {
     pub point: Point,
 }
 
-/// [`Point::render_json`]'s document: the fields of [`Point::to_json`] in the same
-/// (alphabetical) order, borrowed rather than copied into a `Value` tree.
-#[derive(Serialize)]
-struct PointView<'a> {
-    asset_id: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    engine_hours: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    fuel_pct: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    heading: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ignition: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    lat: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    lon: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    odometer_km: Option<f64>,
-    #[serde(skip_serializing_if = "no_sensors")]
-    sensors: &'a BTreeMap<String, f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    speed_kmh: Option<f64>,
-    ts: &'a str,
-    ts_ms: u64,
-}
-
-fn no_sensors(sensors: &&BTreeMap<String, f64>) -> bool {
-    sensors.is_empty()
-}
-
 impl Point {
     /// [`Point::to_json`] as text, written in one pass: the live path renders every accepted
     /// point, and building a `Value` tree first cost more than the rest of the fan-out.
     pub fn render_json(&self, asset_id: &AssetId) -> String {
         let mut out = Vec::with_capacity(256);
         self.render_json_into(asset_id, &mut out);
-        // serde_json writes UTF-8 only.
+        // The renderer writes UTF-8 only (ASCII, and names that were `str`).
         String::from_utf8(out).unwrap_or_default()
     }
 
-    /// [`Point::render_json`] appended to `out`: history pages and exports render thousands
-    /// of points into one buffer, without a `String` each.
+    /// [`Point::render_json`] appended to `out` ([`render::point`]): history pages and
+    /// exports render thousands of points into one buffer, without a `String` each.
     pub fn render_json_into(&self, asset_id: &AssetId, out: &mut Vec<u8>) {
-        let text = self.ts.rfc3339_text();
-        let digits;
-        let ts = match &text {
-            Some(text) => text.as_str(),
-            None => {
-                digits = self.ts.0.to_string();
-                &digits
-            }
-        };
-        let view = PointView {
-            asset_id: asset_id.as_str(),
-            engine_hours: self.engine_hours,
-            fuel_pct: self.fuel_pct,
-            heading: self.heading,
-            ignition: self.ignition,
-            lat: self.lat,
-            lon: self.lon,
-            odometer_km: self.odometer_km,
-            sensors: &self.sensors,
-            speed_kmh: self.speed_kmh,
-            ts,
-            ts_ms: self.ts.0,
-        };
-        // Plain fields and finite numbers (decode refuses others) always serialize, and
-        // writing into a Vec cannot fail.
-        let _ = serde_json::to_writer(out, &view);
+        render::point(self, asset_id.as_str(), out);
     }
 
     /// The point as an account receives it, under the asset id that account knows.
