@@ -45,16 +45,17 @@ const UNSAFE = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 // api('POST', '/v1/visibility/grants?dry_run=true', {...}) -> the parsed JSON answer, or
 // null for 204; throws ApiProblem for anything but 2xx. {anonymous: true} for calls that
 // need no session (signing in): their 401 is the answer, not the end of a session.
-export async function api(method, path, body, { anonymous = false } = {}) {
+// {contentType: 'text/csv'} sends body (a File or Blob) as it is, with that type.
+export async function api(method, path, body, { anonymous = false, contentType = null } = {}) {
   const headers = { Accept: 'application/json, application/problem+json' };
-  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (body !== undefined) headers['Content-Type'] = contentType || 'application/json';
   if (UNSAFE.has(method) && csrfToken) headers['X-CSRF-Token'] = csrfToken;
   let response;
   try {
     response = await fetch(path, {
       method,
       headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: body === undefined || contentType ? body : JSON.stringify(body),
       credentials: 'same-origin',
       cache: 'no-store',
     });

@@ -8,6 +8,11 @@ import { fill, h, problemView } from './dom.js';
 import * as signin from './signin.js';
 import * as assets from './assets.js';
 import * as support from './support.js';
+import * as sharing from './sharing.js';
+import * as profiles from './profiles.js';
+import * as operators from './operators.js';
+import * as upload from './upload.js';
+import * as keys from './keys.js';
 
 const root = document.getElementById('app');
 let session = null; // the body of GET /v1/session
@@ -19,7 +24,20 @@ let passwordPromptDismissed = false;
 const PAGES = [
   { path: 'assets', title: 'Assets', render: assets.render, show: () => true },
   { path: 'support', title: 'Support access', render: support.render, show: isAccountAdmin },
+  // nav: false: reached from another page (an asset's configuration, the bulk upload).
+  { path: 'asset-config', title: 'Asset configuration', render: sharing.render, show: () => true, nav: false },
+  { path: 'profiles', title: 'Sharing profiles', render: profiles.render, show: administersAccount },
+  { path: 'operators', title: 'Operators', render: operators.render, show: canManageFleet },
+  { path: 'operators-import', title: 'Bulk upload', render: upload.render, show: canManageFleet, nav: false },
+  { path: 'keys', title: 'Keys', render: keys.render, show: canManageFleet },
 ];
+
+// Account admins, and staff working in an account under approved access (rule 4 gives
+// them admin rights there): who administers tenant sharing and its profiles.
+function administersAccount(user) {
+  if (user.kind === 'staff') return actingAccount !== null && user.role !== 'platform_admin';
+  return user.role === 'admin';
+}
 
 function isAccountAdmin(user) {
   return user.kind === 'user' && user.role === 'admin';
@@ -59,7 +77,7 @@ function route() {
     location.replace('#/assets');
     return undefined;
   }
-  return shell(page.path, (view) => page.render(view, context()));
+  return shell(page.path, (view) => page.render(view, { ...context(), params: rest }));
 }
 
 function passwordContext() {
@@ -85,6 +103,7 @@ function context() {
     user: session.user,
     notify,
     canManageFleet: canManageFleet(session.user),
+    administersAccount: administersAccount(session.user),
     // The account the pages work in: the user's own (null: the gateway's default) or the
     // one a staff member named.
     account: session.user.kind === 'staff' ? actingAccount : null,
@@ -100,7 +119,7 @@ function shell(current, render) {
     h('aside', { class: 'nav' },
       h('div', { class: 'brand' }, h('img', { src: '/console/favicon.svg', alt: '' }), 'Fleetgate'),
       h('nav', { 'aria-label': 'Console' },
-        PAGES.filter((p) => p.show(user)).map((p) => h('a', {
+        PAGES.filter((p) => p.show(user) && p.nav !== false).map((p) => h('a', {
           href: `#/${p.path}`,
           class: p.path === current ? 'active' : null,
           'aria-current': p.path === current ? 'page' : null,

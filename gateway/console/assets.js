@@ -147,6 +147,10 @@ export async function render(view, ctx) {
         asset.device_id ? [h('dt', {}, 'Unit'), h('dd', {}, h('code', {}, asset.device_id))] : null,
         h('dt', {}, 'Created'), h('dd', {}, showTime(asset.created_at)),
         asset.visible_until ? [h('dt', {}, 'We see it until'), h('dd', {}, showTime(asset.visible_until))] : null),
+      // Flow 3: an owned asset's or a mirror's configuration (its tenant sharing).
+      owned || asset.relation === 'mirror' ? h('p', {}, h('a', {
+        href: `#/asset-config/${encodeURIComponent(asset.id)}`, class: 'link', id: 'configure-asset',
+      }, 'Configuration and sharing')) : null,
       h('h3', {}, 'Who sees it'),
       who,
       canManage ? h('div', { class: 'actions' },

@@ -580,6 +580,7 @@ async fn openapi_describes_every_operator_endpoint() {
         ("/v1/operators", &["get", "post"][..]),
         ("/v1/operators/{id}", &["get", "patch", "delete"][..]),
         ("/v1/operators/import", &["post"][..]),
+        ("/v1/operators/import/preview", &["post"][..]),
         ("/v1/operators/template.csv", &["get"][..]),
         ("/v1/operators/template.xlsx", &["get"][..]),
     ] {

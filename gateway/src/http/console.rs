@@ -82,6 +82,12 @@ assets! {
     "assets.js" => "text/javascript; charset=utf-8",
     "visibility.js" => "text/javascript; charset=utf-8",
     "support.js" => "text/javascript; charset=utf-8",
+    "sharing.js" => "text/javascript; charset=utf-8",
+    "profiles.js" => "text/javascript; charset=utf-8",
+    "operators.js" => "text/javascript; charset=utf-8",
+    "upload.js" => "text/javascript; charset=utf-8",
+    "keys.js" => "text/javascript; charset=utf-8",
+    "keywizard.js" => "text/javascript; charset=utf-8",
 }
 
 /// Registers `GET /` and `GET /console/{file}`, and `HEAD` of both (what a load

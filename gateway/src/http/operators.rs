@@ -125,6 +125,22 @@ pub struct ImportQuery {
     pub account_id: Option<String>,
     /// `true` answers what would be created and creates nothing.
     pub dry_run: Option<String>,
+    /// Only these rows (numbers as the sheet shows them: `2,3,7-9`); the file's other rows
+    /// and their errors are left out. Absent: every row.
+    pub rows: Option<String>,
+}
+
+/// `POST /v1/operators/import/preview`: the account to check the caller's role in.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PreviewQuery {
+    pub account_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PreviewAnswer {
+    /// Every data row of the file, in row order, each with its errors (none: it imports).
+    pub rows: Vec<import::rows::PreviewRow>,
 }
 
 fn operator_id(raw: &str) -> Result<OperatorId, OpError> {
@@ -294,6 +310,46 @@ fn import_problem(errors: Vec<RowError>) -> HttpResponse {
         })
 }
 
+/// The import's format from the request's `Content-Type` (415 for any other).
+fn import_format(request: &HttpRequest) -> Result<Format, ApiError> {
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("");
+    Format::from_content_type(content_type).ok_or_else(|| {
+        ApiError::UnsupportedMediaType(format!(
+            "an import is {} or {}",
+            import::CSV_TYPE,
+            import::XLSX_TYPE
+        ))
+    })
+}
+
+/// Checks the caller may manage the account's operators, then reads the body: a caller
+/// refused is refused before a large file is read and parsed for nothing.
+async fn import_body(
+    state: &AppState,
+    caller: &Caller,
+    account: Option<&str>,
+    payload: web::Payload,
+) -> Result<(storage::AccountId, web::Bytes), ApiError> {
+    let account = account_param(caller, account)?;
+    ops::require_manage(&state.store.begin_read()?, &caller.0, &account)?;
+    let body = read_body(payload, import::MAX_BODY).await?;
+    Ok((account, body))
+}
+
+/// An import's refusal as an answer: row errors as the import problem, the rest as a 422
+/// naming the query's `rows` or the body.
+fn refused_import(refused: ImportError) -> Result<HttpResponse, ApiError> {
+    match refused {
+        ImportError::Rows(errors) => Ok(import_problem(errors)),
+        ImportError::NotDataRows(_) => Err(OpError::invalid("rows", refused.to_string()).into()),
+        other => Err(OpError::invalid("body", other.to_string()).into()),
+    }
+}
+
 #[utoipa::path(post, path = "/v1/operators/import", params(ImportQuery),
     request_body(description = "a CSV or XLSX file with the columns name, phone, access_type, send_sms_invite (header row required)",
         content(("text/csv"), ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"))),
@@ -307,33 +363,34 @@ pub async fn import(
     query: web::Query<ImportQuery>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let content_type = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or("");
-    let format = Format::from_content_type(content_type).ok_or_else(|| {
-        ApiError::UnsupportedMediaType(format!(
-            "an import is {} or {}",
-            import::CSV_TYPE,
-            import::XLSX_TYPE
-        ))
-    })?;
+    let format = import_format(&request)?;
     let dry_run = DryRun {
         dry_run: query.dry_run.clone(),
     }
     .flag()?;
-    let account = account_param(&caller, query.account_id.as_deref())?;
-    // Refuse the caller before reading and parsing a large file for nothing.
-    ops::require_manage(&state.store.begin_read()?, &caller.0, &account)?;
-    let body = read_body(payload, import::MAX_BODY).await?;
-    let parsed = web::block(move || import::parse(format, &body))
-        .await
-        .map_err(|err| ApiError::Internal(format!("import parser: {err}")))?;
+    let picked = match query.rows.as_deref() {
+        None => None,
+        Some(raw) => Some(import::rows::row_numbers(raw).ok_or_else(|| {
+            OpError::invalid(
+                "rows",
+                format!(
+                    "row numbers as the sheet shows them (2 or more), such as 2,3,7-9, at most {}",
+                    import::MAX_ROWS
+                ),
+            )
+        })?),
+    };
+    let (account, body) =
+        import_body(&state, &caller, query.account_id.as_deref(), payload).await?;
+    let parsed = web::block(move || match picked {
+        Some(picked) => import::rows::parse_picked(format, &body, &picked),
+        None => import::parse(format, &body),
+    })
+    .await
+    .map_err(|err| ApiError::Internal(format!("import parser: {err}")))?;
     let rows = match parsed {
         Ok(rows) => rows,
-        Err(ImportError::Rows(errors)) => return Ok(import_problem(errors)),
-        Err(refused) => return Err(OpError::invalid("body", refused.to_string()).into()),
+        Err(refused) => return refused_import(refused),
     };
     let created = state
         .usecases
@@ -348,6 +405,30 @@ pub async fn import(
     } else {
         HttpResponse::Created().json(answer)
     })
+}
+
+#[utoipa::path(post, path = "/v1/operators/import/preview", params(PreviewQuery),
+    request_body(description = "a CSV or XLSX file, as `POST /v1/operators/import` takes it",
+        content(("text/csv"), ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"))),
+    responses((status = 200, body = PreviewAnswer, description = "every data row with what the sheet holds and its errors; nothing is stored"),
+        (status = 403, body = Problem), (status = 404, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem),
+        (status = 422, description = "the file as a whole: unreadable, no rows, too many rows, or header errors (listed)", body = ImportProblem)))]
+pub async fn preview(
+    state: web::Data<AppState>,
+    caller: Caller,
+    request: HttpRequest,
+    query: web::Query<PreviewQuery>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let format = import_format(&request)?;
+    let (_, body) = import_body(&state, &caller, query.account_id.as_deref(), payload).await?;
+    let parsed = web::block(move || import::rows::preview(format, &body))
+        .await
+        .map_err(|err| ApiError::Internal(format!("import parser: {err}")))?;
+    match parsed {
+        Ok(rows) => Ok(HttpResponse::Ok().json(PreviewAnswer { rows })),
+        Err(refused) => refused_import(refused),
+    }
 }
 
 fn attachment(content_type: &str, file_name: &str, body: Vec<u8>) -> HttpResponse {

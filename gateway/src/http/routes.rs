@@ -119,6 +119,7 @@ route_table! {
     GET "/v1/operators/template.csv" => operators::template_csv;
     GET "/v1/operators/template.xlsx" => operators::template_xlsx;
     POST "/v1/operators/import" => operators::import;
+    POST "/v1/operators/import/preview" => operators::preview;
     GET "/v1/operators/{id}" => operators::show;
     POST "/v1/operators/{id}/invitation" => operators::resend_invitation;
     PATCH "/v1/operators/{id}" => operators::patch;

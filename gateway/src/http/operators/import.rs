@@ -15,6 +15,7 @@
 
 mod from_csv;
 mod from_xlsx;
+pub mod rows;
 
 use std::fmt;
 
@@ -90,6 +91,15 @@ pub enum ImportError {
     /// Every refused cell; nothing is imported.
     #[error("{} rows have errors", .0.len())]
     Rows(Vec<RowError>),
+    /// Picked row numbers that are no data row of the file (the header, a blank line, past
+    /// the end).
+    #[error("rows {} are not operator rows of the file", join_numbers(.0))]
+    NotDataRows(Vec<usize>),
+}
+
+fn join_numbers(numbers: &[usize]) -> String {
+    let shown: Vec<String> = numbers.iter().map(ToString::to_string).collect();
+    shown.join(", ")
 }
 
 /// A non-empty cell as the file holds it, before its column's rule judges it.
@@ -138,11 +148,22 @@ struct SheetRow {
 
 /// Parses the whole file: every operator, or every error.
 pub fn parse(format: Format, body: &[u8]) -> Result<Vec<NewOperator>, ImportError> {
-    let rows = match format {
-        Format::Csv => from_csv::read(body)?,
-        Format::Xlsx => from_xlsx::read(body)?,
-    };
-    operators_from(&rows)
+    operators_from(&read_rows(format, body)?)
+}
+
+/// The file's non-empty rows, the header first.
+fn read_rows(format: Format, body: &[u8]) -> Result<Vec<SheetRow>, ImportError> {
+    match format {
+        Format::Csv => from_csv::read(body),
+        Format::Xlsx => from_xlsx::read(body),
+    }
+}
+
+fn empty_file() -> ImportError {
+    ImportError::Unreadable(format!(
+        "the file is empty; it needs a header row ({})",
+        COLUMNS.join(", ")
+    ))
 }
 
 /// Keeps one more row than allowed, so "too many" is known without reading the rest.
@@ -347,10 +368,7 @@ fn operator_from(
 
 fn operators_from(rows: &[SheetRow]) -> Result<Vec<NewOperator>, ImportError> {
     let Some((head, data)) = rows.split_first() else {
-        return Err(ImportError::Unreadable(format!(
-            "the file is empty; it needs a header row ({})",
-            COLUMNS.join(", ")
-        )));
+        return Err(empty_file());
     };
     let columns = header(head).map_err(ImportError::Rows)?;
     if data.is_empty() {
