@@ -82,6 +82,13 @@ assets! {
     "assets.js" => "text/javascript; charset=utf-8",
     "visibility.js" => "text/javascript; charset=utf-8",
     "support.js" => "text/javascript; charset=utf-8",
+    "pick.js" => "text/javascript; charset=utf-8",
+    "chart.js" => "text/javascript; charset=utf-8",
+    "live.js" => "text/javascript; charset=utf-8",
+    "devices.js" => "text/javascript; charset=utf-8",
+    "admin.js" => "text/javascript; charset=utf-8",
+    "audit.js" => "text/javascript; charset=utf-8",
+    "staff.js" => "text/javascript; charset=utf-8",
 }
 
 /// Registers `GET /` and `GET /console/{file}`, and `HEAD` of both (what a load

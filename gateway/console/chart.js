@@ -1,0 +1,134 @@
+// Our own small SVG drawing for flow 5: a line chart of one sensor over time, and a track
+// of positions on a plain grid. No library and nothing loaded from outside (the CSP allows
+// only this origin): every shape is an SVG element built here, every label a text node.
+
+import { offsetOf } from './time.js';
+
+const SVG = 'http://www.w3.org/2000/svg';
+const pad = (n) => String(n).padStart(2, '0');
+
+// s('line', {x1: 0, ...}, children...) -> an SVG element (attributes set verbatim).
+export function s(tag, attrs = {}, ...children) {
+  const el = document.createElementNS(SVG, tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value !== undefined && value !== null) el.setAttribute(key, String(value));
+  }
+  for (const child of children.flat()) {
+    if (child !== null && child !== undefined) el.append(child instanceof Node ? child : String(child));
+  }
+  return el;
+}
+
+// About `count` round values covering [lo, hi] (1, 2 or 5 times a power of ten apart).
+export function niceTicks(lo, hi, count = 5) {
+  if (!(hi > lo)) return [lo];
+  const raw = (hi - lo) / count;
+  const power = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 5, 10].map((m) => m * power).find((candidate) => candidate >= raw);
+  const ticks = [];
+  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) {
+    ticks.push(Number(v.toPrecision(12)));
+  }
+  return ticks;
+}
+
+// Time ticks at round local steps (minutes to days) across [from, to] (ms since epoch).
+const TIME_STEPS = [60e3, 5 * 60e3, 15 * 60e3, 30 * 60e3, 3600e3, 3 * 3600e3, 6 * 3600e3, 12 * 3600e3, 86400e3, 7 * 86400e3];
+export function timeTicks(from, to, count = 6) {
+  const span = to - from;
+  const step = TIME_STEPS.find((candidate) => span / candidate <= count) || TIME_STEPS[TIME_STEPS.length - 1];
+  // Round in the browser's zone, so ticks fall on local hours and midnights.
+  const offset = -new Date(from).getTimezoneOffset() * 60e3;
+  const ticks = [];
+  for (let t = Math.ceil((from + offset) / step) * step - offset; t <= to; t += step) ticks.push(t);
+  return { ticks, step };
+}
+
+function tickLabel(t, step) {
+  const d = new Date(t);
+  const clock = `${pad(d.getHours())}:${pad(d.getMinutes())}`;
+  if (step < 86400e3 && !(d.getHours() === 0 && d.getMinutes() === 0)) return clock;
+  return `${pad(d.getDate())}.${pad(d.getMonth() + 1)}.`;
+}
+
+// A line chart of samples [{t, v}] (t ms, v number) over [from, to]: axes with round
+// ticks, the time axis in the browser's zone (its offset named under it), one dot per
+// sample when there are few. `label` names the series (with its unit).
+export function lineChart(samples, { from, to, label, width = 760, height = 280 }) {
+  const m = { left: 56, right: 16, top: 16, bottom: 44 };
+  const w = width - m.left - m.right;
+  const hgt = height - m.top - m.bottom;
+  const values = samples.map((p) => p.v);
+  let lo = Math.min(...values);
+  let hi = Math.max(...values);
+  if (lo === hi) { lo -= 1; hi += 1; }
+  const yTicks = niceTicks(lo, hi);
+  lo = Math.min(lo, yTicks[0]);
+  hi = Math.max(hi, yTicks[yTicks.length - 1]);
+  const x = (t) => m.left + ((t - from) / (to - from)) * w;
+  const y = (v) => m.top + hgt - ((v - lo) / (hi - lo)) * hgt;
+  const { ticks, step } = timeTicks(from, to);
+  const path = samples.map((p, i) => `${i ? 'L' : 'M'}${x(p.t).toFixed(1)},${y(p.v).toFixed(1)}`).join(' ');
+  return s('svg', {
+    class: 'chart', viewBox: `0 0 ${width} ${height}`, width, height, role: 'img',
+    'aria-label': `${label}: ${samples.length} readings`,
+  },
+  s('title', {}, label),
+  yTicks.map((v) => s('g', { class: 'tick y' },
+    s('line', { x1: m.left, x2: m.left + w, y1: y(v), y2: y(v) }),
+    s('text', { x: m.left - 6, y: y(v) + 4, 'text-anchor': 'end' }, formatNumber(v)))),
+  ticks.map((t) => s('g', { class: 'tick x' },
+    s('line', { x1: x(t), x2: x(t), y1: m.top, y2: m.top + hgt }),
+    s('text', { x: x(t), y: m.top + hgt + 16, 'text-anchor': 'middle' }, tickLabel(t, step)))),
+  s('text', { class: 'axis-note', x: m.left + w, y: height - 6, 'text-anchor': 'end' },
+    `time in your zone (UTC${offsetOf(new Date(to))})`),
+  s('rect', { class: 'frame', x: m.left, y: m.top, width: w, height: hgt }),
+  s('path', { class: 'series', d: path }),
+  samples.length <= 120 ? samples.map((p) => s('circle', { class: 'dot', cx: x(p.t), cy: y(p.v), r: 2.5 })) : null);
+}
+
+export function formatNumber(v) {
+  if (Math.abs(v) >= 1000 || Number.isInteger(v)) return String(Math.round(v * 100) / 100);
+  return String(Number(v.toPrecision(4)));
+}
+
+// The track of positions [{lat, lon, t}] on a plain grid of round degrees: the path, the
+// first position (a ring) and the last (a filled dot). Longitudes are scaled by the cosine
+// of the middle latitude, so the shape is true to the ground at fleet scales.
+export function trackMap(positions, { width = 760, height = 360 } = {}) {
+  const m = 36;
+  const lats = positions.map((p) => p.lat);
+  const lons = positions.map((p) => p.lon);
+  let [south, north] = [Math.min(...lats), Math.max(...lats)];
+  let [west, east] = [Math.min(...lons), Math.max(...lons)];
+  const minSpan = 0.002; // about 200 m, so a parked machine is not a single pixel
+  if (north - south < minSpan) { const c = (north + south) / 2; south = c - minSpan / 2; north = c + minSpan / 2; }
+  if (east - west < minSpan) { const c = (east + west) / 2; west = c - minSpan / 2; east = c + minSpan / 2; }
+  const squash = Math.cos(((north + south) / 2) * Math.PI / 180) || 1;
+  const scale = Math.min((width - 2 * m) / ((east - west) * squash), (height - 2 * m) / (north - south));
+  const cx = (west + east) / 2;
+  const cy = (south + north) / 2;
+  const x = (lon) => width / 2 + (lon - cx) * squash * scale;
+  const y = (lat) => height / 2 - (lat - cy) * scale;
+  const left = cx - (width / 2) / (squash * scale);
+  const right = cx + (width / 2) / (squash * scale);
+  const bottom = cy - (height / 2) / scale;
+  const top = cy + (height / 2) / scale;
+  const line = positions.map((p, i) => `${i ? 'L' : 'M'}${x(p.lon).toFixed(1)},${y(p.lat).toFixed(1)}`).join(' ');
+  const first = positions[0];
+  const last = positions[positions.length - 1];
+  return s('svg', {
+    class: 'track', viewBox: `0 0 ${width} ${height}`, width, height, role: 'img',
+    'aria-label': `Track of ${positions.length} positions`,
+  },
+  s('rect', { class: 'ground', x: 0, y: 0, width, height }),
+  niceTicks(left, right, 6).map((lon) => s('g', { class: 'tick x' },
+    s('line', { x1: x(lon), x2: x(lon), y1: 0, y2: height }),
+    s('text', { x: x(lon) + 3, y: height - 4 }, `${formatNumber(lon)}°`))),
+  niceTicks(bottom, top, 5).map((lat) => s('g', { class: 'tick y' },
+    s('line', { x1: 0, x2: width, y1: y(lat), y2: y(lat) }),
+    s('text', { x: 4, y: y(lat) - 3 }, `${formatNumber(lat)}°`))),
+  s('path', { class: 'route', d: line }),
+  s('circle', { class: 'start', cx: x(first.lon), cy: y(first.lat), r: 6 }, s('title', {}, 'First position')),
+  s('circle', { class: 'end', cx: x(last.lon), cy: y(last.lat), r: 6 }, s('title', {}, 'Last position')));
+}
