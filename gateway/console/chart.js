@@ -32,6 +32,14 @@ export function niceTicks(lo, hi, count = 5) {
   return ticks;
 }
 
+// Labels for `ticks` with as many decimals as their step needs (0.005 apart: three), so
+// neighbouring labels never read alike.
+export function tickFormat(ticks) {
+  const step = ticks.length > 1 ? Math.abs(ticks[1] - ticks[0]) : 1;
+  const decimals = Math.max(0, Math.ceil(-Math.log10(step) - 1e-9));
+  return (v) => v.toFixed(decimals);
+}
+
 // Time ticks at round local steps (minutes to days) across [from, to] (ms since epoch).
 const TIME_STEPS = [60e3, 5 * 60e3, 15 * 60e3, 30 * 60e3, 3600e3, 3 * 3600e3, 6 * 3600e3, 12 * 3600e3, 86400e3, 7 * 86400e3];
 export function timeTicks(from, to, count = 6) {
@@ -63,6 +71,7 @@ export function lineChart(samples, { from, to, label, width = 760, height = 280 
   let hi = Math.max(...values);
   if (lo === hi) { lo -= 1; hi += 1; }
   const yTicks = niceTicks(lo, hi);
+  const yLabel = tickFormat(yTicks);
   lo = Math.min(lo, yTicks[0]);
   hi = Math.max(hi, yTicks[yTicks.length - 1]);
   const x = (t) => m.left + ((t - from) / (to - from)) * w;
@@ -76,7 +85,7 @@ export function lineChart(samples, { from, to, label, width = 760, height = 280 
   s('title', {}, label),
   yTicks.map((v) => s('g', { class: 'tick y' },
     s('line', { x1: m.left, x2: m.left + w, y1: y(v), y2: y(v) }),
-    s('text', { x: m.left - 6, y: y(v) + 4, 'text-anchor': 'end' }, formatNumber(v)))),
+    s('text', { x: m.left - 6, y: y(v) + 4, 'text-anchor': 'end' }, yLabel(v)))),
   ticks.map((t) => s('g', { class: 'tick x' },
     s('line', { x1: x(t), x2: x(t), y1: m.top, y2: m.top + hgt }),
     s('text', { x: x(t), y: m.top + hgt + 16, 'text-anchor': 'middle' }, tickLabel(t, step)))),
@@ -115,6 +124,9 @@ export function trackMap(positions, { width = 760, height = 360 } = {}) {
   const bottom = cy - (height / 2) / scale;
   const top = cy + (height / 2) / scale;
   const line = positions.map((p, i) => `${i ? 'L' : 'M'}${x(p.lon).toFixed(1)},${y(p.lat).toFixed(1)}`).join(' ');
+  const lonTicks = niceTicks(left, right, 6);
+  const latTicks = niceTicks(bottom, top, 5);
+  const [lonLabel, latLabel] = [tickFormat(lonTicks), tickFormat(latTicks)];
   const first = positions[0];
   const last = positions[positions.length - 1];
   return s('svg', {
@@ -122,12 +134,12 @@ export function trackMap(positions, { width = 760, height = 360 } = {}) {
     'aria-label': `Track of ${positions.length} positions`,
   },
   s('rect', { class: 'ground', x: 0, y: 0, width, height }),
-  niceTicks(left, right, 6).map((lon) => s('g', { class: 'tick x' },
+  lonTicks.map((lon) => s('g', { class: 'tick x' },
     s('line', { x1: x(lon), x2: x(lon), y1: 0, y2: height }),
-    s('text', { x: x(lon) + 3, y: height - 4 }, `${formatNumber(lon)}°`))),
-  niceTicks(bottom, top, 5).map((lat) => s('g', { class: 'tick y' },
+    s('text', { x: x(lon) + 3, y: height - 4 }, `${lonLabel(lon)}°`))),
+  latTicks.map((lat) => s('g', { class: 'tick y' },
     s('line', { x1: 0, x2: width, y1: y(lat), y2: y(lat) }),
-    s('text', { x: 4, y: y(lat) - 3 }, `${formatNumber(lat)}°`))),
+    s('text', { x: 4, y: y(lat) - 3 }, `${latLabel(lat)}°`))),
   s('path', { class: 'route', d: line }),
   s('circle', { class: 'start', cx: x(first.lon), cy: y(first.lat), r: 6 }, s('title', {}, 'First position')),
   s('circle', { class: 'end', cx: x(last.lon), cy: y(last.lat), r: 6 }, s('title', {}, 'Last position')));

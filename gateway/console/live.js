@@ -55,11 +55,11 @@ export async function render(view, ctx) {
 }
 
 async function showAsset(body, asset, ctx) {
-  const latest = h('section', { class: 'card', id: 'latest' });
-  const live = h('section', { class: 'card', id: 'live' });
-  const history = h('section', { class: 'card wide-card', id: 'history' });
-  const unit = asset.device_id && asset.relation === 'owned' ? h('section', { class: 'card', id: 'unit-status' }) : null;
-  fill(body, h('div', { class: 'cards' }, latest, unit, live), history);
+  const latest = h('section', { class: 'box', id: 'latest' });
+  const live = h('section', { class: 'box', id: 'live' });
+  const history = h('section', { class: 'box wide-box', id: 'history' });
+  const unit = asset.device_id && asset.relation === 'owned' ? h('section', { class: 'box', id: 'unit-status' }) : null;
+  fill(body, h('div', { class: 'boxes' }, latest, unit, live), history);
   const state = { asset, ctx, latestPoint: null, livePoints: [], history: null };
   // The asset's paths (`/latest`, `/stream`, `/telemetry`) in the account the page works in.
   state.path = (suffix = '', extra = {}) => withQuery(`/v1/assets/${encodeURIComponent(asset.id)}${suffix}`,
@@ -102,7 +102,7 @@ function pointFacts(p) {
 async function drawUnit(el, asset, ctx) {
   const refresh = h('button', { type: 'button', class: 'secondary', id: 'refresh-status' }, 'Refresh');
   const facts = h('div', {});
-  fill(el, h('header', { class: 'card-head' }, h('h2', {}, `Unit ${asset.device_id}`), refresh), facts);
+  fill(el, h('header', { class: 'box-head' }, h('h2', {}, `Unit ${asset.device_id}`), refresh), facts);
   const load = async () => {
     try {
       const status = await api('GET', withQuery(`/v1/devices/${encodeURIComponent(asset.device_id)}/status`, { account_id: ctx.account }));
@@ -122,7 +122,7 @@ function openLive(el, latestEl, unitEl, state) {
   const status = h('span', { class: 'tag', id: 'live-state' }, 'Connecting…');
   const rows = h('tbody', {});
   const notes = h('div', { id: 'live-notes' });
-  fill(el, h('header', { class: 'card-head' }, h('h2', {}, 'Live'), status), notes,
+  fill(el, h('header', { class: 'box-head' }, h('h2', {}, 'Live'), status), notes,
     h('table', { class: 'grid compact', id: 'live-table' },
       h('thead', {}, h('tr', {}, h('th', {}, 'Time'), h('th', {}, 'Reading'))), rows),
     h('p', { class: 'muted', id: 'live-empty' }, 'Waiting for the next reading…'));
@@ -177,7 +177,7 @@ function summary(p) {
 }
 
 function drawHistoryForm(el, state) {
-  const range = h('select', { id: 'range', 'aria-label': 'Range' }, RANGES.map(([v, label]) => h('option', { value: v, selected: v === '24h' }, label)));
+  const range = h('select', { id: 'range', 'aria-label': 'Range' }, RANGES.map(([v, label]) => h('option', { value: v, selected: v === '1h' }, label)));
   const fromDate = h('input', { type: 'date', id: 'from-date', 'aria-label': 'From date' });
   const fromTime = h('input', { type: 'time', id: 'from-time', 'aria-label': 'From time', value: '00:00' });
   const toDate = h('input', { type: 'date', id: 'to-date', 'aria-label': 'To date' });

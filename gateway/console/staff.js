@@ -63,10 +63,10 @@ export async function render(view, ctx) {
   const forms = [];
   if (user.role === 'support') forms.push(await requestForm(ctx));
   if (user.role === 'tech_support' || user.role === 'platform_admin') forms.push(await caseForm(ctx));
-  const mine = h('section', { class: 'card wide-card', id: 'my-access' });
+  const mine = h('section', { class: 'box wide-box', id: 'my-access' });
   fill(view, h('div', { class: 'page-head' }, h('h1', {}, 'Staff')),
     h('p', { class: 'muted' }, 'Staff work in an account only under support access: approved by its admin for a while, or a support case for tech support.'),
-    h('div', { class: 'cards' }, forms), mine);
+    h('div', { class: 'boxes' }, forms), mine);
   await accessList(mine, ctx);
 }
 
@@ -75,7 +75,7 @@ async function requestForm(ctx) {
   const purpose = h('input', { id: 'request-purpose', placeholder: 'Why, for the account admin', 'aria-label': 'Purpose', required: true });
   const duration = h('select', { id: 'request-duration', 'aria-label': 'Duration' }, DURATIONS.map(([v, l]) => h('option', { value: v }, l)));
   const problems = h('div', {});
-  const form = h('form', { class: 'card', id: 'request-form' }, h('h2', {}, 'Request access'),
+  const form = h('form', { class: 'box', id: 'request-form' }, h('h2', {}, 'Request access'),
     field('Account', account), field('Purpose', purpose), field('For', duration), problems,
     h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary', id: 'request-access' }, 'Request access')));
   form.addEventListener('submit', async (event) => {
@@ -99,7 +99,7 @@ async function caseForm(ctx) {
   const ticket = h('input', { id: 'case-ticket', placeholder: 'Ticket id', 'aria-label': 'Ticket id', required: true });
   const staff = platform ? h('input', { id: 'case-staff', placeholder: 'Tech support staff id', 'aria-label': 'Staff id', required: true }) : null;
   const problems = h('div', {});
-  const form = h('form', { class: 'card', id: 'case-form' }, h('h2', {}, 'Open a support case'),
+  const form = h('form', { class: 'box', id: 'case-form' }, h('h2', {}, 'Open a support case'),
     h('p', { class: 'muted' }, platform ? 'The tech support member named gets access at once, until the case closes (at most 3 months).'
       : 'You get access at once, until the case closes (at most 3 months).'),
     field('Account', account), field('Ticket', ticket), staff ? field('For', staff) : null, problems,
@@ -130,7 +130,7 @@ async function accessList(el, ctx) {
   const platform = ctx.user.role === 'platform_admin';
   const account = await accountSelect({ id: 'access-account', label: 'Account', selected: ctx.account, blank: 'Choose an account' });
   const list = h('div', { id: 'access-list' });
-  fill(el, h('header', { class: 'card-head' }, h('h2', {}, platform ? 'Support cases' : 'My access'),
+  fill(el, h('header', { class: 'box-head' }, h('h2', {}, platform ? 'Support cases' : 'My access'),
     h('label', { class: 'inline' }, h('span', {}, 'Account'), account)), list);
   const load = async () => {
     if (!account.value) { fill(list, h('p', { class: 'muted' }, 'Choose an account to see your access there.')); return; }

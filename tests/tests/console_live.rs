@@ -33,6 +33,17 @@ fn drive(now_ms: u64) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// Scrolls the page so that `css` is at the top, for a screenshot of what lies below the
+/// fold.
+async fn scroll_to(browser: &Browser, css: &str) {
+    let script = "document.querySelector(arguments[0]).scrollIntoView()";
+    browser
+        .client
+        .execute(script, vec![json!(css)])
+        .await
+        .expect("scrolled");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_assets_latest_point_live_updates_chart_track_and_unit_status() {
     let gateway = TestGateway::start();
@@ -94,7 +105,10 @@ async fn an_assets_latest_point_live_updates_chart_track_and_unit_status() {
         .expect("label")
         .unwrap_or_default();
     assert!(label.starts_with("hydraulic_bar"), "{label}");
-    browser.shot("flow5-03-sensor-chart-and-track").await;
+    scroll_to(&browser, "#chart-box").await;
+    browser.shot("flow5-03-sensor-chart").await;
+    scroll_to(&browser, "#track-box").await;
+    browser.shot("flow5-04-track").await;
 
     // A range with no readings says so rather than drawing an empty frame.
     let year = time::OffsetDateTime::now_utc().year() - 1;
@@ -156,6 +170,6 @@ async fn a_grantee_watching_live_is_told_when_the_owner_takes_the_asset_away() {
     assert_eq!(removed.0, 200, "{}", removed.1);
     browser.text_of("#live-state", "Ended").await;
     browser.text_of("#live-notes .problem", "Not found.").await;
-    browser.shot("flow5-04-grant-removed").await;
+    browser.shot("flow5-05-grant-removed").await;
     browser.quit().await;
 }
