@@ -101,46 +101,70 @@ export function formatNumber(v) {
   return String(Number(v.toPrecision(4)));
 }
 
-// The track of positions [{lat, lon, t}] on a plain grid of round degrees: the path, the
-// first position (a ring) and the last (a filled dot). Longitudes are scaled by the cosine
-// of the middle latitude, so the shape is true to the ground at fleet scales.
-export function trackMap(positions, { width = 760, height = 360 } = {}) {
+// Web Mercator (the projection of map tiles) as fractions of the world: x and y in [0, 1].
+const mercX = (lon) => (lon + 180) / 360;
+const mercY = (lat) => {
+  const r = (Math.max(-85.05, Math.min(85.05, lat)) * Math.PI) / 180;
+  return (1 - Math.log(Math.tan(r) + 1 / Math.cos(r)) / Math.PI) / 2;
+};
+const lonOf = (x) => x * 360 - 180;
+const latOf = (y) => (Math.atan(Math.sinh(Math.PI * (1 - 2 * y))) * 180) / Math.PI;
+const MAX_ZOOM = 19;
+
+// The track of positions [{lat, lon}]: the path, the first position (a ring) and the last
+// (a filled dot), on a grid of round degrees. With `tileUrl` (`--map-tile-url`, an
+// {z}/{x}/{y} template) the map tiles under it are drawn too, at the zoom that fits the
+// track; without it nothing is loaded from anywhere.
+export function trackMap(positions, { width = 760, height = 360, tileUrl = null } = {}) {
   const m = 36;
-  const lats = positions.map((p) => p.lat);
-  const lons = positions.map((p) => p.lon);
-  let [south, north] = [Math.min(...lats), Math.max(...lats)];
-  let [west, east] = [Math.min(...lons), Math.max(...lons)];
-  const minSpan = 0.002; // about 200 m, so a parked machine is not a single pixel
-  if (north - south < minSpan) { const c = (north + south) / 2; south = c - minSpan / 2; north = c + minSpan / 2; }
-  if (east - west < minSpan) { const c = (east + west) / 2; west = c - minSpan / 2; east = c + minSpan / 2; }
-  const squash = Math.cos(((north + south) / 2) * Math.PI / 180) || 1;
-  const scale = Math.min((width - 2 * m) / ((east - west) * squash), (height - 2 * m) / (north - south));
-  const cx = (west + east) / 2;
-  const cy = (south + north) / 2;
-  const x = (lon) => width / 2 + (lon - cx) * squash * scale;
-  const y = (lat) => height / 2 - (lat - cy) * scale;
-  const left = cx - (width / 2) / (squash * scale);
-  const right = cx + (width / 2) / (squash * scale);
-  const bottom = cy - (height / 2) / scale;
-  const top = cy + (height / 2) / scale;
-  const line = positions.map((p, i) => `${i ? 'L' : 'M'}${x(p.lon).toFixed(1)},${y(p.lat).toFixed(1)}`).join(' ');
-  const lonTicks = niceTicks(left, right, 6);
-  const latTicks = niceTicks(bottom, top, 5);
+  const xs = positions.map((p) => mercX(p.lon));
+  const ys = positions.map((p) => mercY(p.lat));
+  // At least about 200 m across, so a parked machine is not a single pixel.
+  const minSpan = 0.002 / 360;
+  const spanX = Math.max(Math.max(...xs) - Math.min(...xs), minSpan);
+  const spanY = Math.max(Math.max(...ys) - Math.min(...ys), minSpan);
+  const cx = (Math.max(...xs) + Math.min(...xs)) / 2;
+  const cy = (Math.max(...ys) + Math.min(...ys)) / 2;
+  let scale = Math.min((width - 2 * m) / spanX, (height - 2 * m) / spanY);
+  const zoom = Math.max(0, Math.min(MAX_ZOOM, Math.floor(Math.log2(scale / 256))));
+  // Tiles are drawn at their own size: the scale is then the zoom's exactly.
+  if (tileUrl) scale = 256 * 2 ** zoom;
+  const x = (wx) => width / 2 + (wx - cx) * scale;
+  const y = (wy) => height / 2 + (wy - cy) * scale;
+  const [left, right] = [cx - width / 2 / scale, cx + width / 2 / scale];
+  const [top, bottom] = [cy - height / 2 / scale, cy + height / 2 / scale];
+  const lonTicks = niceTicks(lonOf(left), lonOf(right), 6);
+  const latTicks = niceTicks(latOf(bottom), latOf(top), 5);
   const [lonLabel, latLabel] = [tickFormat(lonTicks), tickFormat(latTicks)];
-  const first = positions[0];
-  const last = positions[positions.length - 1];
+  const line = positions.map((p, i) => `${i ? 'L' : 'M'}${x(xs[i]).toFixed(1)},${y(ys[i]).toFixed(1)}`).join(' ');
+  const last = positions.length - 1;
   return s('svg', {
     class: 'track', viewBox: `0 0 ${width} ${height}`, width, height, role: 'img',
     'aria-label': `Track of ${positions.length} positions`,
   },
   s('rect', { class: 'ground', x: 0, y: 0, width, height }),
+  tileUrl ? tiles(tileUrl, zoom, { left, right, top, bottom }, (tx, ty) => [x(tx), y(ty)]) : null,
   lonTicks.map((lon) => s('g', { class: 'tick x' },
-    s('line', { x1: x(lon), x2: x(lon), y1: 0, y2: height }),
-    s('text', { x: x(lon) + 3, y: height - 4 }, `${lonLabel(lon)}°`))),
+    s('line', { x1: x(mercX(lon)), x2: x(mercX(lon)), y1: 0, y2: height }),
+    s('text', { x: x(mercX(lon)) + 3, y: height - 4 }, `${lonLabel(lon)}°`))),
   latTicks.map((lat) => s('g', { class: 'tick y' },
-    s('line', { x1: 0, x2: width, y1: y(lat), y2: y(lat) }),
-    s('text', { x: 4, y: y(lat) - 3 }, `${latLabel(lat)}°`))),
+    s('line', { x1: 0, x2: width, y1: y(mercY(lat)), y2: y(mercY(lat)) }),
+    s('text', { x: 4, y: y(mercY(lat)) - 3 }, `${latLabel(lat)}°`))),
   s('path', { class: 'route', d: line }),
-  s('circle', { class: 'start', cx: x(first.lon), cy: y(first.lat), r: 6 }, s('title', {}, 'First position')),
-  s('circle', { class: 'end', cx: x(last.lon), cy: y(last.lat), r: 6 }, s('title', {}, 'Last position')));
+  s('circle', { class: 'start', cx: x(xs[0]), cy: y(ys[0]), r: 6 }, s('title', {}, 'First position')),
+  s('circle', { class: 'end', cx: x(xs[last]), cy: y(ys[last]), r: 6 }, s('title', {}, 'Last position')));
+}
+
+// The tiles of `zoom` that cover the view (world fractions), as SVG images.
+function tiles(template, zoom, view, place) {
+  const n = 2 ** zoom;
+  const out = [];
+  for (let ty = Math.max(0, Math.floor(view.top * n)); ty <= Math.min(n - 1, Math.floor(view.bottom * n)); ty += 1) {
+    for (let tx = Math.floor(view.left * n); tx <= Math.floor(view.right * n); tx += 1) {
+      const [px, py] = place(tx / n, ty / n);
+      const href = template.replace('{z}', zoom).replace('{x}', ((tx % n) + n) % n).replace('{y}', ty);
+      out.push(s('image', { class: 'tile', href, x: px, y: py, width: 256, height: 256, preserveAspectRatio: 'none' }));
+    }
+  }
+  return out;
 }

@@ -60,7 +60,14 @@ async function showAsset(body, asset, ctx) {
   const history = h('section', { class: 'box wide-box', id: 'history' });
   const unit = asset.device_id && asset.relation === 'owned' ? h('section', { class: 'box', id: 'unit-status' }) : null;
   fill(body, h('div', { class: 'boxes' }, latest, unit, live), history);
-  const state = { asset, ctx, latestPoint: null, livePoints: [], history: null };
+  const state = { asset, ctx, latestPoint: null, livePoints: [], history: null, tileUrl: null };
+  // `--map-tile-url`, when the operator set one: tiles under the track (the page's policy
+  // then allows their origin); otherwise a plain grid.
+  try {
+    state.tileUrl = (await api('GET', '/v1/settings')).map_tile_url || null;
+  } catch (_) {
+    state.tileUrl = null;
+  }
   // The asset's paths (`/latest`, `/stream`, `/telemetry`) in the account the page works in.
   state.path = (suffix = '', extra = {}) => withQuery(`/v1/assets/${encodeURIComponent(asset.id)}${suffix}`,
     { account_id: ctx.account, ...extra });
@@ -252,7 +259,9 @@ async function loadHistory(out, state, range) {
   const trackBox = h('div', { id: 'track-box' });
   const count = h('p', { class: 'muted', id: 'history-count' });
   fill(out, count, h('h3', {}, 'Chart'), chartBox, h('h3', {}, 'Track'),
-    h('p', { class: 'muted' }, 'Positions on a plain grid of degrees: the console loads no map tiles.'), trackBox);
+    h('p', { class: 'muted', id: 'track-note' }, state.tileUrl
+      ? `Positions on map tiles from ${new URL(state.tileUrl.replace(/[{}]/g, '')).origin}, as the gateway's operator set.`
+      : 'Positions on a plain grid of degrees: the console loads no map tiles.'), trackBox);
   const draw = () => {
     const label = range.sensor.selectedOptions[0]?.textContent || range.field;
     const samples = points.map((p) => ({ t: p.ts_ms, v: valueOf(p, range.field) })).filter((p) => p.v !== undefined);
@@ -261,7 +270,7 @@ async function loadHistory(out, state, range) {
     fill(chartBox, samples.length ? lineChart(samples, { from: range.from, to: range.to, label })
       : h('p', { class: 'empty', id: 'no-readings' }, `No ${label} readings in this range.`));
     const positions = points.filter((p) => typeof p.lat === 'number' && typeof p.lon === 'number');
-    fill(trackBox, positions.length ? trackMap(positions)
+    fill(trackBox, positions.length ? trackMap(positions, { tileUrl: state.tileUrl })
       : h('p', { class: 'empty', id: 'no-positions' }, 'No positions in this range.'));
   };
   range.sensor.onchange = () => { range.field = range.sensor.value; draw(); };

@@ -140,6 +140,26 @@ async fn an_admin_manages_users_roles_tokens_and_password_links() {
         .await;
     browser.shot("flow6-04-last-admin-refused").await;
 
+    // A stale page: a user deleted elsewhere after the list was shown is not found.
+    let stella = owner
+        .admin
+        .create_user(&owner.account_id, "Stella Stale", UserRole::Viewer)
+        .await
+        .expect("user");
+    browser.click("nav a[href='#/assets']").await;
+    browser.click("nav a[href='#/users']").await;
+    let stella_row = format!("#users-table tr[data-id='{}']", stella.id);
+    browser.text_of(&stella_row, "Stella Stale").await;
+    let path = format!("{users}/{}", stella.id);
+    assert_eq!(call(&owner.admin, Method::DELETE, &path, None).await.0, 204);
+    browser
+        .click(&format!("{stella_row} [data-test=rotate]"))
+        .await;
+    browser.click("dialog [data-test=confirm]").await;
+    browser
+        .text_of("#user-problems .problem", "Not found.")
+        .await;
+
     // Delete Fred.
     let (_, listed) = call(&owner.admin, Method::GET, &users, None).await;
     let fred = listed["items"]

@@ -2,8 +2,9 @@
 //! real gateway (see `console.rs` for the harness): an asset's latest point and its live
 //! updates from the SSE stream, a chart of a sensor over a range and the track of its
 //! positions (our own SVG, nothing loaded from outside), the unit's status (online, last
-//! seen, errors, key set delivered); and the refusal a grantee meets when the owner takes
-//! the asset away while the live page is open.
+//! seen, errors, key set delivered); the refusal a grantee meets when the owner takes the
+//! asset away while the live page is open; and with `--map-tile-url` the track drawn on
+//! that server's tiles, which the page's policy then allows (and nothing else).
 
 use std::sync::Arc;
 
@@ -11,7 +12,8 @@ use reqwest::Method;
 use serde_json::json;
 use simulator::KeyHolder;
 use tests::browser::Browser;
-use tests::{call, publish_acked, Fleet, TestGateway};
+use tests::{call, eventually, publish_acked, Fleet, TestGateway};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn rfc3339(ms: u64) -> String {
     simulator::telemetry::rfc3339_from_ms(ms).expect("time")
@@ -171,5 +173,99 @@ async fn a_grantee_watching_live_is_told_when_the_owner_takes_the_asset_away() {
     browser.text_of("#live-state", "Ended").await;
     browser.text_of("#live-notes .problem", "Not found.").await;
     browser.shot("flow5-05-grant-removed").await;
+    browser.quit().await;
+}
+
+/// A transparent 1x1 PNG: what the test's tile server answers for every tile.
+const TILE: &[u8] = &[
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4,
+    0x89, 0x00, 0x00, 0x00, 0x0a, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0x00, 0x01, 0x00, 0x00,
+    0x05, 0x00, 0x01, 0x0d, 0x0a, 0x2d, 0xb4, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae,
+    0x42, 0x60, 0x82,
+];
+
+/// A map tile server on a loopback port: its origin, and the paths it was asked for.
+async fn tile_server() -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let origin = format!("http://{}", listener.local_addr().expect("addr"));
+    let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let noted = asked.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let noted = noted.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buffer = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buffer[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&head);
+                let path = head.split_whitespace().nth(1).unwrap_or_default();
+                noted.lock().expect("lock").push(path.to_owned());
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: {}\r\n\
+                     Connection: close\r\n\r\n",
+                    TILE.len()
+                );
+                let _ = socket.write_all(answer.as_bytes()).await;
+                let _ = socket.write_all(TILE).await;
+            });
+        }
+    });
+    (origin, asked)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_tile_url_the_track_is_drawn_on_its_tiles_which_the_policy_allows() {
+    let (origin, asked) = tile_server().await;
+    let template = format!("{origin}/{{z}}/{{x}}/{{y}}.png");
+    let gateway = TestGateway::start_with(move |config| {
+        config.map_tile_url = Some(template.clone());
+    });
+    let page = reqwest::get(format!("{}/", gateway.http_base()))
+        .await
+        .expect("page");
+    let policy = page.headers()["content-security-policy"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(
+        policy.contains(&format!("img-src 'self' {origin};")),
+        "{policy}"
+    );
+    assert_eq!(policy.matches(&origin).count(), 1, "{policy}");
+    let owner = Fleet::create(&gateway, "Acme").await;
+    owner.unit_with_asset("u1", "ex1").await;
+    let unit = owner.connect("u1").await;
+    for point in drive(gateway.now_ms()) {
+        unit.publish_point(&point).await.expect("published");
+    }
+    owner.history("ex1", 20).await;
+
+    let browser = Browser::start(&gateway.http_base()).await;
+    browser.open("#/live/ex1").await;
+    browser.sign_in_with_token(&owner.admin_token, true).await;
+    browser.text_of("#track-note", &origin).await;
+    browser.find("#track-box svg.track image.tile").await;
+    browser.find("#track-box svg.track path.route").await;
+    let tiles = eventually(|| async {
+        let asked = asked.lock().expect("lock").clone();
+        (!asked.is_empty()).then_some(asked)
+    })
+    .await
+    .expect("the browser loaded tiles");
+    assert!(
+        tiles.iter().all(|path| {
+            let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+            parts.len() == 3 && parts[0].parse::<u8>().is_ok() && parts[2].ends_with(".png")
+        }),
+        "{tiles:?}"
+    );
     browser.quit().await;
 }
