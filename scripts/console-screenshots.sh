@@ -9,5 +9,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 out="$PWD/docs/console"
 mkdir -p "$out"
-FLEETGATE_SCREENSHOTS="$out" cargo test -p tests --test console --test console_support --test console_sharing --test console_access -- "$@"
+FLEETGATE_SCREENSHOTS="$out" cargo test -p tests --test console --test console_support \
+    --test console_sharing --test console_access \
+    --test console_live --test console_admin --test console_staff -- "$@"
 ls -1 "$out"/*.png | sed "s|^$PWD/||"

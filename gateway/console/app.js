@@ -13,6 +13,12 @@ import * as profiles from './profiles.js';
 import * as operators from './operators.js';
 import * as upload from './upload.js';
 import * as keys from './keys.js';
+import * as live from './live.js';
+import * as devices from './devices.js';
+import * as admin from './admin.js';
+import * as audit from './audit.js';
+import * as staff from './staff.js';
+import { readableAccounts } from './pick.js';
 
 const root = document.getElementById('app');
 let session = null; // the body of GET /v1/session
@@ -30,12 +36,26 @@ const PAGES = [
   { path: 'operators', title: 'Operators', render: operators.render, show: canManageFleet },
   { path: 'operators-import', title: 'Bulk upload', render: upload.render, show: canManageFleet, nav: false },
   { path: 'keys', title: 'Keys', render: keys.render, show: canManageFleet },
+  { path: 'live', title: 'Live and history', render: live.render, show: () => true },
+  { path: 'devices', title: 'Devices', render: devices.render, show: () => true },
+  { path: 'users', title: 'Users', render: admin.renderUsers, show: administersHere },
+  { path: 'audit', title: 'Audit log', render: audit.render, show: administersHere },
+  { path: 'partnerships', title: 'Partnerships', render: admin.renderPartnerships, show: (u) => isAccountAdmin(u) || u.role === 'platform_admin' },
+  { path: 'staff', title: 'Staff', render: staff.render, show: (u) => u.kind === 'staff' },
+  { path: 'platform', title: 'Platform', render: staff.renderPlatform, show: (u) => u.role === 'platform_admin' },
 ];
 
 // Account admins, and staff working in an account under approved access (rule 4 gives
 // them admin rights there): who administers tenant sharing and its profiles.
 function administersAccount(user) {
   if (user.kind === 'staff') return actingAccount !== null && user.role !== 'platform_admin';
+  return user.role === 'admin';
+}
+
+// An account's admin, the platform admin, and staff working in an account (support
+// access gives admin rights there, rule 4).
+function administersHere(user) {
+  if (user.kind === 'staff') return user.role === 'platform_admin' || actingAccount !== null;
   return user.role === 'admin';
 }
 
@@ -107,6 +127,9 @@ function context() {
     // The account the pages work in: the user's own (null: the gateway's default) or the
     // one a staff member named.
     account: session.user.kind === 'staff' ? actingAccount : null,
+    // Staff: work in an account they have access to (the Staff page's "Work here").
+    workIn: (id) => { actingAccount = id; go('#/assets'); },
+    reload: () => route(),
   };
 }
 
@@ -131,6 +154,7 @@ function shell(current, render) {
         user.kind === 'staff' ? actingAccountForm() : null,
         h('a', { href: '#/password', class: 'link' }, 'Password'),
         h('button', { type: 'button', class: 'secondary', id: 'sign-out', onclick: signOut }, 'Sign out')),
+      user.kind === 'staff' && actingAccount ? staff.staffBanner(user, actingAccount) : null,
       notice,
       view)));
   showPendingNotice();
@@ -141,10 +165,13 @@ function shell(current, render) {
 function actingAccountForm() {
   const input = h('input', {
     id: 'acting-account', placeholder: 'account id', 'aria-label': 'Account to work in',
-    value: actingAccount || '',
+    value: actingAccount || '', list: 'account-choices',
   });
+  // The accounts staff may pick by name (the field still takes a typed id).
+  const choices = h('datalist', { id: 'account-choices' });
+  readableAccounts().then((all) => fill(choices, all.map((a) => h('option', { value: a.id }, a.name))), () => {});
   const form = h('form', { class: 'acting' },
-    h('span', {}, 'Work in account'), input,
+    h('span', {}, 'Work in account'), input, choices,
     h('button', { type: 'submit', class: 'secondary', id: 'work-here' }, 'Work here'));
   form.addEventListener('submit', (event) => {
     event.preventDefault();

@@ -301,6 +301,34 @@ pub fn visible_account(
     account(rtx, id)?.ok_or_else(|| OpError::not_found(what))
 }
 
+/// `GET /accounts`: the accounts the caller may read, as [`visible_account`] decides one by
+/// one (staff: every account, for the console's account picker; a user: its own account
+/// and its descendants), with `q` part of the name or id, any case; in id order.
+pub fn visible_accounts(
+    rtx: &ReadTransaction,
+    caller: &Principal,
+    q: Option<&str>,
+) -> Result<Vec<Account>, OpError> {
+    let table = rtx.open_table(ACCOUNTS)?;
+    let q = q.map(str::to_lowercase);
+    let matching = rows_where(&table, "accounts", |account: &Account| {
+        q.as_deref().is_none_or(|q| {
+            account.name.to_lowercase().contains(q)
+                || account.id.as_str().to_lowercase().contains(q)
+        })
+    })?;
+    if matches!(caller.kind, crate::model::PrincipalKind::Staff { .. }) {
+        return Ok(matching);
+    }
+    let mut readable = Vec::with_capacity(matching.len());
+    for account in matching {
+        if require_in(&table, caller, &account.id, Need::View, "").is_ok() {
+            readable.push(account);
+        }
+    }
+    Ok(readable)
+}
+
 /// Fails unless the caller may view the account (404 otherwise).
 pub fn require_view(
     rtx: &ReadTransaction,

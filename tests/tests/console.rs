@@ -135,8 +135,10 @@ async fn the_console_is_served_from_the_binary_with_a_strict_policy() {
                 pending.push(format!("/console/{module}"));
             }
         }
+        // The SVG namespace is a name (chart.js creates SVG elements in it), not a load.
+        let loads = text.replace("'http://www.w3.org/2000/svg'", "");
         assert!(
-            !text.contains("http://") && !text.contains("https://"),
+            !loads.contains("http://") && !loads.contains("https://"),
             "{path} loads nothing from outside"
         );
         let again = client

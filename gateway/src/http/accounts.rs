@@ -35,6 +35,32 @@ pub async fn create_account(
     Ok(HttpResponse::Created().json(AccountView::from(account)))
 }
 
+/// `GET /v1/accounts`: the search and paging.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AccountListQuery {
+    /// Part of the account's name or id, any case.
+    pub q: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: Option<String>,
+}
+
+/// The accounts the caller may read: every account for staff (the console's account
+/// picker, instead of typing an id), a user's own account and its descendants.
+#[utoipa::path(get, path = "/v1/accounts", params(AccountListQuery),
+    responses((status = 200, description = "`{items: [AccountView], next_cursor?}`"), (status = 422, body = Problem)))]
+pub async fn list_accounts(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<AccountListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let q = query.q.as_deref().filter(|q| !q.is_empty());
+    let accounts = storage::read::visible_accounts(&state.store.begin_read()?, &caller.0, q)?;
+    let paging = (query.cursor.as_deref(), query.limit.as_deref());
+    let page = page_by(accounts, paging, |account| account.id.to_string())?;
+    Ok(list_answer(page, AccountView::from))
+}
+
 #[utoipa::path(get, path = "/v1/accounts/{a}", responses((status = 200, body = AccountView), (status = 404, body = Problem)))]
 pub async fn get_account(
     state: web::Data<AppState>,

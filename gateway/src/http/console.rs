@@ -4,7 +4,8 @@
 //!
 //! Every answer carries a strict `Content-Security-Policy` (only this origin's files, no
 //! inline script or style, no framing), `X-Content-Type-Options: nosniff` and
-//! `Referrer-Policy: no-referrer`. The files are small and change with the binary, so they
+//! `Referrer-Policy: no-referrer`. With `--map-tile-url` the policy's `img-src` also names
+//! the tiles' origin (and only that), for the live page's track maps. The files are small and change with the binary, so they
 //! are revalidated on every use (`Cache-Control: no-cache`) against an `ETag` that is a hash
 //! of their content; an unchanged file answers 304. These paths are not API routes: they are
 //! not in the route table, the OpenAPI document or the authorization matrix.
@@ -19,6 +20,33 @@ pub const ROUTES: [&str; 2] = ["/", "/console/{file}"];
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
      style-src 'self'; img-src 'self'; connect-src 'self'; font-src 'self'; \
      object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// The policy of every answer: [`CONTENT_SECURITY_POLICY`], and when `--map-tile-url`
+/// is set its origin in `img-src` too, so the live page's tracks may draw those tiles and
+/// nothing else from outside.
+pub fn policy_for(tile_url: Option<&str>) -> String {
+    match tile_url.and_then(tile_origin) {
+        Some(origin) => CONTENT_SECURITY_POLICY.replacen(
+            "img-src 'self'",
+            &format!("img-src 'self' {origin}"),
+            1,
+        ),
+        None => CONTENT_SECURITY_POLICY.to_owned(),
+    }
+}
+
+/// `https://tile.example.org` of `https://tile.example.org/{z}/{x}/{y}.png`: the scheme and
+/// host (and port) a CSP source names. `None` for an authority with anything but host and
+/// port characters (user info, a `{s}` placeholder): those tiles stay refused.
+fn tile_origin(template: &str) -> Option<String> {
+    let (scheme, rest) = template.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let plain = |c: char| c.is_ascii_alphanumeric() || ".-:[]".contains(c);
+    if authority.is_empty() || !authority.chars().all(plain) {
+        return None;
+    }
+    Some(format!("{scheme}://{authority}"))
+}
 
 /// One embedded file: its name under `/console/`, its content type and its bytes.
 struct Asset {
@@ -88,6 +116,13 @@ assets! {
     "upload.js" => "text/javascript; charset=utf-8",
     "keys.js" => "text/javascript; charset=utf-8",
     "keywizard.js" => "text/javascript; charset=utf-8",
+    "pick.js" => "text/javascript; charset=utf-8",
+    "chart.js" => "text/javascript; charset=utf-8",
+    "live.js" => "text/javascript; charset=utf-8",
+    "devices.js" => "text/javascript; charset=utf-8",
+    "admin.js" => "text/javascript; charset=utf-8",
+    "audit.js" => "text/javascript; charset=utf-8",
+    "staff.js" => "text/javascript; charset=utf-8",
 }
 
 /// Registers `GET /` and `GET /console/{file}`, and `HEAD` of both (what a load
@@ -108,9 +143,13 @@ async fn file(req: HttpRequest, name: web::Path<String>) -> HttpResponse {
 }
 
 fn serve(req: &HttpRequest, name: &str) -> HttpResponse {
+    let tiles = req
+        .app_data::<web::Data<super::AppState>>()
+        .and_then(|state| state.map_tile_url.clone());
+    let policy = policy_for(tiles.as_deref());
     let Some(asset) = ASSETS.iter().find(|asset| asset.name == name) else {
         let mut answer = HttpResponse::NotFound();
-        secure(&mut answer);
+        secure(&mut answer, &policy);
         return answer
             .content_type("text/plain; charset=utf-8")
             .body("no such console file\n");
@@ -125,7 +164,7 @@ fn serve(req: &HttpRequest, name: &str) -> HttpResponse {
     } else {
         HttpResponse::Ok()
     };
-    secure(&mut answer);
+    secure(&mut answer, &policy);
     answer.insert_header((header::ETAG, asset.etag));
     if unchanged {
         return answer.finish();
@@ -133,10 +172,10 @@ fn serve(req: &HttpRequest, name: &str) -> HttpResponse {
     answer.content_type(asset.content_type).body(asset.body)
 }
 
-fn secure(answer: &mut actix_web::HttpResponseBuilder) {
+fn secure(answer: &mut actix_web::HttpResponseBuilder, policy: &str) {
     answer
         .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .insert_header((header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY))
+        .insert_header((header::CONTENT_SECURITY_POLICY, policy.to_owned()))
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .insert_header((header::REFERRER_POLICY, "no-referrer"))
         .insert_header((header::X_FRAME_OPTIONS, "DENY"));
@@ -155,6 +194,24 @@ mod tests {
         tags.sort_unstable();
         tags.dedup();
         assert_eq!(tags.len(), ASSETS.len());
+    }
+
+    #[test]
+    fn the_policy_names_the_tile_origin_and_nothing_else() {
+        assert_eq!(policy_for(None), CONTENT_SECURITY_POLICY);
+        let policy = policy_for(Some("https://tile.example.org:8443/{z}/{x}/{y}.png"));
+        assert!(policy.contains("img-src 'self' https://tile.example.org:8443; connect-src 'self'"));
+        assert_eq!(policy.matches("tile.example.org").count(), 1, "{policy}");
+        for refused in [
+            "https://{s}.tile.example.org/{z}/{x}/{y}.png",
+            "https://user@tiles/{z}/{x}/{y}",
+        ] {
+            assert_eq!(
+                policy_for(Some(refused)),
+                CONTENT_SECURITY_POLICY,
+                "{refused}"
+            );
+        }
     }
 
     #[test]

@@ -84,6 +84,7 @@ route_table! {
     GET "/v1/password-invitations/{token}" => session::invitation;
     POST "/v1/password-invitations/{token}" => session::accept;
     POST "/v1/accounts" => accounts::create_account;
+    GET "/v1/accounts" => accounts::list_accounts;
     GET "/v1/accounts/{a}" => accounts::get_account;
     POST "/v1/accounts/{a}/users" => accounts::create_user;
     GET "/v1/accounts/{a}/users" => users::list_users;

@@ -1,0 +1,247 @@
+// Flow 7, Staff: a support member requests access to an account (purpose, duration) and
+// follows its state; tech support opens and closes support cases; staff under access
+// switch into the account and work there under a banner that says under which access and
+// until when (or, without access, why the gateway will refuse). The platform admin's page
+// creates organizations, sub-accounts and staff members.
+
+import { api, withQuery } from './api.js';
+import { confirmDialog, fill, h, problemView } from './dom.js';
+import { showTime } from './time.js';
+import { accountName, accountSelect, forgetAccounts, readableAccounts, accountLabel } from './pick.js';
+import { showSecret } from './admin.js';
+
+const DURATIONS = [['24h', '24 hours'], ['14d', '14 days'], ['3mo', '3 months']];
+const STATES = { pending: 'Waiting for approval', active: 'Active', declined: 'Declined', revoked: 'Revoked', expired: 'Expired', closed: 'Closed' };
+const LISTS = ['pending', 'active', 'archived'];
+
+const why = (a) => (a.ticket_id ? `support case ${a.ticket_id}` : a.purpose);
+
+// Every support access of `account` (the three lists), optionally only `staffId`'s.
+async function accessesOf(account, staffId) {
+  const lists = await Promise.all(LISTS.map((state) => api('GET',
+    withQuery(`/v1/accounts/${encodeURIComponent(account)}/support-access`, { state, limit: 1000 }))));
+  return lists.flatMap((page) => page.items).filter((a) => !staffId || a.staff_id === staffId);
+}
+
+// The banner over every page a staff member works in an account: under which access and
+// until when, or why the gateway will refuse.
+export function staffBanner(user, account) {
+  const banner = h('div', { class: 'banner', id: 'acting-banner', role: 'status' }, `Working in account ${account}…`);
+  (async () => {
+    const name = await accountName(account);
+    if (user.role === 'platform_admin') {
+      fill(banner, `Viewing ${name} as platform admin. A platform admin gets no account rights from support cases (rule 4).`);
+      return;
+    }
+    let mine;
+    try {
+      mine = await accessesOf(account, user.principal_id);
+    } catch (error) {
+      banner.className = 'banner warn';
+      fill(banner, problemView(error));
+      return;
+    }
+    const active = mine.find((a) => a.state === 'active');
+    if (active) {
+      fill(banner, 'Working in ', h('strong', {}, name), ` under support access ${active.id} (${why(active)})`,
+        active.inherited ? ' approved for a parent account' : '', ' until ', h('strong', { class: 'time' }, showTime(active.ends_at)),
+        '. Every action is audited with this access.');
+      return;
+    }
+    const pending = mine.find((a) => a.state === 'pending');
+    banner.className = 'banner warn';
+    banner.setAttribute('role', 'alert');
+    fill(banner, `You have no approved support access to ${name}, so the gateway refuses your calls here. `,
+      pending ? `Your request (${pending.purpose}) waits for the account admin's approval.` : 'Request access on the Staff page.',
+      ' ', h('a', { href: '#/staff', class: 'link' }, 'Staff page'));
+  })();
+  return banner;
+}
+
+export async function render(view, ctx) {
+  const { user } = ctx;
+  const forms = [];
+  if (user.role === 'support') forms.push(await requestForm(ctx));
+  if (user.role === 'tech_support' || user.role === 'platform_admin') forms.push(await caseForm(ctx));
+  const mine = h('section', { class: 'box wide-box', id: 'my-access' });
+  fill(view, h('div', { class: 'page-head' }, h('h1', {}, 'Staff')),
+    h('p', { class: 'muted' }, 'Staff work in an account only under support access: approved by its admin for a while, or a support case for tech support.'),
+    h('div', { class: 'boxes' }, forms), mine);
+  await accessList(mine, ctx);
+}
+
+async function requestForm(ctx) {
+  const account = await accountSelect({ id: 'request-account', label: 'Account', selected: ctx.account, blank: 'Choose an account' });
+  const purpose = h('input', { id: 'request-purpose', placeholder: 'Why, for the account admin', 'aria-label': 'Purpose', required: true });
+  const duration = h('select', { id: 'request-duration', 'aria-label': 'Duration' }, DURATIONS.map(([v, l]) => h('option', { value: v }, l)));
+  const problems = h('div', {});
+  const form = h('form', { class: 'box', id: 'request-form' }, h('h2', {}, 'Request access'),
+    field('Account', account), field('Purpose', purpose), field('For', duration), problems,
+    h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary', id: 'request-access' }, 'Request access')));
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    problems.replaceChildren();
+    try {
+      await api('POST', '/v1/support-access/requests', { account_id: account.value, purpose: purpose.value.trim(), duration: duration.value });
+    } catch (error) {
+      problems.append(problemView(error));
+      return;
+    }
+    ctx.notify(`Requested ${duration.selectedOptions[0].textContent} of access to ${account.selectedOptions[0].textContent}; its admin decides.`);
+    ctx.showAccess(account.value);
+  });
+  return form;
+}
+
+async function caseForm(ctx) {
+  const platform = ctx.user.role === 'platform_admin';
+  const account = await accountSelect({ id: 'case-account', label: 'Account', selected: ctx.account, blank: 'Choose an account' });
+  const ticket = h('input', { id: 'case-ticket', placeholder: 'Ticket id', 'aria-label': 'Ticket id', required: true });
+  const staff = platform ? h('input', { id: 'case-staff', placeholder: 'Tech support staff id', 'aria-label': 'Staff id', required: true }) : null;
+  const problems = h('div', {});
+  const form = h('form', { class: 'box', id: 'case-form' }, h('h2', {}, 'Open a support case'),
+    h('p', { class: 'muted' }, platform ? 'The tech support member named gets access at once, until the case closes (at most 3 months).'
+      : 'You get access at once, until the case closes (at most 3 months).'),
+    field('Account', account), field('Ticket', ticket), staff ? field('For', staff) : null, problems,
+    h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary', id: 'open-case' }, 'Open case')));
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    problems.replaceChildren();
+    let opened;
+    try {
+      opened = await api('POST', '/v1/support-cases', { account_id: account.value, ticket_id: ticket.value.trim(), staff_id: staff ? staff.value.trim() : undefined });
+    } catch (error) {
+      problems.append(problemView(error));
+      return;
+    }
+    ctx.notify(`Opened case ${opened.ticket_id} in ${account.selectedOptions[0].textContent}: access until ${showTime(opened.ends_at)}.`);
+    ctx.showAccess(account.value);
+  });
+  return form;
+}
+
+function field(label, control) {
+  return h('label', { class: 'field' }, h('span', {}, label), control);
+}
+
+// The caller's own access to one account (the platform admin: every case there), with
+// "Work here" on an active one and "Close case" on an open case.
+async function accessList(el, ctx) {
+  const platform = ctx.user.role === 'platform_admin';
+  const account = await accountSelect({ id: 'access-account', label: 'Account', selected: ctx.account, blank: 'Choose an account' });
+  const list = h('div', { id: 'access-list' });
+  fill(el, h('header', { class: 'box-head' }, h('h2', {}, platform ? 'Support cases' : 'My access'),
+    h('label', { class: 'inline' }, h('span', {}, 'Account'), account)), list);
+  const load = async () => {
+    if (!account.value) { fill(list, h('p', { class: 'muted' }, 'Choose an account to see your access there.')); return; }
+    let items;
+    try {
+      items = await accessesOf(account.value, platform ? null : ctx.user.principal_id);
+    } catch (error) {
+      fill(list, problemView(error));
+      return;
+    }
+    if (platform) items = items.filter((a) => a.ticket_id);
+    if (!items.length) { fill(list, h('p', { class: 'empty', id: 'no-access' }, 'No support access here.')); return; }
+    fill(list, h('table', { class: 'grid', id: 'access-table' },
+      h('thead', {}, h('tr', {}, ['Why', 'Who', 'State', 'When', ''].map((t) => h('th', {}, t)))),
+      h('tbody', {}, items.map((a) => h('tr', { 'data-id': a.id, 'data-state': a.state },
+        h('td', {}, why(a), a.inherited ? h('small', {}, ' (approved for a parent account)') : null),
+        h('td', {}, a.staff_name || a.staff_id),
+        h('td', {}, h('span', { class: `tag ${a.state === 'active' ? 'ok' : a.state === 'pending' ? '' : 'bad'}` }, STATES[a.state] || a.state)),
+        h('td', { class: 'time' }, when(a)),
+        h('td', { class: 'row-actions' }, actions(a)))))));
+  };
+  const actions = (a) => {
+    if (a.state !== 'active') return null;
+    const out = [];
+    if (!platform) {
+      out.push(h('button', { type: 'button', class: 'primary', 'data-test': 'work-here', onclick: () => ctx.workIn(account.value) }, 'Work here'));
+    }
+    if (a.ticket_id) {
+      out.push(h('button', { type: 'button', class: 'secondary', 'data-test': 'close-case', onclick: () => closeCase(a) }, 'Close case'));
+    }
+    return out;
+  };
+  const closeCase = async (a) => {
+    const yes = await confirmDialog({
+      title: `Close case ${a.ticket_id}`, confirm: 'Close case', danger: true,
+      body: h('p', {}, `${a.staff_name || a.staff_id} loses access to this account now; their sessions and live streams there end.`),
+    });
+    if (!yes) return;
+    try {
+      await api('POST', `/v1/support-cases/${encodeURIComponent(a.id)}/close`);
+      ctx.notify(`Closed case ${a.ticket_id}.`);
+    } catch (error) {
+      list.prepend(problemView(error));
+      return;
+    }
+    load();
+  };
+  account.addEventListener('change', load);
+  ctx.showAccess = (id) => { account.value = id; load(); };
+  await load();
+}
+
+function when(a) {
+  if (a.state === 'pending') return `requested ${showTime(a.requested_at)}`;
+  if (a.state === 'active') return `until ${showTime(a.ends_at)}`;
+  const ended = a.ended_at || a.decided_at;
+  return ended ? `${STATES[a.state]} ${showTime(ended)}` : '';
+}
+
+// The platform admin's page: every organization and account, new ones, and staff members.
+export async function renderPlatform(view, ctx) {
+  const list = h('div', { id: 'accounts-list' });
+  const name = h('input', { id: 'new-account-name', placeholder: 'Name', 'aria-label': 'Account name', required: true });
+  const parent = await accountSelect({ id: 'new-account-parent', label: 'Parent', blank: 'No parent: a new organization' });
+  const accountForm = h('form', { class: 'toolbar', id: 'new-account' }, name, parent,
+    h('button', { type: 'submit', class: 'primary', id: 'create-account' }, 'Create account'));
+  const staffName = h('input', { id: 'new-staff-name', placeholder: 'Name', 'aria-label': 'Staff name', required: true });
+  const staffRole = h('select', { id: 'new-staff-role', 'aria-label': 'Staff role' },
+    [['support', 'Support'], ['tech_support', 'Tech support'], ['platform_admin', 'Platform admin']].map(([v, l]) => h('option', { value: v }, l)));
+  const staffForm = h('form', { class: 'toolbar', id: 'new-staff' }, staffName, staffRole,
+    h('button', { type: 'submit', class: 'primary', id: 'create-staff' }, 'Add staff member'));
+  const problems = h('div', { id: 'platform-problems' });
+  fill(view, h('div', { class: 'page-head' }, h('h1', {}, 'Platform')), problems,
+    h('h2', {}, 'Accounts'), accountForm, list, h('h2', {}, 'Staff'),
+    h('p', { class: 'muted' }, 'Support staff request access to accounts; tech support get it from support cases.'), staffForm);
+
+  const load = async () => {
+    try {
+      const all = await readableAccounts({ fresh: true });
+      fill(list, h('table', { class: 'grid', id: 'accounts-table' },
+        h('thead', {}, h('tr', {}, ['Account', 'Id', 'Created'].map((t) => h('th', {}, t)))),
+        h('tbody', {}, all.map((a) => h('tr', { 'data-id': a.id },
+          h('td', {}, accountLabel(a, all)), h('td', {}, h('code', {}, a.id)), h('td', { class: 'time' }, showTime(a.created_at)))))));
+    } catch (error) {
+      fill(list, problemView(error));
+    }
+  };
+  accountForm.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    problems.replaceChildren();
+    try {
+      const made = await api('POST', '/v1/accounts', { name: name.value.trim(), parent_id: parent.value || undefined });
+      ctx.notify(`Created account ${made.name} (${made.id}).`);
+    } catch (error) {
+      problems.append(problemView(error));
+      return;
+    }
+    forgetAccounts();
+    ctx.reload();
+  });
+  staffForm.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    problems.replaceChildren();
+    try {
+      const made = await api('POST', '/v1/staff', { name: staffName.value.trim(), role: staffRole.value });
+      ctx.notify(`Added ${staffName.value.trim()} (${made.id}) to the staff.`);
+      showSecret({ title: `Staff member ${made.id} added`, what: 'Their API token, shown this once (they sign in with it, then set a password):', secret: made.token });
+      staffName.value = '';
+    } catch (error) {
+      problems.append(problemView(error));
+    }
+  });
+  await load();
+}
