@@ -157,6 +157,7 @@ function shell(current, render) {
       user.kind === 'staff' && actingAccount ? staff.staffBanner(user, actingAccount) : null,
       notice,
       view)));
+  shownPages += 1;
   showPendingNotice();
   Promise.resolve(render(view)).catch((error) => view.append(problemView(error)));
 }
@@ -187,25 +188,35 @@ const ROLE_NAMES = {
 };
 function roleName(role) { return ROLE_NAMES[role] || role; }
 
+// The confirmation notice: { text, page, at } (page: the shell it was first shown in).
 let pendingNotice = null;
+let shownPages = 0; // how many pages the shell has shown: a page change is a new number
+// An action that moves to another page when it is done (the key wizard opening the keys
+// list, a set password going to the assets) raises its notice just before the move; the
+// next page shows it if it comes this soon, and no page after it does.
+const NOTICE_CARRIES_MS = 2000;
 
-// A confirmation notice at the top of the page; it stays until the next page is shown.
+// A confirmation notice at the top of the page.
 function notify(text) {
-  pendingNotice = text;
+  pendingNotice = { text, page: shownPages, at: Date.now() };
   showPendingNotice();
 }
 
 function showPendingNotice() {
   const area = document.getElementById('notice');
   if (!area || !pendingNotice) return;
-  const text = pendingNotice;
+  const notice = pendingNotice;
+  const carried = notice.page !== shownPages;
+  if (carried && (notice.page + 1 !== shownPages || Date.now() - notice.at > NOTICE_CARRIES_MS)) {
+    pendingNotice = null;
+    return;
+  }
   fill(area, h('div', { class: 'notice', role: 'status' },
-    h('span', {}, text),
+    h('span', {}, notice.text),
     h('button', {
       type: 'button', class: 'close', 'aria-label': 'Dismiss',
       onclick: () => { pendingNotice = null; area.replaceChildren(); },
     }, '×')));
-  window.addEventListener('hashchange', () => { if (pendingNotice === text) pendingNotice = null; }, { once: true });
 }
 
 async function signedIn(answer) {
