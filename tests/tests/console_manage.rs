@@ -114,6 +114,12 @@ async fn customers_are_added_renamed_and_deleted_and_kept_while_keys_name_them()
         "{refusal}"
     );
     browser.shot("customers-02-delete-refused").await;
+    // The customer's keys, one click away.
+    browser
+        .click(&format!("{fjord} [data-test=customer-keys]"))
+        .await;
+    browser.text_of("#keys-table", "Fjord Build").await;
+    browser.click("nav a[href='#/customers']").await;
     // One no key names goes, after the confirm.
     browser
         .click(&format!("{nordic} [data-test=delete-customer]"))

@@ -613,7 +613,7 @@ async fn a_staff_member_reads_its_own_access_across_accounts() {
         None,
     )
     .await;
-    assert_eq!(ids(&active), [in_acme.clone()]);
+    assert_eq!(ids(&active), [in_acme]);
     assert_eq!(
         active["items"][0]["account_id"],
         acme.account_id.to_string()
