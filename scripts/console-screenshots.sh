@@ -11,5 +11,6 @@ out="$PWD/docs/console"
 mkdir -p "$out"
 FLEETGATE_SCREENSHOTS="$out" cargo test -p tests --test console --test console_support \
     --test console_sharing --test console_access \
-    --test console_live --test console_admin --test console_staff -- "$@"
+    --test console_live --test console_admin --test console_staff \
+    --test console_manage -- "$@"
 ls -1 "$out"/*.png | sed "s|^$PWD/||"

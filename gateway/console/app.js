@@ -13,6 +13,7 @@ import * as profiles from './profiles.js';
 import * as operators from './operators.js';
 import * as upload from './upload.js';
 import * as keys from './keys.js';
+import * as customers from './customers.js';
 import * as live from './live.js';
 import * as devices from './devices.js';
 import * as admin from './admin.js';
@@ -36,6 +37,7 @@ const PAGES = [
   { path: 'operators', title: 'Operators', render: operators.render, show: canManageFleet },
   { path: 'operators-import', title: 'Bulk upload', render: upload.render, show: canManageFleet, nav: false },
   { path: 'keys', title: 'Keys', render: keys.render, show: canManageFleet },
+  { path: 'customers', title: 'Customers', render: customers.render, show: canManageFleet },
   { path: 'live', title: 'Live and history', render: live.render, show: () => true },
   { path: 'devices', title: 'Devices', render: devices.render, show: () => true },
   { path: 'users', title: 'Users', render: admin.renderUsers, show: administersHere },

@@ -35,6 +35,7 @@ export async function render(view, ctx) {
   };
   // #/keys/operator/<id>: the keys of one operator (from the operators page).
   if (params[0] === 'operator' && params[1]) state.filter.operator_id = params[1];
+  if (params[0] === 'customer' && params[1]) state.filter.customer_id = params[1];
   const lists = { operators: [], assets: [], customers: [] };
   const pickers = {
     operator_id: h('select', { id: 'filter-operator', 'aria-label': 'Operator' }),

@@ -5,6 +5,7 @@
 
 import { api, withQuery } from './api.js';
 import { fill, h, modal, problemView } from './dom.js';
+import { createCustomer } from './customers.js';
 import { localToRfc3339, showTime } from './time.js';
 
 export const ACCESS_TYPES = [['digital_key', 'Digital key'], ['keypad_pin', 'Keypad PIN'], ['dualid_tag', 'DualID tag']];
@@ -119,6 +120,7 @@ export function openKeyWizard({ ctx, operator = null, done = () => {} }) {
         h('label', { class: 'inline' }, h('span', { class: 'label' }, 'To'), form.toDate, form.toTime)),
       h('fieldset', { class: 'field' }, h('legend', {}, '5. For whom and why'),
         h('label', { class: 'field' }, h('span', {}, 'Customer'), form.customer),
+        newCustomer(),
         h('label', { class: 'field' }, h('span', {}, 'Description'), form.description)),
       area,
       h('div', { class: 'actions' },
@@ -186,6 +188,33 @@ export function openKeyWizard({ ctx, operator = null, done = () => {} }) {
         h('button', { type: 'button', class: 'primary', id: 'key-done', onclick: () => { dialog.close(); done(); } }, 'Done')));
     const count = key.asset_ids.length;
     ctx.notify(`Created a ${ACCESS_WORDS.get(key.access_type) || key.access_type} key for ${count} ${count === 1 ? 'asset' : 'assets'}.`);
+  }
+
+  // "New customer": a name added to the account's customers (the gateway refuses one it
+  // has, in words) and picked at once; the customers page manages the rest.
+  function newCustomer() {
+    const name = h('input', { id: 'key-customer-name', placeholder: 'New customer name', 'aria-label': 'New customer name', maxlength: 200, autocomplete: 'off' });
+    const area = h('div', { class: 'problem-area' });
+    const add = async () => {
+      area.replaceChildren();
+      let made;
+      try {
+        made = await createCustomer(ctx, name.value);
+      } catch (error) {
+        fill(area, problemView(error));
+        return;
+      }
+      lists.customers.push(made);
+      form.customer.append(h('option', { value: made.id }, made.name));
+      form.customer.value = made.id;
+      name.value = '';
+      ctx.notify(`Added customer ${made.name}.`);
+    };
+    return h('div', { class: 'field' },
+      h('div', { class: 'inline' }, name,
+        h('button', { type: 'button', class: 'secondary', id: 'key-new-customer', onclick: add }, 'New customer'),
+        h('a', { href: '#/customers', class: 'link', id: 'manage-customers', onclick: () => dialog.close() }, 'Manage customers')),
+      area);
   }
 
   async function loadLists() {

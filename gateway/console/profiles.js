@@ -3,7 +3,7 @@
 // account admin's page; the gateway refuses anyone else and the console shows its words.
 
 import { api, withQuery } from './api.js';
-import { fill, h, problemView } from './dom.js';
+import { confirmDialog, fill, h, problemView } from './dom.js';
 
 // Rule 5's fields, in the order the gateway names them, with the words a person reads.
 export const FIELDS = [
@@ -16,11 +16,12 @@ const FIELD_WORDS = new Map(FIELDS);
 export async function render(view, ctx) {
   const list = h('div', { id: 'profile-list' });
   const formArea = h('div', { id: 'profile-form-area' });
+  const problems = h('div', { class: 'problem-area', id: 'profile-problems' });
   fill(view,
     h('div', { class: 'page-head' }, h('h1', {}, 'Sharing profiles'),
       h('button', { type: 'button', class: 'primary', id: 'new-profile', onclick: () => openForm(null) }, 'New profile')),
     h('p', { class: 'muted' }, 'A profile names the details of an asset that details sharing copies to another tenant. Pick one on an asset\'s Sharing tab.'),
-    formArea, list);
+    formArea, problems, list);
 
   // The form for a new profile (profile null) or for the fields of one.
   function openForm(profile) {
@@ -79,7 +80,29 @@ export async function render(view, ctx) {
         h('td', {}, profile.fields.map((f) => FIELD_WORDS.get(f) || f).join(', ')),
         h('td', { class: 'row-actions' }, h('button', {
           type: 'button', class: 'secondary', 'data-test': 'edit-profile', onclick: () => openForm(profile),
-        }, 'Edit fields')))))));
+        }, 'Edit fields'), h('button', {
+          type: 'button', class: 'link danger', 'data-test': 'delete-profile', onclick: () => remove(profile),
+        }, 'Delete')))))));
+  }
+
+  // Deleted after a confirm; the gateway refuses a profile details shares still use and
+  // names them (source asset, target account and asset).
+  async function remove(profile) {
+    problems.replaceChildren();
+    const yes = await confirmDialog({
+      title: 'Delete profile',
+      body: `Profile ${profile.name} will be deleted. A profile that details sharing still uses is kept: stop those shares first.`,
+      confirm: 'Delete', danger: true,
+    });
+    if (!yes) return;
+    try {
+      await api('DELETE', `/v1/sharing-profiles/${encodeURIComponent(profile.id)}`);
+      ctx.notify(`Deleted profile ${profile.name}.`);
+    } catch (error) {
+      fill(problems, problemView(error));
+      return;
+    }
+    load();
   }
 
   await load();

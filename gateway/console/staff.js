@@ -97,7 +97,7 @@ async function caseForm(ctx) {
   const platform = ctx.user.role === 'platform_admin';
   const account = await accountSelect({ id: 'case-account', label: 'Account', selected: ctx.account, blank: 'Choose an account' });
   const ticket = h('input', { id: 'case-ticket', placeholder: 'Ticket id', 'aria-label': 'Ticket id', required: true });
-  const staff = platform ? h('input', { id: 'case-staff', placeholder: 'Tech support staff id', 'aria-label': 'Staff id', required: true }) : null;
+  const staff = platform ? await staffSelect({ id: 'case-staff', role: 'tech_support', label: 'Tech support member' }) : null;
   const problems = h('div', {});
   const form = h('form', { class: 'box', id: 'case-form' }, h('h2', {}, 'Open a support case'),
     h('p', { class: 'muted' }, platform ? 'The tech support member named gets access at once, until the case closes (at most 3 months).'
@@ -109,7 +109,7 @@ async function caseForm(ctx) {
     problems.replaceChildren();
     let opened;
     try {
-      opened = await api('POST', '/v1/support-cases', { account_id: account.value, ticket_id: ticket.value.trim(), staff_id: staff ? staff.value.trim() : undefined });
+      opened = await api('POST', '/v1/support-cases', { account_id: account.value, ticket_id: ticket.value.trim(), staff_id: staff ? staff.value : undefined });
     } catch (error) {
       problems.append(problemView(error));
       return;
@@ -120,67 +120,137 @@ async function caseForm(ctx) {
   return form;
 }
 
+const ROLE_WORDS = { platform_admin: 'Platform admin', support: 'Support', tech_support: 'Tech support' };
+
+// Every staff member (of `role`, when given), from GET /v1/staff, all pages.
+async function staffMembers(role) {
+  const out = [];
+  let cursor = null;
+  do {
+    const page = await api('GET', withQuery('/v1/staff', { role, cursor, limit: 1000 }));
+    out.push(...page.items);
+    cursor = page.next_cursor || null;
+  } while (cursor);
+  return out;
+}
+
+// A picker of staff members by name (the gateway's refusal in words if it cannot list).
+async function staffSelect({ id, role, label }) {
+  const select = h('select', { id, 'aria-label': label, required: true });
+  try {
+    const members = await staffMembers(role);
+    fill(select, h('option', { value: '' }, members.length ? 'Choose a staff member' : 'No tech support member yet'),
+      members.map((m) => h('option', { value: m.id }, `${m.name} (${m.id})`)));
+  } catch (error) {
+    return h('div', {}, problemView(error));
+  }
+  return select;
+}
+
 function field(label, control) {
   return h('label', { class: 'field' }, h('span', {}, label), control);
 }
 
-// The caller's own access to one account (the platform admin: every case there), with
-// "Work here" on an active one and "Close case" on an open case.
+// The platform admin holds no access of its own: it sees the support cases of one account
+// it picks, and closes them. Other staff see their own access (myAccess).
 async function accessList(el, ctx) {
-  const platform = ctx.user.role === 'platform_admin';
+  if (ctx.user.role !== 'platform_admin') return myAccess(el, ctx);
   const account = await accountSelect({ id: 'access-account', label: 'Account', selected: ctx.account, blank: 'Choose an account' });
   const list = h('div', { id: 'access-list' });
-  fill(el, h('header', { class: 'box-head' }, h('h2', {}, platform ? 'Support cases' : 'My access'),
+  fill(el, h('header', { class: 'box-head' }, h('h2', {}, 'Support cases'),
     h('label', { class: 'inline' }, h('span', {}, 'Account'), account)), list);
   const load = async () => {
-    if (!account.value) { fill(list, h('p', { class: 'muted' }, 'Choose an account to see your access there.')); return; }
+    if (!account.value) { fill(list, h('p', { class: 'muted' }, 'Choose an account to see its support cases.')); return; }
     let items;
     try {
-      items = await accessesOf(account.value, platform ? null : ctx.user.principal_id);
+      items = (await accessesOf(account.value, null)).filter((a) => a.ticket_id);
     } catch (error) {
       fill(list, problemView(error));
       return;
     }
-    if (platform) items = items.filter((a) => a.ticket_id);
-    if (!items.length) { fill(list, h('p', { class: 'empty', id: 'no-access' }, 'No support access here.')); return; }
+    if (!items.length) { fill(list, h('p', { class: 'empty', id: 'no-access' }, 'No support case here.')); return; }
     fill(list, h('table', { class: 'grid', id: 'access-table' },
       h('thead', {}, h('tr', {}, ['Why', 'Who', 'State', 'When', ''].map((t) => h('th', {}, t)))),
       h('tbody', {}, items.map((a) => h('tr', { 'data-id': a.id, 'data-state': a.state },
         h('td', {}, why(a), a.inherited ? h('small', {}, ' (approved for a parent account)') : null),
         h('td', {}, a.staff_name || a.staff_id),
-        h('td', {}, h('span', { class: `tag ${a.state === 'active' ? 'ok' : a.state === 'pending' ? '' : 'bad'}` }, STATES[a.state] || a.state)),
+        h('td', {}, stateTag(a)),
         h('td', { class: 'time' }, when(a)),
-        h('td', { class: 'row-actions' }, actions(a)))))));
-  };
-  const actions = (a) => {
-    if (a.state !== 'active') return null;
-    const out = [];
-    if (!platform) {
-      out.push(h('button', { type: 'button', class: 'primary', 'data-test': 'work-here', onclick: () => ctx.workIn(account.value) }, 'Work here'));
-    }
-    if (a.ticket_id) {
-      out.push(h('button', { type: 'button', class: 'secondary', 'data-test': 'close-case', onclick: () => closeCase(a) }, 'Close case'));
-    }
-    return out;
-  };
-  const closeCase = async (a) => {
-    const yes = await confirmDialog({
-      title: `Close case ${a.ticket_id}`, confirm: 'Close case', danger: true,
-      body: h('p', {}, `${a.staff_name || a.staff_id} loses access to this account now; their sessions and live streams there end.`),
-    });
-    if (!yes) return;
-    try {
-      await api('POST', `/v1/support-cases/${encodeURIComponent(a.id)}/close`);
-      ctx.notify(`Closed case ${a.ticket_id}.`);
-    } catch (error) {
-      list.prepend(problemView(error));
-      return;
-    }
-    load();
+        h('td', { class: 'row-actions' }, a.state === 'active'
+          ? h('button', { type: 'button', class: 'secondary', 'data-test': 'close-case', onclick: () => closeCase(ctx, a, load) }, 'Close case')
+          : null))))));
   };
   account.addEventListener('change', load);
   ctx.showAccess = (id) => { account.value = id; load(); };
   await load();
+}
+
+function stateTag(a) {
+  return h('span', { class: `tag ${a.state === 'active' ? 'ok' : a.state === 'pending' ? '' : 'bad'}` }, STATES[a.state] || a.state);
+}
+
+// The caller's own access in every account, one list (GET /v1/support-access/mine,
+// filtered by state), with "Work here" on an active one and "Close case" on an open case.
+async function myAccess(el, ctx) {
+  const filter = h('select', { id: 'mine-state', 'aria-label': 'State' },
+    [['', 'Every state'], ['pending', 'Waiting'], ['active', 'Active'], ['archived', 'Archived']].map(([v, l]) => h('option', { value: v }, l)));
+  const list = h('div', { id: 'access-list' });
+  fill(el, h('header', { class: 'box-head' }, h('h2', {}, 'My access'),
+    h('label', { class: 'inline' }, h('span', {}, 'Show'), filter)), list);
+  const load = async () => {
+    let items;
+    let names;
+    try {
+      items = await mine(filter.value);
+      names = new Map((await readableAccounts()).map((a) => [a.id, a.name]));
+    } catch (error) {
+      fill(list, problemView(error));
+      return;
+    }
+    if (!items.length) { fill(list, h('p', { class: 'empty', id: 'no-access' }, 'No support access yet.')); return; }
+    fill(list, h('table', { class: 'grid', id: 'access-table' },
+      h('thead', {}, h('tr', {}, ['Account', 'Why', 'State', 'When', ''].map((t) => h('th', {}, t)))),
+      h('tbody', {}, items.map((a) => h('tr', { 'data-id': a.id, 'data-state': a.state },
+        h('td', {}, names.get(a.account_id) || a.account_id),
+        h('td', {}, why(a)),
+        h('td', {}, stateTag(a)),
+        h('td', { class: 'time' }, when(a)),
+        h('td', { class: 'row-actions' }, a.state === 'active' ? [
+          h('button', { type: 'button', class: 'primary', 'data-test': 'work-here', onclick: () => ctx.workIn(a.account_id) }, 'Work here'),
+          a.ticket_id ? h('button', { type: 'button', class: 'secondary', 'data-test': 'close-case', onclick: () => closeCase(ctx, a, load) }, 'Close case') : null,
+        ] : null))))));
+  };
+  filter.addEventListener('change', load);
+  ctx.showAccess = () => load();
+  await load();
+}
+
+// Every page of the caller's own access (in one list, when given).
+async function mine(state) {
+  const out = [];
+  let cursor = null;
+  do {
+    const page = await api('GET', withQuery('/v1/support-access/mine', { state, cursor, limit: 1000 }));
+    out.push(...page.items);
+    cursor = page.next_cursor || null;
+  } while (cursor);
+  return out;
+}
+
+async function closeCase(ctx, a, reload) {
+  const yes = await confirmDialog({
+    title: `Close case ${a.ticket_id}`, confirm: 'Close case', danger: true,
+    body: h('p', {}, `${a.staff_name || a.staff_id} loses access to this account now; their sessions and live streams there end.`),
+  });
+  if (!yes) return;
+  try {
+    await api('POST', `/v1/support-cases/${encodeURIComponent(a.id)}/close`);
+    ctx.notify(`Closed case ${a.ticket_id}.`);
+  } catch (error) {
+    document.getElementById('access-list').prepend(problemView(error));
+    return;
+  }
+  reload();
 }
 
 function when(a) {
@@ -202,10 +272,27 @@ export async function renderPlatform(view, ctx) {
     [['support', 'Support'], ['tech_support', 'Tech support'], ['platform_admin', 'Platform admin']].map(([v, l]) => h('option', { value: v }, l)));
   const staffForm = h('form', { class: 'toolbar', id: 'new-staff' }, staffName, staffRole,
     h('button', { type: 'submit', class: 'primary', id: 'create-staff' }, 'Add staff member'));
+  const staffFilter = h('select', { id: 'staff-role-filter', 'aria-label': 'Staff role' },
+    [['', 'Every role'], ...Object.entries(ROLE_WORDS)].map(([v, l]) => h('option', { value: v }, l)));
+  const staffList = h('div', { id: 'staff-list' });
+  const loadStaff = async () => {
+    try {
+      const members = await staffMembers(staffFilter.value);
+      fill(staffList, h('table', { class: 'grid', id: 'staff-table' },
+        h('thead', {}, h('tr', {}, ['Name', 'Role', 'Id', 'Created'].map((t) => h('th', {}, t)))),
+        h('tbody', {}, members.map((m) => h('tr', { 'data-id': m.id },
+          h('td', {}, m.name), h('td', {}, ROLE_WORDS[m.role] || m.role), h('td', {}, h('code', {}, m.id)),
+          h('td', { class: 'time' }, showTime(m.created_at)))))));
+    } catch (error) {
+      fill(staffList, problemView(error));
+    }
+  };
+  staffFilter.addEventListener('change', loadStaff);
   const problems = h('div', { id: 'platform-problems' });
   fill(view, h('div', { class: 'page-head' }, h('h1', {}, 'Platform')), problems,
     h('h2', {}, 'Accounts'), accountForm, list, h('h2', {}, 'Staff'),
-    h('p', { class: 'muted' }, 'Support staff request access to accounts; tech support get it from support cases.'), staffForm);
+    h('p', { class: 'muted' }, 'Support staff request access to accounts; tech support get it from support cases.'), staffForm,
+    h('label', { class: 'inline' }, h('span', {}, 'Show'), staffFilter), staffList);
 
   const load = async () => {
     try {
@@ -242,6 +329,7 @@ export async function renderPlatform(view, ctx) {
     } catch (error) {
       problems.append(problemView(error));
     }
+    loadStaff();
   });
-  await load();
+  await Promise.all([load(), loadStaff()]);
 }

@@ -25,6 +25,9 @@ pub enum Rule {
     ReadAccessData { role: Role },
     /// Platform-wide actions (organization roots, staff) are `platform_admin`'s.
     PlatformAdminOnly { action: &'static str },
+    /// What concerns platform staff themselves (the staff list, a member's own support
+    /// access) is read by staff only: users hold no support access.
+    StaffOnly { action: &'static str },
     /// Rule 3: partnerships are created and ended by `platform_admin` only.
     PartnershipsByPlatformAdmin { action: &'static str },
     /// Rule 2: a grantee sees an asset read-only; it never changes, re-shares or keys it.
@@ -73,7 +76,8 @@ impl Rule {
             Rule::MirrorReadOnly { .. } => Some(5),
             Rule::Administer { .. }
             | Rule::ReadAccessData { .. }
-            | Rule::PlatformAdminOnly { .. } => None,
+            | Rule::PlatformAdminOnly { .. }
+            | Rule::StaffOnly { .. } => None,
         }
     }
 
@@ -84,6 +88,7 @@ impl Rule {
             Rule::Administer { .. } => "account-admins-only",
             Rule::ReadAccessData { .. } => "access-data-managers-only",
             Rule::PlatformAdminOnly { .. } => "platform-admins-only",
+            Rule::StaffOnly { .. } => "staff-only",
             Rule::PartnershipsByPlatformAdmin { .. } => "partnerships-by-platform-admins",
             Rule::SharedReadOnly { .. } => "shared-asset-read-only",
             Rule::GrantOutOfReach { .. } => "grant-target-out-of-reach",
@@ -119,6 +124,7 @@ impl Rule {
                 role.as_str()
             ),
             Rule::PlatformAdminOnly { action } => format!("only platform_admin may {action}"),
+            Rule::StaffOnly { action } => format!("only platform staff may {action}"),
             Rule::PartnershipsByPlatformAdmin { action } => {
                 format!("only platform_admin may {action} partnerships")
             }
@@ -191,6 +197,9 @@ mod tests {
             Rule::PlatformAdminOnly {
                 action: "create staff",
             },
+            Rule::StaffOnly {
+                action: "list staff",
+            },
             Rule::PartnershipsByPlatformAdmin { action: "create" },
             Rule::SharedReadOnly {
                 asset_id: asset_id.clone(),
@@ -217,6 +226,7 @@ mod tests {
                 | Rule::Administer { .. }
                 | Rule::ReadAccessData { .. }
                 | Rule::PlatformAdminOnly { .. }
+                | Rule::StaffOnly { .. }
                 | Rule::PartnershipsByPlatformAdmin { .. }
                 | Rule::SharedReadOnly { .. }
                 | Rule::GrantOutOfReach { .. }

@@ -158,7 +158,7 @@ fn fields_text(fields: &BTreeSet<Field>) -> String {
         .join(",")
 }
 
-fn load_profile(
+pub(crate) fn load_profile(
     tx: &WriteTransaction,
     caller: &Principal,
     id: &str,

@@ -53,7 +53,7 @@ async fn accounts_are_listed_by_what_the_caller_may_read() {
 async fn support_staff_request_access_and_work_under_it_with_a_banner() {
     let gateway = TestGateway::start();
     let owner = Fleet::create(&gateway, "Acme").await;
-    let _other = Fleet::create(&gateway, "Northwind").await;
+    let other = Fleet::create(&gateway, "Northwind").await;
     let body = json!({"id": "ex1", "name": "Excavator 1"});
     assert_eq!(
         call(&owner.admin, Method::POST, "/v1/assets", Some(body))
@@ -112,9 +112,21 @@ async fn support_staff_request_access_and_work_under_it_with_a_banner() {
         call(&owner.admin, Method::POST, &approve, None).await.0,
         200
     );
+    // My access is one list across accounts, filtered by state.
+    let body = json!({"account_id": other.account_id.to_string(), "purpose": "a second look", "duration": "24h"});
+    let requests = "/v1/support-access/requests";
+    assert_eq!(
+        call(&support, Method::POST, requests, Some(body)).await.0,
+        201
+    );
     browser.click("nav a[href='#/staff']").await;
-    browser.select("#access-account", "Acme").await;
+    browser.text_of("#access-table", "Northwind").await;
     browser.text_of("#access-table", "Active").await;
+    browser.shot("flow7-09-my-access").await;
+    browser.select("#mine-state", "Active").await;
+    browser.gone("#access-table tr[data-state=pending]").await;
+    let active = browser.text_of("#access-table", "Acme").await;
+    assert!(!active.contains("Northwind"), "{active}");
     browser.click("#access-table [data-test=work-here]").await;
     let banner = browser
         .text_of("#acting-banner", "under support access")
@@ -167,7 +179,6 @@ async fn tech_support_opens_and_closes_a_case() {
         .await;
 
     browser.click("nav a[href='#/staff']").await;
-    browser.select("#access-account", "Acme").await;
     browser.click("#access-table [data-test=close-case]").await;
     browser
         .text_of("dialog", "loses access to this account now")
@@ -216,14 +227,20 @@ async fn the_platform_admin_creates_accounts_and_staff_and_opens_a_case_for_them
     let tina = simulator::ApiClient::new(&gateway.http_base(), tina_token).expect("client");
     let (_, me) = call(&tina, Method::GET, "/v1/me", None).await;
     assert_eq!(me["role"], "tech_support", "{me}");
+    browser.text_of("#staff-table", "Tina Tech").await;
+    browser.select("#staff-role-filter", "Support").await;
+    browser.gone("#staff-table tr[data-id]").await;
+    browser.select("#staff-role-filter", "Tech support").await;
+    browser.text_of("#staff-table", "Tina Tech").await;
     browser.shot("flow7-07-platform").await;
 
     // A case for Tina, opened by the platform admin, who gets no account rights from it.
     browser.click("nav a[href='#/staff']").await;
     browser.select("#case-account", "Northwind").await;
     browser.type_into("#case-ticket", "T-9").await;
+    let tina_id = me["principal_id"].as_str().expect("id");
     browser
-        .type_into("#case-staff", me["principal_id"].as_str().expect("id"))
+        .select("#case-staff", &format!("Tina Tech ({tina_id})"))
         .await;
     browser.click("#open-case").await;
     browser

@@ -527,3 +527,114 @@ async fn a_sub_account_lists_inherited_access_and_is_told_where_it_is_decided() 
     let other = Fleet::create(&gateway, "Other").await;
     assert!(list(&other, "active").await.is_empty());
 }
+
+/// The ids of a list answer's items.
+fn ids(listed: &Value) -> Vec<String> {
+    listed["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|item| item["id"].as_str().expect("id").to_owned())
+        .collect()
+}
+
+/// `GET /v1/staff`: staff read the staff list, filtered by role and paged; a user is
+/// refused by the staff-only rule, and an unknown role is a 422 naming `role`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_read_the_staff_list_by_role() {
+    let gateway = TestGateway::start();
+    let fleet = Fleet::create(&gateway, "Acme").await;
+    let (support, support_id) = fleet.staff("support").await;
+    let (_, tech_id) = fleet.staff("tech_support").await;
+    let (_, other_tech) = fleet.staff("tech_support").await;
+
+    let (status, listed) = call(&support, Method::GET, "/v1/staff", None).await;
+    assert_eq!(status, 200, "{listed}");
+    let all = ids(&listed);
+    assert_eq!(all.len(), 4, "the bootstrap admin and three: {listed}");
+    assert!(all.contains(&support_id));
+    let (_, techs) = call(
+        &fleet.platform,
+        Method::GET,
+        "/v1/staff?role=tech_support",
+        None,
+    )
+    .await;
+    let mut expected = vec![tech_id.clone(), other_tech.clone()];
+    expected.sort();
+    assert_eq!(ids(&techs), expected);
+    assert_eq!(techs["items"][0]["role"], "tech_support");
+    let (_, first) = call(&support, Method::GET, "/v1/staff?limit=3", None).await;
+    let cursor = first["next_cursor"].as_str().expect("a second page");
+    let path = format!("/v1/staff?limit=3&cursor={cursor}");
+    let (_, rest) = call(&support, Method::GET, &path, None).await;
+    assert_eq!(
+        [ids(&first), ids(&rest)].concat(),
+        all,
+        "pages follow each other"
+    );
+
+    let (status, refused) = call(&fleet.admin, Method::GET, "/v1/staff", None).await;
+    assert_eq!(status, 403);
+    assert!(tests::refused_by(
+        &refused,
+        &Rule::StaffOnly {
+            action: "list staff"
+        }
+    ));
+    let (status, bad) = call(&support, Method::GET, "/v1/staff?role=boss", None).await;
+    assert_eq!((status, bad["field"].as_str()), (422, Some("role")));
+}
+
+/// `GET /v1/support-access/mine`: a staff member's own access in every account, one list,
+/// filtered by state; nobody else's; a user is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_staff_member_reads_its_own_access_across_accounts() {
+    let gateway = TestGateway::start();
+    let acme = Fleet::create(&gateway, "Acme").await;
+    let northwind = Fleet::create(&gateway, "Northwind").await;
+    let (support, _) = acme.staff("support").await;
+    let (other, _) = acme.staff("support").await;
+    let in_acme = request(&support, &acme, "24h").await;
+    let in_northwind = request(&support, &northwind, "14d").await;
+    let _not_mine = request(&other, &acme, "24h").await;
+    let approve = format!("/v1/support-access/requests/{in_acme}/approve");
+    assert_eq!(call(&acme.admin, Method::POST, &approve, None).await.0, 200);
+
+    let (status, mine) = call(&support, Method::GET, "/v1/support-access/mine", None).await;
+    assert_eq!(status, 200, "{mine}");
+    let mut expected = vec![in_acme.clone(), in_northwind.clone()];
+    expected.sort();
+    assert_eq!(ids(&mine), expected);
+    let (_, active) = call(
+        &support,
+        Method::GET,
+        "/v1/support-access/mine?state=active",
+        None,
+    )
+    .await;
+    assert_eq!(ids(&active), [in_acme]);
+    assert_eq!(
+        active["items"][0]["account_id"],
+        acme.account_id.to_string()
+    );
+    assert_eq!(active["items"][0]["staff_name"], "support staff");
+    let (_, pending) = call(
+        &support,
+        Method::GET,
+        "/v1/support-access/mine?state=pending&limit=1",
+        None,
+    )
+    .await;
+    assert_eq!(ids(&pending), [in_northwind]);
+    let (status, bad) = call(
+        &support,
+        Method::GET,
+        "/v1/support-access/mine?state=expired",
+        None,
+    )
+    .await;
+    assert_eq!((status, bad["field"].as_str()), (422, Some("state")));
+    let (status, _) = call(&acme.admin, Method::GET, "/v1/support-access/mine", None).await;
+    assert_eq!(status, 403, "a user holds no support access");
+}

@@ -477,3 +477,55 @@ async fn a_stop_whose_caller_hangs_up_still_stops_the_mirror() {
     }
     panic!("the mirror kept receiving after a stop whose caller hung up");
 }
+
+/// A profile a details share uses is not deleted: the 409 names the share (source asset,
+/// target account and asset); once the share stops, the delete goes through, audited.
+/// A fleet admin is refused by the account-admin rule, another tenant finds nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_profile_in_use_is_not_deleted() {
+    let gateway = TestGateway::start();
+    let h = holding(&gateway).await;
+    let create = format!("/v1/assets?account_id={}", h.source.account_id);
+    let body = json!({"id": "ex1", "name": "Big digger"});
+    let (status, _) = call(&h.root.admin, Method::POST, &create, Some(body)).await;
+    assert_eq!(status, 201);
+    let profiles = format!("/v1/sharing-profiles?account_id={}", h.source.account_id);
+    let body = json!({"name": "public", "fields": ["name"]});
+    let (_, profile) = call(&h.root.admin, Method::POST, &profiles, Some(body)).await;
+    let id = profile["id"].as_str().expect("id").to_owned();
+    let target = h.target.account_id.to_string();
+    let body = json!({"target_account_id": target, "target_asset_id": "m1", "profile_id": id});
+    assert_eq!(h.share(&h.root.admin, "details", body).await.0, 200);
+
+    let delete = format!("/v1/sharing-profiles/{id}");
+    let (status, refused) = call(&h.root.admin, Method::DELETE, &delete, None).await;
+    assert_eq!(status, 409, "{refused}");
+    let detail = refused["detail"].as_str().expect("detail");
+    assert!(
+        detail.contains(&format!("asset ex1 to asset m1 of account {target}")),
+        "{detail}"
+    );
+    let fleet_admin = h.source.user(simulator::api::UserRole::FleetAdmin).await;
+    let (status, _) = call(&fleet_admin, Method::DELETE, &delete, None).await;
+    assert_eq!(status, 403);
+    let (status, _) = call(&h.target.admin, Method::DELETE, &delete, None).await;
+    assert_eq!(status, 404, "the target's own admin cannot see the profile");
+
+    let stop = share_path(&h.source, "ex1", "details");
+    assert_eq!(
+        call(&h.root.admin, Method::DELETE, &stop, None).await.0,
+        204
+    );
+    let (status, _) = call(&h.root.admin, Method::DELETE, &delete, None).await;
+    assert_eq!(status, 204);
+    let (_, listed) = call(&h.root.admin, Method::GET, &profiles, None).await;
+    assert_eq!(listed["items"], json!([]), "{listed}");
+    let (status, _) = call(&h.root.admin, Method::DELETE, &delete, None).await;
+    assert_eq!(status, 404, "deleted once");
+    let audit = format!(
+        "/v1/audit?account_id={}&action=profile.delete",
+        h.source.account_id
+    );
+    let (_, audit) = call(&h.root.admin, Method::GET, &audit, None).await;
+    assert_eq!(audit["items"][0]["target"], id.as_str(), "{audit}");
+}

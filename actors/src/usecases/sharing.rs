@@ -151,6 +151,15 @@ impl UseCases {
         .await
     }
 
+    /// Deletes a sharing profile no details share uses (409 naming those that do).
+    pub async fn delete_profile(&self, who: Principal, id: String) -> Result<(), OpError> {
+        let now = self.now();
+        self.commit(false, move |tx| {
+            storage::profile_use::delete_profile(tx, &who, &id, now)
+        })
+        .await
+    }
+
     /// Starts (or moves) tenant sharing (rule 5). Telemetry sharing re-binds the source's
     /// unit before this answers. Answers the source and the mirror.
     pub async fn share(

@@ -112,6 +112,7 @@ assets! {
     "support.js" => "text/javascript; charset=utf-8",
     "sharing.js" => "text/javascript; charset=utf-8",
     "profiles.js" => "text/javascript; charset=utf-8",
+    "customers.js" => "text/javascript; charset=utf-8",
     "operators.js" => "text/javascript; charset=utf-8",
     "upload.js" => "text/javascript; charset=utf-8",
     "keys.js" => "text/javascript; charset=utf-8",

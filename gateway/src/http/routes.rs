@@ -113,6 +113,7 @@ route_table! {
     POST "/v1/support-access/requests/{id}/decline" => support::decline;
     POST "/v1/support-access/requests/{id}/revoke" => support::revoke;
     GET "/v1/accounts/{a}/support-access" => support::list;
+    GET "/v1/support-access/mine" => support::mine;
     POST "/v1/support-cases" => support::open_case;
     POST "/v1/support-cases/{id}/close" => support::close_case;
     POST "/v1/operators" => operators::create;
@@ -139,6 +140,7 @@ route_table! {
     POST "/v1/sharing-profiles" => tenant::create_profile;
     GET "/v1/sharing-profiles" => tenant::list_profiles;
     PATCH "/v1/sharing-profiles/{id}" => tenant::update_profile;
+    DELETE "/v1/sharing-profiles/{id}" => tenant::delete_profile;
     GET "/v1/assets/{x}/sharing" => tenant::sharing;
     PUT "/v1/assets/{x}/sharing/telemetry" => tenant::share_telemetry;
     DELETE "/v1/assets/{x}/sharing/telemetry" => tenant::unshare_telemetry;
@@ -147,6 +149,7 @@ route_table! {
     POST "/v1/assets/{x}/sharing/{kind}/targets" => tenant::add_target;
     DELETE "/v1/assets/{x}/sharing/{kind}/targets/{target_account}/{target_asset}" => tenant::remove_target;
     POST "/v1/staff" => accounts::create_staff;
+    GET "/v1/staff" => accounts::list_staff;
     POST "/v1/devices" => fleet::register_device;
     DELETE "/v1/devices/{d}" => fleet::deregister_device;
     PATCH "/v1/devices/{d}" => binding::patch_device;

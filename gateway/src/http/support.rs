@@ -196,6 +196,36 @@ pub async fn list(
     }))
 }
 
+/// `GET /v1/support-access/mine`: the optional list filter and paging.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct MineQuery {
+    /// `pending`, `active` or `archived`; every state when absent.
+    pub state: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: Option<String>,
+}
+
+/// The caller's own support access in every account (staff only), for the Staff page.
+#[utoipa::path(get, path = "/v1/support-access/mine", params(MineQuery),
+    responses((status = 200, description = "`{items: [SupportView], next_cursor?}`"), (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn mine(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<MineQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let list = storage::staff::list_filter(query.state.as_deref())?;
+    let rtx = state.store.begin_read()?;
+    let listed = storage::staff::my_access(&rtx, &caller.0, list)?;
+    let paging = (query.cursor.as_deref(), query.limit.as_deref());
+    let page = page_by(listed, paging, |access| access.id.clone())?;
+    let name = caller.0.name.clone();
+    Ok(list_answer(page, |access| SupportView {
+        staff_name: Some(name.clone()),
+        ..SupportView::from(access)
+    }))
+}
+
 #[utoipa::path(post, path = "/v1/support-cases", request_body = NewCase,
     responses((status = 201, body = SupportView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn open_case(

@@ -103,6 +103,21 @@ pub async fn update_profile(
     Ok(HttpResponse::Ok().json(ProfileView::from(profile)))
 }
 
+#[utoipa::path(delete, path = "/v1/sharing-profiles/{id}",
+    responses((status = 204, description = "deleted"), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem, description = "details shares still use it; the detail names each (source asset, target account and asset)")))]
+pub async fn delete_profile(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    state
+        .usecases
+        .delete_profile(caller.0, path.into_inner())
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
 #[utoipa::path(get, path = "/v1/sharing-profiles", params(ListQuery), responses((status = 200, description = "the account's profiles")))]
 pub async fn list_profiles(
     state: web::Data<AppState>,
