@@ -96,10 +96,18 @@ function route() {
   }
   const page = PAGES.find((p) => p.path === path && p.show(session.user));
   if (!page) {
-    location.replace('#/assets');
+    location.replace(home());
     return undefined;
   }
   return shell(page.path, (view) => page.render(view, { ...context(), params: rest }));
+}
+
+// Where a user starts: the assets, except for staff not yet working in an account, whose
+// work starts on their own page (the asset list would only say they must name an account).
+function home() {
+  const { user } = session;
+  if (user.kind !== 'staff' || actingAccount) return '#/assets';
+  return user.role === 'platform_admin' ? '#/platform' : '#/staff';
 }
 
 function passwordContext() {
@@ -107,8 +115,8 @@ function passwordContext() {
     passwordSet: session.password_set,
     done: () => {
       session.password_set = true;
-      notify('Your password is set. Use it with your user id to sign in next time.');
-      go('#/assets');
+      notify(`Your password is set. Sign in next time with your user id, ${session.user.principal_id}, and it.`);
+      go(home());
     },
   };
 }
@@ -152,7 +160,9 @@ function shell(current, render) {
     h('div', { class: 'main' },
       h('header', { class: 'top' },
         h('span', { class: 'who', id: 'who' },
-          h('strong', {}, user.name), ` · ${roleName(user.role)} · ${where}`),
+          h('strong', {}, user.name), ` · ${roleName(user.role)} · ${where} · `,
+          // The id a password sign-in asks for (the platform admin has no other way to see it).
+          h('code', { id: 'who-id', title: 'Your user id: sign in with it and your password' }, user.principal_id)),
         user.kind === 'staff' ? actingAccountForm() : null,
         h('a', { href: '#/password', class: 'link' }, 'Password'),
         h('button', { type: 'button', class: 'secondary', id: 'sign-out', onclick: signOut }, 'Sign out')),
@@ -227,7 +237,7 @@ async function signedIn(answer) {
   passwordPromptDismissed = false;
   await loadAccountName();
   const stay = location.hash && location.hash !== '#/' && !location.hash.startsWith('#/set-password');
-  go(stay ? location.hash : '#/assets');
+  go(stay ? location.hash : home());
 }
 
 async function loadAccountName() {

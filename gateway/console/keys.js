@@ -196,7 +196,7 @@ export async function render(view, ctx) {
       try {
         const answer = await api('PATCH', `/v1/keys/${encodeURIComponent(key.id)}`, patch);
         dialog.close();
-        ctx.notify(`Saved the key ${answer.key.description || answer.key.id}, ending ${showTime(answer.key.valid_to)};${distributionWords(answer.distribution)}`);
+        ctx.notify(`Saved the key ${answer.key.description || answer.key.id}, ending ${showTime(answer.key.valid_to)}.${distributionWords(answer.distribution)}`);
         load();
       } catch (error) {
         fill(area, problemView(error));

@@ -92,7 +92,7 @@ function drawLatest(el, state) {
 }
 
 function pointFacts(p) {
-  const out = [h('dt', {}, 'Time'), h('dd', { class: 'time' }, showTime(p.ts))];
+  const out = [h('dt', {}, 'Time'), h('dd', { class: 'time' }, showTime(p.ts, { seconds: true }))];
   if (p.lat !== undefined && p.lon !== undefined) {
     out.push(h('dt', {}, 'Position'), h('dd', {}, `${p.lat.toFixed(5)}, ${p.lon.toFixed(5)}`));
   }
@@ -120,8 +120,16 @@ async function drawUnit(el, asset, ctx) {
   };
   refresh.addEventListener('click', load);
   el.reload = load;
+  // A refused reading (an error count going up) brings no live point to trigger a reload:
+  // the status is read again every STATUS_EVERY_MS while the page shows it.
+  const timer = setInterval(() => {
+    if (el.isConnected) load();
+    else clearInterval(timer);
+  }, STATUS_EVERY_MS);
   await load();
 }
+
+const STATUS_EVERY_MS = 10000;
 
 // The live stream: every `point` becomes the latest point, a row of the live table and,
 // when the history shows a range that ends now, a new reading on the chart and track.
@@ -144,7 +152,7 @@ function openLive(el, latestEl, unitEl, state) {
     state.livePoints.unshift(point);
     state.livePoints.length = Math.min(state.livePoints.length, LIVE_ROWS);
     el.querySelector('#live-empty')?.remove();
-    fill(rows, state.livePoints.map((p) => h('tr', {}, h('td', { class: 'time' }, showTime(p.ts)), h('td', {}, summary(p)))));
+    fill(rows, state.livePoints.map((p) => h('tr', {}, h('td', { class: 'time' }, showTime(p.ts, { seconds: true })), h('td', {}, summary(p)))));
     if (state.history && state.history.followsNow) state.history.add(point);
     // Units report often: their status is read again at most every two seconds.
     if (unitEl && !statusTimer) statusTimer = setTimeout(() => { statusTimer = null; unitEl.reload(); }, 2000);
@@ -265,7 +273,7 @@ async function loadHistory(out, state, range) {
   const draw = () => {
     const label = range.sensor.selectedOptions[0]?.textContent || range.field;
     const samples = points.map((p) => ({ t: p.ts_ms, v: valueOf(p, range.field) })).filter((p) => p.v !== undefined);
-    fill(count, `${points.length} readings from ${showTime(new Date(range.from).toISOString())} to ${showTime(new Date(range.to).toISOString())}`,
+    fill(count, `${points.length} ${points.length === 1 ? 'reading' : 'readings'} from ${showTime(new Date(range.from).toISOString())} to ${showTime(new Date(range.to).toISOString())}`,
       truncated ? ` (the first ${points.length} only: choose a shorter range to see all)` : '');
     fill(chartBox, samples.length ? lineChart(samples, { from: range.from, to: range.to, label })
       : h('p', { class: 'empty', id: 'no-readings' }, `No ${label} readings in this range.`));

@@ -9,13 +9,16 @@ export function offsetOf(d) {
   return `${minutes >= 0 ? '+' : '-'}${pad(Math.floor(abs / 60))}:${pad(abs % 60)}`;
 }
 
-// An RFC 3339 time from the API, as the browser's local time with its offset.
-export function showTime(rfc3339) {
+// An RFC 3339 time from the API, as the browser's local time with its offset; with
+// { seconds: true } to the second (readings a few seconds apart must not look alike).
+export function showTime(rfc3339, { seconds = false } = {}) {
   if (!rfc3339) return '';
   const d = new Date(rfc3339);
   if (Number.isNaN(d.getTime())) return rfc3339;
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} `
-    + `${pad(d.getHours())}:${pad(d.getMinutes())} ${offsetOf(d)}`;
+  const clock = seconds
+    ? `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`
+    : `${pad(d.getHours())}:${pad(d.getMinutes())}`;
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${clock} ${offsetOf(d)}`;
 }
 
 // A date (2026-12-31) and a time (17:05) typed in the browser's zone, as RFC 3339 with the

@@ -52,7 +52,8 @@ impl SmsSender for LogSender {
                 seq = invitation.seq,
                 operator = %invitation.operator_id,
                 to = %invitation.phone,
-                text = %invitation.text,
+                // The log is read by more people than the operator: no keypad PIN in it.
+                text = %storage::operators::redact_pin(&invitation.text),
                 "SMS invitation (log sender)"
             );
             Ok(())

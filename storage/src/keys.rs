@@ -277,7 +277,6 @@ fn audit_key(
     before: Option<String>,
     now: Timestamp,
 ) -> Result<(), StoreError> {
-    let assets: Vec<&str> = key.assets.iter().map(|(id, _)| id.as_str()).collect();
     audit(
         tx,
         Who::Principal(caller),
@@ -286,17 +285,30 @@ fn audit_key(
             action,
             target: key.id.clone(),
             before,
-            after: (action != "key.delete").then(|| {
-                format!(
-                    "{} on {} [{}, {})",
-                    key.access_type.as_str(),
-                    assets.join(","),
-                    key.valid_from,
-                    key.valid_to
-                )
-            }),
+            after: (action != "key.delete").then(|| key_state(key)),
         },
         now,
+    )
+}
+
+/// A key as the audit log shows it before and after a change, in words an admin reads:
+/// `keypad_pin on ex1,ex2 [from, to), description "Gate", customer cus1`.
+fn key_state(key: &Key) -> String {
+    let assets: Vec<&str> = key.assets.iter().map(|(id, _)| id.as_str()).collect();
+    let description = match &key.description {
+        Some(text) => format!("description \"{text}\""),
+        None => "no description".to_owned(),
+    };
+    let customer = match &key.customer_id {
+        Some(id) => format!("customer {id}"),
+        None => "no customer".to_owned(),
+    };
+    format!(
+        "{} on {} [{}, {}), {description}, {customer}",
+        key.access_type.as_str(),
+        assets.join(","),
+        key.valid_from,
+        key.valid_to
     )
 }
 
@@ -473,11 +485,7 @@ fn edit_one(
     }
     delete_rows(tx, &old)?;
     write_rows(tx, &key)?;
-    let before = format!(
-        "[{}, {}) {:?} customer {:?}",
-        old.valid_from, old.valid_to, old.description, old.customer_id
-    );
-    audit_key(tx, caller, &key, "key.update", Some(before), now)?;
+    audit_key(tx, caller, &key, "key.update", Some(key_state(&old)), now)?;
     let devices = if old.valid_to != key.valid_to {
         devices_of(tx, &key)?
     } else {
@@ -541,14 +549,7 @@ pub(crate) fn drop_asset(
         }
         write_rows(tx, &key)?;
         devices.extend(devices_of(tx, &key)?);
-        audit_key(
-            tx,
-            caller,
-            &key,
-            "key.update",
-            Some(format!("{:?}", old.assets)),
-            now,
-        )?;
+        audit_key(tx, caller, &key, "key.update", Some(key_state(&old)), now)?;
     }
     Ok(devices)
 }

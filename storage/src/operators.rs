@@ -439,11 +439,27 @@ pub fn queue_key_notice(
         key.valid_to.to_rfc3339(),
     );
     if key.access_type == AccessType::KeypadPin && include_pin {
-        text.push_str(&format!(" Keypad PIN: {}.", key.credential));
+        text.push_str(&format!("{PIN_LABEL}{}.", key.credential));
     }
     let seq = queue_sms(tx, &operator, phone, text, now)?;
     tx.open_table(KEY_NOTICES)?.insert(seq, ())?;
     Ok(true)
+}
+
+/// What precedes a keypad PIN in a key notice's text ([`redact_pin`] finds it by this).
+const PIN_LABEL: &str = " Keypad PIN: ";
+
+/// `text` with the keypad PIN of a key notice hidden, for anything that writes a notice
+/// where people other than its operator read it (the development SMS sender's log).
+pub fn redact_pin(text: &str) -> std::borrow::Cow<'_, str> {
+    let Some(at) = text.find(PIN_LABEL) else {
+        return text.into();
+    };
+    let start = at + PIN_LABEL.len();
+    let end = text[start..]
+        .find(|c: char| !c.is_ascii_alphanumeric())
+        .map_or(text.len(), |len| start + len);
+    format!("{}[hidden]{}", &text[..start], &text[end..]).into()
 }
 
 /// The operator `id` if the caller manages its account's fleet (rule 1), for a change.
@@ -741,4 +757,19 @@ pub fn invitation_failed(
     invitation.next_attempt_at = next_attempt_at;
     outbox.insert(seq, codec::encode(&invitation).as_slice())?;
     Ok(Some(invitation))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_notice_logged_shows_no_pin() {
+        let text = format!("Hello Ann, Acme gave you a key for ex1.{PIN_LABEL}482913.");
+        assert_eq!(
+            redact_pin(&text),
+            "Hello Ann, Acme gave you a key for ex1. Keypad PIN: [hidden]."
+        );
+        assert_eq!(redact_pin("Hello Ann, join Acme."), "Hello Ann, join Acme.");
+    }
 }

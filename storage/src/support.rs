@@ -247,7 +247,11 @@ fn create(
     now: Timestamp,
 ) -> Result<SupportAccess, OpError> {
     save(tx, &access)?;
-    let note = note(&access, action, SupportState::Pending);
+    // A new access has no state before this one ("pending → pending" read as a change).
+    let note = AuditNote {
+        before: None,
+        ..note(&access, action, SupportState::Pending)
+    };
     audit(tx, Who::Principal(caller), note, now)?;
     Ok(access)
 }

@@ -81,6 +81,16 @@ async fn an_assets_latest_point_live_updates_chart_track_and_unit_status() {
         latest.contains("+01:00"),
         "times in the browser's zone: {latest}"
     );
+    // To the second: readings a few seconds apart must not look alike.
+    let clock = latest
+        .split(" +01:00")
+        .next()
+        .and_then(|before| before.rsplit(' ').next())
+        .unwrap_or_default();
+    assert!(
+        clock.len() == 8 && clock.matches(':').count() == 2,
+        "the latest reading's time has seconds: {latest}"
+    );
     assert!(latest.contains("hydraulic_bar"), "{latest}");
     browser.text_of("#history-count", "20 readings").await;
     browser.find("#chart-box svg.chart path.series").await;

@@ -243,6 +243,9 @@ async fn support_staff_work_in_the_account_they_were_let_into() {
     browser
         .sign_in_with_token(support.token().expect("token"), true)
         .await;
+    // Staff not yet working in an account start on their own page, not on a refusal.
+    browser.find("nav a.active[href='#/staff']").await;
+    browser.click("nav a[href='#/assets']").await;
     // Staff have no home account: the gateway says which field it needs.
     browser
         .text_of("#page .problem", "(field: account_id)")

@@ -90,8 +90,12 @@ async fn a_key_names_its_customer_and_the_customer_may_change_later() {
     .await;
     let notes = audit["items"].to_string();
     assert!(
-        notes.contains(&builder),
-        "the audit names the customer before: {notes}"
+        notes.contains(&format!("customer {builder}")),
+        "the audit names the customer before and after: {notes}"
+    );
+    assert!(
+        notes.contains("no customer") && !notes.contains("Some(") && !notes.contains("None"),
+        "the audit says what changed in words, not in Rust's debug text: {notes}"
     );
 
     // A description-less, window-less, customer-less edit still changes nothing.
