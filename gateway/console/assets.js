@@ -2,10 +2,10 @@
 // API's cursors, select one or many, Share or Remove visibility; an asset's side panel
 // shows its details and who sees it, with a quick share and quick remove.
 
-import { api, withQuery } from './api.js';
-import { fill, h, problemView } from './dom.js';
+import { fill, h } from './dom.js';
 import { showTime } from './time.js';
 import { openVisibilityDialog, renderWhoSees } from './visibility.js';
+import { loadPage, pagerControls } from './paging.js';
 
 const LIMIT = 50;
 const RELATIONS = [['', 'Any relation'], ['owned', 'Owned'], ['shared', 'Shared with us'], ['mirror', 'Mirror']];
@@ -97,34 +97,12 @@ export async function render(view, ctx) {
         h('td', { class: 'time' }, asset.visible_until ? showTime(asset.visible_until) : ''),
         h('td', { class: 'time' }, showTime(asset.created_at)))))));
     }
-    fill(pager,
-      h('button', {
-        type: 'button', class: 'secondary', id: 'previous-page', disabled: state.page === 0,
-        onclick: () => { state.page -= 1; load(); },
-      }, 'Previous'),
-      h('span', { class: 'muted' }, `Page ${state.page + 1}`),
-      h('button', {
-        type: 'button', class: 'secondary', id: 'next-page', disabled: !state.cursors[state.page + 1],
-        onclick: () => { state.page += 1; load(); },
-      }, 'Next'));
+    fill(pager, pagerControls(state, load));
   }
 
-  async function load() {
-    const path = withQuery('/v1/assets', {
-      account_id: ctx.account, q: state.q, relation: state.relation, cursor: state.cursors[state.page], limit: LIMIT,
-    });
-    list.setAttribute('aria-busy', 'true');
-    try {
-      const page = await api('GET', path);
-      state.items = page.items;
-      state.cursors[state.page + 1] = page.next_cursor || null;
-      state.cursors.length = state.page + 2;
-      draw();
-    } catch (error) {
-      fill(list, problemView(error));
-    } finally {
-      list.removeAttribute('aria-busy');
-    }
+  function load() {
+    const query = { account_id: ctx.account, q: state.q, relation: state.relation, limit: LIMIT };
+    return loadPage(list, state, '/v1/assets', query, draw);
   }
 
   async function openPanel(asset) {

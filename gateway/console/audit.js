@@ -7,6 +7,7 @@ import { api, withQuery } from './api.js';
 import { fill, h, problemView } from './dom.js';
 import { localToRfc3339, showTime } from './time.js';
 import { accountSelect, readableAccounts } from './pick.js';
+import { pagerControls } from './paging.js';
 
 const LIMIT = 50;
 // Families of actions (`grant` is every `grant.*`), as the API filters them.
@@ -101,10 +102,7 @@ export async function render(view, ctx) {
         h('td', {}, h('code', {}, e.target)),
         h('td', { class: 'change' }, change(e))))))
       : h('p', { class: 'empty', id: 'no-audit' }, 'No entries match.'));
-    fill(pager,
-      h('button', { type: 'button', class: 'secondary', id: 'audit-previous', disabled: state.page === 0, onclick: () => { state.page -= 1; load(); } }, 'Previous'),
-      h('span', { class: 'muted', id: 'audit-page' }, `Page ${state.page + 1}`),
-      h('button', { type: 'button', class: 'secondary', id: 'audit-next', disabled: !state.cursors[state.page + 1], onclick: () => { state.page += 1; load(); } }, 'Next'));
+    fill(pager, pagerControls(state, load, { previous: 'audit-previous', page: 'audit-page', next: 'audit-next' }));
   }
 
   await loadActors();

@@ -6,6 +6,7 @@
 import { api, withQuery } from './api.js';
 import { confirmDialog, fill, h, problemView } from './dom.js';
 import { showTime } from './time.js';
+import { loadPage, pagerControls } from './paging.js';
 
 const LIMIT = 50;
 
@@ -51,22 +52,7 @@ export async function render(view, ctx) {
     h('p', { class: 'muted' }, 'Whom keys are for (a rental client, a subcontractor). A key names one in the key wizard or when edited; a customer that keys name is kept.'),
     createForm, toolbar, problems, list, pager);
 
-  async function load() {
-    list.setAttribute('aria-busy', 'true');
-    try {
-      const page = await api('GET', withQuery('/v1/customers', {
-        account_id: ctx.account, q: state.q, cursor: state.cursors[state.page], limit: LIMIT,
-      }));
-      state.items = page.items;
-      state.cursors[state.page + 1] = page.next_cursor || null;
-      state.cursors.length = state.page + 2;
-      draw();
-    } catch (error) {
-      fill(list, problemView(error));
-    } finally {
-      list.removeAttribute('aria-busy');
-    }
-  }
+  const load = () => loadPage(list, state, '/v1/customers', { account_id: ctx.account, q: state.q, limit: LIMIT }, draw);
 
   function draw() {
     fill(list, state.items.length ? h('table', { class: 'grid', id: 'customers-table' },
@@ -79,10 +65,7 @@ export async function render(view, ctx) {
           h('button', { type: 'button', class: 'secondary', 'data-test': 'rename-customer', onclick: (event) => rename(customer, event.target.closest('tr')) }, 'Rename'),
           h('button', { type: 'button', class: 'link danger', 'data-test': 'delete-customer', onclick: () => remove(customer) }, 'Delete'))))))
       : h('p', { class: 'empty', id: 'no-customers' }, state.q ? 'No customer matches.' : 'No customers yet.'));
-    fill(pager,
-      h('button', { type: 'button', class: 'secondary', id: 'previous-page', disabled: state.page === 0, onclick: () => { state.page -= 1; load(); } }, 'Previous'),
-      h('span', { class: 'muted' }, `Page ${state.page + 1}`),
-      h('button', { type: 'button', class: 'secondary', id: 'next-page', disabled: !state.cursors[state.page + 1], onclick: () => { state.page += 1; load(); } }, 'Next'));
+    fill(pager, pagerControls(state, load));
   }
 
   // The row becomes a small form: the new name, Save or Cancel.

@@ -6,6 +6,7 @@
 import { api, withQuery } from './api.js';
 import { confirmDialog, fill, h, problemView } from './dom.js';
 import { showTime } from './time.js';
+import { pagerControls } from './paging.js';
 
 const LIMIT = 50;
 
@@ -74,10 +75,7 @@ export async function render(view, ctx) {
       }));
       state.cursors[state.page + 1] = page.next_cursor || null;
       drawDevices(list, page.items);
-      fill(pager,
-        h('button', { type: 'button', class: 'secondary', disabled: state.page === 0, onclick: () => { state.page -= 1; load(); } }, 'Previous'),
-        h('span', { class: 'muted' }, `Page ${state.page + 1}`),
-        h('button', { type: 'button', class: 'secondary', disabled: !state.cursors[state.page + 1], onclick: () => { state.page += 1; load(); } }, 'Next'));
+      fill(pager, pagerControls(state, load, { previous: null, next: null }));
     } catch (error) {
       fill(list, problemView(error));
     }

@@ -4,10 +4,11 @@
 // changes after creation); one or many are deleted after a confirm. Each change answers
 // which units have the new key set and which are pending, and the page says so.
 
-import { api, withQuery } from './api.js';
+import { api } from './api.js';
 import { confirmDialog, fill, h, modal, problemView } from './dom.js';
 import { localToRfc3339, showTime } from './time.js';
 import { ACCESS_WORDS, everything, openKeyWizard } from './keywizard.js';
+import { loadPage, pagerControls } from './paging.js';
 
 const LIMIT = 50;
 const STATES = [['', 'Any state'], ['active', 'Active'], ['future', 'Future'], ['expired', 'Expired']];
@@ -83,22 +84,11 @@ export async function render(view, ctx) {
     for (const [key, picker] of Object.entries(pickers)) picker.value = state.filter[key];
   }
 
-  async function load() {
-    list.setAttribute('aria-busy', 'true');
-    try {
-      const page = await api('GET', withQuery('/v1/keys', {
-        account_id: ctx.account, ...state.filter, cursor: state.cursors[state.page], limit: LIMIT,
-      }));
-      state.items = page.items;
-      state.cursors[state.page + 1] = page.next_cursor || null;
-      state.cursors.length = state.page + 2;
+  function load() {
+    return loadPage(list, state, '/v1/keys', { account_id: ctx.account, ...state.filter, limit: LIMIT }, () => {
       state.selected = new Set([...state.selected].filter((id) => state.items.some((k) => k.id === id)));
       draw();
-    } catch (error) {
-      fill(list, problemView(error));
-    } finally {
-      list.removeAttribute('aria-busy');
-    }
+    });
   }
 
   function drawSelection() {
@@ -131,10 +121,7 @@ export async function render(view, ctx) {
           h('button', { type: 'button', class: 'secondary', 'data-test': 'edit-key', onclick: () => edit(key) }, 'Edit'),
           h('button', { type: 'button', class: 'link danger', 'data-test': 'delete-key', onclick: () => removeKeys([key.id]) }, 'Delete'))))))
       : h('p', { class: 'empty', id: 'no-keys' }, filtered ? 'No key matches.' : 'No keys yet.'));
-    fill(pager,
-      h('button', { type: 'button', class: 'secondary', id: 'previous-page', disabled: state.page === 0, onclick: () => { state.page -= 1; load(); } }, 'Previous'),
-      h('span', { class: 'muted' }, `Page ${state.page + 1}`),
-      h('button', { type: 'button', class: 'secondary', id: 'next-page', disabled: !state.cursors[state.page + 1], onclick: () => { state.page += 1; load(); } }, 'Next'));
+    fill(pager, pagerControls(state, load));
   }
 
   async function removeKeys(ids) {

@@ -8,6 +8,7 @@ import { api, withQuery } from './api.js';
 import { confirmDialog, fill, h, modal, problemView } from './dom.js';
 import { showTime } from './time.js';
 import { ACCESS_TYPES, ACCESS_WORDS, openKeyWizard } from './keywizard.js';
+import { loadPage, pagerControls } from './paging.js';
 
 const LIMIT = 50;
 
@@ -57,22 +58,7 @@ export async function render(view, ctx) {
         h('button', { type: 'button', class: 'primary', id: 'create-operator', onclick: () => openCreate(ctx, load) }, 'Create operator'))),
     toolbar, problems, list, pager);
 
-  async function load() {
-    list.setAttribute('aria-busy', 'true');
-    try {
-      const page = await api('GET', withQuery('/v1/operators', {
-        account_id: ctx.account, q: state.q, cursor: state.cursors[state.page], limit: LIMIT,
-      }));
-      state.items = page.items;
-      state.cursors[state.page + 1] = page.next_cursor || null;
-      state.cursors.length = state.page + 2;
-      draw();
-    } catch (error) {
-      fill(list, problemView(error));
-    } finally {
-      list.removeAttribute('aria-busy');
-    }
-  }
+  const load = () => loadPage(list, state, '/v1/operators', { account_id: ctx.account, q: state.q, limit: LIMIT }, draw);
 
   function draw() {
     fill(list, state.items.length ? h('table', { class: 'grid', id: 'operators-table' },
@@ -92,10 +78,7 @@ export async function render(view, ctx) {
           }, operator.invitation ? 'Resend invitation' : 'Send invitation') : null,
           h('button', { type: 'button', class: 'link danger', 'data-test': 'delete-operator', onclick: () => remove(operator) }, 'Delete'))))))
       : h('p', { class: 'empty', id: 'no-operators' }, state.q ? 'No operator matches.' : 'No operators yet.'));
-    fill(pager,
-      h('button', { type: 'button', class: 'secondary', id: 'previous-page', disabled: state.page === 0, onclick: () => { state.page -= 1; load(); } }, 'Previous'),
-      h('span', { class: 'muted' }, `Page ${state.page + 1}`),
-      h('button', { type: 'button', class: 'secondary', id: 'next-page', disabled: !state.cursors[state.page + 1], onclick: () => { state.page += 1; load(); } }, 'Next'));
+    fill(pager, pagerControls(state, load));
   }
 
   async function resend(operator) {

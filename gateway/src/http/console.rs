@@ -110,6 +110,7 @@ assets! {
     "assets.js" => "text/javascript; charset=utf-8",
     "visibility.js" => "text/javascript; charset=utf-8",
     "support.js" => "text/javascript; charset=utf-8",
+    "paging.js" => "text/javascript; charset=utf-8",
     "sharing.js" => "text/javascript; charset=utf-8",
     "profiles.js" => "text/javascript; charset=utf-8",
     "customers.js" => "text/javascript; charset=utf-8",

@@ -1,0 +1,40 @@
+// Cursor-paged lists (docs/design.md §5.1), one way for every page that shows one. A list's
+// state is { cursors: [null], page: 0, items: [] }: cursors[n] opens page n, so Previous
+// goes back without the gateway keeping anything.
+
+import { api, withQuery } from './api.js';
+import { fill, h, problemView } from './dom.js';
+
+// Reads page state.page of `path` with `query` into state.items, remembers the next
+// page's cursor, then draw(); a refusal is shown in `list`, busy while it loads.
+export async function loadPage(list, state, path, query, draw) {
+  list.setAttribute('aria-busy', 'true');
+  try {
+    const page = await api('GET', withQuery(path, { ...query, cursor: state.cursors[state.page] }));
+    state.items = page.items;
+    state.cursors[state.page + 1] = page.next_cursor || null;
+    state.cursors.length = state.page + 2;
+    await draw();
+  } catch (error) {
+    fill(list, problemView(error));
+  } finally {
+    list.removeAttribute('aria-busy');
+  }
+}
+
+// Previous, "Page n" and Next for `state`; `load` reads the page moved to. `ids` names the
+// three for tests (a page with two lists needs its own).
+export function pagerControls(state, load, ids = {}) {
+  const { previous = 'previous-page', page = null, next = 'next-page' } = ids;
+  return [
+    h('button', {
+      type: 'button', class: 'secondary', id: previous, disabled: state.page === 0,
+      onclick: () => { state.page -= 1; load(); },
+    }, 'Previous'),
+    h('span', { class: 'muted', id: page }, `Page ${state.page + 1}`),
+    h('button', {
+      type: 'button', class: 'secondary', id: next, disabled: !state.cursors[state.page + 1],
+      onclick: () => { state.page += 1; load(); },
+    }, 'Next'),
+  ];
+}
