@@ -377,10 +377,18 @@ fn operators_from(rows: &[SheetRow]) -> Result<Vec<NewOperator>, ImportError> {
     if data.len() > MAX_ROWS {
         return Err(ImportError::TooManyRows);
     }
-    let mut operators = Vec::with_capacity(data.len());
+    operators_of(data, &columns)
+}
+
+/// The operators of `rows`, in row order: all of them, or every error of every row.
+fn operators_of<'a>(
+    rows: impl IntoIterator<Item = &'a SheetRow>,
+    columns: &[(usize, Column)],
+) -> Result<Vec<NewOperator>, ImportError> {
+    let mut operators = Vec::new();
     let mut errors = Vec::new();
-    for row in data {
-        match operator_from(row, &columns) {
+    for row in rows {
+        match operator_from(row, columns) {
             Ok(operator) => operators.push(operator),
             Err(refused) => errors.extend(refused),
         }

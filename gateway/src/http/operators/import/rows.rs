@@ -9,7 +9,9 @@ use serde::Serialize;
 use storage::operators::NewOperator;
 use utoipa::ToSchema;
 
-use super::{header, operator_from, read_rows, Cell, Column, Format, ImportError, RowError};
+use super::{
+    header, operator_from, operators_of, read_rows, Cell, Column, Format, ImportError, RowError,
+};
 
 /// One data row as the preview shows it: the text of each known column as the sheet shows
 /// it (absent when the cell is empty or unreadable) and every error of the row.
@@ -75,19 +77,10 @@ pub fn parse_picked(
     if !unknown.is_empty() {
         return Err(ImportError::NotDataRows(unknown));
     }
-    let mut operators = Vec::with_capacity(picked.len());
-    let mut errors = Vec::new();
-    for row in data.iter().filter(|row| picked.contains(&row.number)) {
-        match operator_from(row, &columns) {
-            Ok(operator) => operators.push(operator),
-            Err(refused) => errors.extend(refused),
-        }
-    }
-    if errors.is_empty() {
-        Ok(operators)
-    } else {
-        Err(ImportError::Rows(errors))
-    }
+    operators_of(
+        data.iter().filter(|row| picked.contains(&row.number)),
+        &columns,
+    )
 }
 
 /// `2,3,7-9` as row numbers; `None` for anything else (a row is at least 2: row 1 at the
