@@ -4,9 +4,9 @@
 // console shows its words. Admins and fleet admins; the key wizard links here.
 
 import { api, withQuery } from './api.js';
-import { confirmDialog, fill, h, problemView } from './dom.js';
+import { fill, h, problemView } from './dom.js';
 import { showTime } from './time.js';
-import { loadPage, pagerControls } from './paging.js';
+import { confirmDelete, loadPage, pagerControls } from './paging.js';
 
 const LIMIT = 50;
 
@@ -90,22 +90,14 @@ export async function render(view, ctx) {
     input.focus();
   }
 
-  async function remove(customer) {
-    problems.replaceChildren();
-    const yes = await confirmDialog({
+  function remove(customer) {
+    return confirmDelete({
+      problems, load, notify: ctx.notify,
       title: 'Delete customer',
       body: `${customer.name} will be deleted. The gateway keeps a customer that keys still name.`,
-      confirm: 'Delete', danger: true,
+      path: `/v1/customers/${encodeURIComponent(customer.id)}`,
+      done: `Deleted customer ${customer.name}.`,
     });
-    if (!yes) return;
-    try {
-      await api('DELETE', `/v1/customers/${encodeURIComponent(customer.id)}`);
-      ctx.notify(`Deleted customer ${customer.name}.`);
-    } catch (error) {
-      fill(problems, problemView(error));
-      return;
-    }
-    load();
   }
 
   draw();

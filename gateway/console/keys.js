@@ -7,7 +7,7 @@
 import { api } from './api.js';
 import { confirmDialog, fill, h, modal, problemView } from './dom.js';
 import { localToRfc3339, showTime } from './time.js';
-import { ACCESS_WORDS, everything, openKeyWizard } from './keywizard.js';
+import { ACCESS_WORDS, keyLists, openKeyWizard } from './keywizard.js';
 import { loadPage, pagerControls } from './paging.js';
 
 const LIMIT = 50;
@@ -66,13 +66,8 @@ export async function render(view, ctx) {
   const name = (kind, id) => (lists[kind].find((x) => x.id === id) || {}).name || id;
 
   async function loadPickers() {
-    const scope = { account_id: ctx.account };
     try {
-      [lists.operators, lists.assets, lists.customers] = await Promise.all([
-        everything('/v1/operators', scope),
-        everything('/v1/assets', { ...scope, relation: 'owned' }),
-        everything('/v1/customers', scope),
-      ]);
+      Object.assign(lists, await keyLists(ctx.account));
     } catch (error) {
       fill(problems, problemView(error));
     }

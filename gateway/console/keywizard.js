@@ -27,6 +27,18 @@ export async function everything(path, params) {
   return items;
 }
 
+// What a key names, for its pickers and its words: the account's operators, owned assets
+// and customers, as { operators, assets, customers }.
+export async function keyLists(account) {
+  const scope = { account_id: account };
+  const [operators, assets, customers] = await Promise.all([
+    everything('/v1/operators', scope),
+    everything('/v1/assets', { ...scope, relation: 'owned' }),
+    everything('/v1/customers', scope),
+  ]);
+  return { operators, assets, customers };
+}
+
 // What a key says in words, for the review and the result.
 export function keyFacts(key, { operators, assets, customers }) {
   const name = (list, id) => (list.find((x) => x.id === id) || {}).name;
@@ -219,13 +231,8 @@ export function openKeyWizard({ ctx, operator = null, done = () => {} }) {
 
   async function loadLists() {
     fill(body, h('p', { class: 'muted' }, 'Loading…'));
-    const scope = { account_id: ctx.account };
     try {
-      [lists.operators, lists.assets, lists.customers] = await Promise.all([
-        everything('/v1/operators', scope),
-        everything('/v1/assets', { ...scope, relation: 'owned' }),
-        everything('/v1/customers', scope),
-      ]);
+      Object.assign(lists, await keyLists(ctx.account));
     } catch (error) {
       fill(body, problemView(error), h('div', { class: 'actions' },
         h('button', { type: 'button', class: 'secondary', onclick: () => dialog.close() }, 'Close')));

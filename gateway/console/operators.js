@@ -5,10 +5,10 @@
 // managers only: the gateway refuses a viewer, and the navigation does not offer it one.
 
 import { api, withQuery } from './api.js';
-import { confirmDialog, fill, h, modal, problemView } from './dom.js';
+import { fill, h, modal, problemView } from './dom.js';
 import { showTime } from './time.js';
 import { ACCESS_TYPES, ACCESS_WORDS, openKeyWizard } from './keywizard.js';
-import { loadPage, pagerControls } from './paging.js';
+import { confirmDelete, loadPage, pagerControls } from './paging.js';
 
 const LIMIT = 50;
 
@@ -93,22 +93,14 @@ export async function render(view, ctx) {
     load();
   }
 
-  async function remove(operator) {
-    problems.replaceChildren();
-    const yes = await confirmDialog({
+  function remove(operator) {
+    return confirmDelete({
+      problems, load, notify: ctx.notify,
       title: 'Delete operator',
       body: `${operator.name} will be deleted, with any invitation still waiting.`,
-      confirm: 'Delete', danger: true,
+      path: `/v1/operators/${encodeURIComponent(operator.id)}`,
+      done: `Deleted operator ${operator.name}.`,
     });
-    if (!yes) return;
-    try {
-      await api('DELETE', `/v1/operators/${encodeURIComponent(operator.id)}`);
-      ctx.notify(`Deleted operator ${operator.name}.`);
-    } catch (error) {
-      fill(problems, problemView(error));
-      return;
-    }
-    load();
   }
 
   draw();

@@ -3,7 +3,7 @@
 // goes back without the gateway keeping anything.
 
 import { api, withQuery } from './api.js';
-import { fill, h, problemView } from './dom.js';
+import { confirmDialog, fill, h, problemView } from './dom.js';
 
 // Reads page state.page of `path` with `query` into state.items, remembers the next
 // page's cursor, then draw(); a refusal is shown in `list`, busy while it loads.
@@ -37,4 +37,19 @@ export function pagerControls(state, load, ids = {}) {
       onclick: () => { state.page += 1; load(); },
     }, 'Next'),
   ];
+}
+
+// Deletes one listed item after a confirm: DELETE `path`, the notice `done`, then `load`
+// (the list again); a refusal is shown in `problems` and the list stays as it was.
+export async function confirmDelete({ problems, title, body, path, done, notify, load }) {
+  problems.replaceChildren();
+  if (!(await confirmDialog({ title, body, confirm: 'Delete', danger: true }))) return;
+  try {
+    await api('DELETE', path);
+    notify(done);
+  } catch (error) {
+    fill(problems, problemView(error));
+    return;
+  }
+  load();
 }
