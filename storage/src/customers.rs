@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{OpError, StoreError};
 use crate::ids::AccountId;
 use crate::model::Principal;
-use crate::ops::{audit, name_field, AuditNote, Who};
+use crate::ops::{audit_by, name_field};
 use crate::policy::Need;
 use crate::read::{require_in, require_on_account};
 use crate::store::{decode_as, get, put};
@@ -215,16 +215,14 @@ fn note(
     before: Option<String>,
     now: Timestamp,
 ) -> Result<(), StoreError> {
-    audit(
+    let change = (before, Some(customer.name.clone()));
+    let target = customer.id.clone();
+    audit_by(
         tx,
-        Who::Principal(caller),
-        AuditNote {
-            account_id: Some(&customer.account_id),
-            action,
-            target: customer.id.clone(),
-            before,
-            after: Some(customer.name.clone()),
-        },
+        caller,
+        (&customer.account_id, action),
+        target,
+        change,
         now,
     )
 }

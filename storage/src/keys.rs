@@ -15,7 +15,7 @@ use crate::codec;
 use crate::error::{OpError, StoreError};
 use crate::ids::{AccountId, AssetId, DeviceId};
 use crate::model::{Asset, Capabilities, Device, Principal};
-use crate::ops::{audit, AuditNote, Who};
+use crate::ops::audit_by;
 use crate::policy::Need;
 use crate::read::{require_in, require_on_account};
 use crate::rule::Rule;
@@ -277,16 +277,14 @@ fn audit_key(
     before: Option<String>,
     now: Timestamp,
 ) -> Result<(), StoreError> {
-    audit(
+    let after = (action != "key.delete").then(|| key_state(key));
+    let target = key.id.clone();
+    audit_by(
         tx,
-        Who::Principal(caller),
-        AuditNote {
-            account_id: Some(&key.account_id),
-            action,
-            target: key.id.clone(),
-            before,
-            after: (action != "key.delete").then(|| key_state(key)),
-        },
+        caller,
+        (&key.account_id, action),
+        target,
+        (before, after),
         now,
     )
 }

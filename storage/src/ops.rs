@@ -58,6 +58,29 @@ impl Who<'_> {
     }
 }
 
+/// Audits `caller`'s `action` on `target` in `account`, from `before` to `after`: the line
+/// most changes write ([`audit`] with [`Who::Principal`]).
+///
+/// # Errors
+/// [`StoreError`] when the audit table cannot be written.
+pub fn audit_by(
+    tx: &WriteTransaction,
+    caller: &Principal,
+    (account, action): (&AccountId, &str),
+    target: String,
+    (before, after): (Option<String>, Option<String>),
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let note = AuditNote {
+        account_id: Some(account),
+        action,
+        target,
+        before,
+        after,
+    };
+    audit(tx, Who::Principal(caller), note, now)
+}
+
 pub fn audit(
     tx: &WriteTransaction,
     who: Who<'_>,

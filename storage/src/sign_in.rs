@@ -26,7 +26,7 @@ use crate::codec;
 use crate::error::{OpError, StoreError};
 use crate::ids::{AccountId, PrincipalId};
 use crate::model::Principal;
-use crate::ops::{audit, AuditNote, Who};
+use crate::ops::{audit, audit_by, AuditNote, Who};
 use crate::store::{decode_as, get};
 use crate::tables::*;
 use crate::time::Timestamp;
@@ -362,16 +362,12 @@ pub fn invite(
     } else {
         "user.password_invite"
     };
-    audit(
+    audit_by(
         tx,
-        Who::Principal(caller),
-        AuditNote {
-            account_id: Some(account),
-            action,
-            target: user.to_string(),
-            before: None,
-            after: None,
-        },
+        caller,
+        (account, action),
+        user.to_string(),
+        (None, None),
         now,
     )?;
     Ok((secret, invitation.expires_at))

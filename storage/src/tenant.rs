@@ -21,7 +21,7 @@ use crate::details::{project, Field};
 use crate::error::{OpError, StoreError};
 use crate::ids::{AccountId, AssetId};
 use crate::model::{Asset, Principal};
-use crate::ops::{audit, AuditNote, Who};
+use crate::ops::{audit, audit_by, AuditNote, Who};
 use crate::policy::Need;
 use crate::read::{require_in, require_on_account};
 use crate::rule::Rule;
@@ -469,16 +469,13 @@ pub fn share(
         Kind::Details => "sharing.details.start",
     };
     for account in [source_account, target] {
-        audit(
+        let change = (None, Some(format!("{target}/{target_id}")));
+        audit_by(
             tx,
-            Who::Principal(caller),
-            AuditNote {
-                account_id: Some(account),
-                action,
-                target: source_id.to_string(),
-                before: None,
-                after: Some(format!("{target}/{target_id}")),
-            },
+            caller,
+            (account, action),
+            source_id.to_string(),
+            change,
             now,
         )?;
     }

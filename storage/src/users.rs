@@ -14,7 +14,7 @@ use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 use crate::error::{OpError, StoreError};
 use crate::ids::{AccountId, PrincipalId};
 use crate::model::{Principal, PrincipalKind, Role, StaffRole};
-use crate::ops::{audit, AuditNote, Who};
+use crate::ops::{audit, audit_by, AuditNote, Who};
 use crate::store::{decode_as, get, put};
 use crate::tables::*;
 use crate::time::Timestamp;
@@ -316,18 +316,9 @@ fn note(
     before: Option<String>,
     now: Timestamp,
 ) -> Result<(), StoreError> {
-    audit(
-        tx,
-        Who::Principal(caller),
-        AuditNote {
-            account_id: Some(account),
-            action,
-            target: record.user.id.to_string(),
-            before,
-            after: Some(describe(record)),
-        },
-        now,
-    )
+    let target = record.user.id.to_string();
+    let change = (before, Some(describe(record)));
+    audit_by(tx, caller, (account, action), target, change, now)
 }
 
 /// Stores when principals' tokens last authenticated a request: each instant replaces the
