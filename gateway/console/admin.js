@@ -23,9 +23,14 @@ export async function renderUsers(view, ctx) {
   const role = h('select', { id: 'new-user-role', 'aria-label': 'Role' }, ROLES.map(([v, l]) => h('option', { value: v, selected: v === 'viewer' }, l)));
   const add = h('form', { class: 'toolbar', id: 'add-user' }, name, role, h('button', { type: 'submit', class: 'primary', id: 'create-user' }, 'Add user'));
   const problems = h('div', { id: 'user-problems' });
+  // Support staff under an account's access read its users and change none (rule 4: the
+  // access creates nothing that outlives it); the gateway refuses, so no button offers it.
+  const readOnly = ctx.user.kind === 'staff' && ctx.user.role !== 'platform_admin';
+  const readOnlyNote = h('p', { class: 'info', id: 'users-read-only' },
+    'Support access reads the users and changes none of them: it creates no lasting access (rule 4).');
   fill(view, h('div', { class: 'page-head' }, h('h1', {}, 'Users'), h('label', { class: 'inline' }, h('span', {}, 'Account'), picker)),
     h('p', { class: 'muted' }, 'People who use this account, with their roles. An admin administers the account and its sub-accounts; a fleet admin manages its fleet; a viewer only looks.'),
-    add, problems, list);
+    readOnly ? readOnlyNote : add, problems, list);
   picker.addEventListener('change', () => { account = picker.value || null; load(); });
   add.addEventListener('submit', async (event) => {
     event.preventDefault();
@@ -67,6 +72,7 @@ export async function renderUsers(view, ctx) {
   }
 
   function roleSelect(u) {
+    if (readOnly) return roleWord(u.role);
     const select = h('select', { 'aria-label': `Role of ${u.name}`, 'data-test': 'role' },
       ROLES.map(([v, l]) => h('option', { value: v, selected: v === u.role }, l)));
     select.addEventListener('change', async () => {
@@ -82,6 +88,7 @@ export async function renderUsers(view, ctx) {
   }
 
   function userActions(u) {
+    if (readOnly) return [];
     const button = (test, label, style, onclick) => h('button', { type: 'button', class: style, 'data-test': test, onclick }, label);
     return [
       button('invite', 'Password link', 'secondary', () => invite(u, false)),

@@ -134,6 +134,13 @@ function profileWords(id, profiles) {
   return profile ? `${profile.name}: ${profile.fields.join(', ')}` : id;
 }
 
+// The target tenant as typed: an account id, or the name of one of the suggested accounts
+// (people type the name they see in the suggestions), which then stands for its id.
+function tenantId(typed, names) {
+  const named = [...names].filter(([, name]) => name.toLowerCase() === typed.toLowerCase());
+  return named.length === 1 ? named[0][0] : typed;
+}
+
 const targetKey = (t) => `${t.target_account_id}/${t.target_asset_id}`;
 
 // One section, read-only with an Edit button for those who may change it.
@@ -207,7 +214,7 @@ function editSection(box, section, targets, env) {
     event.preventDefault();
     area.replaceChildren();
     const chosen = stops.filter((s) => s.box.checked).map((s) => s.target);
-    const tenant = form.tenant.value.trim();
+    const tenant = tenantId(form.tenant.value.trim(), names);
     const target = form.asset.value.trim();
     if (!chosen.length && !tenant && !target) {
       fill(area, problemView(new Error('Nothing to save: tick a target to stop, or fill in a new one.')));

@@ -129,7 +129,8 @@ async fn an_admin_shares_an_assets_telemetry_and_details_from_its_sharing_tab() 
             &format!("Telemetry sharing of Excavator 1 saved: shared into Depot ({depot_id}) as depot-exc1."),
         )
         .await;
-    add_target(&browser, "telemetry", &yard_id, "yard-exc1", None).await;
+    // The tenant typed by the name its suggestion shows stands for that account's id.
+    add_target(&browser, "telemetry", "yard", "yard-exc1", None).await;
     browser.text_of("#telemetry-sharing", "Yard").await;
     let mut both = vec![
         format!("{depot_id}/depot-exc1"),

@@ -140,15 +140,21 @@ async fn support_staff_request_access_and_work_under_it_with_a_banner() {
     browser.text_of("#assets-table", "Excavator 1").await;
     browser.shot("flow7-03-working-under-access").await;
 
-    // Temporary access creates no lasting access: adding a user is refused (rule 4).
+    // Temporary access creates no lasting access (rule 4): staff read the users, and no
+    // button offers a change the gateway would refuse.
     browser.click("nav a[href='#/users']").await;
-    browser.type_into("#new-user-name", "Backdoor").await;
-    browser.click("#create-user").await;
-    let refusal = browser
-        .text_of("#user-problems .problem", "Refused by the gateway.")
-        .await;
-    assert!(refusal.contains("rule 4"), "{refusal}");
+    browser.text_of("#users-table", "Admin").await;
+    browser.text_of("#users-read-only", "rule 4").await;
+    assert_eq!(browser.count("#create-user").await, 0);
+    assert_eq!(browser.count("#users-table button").await, 0);
+    assert_eq!(browser.count("#users-table select").await, 0);
     browser.shot("flow7-04-no-lasting-access").await;
+    // The gateway refuses it all the same.
+    let body = json!({"name": "Backdoor", "role": "admin"});
+    let path = format!("/v1/accounts/{}/users", owner.account_id);
+    let (status, refusal) = call(&support, Method::POST, &path, Some(body)).await;
+    assert_eq!(status, 403, "{refusal}");
+    assert!(refusal.to_string().contains("rule 4"), "{refusal}");
     browser.quit().await;
 }
 
