@@ -258,7 +258,9 @@ impl Accept {
             return;
         };
         let deadline = tokio::time::Instant::now() + limits.handshake_timeout;
-        let handshake = async {
+        // Boxed, like the session's phases (`session::run`): the handshake's state is freed
+        // once it is done instead of staying reserved in the task of every idle unit.
+        let handshake = Box::pin(async {
             let Ok(_permit) = handshakes.acquire().await else {
                 return Err("error");
             };
@@ -266,7 +268,7 @@ impl Accept {
                 .accept(stream)
                 .await
                 .map_err(|err| handshake_failure(&err))
-        };
+        });
         let stream = match tokio::time::timeout_at(deadline, handshake).await {
             Ok(Ok(stream)) => stream,
             Ok(Err(reason)) => {
