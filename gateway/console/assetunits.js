@@ -13,12 +13,12 @@ async function accountUnits(ctx) {
   return page.items;
 }
 
-// A <select> of the account's units; a unit already on an asset says which.
-function unitSelect(id, units, { current = null, blank }) {
+// A <select> of the account's units; a unit already on another asset than `asset` says which.
+function unitSelect(id, units, { current = null, asset = null, blank }) {
   return h('select', { id, 'aria-label': 'Unit' },
     h('option', { value: '' }, blank),
     units.map((unit) => h('option', { value: unit.id, selected: unit.id === current },
-      unit.asset_id && unit.asset_id !== current ? `${unit.id} (on ${unit.asset_id})` : unit.id)));
+      unit.asset_id && unit.asset_id !== asset ? `${unit.id} (on ${unit.asset_id})` : unit.id)));
 }
 
 // "Create asset": done() reloads the list.
@@ -71,7 +71,7 @@ export async function openCreateAsset(ctx, done) {
 function reached(distribution) {
   if (!distribution) return '';
   const pending = distribution.pending || [];
-  return pending.length ? ` Key sets still on their way to ${pending.join(', ')}.` : '';
+  return pending.length ? ` ${pending.join(', ')} get their new key sets when they next connect.` : '';
 }
 
 // An owned asset's side-panel section: its unit, swap it or take it off, delete the asset.
@@ -85,7 +85,7 @@ export function assetUnitSection(asset, ctx, { changed, gone }) {
     h('div', { class: 'actions' },
       h('button', { type: 'button', class: 'danger', id: 'delete-asset', onclick: () => remove(asset, ctx, problems, gone) }, 'Delete asset')));
   accountUnits(ctx).then((units) => {
-    const select = unitSelect('asset-unit-select', units, { current: asset.device_id || null, blank: 'No unit' });
+    const select = unitSelect('asset-unit-select', units, { current: asset.device_id || null, asset: asset.id, blank: 'No unit' });
     picker.append(select, h('button', {
       type: 'button', class: 'secondary', id: 'put-unit',
       onclick: () => swap(asset, select.value || null, ctx, problems, changed),

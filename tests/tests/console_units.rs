@@ -276,6 +276,11 @@ async fn an_admin_creates_an_asset_swaps_its_unit_and_deletes_it() {
         .text_of(".notice", "unit2 now reports for Excavator 1.")
         .await;
     assert_eq!(asset(&fleet, "ex1").await.1["device_id"], json!("unit2"));
+    let picker = browser.text_of("#asset-unit-select", "unit1").await;
+    assert!(
+        !picker.contains("(on ex1)"),
+        "its own unit is just named: {picker}"
+    );
 
     // Delete, after a confirm that says what ends: the grant ends with it.
     browser.click("#delete-asset").await;
