@@ -12,5 +12,5 @@ mkdir -p "$out"
 FLEETGATE_SCREENSHOTS="$out" cargo test -p tests --test console --test console_support \
     --test console_sharing --test console_access \
     --test console_live --test console_admin --test console_staff \
-    --test console_manage -- "$@"
+    --test console_manage --test console_units -- "$@"
 ls -1 "$out"/*.png | sed "s|^$PWD/||"

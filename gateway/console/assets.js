@@ -6,6 +6,7 @@ import { fill, h } from './dom.js';
 import { showTime } from './time.js';
 import { openVisibilityDialog, renderWhoSees } from './visibility.js';
 import { loadPage, pagerControls } from './paging.js';
+import { assetUnitSection, openCreateAsset } from './assetunits.js';
 
 const LIMIT = 50;
 const RELATIONS = [['', 'Any relation'], ['owned', 'Owned'], ['shared', 'Shared with us'], ['mirror', 'Mirror']];
@@ -30,6 +31,7 @@ export async function render(view, ctx) {
 
   const share = ctx.canManageFleet ? h('button', { type: 'button', class: 'primary', id: 'share', disabled: true }, 'Share visibility') : null;
   const remove = ctx.canManageFleet ? h('button', { type: 'button', class: 'secondary', id: 'remove', disabled: true }, 'Remove visibility') : null;
+  const create = ctx.canManageFleet ? h('button', { type: 'button', class: 'secondary', id: 'create-asset' }, 'Create asset') : null;
   const selection = h('div', { class: 'selection', id: 'selection' });
   const list = h('div', { class: 'list', id: 'asset-list' });
   const pager = h('div', { class: 'pager' });
@@ -41,9 +43,10 @@ export async function render(view, ctx) {
   });
   if (share) share.addEventListener('click', () => dialogFor('share', [...state.selected.values()]));
   if (remove) remove.addEventListener('click', () => dialogFor('remove', [...state.selected.values()]));
+  if (create) create.addEventListener('click', () => openCreateAsset(ctx, load));
 
   fill(view,
-    h('div', { class: 'page-head' }, h('h1', {}, 'Assets'), h('div', { class: 'actions' }, share, remove)),
+    h('div', { class: 'page-head' }, h('h1', {}, 'Assets'), h('div', { class: 'actions' }, create, share, remove)),
     toolbar,
     selection,
     h('div', { class: 'with-panel' }, h('div', {}, list, pager), panel));
@@ -133,7 +136,11 @@ export async function render(view, ctx) {
       who,
       canManage ? h('div', { class: 'actions' },
         h('button', { type: 'button', class: 'secondary', id: 'quick-remove', onclick: () => dialogFor('remove', [asset]) }, 'Remove visibility'),
-        h('button', { type: 'button', class: 'primary', id: 'quick-share', onclick: () => dialogFor('share', [asset]) }, 'Share this asset')) : null);
+        h('button', { type: 'button', class: 'primary', id: 'quick-share', onclick: () => dialogFor('share', [asset]) }, 'Share this asset')) : null,
+      canManage ? assetUnitSection(asset, ctx, {
+        changed: (now) => { load(); openPanel(now); },
+        gone: () => { state.open = null; panel.hidden = true; state.selected.delete(asset.id); load(); },
+      }) : null);
     await renderWhoSees(who, asset, { canManage, notify: ctx.notify, changed: reload, account: ctx.account });
   }
 

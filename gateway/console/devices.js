@@ -7,6 +7,7 @@ import { api, withQuery } from './api.js';
 import { confirmDialog, fill, h, problemView } from './dom.js';
 import { showTime } from './time.js';
 import { pagerControls } from './paging.js';
+import { openRegister, rowProblems, unitActions } from './units.js';
 
 const LIMIT = 50;
 
@@ -61,12 +62,20 @@ export async function render(view, ctx) {
   const list = h('div', { id: 'device-list' });
   const pager = h('div', { class: 'pager' });
   const certs = administers(ctx) ? h('section', { id: 'certificates' }) : null;
+  // Admins and fleet admins register units and change them (rule 1).
+  const problems = rowProblems();
+  const reload = () => { problems.show(); load(); if (certs) renderCertificates(certs, ctx); };
+  const unitCtx = ctx.canManageFleet ? { ...ctx, problem: problems.show, reload } : null;
+  const register = unitCtx ? h('button', {
+    type: 'button', class: 'primary', id: 'register-unit', onclick: () => openRegister(unitCtx, reload),
+  }, 'Register a unit') : null;
   toolbar.addEventListener('submit', (event) => {
     event.preventDefault();
     Object.assign(state, { q: search.value.trim(), cursors: [null], page: 0 });
     load();
   });
-  fill(view, h('div', { class: 'page-head' }, h('h1', {}, 'Devices')), toolbar, list, pager, certs);
+  fill(view, h('div', { class: 'page-head' }, h('h1', {}, 'Devices'), h('div', { class: 'actions' }, register)),
+    toolbar, problems.el, list, pager, certs);
 
   async function load() {
     try {
@@ -74,7 +83,7 @@ export async function render(view, ctx) {
         account_id: ctx.account, q: state.q, cursor: state.cursors[state.page], limit: LIMIT,
       }));
       state.cursors[state.page + 1] = page.next_cursor || null;
-      drawDevices(list, page.items);
+      drawDevices(list, page.items, unitCtx);
       fill(pager, pagerControls(state, load, { previous: null, next: null }));
     } catch (error) {
       fill(list, problemView(error));
@@ -84,13 +93,13 @@ export async function render(view, ctx) {
   if (certs) await renderCertificates(certs, ctx);
 }
 
-function drawDevices(list, items) {
+function drawDevices(list, items, unitCtx) {
   if (!items.length) {
     fill(list, h('p', { class: 'empty', id: 'no-devices' }, 'No units registered.'));
     return;
   }
   fill(list, h('table', { class: 'grid', id: 'devices-table' },
-    h('thead', {}, h('tr', {}, ['Unit', 'Asset', 'Status', 'Last seen', 'Errors', 'Key set', 'Fitted'].map((t) => h('th', {}, t)))),
+    h('thead', {}, h('tr', {}, ['Unit', 'Asset', 'Status', 'Last seen', 'Errors', 'Key set', 'Fitted', unitCtx ? '' : null].filter((t) => t !== null).map((t) => h('th', {}, t)))),
     h('tbody', {}, items.map((d) => h('tr', { 'data-id': d.id },
       h('td', {}, h('code', {}, d.id)),
       h('td', {}, d.asset_id ? h('a', { href: `#/live/${encodeURIComponent(d.asset_id)}`, class: 'link' }, d.asset_id) : '—'),
@@ -98,7 +107,8 @@ function drawDevices(list, items) {
       h('td', { class: 'time' }, d.status.last_seen ? showTime(d.status.last_seen) : 'never'),
       h('td', {}, errorWords(d.status)),
       h('td', { 'data-test': 'key-set' }, keySetWords(d.status)),
-      h('td', {}, CAPABILITIES.filter(([k]) => d.capabilities[k]).map(([, label]) => label).join(', ') || '—'))))));
+      h('td', { 'data-test': 'fitted' }, CAPABILITIES.filter(([k]) => d.capabilities[k]).map(([, label]) => label).join(', ') || '—'),
+      unitCtx ? unitActions(d, unitCtx, unitCtx.reload) : null)))));
 }
 
 async function renderCertificates(el, ctx) {

@@ -192,6 +192,44 @@ pub fn revoke_one(
     Ok((cert, true))
 }
 
+/// Records a fresh certificate the CA issued for a registered unit (after a revoke, or to
+/// rotate its key), audited as `device.certificate`. The unit's other certificates stay as
+/// they are: revoking is its own action. Returns the unit.
+///
+/// # Errors
+/// 404 for an unknown or deregistered unit (or one the caller cannot see), 403 for a caller
+/// who may not manage the unit's fleet (rule 1); 422 when `cert` is not a unit certificate
+/// for this unit (a caller's mistake, never handed out).
+pub fn issue_for_unit(
+    tx: &WriteTransaction,
+    caller: &crate::model::Principal,
+    id: &crate::ids::DeviceId,
+    cert: &CertificateRecord,
+    now: Timestamp,
+) -> Result<crate::model::Device, crate::OpError> {
+    let device = crate::ops::device_to_change(tx, caller, id)?;
+    if cert.tenant != id.as_str() || cert.kind != crate::model::CertificateKind::Unit {
+        return Err(crate::OpError::invalid(
+            "certificate",
+            "not a unit certificate for this unit",
+        ));
+    }
+    record(tx, cert)?;
+    crate::ops::audit(
+        tx,
+        crate::ops::Who::Principal(caller),
+        crate::ops::AuditNote {
+            account_id: Some(&device.account_id),
+            action: "device.certificate",
+            target: id.to_string(),
+            before: None,
+            after: Some(format!("serial {}", cert.serial)),
+        },
+        now,
+    )?;
+    Ok(device)
+}
+
 /// What a revocation by subject did: from now on every certificate of `tenant` issued
 /// before `issued_before` is refused; `recorded` lists the recorded ones it newly marked
 /// revoked (unrecorded ones are refused by the rule alone).

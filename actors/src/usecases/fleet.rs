@@ -73,6 +73,23 @@ impl UseCases {
         .await
     }
 
+    /// Records a new certificate for a registered unit (after a revoke, or to rotate its
+    /// key), checked and audited in one transaction; `certificate` is what the gateway's CA
+    /// signed and is never handed out when this refuses. The unit's older certificates are
+    /// untouched, so a unit rotating its key keeps its session until it reconnects.
+    pub async fn issue_unit_certificate(
+        &self,
+        who: Principal,
+        id: DeviceId,
+        certificate: CertificateRecord,
+    ) -> Result<Device, OpError> {
+        let now = self.now();
+        self.commit(false, move |tx| {
+            storage::certificates::issue_for_unit(tx, &who, &id, &certificate, now)
+        })
+        .await
+    }
+
     /// Creates an asset of `account`, bound to a unit when it names one: that unit's
     /// actor is re-bound (its points reach the asset's audience) before this answers.
     pub async fn create_asset(

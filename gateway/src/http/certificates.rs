@@ -6,7 +6,7 @@
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
 use storage::model::{CertificateKind, CertificateRecord};
-use storage::{AccountId, OpError};
+use storage::{AccountId, DeviceId, OpError};
 use utoipa::ToSchema;
 
 use super::auth::Caller;
@@ -138,5 +138,63 @@ pub async fn revoke_issued_before(
         subject: done.tenant,
         issued_before: done.issued_before.to_rfc3339(),
         revoked_serials: done.recorded,
+    }))
+}
+
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UnitCertRequest {
+    /// A PEM CSR; when given the unit keeps its private key and none is returned.
+    pub csr_pem: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UnitCert {
+    pub device_id: String,
+    /// The new certificate's serial (lowercase hex), as the certificate list shows it.
+    pub serial: String,
+    /// RFC 3339.
+    pub not_after: String,
+    pub ca_pem: String,
+    pub cert_pem: String,
+    /// Shown this once; absent when a CSR was given.
+    pub key_pem: Option<String>,
+}
+
+/// A new client certificate for a registered unit: after its certificate was revoked, or
+/// to rotate its key. Its other certificates stay as they are (revoking is its own
+/// action); the new serial is recorded, so it can be revoked in turn.
+#[utoipa::path(post, path = "/v1/devices/{d}/certificate", request_body = UnitCertRequest,
+    responses((status = 201, body = UnitCert), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn unit_certificate(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    body: super::body::Json<UnitCertRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let id = DeviceId::parse(&path).map_err(|_| OpError::not_found(format!("device {path}")))?;
+    // Signing touches no state: a certificate for a refused call is never handed out.
+    let issued = match &body.csr_pem {
+        Some(csr) => state
+            .ca
+            .sign_device_csr(id.as_str(), csr, state.device_cert_validity)?,
+        None => state
+            .ca
+            .issue_device(id.as_str(), state.device_cert_validity)
+            .map_err(|err| ApiError::Internal(err.to_string()))?,
+    };
+    let record = issued.record(id.as_str(), CertificateKind::Unit, state.clock.now());
+    let (serial, not_after) = (record.serial.clone(), record.not_after);
+    state
+        .usecases
+        .issue_unit_certificate(caller.0, id.clone(), record)
+        .await?;
+    Ok(HttpResponse::Created().json(UnitCert {
+        device_id: id.to_string(),
+        serial,
+        not_after: not_after.to_rfc3339(),
+        ca_pem: state.ca.ca_pem().to_owned(),
+        cert_pem: issued.cert_pem,
+        key_pem: issued.key_pem,
     }))
 }

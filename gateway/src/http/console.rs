@@ -122,6 +122,8 @@ assets! {
     "chart.js" => "text/javascript; charset=utf-8",
     "live.js" => "text/javascript; charset=utf-8",
     "devices.js" => "text/javascript; charset=utf-8",
+    "units.js" => "text/javascript; charset=utf-8",
+    "assetunits.js" => "text/javascript; charset=utf-8",
     "admin.js" => "text/javascript; charset=utf-8",
     "audit.js" => "text/javascript; charset=utf-8",
     "staff.js" => "text/javascript; charset=utf-8",

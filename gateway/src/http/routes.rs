@@ -153,6 +153,7 @@ route_table! {
     POST "/v1/devices" => fleet::register_device;
     DELETE "/v1/devices/{d}" => fleet::deregister_device;
     PATCH "/v1/devices/{d}" => binding::patch_device;
+    POST "/v1/devices/{d}/certificate" => certificates::unit_certificate;
     GET "/v1/devices" => fleet::list_devices;
     GET "/v1/devices/{d}/status" => fleet::device_status;
     POST "/v1/assets" => fleet::create_asset;
