@@ -208,6 +208,9 @@ pub fn issue_for_unit(
     now: Timestamp,
 ) -> Result<crate::model::Device, crate::OpError> {
     let device = crate::ops::device_to_change(tx, caller, id)?;
+    // Rule 4: the key that comes with it would let staff speak as the unit after their
+    // support access ends.
+    crate::policy::refuse_lasting_access(caller, "a unit certificate")?;
     if cert.tenant != id.as_str() || cert.kind != crate::model::CertificateKind::Unit {
         return Err(crate::OpError::invalid(
             "certificate",
@@ -215,18 +218,9 @@ pub fn issue_for_unit(
         ));
     }
     record(tx, cert)?;
-    crate::ops::audit(
-        tx,
-        crate::ops::Who::Principal(caller),
-        crate::ops::AuditNote {
-            account_id: Some(&device.account_id),
-            action: "device.certificate",
-            target: id.to_string(),
-            before: None,
-            after: Some(format!("serial {}", cert.serial)),
-        },
-        now,
-    )?;
+    let change = (None, Some(format!("serial {}", cert.serial)));
+    let action = (&device.account_id, "device.certificate");
+    crate::ops::audit_by(tx, caller, action, id.to_string(), change, now)?;
     Ok(device)
 }
 
