@@ -277,6 +277,9 @@ pub fn register_device(
     now: Timestamp,
 ) -> Result<Device, OpError> {
     require_on_account(tx, caller, account_id, Need::ManageFleet)?;
+    // Rule 4: registration hands out the unit's certificate and key, which would let staff
+    // speak as the unit after their support access ends.
+    crate::policy::refuse_lasting_access(caller, "a unit certificate")?;
     if is_account_shaped(id.as_str()) {
         return Err(OpError::invalid(
             "id",

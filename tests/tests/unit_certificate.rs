@@ -116,12 +116,20 @@ async fn only_the_units_fleet_managers_get_a_new_certificate() {
     assert_eq!(ask(other.admin.clone(), path).await.status, 404);
     // Rule 4: support staff working in the account get no key that outlives their access.
     let (support, _) = fleet.approved_support("24h").await;
+    let registering = format!("/v1/devices?account_id={}", fleet.account_id);
+    let body = json!({"id": "unit9"});
+    let refused_too = support
+        .request_raw(Method::POST, &registering, Some(&body))
+        .await
+        .expect("answer");
     let refused = ask(support, path).await;
-    assert_eq!(refused.status, 403, "{refused:?}");
-    assert!(
-        refused.body.to_string().contains("no lasting access"),
-        "{refused:?}"
-    );
+    for refused in [refused, refused_too] {
+        assert_eq!(refused.status, 403, "{refused:?}");
+        assert!(
+            refused.body.to_string().contains("no lasting access"),
+            "{refused:?}"
+        );
+    }
     let fleet_admin = fleet.user(simulator::api::UserRole::FleetAdmin).await;
     assert_eq!(ask(fleet_admin, path).await.status, 201);
     let garbage = fleet
