@@ -28,15 +28,18 @@ export async function render(view, ctx) {
   const action = h('select', { id: 'audit-action', 'aria-label': 'Action' }, FAMILIES.map(([v, l]) => h('option', { value: v }, l)));
   const fromDate = h('input', { type: 'date', id: 'audit-from', 'aria-label': 'From date' });
   const toDate = h('input', { type: 'date', id: 'audit-to', 'aria-label': 'To date (inclusive)' });
+  // Newest first by default: an admin opening the log is usually after a recent change.
+  const order = h('select', { id: 'audit-order', 'aria-label': 'Order' },
+    h('option', { value: 'newest' }, 'Newest first'), h('option', { value: 'oldest' }, 'Oldest first'));
   const form = h('form', { class: 'toolbar wrap', id: 'audit-filter', role: 'search' },
     account, actor, actors, action,
     h('label', { class: 'inline' }, h('span', {}, 'From'), fromDate),
-    h('label', { class: 'inline' }, h('span', {}, 'to'), toDate),
+    h('label', { class: 'inline' }, h('span', {}, 'to'), toDate), order,
     h('button', { type: 'submit', class: 'secondary', id: 'audit-apply' }, 'Filter'));
   const list = h('div', { id: 'audit-list' });
   const pager = h('div', { class: 'pager' });
   fill(view, h('div', { class: 'page-head' }, h('h1', {}, 'Audit log')),
-    h('p', { class: 'muted' }, 'Every change, oldest first, with who made it and under which support access. Times in your zone.'),
+    h('p', { class: 'muted' }, 'Every change, with who made it and under which support access. Times in your zone.'),
     form, list, pager);
 
   const state = { filter: {}, cursors: [null], page: 0, names: new Map() };
@@ -47,6 +50,7 @@ export async function render(view, ctx) {
       account_id: account.value,
       actor: actor.value.trim(),
       action: action.value,
+      order: order.value,
       from: fromDate.value ? localToRfc3339(fromDate.value, '00:00') : null,
       // The end date is inclusive for a person: the API's `to` is the next midnight.
       to: to ? to.toISOString() : null,

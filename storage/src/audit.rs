@@ -13,9 +13,9 @@ use crate::store::decode_as;
 use crate::tables::AUDIT;
 use crate::time::Timestamp;
 
-/// One page of at most `limit` entries that `filter` keeps, oldest first, after the entry
-/// `after` (the cursor: the previous page's last `seq`). Without an account, a platform
-/// admin reads all and a user its own account's.
+/// One page of at most `limit` entries that `filter` keeps, in `filter.order`, past the
+/// entry `after` (the cursor: the previous page's last `seq`). Without an account, a
+/// platform admin reads all and a user its own account's.
 pub fn entries(
     rtx: &ReadTransaction,
     caller: &Principal,
@@ -27,8 +27,12 @@ pub fn entries(
     let table = rtx.open_table(AUDIT)?;
     let mut items = Vec::new();
     let mut next_cursor = None;
-    let first = after.map_or(0, |seq| seq.saturating_add(1));
-    for row in table.range(first..)? {
+    let rows = match filter.newest_first {
+        false => Box::new(table.range(after.map_or(0, |seq| seq.saturating_add(1))..)?)
+            as Box<dyn Iterator<Item = _>>,
+        true => Box::new(table.range(..after.unwrap_or(u64::MAX))?.rev()),
+    };
+    for row in rows {
         let entry: AuditEntry = decode_as("audit", row?.1.value())?;
         if !filter.keeps(&entry) || (account.is_some() && entry.account_id != account) {
             continue;
@@ -73,6 +77,8 @@ pub struct AuditFilter {
     pub actor: Option<String>,
     /// This action (`grant.create`), or a family of them (`grant`: every `grant.*`).
     pub action: Option<String>,
+    /// Newest entries first (what an admin looking for a recent change reads), else oldest.
+    pub newest_first: bool,
 }
 
 impl AuditFilter {

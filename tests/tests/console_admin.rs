@@ -224,8 +224,17 @@ async fn certificates_are_revoked_and_the_audit_log_is_filtered_and_paged() {
 
     // The audit log: the revocation under "Certificates"; assets paged 50 at a time.
     browser.click("nav a[href='#/audit']").await;
-    // Oldest first: the account's own creation opens the log.
-    browser.text_of("#audit-table", "account.create").await;
+    // Newest first: the revocation just made opens the log; oldest first, the account's
+    // own creation does.
+    let newest = browser
+        .text_of("#audit-table tbody tr:first-child", "certificate.revoke")
+        .await;
+    assert!(!newest.contains("account.create"), "{newest}");
+    browser.select("#audit-order", "Oldest first").await;
+    browser.click("#audit-apply").await;
+    browser
+        .text_of("#audit-table tbody tr:first-child", "account.create")
+        .await;
     browser.select("#audit-action", "Certificates").await;
     browser.click("#audit-apply").await;
     let entries = browser.text_of("#audit-table", "certificate.revoke").await;

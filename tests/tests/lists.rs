@@ -266,6 +266,11 @@ async fn keys_operators_support_and_audit_filter() {
     );
     let everything = walk(&fleet.admin, "/v1/audit", "action").await;
     assert!(everything.len() >= 6, "{everything:?}");
+    // Newest first, paged by the same cursors: the same entries the other way round.
+    let mut newest = walk(&fleet.admin, "/v1/audit?order=newest", "action").await;
+    newest.reverse();
+    assert_eq!(newest, everything);
+    refused(&fleet.admin, "/v1/audit?order=sideways", "order").await;
     let me = call(&fleet.admin, Method::GET, "/v1/me", None).await.1;
     let me = me["principal_id"].as_str().expect("id");
     let mine = walk(&fleet.admin, &format!("/v1/audit?actor={me}"), "actor").await;

@@ -177,6 +177,11 @@ pub fn principal_kind() -> Object {
     choice("user, staff")
 }
 
+/// The audit log's order.
+pub fn audit_order() -> Object {
+    choice("oldest, newest")
+}
+
 /// How an account sees an asset.
 pub fn relation() -> Object {
     choice("owned, shared, mirror")

@@ -364,6 +364,9 @@ pub struct AuditQuery {
     pub actor: Option<String>,
     /// Entries of this action (`grant.create`), or of a family (`grant`: every `grant.*`).
     pub action: Option<String>,
+    /// `oldest` (the default) or `newest` first.
+    #[param(schema_with = super::openapi::audit_order)]
+    pub order: Option<String>,
     pub cursor: Option<String>,
     pub limit: Option<String>,
 }
@@ -399,7 +402,7 @@ impl From<AuditEntry> for AuditView {
 }
 
 #[utoipa::path(get, path = "/v1/audit", params(AuditQuery),
-    responses((status = 200, description = "audit entries, oldest first"), (status = 403, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, description = "audit entries, oldest first unless `order=newest`"), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn audit(
     state: web::Data<AppState>,
     caller: Caller,
@@ -412,10 +415,16 @@ pub async fn audit(
         .transpose()?;
     let from = query_time("from", query.from.as_deref(), Timestamp(0))?;
     let to = query_time("to", query.to.as_deref(), Timestamp(u64::MAX))?;
+    let newest_first = match query.order.as_deref() {
+        None | Some("oldest") => false,
+        Some("newest") => true,
+        Some(_) => return Err(OpError::invalid("order", "oldest or newest").into()),
+    };
     let filter = storage::audit::AuditFilter {
         span: (from, to),
         actor: query.actor.clone(),
         action: query.action.clone(),
+        newest_first,
     };
     let after = query
         .cursor
