@@ -66,6 +66,15 @@ export async function render(view, ctx) {
   async function loadActors() {
     state.names = new Map();
     fill(actors);
+    if (ctx.user.kind === 'staff') {
+      // Staff may read the staff list (`GET /v1/staff`): their entries get names too.
+      try {
+        const staff = (await api('GET', withQuery('/v1/staff', { limit: 1000 }))).items;
+        for (const s of staff) state.names.set(s.id, s.name);
+      } catch (_) {
+        // A help, as the users' names below.
+      }
+    }
     if (!account.value) return;
     try {
       const users = (await api('GET', withQuery(`/v1/accounts/${encodeURIComponent(account.value)}/users`, { limit: 1000 }))).items;

@@ -208,8 +208,9 @@ async fn the_platform_admin_creates_accounts_and_staff_and_opens_a_case_for_them
     let platform = simulator::ApiClient::new(&gateway.http_base(), gateway.admin_token.clone())
         .expect("client");
     let (_, me) = call(&platform, Method::GET, "/v1/me", None).await;
-    let id = me["principal_id"].as_str().expect("an id");
-    browser.text_of("#who-id", id).await;
+    let id = me["principal_id"].as_str().expect("an id").to_owned();
+    let admin_name = me["name"].as_str().expect("a name").to_owned();
+    browser.text_of("#who-id", &id).await;
     browser.type_into("#new-account-name", "Northwind").await;
     browser.click("#create-account").await;
     browser
@@ -265,5 +266,10 @@ async fn the_platform_admin_creates_accounts_and_staff_and_opens_a_case_for_them
         0
     );
     browser.shot("flow7-08-case-for-staff").await;
+    // The audit log names staff actors, the platform admin among them.
+    browser.click("nav a[href='#/audit']").await;
+    browser
+        .text_of("#audit-table", &format!("{admin_name} ({id})"))
+        .await;
     browser.quit().await;
 }
