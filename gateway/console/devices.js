@@ -66,7 +66,10 @@ export async function render(view, ctx) {
   const problems = rowProblems();
   const reload = () => { problems.show(); load(); if (certs) renderCertificates(certs, ctx); };
   const unitCtx = ctx.canManageFleet ? { ...ctx, problem: problems.show, reload } : null;
-  const register = unitCtx ? h('button', {
+  // Staff under support access get no unit key (rule 4): no registering, no certificate.
+  const issuesKeys = unitCtx && ctx.user.kind !== 'staff';
+  if (unitCtx) unitCtx.issuesKeys = issuesKeys;
+  const register = issuesKeys ? h('button', {
     type: 'button', class: 'primary', id: 'register-unit', onclick: () => openRegister(unitCtx, reload),
   }, 'Register a unit') : null;
   toolbar.addEventListener('submit', (event) => {

@@ -88,7 +88,7 @@ export function showCredentials({ title, device, answer }) {
 export function unitActions(unit, ctx, done) {
   return h('td', { class: 'row-actions' },
     h('button', { type: 'button', class: 'secondary', 'data-test': 'edit-capabilities', onclick: () => editCapabilities(unit, ctx, done) }, 'Hardware'),
-    h('button', { type: 'button', class: 'secondary', 'data-test': 'new-certificate', onclick: () => newCertificate(unit, ctx, done) }, 'New certificate'),
+    ctx.issuesKeys ? h('button', { type: 'button', class: 'secondary', 'data-test': 'new-certificate', onclick: () => newCertificate(unit, ctx, done) }, 'New certificate') : null,
     h('button', { type: 'button', class: 'danger', 'data-test': 'deregister', onclick: () => deregister(unit, ctx, done) }, 'Deregister'));
 }
 

@@ -149,6 +149,10 @@ async fn support_staff_request_access_and_work_under_it_with_a_banner() {
     assert_eq!(browser.count("#users-table button").await, 0);
     assert_eq!(browser.count("#users-table select").await, 0);
     browser.shot("flow7-04-no-lasting-access").await;
+    // Nor a unit's key: no registering a unit here.
+    browser.click("nav a[href='#/devices']").await;
+    browser.find("#device-list").await;
+    assert_eq!(browser.count("#register-unit").await, 0);
     // The gateway refuses it all the same.
     let body = json!({"name": "Backdoor", "role": "admin"});
     let path = format!("/v1/accounts/{}/users", owner.account_id);
