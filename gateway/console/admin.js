@@ -53,6 +53,8 @@ export async function renderUsers(view, ctx) {
     if (!account) { fill(list, h('p', { class: 'empty' }, 'Choose an account.')); return; }
     try {
       const items = (await api('GET', withQuery(users(), { limit: 1000 }))).items;
+      // An account without an active admin is usually getting its first one.
+      role.value = items.some((u) => u.role === 'admin' && !u.disabled) ? 'viewer' : 'admin';
       drawUsers(items);
     } catch (error) {
       fill(list, problemView(error));

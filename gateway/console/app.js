@@ -19,7 +19,7 @@ import * as devices from './devices.js';
 import * as admin from './admin.js';
 import * as audit from './audit.js';
 import * as staff from './staff.js';
-import { readableAccounts } from './pick.js';
+import { forgetAccounts, readableAccounts } from './pick.js';
 
 const root = document.getElementById('app');
 let session = null; // the body of GET /v1/session
@@ -232,6 +232,8 @@ function showPendingNotice() {
 }
 
 async function signedIn(answer) {
+  // The accounts the last user could read are not this user's to see.
+  forgetAccounts();
   session = answer;
   setCsrf(answer.csrf_token);
   passwordPromptDismissed = false;
@@ -251,6 +253,7 @@ async function loadAccountName() {
 }
 
 async function signOut() {
+  forgetAccounts();
   try {
     await api('DELETE', '/v1/session');
   } catch (error) {

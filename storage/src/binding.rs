@@ -123,21 +123,12 @@ pub fn set_capabilities(
         let unusable = keys_needing(tx, bound.asset_key, &capabilities, now)?;
         refuse_unusable(&unusable, &what)?;
     }
-    let before = format!("{:?}", device.capabilities);
+    let before = device.capabilities.describe();
     device.capabilities = capabilities;
     put(&mut tx.open_table(DEVICES)?, id.as_str(), &device)?;
-    audit(
-        tx,
-        Who::Principal(caller),
-        AuditNote {
-            account_id: Some(&device.account_id),
-            action: "device.capabilities",
-            target: id.to_string(),
-            before: Some(before),
-            after: Some(format!("{:?}", device.capabilities)),
-        },
-        now,
-    )?;
+    let change = (Some(before), Some(device.capabilities.describe()));
+    let action = (&device.account_id, "device.capabilities");
+    crate::ops::audit_by(tx, caller, action, id.to_string(), change, now)?;
     Ok(device)
 }
 

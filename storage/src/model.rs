@@ -133,6 +133,24 @@ pub struct Capabilities {
     pub dualid: bool,
 }
 
+impl Capabilities {
+    /// The fitted hardware in words, for the audit log: `keypad, dualid`, or `none fitted`.
+    pub fn describe(&self) -> String {
+        let fitted: Vec<&str> = [
+            (self.bluetooth_relay, "bluetooth_relay"),
+            (self.keypad, "keypad"),
+            (self.dualid, "dualid"),
+        ]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect();
+        match fitted.is_empty() {
+            true => "none fitted".to_owned(),
+            false => fitted.join(", "),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Device {
     pub id: DeviceId,

@@ -149,6 +149,14 @@ async fn no_change_leaves_a_live_key_on_a_unit_that_cannot_use_it() {
         (status, changed["capabilities"]["keypad"].clone()),
         (200, json!(false))
     );
+    let path = "/v1/audit?action=device.capabilities";
+    let (_, audit) = call(&fleet.admin, Method::GET, path, None).await;
+    let last = &audit["items"].as_array().expect("items").last().cloned();
+    assert_eq!(
+        last.as_ref().map(|entry| entry["after"].clone()),
+        Some(json!("bluetooth_relay, dualid")),
+        "the fitted hardware in words: {audit}"
+    );
     let (status, _) = swap(&fleet, "ex1", json!("bare1")).await;
     assert_eq!(status, 200);
 

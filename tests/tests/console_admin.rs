@@ -48,7 +48,11 @@ async fn an_admin_manages_users_roles_tokens_and_password_links() {
     let table = browser.text_of("#users-table", "Vera Viewer").await;
     assert!(table.contains("never"), "token never used: {table}");
 
-    // Add a user: the token is shown once and works.
+    // Add a user: the account has its admin, so a new user starts as a viewer (an account
+    // without one starts the picker on Admin); the token is shown once and works.
+    browser
+        .find("#new-user-role option[value='viewer']:checked")
+        .await;
     browser.type_into("#new-user-name", "Fred Fleet").await;
     browser.select("#new-user-role", "Fleet admin").await;
     browser.click("#create-user").await;
@@ -305,6 +309,21 @@ async fn the_platform_admin_makes_and_ends_partnerships() {
         .await;
     browser.text_of("#partnerships-table", "Northwind").await;
     browser.shot("flow6-09-partnerships").await;
+    // A new organization has no user yet: adding its first one starts on Admin.
+    let (status, _) = call(
+        &simulator::ApiClient::new(&gateway.http_base(), gateway.admin_token.clone())
+            .expect("client"),
+        Method::POST,
+        "/v1/accounts",
+        Some(json!({"name": "Fresh Org"})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    browser.click("nav a[href='#/users']").await;
+    browser.select("#users-account", "Fresh Org").await;
+    browser
+        .find("#new-user-role option[value='admin']:checked")
+        .await;
     let (_, listed) = call(&owner.admin, Method::GET, "/v1/partnerships", None).await;
     assert_eq!(
         listed["items"].as_array().map(Vec::len),
