@@ -8,6 +8,7 @@ import { api, withQuery } from './api.js';
 import { confirmDialog, fill, h, modal, problemView } from './dom.js';
 import { showTime } from './time.js';
 import { accountLabel, accountSelect, readableAccounts } from './pick.js';
+import { shareTargets } from './visibility.js';
 
 const ROLES = [['admin', 'Admin'], ['fleet_admin', 'Fleet admin'], ['viewer', 'Viewer']];
 const roleWord = (role) => (ROLES.find(([r]) => r === role) || [role, role])[1];
@@ -226,16 +227,24 @@ export async function renderPartnerships(view, ctx) {
     form, problems, list);
 
   async function load() {
-    let items; let all;
+    let items; let all; let partners = [];
     try {
       items = (await api('GET', withQuery('/v1/partnerships', { limit: 1000 }))).items;
       all = await readableAccounts();
+      // A user cannot read a partner organization's account, but may share with it: the
+      // share targets name it (staff read every account already).
+      if (!platform) partners = await shareTargets('', null);
     } catch (error) {
       fill(list, problemView(error));
       return;
     }
     if (!items.length) { fill(list, h('p', { class: 'empty', id: 'no-partnerships' }, 'No partnerships.')); return; }
-    const label = (id) => { const found = all.find((x) => x.id === id); return found ? accountLabel(found, all) : id; };
+    const label = (id) => {
+      const found = all.find((x) => x.id === id);
+      if (found) return accountLabel(found, all);
+      const partner = partners.find((t) => t.account_id === id);
+      return partner ? `${partner.name} (${id})` : id;
+    };
     fill(list, h('table', { class: 'grid', id: 'partnerships-table' },
       h('thead', {}, h('tr', {}, ['Between', 'And', 'Since', ''].map((t) => h('th', {}, t)))),
       h('tbody', {}, items.map((p) => h('tr', { 'data-id': p.id },

@@ -336,6 +336,13 @@ async fn the_platform_admin_makes_and_ends_partnerships() {
     browser.sign_in_with_token(&owner.admin_token, true).await;
     browser.click("nav a[href='#/partnerships']").await;
     browser.text_of("#partnerships-table", "Acme").await;
+    // The partner organization by its name, though its account is not Acme's to read.
+    browser
+        .text_of(
+            "#partnerships-table",
+            &format!("Northwind ({})", other.account_id),
+        )
+        .await;
     assert_eq!(browser.count("[data-test=end-partnership]").await, 0);
     assert_eq!(browser.count("#new-partnership").await, 0);
     browser.click("#sign-out").await;
