@@ -186,6 +186,7 @@ function openLive(el, latestEl, unitEl, state) {
 function summary(p) {
   const parts = [];
   for (const [key, label, unit] of FIELDS) if (p[key] !== undefined) parts.push(`${label} ${formatNumber(p[key])} ${unit}`);
+  if (p.ignition !== undefined) parts.push(`ignition ${p.ignition ? 'on' : 'off'}`);
   for (const [name, value] of Object.entries(p.sensors || {})) parts.push(`${name} ${formatNumber(value)}`);
   if (p.lat !== undefined) parts.push(`at ${p.lat.toFixed(4)}, ${p.lon.toFixed(4)}`);
   return parts.join(' · ') || '—';

@@ -101,11 +101,12 @@ async fn an_assets_latest_point_live_updates_chart_track_and_unit_status() {
     browser.shot("flow5-01-latest-chart-and-status").await;
 
     // A new reading arrives live: the latest point and the live table show it at once.
-    unit.publish_point(&json!({"speed_kmh": 77.5, "lat": 52.54, "lon": 13.43}))
+    unit.publish_point(&json!({"speed_kmh": 77.5, "ignition": false, "lat": 52.54, "lon": 13.43}))
         .await
         .expect("published");
     browser.text_of("#latest-facts", "77.5 km/h").await;
     browser.text_of("#live-table", "Speed 77.5 km/h").await;
+    browser.text_of("#live-table", "ignition off").await;
     browser.shot("flow5-02-live-update").await;
 
     // Another sensor over the same range.
