@@ -161,6 +161,28 @@ pub struct UnitCert {
     pub key_pem: Option<String>,
 }
 
+/// Unit `id`'s client certificate: `csr_pem` signed, or a key pair made here (its key then
+/// in the answer). Signing is pure CPU and touches no state, so callers sign before their
+/// use case decides; a certificate for a refused call is simply never handed out.
+///
+/// # Errors
+/// 422 for a CSR that does not parse or is not for `id`; 500 when the CA cannot sign.
+pub(super) fn unit_certificate_for(
+    state: &AppState,
+    id: &DeviceId,
+    csr_pem: Option<&str>,
+) -> Result<crate::pki::IssuedCert, ApiError> {
+    match csr_pem {
+        Some(csr) => Ok(state
+            .ca
+            .sign_device_csr(id.as_str(), csr, state.device_cert_validity)?),
+        None => state
+            .ca
+            .issue_device(id.as_str(), state.device_cert_validity)
+            .map_err(|err| ApiError::Internal(err.to_string())),
+    }
+}
+
 /// A new client certificate for a registered unit: after its certificate was revoked, or
 /// to rotate its key. Its other certificates stay as they are (revoking is its own
 /// action); the new serial is recorded, so it can be revoked in turn.
@@ -173,16 +195,7 @@ pub async fn unit_certificate(
     body: super::body::Json<UnitCertRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let id = DeviceId::parse(&path).map_err(|_| OpError::not_found(format!("device {path}")))?;
-    // Signing touches no state: a certificate for a refused call is never handed out.
-    let issued = match &body.csr_pem {
-        Some(csr) => state
-            .ca
-            .sign_device_csr(id.as_str(), csr, state.device_cert_validity)?,
-        None => state
-            .ca
-            .issue_device(id.as_str(), state.device_cert_validity)
-            .map_err(|err| ApiError::Internal(err.to_string()))?,
-    };
+    let issued = unit_certificate_for(&state, &id, body.csr_pem.as_deref())?;
     let record = issued.record(id.as_str(), CertificateKind::Unit, state.clock.now());
     let (serial, not_after) = (record.serial.clone(), record.not_after);
     state

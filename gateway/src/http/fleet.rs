@@ -52,17 +52,7 @@ pub async fn register_device(
     let body = body.into_inner();
     let id = id_field("id", DeviceId::parse(&body.id))?;
     let account = account_param(&caller, query.account_id.as_deref())?;
-    // Signing is pure CPU and touches no state; a certificate for a refused registration
-    // is simply never handed out.
-    let issued = match &body.csr_pem {
-        Some(csr) => state
-            .ca
-            .sign_device_csr(id.as_str(), csr, state.device_cert_validity)?,
-        None => state
-            .ca
-            .issue_device(id.as_str(), state.device_cert_validity)
-            .map_err(|err| ApiError::Internal(err.to_string()))?,
-    };
+    let issued = super::certificates::unit_certificate_for(&state, &id, body.csr_pem.as_deref())?;
     let new = actors::usecases::fleet::NewDevice {
         certificate: issued.record(id.as_str(), CertificateKind::Unit, state.clock.now()),
         id,
