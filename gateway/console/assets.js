@@ -5,7 +5,7 @@
 import { fill, h } from './dom.js';
 import { showTime } from './time.js';
 import { openVisibilityDialog, renderWhoSees } from './visibility.js';
-import { loadPage, pagerControls } from './paging.js';
+import { firstPage, loadPage, pagerControls } from './paging.js';
 import { assetUnitSection, openCreateAsset } from './assetunits.js';
 
 const LIMIT = 50;
@@ -23,9 +23,7 @@ export async function render(view, ctx) {
     event.preventDefault();
     state.q = search.value.trim();
     state.relation = relation.value;
-    state.cursors = [null];
-    state.page = 0;
-    load();
+    firstPage(state, load);
   });
   relation.addEventListener('change', () => toolbar.requestSubmit());
 

@@ -7,7 +7,7 @@ import { api, withQuery } from './api.js';
 import { fill, h, problemView } from './dom.js';
 import { localToRfc3339, showTime } from './time.js';
 import { accountSelect, readableAccounts } from './pick.js';
-import { pagerControls } from './paging.js';
+import { firstPage, pagerControls } from './paging.js';
 
 const LIMIT = 50;
 // Families of actions (`grant` is every `grant.*`), as the API filters them.
@@ -55,9 +55,7 @@ export async function render(view, ctx) {
       // The end date is inclusive for a person: the API's `to` is the next midnight.
       to: to ? to.toISOString() : null,
     };
-    state.cursors = [null];
-    state.page = 0;
-    load();
+    firstPage(state, load);
   });
   account.addEventListener('change', () => { loadActors(); form.requestSubmit(); });
 

@@ -6,7 +6,7 @@
 import { api, withQuery } from './api.js';
 import { fill, h, problemView } from './dom.js';
 import { showTime } from './time.js';
-import { confirmDelete, loadPage, pagerControls } from './paging.js';
+import { confirmDelete, loadPage, pagerControls, searchToolbar } from './paging.js';
 
 const LIMIT = 50;
 
@@ -17,15 +17,9 @@ export function createCustomer(ctx, name) {
 
 export async function render(view, ctx) {
   const state = { q: '', cursors: [null], page: 0, items: [] };
-  const search = h('input', { type: 'search', id: 'customer-search', placeholder: 'Search by name', 'aria-label': 'Search customers' });
-  const toolbar = h('form', { class: 'toolbar', role: 'search' },
-    search, h('button', { type: 'submit', class: 'secondary', id: 'search-customers' }, 'Search'));
-  toolbar.addEventListener('submit', (event) => {
-    event.preventDefault();
-    state.q = search.value.trim();
-    state.cursors = [null];
-    state.page = 0;
-    load();
+  const toolbar = searchToolbar(state, () => load(), {
+    input: { id: 'customer-search', placeholder: 'Search by name', 'aria-label': 'Search customers' },
+    button: 'search-customers',
   });
   const name = h('input', { id: 'customer-name', placeholder: 'Name', 'aria-label': 'Customer name', maxlength: 200, autocomplete: 'off' });
   const createForm = h('form', { class: 'toolbar', id: 'new-customer' }, name,

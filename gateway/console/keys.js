@@ -8,7 +8,7 @@ import { api } from './api.js';
 import { confirmDialog, fill, h, modal, problemView } from './dom.js';
 import { localToRfc3339, showTime } from './time.js';
 import { ACCESS_WORDS, keyLists, openKeyWizard } from './keywizard.js';
-import { loadPage, pagerControls } from './paging.js';
+import { firstPage, loadPage, pagerControls } from './paging.js';
 
 const LIMIT = 50;
 const STATES = [['', 'Any state'], ['active', 'Active'], ['future', 'Future'], ['expired', 'Expired']];
@@ -47,9 +47,7 @@ export async function render(view, ctx) {
   for (const [name, picker] of Object.entries(pickers)) {
     picker.addEventListener('change', () => {
       state.filter[name] = picker.value;
-      state.cursors = [null];
-      state.page = 0;
-      load();
+      firstPage(state, load);
     });
   }
   const remove = h('button', { type: 'button', class: 'danger', id: 'delete-keys', disabled: true, onclick: () => removeKeys([...state.selected]) }, 'Delete selected');

@@ -8,7 +8,7 @@ import { api, withQuery } from './api.js';
 import { fill, h, modal, problemView } from './dom.js';
 import { showTime } from './time.js';
 import { ACCESS_TYPES, ACCESS_WORDS, openKeyWizard } from './keywizard.js';
-import { confirmDelete, loadPage, pagerControls } from './paging.js';
+import { confirmDelete, loadPage, pagerControls, searchToolbar } from './paging.js';
 
 const LIMIT = 50;
 
@@ -38,15 +38,9 @@ function invitationWords(operator) {
 
 export async function render(view, ctx) {
   const state = { q: '', cursors: [null], page: 0, items: [] };
-  const search = h('input', { type: 'search', id: 'operator-search', placeholder: 'Search by name or phone', 'aria-label': 'Search operators' });
-  const toolbar = h('form', { class: 'toolbar', role: 'search' },
-    search, h('button', { type: 'submit', class: 'secondary', id: 'search-operators' }, 'Search'));
-  toolbar.addEventListener('submit', (event) => {
-    event.preventDefault();
-    state.q = search.value.trim();
-    state.cursors = [null];
-    state.page = 0;
-    load();
+  const toolbar = searchToolbar(state, () => load(), {
+    input: { id: 'operator-search', placeholder: 'Search by name or phone', 'aria-label': 'Search operators' },
+    button: 'search-operators',
   });
   const list = h('div', { id: 'operator-list' });
   const problems = h('div', { class: 'problem-area', id: 'operator-problems' });

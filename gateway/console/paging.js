@@ -22,6 +22,28 @@ export async function loadPage(list, state, path, query, draw) {
   }
 }
 
+// The list again from its first page (a new search or filter): the old cursors are for
+// other results.
+export function firstPage(state, load) {
+  state.cursors = [null];
+  state.page = 0;
+  return load();
+}
+
+// A search box and its button; a search sets state.q and reads the first page. `load` is
+// called when the form is sent, so it may be defined after the toolbar.
+export function searchToolbar(state, load, { input, button }) {
+  const search = h('input', { type: 'search', ...input });
+  const toolbar = h('form', { class: 'toolbar', role: 'search' },
+    search, h('button', { type: 'submit', class: 'secondary', id: button }, 'Search'));
+  toolbar.addEventListener('submit', (event) => {
+    event.preventDefault();
+    state.q = search.value.trim();
+    firstPage(state, load);
+  });
+  return toolbar;
+}
+
 // Previous, "Page n" and Next for `state`; `load` reads the page moved to. `ids` names the
 // three for tests (a page with two lists needs its own).
 export function pagerControls(state, load, ids = {}) {
