@@ -294,7 +294,11 @@ impl Json {
         match self {
             Json::Rendered(json) => json.clone(),
             Json::Point(point) => {
-                let json = Bytes::from(point.render_json(asset_id));
+                // Straight into the bytes the streams share: the text is ours, so it needs
+                // no UTF-8 check on the way through a `String`.
+                let mut out = Vec::with_capacity(256);
+                point.render_json_into(asset_id, &mut out);
+                let json = Bytes::from(out);
                 *self = Json::Rendered(json.clone());
                 json
             }
