@@ -40,7 +40,7 @@ pub enum Rule {
     /// Rule 2: the grantee's side may not remove a grant; the owner's managers may.
     GrantRemovedByOwner,
     /// Rule 4: temporary access creates no lasting access (users, tokens, integration
-    /// certificates).
+    /// certificates, unit certificates and their keys).
     NoLastingAccess { what: &'static str },
     /// Rule 4: only `support` staff request support access.
     SupportRequestedBySupport,
