@@ -606,7 +606,7 @@ pub fn update_asset(
     now: Timestamp,
 ) -> Result<Asset, OpError> {
     let mut asset = asset_to_change(tx, caller, account_id, asset_id)?;
-    let before = format!("name={:?} serial={:?}", asset.name, asset.serial);
+    let before = asset_words(&asset);
     if let Some(name) = patch.name {
         asset.name = name_field("name", &name)?;
     }
@@ -623,19 +623,19 @@ pub fn update_asset(
     )?;
     // A details mirror follows its source in the same transaction.
     crate::tenant::propagate(tx, &asset)?;
-    audit(
-        tx,
-        Who::Principal(caller),
-        AuditNote {
-            account_id: Some(account_id),
-            action: "asset.update",
-            target: asset_id.to_string(),
-            before: Some(before),
-            after: Some(format!("name={:?} serial={:?}", asset.name, asset.serial)),
-        },
-        now,
-    )?;
+    let change = (Some(before), Some(asset_words(&asset)));
+    let action = (account_id, "asset.update");
+    audit_by(tx, caller, action, asset_id.to_string(), change, now)?;
     Ok(asset)
+}
+
+/// An asset's name and serial as the audit log shows them: `name "Excavator", serial "X1"`
+/// (`no serial` when it has none), in words rather than Rust's debug text.
+fn asset_words(asset: &Asset) -> String {
+    match &asset.serial {
+        Some(serial) => format!("name \"{}\", serial \"{serial}\"", asset.name),
+        None => format!("name \"{}\", no serial", asset.name),
+    }
 }
 
 /// Access events of one group commit. Only the store writer calls this.

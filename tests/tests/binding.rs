@@ -263,3 +263,21 @@ async fn a_deleted_asset_takes_its_grants_keys_and_streams_with_it_first() {
         "{history}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_asset_edit_is_audited_in_words() {
+    let gateway = TestGateway::start();
+    let fleet = Fleet::create(&gateway, "Acme").await;
+    fleet.unit_with_asset("unit1", "ex1").await;
+    let body = json!({"serial": "SN-1"});
+    let (status, _) = call(&fleet.admin, Method::PATCH, "/v1/assets/ex1", Some(body)).await;
+    assert_eq!(status, 200);
+    let path = "/v1/audit?action=asset.update";
+    let (_, audit) = call(&fleet.admin, Method::GET, path, None).await;
+    let entry = &audit["items"][0];
+    let before = entry["before"].as_str().unwrap_or_default();
+    let after = entry["after"].as_str().unwrap_or_default();
+    assert!(before.ends_with(", no serial"), "{audit}");
+    assert!(after.ends_with(", serial \"SN-1\""), "{audit}");
+    assert!(!format!("{before}{after}").contains("Some("), "{audit}");
+}
