@@ -21,7 +21,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use super::ErrorLog;
 use crate::stats::{LatencyRecorder, Percentiles};
 use crate::telemetry::{now_us, TrackGenerator};
-use crate::unit::SimUnit;
+use crate::unit::{AckWaiter, SimUnit};
 
 /// A point a unit sent, as the storage probe needs to find it again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -245,25 +245,13 @@ pub(crate) async fn drive_unit(mut job: UnitJob) -> UnitOutcome {
             _ = ticker.tick(), if sending => {
                 let seq = next_seq;
                 next_seq += 1;
-                let sent_us = now_us();
-                let payload = generator.next_point(sent_us / 1000).with_tracking(seq, sent_us);
-                let ts_ms = payload.ts.unwrap_or_default();
-                match unit.send_point(&payload).await {
-                    Ok(waiter) => {
+                match job.send_next(&mut generator, seq).await {
+                    Some(waiter) => {
                         sent += 1;
                         acknowledged.push(false);
-                        if let Some(probe) = take_slot(&job.sample_slot) {
-                            let _ = probe.send(SentPoint { seq, ts_ms, sent_us });
-                        }
                         pending.push(async move { (seq, waiter.wait_round_trip().await) });
                     }
-                    Err(error) => {
-                        errors.push(format!(
-                            "unit {}: stopped at point {seq} of {count}: {error}",
-                            unit.client_id()
-                        ));
-                        stopped = true;
-                    }
+                    None => stopped = true,
                 }
             }
             Some((seq, outcome)) = pending.next(), if !pending.is_empty() => match outcome {
@@ -298,6 +286,36 @@ pub(crate) async fn drive_unit(mut job: UnitJob) -> UnitOutcome {
 }
 
 impl UnitJob {
+    /// Sends point `seq` now and hands it to the storage probe if it asked; `None` (the
+    /// failure logged) when the unit's connection can take no more, which ends its sending.
+    async fn send_next(&self, generator: &mut TrackGenerator, seq: u64) -> Option<AckWaiter> {
+        let sent_us = now_us();
+        let payload = generator
+            .next_point(sent_us / 1000)
+            .with_tracking(seq, sent_us);
+        let ts_ms = payload.ts.unwrap_or_default();
+        match self.unit.send_point(&payload).await {
+            Ok(waiter) => {
+                if let Some(probe) = take_slot(&self.sample_slot) {
+                    let _ = probe.send(SentPoint {
+                        seq,
+                        ts_ms,
+                        sent_us,
+                    });
+                }
+                Some(waiter)
+            }
+            Err(error) => {
+                self.errors.push(format!(
+                    "unit {}: stopped at point {seq} of {}: {error}",
+                    self.unit.client_id(),
+                    self.plan.points_per_unit
+                ));
+                None
+            }
+        }
+    }
+
     /// Marks point `seq` acknowledged and counts it wherever the run counts: progress,
     /// the per-second series, the publish→ack histogram.
     fn mark_acked(&self, acknowledged: &mut [bool], seq: u64, round_trip: Option<Duration>) {

@@ -134,22 +134,7 @@ impl KeyRun {
         }
         let problems = distribution_problems(distribution, &seen, answered_us);
         record.distribution_mismatches = problems.len() as u64;
-        push_summary(
-            &self.checks,
-            &format!("{}: distribution", record.change),
-            &problems,
-        );
-        push_summary(
-            &self.checks,
-            &format!("{}: held keys", record.change),
-            &content,
-        );
-        if record.never_held > 0 {
-            self.checks.push(format!(
-                "{}: {} online units did not take the change within {:?}",
-                record.change, record.never_held, self.config.propagation_timeout
-            ));
-        }
+        self.check_change(&record, &problems, &content);
         record.from_request = from_request.percentiles();
         record.after_answer = after_answer.percentiles();
         self.from_request.merge(&from_request);
@@ -158,6 +143,20 @@ impl KeyRun {
         self.report.never_held += record.never_held as u64;
         self.report.distribution_mismatches += record.distribution_mismatches;
         self.report.changes.push(record);
+    }
+
+    /// The change's checks: its distribution list against what the units saw, the keys the
+    /// units hold, and the online units that never took it.
+    fn check_change(&self, record: &ChangeRecord, problems: &[String], content: &[String]) {
+        let change = &record.change;
+        push_summary(&self.checks, &format!("{change}: distribution"), problems);
+        push_summary(&self.checks, &format!("{change}: held keys"), content);
+        if record.never_held > 0 {
+            self.checks.push(format!(
+                "{change}: {} online units did not take the change within {:?}",
+                record.never_held, self.config.propagation_timeout
+            ));
+        }
     }
 
     /// Records a change whose call failed.

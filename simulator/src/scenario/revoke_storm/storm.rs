@@ -160,55 +160,8 @@ impl Storm<'_> {
             requested_us
         };
         let (succeeded, status, answered) = match &batch.grant_id {
-            Some(grant_id) => match self.owner_admin.delete_grant(grant_id).await {
-                Ok(status) => {
-                    if status != 204 {
-                        self.errors.push(format!(
-                            "removing grant {grant_id} answered {status}, not 204"
-                        ));
-                    }
-                    (status == 204, Some(status), true)
-                }
-                Err(error) => {
-                    self.errors
-                        .push(format!("removing grant {grant_id}: {error}"));
-                    (false, error.status(), error.status().is_some())
-                }
-            },
-            None => {
-                let removal = GrantRemoval {
-                    account_id: grantee.clone(),
-                    asset_ids: batch.assets.clone(),
-                };
-                match self.owner_admin.remove_visibility(&removal, false).await {
-                    Ok(answer) => {
-                        let all_listed = !answer.dry_run
-                            && answer.items.len() == batch.assets.len()
-                            && batch.assets.iter().all(|asset| {
-                                answer.items.iter().any(|grant| {
-                                    &grant.asset_id == asset && &grant.account_id == grantee
-                                })
-                            });
-                        if !all_listed {
-                            self.errors.push(format!(
-                                "bulk removal of {} grants of {grantee} answered {} items \
-                                 (dry_run {}), not each asset once",
-                                batch.assets.len(),
-                                answer.items.len(),
-                                answer.dry_run
-                            ));
-                        }
-                        (all_listed, None, true)
-                    }
-                    Err(error) => {
-                        self.errors.push(format!(
-                            "bulk removal of {} grants of {grantee}: {error}",
-                            batch.assets.len()
-                        ));
-                        (false, error.status(), error.status().is_some())
-                    }
-                }
-            }
+            Some(grant_id) => self.remove_one(grant_id).await,
+            None => self.remove_bulk(grantee, &batch.assets).await,
         };
         let answered_us = now_us();
         {
@@ -233,6 +186,67 @@ impl Storm<'_> {
             answered_us: answered.then_some(answered_us),
             succeeded,
             status,
+        }
+    }
+
+    /// Removes one grant by id: (succeeded, HTTP status, answered at all).
+    async fn remove_one(&self, grant_id: &GrantId) -> (bool, Option<u16>, bool) {
+        match self.owner_admin.delete_grant(grant_id).await {
+            Ok(status) => {
+                if status != 204 {
+                    self.errors.push(format!(
+                        "removing grant {grant_id} answered {status}, not 204"
+                    ));
+                }
+                (status == 204, Some(status), true)
+            }
+            Err(error) => {
+                self.errors
+                    .push(format!("removing grant {grant_id}: {error}"));
+                (false, error.status(), error.status().is_some())
+            }
+        }
+    }
+
+    /// Removes `assets`' grants to `grantee` in one bulk call; it succeeds only when the
+    /// answer lists each asset once: (succeeded, HTTP status, answered at all).
+    async fn remove_bulk(
+        &self,
+        grantee: &AccountId,
+        assets: &[AssetId],
+    ) -> (bool, Option<u16>, bool) {
+        let removal = GrantRemoval {
+            account_id: grantee.clone(),
+            asset_ids: assets.to_vec(),
+        };
+        match self.owner_admin.remove_visibility(&removal, false).await {
+            Ok(answer) => {
+                let all_listed = !answer.dry_run
+                    && answer.items.len() == assets.len()
+                    && assets.iter().all(|asset| {
+                        answer
+                            .items
+                            .iter()
+                            .any(|grant| &grant.asset_id == asset && &grant.account_id == grantee)
+                    });
+                if !all_listed {
+                    self.errors.push(format!(
+                        "bulk removal of {} grants of {grantee} answered {} items \
+                         (dry_run {}), not each asset once",
+                        assets.len(),
+                        answer.items.len(),
+                        answer.dry_run
+                    ));
+                }
+                (all_listed, None, true)
+            }
+            Err(error) => {
+                self.errors.push(format!(
+                    "bulk removal of {} grants of {grantee}: {error}",
+                    assets.len()
+                ));
+                (false, error.status(), error.status().is_some())
+            }
         }
     }
 }
