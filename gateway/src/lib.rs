@@ -161,19 +161,16 @@ async fn serve(
     data_dir::tighten_secrets(&config.data_dir)?;
     let sessions_out = Arc::new(units::SessionsOut::default());
     let arrivals = Arc::new(actors::arrival::Arrivals::from_store(&store)?);
-    let shared = actors::Context {
-        writer: writer.handle(),
-        metrics: metrics.clone(),
-        clock: clock.clone(),
-        mqtt: sessions_out.clone(),
-        arrivals: arrivals.clone(),
-        shed: Default::default(),
-    };
-    let arbiters: Vec<actix_rt::Arbiter> = (0..2).map(|_| actix_rt::Arbiter::new()).collect();
-    let directory = Directory::start(
-        store.clone(),
-        shared,
-        arbiters.iter().map(actix_rt::Arbiter::handle).collect(),
+    let (directory, arbiters) = start_actors(
+        &store,
+        actors::Context {
+            writer: writer.handle(),
+            metrics: metrics.clone(),
+            clock: clock.clone(),
+            mqtt: sessions_out.clone(),
+            arrivals: arrivals.clone(),
+            shed: Default::default(),
+        },
     )?;
     // Every control-plane commit (HTTP changes, the scheduler's expiries) re-checks the
     // live streams before its caller answers: access that ends, ends on open streams too.
@@ -199,20 +196,7 @@ async fn serve(
         sms_key_pin: config.sms_key_pin,
         retention: config.retention,
     };
-    actors::scheduler::spawn(
-        store.clone(),
-        usecases.clone(),
-        metrics.clone(),
-        config.scheduler_max_nap,
-    );
-    let retention = actors::retention::Schedule {
-        prune_every: config.prune_every,
-        compact_every: config.compact_every,
-        nap: config.scheduler_max_nap,
-        limits: config.prune_limits,
-    };
-    actors::retention::spawn(store.clone(), usecases.clone(), metrics.clone(), retention);
-
+    spawn_background(&config, &store, &usecases, &metrics);
     let last_used = Arc::new(http::last_used::LastUsed::default());
     last_used.spawn_flusher(usecases.clone());
     let streams = Arc::new(http::stream::StreamCaps::new(
@@ -243,40 +227,118 @@ async fn serve(
     });
     let (server, http_addr, https_addr) = bind_http(&config, state, https)?;
     let handle = server.handle();
+    let ready = announce(&config, http_addr, https_addr, &transport)?;
+    let _ = ready_tx.send(Ok((ready, store_watch)));
+
+    let running = Running {
+        server_task: actix_rt::spawn(server),
+        http: handle,
+        last_used,
+        usecases,
+        transport,
+        arbiters,
+        drainer,
+        writer,
+    };
+    let _ = stopped.await;
+    running.stop(&config.data_dir).await;
+    Ok(())
+}
+
+/// The addresses the gateway listens on, written atomically to the data dir's ready file
+/// (what `fleetgate-sim --data-dir` and the tests read) and logged with the console's URL.
+fn announce(
+    config: &Config,
+    http: SocketAddr,
+    https: Option<SocketAddr>,
+    transport: &transport::Transport,
+) -> anyhow::Result<Ready> {
     let ready = Ready {
-        http: http_addr,
-        https: https_addr,
+        http,
+        https,
         mqtt_tls: transport.tls_addr,
         mqtt_plain: transport.plain_addr,
     };
     let ready_json = serde_json::to_string(&ready)?;
     write_atomic(&config.data_dir.join(READY_FILE), ready_json.as_bytes())?;
     tracing::info!(ready = %ready_json, console = %ready.console_url(), "fleetgate ready");
-    let _ = ready_tx.send(Ok((ready, store_watch)));
+    Ok(ready)
+}
 
-    let server_task = actix_rt::spawn(server);
-    let _ = stopped.await;
-    tracing::info!("shutting down");
-    // While the actors still answer the stream guard that follows every commit.
-    if let Err(err) = last_used.flush(&usecases).await {
-        tracing::warn!(%err, "storing last-used instants at shutdown failed");
+/// The actors' directory (one actor per device, one per account, started on demand) and
+/// the two arbiters (threads of their own, apart from the HTTP workers) they run on.
+fn start_actors(
+    store: &Store,
+    shared: actors::Context,
+) -> anyhow::Result<(Arc<Directory>, Vec<actix_rt::Arbiter>)> {
+    let arbiters: Vec<actix_rt::Arbiter> = (0..2).map(|_| actix_rt::Arbiter::new()).collect();
+    let directory = Directory::start(
+        store.clone(),
+        shared,
+        arbiters.iter().map(actix_rt::Arbiter::handle).collect(),
+    )?;
+    Ok((directory, arbiters))
+}
+
+/// The gateway's own schedules: the scheduler (grant and key expiries, support access
+/// ends) and retention (pruning, sealing, compaction).
+fn spawn_background(
+    config: &Config,
+    store: &Store,
+    usecases: &actors::usecases::UseCases,
+    metrics: &Arc<Metrics>,
+) {
+    actors::scheduler::spawn(
+        store.clone(),
+        usecases.clone(),
+        metrics.clone(),
+        config.scheduler_max_nap,
+    );
+    let retention = actors::retention::Schedule {
+        prune_every: config.prune_every,
+        compact_every: config.compact_every,
+        nap: config.scheduler_max_nap,
+        limits: config.prune_limits,
+    };
+    actors::retention::spawn(store.clone(), usecases.clone(), metrics.clone(), retention);
+}
+
+/// What runs until shutdown, stopped in [`Running::stop`]'s order.
+struct Running {
+    last_used: Arc<http::last_used::LastUsed>,
+    usecases: actors::usecases::UseCases,
+    transport: transport::Transport,
+    arbiters: Vec<actix_rt::Arbiter>,
+    http: actix_web::dev::ServerHandle,
+    server_task: actix_rt::task::JoinHandle<std::io::Result<()>>,
+    drainer: outbox::Drainer,
+    writer: StoreWriter,
+}
+
+impl Running {
+    async fn stop(self, data_dir: &Path) {
+        tracing::info!("shutting down");
+        // While the actors still answer the stream guard that follows every commit.
+        if let Err(err) = self.last_used.flush(&self.usecases).await {
+            tracing::warn!(%err, "storing last-used instants at shutdown failed");
+        }
+        // Sessions first, while the writer still commits: each acknowledges what is
+        // committed, then gets MQTT 5 DISCONNECT 0x8B; nothing acknowledged is left
+        // uncommitted.
+        self.transport.stop().await;
+        // Actors first: their end closes every live stream, which would otherwise hold the
+        // graceful HTTP stop until its timeout. Requests in flight then finish or fail fast.
+        for arbiter in &self.arbiters {
+            arbiter.stop();
+        }
+        self.http.stop(true).await;
+        let _ = self.server_task.await;
+        // Before the writer: an invitation it was sending stays in the outbox for next time.
+        self.drainer.stop().await;
+        self.writer.shutdown();
+        let _ = std::fs::remove_file(data_dir.join(READY_FILE));
+        tracing::info!("store flushed; stopped");
     }
-    // Sessions first, while the writer still commits: each acknowledges what is committed,
-    // then gets MQTT 5 DISCONNECT 0x8B; nothing acknowledged is left uncommitted.
-    transport.stop().await;
-    // Actors first: their end closes every live stream, which would otherwise hold the
-    // graceful HTTP stop until its timeout. Requests in flight then finish or fail fast.
-    for arbiter in &arbiters {
-        arbiter.stop();
-    }
-    handle.stop(true).await;
-    let _ = server_task.await;
-    // Before the writer: an invitation it was sending stays in the outbox for next time.
-    drainer.stop().await;
-    writer.shutdown();
-    let _ = std::fs::remove_file(config.data_dir.join(READY_FILE));
-    tracing::info!("store flushed; stopped");
-    Ok(())
 }
 
 /// `fleetgate admin reset-token`: with the gateway stopped, gives the bootstrap

@@ -319,7 +319,49 @@ pub fn create(
 ) -> Result<(Key, Vec<Changed>), OpError> {
     require_on_account(tx, caller, account, Need::ManageFleet)?;
     check_bulk("asset_ids", &new.asset_ids)?;
-    match (new.personal, &new.operator_id) {
+    check_operator(tx, account, new.personal, new.operator_id.as_ref())?;
+    if let Some(customer) = &new.customer_id {
+        crate::customers::check_for_key(tx, account, customer)?;
+    }
+    if new.valid_to <= new.valid_from {
+        return Err(OpError::invalid("valid_to", "must be after valid_from"));
+    }
+    if new.valid_to <= now {
+        return Err(OpError::invalid("valid_to", "must be in the future"));
+    }
+    let (assets, devices) = keyable_assets(tx, account, &new.asset_ids, new.access_type)?;
+    let credential = credential_for(tx, new.access_type, new.credential, &assets)?;
+    let key = Key {
+        id: crate::ids::generate("key"),
+        account_id: account.clone(),
+        personal: new.personal,
+        operator_id: new.operator_id,
+        assets,
+        access_type: new.access_type,
+        credential,
+        valid_from: new.valid_from,
+        valid_to: new.valid_to,
+        description: description(new.description)?,
+        created_at: now,
+        customer_id: new.customer_id,
+    };
+    write_rows(tx, &key)?;
+    let changed = bump(tx, devices)?;
+    audit_key(tx, caller, &key, "key.create", None, now)?;
+    Ok((key, changed))
+}
+
+/// A key's assets as (asset id, telemetry key), as [`Key::assets`] holds them.
+type KeyedAssets = Vec<(AssetId, u64)>;
+
+/// A personal key names an operator of `account`; a non-personal key names none.
+fn check_operator(
+    tx: &WriteTransaction,
+    account: &AccountId,
+    personal: bool,
+    operator: Option<&String>,
+) -> Result<(), OpError> {
+    match (personal, operator) {
         (true, None) => {
             return Err(OpError::invalid(
                 "operator_id",
@@ -345,33 +387,47 @@ pub fn create(
         }
         (false, None) => {}
     }
-    if let Some(customer) = &new.customer_id {
-        crate::customers::check_for_key(tx, account, customer)?;
-    }
-    if new.valid_to <= new.valid_from {
-        return Err(OpError::invalid("valid_to", "must be after valid_from"));
-    }
-    if new.valid_to <= now {
-        return Err(OpError::invalid("valid_to", "must be in the future"));
-    }
-    let mut assets = Vec::with_capacity(new.asset_ids.len());
+    Ok(())
+}
+
+/// The assets a key opens, as (id, telemetry key), and the units to push it to: each asset
+/// of `account` must carry a unit whose hardware supports `access_type`.
+fn keyable_assets(
+    tx: &WriteTransaction,
+    account: &AccountId,
+    asset_ids: &[AssetId],
+    access_type: AccessType,
+) -> Result<(KeyedAssets, Vec<DeviceId>), OpError> {
+    let mut assets = Vec::with_capacity(asset_ids.len());
     let mut devices = Vec::new();
-    for id in &new.asset_ids {
+    for id in asset_ids {
         let (asset, device) = keyable_asset(tx, account, id)?;
-        if !new.access_type.supported_by(&device.capabilities) {
+        if !access_type.supported_by(&device.capabilities) {
             return Err(OpError::invalid(
                 "access_type",
                 format!(
                     "asset {id}: {} needs {} on the unit",
-                    new.access_type.as_str(),
-                    new.access_type.hardware()
+                    access_type.as_str(),
+                    access_type.hardware()
                 ),
             ));
         }
         assets.push((asset.id, asset.key));
         devices.push(device.id);
     }
-    let credential = match (new.access_type, new.credential) {
+    Ok((assets, devices))
+}
+
+/// The key's credential: a DualID tag as given (1 to 64 ASCII letters and digits), a
+/// fresh PIN unique on the assets' units, or a random digital-key secret; a PIN or secret
+/// given by the caller is refused.
+fn credential_for(
+    tx: &WriteTransaction,
+    access_type: AccessType,
+    given: Option<String>,
+    assets: &[(AssetId, u64)],
+) -> Result<String, OpError> {
+    let credential = match (access_type, given) {
         (AccessType::DualidTag, Some(tag)) => {
             if tag.is_empty()
                 || tag.len() > MAX_CREDENTIAL
@@ -404,24 +460,7 @@ pub fn create(
             hex::encode(secret)
         }
     };
-    let key = Key {
-        id: crate::ids::generate("key"),
-        account_id: account.clone(),
-        personal: new.personal,
-        operator_id: new.operator_id,
-        assets,
-        access_type: new.access_type,
-        credential,
-        valid_from: new.valid_from,
-        valid_to: new.valid_to,
-        description: description(new.description)?,
-        created_at: now,
-        customer_id: new.customer_id,
-    };
-    write_rows(tx, &key)?;
-    let changed = bump(tx, devices)?;
-    audit_key(tx, caller, &key, "key.create", None, now)?;
-    Ok((key, changed))
+    Ok(credential)
 }
 
 fn load(tx: &WriteTransaction, caller: &Principal, id: &str) -> Result<Key, OpError> {

@@ -475,27 +475,10 @@ pub fn create_asset(
         )));
     }
     let key = next_counter(tx, "asset_key")?;
-    let mut bound = None;
-    if let Some(device_id) = &new.device_id {
-        let mut devices = tx.open_table(DEVICES)?;
-        let mut device: Device = get(&devices, "devices", device_id.as_str())?
-            .filter(|device: &Device| {
-                &device.account_id == account_id && device.deregistered_at.is_none()
-            })
-            .ok_or_else(|| OpError::not_found(format!("device {device_id}")))?;
-        if let Some(existing) = &device.bound_asset {
-            return Err(OpError::Conflict(format!(
-                "device {device_id} already reports for asset {}",
-                existing.asset_id
-            )));
-        }
-        device.bound_asset = Some(BoundAsset {
-            asset_id: new.id.clone(),
-            asset_key: key,
-        });
-        put(&mut devices, device_id.as_str(), &device)?;
-        bound = Some(device);
-    }
+    let bound = match &new.device_id {
+        Some(device_id) => Some(bind_device(tx, account_id, device_id, &new.id, key)?),
+        None => None,
+    };
     let asset = Asset {
         key,
         account_id: account_id.clone(),
@@ -529,6 +512,35 @@ pub fn create_asset(
         now,
     )?;
     Ok((asset, bound))
+}
+
+/// Binds `device_id` (a registered unit of `account_id` reporting for no asset) to the new
+/// asset `asset_id` of telemetry key `asset_key`; answers the bound device.
+fn bind_device(
+    tx: &WriteTransaction,
+    account_id: &AccountId,
+    device_id: &DeviceId,
+    asset_id: &AssetId,
+    asset_key: u64,
+) -> Result<Device, OpError> {
+    let mut devices = tx.open_table(DEVICES)?;
+    let mut device: Device = get(&devices, "devices", device_id.as_str())?
+        .filter(|device: &Device| {
+            &device.account_id == account_id && device.deregistered_at.is_none()
+        })
+        .ok_or_else(|| OpError::not_found(format!("device {device_id}")))?;
+    if let Some(existing) = &device.bound_asset {
+        return Err(OpError::Conflict(format!(
+            "device {device_id} already reports for asset {}",
+            existing.asset_id
+        )));
+    }
+    device.bound_asset = Some(BoundAsset {
+        asset_id: asset_id.clone(),
+        asset_key,
+    });
+    put(&mut devices, device_id.as_str(), &device)?;
+    Ok(device)
 }
 
 /// Telemetry rows of one group commit. Only the store writer calls this. Answers, for

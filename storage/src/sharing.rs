@@ -371,33 +371,14 @@ pub fn grant(
             .from
             .or(existing.as_ref().map(|grant| grant.from))
             .unwrap_or(now);
-        if let Some(until) = request.until {
-            if until <= from {
-                return Err(OpError::invalid("until", "must be after from"));
-            }
-            if until <= now {
-                return Err(OpError::invalid("until", "must be in the future"));
-            }
-        }
-        if tx
-            .open_table(ASSETS)?
-            .get((target.as_str(), asset_id.as_str()))?
-            .is_some()
-        {
-            return Err(OpError::Conflict(format!(
-                "account {target} has its own asset {asset_id}; an account knows each asset id once"
-            )));
-        }
-        if existing.is_none()
-            && tx
-                .open_table(GRANT_BY_TARGET)?
-                .get((target.as_str(), asset_id.as_str()))?
-                .is_some()
-        {
-            return Err(OpError::Conflict(format!(
-                "account {target} already sees another asset as {asset_id}"
-            )));
-        }
+        check_grant(
+            tx,
+            (from, request.until),
+            now,
+            target,
+            asset_id,
+            existing.is_some(),
+        )?;
         let (grant, change) = match existing {
             Some(old) if old.from == from && old.until == request.until => (old, Change::Unchanged),
             Some(old) => {
@@ -411,17 +392,8 @@ pub fn grant(
                 (updated, Change::Updated)
             }
             None => {
-                let created = Grant {
-                    id: GrantId::generate("grt"),
-                    owner_account: owner.clone(),
-                    asset_id: asset_id.clone(),
-                    asset_key: asset.key,
-                    target: target.clone(),
-                    from,
-                    until: request.until,
-                    partnership: partnership.clone(),
-                    created_at: now,
-                };
+                let window = (from, request.until);
+                let created = new_grant(owner, &asset, target, window, partnership.clone(), now);
                 (created, Change::Created)
             }
         };
@@ -444,6 +416,69 @@ pub fn grant(
         outcomes.push((grant, change));
     }
     Ok(outcomes)
+}
+
+/// A grant's window and target are acceptable: `until` after `from` and in the future, the
+/// target has no asset of its own with this id and (for a new grant) sees no other asset
+/// under it.
+fn check_grant(
+    tx: &WriteTransaction,
+    (from, until): (Timestamp, Option<Timestamp>),
+    now: Timestamp,
+    target: &AccountId,
+    asset_id: &AssetId,
+    exists: bool,
+) -> Result<(), OpError> {
+    if let Some(until) = until {
+        if until <= from {
+            return Err(OpError::invalid("until", "must be after from"));
+        }
+        if until <= now {
+            return Err(OpError::invalid("until", "must be in the future"));
+        }
+    }
+    if tx
+        .open_table(ASSETS)?
+        .get((target.as_str(), asset_id.as_str()))?
+        .is_some()
+    {
+        return Err(OpError::Conflict(format!(
+            "account {target} has its own asset {asset_id}; an account knows each asset id once"
+        )));
+    }
+    if !exists
+        && tx
+            .open_table(GRANT_BY_TARGET)?
+            .get((target.as_str(), asset_id.as_str()))?
+            .is_some()
+    {
+        return Err(OpError::Conflict(format!(
+            "account {target} already sees another asset as {asset_id}"
+        )));
+    }
+    Ok(())
+}
+
+/// A new grant of `asset` (owned by `owner`) to `target` over `(from, until)`.
+fn new_grant(
+    owner: &AccountId,
+    asset: &Asset,
+    target: &AccountId,
+    (from, until): (Timestamp, Option<Timestamp>),
+    partnership: Option<PartnershipId>,
+    now: Timestamp,
+) -> Grant {
+    Grant {
+        id: GrantId::generate("grt"),
+        owner_account: owner.clone(),
+        asset_id: asset.id.clone(),
+        asset_key: asset.key,
+        target: target.clone(),
+        from,
+        until,
+        partnership,
+        created_at: now,
+    }
 }
 
 fn window_text(grant: &Grant) -> String {

@@ -410,28 +410,7 @@ pub fn share(
     } = request;
     let kind = *kind;
     let mut source = source_asset(tx, caller, source_account, source_id)?;
-    let profile = match (kind, profile_id.as_deref()) {
-        (Kind::Details, Some(id)) => {
-            let profile = load_profile(tx, caller, id)?;
-            if &profile.account_id != source_account {
-                return Err(OpError::not_found(format!("sharing profile {id}")));
-            }
-            Some(profile)
-        }
-        (Kind::Details, None) => {
-            return Err(OpError::invalid(
-                "profile_id",
-                "is required for details sharing",
-            ))
-        }
-        (Kind::Telemetry, Some(_)) => {
-            return Err(OpError::invalid(
-                "profile_id",
-                "applies to details sharing only",
-            ))
-        }
-        (Kind::Telemetry, None) => None,
-    };
+    let profile = profile_for(tx, caller, kind, source_account, profile_id.as_deref())?;
     let wanted = (target.clone(), target_id.clone());
     if request.replace {
         // A `PUT`: this target becomes the only one; the others end first.
@@ -480,6 +459,40 @@ pub fn share(
         )?;
     }
     Ok((source, mirror))
+}
+
+/// The profile a share uses: one of the source account's for details sharing (required
+/// there), none for telemetry sharing (refused there).
+fn profile_for(
+    tx: &WriteTransaction,
+    caller: &Principal,
+    kind: Kind,
+    source_account: &AccountId,
+    profile_id: Option<&str>,
+) -> Result<Option<SharingProfile>, OpError> {
+    let profile = match (kind, profile_id) {
+        (Kind::Details, Some(id)) => {
+            let profile = load_profile(tx, caller, id)?;
+            if &profile.account_id != source_account {
+                return Err(OpError::not_found(format!("sharing profile {id}")));
+            }
+            Some(profile)
+        }
+        (Kind::Details, None) => {
+            return Err(OpError::invalid(
+                "profile_id",
+                "is required for details sharing",
+            ))
+        }
+        (Kind::Telemetry, Some(_)) => {
+            return Err(OpError::invalid(
+                "profile_id",
+                "applies to details sharing only",
+            ))
+        }
+        (Kind::Telemetry, None) => None,
+    };
+    Ok(profile)
 }
 
 /// Closes the mirror's side of one kind of sharing; the mirror and its data stay.
