@@ -64,7 +64,7 @@ export async function render(view, ctx) {
   const certs = administers(ctx) ? h('section', { id: 'certificates' }) : null;
   // Admins and fleet admins register units and change them (rule 1).
   const problems = rowProblems();
-  const reload = () => { problems.show(); load(); if (certs) renderCertificates(certs, ctx); };
+  const reload = () => { problems.show(); load(); if (certs) renderCertificates(certs, ctx, load); };
   const unitCtx = ctx.canManageFleet ? { ...ctx, problem: problems.show, reload } : null;
   // Staff under support access get no unit key (rule 4): no registering, no certificate.
   const issuesKeys = unitCtx && ctx.user.kind !== 'staff';
@@ -86,15 +86,29 @@ export async function render(view, ctx) {
         account_id: ctx.account, q: state.q, cursor: state.cursors[state.page], limit: LIMIT,
       }));
       state.cursors[state.page + 1] = page.next_cursor || null;
-      drawDevices(list, page.items, unitCtx);
+      // The periodic re-read redraws only what changed, so a row being clicked stays.
+      const drawn = JSON.stringify(page.items);
+      if (drawn !== list.dataset.drawn || !list.firstChild) {
+        drawDevices(list, page.items, unitCtx);
+        list.dataset.drawn = drawn;
+      }
       fill(pager, pagerControls(state, load, { previous: null, next: null }));
     } catch (error) {
       fill(list, problemView(error));
+      delete list.dataset.drawn;
     }
   }
+  // A unit connecting or dropping brings no event to this page: the statuses are read
+  // again every STATUS_EVERY_MS while it shows them.
+  const timer = setInterval(() => {
+    if (list.isConnected) load();
+    else clearInterval(timer);
+  }, STATUS_EVERY_MS);
   await load();
-  if (certs) await renderCertificates(certs, ctx);
+  if (certs) await renderCertificates(certs, ctx, load);
 }
+
+const STATUS_EVERY_MS = 10000;
 
 function drawDevices(list, items, unitCtx) {
   if (!items.length) {
@@ -114,7 +128,8 @@ function drawDevices(list, items, unitCtx) {
       unitCtx ? unitActions(d, unitCtx, unitCtx.reload) : null)))));
 }
 
-async function renderCertificates(el, ctx) {
+// `devicesChanged` re-reads the units' list: a revoke closes the unit's session.
+async function renderCertificates(el, ctx, devicesChanged) {
   const account = ctx.account || ctx.user.account_id;
   const list = h('div', { id: 'cert-list' });
   fill(el, h('h2', {}, 'Certificates'),
@@ -160,7 +175,7 @@ async function renderCertificates(el, ctx) {
       list.prepend(problemView(error));
       return;
     }
-    await load();
+    await Promise.all([load(), devicesChanged()]);
   };
   await load();
 }

@@ -83,6 +83,15 @@ export function openKeyWizard({ ctx, operator = null, done = () => {} }) {
     credentialField.hidden = form.access.value !== 'dualid_tag';
   };
   for (const input of [form.personal, form.shared, form.access]) input.addEventListener('change', syncVisibility);
+  // An operator with an access type of their own (set on the Operators page) makes it the
+  // key's default; the admin may still pick another.
+  form.operator.addEventListener('change', () => {
+    const picked = lists.operators.find((o) => o.id === form.operator.value);
+    if (picked && picked.access_type) {
+      form.access.value = picked.access_type;
+      syncVisibility();
+    }
+  });
 
   function drawAssets() {
     const q = form.assetFilter.value.trim().toLowerCase();

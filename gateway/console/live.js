@@ -174,7 +174,17 @@ function openLive(el, latestEl, unitEl, state) {
         await api('GET', state.path());
         notes.append(h('p', { class: 'info' }, 'The live stream ended. Reload the page to reconnect.'));
       } catch (error) {
-        notes.append(problemView(error));
+        // It was shown a moment ago: a 404 now means this account's access ended (the
+        // owner stopped sharing it, or removed it); the gateway says no more, by design.
+        // Access that ends is gone here too: what the page showed of the asset is cleared.
+        if (error.status === 404) {
+          state.livePoints = [];
+          state.latestPoint = null;
+          fill(el.closest('#live-body') || el, h('p', { class: 'info', id: 'live-access-ended' },
+            'Your access to this asset has ended: its owner no longer shares it with your account, or removed it. What this page showed of it is cleared.'));
+        } else {
+          notes.append(problemView(error));
+        }
       }
     } else {
       status.textContent = 'Reconnecting…';

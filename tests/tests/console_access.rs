@@ -405,6 +405,10 @@ async fn the_key_wizard_reviews_creates_and_says_which_units_have_the_key() {
         .await
         .expect("key holder");
     let ola = operator(&acme, "Ola Nordmann", Some("+4791234567")).await;
+    // An operator whose access type is set: the wizard takes it as the key's default.
+    let tag_user = json!({"name": "Tor Tag", "access_type": "dualid_tag"});
+    let (status, created) = call(&acme.admin, Method::POST, "/v1/operators", Some(tag_user)).await;
+    assert_eq!(status, 201, "{created}");
     let mut customers = Vec::new();
     for name in ["Nordic Rentals", "Fjord Build"] {
         let (status, created) = call(
@@ -426,6 +430,10 @@ async fn the_key_wizard_reviews_creates_and_says_which_units_have_the_key() {
     browser.click("nav a[href='#/keys']").await;
     browser.text_of("#no-keys", "No keys yet.").await;
     browser.click("#new-key").await;
+    browser.select("#key-operator", "Tor Tag").await;
+    browser
+        .find("#key-access option[value='dualid_tag']:checked")
+        .await;
     browser
         .select("#key-operator", "Ola Nordmann (+4791234567)")
         .await;

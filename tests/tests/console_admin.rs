@@ -225,6 +225,10 @@ async fn certificates_are_revoked_and_the_audit_log_is_filtered_and_paged() {
     // The unit's live session was closed before the answer.
     let closed = eventually(|| async { (!unit.is_connected()).then_some(()) }).await;
     assert!(closed.is_some(), "the revoked unit is disconnected");
+    // And the devices list says so without a reload of the page.
+    browser
+        .text_of("#devices-table tr[data-id='u1']", "offline")
+        .await;
 
     // The audit log: the revocation under "Certificates"; assets paged 50 at a time.
     browser.click("nav a[href='#/audit']").await;

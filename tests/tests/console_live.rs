@@ -181,8 +181,12 @@ async fn a_grantee_watching_live_is_told_when_the_owner_takes_the_asset_away() {
     )
     .await;
     assert_eq!(removed.0, 200, "{}", removed.1);
-    browser.text_of("#live-state", "Ended").await;
-    browser.text_of("#live-notes .problem", "Not found.").await;
+    browser
+        .text_of("#live-access-ended", "Your access to this asset has ended")
+        .await;
+    // What the page showed of the asset went with the access.
+    browser.gone("#live-table").await;
+    browser.gone("#latest-facts").await;
     browser.shot("flow5-05-grant-removed").await;
     browser.quit().await;
 }
