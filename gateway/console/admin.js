@@ -9,6 +9,7 @@ import { confirmDialog, fill, h, modal, problemView } from './dom.js';
 import { showTime } from './time.js';
 import { accountLabel, accountSelect, readableAccounts } from './pick.js';
 import { shareTargets } from './visibility.js';
+import { everything } from './paging.js';
 
 const ROLES = [['admin', 'Admin'], ['fleet_admin', 'Fleet admin'], ['viewer', 'Viewer']];
 const roleWord = (role) => (ROLES.find(([r]) => r === role) || [role, role])[1];
@@ -53,7 +54,7 @@ export async function renderUsers(view, ctx) {
     problems.replaceChildren();
     if (!account) { fill(list, h('p', { class: 'empty' }, 'Choose an account.')); return; }
     try {
-      const items = (await api('GET', withQuery(users(), { limit: 1000 }))).items;
+      const items = await everything(users());
       // An account without an active admin is usually getting its first one.
       role.value = items.some((u) => u.role === 'admin' && !u.disabled) ? 'viewer' : 'admin';
       drawUsers(items);
@@ -229,7 +230,7 @@ export async function renderPartnerships(view, ctx) {
   async function load() {
     let items; let all; let partners = [];
     try {
-      items = (await api('GET', withQuery('/v1/partnerships', { limit: 1000 }))).items;
+      items = await everything('/v1/partnerships');
       all = await readableAccounts();
       // A user cannot read a partner organization's account, but may share with it: the
       // share targets name it (staff read every account already).

@@ -6,11 +6,11 @@
 
 import { api, withQuery } from './api.js';
 import { confirmDialog, h, modal, problemView } from './dom.js';
+import { everything } from './paging.js';
 
 // The account's registered units, for pickers: [{id, asset_id}].
 async function accountUnits(ctx) {
-  const page = await api('GET', withQuery('/v1/devices', { account_id: ctx.account, limit: 1000 }));
-  return page.items;
+  return everything('/v1/devices', { account_id: ctx.account });
 }
 
 // A <select> of the account's units; a unit already on another asset than `asset` says which.

@@ -7,7 +7,7 @@ import { api, withQuery } from './api.js';
 import { fill, h, problemView } from './dom.js';
 import { localToRfc3339, showTime } from './time.js';
 import { accountSelect, readableAccounts } from './pick.js';
-import { firstPage, pagerControls } from './paging.js';
+import { everything, firstPage, pagerControls } from './paging.js';
 
 const LIMIT = 50;
 // Families of actions (`grant` is every `grant.*`), as the API filters them.
@@ -67,7 +67,7 @@ export async function render(view, ctx) {
     if (ctx.user.kind === 'staff') {
       // Staff may read the staff list (`GET /v1/staff`): their entries get names too.
       try {
-        const staff = (await api('GET', withQuery('/v1/staff', { limit: 1000 }))).items;
+        const staff = await everything('/v1/staff');
         for (const s of staff) state.names.set(s.id, s.name);
       } catch (_) {
         // A help, as the users' names below.
@@ -75,7 +75,7 @@ export async function render(view, ctx) {
     }
     if (!account.value) return;
     try {
-      const users = (await api('GET', withQuery(`/v1/accounts/${encodeURIComponent(account.value)}/users`, { limit: 1000 }))).items;
+      const users = await everything(`/v1/accounts/${encodeURIComponent(account.value)}/users`);
       for (const u of users) state.names.set(u.id, u.name);
       fill(actors, users.map((u) => h('option', { value: u.id }, u.name)));
     } catch (_) {

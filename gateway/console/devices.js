@@ -6,7 +6,7 @@
 import { api, withQuery } from './api.js';
 import { confirmDialog, fill, h, problemView } from './dom.js';
 import { showTime } from './time.js';
-import { pagerControls } from './paging.js';
+import { everything, pagerControls } from './paging.js';
 import { openRegister, rowProblems, unitActions } from './units.js';
 
 const LIMIT = 50;
@@ -138,7 +138,7 @@ async function renderCertificates(el, ctx, devicesChanged) {
   const load = async () => {
     let items;
     try {
-      items = (await api('GET', withQuery(`/v1/accounts/${encodeURIComponent(account)}/certificates`, { limit: 1000 }))).items;
+      items = await everything(`/v1/accounts/${encodeURIComponent(account)}/certificates`);
     } catch (error) {
       fill(list, problemView(error));
       return;

@@ -6,6 +6,7 @@
 import { api, withQuery } from './api.js';
 import { fill, h, modal, problemView } from './dom.js';
 import { createCustomer } from './customers.js';
+import { everything } from './paging.js';
 import { localToRfc3339, showTime } from './time.js';
 
 export const ACCESS_TYPES = [['digital_key', 'Digital key'], ['keypad_pin', 'Keypad PIN'], ['dualid_tag', 'DualID tag']];
@@ -16,17 +17,6 @@ const dateOf = (d) => `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDa
 const timeOf = (d) => `${pad(d.getHours())}:${pad(d.getMinutes())}`;
 
 // Every item of a list answer (a few pages at most in a wizard's pickers).
-export async function everything(path, params) {
-  const items = [];
-  let cursor = null;
-  do {
-    const page = await api('GET', withQuery(path, { ...params, cursor, limit: 1000 }));
-    items.push(...page.items);
-    cursor = page.next_cursor || null;
-  } while (cursor && items.length < 10000);
-  return items;
-}
-
 // What a key names, for its pickers and its words: the account's operators, owned assets
 // and customers, as { operators, assets, customers }.
 export async function keyLists(account) {

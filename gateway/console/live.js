@@ -9,6 +9,7 @@ import { fill, h, problemView } from './dom.js';
 import { showTime, localToRfc3339 } from './time.js';
 import { formatNumber, lineChart, trackMap } from './chart.js';
 import { unitStatusFacts } from './devices.js';
+import { everything } from './paging.js';
 
 // The point's own fields a chart can show, with their units.
 const FIELDS = [
@@ -39,7 +40,7 @@ export async function render(view, ctx) {
     body);
   let assets;
   try {
-    assets = (await api('GET', withQuery('/v1/assets', { account_id: ctx.account, limit: 1000 }))).items;
+    assets = await everything('/v1/assets', { account_id: ctx.account });
   } catch (error) {
     fill(body, problemView(error));
     return;

@@ -5,6 +5,21 @@
 import { api, withQuery } from './api.js';
 import { confirmDialog, fill, h, problemView } from './dom.js';
 
+// Every item of `path` with `params`, page by page (1,000 a page), for pickers and short
+// lists that show all of them; at most EVERYTHING_MAX, so a huge account cannot hang the page.
+export async function everything(path, params = {}) {
+  const items = [];
+  let cursor = null;
+  do {
+    const page = await api('GET', withQuery(path, { ...params, cursor, limit: 1000 }));
+    items.push(...page.items);
+    cursor = page.next_cursor || null;
+  } while (cursor && items.length < EVERYTHING_MAX);
+  return items;
+}
+
+const EVERYTHING_MAX = 10000;
+
 // Reads page state.page of `path` with `query` into state.items, remembers the next
 // page's cursor, then draw(); a refusal is shown in `list`, busy while it loads.
 export async function loadPage(list, state, path, query, draw) {

@@ -284,3 +284,29 @@ async fn with_a_tile_url_the_track_is_drawn_on_its_tiles_which_the_policy_allows
     );
     browser.quit().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_asset_picker_offers_every_asset_past_the_first_page_of_1000() {
+    let gateway = TestGateway::start();
+    let owner = Fleet::create(&gateway, "Acme").await;
+    // 1,001 assets: one more than the largest page the gateway answers.
+    let ids: Vec<String> = (0..1001).map(|n| format!("a{n:04}")).collect();
+    for batch in ids.chunks(50) {
+        let calls = batch.iter().map(|id| {
+            let body = json!({"id": id, "name": format!("Asset {id}")});
+            call(&owner.admin, Method::POST, "/v1/assets", Some(body))
+        });
+        for (status, body) in futures_util::future::join_all(calls).await {
+            assert_eq!(status, 201, "{body}");
+        }
+    }
+    let browser = Browser::start(&gateway.http_base()).await;
+    browser.open("#/live").await;
+    browser.sign_in_with_token(&owner.admin_token, true).await;
+    let last = ids.last().expect("ids");
+    browser
+        .find(&format!("#live-asset option[value='{last}']"))
+        .await;
+    assert_eq!(browser.count("#live-asset option").await, 1001);
+    browser.quit().await;
+}
