@@ -105,7 +105,8 @@ export async function render(view, ctx) {
         h('td', {}, key.personal ? name('operators', key.operator_id) : h('span', { class: 'muted' }, 'not personal')),
         h('td', {}, key.asset_ids.map((id) => name('assets', id)).join(', ')),
         h('td', {}, ACCESS_WORDS.get(key.access_type) || key.access_type,
-          key.access_type === 'keypad_pin' ? h('small', {}, ` PIN ${key.credential}`) : null),
+          key.access_type === 'keypad_pin' ? h('small', {}, ` PIN ${key.credential}`) : null,
+          key.access_type === 'digital_key' ? secretView(key) : null),
         h('td', { class: 'time' }, showTime(key.valid_from)),
         h('td', { class: 'time' }, showTime(key.valid_to)),
         h('td', {}, key.customer_id ? name('customers', key.customer_id) : '—'),
@@ -187,4 +188,11 @@ export async function render(view, ctx) {
   draw();
   await loadPickers();
   await load();
+}
+
+// A digital key's secret, folded: the holder's phone app needs it and the gateway never
+// sends it by SMS, so the admin hands it over from here.
+function secretView(key) {
+  return h('details', { class: 'secret', 'data-test': 'secret' },
+    h('summary', {}, 'Secret'), h('code', {}, key.credential));
 }

@@ -189,6 +189,8 @@ export function openKeyWizard({ ctx, operator = null, done = () => {} }) {
       h('p', { class: 'summary', id: 'key-created' }, 'The key is created.'),
       keyFacts(key, lists),
       key.access_type === 'keypad_pin' ? h('p', { class: 'info', id: 'key-pin' }, `PIN: ${key.credential}`) : null,
+      key.access_type === 'digital_key' ? h('p', { class: 'info', id: 'key-secret' },
+        'Secret for the holder\'s phone app (never sent by SMS; also under Keys): ', h('code', {}, key.credential)) : null,
       h('h3', {}, 'Units that have it'),
       h('ul', { id: 'key-delivered' }, delivered.length ? delivered.map((u) => h('li', {}, h('code', {}, u)))
         : h('li', { class: 'muted' }, 'None yet.')),
