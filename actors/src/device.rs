@@ -287,7 +287,9 @@ impl Handler<Inbound> for DeviceActor {
     type Result = ();
 
     fn handle(&mut self, msg: Inbound, ctx: &mut Self::Context) {
-        if self.deregistered {
+        // A deregistered unit's acknowledgement of its emptied key set still counts: it
+        // says the unit dropped its keys. Everything else it sends is dropped.
+        if self.deregistered && !matches!(msg.channel, Channel::KeyAck) {
             self.shared.metrics.dropped("deregistered");
             if let Some(done) = msg.done {
                 let _ = done.send(Outcome::Refused("deregistered"));

@@ -281,3 +281,36 @@ async fn an_asset_edit_is_audited_in_words() {
     assert!(after.ends_with(", serial \"SN-1\""), "{audit}");
     assert!(!format!("{before}{after}").contains("Some("), "{audit}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deregistered_unit_is_told_its_key_set_is_empty_before_its_session_closes() {
+    let gateway = TestGateway::start();
+    let fleet = Fleet::create(&gateway, "Acme").await;
+    fleet.unit_with_asset("u1", "ex1").await;
+    let key = keypad_key(&fleet, &gateway, "ex1").await;
+    let unit = fleet.connect("u1").await;
+    unit.subscribe("/tenants/u1/keys", QoS::AtLeastOnce)
+        .await
+        .expect("subscribed");
+    let held = unit
+        .next_message(Duration::from_secs(10))
+        .await
+        .expect("the key set on subscribe");
+    let held = held.json().expect("a JSON key set");
+    assert_eq!(held["keys"][0]["id"], key.as_str(), "{held}");
+
+    let (status, body) = call(&fleet.admin, Method::DELETE, "/v1/devices/u1", None).await;
+    assert_eq!(status, 204, "{body}");
+    // The unit can never connect again (its certificates are revoked): the empty set is
+    // the last thing it hears, or it would go on opening for the key until it ends.
+    let emptied = unit
+        .next_message(Duration::from_secs(10))
+        .await
+        .expect("an empty key set before the close");
+    let emptied = emptied.json().expect("a JSON key set");
+    assert_eq!(emptied["keys"], json!([]), "{emptied}");
+    assert!(
+        emptied["version"].as_u64() > held["version"].as_u64(),
+        "{emptied} after {held}"
+    );
+}

@@ -48,9 +48,17 @@ impl UseCases {
     }
 
     /// Deregisters a unit. In one transaction its key set empties and its certificates
-    /// are revoked; then, before this answers, its certificates fail every handshake, its
-    /// live session is closed, and its actor drops whatever the unit still sends.
-    pub async fn deregister_device(&self, who: Principal, id: DeviceId) -> Result<(), OpError> {
+    /// are revoked; then, before this answers: its actor drops whatever the unit still
+    /// sends, the empty key set goes to the unit's live session (waiting up to
+    /// [`UseCases::key_ack_wait`] for its acknowledgement: after the close the unit can
+    /// never be told, and would go on opening for its keys until they end), its
+    /// certificates fail every handshake, and its session is closed. Answers where the
+    /// empty set reached.
+    pub async fn deregister_device(
+        &self,
+        who: Principal,
+        id: DeviceId,
+    ) -> Result<Distribution, OpError> {
         let (this, now) = (self.clone(), self.now());
         crate::completing(async move {
             let (device, changed, revoked) = this
@@ -62,13 +70,14 @@ impl UseCases {
                     Ok((device, changed, revoked))
                 })
                 .await?;
+            this.directory.rebind(&device).await?;
+            let distribution = this
+                .directory
+                .push_keys(&changed, this.key_ack_wait)
+                .await?;
             this.sessions.revoke(revoked).await;
             this.sessions.close(device.id.as_str()).await;
-            this.directory.rebind(&device).await?;
-            this.directory
-                .push_keys(&changed, std::time::Duration::ZERO)
-                .await?;
-            Ok(())
+            Ok(distribution)
         })
         .await
     }
