@@ -100,6 +100,7 @@ impl Directory {
             while commits.changed().await.is_ok() {
                 let epoch = *commits.borrow_and_update();
                 directory.reauthorize_streams().await;
+                directory.shared.mqtt.access_changed();
                 writer.mark_settled(epoch);
             }
         });

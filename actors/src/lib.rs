@@ -52,6 +52,10 @@ pub trait MqttOut: Send + Sync + std::fmt::Debug {
     fn listening(&self, account: &AccountId) -> bool;
     /// A point for the account's integration on `/tenants/{a}/assets/{x}/telemetry`.
     fn deliver(&self, account: &AccountId, asset: &AssetId, payload: Bytes);
+    /// Access may have ended (a control-plane commit): points queued for integrations
+    /// (a persistent session away, a live one behind) that their account no longer sees
+    /// must not leave. Called by the stream guard before the commit's caller answers.
+    fn access_changed(&self);
 }
 
 /// How a unit's publish ended, as its acknowledgement will say.

@@ -33,6 +33,8 @@ impl MqttOut for Recorder {
         let topic = format!("/tenants/{account}/assets/{asset}/telemetry");
         self.0.lock().expect("lock").push((topic, payload));
     }
+    // This recorder keeps what was delivered; it has no queue to re-check.
+    fn access_changed(&self) {}
 }
 
 fn open_store() -> (tempfile::TempDir, Store) {

@@ -175,7 +175,7 @@ async fn serve(
     // Every control-plane commit (HTTP changes, the scheduler's expiries) re-checks the
     // live streams before its caller answers: access that ends, ends on open streams too.
     directory.guard_streams(writer.handle());
-    let transport = start_transport(&config, &ca, &store, &directory, clock.now())?;
+    let transport = start_transport(&config, &ca, &store, &directory, &clock)?;
     let https = https_config(&config, &ca)?;
     sessions_out.connect(transport.handle.clone());
     let (outbox, drainer) = outbox::start(
@@ -458,8 +458,9 @@ fn start_transport(
     ca: &pki::CertificateAuthority,
     store: &Store,
     directory: &Arc<Directory>,
-    now: storage::time::Timestamp,
+    clock: &Arc<dyn Clock>,
 ) -> anyhow::Result<transport::Transport> {
+    let now = clock.now();
     let tls = match config.mqtt_tls_addr {
         Some(addr) => {
             let (cert, key) =
@@ -495,6 +496,7 @@ fn start_transport(
     let backend = Arc::new(units::ActorBackend {
         directory: directory.clone(),
         store: store.clone(),
+        clock: clock.clone(),
     });
     let listeners = transport::Listeners {
         tls,

@@ -6,6 +6,7 @@
 //! session that calls it, never queues without bound.
 
 use std::borrow::Cow;
+use std::collections::VecDeque;
 use std::sync::{Arc, OnceLock};
 
 use actors::device::{Channel, Inbound, SessionClosed, SessionOpened};
@@ -21,6 +22,8 @@ use crate::transport::{
     UnitMessage, UnitTopic, Verdict,
 };
 
+mod deliverable;
+
 type DeviceAddr = actix::Addr<actors::device::DeviceActor>;
 
 /// The transport's view of the gateway.
@@ -28,6 +31,7 @@ type DeviceAddr = actix::Addr<actors::device::DeviceActor>;
 pub struct ActorBackend {
     pub directory: Arc<Directory>,
     pub store: Store,
+    pub clock: Arc<dyn storage::time::Clock>,
 }
 
 fn channel(topic: UnitTopic) -> Channel {
@@ -170,6 +174,14 @@ impl Backend for ActorBackend {
         }
     }
 
+    fn retain_deliverable(&self, tenant: &str, queue: &mut VecDeque<(Arc<str>, Bytes)>) {
+        if queue.is_empty() {
+            return;
+        }
+        let still = deliverable::Still::new(&self.store, tenant, self.clock.now());
+        queue.retain(|(topic, payload)| still.sees(topic, payload));
+    }
+
     fn key_set(&self, peer: &Peer) -> BoxFuture<'static, Option<Bytes>> {
         let Some(actor) = self.device(peer).map(Cow::into_owned) else {
             return async { None }.boxed();
@@ -202,6 +214,12 @@ impl MqttOut for SessionsOut {
         self.transport
             .get()
             .is_some_and(|transport| transport.listening(account.as_str()))
+    }
+
+    fn access_changed(&self) {
+        if let Some(transport) = self.transport.get() {
+            transport.access_changed();
+        }
     }
 
     fn deliver(&self, account: &AccountId, asset: &AssetId, payload: Bytes) {

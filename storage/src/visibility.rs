@@ -164,15 +164,31 @@ pub fn resolve(
         Need::View,
         &what,
     )?;
+    seen_by(rtx, account, asset_id, now)?.ok_or_else(|| OpError::not_found(what))
+}
+
+/// The asset `asset_id` as account `account` knows it at `now` (owned, a mirror it holds,
+/// or shared by a grant in force), whoever asks; `None` when it does not see it. The
+/// principal's own right to read the account is [`resolve`]'s to check.
+///
+/// # Errors
+/// [`StoreError`] when redb fails or a record does not decode.
+pub fn seen_by(
+    rtx: &ReadTransaction,
+    account: &AccountId,
+    asset_id: &AssetId,
+    now: Timestamp,
+) -> Result<Option<Seen>, StoreError> {
     let assets = rtx.open_table(ASSETS)?;
     if let Some(bytes) = assets.get((account.as_str(), asset_id.as_str()))? {
-        return Ok(owned_or_mirror(decode_as("assets", bytes.value())?));
+        return Ok(Some(owned_or_mirror(decode_as("assets", bytes.value())?)));
     }
+    drop(assets);
     let by_target = rtx.open_table(GRANT_BY_TARGET)?;
     let grant_id = by_target.get((account.as_str(), asset_id.as_str()))?;
     match grant_id {
-        Some(id) => shared(rtx, id.value(), now)?.ok_or_else(|| OpError::not_found(what)),
-        None => Err(OpError::not_found(what)),
+        Some(id) => shared(rtx, id.value(), now),
+        None => Ok(None),
     }
 }
 

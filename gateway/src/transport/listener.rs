@@ -40,6 +40,9 @@ pub struct Transport {
 #[derive(Clone)]
 pub struct TransportHandle {
     registry: Arc<Registry>,
+    /// Weak: the backend holds the actors, whose outbound side holds this handle; a strong
+    /// reference would keep the store open after shutdown.
+    backend: std::sync::Weak<dyn Backend>,
     deny: DenyList,
     runtime: tokio::runtime::Handle,
 }
@@ -118,6 +121,7 @@ impl Transport {
         }
         let handle = TransportHandle {
             registry,
+            backend: Arc::downgrade(&shared.backend),
             deny,
             runtime: runtime.handle().clone(),
         };
@@ -161,6 +165,19 @@ impl TransportHandle {
     /// Queues a live point for an account's integration session; sheds when it is full.
     pub fn deliver(&self, account: &str, topic: &Arc<str>, payload: Bytes) {
         self.registry.deliver(account, topic, payload);
+    }
+
+    /// Access changed (a grant, share or partnership ended, an asset went): points queued
+    /// for integration sessions that their account may no longer see are dropped from every
+    /// persistent session's queue before this returns, and each live integration session
+    /// re-checks its own queue before it sends another point.
+    pub fn access_changed(&self) {
+        // Gone only once the transport stopped: no queue is left to deliver from.
+        let Some(backend) = self.backend.upgrade() else {
+            return;
+        };
+        self.registry
+            .recheck(|tenant, queue| backend.retain_deliverable(tenant, queue));
     }
 
     /// Closes the live session of `tenant` and returns once it has ended (at most ~5 s).

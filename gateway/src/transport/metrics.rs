@@ -38,6 +38,8 @@ pub struct TransportMetrics {
     pub qos0_shed: Counter,
     /// Live points not queued for a slow or offline integration session.
     pub integration_shed: Counter,
+    /// Queued integration points dropped because their account's access ended meanwhile.
+    pub integration_withdrawn: Counter,
     /// Failed `accept` calls (for example out of file descriptors).
     pub accept_errors: Counter,
 }
@@ -64,6 +66,7 @@ impl TransportMetrics {
             acl_denied: Family::default(),
             qos0_shed: Counter::default(),
             integration_shed: Counter::default(),
+            integration_withdrawn: Counter::default(),
             accept_errors: Counter::default(),
         };
         registry.register("sessions", "Open MQTT sessions", metrics.sessions.clone());
@@ -108,6 +111,11 @@ impl TransportMetrics {
             "integration_shed",
             "Live points shed for slow or offline integration sessions",
             metrics.integration_shed.clone(),
+        );
+        registry.register(
+            "integration_withdrawn",
+            "Queued integration points dropped because the account's access to them ended",
+            metrics.integration_withdrawn.clone(),
         );
         registry.register(
             "accept_errors",

@@ -28,6 +28,7 @@ mod registry;
 mod session;
 pub mod tls;
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -225,4 +226,9 @@ pub trait Backend: Send + Sync + 'static {
     fn denied(&self, peer: &Peer, denied: Denied, topic: &str);
     /// The unit's current key set payload (sent on every subscribe to its `keys`).
     fn key_set(&self, peer: &Peer) -> BoxFuture<'static, Option<Bytes>>;
+    /// Keeps in `queue` (points queued for an integration session of account `tenant`, as
+    /// topic and payload, oldest first) only those the account may still see. Asked after
+    /// access changed (see [`TransportHandle::access_changed`]): a point queued while a
+    /// grant was in force must not leave once it has ended.
+    fn retain_deliverable(&self, tenant: &str, queue: &mut VecDeque<(Arc<str>, Bytes)>);
 }

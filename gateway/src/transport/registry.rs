@@ -32,6 +32,9 @@ pub(crate) struct Mailbox {
     pub subscriptions: Mutex<Vec<(String, QoS)>>,
     /// Integrations only: live points, bounded (`Limits::integration_queue`).
     pub deliveries: Option<mpsc::Sender<Delivery>>,
+    /// Access changed since these deliveries were queued: the session asks the backend
+    /// which may still go before it sends another.
+    pub recheck: AtomicBool,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -60,6 +63,16 @@ impl Mailbox {
 
     pub fn take_keys(&self) -> Option<Bytes> {
         lock(&self.keys).take()
+    }
+
+    /// Asks the session to re-check its queued deliveries (see [`Registry::recheck`]).
+    pub fn request_recheck(&self) {
+        self.recheck.store(true, Ordering::Release);
+        self.wake.notify_one();
+    }
+
+    pub fn take_recheck(&self) -> bool {
+        self.recheck.swap(false, Ordering::AcqRel)
     }
 
     pub fn set_subscriptions(&self, subscriptions: Vec<(String, QoS)>) {
@@ -162,6 +175,7 @@ impl Registry {
             keys: Mutex::new(None),
             subscriptions: Mutex::new(Vec::new()),
             deliveries,
+            recheck: AtomicBool::new(false),
         });
         let (ended, ended_rx) = watch::channel(false);
         let session = self.next_session.fetch_add(1, Ordering::Relaxed);
@@ -289,6 +303,25 @@ impl Registry {
                 return;
             }
             state.queue.push_back((topic.clone(), payload));
+        }
+    }
+
+    /// Access changed: every persistent session's queue keeps only what `retain` keeps (for
+    /// its tenant), at once, and every live integration session re-checks its own queue
+    /// before it sends another point. What is dropped is counted.
+    pub fn recheck(&self, retain: impl Fn(&str, &mut VecDeque<Delivery>)) {
+        let mut tables = lock(&self.tables);
+        for (tenant, state) in tables.persisted.iter_mut() {
+            let before = state.queue.len();
+            retain(tenant, &mut state.queue);
+            self.metrics
+                .integration_withdrawn
+                .inc_by((before - state.queue.len()) as u64);
+        }
+        for entry in tables.live.values() {
+            if entry.mailbox.deliveries.is_some() {
+                entry.mailbox.request_recheck();
+            }
         }
     }
 

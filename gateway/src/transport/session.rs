@@ -337,6 +337,20 @@ where
         if let Some(reason) = self.mailbox.take_close() {
             return Err(reason);
         }
+        if self.mailbox.take_recheck() {
+            // Queued before access changed: only what the account may still see goes.
+            let mut queue = drain_queue(&mut self.deliveries);
+            let before = queue.len();
+            self.shared
+                .backend
+                .retain_deliverable(&self.peer.tenant, &mut queue);
+            metrics(&self.shared)
+                .integration_withdrawn
+                .inc_by((before - queue.len()) as u64);
+            for (topic, payload) in queue {
+                self.send_publish(&topic, payload, false);
+            }
+        }
         if let Some(keys) = self.mailbox.take_keys() {
             let topic = format!("/tenants/{}/keys", self.peer.tenant);
             if self.subscribed_qos(&topic).is_some() {
