@@ -163,8 +163,10 @@ pub fn delete(
     Ok(())
 }
 
-/// Replaces a user's token: the old one stops working at the commit. Returns the new one
-/// (shown once, stored hashed). A disabled user is enabled first.
+/// Replaces a user's token: the old one stops working at the commit, and so does every
+/// console session of the user (a session opened with the old token is that token's
+/// authority: rotating is the remedy for a leaked one; which credential opened a session
+/// is not recorded, so all end). Returns the new one (shown once, stored hashed).
 pub fn rotate_token(
     tx: &WriteTransaction,
     caller: &Principal,
@@ -179,6 +181,7 @@ pub fn rotate_token(
         )));
     }
     remove_tokens(tx, &record.user.id)?;
+    crate::sign_in::remove_sessions(tx, &record.user.id)?;
     let bearer = token::generate();
     tx.open_table(TOKENS)?
         .insert(token::hash(&bearer).as_slice(), record.user.id.as_str())?;
@@ -204,7 +207,9 @@ pub fn reset_platform_token(
         }
     }
     let admin = first.ok_or_else(|| OpError::not_found("a platform_admin in this store"))?;
+    // The old token's console sessions end with it, as for a rotation.
     remove_tokens(tx, &admin.id)?;
+    crate::sign_in::remove_sessions(tx, &admin.id)?;
     let bearer = token::generate();
     tx.open_table(TOKENS)?
         .insert(token::hash(&bearer).as_slice(), admin.id.as_str())?;

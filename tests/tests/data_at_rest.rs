@@ -124,6 +124,21 @@ async fn the_platform_admin_token_is_reset_offline() {
         format!("{refused:#}").contains("still running"),
         "{refused:#}"
     );
+    // A console session opened with the token that is about to be reset.
+    let session = reqwest::Client::new()
+        .post(format!("{}/v1/session", gateway.http_base()))
+        .json(&serde_json::json!({"token": gateway.admin_token}))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(session.status(), 200);
+    let cookie = session
+        .headers()
+        .get(reqwest::header::SET_COOKIE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .expect("a session cookie")
+        .to_owned();
     gateway.stop();
     let file = gateway::reset_platform_token(&dir).expect("reset");
     assert_eq!(mode(&file), 0o600);
@@ -149,4 +164,15 @@ async fn the_platform_admin_token_is_reset_offline() {
         "the old token is dead"
     );
     assert_eq!(me(token).await, 200);
+    let by_cookie = reqwest::Client::new()
+        .get(format!("{}/v1/me", gateway.http_base()))
+        .header(reqwest::header::COOKIE, cookie)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(
+        by_cookie.status(),
+        401,
+        "the old token's console session ended with it"
+    );
 }

@@ -335,6 +335,30 @@ async fn a_session_ends_with_its_role_its_user_and_its_sign_out_and_so_do_its_st
     let (status, _) = call(&fleet.admin, Method::PATCH, &user_path, Some(enable)).await;
     assert_eq!(status, 200);
 
+    // A rotated token: the sessions it could have opened end with it (a leaked token's
+    // remedy), streams too; the new token signs in.
+    let rotate = format!("{user_path}/token");
+    let (status, rotated) = call(&fleet.admin, Method::POST, &rotate, None).await;
+    assert_eq!(status, 200, "{rotated}");
+    let old_token = rotated["token"].as_str().expect("token").to_owned();
+    let by_token = sign_in(&gateway, json!({"token": old_token}))
+        .await
+        .ok()
+        .unwrap();
+    let by_password = sign_in(&gateway, credentials.clone()).await.ok().unwrap();
+    let mut stream = by_token.stream().await;
+    let (status, again) = call(&fleet.admin, Method::POST, &rotate, None).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(by_token.me().await, 401, "the old token's session ends");
+    assert_eq!(
+        by_password.me().await,
+        401,
+        "every session of the user ends"
+    );
+    assert!(ended(&mut stream, wait).await, "its stream ends");
+    let new_token = again["token"].as_str().expect("token").to_owned();
+    assert!(sign_in(&gateway, json!({"token": new_token})).await.is_ok());
+
     // Signed out: the cookie is cleared and no longer works, the stream ends.
     let browser = sign_in(&gateway, credentials.clone()).await.ok().unwrap();
     let mut stream = browser.stream().await;
