@@ -195,7 +195,9 @@ function editSection(box, section, targets, env) {
         h('td', {}, h('code', {}, target.target_asset_id)),
         details ? h('td', {}, profileWords(target.profile_id, profiles)) : null,
         h('td', {}, stop))))) : null,
-    h('fieldset', { class: 'field' }, h('legend', {}, 'Add a target'),
+    // Rule 4: support staff end shares but start none (a share outlives their access).
+    ctx.user.kind === 'staff' ? h('p', { class: 'muted', id: `${section.kind}-no-new-target` },
+      'Support access starts no tenant share: it would go on after the access ends. The account\'s admin adds targets.') : h('fieldset', { class: 'field' }, h('legend', {}, 'Add a target'),
       h('label', { class: 'field' }, h('span', {}, 'Target tenant id'), form.tenant,
         h('datalist', { id: listId }, [...names].map(([id, name]) => h('option', { value: id }, name))),
         h('small', {}, 'An account you administer, or one in a partner organization.')),

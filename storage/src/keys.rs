@@ -318,6 +318,9 @@ pub fn create(
     now: Timestamp,
 ) -> Result<(Key, Vec<Changed>), OpError> {
     require_on_account(tx, caller, account, Need::ManageFleet)?;
+    // Rule 4: the caller sees the PIN or secret (or names the tag): made under support
+    // access, the key would open the machine after the access ends.
+    crate::policy::refuse_lasting_access(caller, "a key")?;
     check_bulk("asset_ids", &new.asset_ids)?;
     check_operator(tx, account, new.personal, new.operator_id.as_ref())?;
     if let Some(customer) = &new.customer_id {
@@ -508,6 +511,10 @@ fn edit_one(
                 "valid_to",
                 format!("key {id}: must be in the future"),
             ));
+        }
+        if valid_to > key.valid_to {
+            // Rule 4: a key lasting longer under support access is lasting access.
+            crate::policy::refuse_lasting_access(caller, "a longer key")?;
         }
         key.valid_to = valid_to;
     }

@@ -410,6 +410,9 @@ pub fn share(
     } = request;
     let kind = *kind;
     let mut source = source_asset(tx, caller, source_account, source_id)?;
+    // Rule 4: a share feeds another account for good, across organizations too; made
+    // under support access it would outlive the access (and no customer asked for it).
+    crate::policy::refuse_lasting_access(caller, "a tenant share")?;
     let profile = profile_for(tx, caller, kind, source_account, profile_id.as_deref())?;
     let wanted = (target.clone(), target_id.clone());
     if request.replace {

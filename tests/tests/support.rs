@@ -393,6 +393,7 @@ async fn support_access_creates_no_lasting_access() {
     };
     assert!(tests::refused_by(&problem, &rule), "{problem}");
     assert_eq!(problem["detail"], rule.sentence());
+    lasting_keys_and_shares_are_refused(&gateway, &acme, &support).await;
     // Nothing was half-made: the account still has its one user, and the audit holds no
     // user or certificate by support.
     let (_, audit) = call(&acme.admin, Method::GET, "/v1/audit", None).await;
@@ -414,6 +415,56 @@ async fn support_access_creates_no_lasting_access() {
         call(&acme.admin, Method::POST, &users, Some(body)).await.0,
         201
     );
+}
+
+/// Under support access: a key (its PIN or secret would open the machine after the
+/// access ends), a key made to last longer, and a tenant share (a feed into another account
+/// for good) are refused; shortening a key, which ends access sooner, is not.
+async fn lasting_keys_and_shares_are_refused(
+    gateway: &TestGateway,
+    acme: &Fleet,
+    support: &ApiClient,
+) {
+    acme.unit_with_asset("u1", "ex1").await;
+    let depot = acme.child(gateway, "Depot").await;
+    let now = gateway.now_ms();
+    let at = |ms: u64| simulator::telemetry::rfc3339_from_ms(ms).expect("time");
+    let keys = format!("/v1/keys?account_id={}", acme.account_id);
+    let key = json!({"personal": false, "asset_ids": ["ex1"], "access_type": "keypad_pin",
+        "valid_from": at(now), "valid_to": at(now + 86_400_000)});
+    let (status, problem) = call(support, Method::POST, &keys, Some(key.clone())).await;
+    assert_eq!(status, 403, "{problem}");
+    let rule = Rule::NoLastingAccess { what: "a key" };
+    assert!(tests::refused_by(&problem, &rule), "{problem}");
+
+    let (status, made) = call(&acme.admin, Method::POST, "/v1/keys", Some(key)).await;
+    assert_eq!(status, 201, "{made}");
+    let path = format!("/v1/keys/{}", made["key"]["id"].as_str().expect("id"));
+    let longer = json!({"valid_to": at(now + 10 * 86_400_000)});
+    let (status, problem) = call(support, Method::PATCH, &path, Some(longer)).await;
+    assert_eq!(status, 403, "{problem}");
+    let rule = Rule::NoLastingAccess {
+        what: "a longer key",
+    };
+    assert!(tests::refused_by(&problem, &rule), "{problem}");
+    let shorter = json!({"valid_to": at(now + 3_600_000)});
+    let (status, body) = call(support, Method::PATCH, &path, Some(shorter)).await;
+    assert_eq!(status, 200, "{body}");
+
+    let share = format!(
+        "/v1/assets/ex1/sharing/telemetry/targets?account_id={}",
+        acme.account_id
+    );
+    let target =
+        json!({"target_account_id": depot.account_id.to_string(), "target_asset_id": "m1"});
+    let (status, problem) = call(support, Method::POST, &share, Some(target)).await;
+    assert_eq!(status, 403, "{problem}");
+    let rule = Rule::NoLastingAccess {
+        what: "a tenant share",
+    };
+    assert!(tests::refused_by(&problem, &rule), "{problem}");
+    let (_, mirror) = call(&depot.admin, Method::GET, "/v1/assets/m1", None).await;
+    assert_eq!(mirror["status"], 404, "no mirror was made: {mirror}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
