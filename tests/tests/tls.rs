@@ -740,3 +740,44 @@ async fn certificates_issued_before_an_instant_are_revoked_by_subject() {
         .await
         .expect("and still lets the newer one in");
 }
+
+/// Two integration certificates of one account: the second is refused while the first
+/// holds the account's integration session (it used to take the session over, and two
+/// reconnecting platforms took it from each other in a loop with neither getting the feed);
+/// the first keeps its feed, and the second connects once the first has gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_integration_certificate_waits_for_the_first_rather_than_evicting_it() {
+    let gateway = TestGateway::start();
+    let fleet = Fleet::create(&gateway, "Acme").await;
+    fleet.unit_with_asset("unit1", "ex1").await;
+    let (first, second) = (
+        integration_over_tls(&fleet, &gateway).await,
+        integration_over_tls(&fleet, &gateway).await,
+    );
+    let holder = SimUnit::connect(first).await.expect("the first connects");
+    let topic = format!("/tenants/{}/assets/ex1/telemetry", fleet.account_id);
+    holder
+        .subscribe(&topic, QoS::AtLeastOnce)
+        .await
+        .expect("subscribed");
+    assert!(
+        SimUnit::connect(second.clone()).await.is_err(),
+        "another certificate is refused while the session is held"
+    );
+    let unit = fleet.connect("unit1").await;
+    unit.publish_point(&json!({"fuel_pct": 7}))
+        .await
+        .expect("acked");
+    let message = holder.next_message(WAIT).await.expect("the feed goes on");
+    assert_eq!(message.json().expect("json")["fuel_pct"], 7.0);
+    drop(holder);
+    let later = tests::eventually(|| {
+        let second = second.clone();
+        async move { SimUnit::connect(second).await.ok() }
+    })
+    .await;
+    assert!(
+        later.is_some(),
+        "the second connects once the first is gone"
+    );
+}

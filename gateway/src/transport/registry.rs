@@ -153,14 +153,22 @@ impl Registry {
         role: Role,
         clean: bool,
         serial: Option<Arc<str>>,
-    ) -> Result<Admitted, ConnectRefusal> {
+    ) -> Result<Admitted, (ConnectRefusal, &'static str)> {
         if self.draining.load(Ordering::Acquire) {
-            return Err(ConnectRefusal::ServerUnavailable);
+            return Err((ConnectRefusal::ServerUnavailable, "shutting_down"));
         }
         let mut tables = lock(&self.tables);
         let previous = tables.live.get(tenant);
         if previous.is_none() && tables.live.len() >= self.limits.max_sessions {
-            return Err(ConnectRefusal::QuotaExceeded);
+            return Err((ConnectRefusal::QuotaExceeded, "session_cap"));
+        }
+        // An account's integration session is one: a reconnect with the same certificate
+        // takes it over (a unit's, keyed by its device, is taken over by any certificate of
+        // that unit: key rotation). Another certificate of the account is refused rather
+        // than evicting it, or two data platforms would take the session from each other
+        // in a loop and neither would get the feed.
+        if role == Role::Integration && previous.is_some_and(|old| old.serial != serial) {
+            return Err((ConnectRefusal::BadClientId, "integration_in_use"));
         }
         let (deliveries, receiver) = match role {
             Role::Integration => {

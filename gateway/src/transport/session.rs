@@ -183,7 +183,7 @@ fn admit(
     let admitted = shared
         .registry
         .admit(&tenant, role, connect.clean, serial.clone())
-        .map_err(|refusal| refuse(refusal, "session_cap"))?;
+        .map_err(|(refusal, label)| refuse(refusal, label))?;
     let peer = Peer {
         tenant,
         role,
