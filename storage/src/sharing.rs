@@ -430,11 +430,13 @@ fn check_grant(
     exists: bool,
 ) -> Result<(), OpError> {
     if let Some(until) = until {
-        if until <= from {
-            return Err(OpError::invalid("until", "must be after from"));
-        }
+        // The future first: with no `from` given, `from` is now, and "after from" would
+        // name a field the caller never sent.
         if until <= now {
             return Err(OpError::invalid("until", "must be in the future"));
+        }
+        if until <= from {
+            return Err(OpError::invalid("until", "must be after from"));
         }
     }
     if tx

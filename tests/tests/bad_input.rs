@@ -318,11 +318,11 @@ async fn a_method_a_path_does_not_have_is_405_with_allow() {
     let fleet = Fleet::create(&gateway, "Acme").await;
     let client = reqwest::Client::new();
     let cases = [
-        (Method::PUT, "/v1/assets", Some("GET, POST")),
-        (Method::DELETE, "/v1/me", Some("GET")),
-        (Method::POST, "/healthz", Some("GET")),
+        (Method::PUT, "/v1/assets", Some("GET, HEAD, POST")),
+        (Method::DELETE, "/v1/me", Some("GET, HEAD")),
+        (Method::POST, "/healthz", Some("GET, HEAD")),
         (Method::PATCH, "/v1/visibility/grants/gr1", Some("DELETE")),
-        (Method::POST, "/v1/assets/ex1/telemetry", Some("GET")),
+        (Method::POST, "/v1/assets/ex1/telemetry", Some("GET, HEAD")),
         (Method::GET, "/v1/nothing-here", None),
     ];
     for (method, path, allow) in cases {
@@ -354,5 +354,23 @@ async fn a_method_a_path_does_not_have_is_405_with_allow() {
                 "{method} {path}"
             );
         }
+    }
+    // HEAD wherever GET is (RFC 9110 §9.1; load balancers probe with it): GET's status
+    // and headers, no body; the same authentication.
+    for (path, token, status) in [
+        ("/healthz", None, 200),
+        ("/v1/assets", Some(fleet.admin_token.as_str()), 200),
+        ("/v1/assets", None, 401),
+    ] {
+        let mut request = client.head(format!("{}{path}", gateway.http_base()));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let answer = request.send().await.expect("answer");
+        assert_eq!(answer.status().as_u16(), status, "HEAD {path}");
+        assert!(
+            answer.bytes().await.expect("body").is_empty(),
+            "HEAD {path}"
+        );
     }
 }

@@ -448,6 +448,22 @@ async fn caps_on_sessions_and_live_streams_answer_instead_of_failing() {
         .request_raw(reqwest::Method::GET, "/v1/stream", None)
         .await;
     assert_eq!(third.map(|r| r.status).ok(), Some(429), "per principal");
+    let again = reqwest::Client::new()
+        .get(format!("{}/v1/stream", gateway.http_base()))
+        .bearer_auth(&fleet.admin_token)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(again.status().as_u16(), 429);
+    let retry = again
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap_or_default().to_owned());
+    assert_eq!(
+        retry.as_deref(),
+        Some("30"),
+        "when a dead stream's slot is free again"
+    );
     let viewer = fleet.user(simulator::api::UserRole::Viewer).await;
     let _other = viewer
         .stream("/v1/stream")

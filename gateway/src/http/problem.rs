@@ -25,10 +25,8 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("{0}")]
     PayloadTooLarge(String),
-    /// A per-principal cap is reached (429).
-    #[error("{0}")]
-    TooManyRequests(String),
-    /// A source failed to authenticate too often (429 with `Retry-After`, RFC 9110 §10.2.3).
+    /// A per-principal cap is reached, or a source failed to authenticate too often: 429
+    /// with `Retry-After`, s (RFC 9110 §10.2.3).
     #[error("{detail}")]
     Throttled { detail: String, retry_after_s: u64 },
     /// A gateway-wide cap is reached (503).
@@ -87,9 +85,7 @@ impl ResponseError for ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::TooManyRequests(_) | ApiError::Throttled { .. } => {
-                StatusCode::TOO_MANY_REQUESTS
-            }
+            ApiError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Op(OpError::NotFound(_)) => StatusCode::NOT_FOUND,

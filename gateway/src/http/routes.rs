@@ -36,7 +36,7 @@ macro_rules! route_table {
         /// Registers every route of the table with actix, in the table's order, then for
         /// each path of the table a 405 for the methods it does not have.
         pub fn register(cfg: &mut web::ServiceConfig) {
-            $(cfg.route($path, web::method(Method::$method).to($($handler)::+));)+
+            $(cfg.route($path, answering(Method::$method).to($($handler)::+));)+
             for (path, allow) in allowed() {
                 cfg.route(
                     path,
@@ -168,14 +168,30 @@ route_table! {
     GET "/v1/stream" => stream::account_stream;
 }
 
+/// The route for `method`; a GET route answers HEAD too, as RFC 9110 §9.1 requires of a
+/// general-purpose server (load balancers probe with HEAD); actix sends a HEAD answer's
+/// headers without its body.
+fn answering(method: Method) -> actix_web::Route {
+    if method == Method::GET {
+        web::route()
+            .guard(actix_web::guard::Any(actix_web::guard::Get()).or(actix_web::guard::Head()))
+    } else {
+        web::method(method)
+    }
+}
+
 /// Each path of the table with the methods it answers (`Allow`'s value, methods in
-/// alphabetical order), paths in table order.
+/// alphabetical order; HEAD wherever GET is), paths in table order.
 fn allowed() -> Vec<(&'static str, String)> {
     let mut out: Vec<(&'static str, Vec<&'static str>)> = Vec::new();
     for route in ROUTES {
+        let methods: &[&'static str] = match route.method {
+            "GET" => &["GET", "HEAD"],
+            _ => std::slice::from_ref(&route.method),
+        };
         match out.iter_mut().find(|(path, _)| *path == route.path) {
-            Some((_, methods)) => methods.push(route.method),
-            None => out.push((route.path, vec![route.method])),
+            Some((_, known)) => known.extend_from_slice(methods),
+            None => out.push((route.path, methods.to_vec())),
         }
     }
     out.into_iter()

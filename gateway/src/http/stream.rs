@@ -58,11 +58,17 @@ impl StreamCaps {
     ) -> Result<StreamSlot, ApiError> {
         let mut open = caps.open.lock().unwrap_or_else(|p| p.into_inner());
         let mine = open.1.get(principal).copied().unwrap_or(0);
+        // Retry-After: a stream whose client went away frees its slot at the next keep-alive
+        // it fails to write (RFC 9110 §10.2.3; design 5.2, 429 and 503 carry it).
+        let retry_after_s = 2 * actors::account::KEEP_ALIVE.as_secs();
         if mine >= caps.per_principal {
-            return Err(ApiError::TooManyRequests(format!(
-                "at most {} live streams per principal are open at once",
-                caps.per_principal
-            )));
+            return Err(ApiError::Throttled {
+                detail: format!(
+                    "at most {} live streams per principal are open at once",
+                    caps.per_principal
+                ),
+                retry_after_s,
+            });
         }
         if open.0 >= caps.global {
             return Err(ApiError::Unavailable(format!(
