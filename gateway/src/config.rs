@@ -198,6 +198,8 @@ pub struct Config {
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Failed authentications per source address per minute before 429.
     pub auth_failures_per_minute: u32,
+    /// How long a request's body may take to arrive whole, after its head. Not a flag.
+    pub http_body_timeout: Duration,
     /// How long telemetry, access events and audit entries are kept (days; 0 forever).
     pub retention: storage::retention::Retention,
     /// Clock time between two prunes. Not a flag.
@@ -269,6 +271,7 @@ impl Config {
             init: false,
             trusted_proxies: Vec::new(),
             auth_failures_per_minute: crate::http::auth_limit::MAX_FAILURES,
+            http_body_timeout: Duration::from_secs(60),
             retention: DEFAULT_RETENTION,
             prune_every: Duration::from_secs(10 * 60),
             compact_every: Some(Duration::from_secs(DEFAULT_COMPACT_EVERY_HOURS * 3600)),

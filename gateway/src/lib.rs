@@ -405,6 +405,7 @@ fn bind_http(
     https: Option<rustls::ServerConfig>,
 ) -> anyhow::Result<(actix_web::dev::Server, SocketAddr, Option<SocketAddr>)> {
     use actix_web::dev::Service as _;
+    let body_timeout = config.http_body_timeout;
     let server = HttpServer::new(move || {
         let metrics = state.gateway_metrics.clone();
         App::new()
@@ -416,6 +417,10 @@ fn bind_http(
                     .add((actix_web::http::header::CACHE_CONTROL, "no-store")),
             )
             .configure(http::configure)
+            .wrap_fn(move |mut request, service| {
+                http::body_deadline::limit(&mut request, body_timeout);
+                service.call(request)
+            })
             // Outermost: times and counts every answer, the 404s of unmatched paths too.
             .wrap_fn(move |request, service| {
                 let observed = http::observe::observe(&request);

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod auth_limit;
 pub mod binding;
 pub mod body;
+pub mod body_deadline;
 pub mod certificates;
 pub mod console;
 pub mod customers;

@@ -29,6 +29,10 @@ pub enum ApiError {
     /// with `Retry-After`, s (RFC 9110 §10.2.3).
     #[error("{detail}")]
     Throttled { detail: String, retry_after_s: u64 },
+    /// The request's body did not arrive in time (408, RFC 9110 §15.5.9; see
+    /// `http::body_deadline`).
+    #[error("{0}")]
+    RequestTimeout(String),
     /// A gateway-wide cap is reached (503).
     #[error("{0}")]
     Unavailable(String),
@@ -86,6 +90,7 @@ impl ResponseError for ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Op(OpError::NotFound(_)) => StatusCode::NOT_FOUND,
@@ -154,6 +159,11 @@ pub fn json_error(err: actix_web::error::JsonPayloadError, _: &HttpRequest) -> a
         }
         E::OverflowKnownLength { .. } | E::Overflow { .. } => {
             ApiError::PayloadTooLarge(format!("body: {err}"))
+        }
+        E::Payload(actix_web::error::PayloadError::Io(io))
+            if io.kind() == std::io::ErrorKind::TimedOut =>
+        {
+            ApiError::RequestTimeout(format!("body: {io}"))
         }
         E::Deserialize(inner) if inner.is_data() => ApiError::Op(OpError::invalid(
             field_of(&inner.to_string()),
