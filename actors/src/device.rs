@@ -41,6 +41,8 @@ pub enum Channel {
 #[derive(Debug)]
 pub struct DeviceActor {
     pub(crate) device_id: DeviceId,
+    /// The unit's account: its telemetry retention decides which stamps are kept.
+    account_id: storage::AccountId,
     pub(crate) binding: Option<BoundAsset>,
     pub(crate) audience: Vec<Viewer>,
     latest: Option<Arc<Point>>,
@@ -69,6 +71,7 @@ pub struct DeviceActor {
 /// What a `DeviceActor` starts with, read from the store.
 #[derive(Debug)]
 pub struct Loaded {
+    pub account_id: storage::AccountId,
     pub binding: Option<BoundAsset>,
     pub audience: Vec<Viewer>,
     pub latest: Option<Point>,
@@ -81,6 +84,7 @@ impl DeviceActor {
     pub fn new(device_id: DeviceId, loaded: Loaded, shared: Shared) -> Self {
         DeviceActor {
             device_id,
+            account_id: loaded.account_id,
             binding: loaded.binding,
             audience: loaded.audience,
             latest: loaded.latest.map(Arc::new),
@@ -95,6 +99,20 @@ impl DeviceActor {
             deregistered: loaded.deregistered,
             shared,
         }
+    }
+
+    /// Why a point stamped `ts` would not be kept: older than the account's telemetry
+    /// retention at `now`, so the next prune would delete it. Acknowledging it as stored
+    /// would break that promise; it is refused instead, and the unit told.
+    fn past_retention(
+        &self,
+        ts: storage::time::Timestamp,
+        now: storage::time::Timestamp,
+    ) -> Option<String> {
+        let (oldest, days) = self.shared.horizon.oldest_kept(&self.account_id, now)?;
+        (ts < oldest).then(|| {
+            format!("ts: older than the account's telemetry retention ({days} days); not kept")
+        })
     }
 
     /// Counts a refused message, names it in the status, and answers its completion.
@@ -155,6 +173,11 @@ impl DeviceActor {
             }
         };
         match decoded.unit_ts {
+            Some(ts) if self.past_retention(ts, now).is_some() => {
+                let detail = self.past_retention(ts, now).unwrap_or_default();
+                self.refuse("past_retention", detail, msg.done);
+                return;
+            }
             Some(ts) => self.clock_skew.observe(ts.0, now.0),
             None => decoded.point.ts = storage::time::Timestamp(self.stamp(&msg, now.0)),
         }

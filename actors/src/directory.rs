@@ -106,6 +106,11 @@ impl Directory {
         });
     }
 
+    /// Each account's telemetry retention, as the device actors judge stamps by it.
+    pub fn horizon(&self) -> &crate::horizon::Horizon {
+        &self.shared.horizon
+    }
+
     /// Asks every account actor that holds a live stream to check its streams' authority
     /// again (see [`crate::account::Reauthorize`]); returns once all have. An actor without
     /// a stream has nothing to check, and a stream subscribing after this looked checks
@@ -162,6 +167,7 @@ impl Directory {
         // The broker starts with the gateway, so no unit is connected yet.
         status.online = false;
         let loaded = crate::device::Loaded {
+            account_id: device.account_id.clone(),
             binding: device.bound_asset.clone(),
             audience: self.viewers(device)?,
             latest,

@@ -26,6 +26,7 @@ pub mod arrival;
 pub mod clock_skew;
 pub mod device;
 pub mod directory;
+pub mod horizon;
 pub mod keys;
 pub mod lag;
 pub mod metrics;
@@ -84,6 +85,8 @@ pub struct Context {
     pub arrivals: Arc<arrival::Arrivals>,
     /// Live events shed at a full account mailbox, for the account's streams to hear of.
     pub shed: Arc<shed::ShedLedger>,
+    /// Each account's telemetry retention: a point stamped before it is refused.
+    pub horizon: Arc<horizon::Horizon>,
 }
 
 /// Runs a committed change's follow-ups (or a whole change: its commit and follow-ups) in

@@ -147,6 +147,7 @@ async fn a_point_reaches_owner_stream_mqtt_topic_and_store() {
         mqtt: recorder.clone(),
         arrivals: Arc::new(actors::arrival::Arrivals::starting_after(None)),
         shed: shed.clone(),
+        horizon: Arc::new(actors::horizon::Horizon::forever()),
     };
     let directory = Directory::start(store.clone(), shared, vec![actix_rt::Arbiter::current()])
         .expect("directory");

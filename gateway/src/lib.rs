@@ -170,6 +170,10 @@ async fn serve(
             mqtt: sessions_out.clone(),
             arrivals: arrivals.clone(),
             shed: Default::default(),
+            horizon: Arc::new(actors::horizon::Horizon::load(
+                &store,
+                config.retention.telemetry_days,
+            )?),
         },
     )?;
     // Every control-plane commit (HTTP changes, the scheduler's expiries) re-checks the

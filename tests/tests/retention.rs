@@ -67,7 +67,8 @@ async fn expired_telemetry_is_gone_for_the_owner_and_the_grantee_and_an_override
     owner.unit_with_asset("unit1", "ex1").await;
     beta.unit_with_asset("unit2", "bx1").await;
     let now = gateway.now_ms();
-    let written = [now - 400 * DAY_MS, now - 10 * DAY_MS, now];
+    // All inside the default 365 days when they arrive (older ones are refused, below).
+    let written = [now - 300 * DAY_MS, now - 10 * DAY_MS, now];
     publish_at(&owner, "unit1", &written).await;
     publish_at(&beta, "unit2", &written).await;
     let window = json!({"from": rfc3339(now - 500 * DAY_MS)});
@@ -93,12 +94,13 @@ async fn expired_telemetry_is_gone_for_the_owner_and_the_grantee_and_an_override
         (json!(7), json!("account"))
     );
 
-    gateway.advance(NEXT_PRUNE);
-    let counted = deleted(&owner, "telemetry", 3).await;
+    // 66 days on: Acme's 300-day-old point passes its 365 days; Beta keeps 7 days only.
+    gateway.advance(Duration::from_millis(66 * DAY_MS) + NEXT_PRUNE);
+    let counted = deleted(&owner, "telemetry", 4).await;
     assert_eq!(
         counted,
-        Some(3),
-        "1 of Acme's (365 days) and 2 of Beta's (7 days)"
+        Some(4),
+        "1 of Acme's (365 days) and all 3 of Beta's (7 days)"
     );
     let kept = [now - 10 * DAY_MS, now];
     assert_eq!(stamps(&owner.admin, "ex1").await, kept);
@@ -107,7 +109,38 @@ async fn expired_telemetry_is_gone_for_the_owner_and_the_grantee_and_an_override
         kept,
         "the owner's setting governs"
     );
-    assert_eq!(stamps(&beta.admin, "bx1").await, [now]);
+    assert_eq!(stamps(&beta.admin, "bx1").await, Vec::<u64>::new());
+}
+
+/// A point stamped before its account's retention would be deleted by the next prune:
+/// it is refused when it arrives (counted, named in the unit's status), not acknowledged as
+/// stored; the account's own longer setting lets the same point in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_point_already_past_its_accounts_retention_is_refused_not_stored() {
+    let gateway = TestGateway::start();
+    let owner = Fleet::create(&gateway, "Acme").await;
+    owner.unit_with_asset("unit1", "ex1").await;
+    let old = gateway.now_ms() - 400 * DAY_MS;
+    let unit = owner.connect("unit1").await;
+    let _ = unit.publish_point(&json!({"ts": old, "fuel_pct": 1})).await;
+    let dropped = "fleetgate_points_dropped_total{reason=\"past_retention\"}";
+    assert_eq!(counter(&owner, dropped, 1).await, Some(1));
+    let status = owner
+        .admin
+        .device_status(&simulator::api::DeviceId::new("unit1"))
+        .await
+        .expect("status");
+    let error = status.last_error.unwrap_or_default();
+    assert!(error.contains("retention (365 days)"), "{error}");
+    assert!(stamps(&owner.admin, "ex1").await.is_empty());
+
+    let path = format!("/v1/accounts/{}/retention", owner.account_id);
+    let longer = Some(json!({"telemetry_days": 500}));
+    assert_eq!(call(&owner.admin, Method::PUT, &path, longer).await.0, 200);
+    unit.publish_point(&json!({"ts": old, "fuel_pct": 2}))
+        .await
+        .expect("acked");
+    assert_eq!(stamps(&owner.admin, "ex1").await, [old]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

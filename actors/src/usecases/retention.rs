@@ -72,10 +72,13 @@ impl UseCases {
         days: Option<i64>,
     ) -> Result<AccountRetention, OpError> {
         let (now, default_days) = (self.now(), self.retention.telemetry_days);
-        self.commit(false, move |tx| {
-            retention::set_account_retention(tx, &who, &account, days, default_days, now)
-        })
-        .await
+        let set = self
+            .commit(false, move |tx| {
+                retention::set_account_retention(tx, &who, &account, days, default_days, now)
+            })
+            .await?;
+        self.directory.horizon().set(&set.account_id, set.own_days);
+        Ok(set)
     }
 
     /// Deletes everything older than its retention at `now`, in bounded batches through
