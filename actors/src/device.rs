@@ -78,6 +78,8 @@ pub struct Loaded {
     pub status: DeviceStatus,
     pub deregistered: bool,
     pub key_set: Option<storage::keys::KeySet>,
+    /// The stamps given to its unstamped QoS 1/2 points, oldest first (see `stamp`).
+    pub recent_stamps: Vec<(u16, u64, u64)>,
 }
 
 impl DeviceActor {
@@ -90,7 +92,7 @@ impl DeviceActor {
             latest: loaded.latest.map(Arc::new),
             status: loaded.status,
             clock_skew: Default::default(),
-            recent_stamps: std::collections::VecDeque::new(),
+            recent_stamps: loaded.recent_stamps.into_iter().collect(),
             session: SessionStats::default(),
             status_due: false,
             key_set: loaded.key_set,
@@ -241,6 +243,11 @@ impl DeviceActor {
                 self.recent_stamps.pop_front();
             }
             self.recent_stamps.push_back((packet_id, hash, stamp));
+            // Kept in the store too: a redelivery after a restart finds it there.
+            let given = (self.device_id.clone(), packet_id, hash, stamp);
+            if !self.shared.writer.stamp(given) {
+                self.shared.metrics.dropped("store_error");
+            }
         }
         stamp
     }

@@ -178,6 +178,7 @@ impl Directory {
                 device,
                 self.shared.clock.now(),
             )?),
+            recent_stamps: storage::stamps::of_device(&rtx, &device.id)?,
         };
         let actor = DeviceActor::new(device.id.clone(), loaded, self.shared.clone());
         let addr = DeviceActor::start_in_arbiter(self.arbiter(), move |_| actor);

@@ -73,6 +73,7 @@ enum Job {
         device: DeviceId,
         status: DeviceStatus,
     },
+    Stamp(storage::stamps::Given),
     Control(ControlJob),
     Flush(oneshot::Sender<()>),
     Shutdown,
@@ -156,6 +157,12 @@ impl WriterHandle {
             arrival,
             done,
         })
+    }
+
+    /// Queues the stamp given to an unstamped QoS 1/2 point (see [`storage::stamps`]);
+    /// sent before that point's job, so it commits with it or before it.
+    pub fn stamp(&self, given: storage::stamps::Given) -> bool {
+        self.send(Job::Stamp(given))
     }
 
     /// Queues a device status; only the newest per device is written in a batch.
@@ -354,6 +361,7 @@ struct Batch {
     /// The arrival index entries of `points` and `access`, in arrival order.
     arrivals: Vec<storage::arrivals::Arrival>,
     statuses: HashMap<DeviceId, DeviceStatus>,
+    stamps: Vec<storage::stamps::Given>,
     /// Who waits for this batch's commit: the units' PUBACKs.
     waiting: Vec<tokio::sync::oneshot::Sender<Outcome>>,
     deadline: Option<Instant>,
@@ -361,7 +369,10 @@ struct Batch {
 
 impl Batch {
     fn is_empty(&self) -> bool {
-        self.points.is_empty() && self.statuses.is_empty() && self.access.is_empty()
+        self.points.is_empty()
+            && self.statuses.is_empty()
+            && self.access.is_empty()
+            && self.stamps.is_empty()
     }
 
     /// Cleared, not replaced: the next batch reuses their capacity instead of growing a
@@ -372,6 +383,7 @@ impl Batch {
         self.statuses.clear();
         self.access.clear();
         self.arrivals.clear();
+        self.stamps.clear();
     }
 }
 
@@ -490,6 +502,7 @@ impl Batch {
             Job::Status { device, status } => {
                 self.statuses.insert(device, status);
             }
+            Job::Stamp(given) => self.stamps.push(given),
             other => return Some(other),
         }
         self.deadline.get_or_insert_with(|| Instant::now() + window);
@@ -620,6 +633,7 @@ fn commit_batch(store: &Store, batch: &mut Batch, metrics: &Metrics) -> Result<(
 
 fn write_batch(store: &Store, batch: &Batch) -> Result<(), StoreError> {
     let tx = store.begin_write()?;
+    storage::stamps::record_all(&tx, &batch.stamps)?;
     let points = batch.points.iter().map(|(key, point)| (*key, &**point));
     let mut readings = storage::ops::write_points(&tx, points)?.into_iter();
     storage::ops::write_access_events(

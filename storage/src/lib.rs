@@ -60,6 +60,7 @@ pub mod share_targets;
 pub mod sharing;
 pub mod sign_in;
 pub mod staff;
+pub mod stamps;
 pub mod store;
 pub mod support;
 pub mod tables;

@@ -323,6 +323,7 @@ fn open_database(path: &Path, faults: Option<&FaultSwitch>) -> Result<Database, 
         tx.open_table(KEY_NOTICES)?;
         tx.open_table(TELEMETRY_RETENTION)?;
         tx.open_table(ARRIVALS)?;
+        tx.open_table(UNIT_STAMPS)?;
     }
     tx.commit()?;
     Ok(db)

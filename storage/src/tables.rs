@@ -146,6 +146,11 @@ pub const TELEMETRY_RETENTION: TableDefinition<&str, u32> =
 /// [`crate::arrivals::RETENTION_MS`].
 pub const ARRIVALS: TableDefinition<u64, (u8, u64, u64, u64, u64)> =
     TableDefinition::new("arrivals");
+/// (device id, packet id modulo [`crate::stamps::SLOTS`]) -> (packet id, payload hash,
+/// stamp ms): the stamps given to a unit's unstamped QoS 1/2 points (see
+/// [`crate::stamps`]).
+pub const UNIT_STAMPS: TableDefinition<(&str, u16), (u16, u64, u64)> =
+    TableDefinition::new("unit_stamps");
 
 /// principal id -> the user's console password as an argon2id PHC string (see
 /// [`crate::sign_in`]); no row: the user has none yet and signs in with its API token.

@@ -152,3 +152,30 @@ async fn the_gateways_stamps_never_run_ahead_of_its_clock_and_status_shows_the_s
         "no sample since the restart"
     );
 }
+
+/// The PUBACK of an unstamped QoS 1 point is lost, the gateway restarts, the unit resends
+/// the packet with DUP: it gets the stamp of its first delivery (kept in the store, not
+/// only in the device actor's memory), so history holds it once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivery_after_a_restart_keeps_its_first_stamp() {
+    use rumqttc::mqttbytes::v4::Packet;
+    use tests::raw::RawClient;
+    let mut gateway = TestGateway::start();
+    let fleet = Fleet::create(&gateway, "Acme").await;
+    fleet.unit_with_asset("unit1", "ex1").await;
+    let payload = br#"{"sensors":{"dup_r":1}}"#;
+    let (mut first, _) = RawClient::connect(&gateway.mqtt_plain(), "unit1", 30, false).await;
+    first
+        .publish("/tenants/unit1/telemetry", payload, 11, false)
+        .await;
+    assert!(matches!(first.recv(tests::WAIT).await, Some(Packet::PubAck(a)) if a.pkid == 11));
+    drop(first);
+    gateway.restart();
+    let (mut again, _) = RawClient::connect(&gateway.mqtt_plain(), "unit1", 30, false).await;
+    again
+        .publish("/tenants/unit1/telemetry", payload, 11, true)
+        .await;
+    assert!(matches!(again.recv(tests::WAIT).await, Some(Packet::PubAck(a)) if a.pkid == 11));
+    let points = history(&fleet.admin.rebase(&gateway.http_base())).await;
+    assert_eq!(points.len(), 1, "one reading, not two: {points:?}");
+}
