@@ -74,7 +74,7 @@ pub enum PointError {
         field: String,
         expected: &'static str,
     },
-    #[error("{field}: {value} is outside {range}")]
+    #[error("{field}: {} is outside {range}", shown(*value))]
     OutOfRange {
         field: String,
         value: f64,
@@ -90,6 +90,16 @@ pub enum PointError {
     DuplicateField { field: String },
     #[error("{field}: {rule}")]
     InvalidName { field: String, rule: &'static str },
+}
+
+/// A number as an error names it: plain, or in exponent form past 15 digits (1e308 would
+/// otherwise print as 309 digits into the unit's status).
+fn shown(value: f64) -> String {
+    if value != 0.0 && !(1e-6..1e15).contains(&value.abs()) {
+        format!("{value:e}")
+    } else {
+        value.to_string()
+    }
 }
 
 impl PointError {
@@ -170,6 +180,17 @@ mod tests {
     use super::*;
 
     const NOW: Timestamp = Timestamp(1_800_000_000_000);
+
+    #[test]
+    fn an_out_of_range_number_is_named_short() {
+        let huge = decode_str(r#"{"engine_hours":1e308}"#).expect_err("refused");
+        assert_eq!(
+            huge.to_string(),
+            "engine_hours: 1e308 is outside [0, 1000000]"
+        );
+        let plain = decode_str(r#"{"lat":95.5}"#).expect_err("refused");
+        assert_eq!(plain.to_string(), "lat: 95.5 is outside [-90, 90]");
+    }
 
     #[test]
     fn the_rendered_text_is_the_json_document_byte_for_byte() {
