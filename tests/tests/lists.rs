@@ -27,6 +27,12 @@ async fn walk(client: &ApiClient, path: &str, field: &str) -> Vec<String> {
         )
         .await;
         assert_eq!(status, 200, "{path}: {page}");
+        // A list answer is `{items, next_cursor?}` and nothing else (design 5.1).
+        let members: Vec<&String> = page.as_object().expect("an object").keys().collect();
+        assert!(
+            members.iter().all(|m| *m == "items" || *m == "next_cursor"),
+            "{path}: {members:?}"
+        );
         let items = page["items"].as_array().expect("items");
         assert!(items.len() <= 1, "{path}: {page}");
         seen.extend(

@@ -82,7 +82,10 @@ impl GrantView {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct GrantList {
-    pub dry_run: bool,
+    /// Only on a change (`POST`): whether it was a dry run. A list has none (design 5.1:
+    /// a list answer is `{items, next_cursor?}`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dry_run: Option<bool>,
     pub items: Vec<GrantView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
@@ -265,7 +268,7 @@ pub async fn create_grants(
         .map(|(grant, change)| GrantView::new(grant, now, Some(change)))
         .collect();
     let answer = GrantList {
-        dry_run,
+        dry_run: Some(dry_run),
         items,
         next_cursor: None,
     };
@@ -295,7 +298,7 @@ pub async fn remove_grants(
         .await?;
     let now = state.clock.now();
     Ok(HttpResponse::Ok().json(GrantList {
-        dry_run,
+        dry_run: Some(dry_run),
         items: removed
             .into_iter()
             .map(|grant| GrantView::new(grant, now, None))
@@ -342,7 +345,7 @@ pub async fn list_grants(
     let paging = (query.cursor.as_deref(), query.limit.as_deref());
     let page = page_by(grants, paging, |grant| grant.id.to_string())?;
     Ok(HttpResponse::Ok().json(GrantList {
-        dry_run: false,
+        dry_run: None,
         items: page
             .items
             .into_iter()
