@@ -23,6 +23,13 @@ pub(super) fn read(body: &[u8]) -> Result<Vec<SheetRow>, ImportError> {
         Some((separator, rest)) => (separator, rest),
         None => (delimiter(&decoded), &decoded[..]),
     };
+    if let Some(row) = unclosed_quote(text, separator) {
+        // The csv crate reads an unclosed quote to the end of the file as one cell: rows
+        // after it would be swallowed into it without a word.
+        return Err(ImportError::Unreadable(format!(
+            "row {row}: a quoted cell opens there and is never closed (a \" is missing)"
+        )));
+    }
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -120,6 +127,41 @@ fn sep_line(text: &[u8]) -> Option<(u8, &[u8])> {
         .or_else(|| rest.strip_prefix(b"\r"))
         .or_else(|| rest.strip_prefix(b"\n"))?;
     Some((separator, rest))
+}
+
+/// The row (as a spreadsheet numbers it) where a quoted cell opens that the file never
+/// closes; `None` when every quoted cell is closed. A quote opens a cell only at its start
+/// (RFC 4180 §2.5-2.7; one inside an unquoted cell, as in `24" screen`, is text), and `""`
+/// in a quoted cell is a quote.
+fn unclosed_quote(text: &[u8], separator: u8) -> Option<usize> {
+    let (mut row, mut opened, mut at_start, mut quoted) = (1, 1, true, false);
+    let mut bytes = text.iter().copied().peekable();
+    while let Some(byte) = bytes.next() {
+        if quoted {
+            if byte == b'"' && bytes.next_if_eq(&b'"').is_none() {
+                quoted = false;
+            }
+            continue;
+        }
+        match byte {
+            b'"' if at_start => (quoted, opened) = (true, row),
+            b'\r' | b'\n' => {
+                if byte == b'\r' {
+                    bytes.next_if_eq(&b'\n');
+                }
+                row += 1;
+                at_start = true;
+                continue;
+            }
+            _ if byte == separator => {
+                at_start = true;
+                continue;
+            }
+            _ => {}
+        }
+        at_start = false;
+    }
+    quoted.then_some(opened)
 }
 
 /// Spreadsheets in comma-decimal locales export `;`-separated CSV, "Unicode Text" is tab
@@ -221,6 +263,31 @@ mod tests {
 
     fn errors_of(text: &str) -> Vec<String> {
         row_errors(parse(Format::Csv, text.as_bytes()))
+    }
+
+    #[test]
+    fn a_quote_never_closed_is_refused_with_its_row() {
+        for (text, row) in [
+            ("name\n\"abc\n", 2),
+            (
+                "name,phone\r\nAnn,+4791234567\r\n\"Bob,+4791234568\r\nCy,+4791234569\r\n",
+                3,
+            ),
+            ("name;phone\rAnn;\"+47\r", 2),
+        ] {
+            match parse(Format::Csv, text.as_bytes()) {
+                Err(ImportError::Unreadable(why)) => {
+                    assert!(
+                        why.starts_with(&format!("row {row}: a quoted cell opens")),
+                        "{why}"
+                    )
+                }
+                other => panic!("{text:?}: {other:?}"),
+            }
+        }
+        // Closed quotes, a doubled quote and a quote inside an unquoted cell are fine.
+        let fine = "name,phone\n\"Ann \"\"A\"\"\",+4791234567\nBo 24\" TV,+4791234568\n";
+        assert!(parse(Format::Csv, fine.as_bytes()).is_ok());
     }
 
     #[test]
