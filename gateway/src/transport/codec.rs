@@ -232,7 +232,16 @@ fn from_v4(packet: v4::Packet) -> Result<In, Violation> {
 fn from_v5(packet: v5::Packet) -> Result<In, Violation> {
     Ok(match packet {
         v5::Packet::Publish(p) => {
-            // Topic aliases are off (CONNACK topic alias maximum 0), so the topic is there.
+            // Topic aliases are off (CONNACK topic alias maximum 0): one sent anyway is a
+            // protocol error (MQTT 5 §3.3.2.3.4), not a publish to take at its word.
+            if p.properties
+                .as_ref()
+                .is_some_and(|props| props.topic_alias.is_some())
+            {
+                return Err(Violation::Malformed(
+                    "a topic alias, though CONNACK announced a topic alias maximum of 0".into(),
+                ));
+            }
             let topic = String::from_utf8(p.topic.to_vec())
                 .map_err(|_| Violation::Malformed("topic is not UTF-8".into()))?;
             In::Publish {
@@ -649,6 +658,36 @@ mod tests {
                 "{bytes:?}"
             );
             assert!(buf.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_topic_alias_is_refused_as_the_connack_announced_none() {
+        let publish = |alias: Option<u16>| {
+            let properties = alias.map(|alias| v5::PublishProperties {
+                topic_alias: Some(alias),
+                ..Default::default()
+            });
+            let mut packet = v5::Publish::new(
+                "/tenants/u1/telemetry",
+                QoS5::AtLeastOnce,
+                b"{}".to_vec(),
+                properties,
+            );
+            packet.pkid = 1;
+            let mut out = BytesMut::new();
+            packet.write(&mut out).expect("written");
+            out
+        };
+        assert!(matches!(
+            read(Version::V5, &mut publish(None), 1024),
+            Ok(Some(In::Publish { .. }))
+        ));
+        for alias in [0, 1] {
+            assert!(
+                matches!(read(Version::V5, &mut publish(Some(alias)), 1024), Err(Violation::Malformed(why)) if why.contains("topic alias")),
+                "alias {alias}"
+            );
         }
     }
 
