@@ -518,14 +518,19 @@ async fn the_key_wizard_reviews_creates_and_says_which_units_have_the_key() {
     assert_eq!(status, 201, "{body}");
     let (status, spare) = call(&acme.admin, Method::POST, "/v1/keys", Some(second)).await;
     assert_eq!(status, 201, "{spare}");
-    let secret = spare["key"]["credential"].as_str().expect("secret").to_owned();
+    let secret = spare["key"]["credential"]
+        .as_str()
+        .expect("secret")
+        .to_owned();
     let spare = spare["key"]["id"].as_str().expect("id").to_owned();
     browser.open("#/operators").await;
     browser.open("#/keys").await;
     browser.text_of("#keys-table", "Pool car").await;
     // A digital key's secret is there for the admin to hand over, folded until asked for.
     let row = format!("#keys-table tr[data-id='{spare}']");
-    browser.click(&format!("{row} [data-test=secret] summary")).await;
+    browser
+        .click(&format!("{row} [data-test=secret] summary"))
+        .await;
     browser
         .text_of(&format!("{row} [data-test=secret]"), &secret)
         .await;
