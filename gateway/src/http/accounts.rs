@@ -193,7 +193,7 @@ pub struct StaffView {
 pub async fn list_staff(
     state: web::Data<AppState>,
     caller: Caller,
-    query: web::Query<StaffQuery>,
+    query: super::query::Query<StaffQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let role = query
         .role

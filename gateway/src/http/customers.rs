@@ -56,7 +56,7 @@ pub struct CustomerQuery {
 pub async fn create(
     state: web::Data<AppState>,
     caller: Caller,
-    query: web::Query<AccountQuery>,
+    query: super::query::Query<AccountQuery>,
     body: Json<CustomerBody>,
 ) -> Result<HttpResponse, ApiError> {
     let account = account_param(&caller, query.account_id.as_deref())?;

@@ -246,7 +246,7 @@ pub struct NewAssetDto {
     pub device_id: Option<String>,
     /// Sections: counters, groups, working_hours, service_flags, calibration, display.
     #[schema(value_type = Option<Object>)]
-    pub details: Option<serde_json::Value>,
+    pub details: Option<storage::details::AssetDetails>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -304,7 +304,7 @@ pub struct AssetPatch {
     pub serial: Option<String>,
     /// Sections given replace the asset's; absent sections are kept.
     #[schema(value_type = Option<Object>)]
-    pub details: Option<serde_json::Value>,
+    pub details: Option<storage::details::AssetDetails>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -46,7 +46,7 @@ pub(super) fn visible_asset(
 pub async fn register_device(
     state: web::Data<AppState>,
     caller: Caller,
-    query: web::Query<AccountQuery>,
+    query: super::query::Query<AccountQuery>,
     body: Json<NewDevice>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
@@ -174,7 +174,7 @@ async fn live_status(
 pub async fn create_asset(
     state: web::Data<AppState>,
     caller: Caller,
-    query: web::Query<AccountQuery>,
+    query: super::query::Query<AccountQuery>,
     body: Json<NewAssetDto>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
@@ -189,7 +189,7 @@ pub async fn create_asset(
             .transpose()?,
         details: body
             .details
-            .map(storage::details::from_json)
+            .map(storage::details::validated)
             .transpose()?
             .unwrap_or_default(),
     };
@@ -238,7 +238,7 @@ pub async fn get_asset(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
-    query: web::Query<AccountQuery>,
+    query: super::query::Query<AccountQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let seen = visible_asset(&state, &caller, query.account_id.as_deref(), &path)?;
     Ok(HttpResponse::Ok().json(AssetView::from(seen)))
@@ -253,7 +253,7 @@ pub async fn history(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
-    query: web::Query<HistoryQuery>,
+    query: super::query::Query<HistoryQuery>,
     request: actix_web::HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let seen = visible_asset(&state, &caller, query.account_id.as_deref(), &path)?;
@@ -329,7 +329,7 @@ pub async fn latest(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
-    query: web::Query<AccountQuery>,
+    query: super::query::Query<AccountQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let seen = visible_asset(&state, &caller, query.account_id.as_deref(), &path)?;
     // The unit's actor holds points not yet committed; the store is the fallback.
@@ -362,7 +362,7 @@ pub async fn patch_asset(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
-    query: web::Query<AccountQuery>,
+    query: super::query::Query<AccountQuery>,
     body: Json<AssetPatch>,
 ) -> Result<HttpResponse, ApiError> {
     let id = AssetId::parse(&path).map_err(|_| OpError::not_found(format!("asset {path}")))?;
@@ -371,7 +371,7 @@ pub async fn patch_asset(
     let patch = storage::ops::AssetPatch {
         name: body.name,
         serial: body.serial,
-        details: body.details.map(storage::details::from_json).transpose()?,
+        details: body.details.map(storage::details::validated).transpose()?,
     };
     let asset = state
         .usecases

@@ -186,7 +186,7 @@ fn edit_of(
 pub async fn create(
     state: web::Data<AppState>,
     caller: Caller,
-    query: web::Query<KeyCreateQuery>,
+    query: super::query::Query<KeyCreateQuery>,
     body: Json<NewKeyDto>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
@@ -309,7 +309,7 @@ pub async fn delete(
 pub async fn bulk_edit(
     state: web::Data<AppState>,
     caller: Caller,
-    query: web::Query<DryRun>,
+    query: super::query::Query<DryRun>,
     body: Json<BulkEdit>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
@@ -332,7 +332,7 @@ pub async fn bulk_edit(
 pub async fn bulk_delete(
     state: web::Data<AppState>,
     caller: Caller,
-    query: web::Query<DryRun>,
+    query: super::query::Query<DryRun>,
     body: Json<BulkDelete>,
 ) -> Result<HttpResponse, ApiError> {
     let ids = body.into_inner().ids;

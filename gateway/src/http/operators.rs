@@ -152,7 +152,7 @@ fn operator_id(raw: &str) -> Result<OperatorId, OpError> {
 pub async fn create(
     state: web::Data<AppState>,
     caller: Caller,
-    query: web::Query<AccountQuery>,
+    query: super::query::Query<AccountQuery>,
     body: Json<NewOperator>,
 ) -> Result<HttpResponse, ApiError> {
     let account = account_param(&caller, query.account_id.as_deref())?;
@@ -360,7 +360,7 @@ pub async fn import(
     state: web::Data<AppState>,
     caller: Caller,
     request: HttpRequest,
-    query: web::Query<ImportQuery>,
+    query: super::query::Query<ImportQuery>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let format = import_format(&request)?;
@@ -417,7 +417,7 @@ pub async fn preview(
     state: web::Data<AppState>,
     caller: Caller,
     request: HttpRequest,
-    query: web::Query<PreviewQuery>,
+    query: super::query::Query<PreviewQuery>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let format = import_format(&request)?;

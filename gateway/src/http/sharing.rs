@@ -246,7 +246,7 @@ pub async fn share_targets(
 pub async fn create_grants(
     state: web::Data<AppState>,
     caller: Caller,
-    query: web::Query<DryRun>,
+    query: super::query::Query<DryRun>,
     body: Json<NewGrants>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
@@ -281,7 +281,7 @@ pub async fn create_grants(
 pub async fn remove_grants(
     state: web::Data<AppState>,
     caller: Caller,
-    query: web::Query<DryRun>,
+    query: super::query::Query<DryRun>,
     body: Json<RemoveGrants>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();

@@ -76,7 +76,7 @@ fn fields(raw: &[String]) -> Result<BTreeSet<Field>, OpError> {
 pub async fn create_profile(
     state: web::Data<AppState>,
     caller: Caller,
-    query: web::Query<AccountQuery>,
+    query: super::query::Query<AccountQuery>,
     body: Json<NewProfile>,
 ) -> Result<HttpResponse, ApiError> {
     let account = account_param(&caller, query.account_id.as_deref())?;
@@ -260,7 +260,7 @@ pub async fn share_telemetry(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
-    query: web::Query<AccountQuery>,
+    query: super::query::Query<AccountQuery>,
     body: Json<ShareTarget>,
 ) -> Result<HttpResponse, ApiError> {
     share(
@@ -281,7 +281,7 @@ pub async fn share_details(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
-    query: web::Query<AccountQuery>,
+    query: super::query::Query<AccountQuery>,
     body: Json<ShareTarget>,
 ) -> Result<HttpResponse, ApiError> {
     share(
@@ -302,7 +302,7 @@ pub async fn unshare_telemetry(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
-    query: web::Query<AccountQuery>,
+    query: super::query::Query<AccountQuery>,
 ) -> Result<HttpResponse, ApiError> {
     unshare(
         state,
@@ -321,7 +321,7 @@ pub async fn unshare_details(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
-    query: web::Query<AccountQuery>,
+    query: super::query::Query<AccountQuery>,
 ) -> Result<HttpResponse, ApiError> {
     unshare(
         state,
@@ -340,7 +340,7 @@ pub async fn sharing(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
-    query: web::Query<AccountQuery>,
+    query: super::query::Query<AccountQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let seen = visible_asset(&state, &caller, query.account_id.as_deref(), &path)?;
     // A grantee sees the asset, not where its owner shares it.
@@ -365,7 +365,7 @@ pub async fn add_target(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<(String, String)>,
-    query: web::Query<AccountQuery>,
+    query: super::query::Query<AccountQuery>,
     body: Json<ShareTarget>,
 ) -> Result<HttpResponse, ApiError> {
     let (asset, kind) = path.into_inner();
@@ -389,7 +389,7 @@ pub async fn remove_target(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<(String, String, String, String)>,
-    query: web::Query<AccountQuery>,
+    query: super::query::Query<AccountQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (asset, kind, target_account, target_asset) = path.into_inner();
     let kind = kind_of(&kind)?;
