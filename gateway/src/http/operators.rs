@@ -186,17 +186,21 @@ pub struct OperatorListQuery {
 pub async fn list(
     state: web::Data<AppState>,
     caller: Caller,
-    query: web::Query<OperatorListQuery>,
+    query: super::query::Query<OperatorListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let account = account_param(&caller, query.account_id.as_deref())?;
     let limit = limit(query.limit.as_deref())?;
+    let after = storage::paging::after("operators", query.cursor.as_deref(), |key| {
+        Some(key.to_owned())
+    })?;
     let page = ops::list(
         &state.store.begin_read()?,
         &caller.0,
         &account,
         query.q.as_deref().filter(|q| !q.is_empty()),
-        (query.cursor.as_deref(), limit),
+        (after.as_deref(), limit),
     )?;
+    let page = storage::paging::with_cursor("operators", page);
     Ok(HttpResponse::Ok().json(OperatorList {
         items: page.items.into_iter().map(OperatorView::from).collect(),
         next_cursor: page.next_cursor,

@@ -118,16 +118,18 @@ pub async fn delete_profile(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[utoipa::path(get, path = "/v1/sharing-profiles", params(ListQuery), responses((status = 200, description = "the account's profiles")))]
+#[utoipa::path(get, path = "/v1/sharing-profiles", params(ListQuery), responses((status = 200, description = "the account's profiles"), (status = 422, body = Problem)))]
 pub async fn list_profiles(
     state: web::Data<AppState>,
     caller: Caller,
-    query: web::Query<ListQuery>,
+    query: super::query::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let account = account_param(&caller, query.account_id.as_deref())?;
     let profiles = storage::tenant::profiles(&state.store.begin_read()?, &caller.0, &account)?;
     let paging = (query.cursor.as_deref(), query.limit.as_deref());
-    let page = page_by(profiles, paging, |profile| profile.id.clone())?;
+    let page = page_by("sharing-profiles", profiles, paging, |profile| {
+        profile.id.clone()
+    })?;
     Ok(list_answer(page, ProfileView::from))
 }
 
