@@ -425,17 +425,11 @@ pub async fn audit(
     let filter = storage::audit::AuditFilter {
         span: (from, to),
         actor: query.actor.clone(),
-        action: query.action.clone(),
+        action: storage::audit::action_filter(query.action.as_deref())?,
         newest_first,
     };
-    let after = query
-        .cursor
-        .as_deref()
-        .map(|raw| {
-            raw.parse::<u64>()
-                .map_err(|_| OpError::invalid("cursor", "is not a cursor this list gave"))
-        })
-        .transpose()?;
+    // Oldest and newest first page by the same `seq`, so either order takes the cursor.
+    let after = storage::paging::after("audit", query.cursor.as_deref(), |key| key.parse().ok())?;
     let limit = super::dto::limit(query.limit.as_deref())?;
     let page = storage::audit::entries(
         &state.store.begin_read()?,
