@@ -233,13 +233,12 @@ impl Field {
     }
 }
 
-/// Details from their JSON form, naming the offending field when refused.
-pub fn from_json(value: serde_json::Value) -> Result<AssetDetails, OpError> {
-    let details: AssetDetails = serde_json::from_value(value).map_err(|err| {
-        let message = err.to_string();
-        let field = message.split('`').nth(1).unwrap_or("details");
-        OpError::invalid(format!("details.{field}"), message.clone())
-    })?;
+/// Details as a request gave them (read from JSON at the HTTP edge, which names a field of
+/// the wrong type by its path), once [`AssetDetails::validate`] keeps them.
+///
+/// # Errors
+/// As [`AssetDetails::validate`].
+pub fn validated(details: AssetDetails) -> Result<AssetDetails, OpError> {
     details.validate()?;
     Ok(details)
 }

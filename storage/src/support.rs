@@ -552,12 +552,13 @@ pub fn active_for(
     Ok(out)
 }
 
-/// One of the three lists for an account: its admin and platform staff may read them.
+/// One of the three lists for an account (`None`: every state): its admin and platform staff
+/// may read them.
 pub fn list(
     rtx: &ReadTransaction,
     caller: &Principal,
     account_id: &AccountId,
-    list: &str,
+    list: Option<&str>,
 ) -> Result<Vec<SupportAccess>, OpError> {
     let what = format!("account {account_id}");
     let account_chain =
@@ -571,7 +572,8 @@ pub fn list(
         &rtx.open_table(SUPPORT)?,
         "support",
         |access: &SupportAccess| {
-            account_chain.contains(&access.account_id) && access.state.list() == list
+            account_chain.contains(&access.account_id)
+                && list.is_none_or(|list| access.state.list() == list)
         },
     )?)
 }

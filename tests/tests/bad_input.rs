@@ -374,3 +374,186 @@ async fn a_method_a_path_does_not_have_is_405_with_allow() {
         );
     }
 }
+
+/// Bodies with a field of the wrong type: method, path, body (`DEPOT` stands for a
+/// sub-account's id), the `field` the refusal names and words its detail says.
+const WRONG_TYPES: &[(&str, &str, &str, &str, &str)] = &[
+    (
+        "POST",
+        "/v1/assets",
+        r#"{"id":5,"name":"x"}"#,
+        "id",
+        "must be a string, not a number",
+    ),
+    (
+        "POST",
+        "/v1/assets",
+        r#"{"id":"zz2","name":true}"#,
+        "name",
+        "must be a string, not a boolean",
+    ),
+    (
+        "POST",
+        "/v1/assets",
+        r#"{"id":"zz2","name":{"a":1}}"#,
+        "name",
+        "must be a string, not an object",
+    ),
+    (
+        "POST",
+        "/v1/assets",
+        r#"{"id":"d3","name":"d","details":[1]}"#,
+        "details",
+        "must be an object, not an array",
+    ),
+    (
+        "POST",
+        "/v1/visibility/grants",
+        r#"{"account_id":"DEPOT","asset_ids":[1]}"#,
+        "asset_ids[0]",
+        "must be a string, not a number",
+    ),
+    (
+        "POST",
+        "/v1/visibility/grants",
+        r#"{"account_id":"DEPOT","asset_ids":"ex1"}"#,
+        "asset_ids",
+        "must be an array, not a string",
+    ),
+    (
+        "PATCH",
+        "/v1/assets/ex1",
+        r#"{"details":{"counters":{"engine_hours":5}}}"#,
+        "details.counters.engine_hours",
+        "is not a field here",
+    ),
+    (
+        "PATCH",
+        "/v1/assets/ex1",
+        r#"{"details":{"counters":{"engine_hours_offset":"5"}}}"#,
+        "details.counters.engine_hours_offset",
+        "must be a number, not a string",
+    ),
+    (
+        "PATCH",
+        "/v1/assets/ex1",
+        r#"{"details":{"counters":{"engine_hours_offset":5}}}"#,
+        "details.counters.odometer_offset_km",
+        "is required",
+    ),
+    (
+        "PATCH",
+        "/v1/assets/ex1",
+        r#"{"details":{"groups":[null]}}"#,
+        "details.groups[0]",
+        "must be a string",
+    ),
+    (
+        "PATCH",
+        "/v1/assets/ex1",
+        r#"{"details":{"display":[null,null]}}"#,
+        "details.display",
+        "must be an object, not an array",
+    ),
+    (
+        "PATCH",
+        "/v1/assets/ex1",
+        r#"{"name":7}"#,
+        "name",
+        "must be a string, not a number",
+    ),
+    (
+        "PATCH",
+        "/v1/devices/unit1",
+        r#"{"capabilities":{"keypad":"yes"}}"#,
+        "capabilities.keypad",
+        "must be true or false, not a string",
+    ),
+    (
+        "POST",
+        "/v1/devices",
+        r#"{"id":"unit9","capabilities":[true]}"#,
+        "capabilities",
+        "must be an object, not an array",
+    ),
+    (
+        "POST",
+        "/v1/keys",
+        r#"{"personal":"yes","asset_ids":["ex1"],"access_type":"keypad_pin","valid_from":"2026-01-01T00:00:00Z","valid_to":"2027-01-01T00:00:00Z"}"#,
+        "personal",
+        "must be true or false, not a string",
+    ),
+];
+
+/// Design 5.2: a field of the wrong type is a 422 whose `field` names it by its path
+/// (`name`, `asset_ids[0]`, `details.counters.engine_hours`), never by the value it held,
+/// with a detail in words; and nothing is created or changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_field_of_the_wrong_type_is_named_by_its_path() {
+    let gateway = TestGateway::start();
+    let owner = Fleet::create(&gateway, "Acme").await;
+    let depot = owner.child(&gateway, "Depot").await;
+    owner.unit_with_asset("unit1", "ex1").await;
+    let caller = Caller::admin_of(&gateway, &owner);
+    let before = bare(&caller, Method::GET, "/v1/assets/ex1").await;
+    let units = |answer: (u16, Option<String>, Value)| {
+        let items = answer.2["items"].as_array().cloned().unwrap_or_default();
+        let units: Vec<(Value, Value)> = items
+            .into_iter()
+            .map(|unit| (unit["id"].clone(), unit["capabilities"].clone()))
+            .collect();
+        units
+    };
+    let units_before = units(bare(&caller, Method::GET, "/v1/devices").await);
+    for (method, path, body, field, words) in WRONG_TYPES {
+        let method = Method::from_bytes(method.as_bytes()).expect("method");
+        let body = body.replace("DEPOT", &depot.account_id.to_string());
+        let answer = raw(
+            &caller,
+            method,
+            path,
+            "application/json",
+            body.clone().into(),
+        )
+        .await;
+        assert_problem(&answer, 422, words);
+        assert_eq!(answer.2["field"], *field, "{path} {body}: {answer:?}");
+    }
+    // A query parameter is named the same way.
+    let users = format!("/v1/accounts/{}/users", owner.account_id);
+    let user = raw(
+        &caller,
+        Method::POST,
+        &users,
+        "application/json",
+        br#"{"name":"Ann","role":"viewer"}"#.to_vec(),
+    )
+    .await;
+    assert_eq!(user.0, 201, "{user:?}");
+    let user_id = user.2["id"].as_str().expect("id");
+    let invite = format!("{users}/{user_id}/password-invitation?reset=maybe");
+    let answer = bare(&caller, Method::POST, &invite).await;
+    assert_problem(&answer, 422, "must be true or false");
+    assert_eq!(answer.2["field"], "reset", "{answer:?}");
+    let answer = bare(&caller, Method::GET, "/v1/assets?limit=abc").await;
+    assert_eq!(answer.2["field"], "limit", "{answer:?}");
+
+    // Nothing above changed anything.
+    assert_eq!(
+        bare(&caller, Method::GET, "/v1/assets/ex1").await.2,
+        before.2
+    );
+    assert_eq!(
+        units(bare(&caller, Method::GET, "/v1/devices").await),
+        units_before
+    );
+    for absent in ["/v1/assets/zz2", "/v1/assets/d3"] {
+        assert_eq!(bare(&caller, Method::GET, absent).await.0, 404, "{absent}");
+    }
+    assert_eq!(
+        tests::grants_listed(&owner.admin).await,
+        Vec::<Value>::new()
+    );
+    let keys = bare(&caller, Method::GET, "/v1/keys").await;
+    assert_eq!(keys.2["items"], json!([]), "{keys:?}");
+}

@@ -1,8 +1,8 @@
 //! Every list of the control API pages by cursor (design 5.1: `{items, next_cursor?}`,
 //! `?cursor=&limit=`) and takes the filters the console needs: assets by `q` and relation,
 //! operators by `q`, keys by operator, asset and state, grants by asset and account,
-//! support access by state, audit entries by actor, action and time. A bad filter or limit
-//! is a 422 naming its parameter.
+//! support access by state, audit entries by actor, action and time. A bad filter, limit or
+//! cursor is a 422 naming its parameter: a list takes only the cursors it gave.
 
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -266,10 +266,7 @@ async fn keys_operators_support_and_audit_filter() {
     assert_eq!(keys_made, ["key.create", "key.create"]);
     let made = ids(&fleet.admin, "/v1/audit?action=operator.create", "action").await;
     assert_eq!(made.len(), 2);
-    assert_eq!(
-        ids(&fleet.admin, "/v1/audit?action=ke", "action").await,
-        Vec::<String>::new()
-    );
+    refused(&fleet.admin, "/v1/audit?action=ke", "action").await;
     let everything = walk(&fleet.admin, "/v1/audit", "action").await;
     assert!(everything.len() >= 6, "{everything:?}");
     // Newest first, paged by the same cursors: the same entries the other way round.
@@ -391,5 +388,167 @@ async fn the_device_list_shows_each_unit_with_its_status() {
     assert_eq!(
         walk(&fleet.admin, "/v1/devices", "id").await,
         ["unit1", "unit2"]
+    );
+}
+
+/// The `field` of a 422 answer to `path`, or a panic saying what came instead.
+async fn refused_field(client: &ApiClient, path: &str) -> String {
+    let (status, problem) = call(client, Method::GET, path, None).await;
+    assert_eq!(status, 422, "{path}: {problem}");
+    problem["field"].as_str().unwrap_or_default().to_owned()
+}
+
+/// The `next_cursor` of the first page of one item of `path`.
+async fn first_cursor(client: &ApiClient, path: &str) -> String {
+    let join = if path.contains('?') { '&' } else { '?' };
+    let (status, page) = call(client, Method::GET, &format!("{path}{join}limit=1"), None).await;
+    assert_eq!(status, 200, "{path}: {page}");
+    page["next_cursor"]
+        .as_str()
+        .expect("a second page")
+        .to_owned()
+}
+
+/// Design 5.1: a cursor is opaque, and each list takes only its own. A garbage cursor, an
+/// asset id, a number (what the telemetry and audit cursors were) and a cursor another list
+/// gave are each a 422 naming `cursor`, on every list; the list's own cursor still pages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_list_refuses_a_cursor_it_did_not_give() {
+    let gateway = TestGateway::start();
+    let fleet = Fleet::create(&gateway, "Acme").await;
+    let _depot = fleet.child(&gateway, "Depot").await;
+    let _yard = fleet.child(&gateway, "Yard").await;
+    fleet.unit_with_asset("unit1", "ex1").await;
+    fleet.unit_with_asset("unit2", "ex2").await;
+    let account = fleet.account_id.to_string();
+    let assets_cursor = first_cursor(&fleet.admin, "/v1/assets").await;
+    let devices_cursor = first_cursor(&fleet.admin, "/v1/devices").await;
+    let as_admin = [
+        "/v1/accounts".to_owned(),
+        format!("/v1/accounts/{account}/children"),
+        format!("/v1/accounts/{account}/users"),
+        format!("/v1/accounts/{account}/certificates"),
+        format!("/v1/accounts/{account}/support-access"),
+        "/v1/partnerships".to_owned(),
+        "/v1/devices".to_owned(),
+        "/v1/assets".to_owned(),
+        "/v1/assets/ex1/telemetry".to_owned(),
+        "/v1/assets/ex1/access-events".to_owned(),
+        "/v1/visibility/grants".to_owned(),
+        "/v1/share-targets".to_owned(),
+        "/v1/sharing-profiles".to_owned(),
+        "/v1/operators".to_owned(),
+        "/v1/customers".to_owned(),
+        "/v1/keys".to_owned(),
+        "/v1/audit".to_owned(),
+    ];
+    let as_staff = ["/v1/staff", "/v1/support-access/mine"];
+    let lists = as_admin
+        .iter()
+        .map(|path| (&fleet.admin, path.as_str()))
+        .chain(as_staff.iter().map(|path| (&fleet.platform, *path)));
+    for (client, path) in lists {
+        let foreign = match path {
+            "/v1/assets" => devices_cursor.as_str(),
+            _ => assets_cursor.as_str(),
+        };
+        for cursor in [
+            foreign,
+            "zzzz",
+            "ex1",
+            "1796077202664",
+            "1796077202664:0",
+            "c1",
+        ] {
+            let asked = format!("{path}?cursor={}", urlencode(cursor));
+            assert_eq!(refused_field(client, &asked).await, "cursor", "{asked}");
+        }
+    }
+    // Their own cursors still page: every asset and unit once.
+    assert_eq!(walk(&fleet.admin, "/v1/assets", "id").await, ["ex1", "ex2"]);
+    assert_eq!(
+        walk(&fleet.admin, "/v1/devices", "id").await,
+        ["unit1", "unit2"]
+    );
+    let children = format!("/v1/accounts/{account}/children");
+    assert_eq!(walk(&fleet.admin, &children, "name").await.len(), 2);
+    let newest = walk(&fleet.admin, "/v1/audit?order=newest", "action").await;
+    assert!(newest.len() >= 4, "{newest:?}");
+}
+
+/// Design 5.1: a filter value outside its list of choices is a 422 naming the parameter,
+/// and a filter the design lists as optional is optional.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_enumerated_filter_refuses_an_unknown_value() {
+    let gateway = TestGateway::start();
+    let fleet = Fleet::create(&gateway, "Acme").await;
+    fleet.unit_with_asset("unit1", "ex1").await;
+    let account = fleet.account_id.to_string();
+    let support = format!("/v1/accounts/{account}/support-access");
+    let as_admin = [
+        ("/v1/audit?action=nope".to_owned(), "action"),
+        ("/v1/audit?action=grant.nope".to_owned(), "action"),
+        ("/v1/audit?action=gra".to_owned(), "action"),
+        ("/v1/audit?order=up".to_owned(), "order"),
+        ("/v1/assets?relation=borrowed".to_owned(), "relation"),
+        ("/v1/keys?state=soon".to_owned(), "state"),
+        (format!("{support}?state=closed"), "state"),
+    ];
+    for (path, field) in &as_admin {
+        assert_eq!(refused_field(&fleet.admin, path).await, *field, "{path}");
+    }
+    for (path, field) in [
+        ("/v1/staff?role=janitor", "role"),
+        ("/v1/support-access/mine?state=closed", "state"),
+    ] {
+        assert_eq!(refused_field(&fleet.platform, path).await, field, "{path}");
+    }
+    // The choices themselves, and families of them, are taken.
+    for path in [
+        "/v1/audit?action=asset.create",
+        "/v1/audit?action=asset",
+        "/v1/audit?action=sharing.details",
+    ] {
+        let (status, page) = call(&fleet.admin, Method::GET, path, None).await;
+        assert_eq!(status, 200, "{path}: {page}");
+    }
+    assert_eq!(
+        ids(&fleet.admin, "/v1/audit?action=asset.create", "action").await,
+        ["asset.create"]
+    );
+    // Support access: `state` is optional; without it, every state.
+    let (status, created) = call(
+        &fleet.platform,
+        Method::POST,
+        "/v1/staff",
+        Some(json!({"name": "Sam", "role": "support"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let staff = fleet
+        .platform
+        .with_token(created["token"].as_str().expect("token"));
+    let body = json!({"account_id": account, "purpose": "check unit1", "duration": "24h"});
+    let requested = post(&staff, "/v1/support-access/requests", body).await;
+    let id = requested["id"].as_str().expect("id").to_owned();
+    let body = json!({"account_id": account, "purpose": "check unit1 again", "duration": "24h"});
+    let declined = post(&staff, "/v1/support-access/requests", body).await;
+    let declined = declined["id"].as_str().expect("id").to_owned();
+    post(
+        &fleet.admin,
+        &format!("/v1/support-access/requests/{declined}/decline"),
+        json!({}),
+    )
+    .await;
+    let mut every = vec![id.clone(), declined.clone()];
+    every.sort();
+    assert_eq!(ids(&fleet.admin, &support, "id").await, every);
+    assert_eq!(
+        ids(&fleet.admin, &format!("{support}?state=pending"), "id").await,
+        [id]
+    );
+    assert_eq!(
+        ids(&fleet.admin, &format!("{support}?state=archived"), "id").await,
+        [declined]
     );
 }

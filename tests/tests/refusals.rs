@@ -183,7 +183,8 @@ async fn bad_input_is_422_naming_the_field_and_changes_nothing() {
         (
             json!({"id": "u1", "capabilities": {"laser": true}}),
             "/v1/devices",
-            "laser",
+            // Named by its path in the body (design 5.2).
+            "capabilities.laser",
         ),
         (json!({"id": "ex 1", "name": "x"}), "/v1/assets", "id"),
         (json!({"id": "ex1", "name": "   "}), "/v1/assets", "name"),

@@ -52,12 +52,14 @@ pub struct AccountListQuery {
 pub async fn list_accounts(
     state: web::Data<AppState>,
     caller: Caller,
-    query: web::Query<AccountListQuery>,
+    query: super::query::Query<AccountListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let q = query.q.as_deref().filter(|q| !q.is_empty());
     let accounts = storage::read::visible_accounts(&state.store.begin_read()?, &caller.0, q)?;
     let paging = (query.cursor.as_deref(), query.limit.as_deref());
-    let page = page_by(accounts, paging, |account| account.id.to_string())?;
+    let page = page_by("accounts", accounts, paging, |account| {
+        account.id.to_string()
+    })?;
     Ok(list_answer(page, AccountView::from))
 }
 
@@ -193,7 +195,7 @@ pub struct StaffView {
 pub async fn list_staff(
     state: web::Data<AppState>,
     caller: Caller,
-    query: web::Query<StaffQuery>,
+    query: super::query::Query<StaffQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let role = query
         .role
@@ -206,7 +208,7 @@ pub async fn list_staff(
         .transpose()?;
     let staff = storage::staff::list(&state.store.begin_read()?, &caller.0, role)?;
     let paging = (query.cursor.as_deref(), query.limit.as_deref());
-    let page = page_by(staff, paging, |member| member.id.to_string())?;
+    let page = page_by("staff", staff, paging, |member| member.id.to_string())?;
     Ok(list_answer(page, |member| StaffView {
         id: member.id.to_string(),
         name: member.name.clone(),

@@ -51,7 +51,7 @@ pub async fn swap_unit(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
-    query: web::Query<AccountQuery>,
+    query: super::query::Query<AccountQuery>,
     body: Json<UnitBody>,
 ) -> Result<HttpResponse, ApiError> {
     let asset = AssetId::parse(&path).map_err(|_| OpError::not_found(format!("asset {path}")))?;
@@ -108,7 +108,7 @@ pub async fn delete_asset(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
-    query: web::Query<AccountQuery>,
+    query: super::query::Query<AccountQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let asset = AssetId::parse(&path).map_err(|_| OpError::not_found(format!("asset {path}")))?;
     let account = account_param(&caller, query.account_id.as_deref())?;

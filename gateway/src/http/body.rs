@@ -4,19 +4,19 @@
 //! serde's derived `Deserialize` for a struct also accepts an array of its fields in order,
 //! so `PATCH /v1/operators/{id}` with `[null,null]` cleared an operator's phone. No request
 //! body of the API is an array (DESIGN section 7), so anything but an object is refused
-//! with 422 naming `body`, before any field is read.
+//! with 422 naming `body`, before any field is read; a field is read, and a refusal named by
+//! its path, as [`super::fields`] says.
 
 use std::ops::{Deref, DerefMut};
 
 use actix_web::dev::Payload;
-use actix_web::error::JsonPayloadError;
 use actix_web::{web, FromRequest, HttpRequest};
 use futures_util::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use storage::OpError;
 
-use super::problem::{json_error, ApiError};
+use super::problem::ApiError;
 
 /// A JSON object body deserialized into `T` (limits and errors as `web::JsonConfig` says).
 #[derive(Debug)]
@@ -59,16 +59,15 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let body = web::Json::<Value>::from_request(req, payload);
-        let req = req.clone();
         Box::pin(async move {
             let web::Json(value) = body.await?;
             if !value.is_object() {
                 let rule = format!("must be a JSON object, not {}", kind(&value));
                 return Err(ApiError::Op(OpError::invalid("body", rule)).into());
             }
-            T::deserialize(value)
+            super::fields::from_body(value)
                 .map(Json)
-                .map_err(|err| json_error(JsonPayloadError::Deserialize(err), &req))
+                .map_err(|err| ApiError::Op(err).into())
         })
     }
 }

@@ -62,17 +62,19 @@ fn account_of(raw: &str) -> Result<AccountId, OpError> {
 }
 
 #[utoipa::path(get, path = "/v1/accounts/{a}/certificates", params(PageQuery),
-    responses((status = 200, body = CertificateList), (status = 403, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, body = CertificateList), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn list_certificates(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
-    query: web::Query<PageQuery>,
+    query: super::query::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let account = account_of(&path)?;
     let rtx = state.store.begin_read()?;
     let certs = storage::certificates::of_account(&rtx, &caller.0, &account)?;
-    let page = page_by(certs, query.paging(), |cert| cert.serial.clone())?;
+    let page = page_by("certificates", certs, query.paging(), |cert| {
+        cert.serial.clone()
+    })?;
     Ok(HttpResponse::Ok().json(CertificateList {
         items: page.items.into_iter().map(CertificateView::from).collect(),
         next_cursor: page.next_cursor,

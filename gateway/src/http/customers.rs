@@ -56,7 +56,7 @@ pub struct CustomerQuery {
 pub async fn create(
     state: web::Data<AppState>,
     caller: Caller,
-    query: web::Query<AccountQuery>,
+    query: super::query::Query<AccountQuery>,
     body: Json<CustomerBody>,
 ) -> Result<HttpResponse, ApiError> {
     let account = account_param(&caller, query.account_id.as_deref())?;
@@ -68,17 +68,19 @@ pub async fn create(
 }
 
 #[utoipa::path(get, path = "/v1/customers", params(CustomerQuery),
-    responses((status = 200, description = "`{items: [CustomerView], next_cursor?}`"), (status = 403, body = Problem)))]
+    responses((status = 200, description = "`{items: [CustomerView], next_cursor?}`"), (status = 403, body = Problem), (status = 422, body = Problem)))]
 pub async fn list(
     state: web::Data<AppState>,
     caller: Caller,
-    query: web::Query<CustomerQuery>,
+    query: super::query::Query<CustomerQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let account = account_param(&caller, query.account_id.as_deref())?;
     let rtx = state.store.begin_read()?;
     let customers = storage::customers::list(&rtx, &caller.0, &account, query.q.as_deref())?;
     let paging = (query.cursor.as_deref(), query.limit.as_deref());
-    let page = page_by(customers, paging, |customer| customer.id.clone())?;
+    let page = page_by("customers", customers, paging, |customer| {
+        customer.id.clone()
+    })?;
     Ok(list_answer(page, CustomerView::from))
 }
 

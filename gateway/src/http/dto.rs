@@ -82,19 +82,16 @@ pub fn list_answer<T, V: Serialize>(
     actix_web::HttpResponse::Ok().json(body)
 }
 
-/// One page of a list read whole, by `key` (`storage::paging`): `cursor` and `limit` as
-/// the query string gave them, the limit checked by [`limit`].
+/// One page of the list named `list`, read whole, by `key` (`storage::paging`): `cursor`
+/// and `limit` as the query string gave them, the limit checked by [`limit`], the cursor by
+/// `storage::paging::cursor_key` (one that `list` did not give is refused).
 pub fn page_by<T>(
+    list: &str,
     items: impl IntoIterator<Item = T>,
     (cursor, raw_limit): (Option<&str>, Option<&str>),
     key: impl Fn(&T) -> String,
 ) -> Result<storage::read::Page<T>, OpError> {
-    Ok(storage::paging::page_of(
-        items,
-        cursor,
-        limit(raw_limit)?,
-        key,
-    ))
+    storage::paging::page_of(items, (list, cursor), limit(raw_limit)?, key)
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -246,7 +243,7 @@ pub struct NewAssetDto {
     pub device_id: Option<String>,
     /// Sections: counters, groups, working_hours, service_flags, calibration, display.
     #[schema(value_type = Option<Object>)]
-    pub details: Option<serde_json::Value>,
+    pub details: Option<storage::details::AssetDetails>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -304,7 +301,7 @@ pub struct AssetPatch {
     pub serial: Option<String>,
     /// Sections given replace the asset's; absent sections are kept.
     #[schema(value_type = Option<Object>)]
-    pub details: Option<serde_json::Value>,
+    pub details: Option<storage::details::AssetDetails>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -46,7 +46,7 @@ pub(super) fn visible_asset(
 pub async fn register_device(
     state: web::Data<AppState>,
     caller: Caller,
-    query: web::Query<AccountQuery>,
+    query: super::query::Query<AccountQuery>,
     body: Json<NewDevice>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
@@ -124,14 +124,14 @@ pub struct DeviceView {
 pub async fn list_devices(
     state: web::Data<AppState>,
     caller: Caller,
-    query: web::Query<DeviceListQuery>,
+    query: super::query::Query<DeviceListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let account = account_param(&caller, query.account_id.as_deref())?;
     let q = query.q.as_deref().filter(|q| !q.is_empty());
     let rtx = state.store.begin_read()?;
     let devices = storage::read::account_devices(&rtx, &caller.0, &account, q)?;
     let paging = (query.cursor.as_deref(), query.limit.as_deref());
-    let page = page_by(devices, paging, |device| device.id.to_string())?;
+    let page = page_by("devices", devices, paging, |device| device.id.to_string())?;
     let mut items = Vec::with_capacity(page.items.len());
     for device in page.items {
         let status = live_status(&state, &rtx, &device.id).await?;
@@ -174,7 +174,7 @@ async fn live_status(
 pub async fn create_asset(
     state: web::Data<AppState>,
     caller: Caller,
-    query: web::Query<AccountQuery>,
+    query: super::query::Query<AccountQuery>,
     body: Json<NewAssetDto>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
@@ -189,7 +189,7 @@ pub async fn create_asset(
             .transpose()?,
         details: body
             .details
-            .map(storage::details::from_json)
+            .map(storage::details::validated)
             .transpose()?
             .unwrap_or_default(),
     };
@@ -199,11 +199,11 @@ pub async fn create_asset(
 }
 
 #[utoipa::path(get, path = "/v1/assets", params(AssetListQuery),
-    responses((status = 200, body = AssetList), (status = 404, body = Problem)))]
+    responses((status = 200, body = AssetList), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn list_assets(
     state: web::Data<AppState>,
     caller: Caller,
-    query: web::Query<AssetListQuery>,
+    query: super::query::Query<AssetListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let account = account_param(&caller, query.account_id.as_deref())?;
     let limit = limit(query.limit.as_deref())?;
@@ -218,14 +218,18 @@ pub async fn list_assets(
             })
             .transpose()?,
     };
+    let after = storage::paging::after("assets", query.cursor.as_deref(), |key| {
+        Some(key.to_owned())
+    })?;
     let page = storage::visibility::list(
         &state.store.begin_read()?,
         &caller.0,
         &account,
         &filter,
-        (query.cursor.as_deref(), limit),
+        (after.as_deref(), limit),
         state.clock.now(),
     )?;
+    let page = storage::paging::with_cursor("assets", page);
     Ok(HttpResponse::Ok().json(AssetList {
         items: page.items.into_iter().map(AssetView::from).collect(),
         next_cursor: page.next_cursor,
@@ -238,7 +242,7 @@ pub async fn get_asset(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
-    query: web::Query<AccountQuery>,
+    query: super::query::Query<AccountQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let seen = visible_asset(&state, &caller, query.account_id.as_deref(), &path)?;
     Ok(HttpResponse::Ok().json(AssetView::from(seen)))
@@ -253,7 +257,7 @@ pub async fn history(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
-    query: web::Query<HistoryQuery>,
+    query: super::query::Query<HistoryQuery>,
     request: actix_web::HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let seen = visible_asset(&state, &caller, query.account_id.as_deref(), &path)?;
@@ -275,14 +279,9 @@ pub async fn history(
             format,
         ));
     }
-    let cursor = query
-        .cursor
-        .as_deref()
-        .map(|raw| {
-            raw.parse::<u64>()
-                .map_err(|_| OpError::invalid("cursor", "not a cursor from a previous page"))
-        })
-        .transpose()?;
+    // A cursor continues the telemetry of the asset it was given for, by the point's `ts`.
+    let list = format!("telemetry {}", path.as_str());
+    let cursor = storage::paging::after(&list, query.cursor.as_deref(), |key| key.parse().ok())?;
     let limit = limit(query.limit.as_deref())?;
     let page = storage::read::history(
         &state.store.begin_read()?,
@@ -292,6 +291,7 @@ pub async fn history(
         limit,
         |ts| seen.shows(ts),
     )?;
+    let page = storage::paging::with_cursor(&list, page);
     Ok(HttpResponse::Ok()
         .content_type("application/json")
         .body(point_page(
@@ -314,7 +314,7 @@ fn point_page(items: &[storage::telemetry::Point], asset: &AssetId, next: Option
     }
     out.push(b']');
     if let Some(next) = next {
-        // A cursor is digits (a timestamp), so it needs no escaping.
+        // A cursor is letters and digits (`storage::paging::cursor`): it needs no escaping.
         out.extend_from_slice(b",\"next_cursor\":\"");
         out.extend_from_slice(next.as_bytes());
         out.push(b'"');
@@ -329,7 +329,7 @@ pub async fn latest(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
-    query: web::Query<AccountQuery>,
+    query: super::query::Query<AccountQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let seen = visible_asset(&state, &caller, query.account_id.as_deref(), &path)?;
     // The unit's actor holds points not yet committed; the store is the fallback.
@@ -362,7 +362,7 @@ pub async fn patch_asset(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
-    query: web::Query<AccountQuery>,
+    query: super::query::Query<AccountQuery>,
     body: Json<AssetPatch>,
 ) -> Result<HttpResponse, ApiError> {
     let id = AssetId::parse(&path).map_err(|_| OpError::not_found(format!("asset {path}")))?;
@@ -371,7 +371,7 @@ pub async fn patch_asset(
     let patch = storage::ops::AssetPatch {
         name: body.name,
         serial: body.serial,
-        details: body.details.map(storage::details::from_json).transpose()?,
+        details: body.details.map(storage::details::validated).transpose()?,
     };
     let asset = state
         .usecases

@@ -186,7 +186,7 @@ fn edit_of(
 pub async fn create(
     state: web::Data<AppState>,
     caller: Caller,
-    query: web::Query<KeyCreateQuery>,
+    query: super::query::Query<KeyCreateQuery>,
     body: Json<NewKeyDto>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
@@ -230,11 +230,11 @@ pub async fn create(
     })
 }
 
-#[utoipa::path(get, path = "/v1/keys", params(KeyQuery), responses((status = 200, description = "the account's keys")))]
+#[utoipa::path(get, path = "/v1/keys", params(KeyQuery), responses((status = 200, description = "the account's keys"), (status = 422, body = Problem)))]
 pub async fn list(
     state: web::Data<AppState>,
     caller: Caller,
-    query: web::Query<KeyQuery>,
+    query: super::query::Query<KeyQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let account = account_param(&caller, query.account_id.as_deref())?;
     let filter = storage::keys::KeyFilter {
@@ -262,7 +262,7 @@ pub async fn list(
         state.clock.now(),
     )?;
     let paging = (query.cursor.as_deref(), query.limit.as_deref());
-    let page = page_by(keys, paging, |key| key.id.clone())?;
+    let page = page_by("keys", keys, paging, |key| key.id.clone())?;
     Ok(list_answer(page, KeyView::from))
 }
 
@@ -309,7 +309,7 @@ pub async fn delete(
 pub async fn bulk_edit(
     state: web::Data<AppState>,
     caller: Caller,
-    query: web::Query<DryRun>,
+    query: super::query::Query<DryRun>,
     body: Json<BulkEdit>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
@@ -332,7 +332,7 @@ pub async fn bulk_edit(
 pub async fn bulk_delete(
     state: web::Data<AppState>,
     caller: Caller,
-    query: web::Query<DryRun>,
+    query: super::query::Query<DryRun>,
     body: Json<BulkDelete>,
 ) -> Result<HttpResponse, ApiError> {
     let ids = body.into_inner().ids;
@@ -356,26 +356,23 @@ pub struct EventQuery {
 }
 
 #[utoipa::path(get, path = "/v1/assets/{x}/access-events", params(EventQuery),
-    responses((status = 200, description = "what the unit reported, oldest first"), (status = 403, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, description = "what the unit reported, oldest first"), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn access_events(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
-    query: web::Query<EventQuery>,
+    query: super::query::Query<EventQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let seen = visible_asset(&state, &caller, query.account_id.as_deref(), &path)?;
     seen.require_owned("read the access events of")?;
     let from = query_time("from", query.from.as_deref(), Timestamp(0))?;
     let to = query_time("to", query.to.as_deref(), Timestamp(u64::MAX))?;
-    let cursor = query
-        .cursor
-        .as_deref()
-        .map(|raw| {
-            raw.split_once(':')
-                .and_then(|(ts, seq)| Some((ts.parse().ok()?, seq.parse().ok()?)))
-                .ok_or_else(|| OpError::invalid("cursor", "not a cursor from a previous page"))
-        })
-        .transpose()?;
+    // A cursor continues the events of the asset it was given for, by `ts:seq`.
+    let list = format!("access-events {}", path.as_str());
+    let cursor = storage::paging::after(&list, query.cursor.as_deref(), |key| {
+        let (ts, seq) = key.split_once(':')?;
+        Some((ts.parse().ok()?, seq.parse().ok()?))
+    })?;
     let page = storage::read::access_events(
         &state.store.begin_read()?,
         seen.asset.key,
@@ -383,6 +380,7 @@ pub async fn access_events(
         cursor,
         limit(query.limit.as_deref())?,
     )?;
+    let page = storage::paging::with_cursor(&list, page);
     let items: Vec<_> = page
         .items
         .iter()

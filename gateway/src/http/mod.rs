@@ -14,6 +14,7 @@ pub mod console;
 pub mod customers;
 pub mod dto;
 pub mod export;
+pub mod fields;
 pub mod fleet;
 pub mod keys;
 pub mod last_used;
@@ -22,6 +23,7 @@ pub mod observe;
 pub mod openapi;
 pub mod operators;
 pub mod problem;
+pub mod query;
 pub mod resume;
 pub mod retention;
 pub mod routes;
@@ -79,7 +81,7 @@ pub struct AppState {
     pub map_tile_url: Option<Arc<str>>,
 }
 
-/// The API: body and query error handling, every route of [`routes`], the web console's
+/// The API: body error handling (a query string is read by [`query::Query`]), every route of [`routes`], the web console's
 /// files ([`console`]), and 404 for the rest.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(
@@ -87,7 +89,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .limit(MAX_JSON_BODY)
             .error_handler(problem::json_error),
     )
-    .app_data(web::QueryConfig::default().error_handler(problem::query_error))
     .configure(routes::register)
     .configure(console::register)
     .default_service(web::to(not_found));

@@ -152,7 +152,7 @@ fn operator_id(raw: &str) -> Result<OperatorId, OpError> {
 pub async fn create(
     state: web::Data<AppState>,
     caller: Caller,
-    query: web::Query<AccountQuery>,
+    query: super::query::Query<AccountQuery>,
     body: Json<NewOperator>,
 ) -> Result<HttpResponse, ApiError> {
     let account = account_param(&caller, query.account_id.as_deref())?;
@@ -186,17 +186,21 @@ pub struct OperatorListQuery {
 pub async fn list(
     state: web::Data<AppState>,
     caller: Caller,
-    query: web::Query<OperatorListQuery>,
+    query: super::query::Query<OperatorListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let account = account_param(&caller, query.account_id.as_deref())?;
     let limit = limit(query.limit.as_deref())?;
+    let after = storage::paging::after("operators", query.cursor.as_deref(), |key| {
+        Some(key.to_owned())
+    })?;
     let page = ops::list(
         &state.store.begin_read()?,
         &caller.0,
         &account,
         query.q.as_deref().filter(|q| !q.is_empty()),
-        (query.cursor.as_deref(), limit),
+        (after.as_deref(), limit),
     )?;
+    let page = storage::paging::with_cursor("operators", page);
     Ok(HttpResponse::Ok().json(OperatorList {
         items: page.items.into_iter().map(OperatorView::from).collect(),
         next_cursor: page.next_cursor,
@@ -360,7 +364,7 @@ pub async fn import(
     state: web::Data<AppState>,
     caller: Caller,
     request: HttpRequest,
-    query: web::Query<ImportQuery>,
+    query: super::query::Query<ImportQuery>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let format = import_format(&request)?;
@@ -417,7 +421,7 @@ pub async fn preview(
     state: web::Data<AppState>,
     caller: Caller,
     request: HttpRequest,
-    query: web::Query<PreviewQuery>,
+    query: super::query::Query<PreviewQuery>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let format = import_format(&request)?;

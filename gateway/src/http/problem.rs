@@ -165,38 +165,18 @@ pub fn json_error(err: actix_web::error::JsonPayloadError, _: &HttpRequest) -> a
         {
             ApiError::RequestTimeout(format!("body: {io}"))
         }
-        E::Deserialize(inner) if inner.is_data() => ApiError::Op(OpError::invalid(
-            field_of(&inner.to_string()),
-            inner.to_string(),
-        )),
+        // A body's fields are read by `fields::from_body`, which names them by their path.
+        E::Deserialize(inner) if inner.is_data() => {
+            ApiError::Op(OpError::invalid("body", inner.to_string()))
+        }
         _ => ApiError::BadRequest(format!("body is not valid JSON: {err}")),
     };
     api.into()
 }
 
-pub fn query_error(err: actix_web::error::QueryPayloadError, _: &HttpRequest) -> actix_web::Error {
-    let message = err.to_string();
-    let field = match field_of(&message) {
-        named if named != "body" => named,
-        _ => "query".to_owned(),
-    };
-    ApiError::Op(OpError::invalid(field, message)).into()
-}
-
-/// serde names the field in backticks ("missing field `name`", "unknown field `x`").
-fn field_of(message: &str) -> String {
-    message.split('`').nth(1).unwrap_or("body").to_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn serde_messages_name_their_field() {
-        assert_eq!(field_of("missing field `name` at line 1 column 2"), "name");
-        assert_eq!(field_of("invalid type: integer"), "body");
-    }
 
     async fn problem_of(err: ApiError) -> serde_json::Value {
         let body = actix_web::body::to_bytes(err.error_response().into_body())

@@ -236,7 +236,7 @@ pub async fn invite(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<(String, String)>,
-    query: web::Query<InviteQuery>,
+    query: super::query::Query<InviteQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (account, user) = path.into_inner();
     let account =

@@ -186,14 +186,14 @@ pub async fn end_partnership(
     }))
 }
 
-#[utoipa::path(get, path = "/v1/partnerships", params(PageQuery), responses((status = 200, description = "`{items: [PartnershipView], next_cursor?}`")))]
+#[utoipa::path(get, path = "/v1/partnerships", params(PageQuery), responses((status = 200, description = "`{items: [PartnershipView], next_cursor?}`"), (status = 422, body = Problem)))]
 pub async fn list_partnerships(
     state: web::Data<AppState>,
     caller: Caller,
-    query: web::Query<PageQuery>,
+    query: super::query::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let items = storage::sharing::list_partnerships(&state.store.begin_read()?, &caller.0)?;
-    let page = page_by(items, query.paging(), |p| p.id.to_string())?;
+    let page = page_by("partnerships", items, query.paging(), |p| p.id.to_string())?;
     Ok(list_answer(page, PartnershipView::from))
 }
 
@@ -225,14 +225,16 @@ pub struct ShareTargetView {
 pub async fn share_targets(
     state: web::Data<AppState>,
     caller: Caller,
-    query: web::Query<ShareTargetQuery>,
+    query: super::query::Query<ShareTargetQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let owner = account_param(&caller, query.account_id.as_deref())?;
     let q = query.q.as_deref().filter(|q| !q.is_empty());
     let targets =
         storage::share_targets::share_targets(&state.store.begin_read()?, &caller.0, &owner, q)?;
     let paging = (query.cursor.as_deref(), query.limit.as_deref());
-    let page = page_by(targets, paging, |target| target.account.id.to_string())?;
+    let page = page_by("share-targets", targets, paging, |target| {
+        target.account.id.to_string()
+    })?;
     Ok(list_answer(page, |target| ShareTargetView {
         account_id: target.account.id.to_string(),
         name: target.account.name,
@@ -249,7 +251,7 @@ pub async fn share_targets(
 pub async fn create_grants(
     state: web::Data<AppState>,
     caller: Caller,
-    query: web::Query<DryRun>,
+    query: super::query::Query<DryRun>,
     body: Json<NewGrants>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
@@ -284,7 +286,7 @@ pub async fn create_grants(
 pub async fn remove_grants(
     state: web::Data<AppState>,
     caller: Caller,
-    query: web::Query<DryRun>,
+    query: super::query::Query<DryRun>,
     body: Json<RemoveGrants>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
@@ -319,11 +321,11 @@ pub async fn delete_grant(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[utoipa::path(get, path = "/v1/visibility/grants", params(GrantFilter), responses((status = 200, body = GrantList)))]
+#[utoipa::path(get, path = "/v1/visibility/grants", params(GrantFilter), responses((status = 200, body = GrantList), (status = 422, body = Problem)))]
 pub async fn list_grants(
     state: web::Data<AppState>,
     caller: Caller,
-    query: web::Query<GrantFilter>,
+    query: super::query::Query<GrantFilter>,
 ) -> Result<HttpResponse, ApiError> {
     let asset = query
         .asset_id
@@ -343,7 +345,7 @@ pub async fn list_grants(
         account.as_ref(),
     )?;
     let paging = (query.cursor.as_deref(), query.limit.as_deref());
-    let page = page_by(grants, paging, |grant| grant.id.to_string())?;
+    let page = page_by("grants", grants, paging, |grant| grant.id.to_string())?;
     Ok(HttpResponse::Ok().json(GrantList {
         dry_run: None,
         items: page
@@ -405,11 +407,11 @@ impl From<AuditEntry> for AuditView {
 }
 
 #[utoipa::path(get, path = "/v1/audit", params(AuditQuery),
-    responses((status = 200, description = "audit entries, oldest first unless `order=newest`"), (status = 403, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, description = "audit entries, oldest first unless `order=newest`"), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn audit(
     state: web::Data<AppState>,
     caller: Caller,
-    query: web::Query<AuditQuery>,
+    query: super::query::Query<AuditQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let account = query
         .account_id
@@ -426,17 +428,11 @@ pub async fn audit(
     let filter = storage::audit::AuditFilter {
         span: (from, to),
         actor: query.actor.clone(),
-        action: query.action.clone(),
+        action: storage::audit::action_filter(query.action.as_deref())?,
         newest_first,
     };
-    let after = query
-        .cursor
-        .as_deref()
-        .map(|raw| {
-            raw.parse::<u64>()
-                .map_err(|_| OpError::invalid("cursor", "is not a cursor this list gave"))
-        })
-        .transpose()?;
+    // Oldest and newest first page by the same `seq`, so either order takes the cursor.
+    let after = storage::paging::after("audit", query.cursor.as_deref(), |key| key.parse().ok())?;
     let limit = super::dto::limit(query.limit.as_deref())?;
     let page = storage::audit::entries(
         &state.store.begin_read()?,
@@ -445,20 +441,23 @@ pub async fn audit(
         &filter,
         (after, limit),
     )?;
+    let page = storage::paging::with_cursor("audit", page);
     Ok(list_answer(page, AuditView::from))
 }
 
-#[utoipa::path(get, path = "/v1/accounts/{a}/children", params(PageQuery), responses((status = 200, description = "direct sub-accounts"), (status = 404, body = Problem)))]
+#[utoipa::path(get, path = "/v1/accounts/{a}/children", params(PageQuery), responses((status = 200, description = "direct sub-accounts"), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn children(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
-    query: web::Query<PageQuery>,
+    query: super::query::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let id = AccountId::parse(&path).map_err(|_| OpError::not_found(format!("account {path}")))?;
     let rtx = state.store.begin_read()?;
     storage::read::visible_account(&rtx, &caller.0, &id)?;
     let children = storage::read::children(&rtx, &id)?;
-    let page = page_by(children, query.paging(), |child| child.id.to_string())?;
+    let page = page_by("children", children, query.paging(), |child| {
+        child.id.to_string()
+    })?;
     Ok(list_answer(page, AccountView::from))
 }

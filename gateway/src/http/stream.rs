@@ -206,7 +206,7 @@ pub async fn account_stream(
     state: web::Data<AppState>,
     caller: Caller,
     request: HttpRequest,
-    query: web::Query<StreamQuery>,
+    query: super::query::Query<StreamQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let account = account_param(&caller, query.account_id.as_deref())?;
     let last = resume::last_event_id(request.headers(), query.last_event_id.as_deref())?;
@@ -221,7 +221,7 @@ pub async fn asset_stream(
     caller: Caller,
     request: HttpRequest,
     path: web::Path<String>,
-    query: web::Query<StreamQuery>,
+    query: super::query::Query<StreamQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let account = account_param(&caller, query.account_id.as_deref())?;
     let last = resume::last_event_id(request.headers(), query.last_event_id.as_deref())?;

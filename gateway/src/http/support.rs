@@ -89,8 +89,8 @@ impl From<SupportAccess> for SupportView {
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct StateQuery {
-    /// `pending`, `active` or `archived`.
-    pub state: String,
+    /// `pending`, `active` or `archived`; every state when absent.
+    pub state: Option<String>,
     pub cursor: Option<String>,
     pub limit: Option<String>,
 }
@@ -161,22 +161,20 @@ pub async fn revoke(
 }
 
 #[utoipa::path(get, path = "/v1/accounts/{a}/support-access", params(StateQuery),
-    responses((status = 200, description = "one of the three lists"), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, description = "the support access of one state, or of every state"), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn list(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
-    query: web::Query<StateQuery>,
+    query: super::query::Query<StateQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let account =
         AccountId::parse(&path).map_err(|_| OpError::not_found(format!("account {path}")))?;
-    if !["pending", "active", "archived"].contains(&query.state.as_str()) {
-        return Err(OpError::invalid("state", "must be pending, active or archived").into());
-    }
+    let list = storage::staff::list_filter(query.state.as_deref())?;
     let rtx = state.store.begin_read()?;
-    let listed = storage::support::list(&rtx, &caller.0, &account, &query.state)?;
+    let listed = storage::support::list(&rtx, &caller.0, &account, list)?;
     let paging = (query.cursor.as_deref(), query.limit.as_deref());
-    let page = page_by(listed, paging, |access| access.id.clone())?;
+    let page = page_by("support-access", listed, paging, |access| access.id.clone())?;
     let mut named = Vec::with_capacity(page.items.len());
     for access in page.items {
         let staff_name = storage::read::principal_name(&rtx, &access.staff)?;
@@ -212,13 +210,15 @@ pub struct MineQuery {
 pub async fn mine(
     state: web::Data<AppState>,
     caller: Caller,
-    query: web::Query<MineQuery>,
+    query: super::query::Query<MineQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let list = storage::staff::list_filter(query.state.as_deref())?;
     let rtx = state.store.begin_read()?;
     let listed = storage::staff::my_access(&rtx, &caller.0, list)?;
     let paging = (query.cursor.as_deref(), query.limit.as_deref());
-    let page = page_by(listed, paging, |access| access.id.clone())?;
+    let page = page_by("support-access/mine", listed, paging, |access| {
+        access.id.clone()
+    })?;
     let name = caller.0.name.clone();
     Ok(list_answer(page, |access| SupportView {
         staff_name: Some(name.clone()),

@@ -76,7 +76,7 @@ fn fields(raw: &[String]) -> Result<BTreeSet<Field>, OpError> {
 pub async fn create_profile(
     state: web::Data<AppState>,
     caller: Caller,
-    query: web::Query<AccountQuery>,
+    query: super::query::Query<AccountQuery>,
     body: Json<NewProfile>,
 ) -> Result<HttpResponse, ApiError> {
     let account = account_param(&caller, query.account_id.as_deref())?;
@@ -118,16 +118,18 @@ pub async fn delete_profile(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[utoipa::path(get, path = "/v1/sharing-profiles", params(ListQuery), responses((status = 200, description = "the account's profiles")))]
+#[utoipa::path(get, path = "/v1/sharing-profiles", params(ListQuery), responses((status = 200, description = "the account's profiles"), (status = 422, body = Problem)))]
 pub async fn list_profiles(
     state: web::Data<AppState>,
     caller: Caller,
-    query: web::Query<ListQuery>,
+    query: super::query::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let account = account_param(&caller, query.account_id.as_deref())?;
     let profiles = storage::tenant::profiles(&state.store.begin_read()?, &caller.0, &account)?;
     let paging = (query.cursor.as_deref(), query.limit.as_deref());
-    let page = page_by(profiles, paging, |profile| profile.id.clone())?;
+    let page = page_by("sharing-profiles", profiles, paging, |profile| {
+        profile.id.clone()
+    })?;
     Ok(list_answer(page, ProfileView::from))
 }
 
@@ -260,7 +262,7 @@ pub async fn share_telemetry(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
-    query: web::Query<AccountQuery>,
+    query: super::query::Query<AccountQuery>,
     body: Json<ShareTarget>,
 ) -> Result<HttpResponse, ApiError> {
     share(
@@ -281,7 +283,7 @@ pub async fn share_details(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
-    query: web::Query<AccountQuery>,
+    query: super::query::Query<AccountQuery>,
     body: Json<ShareTarget>,
 ) -> Result<HttpResponse, ApiError> {
     share(
@@ -302,7 +304,7 @@ pub async fn unshare_telemetry(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
-    query: web::Query<AccountQuery>,
+    query: super::query::Query<AccountQuery>,
 ) -> Result<HttpResponse, ApiError> {
     unshare(
         state,
@@ -321,7 +323,7 @@ pub async fn unshare_details(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
-    query: web::Query<AccountQuery>,
+    query: super::query::Query<AccountQuery>,
 ) -> Result<HttpResponse, ApiError> {
     unshare(
         state,
@@ -340,7 +342,7 @@ pub async fn sharing(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
-    query: web::Query<AccountQuery>,
+    query: super::query::Query<AccountQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let seen = visible_asset(&state, &caller, query.account_id.as_deref(), &path)?;
     // A grantee sees the asset, not where its owner shares it.
@@ -365,7 +367,7 @@ pub async fn add_target(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<(String, String)>,
-    query: web::Query<AccountQuery>,
+    query: super::query::Query<AccountQuery>,
     body: Json<ShareTarget>,
 ) -> Result<HttpResponse, ApiError> {
     let (asset, kind) = path.into_inner();
@@ -389,7 +391,7 @@ pub async fn remove_target(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<(String, String, String, String)>,
-    query: web::Query<AccountQuery>,
+    query: super::query::Query<AccountQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (asset, kind, target_account, target_asset) = path.into_inner();
     let kind = kind_of(&kind)?;

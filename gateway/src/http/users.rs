@@ -87,16 +87,18 @@ fn user_of(path: web::Path<(String, String)>) -> Result<(AccountId, String), OpE
 }
 
 #[utoipa::path(get, path = "/v1/accounts/{a}/users", params(PageQuery),
-    responses((status = 200, body = UserList), (status = 403, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, body = UserList), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn list_users(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
-    query: web::Query<PageQuery>,
+    query: super::query::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let account = account_of(&path)?;
     let users = storage::users::list(&state.store.begin_read()?, &caller.0, &account)?;
-    let page = page_by(users, query.paging(), |record| record.user.id.to_string())?;
+    let page = page_by("users", users, query.paging(), |record| {
+        record.user.id.to_string()
+    })?;
     let items = page
         .items
         .into_iter()
