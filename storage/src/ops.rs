@@ -170,6 +170,19 @@ pub fn create_account(
         },
         now,
     )?;
+    // The parent's admins see who made an account under theirs (staff under support
+    // access too): its own log is the new account's, which they may never open.
+    if let Some(parent) = &account.parent_id {
+        let named = Some(format!("sub-account \"{}\" ({})", account.name, account.id));
+        audit_by(
+            tx,
+            caller,
+            (parent, "account.create"),
+            account.id.to_string(),
+            (None, named),
+            now,
+        )?;
+    }
     Ok(account)
 }
 

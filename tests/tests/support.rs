@@ -689,3 +689,36 @@ async fn a_staff_member_reads_its_own_access_across_accounts() {
     let (status, _) = call(&acme.admin, Method::GET, "/v1/support-access/mine", None).await;
     assert_eq!(status, 403, "a user holds no support access");
 }
+
+/// A sub-account made under support access is in the parent's audit log, with the access it
+/// was made under: the parent's admins may never open the new account's own log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sub_account_made_under_support_access_is_in_the_parents_log() {
+    let gateway = TestGateway::start();
+    let acme = Fleet::create(&gateway, "Acme").await;
+    let support = staff(&acme, "support").await;
+    let id = request(&support, &acme, "24h").await;
+    let approve = format!("/v1/support-access/requests/{id}/approve");
+    assert_eq!(call(&acme.admin, Method::POST, &approve, None).await.0, 200);
+    let body = json!({"name": "Depot", "parent_id": acme.account_id.to_string()});
+    let (status, made) = call(&support, Method::POST, "/v1/accounts", Some(body)).await;
+    assert_eq!(status, 201, "{made}");
+    let child = made["id"].as_str().expect("id");
+    let (_, audit) = call(&acme.admin, Method::GET, "/v1/audit?action=account", None).await;
+    let line = audit["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|entry| entry["target"] == child)
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(line["action"], "account.create", "{audit}");
+    assert!(
+        line["after"].as_str().unwrap_or_default().contains("Depot"),
+        "{line}"
+    );
+    assert!(
+        line["via"].as_str().unwrap_or_default().contains(&id),
+        "{line}"
+    );
+}
