@@ -17,12 +17,12 @@ use anyhow::Context as _;
 use bytes::Bytes;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
-use tokio_rustls::TlsAcceptor;
 
 use super::metrics::TransportMetrics;
 use super::registry::Registry;
 use super::session::{self, Shared};
 use super::tls::{self, DenyList};
+use super::tls_stream;
 use super::{Backend, CloseReason, Limits, Listeners};
 
 /// The running transport: its addresses, its handle, and what [`Transport::stop`] needs.
@@ -96,13 +96,12 @@ impl Transport {
         let mut accept_tasks = Vec::new();
         let mut tls_addr = None;
         if let Some((addr, files)) = &listeners.tls {
-            let config = tls::server_config(files, deny.clone())?;
-            let acceptor = TlsAcceptor::from(Arc::new(config));
+            let config = Arc::new(tls::server_config(files, deny.clone())?);
             let listener = bind(*addr)?;
             tls_addr = Some(listener.local_addr()?);
             let accept = Accept {
                 shared: shared.clone(),
-                tls: Some((acceptor, handshakes.clone())),
+                tls: Some((config, handshakes.clone())),
             };
             accept_tasks.push(runtime.spawn(accept.run(listener)));
         }
@@ -209,7 +208,8 @@ impl TransportHandle {
 /// One listener's accept loop.
 struct Accept {
     shared: Arc<Shared>,
-    tls: Option<(TlsAcceptor, Arc<Semaphore>)>,
+    /// The TLS listener's rustls configuration and its cap on handshakes in progress.
+    tls: Option<(Arc<rustls::ServerConfig>, Arc<Semaphore>)>,
 }
 
 impl Accept {
@@ -253,7 +253,7 @@ impl Accept {
             return;
         }
         let _ = stream.set_nodelay(true);
-        let Some((acceptor, handshakes)) = &self.tls else {
+        let Some((config, handshakes)) = &self.tls else {
             session::run(stream, self.shared.clone(), None).await;
             return;
         };
@@ -264,8 +264,7 @@ impl Accept {
             let Ok(_permit) = handshakes.acquire().await else {
                 return Err("error");
             };
-            acceptor
-                .accept(stream)
+            tls_stream::accept(stream, config.clone())
                 .await
                 .map_err(|err| handshake_failure(&err))
         });
@@ -282,8 +281,6 @@ impl Accept {
         };
         metrics.handshakes.inc();
         let identity = stream
-            .get_ref()
-            .1
             .peer_certificates()
             .and_then(|chain| chain.first())
             .and_then(|cert| tls::identity_of(cert));
@@ -297,7 +294,7 @@ impl Accept {
 /// The `reason` label of a failed TLS handshake: `revoked` (the deny list refused the
 /// certificate), `bad_certificate` (none, or one the CA did not sign or that expired),
 /// `error` (anything else: a protocol error, a closed socket).
-fn handshake_failure(err: &std::io::Error) -> &'static str {
+pub(super) fn handshake_failure(err: &std::io::Error) -> &'static str {
     use rustls::Error as Tls;
     match err.get_ref().and_then(|inner| inner.downcast_ref::<Tls>()) {
         Some(Tls::InvalidCertificate(rustls::CertificateError::Revoked)) => "revoked",
