@@ -395,13 +395,12 @@ where
                 break;
             }
             match progress {
-                Progress::NeedBytes | Progress::Plaintext | Progress::Encrypted => {}
+                Progress::NeedBytes => {}
+                // Application data with the client's last flight waits in `plaintext`.
+                Progress::Plaintext | Progress::Encrypted => continue,
                 Progress::PeerClosed | Progress::Closed => {
                     return Err(io::ErrorKind::UnexpectedEof.into())
                 }
-            }
-            if progress != Progress::NeedBytes {
-                continue;
             }
             let filled = pending.len();
             let room = READ_CHUNK.min(MAX_PENDING - filled);
@@ -411,8 +410,7 @@ where
                 )));
             }
             pending.resize(filled + room, 0);
-            let read = self.io.read(&mut pending[filled..]).await;
-            let n = read.unwrap_or(0);
+            let n = self.io.read(&mut pending[filled..]).await?;
             pending.truncate(filled + n);
             if n == 0 {
                 return Err(io::ErrorKind::UnexpectedEof.into());
