@@ -393,23 +393,29 @@ async fn garbage_instead_of_a_handshake_is_refused_without_panic() {
 async fn a_revoked_certificate_fails_the_handshake_with_certificate_revoked() {
     let fixture = fixture();
     fixture.deny.deny(&fixture.unit_serial);
-    let (client_io, server_io) = tokio::io::duplex(1 << 16);
-    let connector = TlsConnector::from(fixture.client_config(false));
-    let name = ServerName::try_from("localhost").expect("name");
-    let client = async {
-        // TLS 1.3: the client's flight ends its handshake; the refusal comes as an alert.
-        let mut client = connector.connect(name, client_io).await?;
-        let mut buf = [0; 8];
-        client.read(&mut buf).await
-    };
-    let (heard, accepted) = tokio::join!(client, accept(server_io, fixture.server.clone()));
-    let err = accepted.expect_err("refused");
-    assert_eq!(
-        crate::transport::listener::handshake_failure(&err),
-        "revoked"
-    );
-    let heard = heard.expect_err("the client hears the alert");
-    assert!(heard.to_string().contains("CertificateRevoked"), "{heard}");
+    for tls12 in [false, true] {
+        let (client_io, server_io) = tokio::io::duplex(1 << 16);
+        let connector = TlsConnector::from(fixture.client_config(tls12));
+        let name = ServerName::try_from("localhost").expect("name");
+        let client = async {
+            // TLS 1.2 fails the client's handshake itself; over TLS 1.3 the client's flight
+            // ends its handshake and the refusal comes as an alert to its first read.
+            let mut client = connector.connect(name, client_io).await?;
+            let mut buf = [0; 8];
+            client.read(&mut buf).await
+        };
+        let (heard, accepted) = tokio::join!(client, accept(server_io, fixture.server.clone()));
+        let err = accepted.expect_err("refused");
+        assert_eq!(
+            crate::transport::listener::handshake_failure(&err),
+            "revoked"
+        );
+        let heard = heard.expect_err("the client hears the alert");
+        assert!(
+            heard.to_string().contains("CertificateRevoked"),
+            "TLS 1.2: {tls12}: {heard}"
+        );
+    }
 }
 
 #[tokio::test]
