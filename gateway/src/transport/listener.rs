@@ -17,12 +17,12 @@ use anyhow::Context as _;
 use bytes::Bytes;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
-use tokio_rustls::TlsAcceptor;
 
 use super::metrics::TransportMetrics;
 use super::registry::Registry;
 use super::session::{self, Shared};
 use super::tls::{self, DenyList};
+use super::tls_stream;
 use super::{Backend, CloseReason, Limits, Listeners};
 
 /// The running transport: its addresses, its handle, and what [`Transport::stop`] needs.
@@ -99,13 +99,12 @@ impl Transport {
         let mut accept_tasks = Vec::new();
         let mut tls_addr = None;
         if let Some((addr, files)) = &listeners.tls {
-            let config = tls::server_config(files, deny.clone())?;
-            let acceptor = TlsAcceptor::from(Arc::new(config));
+            let config = Arc::new(tls::server_config(files, deny.clone())?);
             let listener = bind(*addr)?;
             tls_addr = Some(listener.local_addr()?);
             let accept = Accept {
                 shared: shared.clone(),
-                tls: Some((acceptor, handshakes.clone())),
+                tls: Some((config, handshakes.clone())),
             };
             accept_tasks.push(runtime.spawn(accept.run(listener)));
         }
@@ -226,7 +225,8 @@ impl TransportHandle {
 /// One listener's accept loop.
 struct Accept {
     shared: Arc<Shared>,
-    tls: Option<(TlsAcceptor, Arc<Semaphore>)>,
+    /// The TLS listener's rustls configuration and its cap on handshakes in progress.
+    tls: Option<(Arc<rustls::ServerConfig>, Arc<Semaphore>)>,
 }
 
 impl Accept {
@@ -270,7 +270,7 @@ impl Accept {
             return;
         }
         let _ = stream.set_nodelay(true);
-        let Some((acceptor, handshakes)) = &self.tls else {
+        let Some((config, handshakes)) = &self.tls else {
             session::run(stream, self.shared.clone(), None).await;
             return;
         };
@@ -281,9 +281,12 @@ impl Accept {
             let Ok(_permit) = handshakes.acquire().await else {
                 return Err("error");
             };
-            acceptor
-                .accept(stream)
+            tls_stream::accept(stream, config.clone())
                 .await
+                // Boxed: a value passed into an `async fn` is stored in its caller's future
+                // and again in the callee's (its arguments and then its locals), so the
+                // 1.2 KB stream was held three times in every idle unit's task (dhat).
+                .map(Box::new)
                 .map_err(|err| handshake_failure(&err))
         });
         let stream = match tokio::time::timeout_at(deadline, handshake).await {
@@ -299,8 +302,6 @@ impl Accept {
         };
         metrics.handshakes.inc();
         let identity = stream
-            .get_ref()
-            .1
             .peer_certificates()
             .and_then(|chain| chain.first())
             .and_then(|cert| tls::identity_of(cert));
@@ -314,7 +315,7 @@ impl Accept {
 /// The `reason` label of a failed TLS handshake: `revoked` (the deny list refused the
 /// certificate), `bad_certificate` (none, or one the CA did not sign or that expired),
 /// `error` (anything else: a protocol error, a closed socket).
-fn handshake_failure(err: &std::io::Error) -> &'static str {
+pub(super) fn handshake_failure(err: &std::io::Error) -> &'static str {
     use rustls::Error as Tls;
     match err.get_ref().and_then(|inner| inner.downcast_ref::<Tls>()) {
         Some(Tls::InvalidCertificate(rustls::CertificateError::Revoked)) => "revoked",

@@ -9,6 +9,8 @@
 //! - [`codec`]: MQTT 3.1.1 and 5 framing on one port (rumqttc's `mqttbytes`).
 //! - [`acl`]: the closed topic space, decided by structure.
 //! - [`tls`]: rustls server config, the run-time deny list, the peer's identity.
+//! - `tls_stream`: the unit session's TLS stream on rustls's unbuffered API (an idle
+//!   session holds no TLS buffer) and its handshake.
 //! - `registry`: live sessions by identity (takeover, close on demand, persistent state).
 //! - `session`: one task per connection: CONNECT, the packet loop, ordered acks.
 //! - `listener`: accept loops, the handshake cap, the connection cap.
@@ -27,6 +29,7 @@ pub mod metrics;
 mod registry;
 mod session;
 pub mod tls;
+mod tls_stream;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;

@@ -54,6 +54,9 @@ struct Session<S> {
     out: BytesMut,
     buf: BytesMut,
     busy: bool,
+    /// The last turn did not read (held up by the gateway): the next turn that reads starts
+    /// the unit's keep alive afresh.
+    held_up: bool,
     peer: Peer,
     /// Whether the session's state outlives the connection (persistent session).
     keep_state: bool,
@@ -125,6 +128,7 @@ where
         out,
         buf,
         busy: false,
+        held_up: false,
         peer,
         // MQTT 5 §3.1.2.11.2: a session expiry of 0 (the default) ends the session with
         // the connection, clean start or not; MQTT 3.1.1 keeps it until a clean session.
@@ -288,8 +292,12 @@ where
         }
         self.flush().await?;
         let reading = self.can_take();
-        if !reading {
-            // Held up by the gateway: the unit's keep alive starts again when we read.
+        if reading == self.held_up {
+            // Held up by the gateway, or reading again after it: the unit's keep alive
+            // starts again when we read. Setting it only while held up left it stale when
+            // the first acknowledgements of a held-up batch freed the session and the rest
+            // waited for the next commit: a silent unit was dropped for keep alive then.
+            self.held_up = !reading;
             self.deadline = Instant::now() + self.keep_alive.unwrap_or(Duration::ZERO);
         }
         if self.buf.is_empty() && self.buf.capacity() > BUSY_READ {
