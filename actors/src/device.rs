@@ -445,6 +445,23 @@ impl Handler<Denied> for DeviceActor {
     }
 }
 
+/// The transport refused a publish of the unit before it could be read (a packet over the
+/// limit): counted as a dropped point and named in the status, as a refused point is.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Unreadable {
+    pub reason: &'static str,
+    pub detail: String,
+}
+
+impl Handler<Unreadable> for DeviceActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Unreadable, _: &mut Self::Context) {
+        self.refuse(msg.reason, msg.detail, None);
+    }
+}
+
 #[derive(Message, Debug)]
 #[rtype(result = "Option<Point>")]
 pub struct GetLatest;

@@ -174,6 +174,13 @@ impl Backend for ActorBackend {
         }
     }
 
+    fn unreadable(&self, peer: &Peer, reason: &'static str, detail: String) {
+        if let Some(actor) = self.device(peer) {
+            // Counted and named by the actor; if its mailbox is full the refusal still stands.
+            let _ = actor.try_send(actors::device::Unreadable { reason, detail });
+        }
+    }
+
     fn retain_deliverable(&self, tenant: &str, queue: &mut VecDeque<(Arc<str>, Bytes)>) {
         if queue.is_empty() {
             return;

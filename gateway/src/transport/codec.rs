@@ -119,6 +119,57 @@ fn frame(buf: &[u8]) -> Result<Option<(u8, usize, usize)>, Violation> {
     Ok(None)
 }
 
+/// The head of a PUBLISH over the packet limit, as the session needs it to skip the rest
+/// and acknowledge it as refused: MQTT 3.1.1 has no way to announce a limit, so closing
+/// the connection would make the unit send the same packet again for ever (§3.3.5 lets
+/// the server acknowledge a PUBLISH it does not deliver).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Oversized {
+    /// The whole packet's size, bytes (header included).
+    pub size: usize,
+    pub qos: QoS,
+    /// 0 for QoS 0.
+    pub packet_id: u16,
+}
+
+/// [`Oversized`] when `buf` starts with a PUBLISH whose topic and packet id are buffered;
+/// `Ok(None)` when more bytes are needed; a violation when it is no PUBLISH, its QoS is 3
+/// or its topic is longer than `max_topic` (the session then closes, as before).
+pub fn oversized_publish(buf: &[u8], max_topic: usize) -> Result<Option<Oversized>, Violation> {
+    let Some((kind, header, size)) = frame(buf)? else {
+        return Ok(None);
+    };
+    if kind != 3 {
+        return Err(Violation::TooLarge(size));
+    }
+    let qos = match (buf[0] >> 1) & 0b11 {
+        0 => QoS::AtMostOnce,
+        1 => QoS::AtLeastOnce,
+        2 => QoS::ExactlyOnce,
+        _ => return Err(Violation::Malformed("PUBLISH with QoS 3".into())),
+    };
+    let Some(topic_len) = buf.get(header..header + 2) else {
+        return Ok(None);
+    };
+    let topic_len = usize::from(u16::from_be_bytes([topic_len[0], topic_len[1]]));
+    if topic_len > max_topic {
+        return Err(Violation::TooLarge(size));
+    }
+    let id_at = header + 2 + topic_len;
+    let packet_id = match qos {
+        QoS::AtMostOnce => 0,
+        _ => match buf.get(id_at..id_at + 2) {
+            Some(id) => u16::from_be_bytes([id[0], id[1]]),
+            None => return Ok(None),
+        },
+    };
+    Ok(Some(Oversized {
+        size,
+        qos,
+        packet_id,
+    }))
+}
+
 /// Reads the CONNECT that must open a conversation. `Ok(None)`: more bytes needed.
 pub fn read_connect(buf: &mut BytesMut, max_packet: usize) -> Result<Option<Connect>, Violation> {
     let Some((kind, header, length)) = frame(buf)? else {
@@ -659,6 +710,39 @@ mod tests {
             );
             assert!(buf.is_empty());
         }
+    }
+
+    #[test]
+    fn an_oversized_publish_is_known_by_its_head_alone() {
+        let mut head = vec![0x32u8, 0x80, 0x80, 0x08]; // PUBLISH QoS 1, 131,072 bytes follow
+        head.extend_from_slice(&[0, 3]);
+        head.extend_from_slice(b"/t/");
+        assert_eq!(
+            oversized_publish(&head, 128),
+            Ok(None),
+            "the packet id is not there yet"
+        );
+        head.extend_from_slice(&[0x01, 0x02]);
+        head.extend_from_slice(&[b'x'; 10]);
+        assert_eq!(
+            oversized_publish(&head, 128),
+            Ok(Some(Oversized {
+                size: 4 + 131_072,
+                qos: QoS::AtLeastOnce,
+                packet_id: 0x0102
+            }))
+        );
+        assert!(
+            oversized_publish(&head, 2).is_err(),
+            "a topic over the limit closes"
+        );
+        let subscribe = [0x82u8, 0x80, 0x80, 0x08, 0, 1];
+        assert!(
+            oversized_publish(&subscribe, 128).is_err(),
+            "only a PUBLISH is skipped"
+        );
+        let qos3 = [0x36u8, 0x80, 0x80, 0x08, 0, 0];
+        assert!(oversized_publish(&qos3, 128).is_err());
     }
 
     #[test]

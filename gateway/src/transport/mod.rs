@@ -227,6 +227,9 @@ pub trait Backend: Send + Sync + 'static {
     fn publish(&self, peer: &Peer, message: UnitMessage) -> BoxFuture<'static, Verdict>;
     /// The ACL refused a publish or a subscription (already counted by the transport).
     fn denied(&self, peer: &Peer, denied: Denied, topic: &str);
+    /// A publish of `peer` was refused before it could be read (`reason` the metrics label,
+    /// `detail` for the status): a packet over the limit.
+    fn unreadable(&self, peer: &Peer, reason: &'static str, detail: String);
     /// The unit's current key set payload (sent on every subscribe to its `keys`).
     fn key_set(&self, peer: &Peer) -> BoxFuture<'static, Option<Bytes>>;
     /// Keeps in `queue` (points queued for an integration session of account `tenant`, as

@@ -70,7 +70,19 @@ struct Session<S> {
     next_packet_id: u16,
     keep_alive: Option<Duration>,
     deadline: Instant,
+    /// An MQTT 3.1.1 PUBLISH over the packet limit being skipped: the bytes still to drop,
+    /// then the refusal to acknowledge it with (none for QoS 0).
+    skipping: Option<(usize, Option<(u16, QoS)>)>,
     shared: Arc<Shared>,
+}
+
+/// What to do with a packet over the limit.
+enum Oversize {
+    /// Skip its bytes, then acknowledge it as refused.
+    Skip,
+    /// Its head is not all here yet.
+    NeedMore,
+    Close(CloseReason),
 }
 
 fn metrics(shared: &Shared) -> &TransportMetrics {
@@ -129,6 +141,7 @@ where
         buf,
         busy: false,
         held_up: false,
+        skipping: None,
         peer,
         // MQTT 5 §3.1.2.11.2: a session expiry of 0 (the default) ends the session with
         // the connection, clean start or not; MQTT 3.1.1 keeps it until a clean session.
@@ -275,15 +288,17 @@ where
     async fn step(&mut self) -> Result<(), CloseReason> {
         let max_packet = self.shared.registry.limits.max_packet;
         while self.can_take() {
+            if self.skip_oversized() {
+                break;
+            }
             match codec::read(self.writer.version, &mut self.buf, max_packet) {
                 Ok(Some(packet)) => Box::pin(self.handle(packet)).await?,
                 Ok(None) => break,
-                Err(codec::Violation::TooLarge(size)) => {
-                    self.disconnect(ServerDisconnect::PacketTooLarge);
-                    return Err(CloseReason::ProtocolViolation(format!(
-                        "packet of {size} bytes over the {max_packet}-byte limit"
-                    )));
-                }
+                Err(codec::Violation::TooLarge(size)) => match self.oversized(size, max_packet) {
+                    Oversize::Skip => {}
+                    Oversize::NeedMore => break,
+                    Oversize::Close(reason) => return Err(reason),
+                },
                 Err(violation) => {
                     self.disconnect(ServerDisconnect::ProtocolError);
                     return Err(CloseReason::ProtocolViolation(violation.to_string()));
@@ -339,6 +354,62 @@ where
             }
         }
         Ok(())
+    }
+
+    /// A packet over the limit. MQTT 5 clients were told the limit in CONNACK: closed with
+    /// DISCONNECT 0x95 (§3.2.2.3.6). An MQTT 3.1.1 client had no way to know it, and closing
+    /// would make it send the same PUBLISH for ever: its bytes are skipped as they arrive
+    /// and it is acknowledged as refused (§3.3.5). Either way the refusal is counted and
+    /// named in the unit's status.
+    fn oversized(&mut self, size: usize, max_packet: usize) -> Oversize {
+        let why = format!("packet of {size} bytes over the {max_packet}-byte limit");
+        let head = match self.writer.version {
+            codec::Version::V4 => {
+                codec::oversized_publish(&self.buf, self.shared.registry.limits.max_topic)
+            }
+            codec::Version::V5 => Err(codec::Violation::TooLarge(size)),
+        };
+        match head {
+            Ok(None) => return Oversize::NeedMore,
+            Ok(Some(head)) => {
+                let ack = (head.qos != QoS::AtMostOnce).then_some((head.packet_id, head.qos));
+                self.skipping = Some((head.size, ack));
+            }
+            Err(_) => self.disconnect(ServerDisconnect::PacketTooLarge),
+        }
+        let (reason, detail) = ("too_large", format!("publish: {why}"));
+        self.shared.backend.unreadable(&self.peer, reason, detail);
+        match self.skipping {
+            Some(_) => Oversize::Skip,
+            None => Oversize::Close(CloseReason::ProtocolViolation(why)),
+        }
+    }
+
+    /// Drops what is buffered of a PUBLISH being skipped; true while more of it is to come.
+    /// Once it is all gone, its refusal is acknowledged in order with the others.
+    fn skip_oversized(&mut self) -> bool {
+        let Some((left, ack)) = self.skipping.as_mut() else {
+            return false;
+        };
+        let dropped = (*left).min(self.buf.len());
+        bytes::Buf::advance(&mut self.buf, dropped);
+        *left -= dropped;
+        if *left > 0 {
+            return true;
+        }
+        if let Some((packet_id, qos)) = ack.take() {
+            self.in_flight.insert(packet_id);
+            let verdict = Verdict::Refused(AckReason::PayloadFormatInvalid, "too_large");
+            let ack = Ack {
+                packet_id,
+                qos,
+                verdict,
+            };
+            self.acks
+                .push_back(futures_util::future::ready(ack).boxed());
+        }
+        self.skipping = None;
+        false
     }
 
     fn woken(&mut self) -> Result<(), CloseReason> {
