@@ -44,6 +44,8 @@ pub use types::{
 
 /// How long one ordinary request may take; streams have no such limit.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a pooled connection may sit idle: shorter than the gateway's 5 s keep-alive.
+const IDLE_CONNECTION: Duration = Duration::from_secs(4);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The most pages `telemetry_all` and the other every-page listings read before giving up,
 /// so a gateway whose cursor never ends cannot keep a test running forever (1000 pages of up
@@ -150,6 +152,10 @@ impl ApiClient {
         }
         let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
+            // The gateway (actix's default) closes a keep-alive connection idle for 5 s; a
+            // pooled one reused just as it does fails the request (IncompleteMessage). Drop
+            // idle ones first.
+            .pool_idle_timeout(IDLE_CONNECTION)
             .build()?;
         Ok(Self {
             http,
