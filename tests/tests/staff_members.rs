@@ -305,6 +305,25 @@ async fn the_last_enabled_platform_admin_stays_and_a_deleted_member_is_gone() {
         404
     );
 
+    // A disabled tech support member cannot be named for a case.
+    let (_, idle_id) = acme.staff("tech_support").await;
+    let (status, _) = call(&acme.platform, Method::PATCH, &member_path(&idle_id), off).await;
+    assert_eq!(status, 200);
+    let body = json!({"account_id": acme.account_id.to_string(), "ticket_id": "T-0",
+        "staff_id": idle_id});
+    let (status, refused) = call(
+        &acme.platform,
+        Method::POST,
+        "/v1/support-cases",
+        Some(body),
+    )
+    .await;
+    assert_eq!(
+        (status, refused["field"].clone()),
+        (422, json!("staff_id")),
+        "{refused}"
+    );
+
     // A tech support member's open case ends with the member.
     let (tech, tech_id) = acme.staff("tech_support").await;
     let body = json!({"account_id": acme.account_id.to_string(), "ticket_id": "T-1"});
