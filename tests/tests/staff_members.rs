@@ -96,6 +96,16 @@ async fn access_in(fleet: &Fleet, state: &str, id: &str) -> Value {
         .unwrap_or(Value::Null)
 }
 
+/// A pending support request of `support` for `fleet`'s account: its id.
+async fn request(support: &simulator::ApiClient, fleet: &Fleet) -> String {
+    let body = json!({"account_id": fleet.account_id.to_string(), "purpose": "later",
+        "duration": "24h"});
+    let path = "/v1/support-access/requests";
+    let (status, pending) = call(support, Method::POST, path, Some(body)).await;
+    assert_eq!(status, 201, "{pending}");
+    pending["id"].as_str().expect("id").to_owned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_platform_admin_manages_staff_and_unknown_members_are_404() {
     let gateway = TestGateway::start();
@@ -193,17 +203,7 @@ async fn a_disabled_support_member_is_out_and_its_support_access_ends() {
     let beta = Fleet::create(&gateway, "Beta").await;
     let (support, access) = acme.approved_support("14d").await;
     let id = principal_id(&support).await;
-    let body = json!({"account_id": beta.account_id.to_string(), "purpose": "later",
-        "duration": "24h"});
-    let (status, pending) = call(
-        &support,
-        Method::POST,
-        "/v1/support-access/requests",
-        Some(body),
-    )
-    .await;
-    assert_eq!(status, 201, "{pending}");
-    let pending = pending["id"].as_str().expect("id").to_owned();
+    let pending = request(&support, &beta).await;
     let account_stream = format!("/v1/stream?account_id={}", acme.account_id);
     let mut stream = support.stream(&account_stream).await.expect("stream");
     let cookie = session_cookie(&gateway, support.token().expect("a token")).await;
@@ -304,7 +304,13 @@ async fn the_last_enabled_platform_admin_stays_and_a_deleted_member_is_gone() {
             .0,
         404
     );
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tech_support_members_cases_end_with_it() {
+    let gateway = TestGateway::start();
+    let acme = Fleet::create(&gateway, "Acme").await;
+    let off = Some(json!({"disabled": true}));
     // A disabled tech support member cannot be named for a case.
     let (_, idle_id) = acme.staff("tech_support").await;
     let (status, _) = call(&acme.platform, Method::PATCH, &member_path(&idle_id), off).await;
