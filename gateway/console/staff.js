@@ -260,7 +260,48 @@ function when(a) {
   return ended ? `${STATES[a.state]} ${showTime(ended)}` : '';
 }
 
-// The platform admin's page: every organization and account, new ones, and staff members.
+// A staff member's buttons on the platform admin's page: disable or enable, rotate the
+// token (shown once), delete; each asks first and shows the gateway's refusal in its words
+// (the last enabled platform admin is kept).
+function memberActions(m, { ctx, problems, reload }) {
+  const button = (test, label, style, onclick) => h('button', { type: 'button', class: style, 'data-test': test, onclick }, label);
+  const path = `/v1/staff/${encodeURIComponent(m.id)}`;
+  // One call after a confirm; the answer, or null when not made.
+  const act = async (words, method, suffix, body) => {
+    const yes = await confirmDialog({ title: words.title, body: h('p', {}, words.body), confirm: words.confirm, danger: words.danger });
+    if (!yes) return null;
+    problems.replaceChildren();
+    let answer;
+    try {
+      answer = await api(method, `${path}${suffix}`, body);
+    } catch (error) {
+      problems.append(problemView(error));
+      return null;
+    }
+    ctx.notify(words.done);
+    reload();
+    return answer || {};
+  };
+  const ends = 'their token stops working, their console sessions and live streams end, and their support access is revoked (pending requests declined)';
+  const rotate = async () => {
+    const answer = await act({ title: 'Rotate token', confirm: 'Rotate', danger: true, done: `Rotated the token of ${m.name}.`,
+      body: `${m.name}'s API token stops working now and their console sessions end; they sign in with the new one.` }, 'POST', '/token');
+    if (answer) showSecret({ title: `New token for ${m.name}`, what: 'The new API token, shown this once:', secret: answer.token });
+  };
+  return [
+    m.disabled ? null : button('rotate-staff', 'Rotate token', 'secondary', rotate),
+    m.disabled
+      ? button('enable-staff', 'Enable', 'secondary', () => act({ title: 'Enable staff member', confirm: 'Enable', done: `Enabled ${m.name}.`,
+        body: `${m.name} may work again once given a new token (Rotate token).` }, 'PATCH', '', { disabled: false }))
+      : button('disable-staff', 'Disable', 'danger', () => act({ title: 'Disable staff member', confirm: 'Disable', danger: true,
+        done: `Disabled ${m.name}.`, body: `${m.name} loses access now: ${ends}.` }, 'PATCH', '', { disabled: true })),
+    button('delete-staff', 'Delete', 'link danger', () => act({ title: 'Delete staff member', confirm: 'Delete', danger: true,
+      done: `Deleted ${m.name}.`, body: `${m.name} is deleted: ${ends}. What they did stays in the audit log.` }, 'DELETE', '')),
+  ];
+}
+
+// The platform admin's page: every organization and account, new ones, and staff members
+// (disabled, enabled, re-tokened or deleted there).
 export async function renderPlatform(view, ctx) {
   const list = h('div', { id: 'accounts-list' });
   const name = h('input', { id: 'new-account-name', placeholder: 'Name', 'aria-label': 'Account name', required: true });
@@ -275,14 +316,18 @@ export async function renderPlatform(view, ctx) {
   const staffFilter = h('select', { id: 'staff-role-filter', 'aria-label': 'Staff role' },
     [['', 'Every role'], ...Object.entries(ROLE_WORDS)].map(([v, l]) => h('option', { value: v }, l)));
   const staffList = h('div', { id: 'staff-list' });
+  const staffProblems = h('div', { id: 'staff-problems' });
   const loadStaff = async () => {
     try {
       const members = await staffMembers(staffFilter.value);
+      const manage = { ctx, problems: staffProblems, reload: loadStaff };
       fill(staffList, h('table', { class: 'grid', id: 'staff-table' },
-        h('thead', {}, h('tr', {}, ['Name', 'Role', 'Id', 'Created'].map((t) => h('th', {}, t)))),
-        h('tbody', {}, members.map((m) => h('tr', { 'data-id': m.id },
+        h('thead', {}, h('tr', {}, ['Name', 'Role', 'Id', 'State', 'Created', ''].map((t) => h('th', {}, t)))),
+        h('tbody', {}, members.map((m) => h('tr', { 'data-id': m.id, class: m.disabled ? 'disabled' : null },
           h('td', {}, m.name), h('td', {}, ROLE_WORDS[m.role] || m.role), h('td', {}, h('code', {}, m.id)),
-          h('td', { class: 'time' }, showTime(m.created_at)))))));
+          h('td', {}, m.disabled ? h('span', { class: 'tag bad' }, `disabled ${showTime(m.disabled_at)}`) : h('span', { class: 'tag ok' }, 'active')),
+          h('td', { class: 'time' }, showTime(m.created_at)),
+          h('td', { class: 'row-actions' }, memberActions(m, manage)))))));
     } catch (error) {
       fill(staffList, problemView(error));
     }
@@ -292,7 +337,7 @@ export async function renderPlatform(view, ctx) {
   fill(view, h('div', { class: 'page-head' }, h('h1', {}, 'Platform')), problems,
     h('h2', {}, 'Accounts'), accountForm, list, h('h2', {}, 'Staff'),
     h('p', { class: 'muted' }, 'Support staff request access to accounts; tech support get it from support cases.'), staffForm,
-    h('label', { class: 'inline' }, h('span', {}, 'Show'), staffFilter), staffList);
+    h('label', { class: 'inline' }, h('span', {}, 'Show'), staffFilter), staffProblems, staffList);
 
   const load = async () => {
     try {

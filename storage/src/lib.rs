@@ -22,6 +22,8 @@
 //! - [`rule`]: the rules a refusal names, each with its problem `type` URI and sentence.
 //! - [`sharing`]: partnerships and visibility grants (rules 2 and 3), and their schedule.
 //! - [`support`]: support access requests and cases (rule 4).
+//! - [`staff_admin`]: platform staff as the platform admin manages them (disable, delete,
+//!   rotate a token), their access ending with them.
 //! - [`details`]: asset details and the sharing-profile fields that select them.
 //! - [`tenant`]: tenant sharing, mirrors and sharing profiles (rule 5).
 //! - [`visibility`]: what an account sees of an asset (owned or shared, and the window).
@@ -60,6 +62,7 @@ pub mod share_targets;
 pub mod sharing;
 pub mod sign_in;
 pub mod staff;
+pub mod staff_admin;
 pub mod stamps;
 pub mod store;
 pub mod support;

@@ -16,6 +16,7 @@ use crate::rule::Rule;
 use crate::store::{decode_as, rows_where};
 use crate::support::SupportAccess;
 use crate::tables::*;
+use crate::time::Timestamp;
 
 /// Which of the three support lists ([`SupportState::list`]) a filter keeps.
 pub const LISTS: [&str; 3] = ["pending", "active", "archived"];
@@ -70,7 +71,7 @@ pub fn list_filter(raw: Option<&str>) -> Result<Option<&str>, OpError> {
     }
 }
 
-/// Every staff member (of `role`, when given), by id.
+/// Every staff member (of `role`, when given), by id, with when it was disabled.
 ///
 /// # Errors
 /// As [`StaffReader::new`].
@@ -78,13 +79,14 @@ pub fn list(
     rtx: &ReadTransaction,
     caller: &Principal,
     role: Option<StaffRole>,
-) -> Result<Vec<Principal>, OpError> {
+) -> Result<Vec<(Principal, Option<Timestamp>)>, OpError> {
     StaffReader::new(caller, "list staff")?;
     let mut out = Vec::new();
     for row in rtx.open_table(PRINCIPALS)?.iter()? {
         let principal: Principal = decode_as("principals", row?.1.value())?;
         if StaffReader::lists_member(&principal, role) {
-            out.push(principal);
+            let disabled_at = crate::staff_admin::disabled_at(rtx, &principal.id)?;
+            out.push((principal, disabled_at));
         }
     }
     Ok(out)
@@ -113,7 +115,6 @@ mod tests {
     use crate::ids::{AccountId, PrincipalId};
     use crate::model::Role;
     use crate::support::SupportState;
-    use crate::time::Timestamp;
 
     fn principal(id: &str, kind: PrincipalKind) -> Principal {
         Principal {

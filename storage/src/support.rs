@@ -6,7 +6,7 @@
 //! Scope, decided here: active support access gives Admin rights in the account and, as
 //! an account admin has them, in its descendants. Never in its ancestors or siblings.
 
-use redb::{ReadTransaction, WriteTransaction};
+use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 use time::{Date, Month, OffsetDateTime};
 
@@ -337,7 +337,7 @@ pub fn decide(
                 tx,
                 Who::Principal(caller),
                 access,
-                SupportState::Revoked,
+                (SupportState::Revoked, None),
                 now,
             );
         }
@@ -368,12 +368,14 @@ pub fn decide(
     Ok(access)
 }
 
-/// The one way active access ends: revoke, expiry, or a closed case.
+/// The one way active access ends: revoke, expiry, or a closed case; `to` is the state
+/// it ends in and, when the access ends for a reason of its own (its staff member was
+/// disabled or deleted), the words the audit adds.
 fn end(
     tx: &WriteTransaction,
     who: Who<'_>,
     mut access: SupportAccess,
-    to: SupportState,
+    (to, reason): (SupportState, Option<&str>),
     now: Timestamp,
 ) -> Result<SupportAccess, OpError> {
     let before = access.state;
@@ -388,8 +390,58 @@ fn end(
         SupportState::Closed => "support.close",
         _ => "support.expire",
     };
-    audit(tx, who, note(&access, action, before), now)?;
+    audit(tx, who, because(note(&access, action, before), reason), now)?;
     Ok(access)
+}
+
+/// The audit line with the reason its access ended, when it has one.
+fn because<'a>(mut line: AuditNote<'a>, reason: Option<&str>) -> AuditNote<'a> {
+    if let (Some(after), Some(reason)) = (line.after.as_mut(), reason) {
+        after.push_str(": ");
+        after.push_str(reason);
+    }
+    line
+}
+
+/// Ends every support access of the staff member `staff` that is pending or active, for
+/// `reason` (its member was disabled or deleted): active access is revoked through the
+/// same [`end`] as an admin's revoke, so its streams end as a revoke's do; a pending
+/// request is declined. `caller` (the platform admin) is named as who decided, and the
+/// audit of each says why. Answers what ended.
+///
+/// # Errors
+/// [`OpError`] when the store fails.
+pub fn end_for_staff(
+    tx: &WriteTransaction,
+    caller: &Principal,
+    staff: &PrincipalId,
+    reason: &str,
+    now: Timestamp,
+) -> Result<Vec<SupportAccess>, OpError> {
+    let open = rows_where(
+        &tx.open_table(SUPPORT)?,
+        "support",
+        |access: &SupportAccess| {
+            access.staff == *staff
+                && matches!(access.state, SupportState::Pending | SupportState::Active)
+        },
+    )?;
+    let mut ended = Vec::with_capacity(open.len());
+    for mut access in open {
+        if access.state == SupportState::Active {
+            let to = (SupportState::Revoked, Some(reason));
+            ended.push(end(tx, Who::Principal(caller), access, to, now)?);
+            continue;
+        }
+        access.state = SupportState::Declined;
+        access.decided_by = Some(caller.id.clone());
+        access.decided_at = Some(now);
+        save(tx, &access)?;
+        let line = note(&access, "support.decline", SupportState::Pending);
+        audit(tx, Who::Principal(caller), because(line, Some(reason)), now)?;
+        ended.push(access);
+    }
+    Ok(ended)
 }
 
 /// `tech_support` or `platform_admin` open a case: tech support access, active at once,
@@ -452,7 +504,15 @@ fn case_staff(
             let principal: Option<Principal> =
                 get(&tx.open_table(PRINCIPALS)?, "principals", named)?;
             match principal {
-                Some(staff) if staff_role(&staff) == Some(StaffRole::TechSupport) => Ok(staff.id),
+                Some(staff) if staff_role(&staff) == Some(StaffRole::TechSupport) => {
+                    if tx.open_table(DISABLED_USERS)?.get(named)?.is_some() {
+                        return Err(OpError::invalid(
+                            "staff_id",
+                            "this tech_support staff member is disabled",
+                        ));
+                    }
+                    Ok(staff.id)
+                }
                 _ => Err(OpError::invalid(
                     "staff_id",
                     "rule 4: a case's access goes to a tech_support staff member",
@@ -501,7 +561,7 @@ pub fn close_case(
         tx,
         Who::Principal(caller),
         access,
-        SupportState::Closed,
+        (SupportState::Closed, None),
         now,
     )
 }
@@ -513,7 +573,13 @@ pub fn apply_due(tx: &WriteTransaction, now: Timestamp) -> Result<Vec<SupportAcc
     for (_, id) in due {
         let access = load(tx, &id)?;
         if access.state == SupportState::Active {
-            ended.push(end(tx, Who::Scheduler, access, SupportState::Expired, now)?);
+            ended.push(end(
+                tx,
+                Who::Scheduler,
+                access,
+                (SupportState::Expired, None),
+                now,
+            )?);
         }
     }
     Ok(ended)

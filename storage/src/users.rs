@@ -190,7 +190,7 @@ pub fn rotate_token(
 }
 
 /// Offline recovery (`fleetgate admin reset-token`): the bootstrap platform_admin (the
-/// first one created) gets a new token, its old ones stop working. Returns its id and the
+/// first one created that is not disabled: see [`crate::staff_admin`]) gets a new token, its old ones stop working. Returns its id and the
 /// token. Errors: no platform_admin in the store (an empty or foreign database).
 pub fn reset_platform_token(
     tx: &WriteTransaction,
@@ -202,7 +202,12 @@ pub fn reset_platform_token(
         let earlier = first
             .as_ref()
             .is_none_or(|seen| principal.created_at < seen.created_at);
-        if principal.is_staff(StaffRole::PlatformAdmin) && earlier {
+        // A disabled one stays shut out: the platform keeps an enabled one to reset.
+        let enabled = tx
+            .open_table(DISABLED_USERS)?
+            .get(principal.id.as_str())?
+            .is_none();
+        if principal.is_staff(StaffRole::PlatformAdmin) && enabled && earlier {
             first = Some(principal);
         }
     }
@@ -288,7 +293,7 @@ fn keep_an_admin(
 }
 
 /// Removes every token of `user` (a scan: tokens are few, and keyed by their hash).
-fn remove_tokens(tx: &WriteTransaction, user: &PrincipalId) -> Result<(), StoreError> {
+pub(crate) fn remove_tokens(tx: &WriteTransaction, user: &PrincipalId) -> Result<(), StoreError> {
     let mut tokens = tx.open_table(TOKENS)?;
     let mut hashes = Vec::new();
     for row in tokens.iter()? {

@@ -275,7 +275,7 @@ fn profile(n: u64) -> Value {
     json!({"name": format!("p{n}"), "fields": ["name"]})
 }
 
-/// The placeholders for platform objects: partnerships, support access, cases.
+/// The placeholders for platform objects: partnerships, support access, staff, cases.
 async fn fresh_access(world: &World, mut text: String, n: u64) -> String {
     let owner = &world.owner;
     let acme = owner.account_id.to_string();
@@ -294,6 +294,10 @@ async fn fresh_access(world: &World, mut text: String, n: u64) -> String {
     if text.contains("{active_request}") {
         let (_, id) = owner.approved_support("24h").await;
         text = text.replace("{active_request}", &id);
+    }
+    if text.contains("{staff}") {
+        let (_, member) = owner.staff("support").await;
+        text = text.replace("{staff}", &member);
     }
     if text.contains("{case}") {
         let (_, tech) = owner.staff("tech_support").await;

@@ -4,7 +4,9 @@
 //! refuses; once approved it works in the account under a banner naming the access and its
 //! end, and rule 4's "no lasting access" refusal is shown in words. Tech support opens and
 //! closes a case; the platform admin creates accounts and staff and opens a case for a
-//! tech support member. Also the account list (`GET /v1/accounts`) the picker reads.
+//! tech support member, and disables, enables, re-tokens and deletes staff members (the
+//! last enabled platform admin kept, in the gateway's words). Also the account list
+//! (`GET /v1/accounts`) the picker reads.
 
 use reqwest::Method;
 use serde_json::json;
@@ -275,5 +277,85 @@ async fn the_platform_admin_creates_accounts_and_staff_and_opens_a_case_for_them
     browser
         .text_of("#audit-table", &format!("{admin_name} ({id})"))
         .await;
+    browser.quit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_platform_admin_disables_enables_retokens_and_deletes_staff() {
+    let gateway = TestGateway::start();
+    let platform = simulator::ApiClient::new(&gateway.http_base(), gateway.admin_token.clone())
+        .expect("client");
+    let body = json!({"name": "Sam Support", "role": "support"});
+    let (status, sam) = call(&platform, Method::POST, "/v1/staff", Some(body)).await;
+    assert_eq!(status, 201, "{sam}");
+    let sam_id = sam["id"].as_str().expect("id").to_owned();
+    let sam_client = platform.with_token(sam["token"].as_str().expect("token"));
+    let me_of = |client: simulator::ApiClient| async move {
+        call(&client, Method::GET, "/v1/me", None).await.0
+    };
+    let browser = Browser::start(&gateway.http_base()).await;
+    browser.open("").await;
+    browser.sign_in_with_token(&gateway.admin_token, true).await;
+    browser.find("nav a.active[href='#/platform']").await;
+    let sam_row = format!("#staff-table tr[data-id='{sam_id}']");
+
+    // Disable Sam, after a confirm that says what ends: his token is refused at once.
+    browser
+        .click(&format!("{sam_row} [data-test=disable-staff]"))
+        .await;
+    browser.text_of("dialog", "loses access now").await;
+    browser.shot("flow7-10-disable-staff").await;
+    browser.click("dialog [data-test=confirm]").await;
+    browser.text_of(".notice", "Disabled Sam Support").await;
+    browser.text_of(&sam_row, "disabled").await;
+    assert_eq!(me_of(sam_client.clone()).await, 401);
+
+    // Enabled again, then a rotated token (shown once) lets him back in.
+    browser
+        .click(&format!("{sam_row} [data-test=enable-staff]"))
+        .await;
+    browser.click("dialog [data-test=confirm]").await;
+    browser.text_of(".notice", "Enabled Sam Support").await;
+    browser.text_of(&sam_row, "active").await;
+    browser
+        .click(&format!("{sam_row} [data-test=rotate-staff]"))
+        .await;
+    browser.text_of("dialog", "stops working now").await;
+    browser.click("dialog [data-test=confirm]").await;
+    let token = {
+        let field = browser.find("dialog #secret").await;
+        field
+            .prop("value")
+            .await
+            .expect("value")
+            .unwrap_or_default()
+    };
+    browser.click("#secret-done").await;
+    assert_eq!(me_of(platform.with_token(token.clone())).await, 200);
+
+    // The only platform admin cannot disable itself: the gateway's refusal, in words.
+    let (_, me) = call(&platform, Method::GET, "/v1/me", None).await;
+    let own_row = format!(
+        "#staff-table tr[data-id='{}']",
+        me["principal_id"].as_str().expect("id")
+    );
+    browser
+        .click(&format!("{own_row} [data-test=disable-staff]"))
+        .await;
+    browser.click("dialog [data-test=confirm]").await;
+    browser
+        .text_of("#staff-problems", "last enabled platform_admin")
+        .await;
+    browser.shot("flow7-11-last-platform-admin").await;
+
+    // Deleted, Sam leaves the list and his new token dies.
+    browser
+        .click(&format!("{sam_row} [data-test=delete-staff]"))
+        .await;
+    browser.text_of("dialog", "is deleted").await;
+    browser.click("dialog [data-test=confirm]").await;
+    browser.text_of(".notice", "Deleted Sam Support").await;
+    browser.gone(&sam_row).await;
+    assert_eq!(me_of(platform.with_token(token)).await, 401);
     browser.quit().await;
 }

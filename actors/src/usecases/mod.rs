@@ -19,12 +19,14 @@
 //! - [`keys`]: access keys and operators.
 //! - [`retention`]: accounts' telemetry retention, the prune and the compaction.
 //! - [`sign_in`]: console sessions, passwords and password invitations.
+//! - [`staff`]: platform staff as the platform admin manages them (disable, delete, token).
 
 pub mod fleet;
 pub mod keys;
 pub mod retention;
 pub mod sharing;
 pub mod sign_in;
+pub mod staff;
 pub mod streams;
 pub mod support;
 

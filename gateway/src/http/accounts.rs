@@ -1,4 +1,5 @@
-//! Principals and accounts: `/me`, accounts, users, staff.
+//! Principals and accounts: `/me`, accounts, users, creating staff (the staff list and a
+//! member's disable, delete and token: [`super::staff`]).
 
 use actix_web::{web, HttpResponse};
 use storage::model::{CertificateKind, Role, StaffRole};
@@ -164,55 +165,5 @@ pub async fn integration_cert(
         ca_pem: state.ca.ca_pem().to_owned(),
         cert_pem: issued.cert_pem,
         key_pem: issued.key_pem,
-    }))
-}
-
-/// `GET /v1/staff`: the role filter and paging.
-#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct StaffQuery {
-    /// `platform_admin`, `support` or `tech_support`.
-    pub role: Option<String>,
-    pub cursor: Option<String>,
-    pub limit: Option<String>,
-}
-
-/// A staff member as the staff list shows it.
-#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
-pub struct StaffView {
-    pub id: String,
-    pub name: String,
-    #[schema(schema_with = super::openapi::staff_role)]
-    pub role: &'static str,
-    /// RFC 3339.
-    pub created_at: String,
-}
-
-/// The platform's staff members (of one role), for staff: the platform admin's case form
-/// picks the tech support member from it.
-#[utoipa::path(get, path = "/v1/staff", params(StaffQuery),
-    responses((status = 200, description = "`{items: [StaffView], next_cursor?}`"), (status = 403, body = Problem), (status = 422, body = Problem)))]
-pub async fn list_staff(
-    state: web::Data<AppState>,
-    caller: Caller,
-    query: super::query::Query<StaffQuery>,
-) -> Result<HttpResponse, ApiError> {
-    let role = query
-        .role
-        .as_deref()
-        .map(|raw| {
-            StaffRole::parse(raw).ok_or_else(|| {
-                OpError::invalid("role", format!("must be one of {}", StaffRole::NAMES))
-            })
-        })
-        .transpose()?;
-    let staff = storage::staff::list(&state.store.begin_read()?, &caller.0, role)?;
-    let paging = (query.cursor.as_deref(), query.limit.as_deref());
-    let page = page_by("staff", staff, paging, |member| member.id.to_string())?;
-    Ok(list_answer(page, |member| StaffView {
-        id: member.id.to_string(),
-        name: member.name.clone(),
-        role: member.role_name(),
-        created_at: member.created_at.to_rfc3339(),
     }))
 }

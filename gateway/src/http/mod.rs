@@ -30,6 +30,7 @@ pub mod routes;
 pub mod session;
 pub mod settings;
 pub mod sharing;
+pub mod staff;
 pub mod stream;
 pub mod support;
 pub mod tenant;

@@ -15,7 +15,7 @@ use super::openapi::Conventions;
 use super::problem::ApiError;
 use super::{
     accounts, binding, certificates, customers, fleet, keys, operators, problem, retention,
-    session, settings, sharing, stream, support, tenant, users,
+    session, settings, sharing, staff, stream, support, tenant, users,
 };
 
 /// One route of the table: an HTTP method (upper case) and an actix path template.
@@ -149,7 +149,10 @@ route_table! {
     POST "/v1/assets/{x}/sharing/{kind}/targets" => tenant::add_target;
     DELETE "/v1/assets/{x}/sharing/{kind}/targets/{target_account}/{target_asset}" => tenant::remove_target;
     POST "/v1/staff" => accounts::create_staff;
-    GET "/v1/staff" => accounts::list_staff;
+    GET "/v1/staff" => staff::list_staff;
+    PATCH "/v1/staff/{id}" => staff::patch_staff;
+    DELETE "/v1/staff/{id}" => staff::delete_staff;
+    POST "/v1/staff/{id}/token" => staff::rotate_staff_token;
     POST "/v1/devices" => fleet::register_device;
     DELETE "/v1/devices/{d}" => fleet::deregister_device;
     PATCH "/v1/devices/{d}" => binding::patch_device;
