@@ -443,6 +443,34 @@ impl Fleet {
             .await
             .expect("answer")
     }
+
+    /// Ends `to`'s grants of `assets` (`POST /v1/visibility/remove` as this fleet's admin),
+    /// asserting the answer is 200.
+    pub async fn remove_grants(&self, to: &Fleet, assets: &[&str]) {
+        let body =
+            serde_json::json!({"account_id": to.account_id.to_string(), "asset_ids": assets});
+        let (status, answer) = call(
+            &self.admin,
+            reqwest::Method::POST,
+            "/v1/visibility/remove",
+            Some(body),
+        )
+        .await;
+        assert_eq!(status, 200, "{answer}");
+    }
+}
+
+/// True once the server has closed `stream` (a live stream read as plain HTTP, as a
+/// browser's cookie session reads it), false if it is still open after `within`.
+pub async fn http_stream_ended(stream: &mut reqwest::Response, within: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.chunk()).await {
+            Ok(Ok(None)) | Ok(Err(_)) => return true,
+            Ok(Ok(Some(_))) => continue,
+            Err(_) => return false,
+        }
+    }
 }
 
 /// True once the server has closed `stream` (events before the end are skipped), false if

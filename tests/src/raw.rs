@@ -81,6 +81,22 @@ impl RawClient {
         self.send(Packet::Publish(publish)).await;
     }
 
+    /// An integration of `account` on the development listener subscribes to its asset
+    /// topics with a persistent session (clean session 0), then disconnects: the gateway
+    /// queues its points while it is away.
+    pub async fn away_integration(plain: &(String, u16), account: &str) {
+        let (mut integration, _) = RawClient::connect(plain, account, 30, false).await;
+        let filter = format!("/tenants/{account}/assets/+/telemetry");
+        let subscribe = v4::Subscribe::new(&filter, QoS::AtLeastOnce);
+        integration.send(Packet::Subscribe(subscribe)).await;
+        assert!(matches!(
+            integration.recv(Duration::from_secs(10)).await,
+            Some(Packet::SubAck(_))
+        ));
+        integration.send(Packet::Disconnect).await;
+        assert!(integration.closed(Duration::from_secs(10)).await);
+    }
+
     /// The next packet, or `None` on timeout or when the server closed the connection.
     pub async fn recv(&mut self, within: Duration) -> Option<Packet> {
         let deadline = tokio::time::Instant::now() + within;

@@ -173,14 +173,7 @@ async fn a_grantee_watching_live_is_told_when_the_owner_takes_the_asset_away() {
         .expect("published");
     browser.text_of("#live-table", "Speed 33 km/h").await;
 
-    let removed = call(
-        &owner.admin,
-        Method::POST,
-        "/v1/visibility/remove",
-        Some(json!({"account_id": depot.account_id.to_string(), "asset_ids": ["ex1"]})),
-    )
-    .await;
-    assert_eq!(removed.0, 200, "{}", removed.1);
+    owner.remove_grants(&depot, &["ex1"]).await;
     browser
         .text_of("#live-access-ended", "Your access to this asset has ended")
         .await;

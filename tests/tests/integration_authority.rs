@@ -4,31 +4,16 @@
 //! integration included), while the points of assets it still sees wait for it as before.
 
 use reqwest::Method;
-use rumqttc::mqttbytes::v4::{self, Packet};
-use rumqttc::mqttbytes::QoS;
+use rumqttc::mqttbytes::v4::Packet;
 use serde_json::{json, Value};
 use tests::raw::RawClient;
-use tests::{call, Fleet, TestGateway, WAIT};
+use tests::{call, Fleet, TestGateway};
 
-/// The depot's integration subscribes to its asset topics with a persistent session and
-/// goes away; answers what it connects with again.
+/// The depot's integration subscribes with a persistent session and goes away; answers
+/// what it connects with again.
 async fn away_integration(gateway: &TestGateway, depot: &Fleet) -> (String, u16) {
-    let account = depot.account_id.to_string();
     let plain = gateway.mqtt_plain();
-    let (mut integration, _) = RawClient::connect(&plain, &account, 30, false).await;
-    let filter = format!("/tenants/{account}/assets/+/telemetry");
-    integration
-        .send(Packet::Subscribe(v4::Subscribe::new(
-            &filter,
-            QoS::AtLeastOnce,
-        )))
-        .await;
-    assert!(matches!(
-        integration.recv(WAIT).await,
-        Some(Packet::SubAck(_))
-    ));
-    integration.send(Packet::Disconnect).await;
-    assert!(integration.closed(WAIT).await);
+    RawClient::away_integration(&plain, &depot.account_id.to_string()).await;
     plain
 }
 
@@ -84,14 +69,7 @@ async fn points_queued_for_an_integration_leave_only_if_the_account_still_sees_t
     let plain = away_integration(&gateway, &depot).await;
     publish_both(&owner).await;
 
-    let removed = call(
-        &owner.admin,
-        Method::POST,
-        "/v1/visibility/remove",
-        Some(json!({"account_id": depot.account_id.to_string(), "asset_ids": ["ex1"]})),
-    )
-    .await;
-    assert_eq!(removed.0, 200, "{}", removed.1);
+    owner.remove_grants(&depot, &["ex1"]).await;
 
     // Back: only ex2's point is there; ex1's went with the grant.
     let got = on_return(&plain, &depot).await;

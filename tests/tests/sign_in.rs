@@ -115,18 +115,6 @@ impl Browser {
     }
 }
 
-/// True once the server closed `stream`, false if it is still open after `within`.
-async fn ended(stream: &mut reqwest::Response, within: Duration) -> bool {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        match tokio::time::timeout_at(deadline, stream.chunk()).await {
-            Ok(Ok(None)) | Ok(Err(_)) => return true,
-            Ok(Ok(Some(_))) => continue,
-            Err(_) => return false,
-        }
-    }
-}
-
 const PASSWORD: &str = "correct horse battery staple";
 
 /// A viewer user of the fleet's account with a password set through an invitation.
@@ -327,7 +315,10 @@ async fn a_session_ends_with_its_role_its_user_and_its_sign_out_and_so_do_its_st
         .await;
         assert_eq!(status, 200);
         assert_eq!(browser.me().await, 401, "{change}");
-        assert!(ended(&mut stream, wait).await, "{change}: its stream ends");
+        assert!(
+            tests::http_stream_ended(&mut stream, wait).await,
+            "{change}: its stream ends"
+        );
     }
     let refused = sign_in(&gateway, credentials.clone()).await.err().unwrap();
     assert_eq!(refused.status, 401);
@@ -355,7 +346,10 @@ async fn a_session_ends_with_its_role_its_user_and_its_sign_out_and_so_do_its_st
         401,
         "every session of the user ends"
     );
-    assert!(ended(&mut stream, wait).await, "its stream ends");
+    assert!(
+        tests::http_stream_ended(&mut stream, wait).await,
+        "its stream ends"
+    );
     let new_token = again["token"].as_str().expect("token").to_owned();
     assert!(sign_in(&gateway, json!({"token": new_token})).await.is_ok());
 
@@ -377,7 +371,7 @@ async fn a_session_ends_with_its_role_its_user_and_its_sign_out_and_so_do_its_st
     assert!(cleared.contains("Max-Age=0"), "{cleared}");
     assert_eq!(browser.me().await, 401);
     assert!(
-        ended(&mut stream, wait).await,
+        tests::http_stream_ended(&mut stream, wait).await,
         "a signed-out session's stream ends"
     );
 

@@ -54,18 +54,6 @@ async fn with_cookie(gateway: &TestGateway, cookie: &str, path: &str) -> reqwest
         .expect("answer")
 }
 
-/// True once the server has closed a stream read as plain HTTP.
-async fn cookie_stream_ended(stream: &mut reqwest::Response, within: Duration) -> bool {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        match tokio::time::timeout_at(deadline, stream.chunk()).await {
-            Ok(Ok(None)) | Ok(Err(_)) => return true,
-            Ok(Ok(Some(_))) => continue,
-            Err(_) => return false,
-        }
-    }
-}
-
 /// The member as `GET /v1/staff` lists it (`Null` when it is not listed).
 async fn listed(platform: &simulator::ApiClient, id: &str) -> Value {
     let (status, staff) = call(platform, Method::GET, "/v1/staff?limit=1000", None).await;
@@ -184,7 +172,7 @@ async fn a_rotated_staff_token_dies_at_once_with_its_sessions_and_streams() {
     let me = with_cookie(&gateway, &cookie, "/v1/me").await;
     assert_eq!(me.status(), 401, "and the session signed in with it");
     assert!(stream_ended(&mut stream, WAIT).await, "its stream ended");
-    assert!(cookie_stream_ended(&mut cookie_stream, WAIT).await);
+    assert!(tests::http_stream_ended(&mut cookie_stream, WAIT).await);
     assert!(!stream_ended(&mut admin_stream, Duration::from_millis(300)).await);
     let renewed = support.with_token(rotated["token"].as_str().expect("token"));
     assert_eq!(me_status(&renewed).await, 200);

@@ -721,20 +721,7 @@ async fn a_persistent_integration_gets_what_arrived_while_it_was_away() {
     fleet.unit_with_asset("unit1", "ex1").await;
     let account = fleet.account_id.to_string();
     let plain = gateway.mqtt_plain();
-    let (mut integration, _) = RawClient::connect(&plain, &account, 30, false).await;
-    let filter = format!("/tenants/{account}/assets/+/telemetry");
-    integration
-        .send(Packet::Subscribe(v4::Subscribe::new(
-            &filter,
-            QoS::AtLeastOnce,
-        )))
-        .await;
-    assert!(matches!(
-        integration.recv(WAIT).await,
-        Some(Packet::SubAck(_))
-    ));
-    integration.send(Packet::Disconnect).await;
-    assert!(integration.closed(WAIT).await);
+    RawClient::away_integration(&plain, &account).await;
     let unit = fleet.connect("unit1").await;
     for n in 1..=3 {
         unit.publish_point(&json!({"fuel_pct": n}))

@@ -6,7 +6,7 @@
 //! the gateway is the one holding it up. Acknowledgements leave in arrival order
 //! (`FuturesOrdered`), each once the backend's verdict is in.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -412,6 +412,22 @@ where
         false
     }
 
+    /// Drops from `queue` the points the account may no longer see, counted. Asked when
+    /// access changed and when a persistent session resumes: a grant that ran out is out
+    /// of the history reads at its instant, before the scheduler's commit says so.
+    fn withdraw_unseen(&self, queue: &mut VecDeque<Delivery>) {
+        if queue.is_empty() {
+            return;
+        }
+        let before = queue.len();
+        self.shared
+            .backend
+            .retain_deliverable(&self.peer.tenant, queue);
+        metrics(&self.shared)
+            .integration_withdrawn
+            .inc_by((before - queue.len()) as u64);
+    }
+
     fn woken(&mut self) -> Result<(), CloseReason> {
         if let Some(reason) = self.mailbox.take_close() {
             return Err(reason);
@@ -419,13 +435,7 @@ where
         if self.mailbox.take_recheck() {
             // Queued before access changed: only what the account may still see goes.
             let mut queue = drain_queue(&mut self.deliveries);
-            let before = queue.len();
-            self.shared
-                .backend
-                .retain_deliverable(&self.peer.tenant, &mut queue);
-            metrics(&self.shared)
-                .integration_withdrawn
-                .inc_by((before - queue.len()) as u64);
+            self.withdraw_unseen(&mut queue);
             for (topic, payload) in queue {
                 self.send_publish(&topic, payload, false);
             }
@@ -452,7 +462,9 @@ where
         if self.peer.role == acl::Role::Unit && !self.subscriptions.is_empty() {
             self.send_key_set().await;
         }
-        for (topic, payload) in resumed.queue {
+        let mut queue = resumed.queue;
+        self.withdraw_unseen(&mut queue);
+        for (topic, payload) in queue {
             self.send_publish(&topic, payload, false);
         }
         self.flush().await
@@ -726,10 +738,8 @@ async fn recv(deliveries: &mut Option<mpsc::Receiver<Delivery>>) -> Option<Deliv
     }
 }
 
-fn drain_queue(
-    deliveries: &mut Option<mpsc::Receiver<Delivery>>,
-) -> std::collections::VecDeque<Delivery> {
-    let mut queue = std::collections::VecDeque::new();
+fn drain_queue(deliveries: &mut Option<mpsc::Receiver<Delivery>>) -> VecDeque<Delivery> {
+    let mut queue = VecDeque::new();
     if let Some(receiver) = deliveries {
         while let Ok(delivery) = receiver.try_recv() {
             queue.push_back(delivery);
