@@ -9,6 +9,7 @@ import { confirmDialog, fill, h, problemView } from './dom.js';
 import { showTime } from './time.js';
 import { accountName, accountSelect, forgetAccounts, readableAccounts, accountLabel } from './pick.js';
 import { showSecret } from './admin.js';
+import { everything } from './paging.js';
 
 const DURATIONS = [['24h', '24 hours'], ['14d', '14 days'], ['3mo', '3 months']];
 const STATES = { pending: 'Waiting for approval', active: 'Active', declined: 'Declined', revoked: 'Revoked', expired: 'Expired', closed: 'Closed' };
@@ -122,23 +123,12 @@ async function caseForm(ctx) {
 
 const ROLE_WORDS = { platform_admin: 'Platform admin', support: 'Support', tech_support: 'Tech support' };
 
-// Every staff member (of `role`, when given), from GET /v1/staff, all pages.
-async function staffMembers(role) {
-  const out = [];
-  let cursor = null;
-  do {
-    const page = await api('GET', withQuery('/v1/staff', { role, cursor, limit: 1000 }));
-    out.push(...page.items);
-    cursor = page.next_cursor || null;
-  } while (cursor);
-  return out;
-}
-
 // A picker of staff members by name (the gateway's refusal in words if it cannot list).
 async function staffSelect({ id, role, label }) {
   const select = h('select', { id, 'aria-label': label, required: true });
   try {
-    const members = await staffMembers(role);
+    // A disabled member cannot be named for a case (the gateway refuses it): not offered.
+    const members = (await everything('/v1/staff', { role: role || null })).filter((m) => !m.disabled);
     fill(select, h('option', { value: '' }, members.length ? 'Choose a staff member' : 'No tech support member yet'),
       members.map((m) => h('option', { value: m.id }, `${m.name} (${m.id})`)));
   } catch (error) {
@@ -319,7 +309,7 @@ export async function renderPlatform(view, ctx) {
   const staffProblems = h('div', { id: 'staff-problems' });
   const loadStaff = async () => {
     try {
-      const members = await staffMembers(staffFilter.value);
+      const members = await everything('/v1/staff', { role: staffFilter.value || null });
       const manage = { ctx, problems: staffProblems, reload: loadStaff };
       fill(staffList, h('table', { class: 'grid', id: 'staff-table' },
         h('thead', {}, h('tr', {}, ['Name', 'Role', 'Id', 'State', 'Created', ''].map((t) => h('th', {}, t)))),

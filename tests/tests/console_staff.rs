@@ -253,8 +253,29 @@ async fn the_platform_admin_creates_accounts_and_staff_and_opens_a_case_for_them
     browser.text_of("#staff-table", "Tina Tech").await;
     browser.shot("flow7-07-platform").await;
 
+    // A disabled tech support member cannot be named for a case: not offered.
+    let body = json!({"name": "Ted Gone", "role": "tech_support"});
+    let (status, ted) = call(&platform, Method::POST, "/v1/staff", Some(body)).await;
+    assert_eq!(status, 201, "{ted}");
+    let ted_path = format!("/v1/staff/{}", ted["id"].as_str().expect("id"));
+    let disable = Some(json!({"disabled": true}));
+    assert_eq!(
+        call(&platform, Method::PATCH, &ted_path, disable).await.0,
+        200
+    );
+
     // A case for Tina, opened by the platform admin, who gets no account rights from it.
     browser.click("nav a[href='#/staff']").await;
+    browser.find("#case-staff option[value]").await;
+    let ted_option = format!(
+        "#case-staff option[value='{}']",
+        ted["id"].as_str().expect("id")
+    );
+    assert_eq!(
+        browser.count(&ted_option).await,
+        0,
+        "a disabled member is not offered"
+    );
     browser.select("#case-account", "Northwind").await;
     browser.type_into("#case-ticket", "T-9").await;
     let tina_id = me["principal_id"].as_str().expect("id");
