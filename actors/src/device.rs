@@ -174,12 +174,11 @@ impl DeviceActor {
                 return;
             }
         };
+        if let Some(detail) = decoded.unit_ts.and_then(|ts| self.past_retention(ts, now)) {
+            self.refuse("past_retention", detail, msg.done);
+            return;
+        }
         match decoded.unit_ts {
-            Some(ts) if self.past_retention(ts, now).is_some() => {
-                let detail = self.past_retention(ts, now).unwrap_or_default();
-                self.refuse("past_retention", detail, msg.done);
-                return;
-            }
             Some(ts) => self.clock_skew.observe(ts.0, now.0),
             None => decoded.point.ts = storage::time::Timestamp(self.stamp(&msg, now.0)),
         }
