@@ -183,6 +183,21 @@ impl Browser {
         panic!("waited {BROWSER_WAIT:?} for {what}; the page showed:\n{text}")
     }
 
+    /// The value of the one-time secret (a token) the console shows in its dialog, then the
+    /// dialog closed.
+    pub async fn take_secret(&self) -> String {
+        let value = self
+            .find("dialog #secret")
+            .await
+            .prop("value")
+            .await
+            .expect("value")
+            .unwrap_or_default();
+        self.click("#secret-done").await;
+        self.gone("dialog").await;
+        value
+    }
+
     /// The first element matching `css`, once there is one and it is displayed.
     pub async fn find(&self, css: &str) -> Element {
         let deadline = Instant::now() + BROWSER_WAIT;

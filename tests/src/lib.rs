@@ -460,6 +460,19 @@ impl Fleet {
     }
 }
 
+/// `POST /v1/accounts/{account}/certificates/{serial}/revoke` as `client`: its answer.
+pub async fn revoke_certificate(
+    client: &simulator::ApiClient,
+    account: &str,
+    serial: &str,
+) -> simulator::api::RawResponse {
+    let path = format!("/v1/accounts/{account}/certificates/{serial}/revoke");
+    client
+        .request_raw(reqwest::Method::POST, &path, None)
+        .await
+        .expect("answer")
+}
+
 /// True once the server has closed `stream` (a live stream read as plain HTTP, as a
 /// browser's cookie session reads it), false if it is still open after `within`.
 pub async fn http_stream_ended(stream: &mut reqwest::Response, within: Duration) -> bool {

@@ -12,19 +12,6 @@ use simulator::api::UserRole;
 use tests::browser::Browser;
 use tests::{call, eventually, Fleet, TestGateway};
 
-/// The value of the one-time secret the console shows in its dialog, then the dialog closed.
-async fn take_secret(browser: &Browser) -> String {
-    let field = browser.find("dialog #secret").await;
-    let value = field
-        .prop("value")
-        .await
-        .expect("value")
-        .unwrap_or_default();
-    browser.click("#secret-done").await;
-    browser.gone("dialog").await;
-    value
-}
-
 async fn me_status(gateway: &TestGateway, token: &str) -> u16 {
     let client = simulator::ApiClient::new(&gateway.http_base(), token.to_owned()).expect("client");
     call(&client, Method::GET, "/v1/me", None).await.0
@@ -56,7 +43,7 @@ async fn an_admin_manages_users_roles_tokens_and_password_links() {
     browser.type_into("#new-user-name", "Fred Fleet").await;
     browser.select("#new-user-role", "Fleet admin").await;
     browser.click("#create-user").await;
-    let token = take_secret(&browser).await;
+    let token = browser.take_secret().await;
     assert_eq!(me_status(&gateway, &token).await, 200);
     browser
         .text_of(".notice", "Added Fred Fleet as Fleet admin.")
@@ -89,7 +76,7 @@ async fn an_admin_manages_users_roles_tokens_and_password_links() {
         .click(&format!("{vera_row} [data-test=rotate]"))
         .await;
     browser.click("dialog [data-test=confirm]").await;
-    let rotated = take_secret(&browser).await;
+    let rotated = browser.take_secret().await;
     assert_eq!(me_status(&gateway, &vera.token).await, 401);
     assert_eq!(me_status(&gateway, &rotated).await, 200);
 
@@ -99,7 +86,7 @@ async fn an_admin_manages_users_roles_tokens_and_password_links() {
         .await;
     browser.text_of("dialog", "+01:00").await;
     browser.shot("flow6-03-password-link").await;
-    let link = take_secret(&browser).await;
+    let link = browser.take_secret().await;
     let token = link
         .split("#/set-password/")
         .nth(1)

@@ -234,15 +234,7 @@ async fn the_platform_admin_creates_accounts_and_staff_and_opens_a_case_for_them
     browser.type_into("#new-staff-name", "Tina Tech").await;
     browser.select("#new-staff-role", "Tech support").await;
     browser.click("#create-staff").await;
-    let tina_token = {
-        let field = browser.find("dialog #secret").await;
-        field
-            .prop("value")
-            .await
-            .expect("value")
-            .unwrap_or_default()
-    };
-    browser.click("#secret-done").await;
+    let tina_token = browser.take_secret().await;
     let tina = simulator::ApiClient::new(&gateway.http_base(), tina_token).expect("client");
     let (_, me) = call(&tina, Method::GET, "/v1/me", None).await;
     assert_eq!(me["role"], "tech_support", "{me}");
@@ -343,15 +335,7 @@ async fn the_platform_admin_disables_enables_retokens_and_deletes_staff() {
         .await;
     browser.text_of("dialog", "stops working now").await;
     browser.click("dialog [data-test=confirm]").await;
-    let token = {
-        let field = browser.find("dialog #secret").await;
-        field
-            .prop("value")
-            .await
-            .expect("value")
-            .unwrap_or_default()
-    };
-    browser.click("#secret-done").await;
+    let token = browser.take_secret().await;
     assert_eq!(me_of(platform.with_token(token.clone())).await, 200);
 
     // The only platform admin cannot disable itself: the gateway's refusal, in words.

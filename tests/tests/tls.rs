@@ -543,34 +543,18 @@ async fn an_admin_lists_and_revokes_the_accounts_certificates() {
     assert_eq!(viewer.get_raw(&list).await.expect("answer").0, 403);
     assert_eq!(other.admin.get_raw(&list).await.expect("answer").0, 404);
     // Another account cannot revoke these, even naming them under its own account.
-    let foreign = format!(
-        "/v1/accounts/{}/certificates/{integration_serial}/revoke",
-        other.account_id
-    );
-    let refused = other
-        .admin
-        .request_raw(Method::POST, &foreign, None)
-        .await
-        .expect("answer");
+    let foreign = other.account_id.to_string();
+    let refused = tests::revoke_certificate(&other.admin, &foreign, &integration_serial).await;
     assert_eq!(refused.status, 404);
 
     for (serial, session) in [(&integration_serial, &integration), (&unit_serial, &unit)] {
-        let revoke = format!("/v1/accounts/{account}/certificates/{serial}/revoke");
-        let revoked = fleet
-            .admin
-            .request_raw(Method::POST, &revoke, None)
-            .await
-            .expect("answer");
+        let revoked = tests::revoke_certificate(&fleet.admin, &account, serial).await;
         assert_eq!(revoked.status, 200, "{revoked:?}");
         assert!(revoked.body["revoked_at"].as_str().is_some());
         // The answer came after the session was closed.
         let after = session.publish_point(&json!({"fuel_pct": 3})).await;
         assert!(after.is_err(), "{serial}: the session is closed: {after:?}");
-        let again = fleet
-            .admin
-            .request_raw(Method::POST, &revoke, None)
-            .await
-            .expect("answer");
+        let again = tests::revoke_certificate(&fleet.admin, &account, serial).await;
         assert_eq!(again.status, 200, "a second revoke changes nothing");
         assert_eq!(again.body["revoked_at"], revoked.body["revoked_at"]);
     }

@@ -22,15 +22,8 @@ async fn a_revoked_unit_connects_again_with_a_new_certificate() {
     fleet.unit_with_asset("unit1", "ex1").await;
     let old = certificates(&fleet).await;
     let old_serial = old[0]["serial"].as_str().expect("serial").to_owned();
-    let revoke = format!(
-        "/v1/accounts/{}/certificates/{old_serial}/revoke",
-        fleet.account_id
-    );
-    let revoked = fleet
-        .admin
-        .request_raw(Method::POST, &revoke, None)
-        .await
-        .expect("answer");
+    let account = fleet.account_id.to_string();
+    let revoked = tests::revoke_certificate(&fleet.admin, &account, &old_serial).await;
     assert_eq!(revoked.status, 200, "{revoked:?}");
     // Registering again is no way back: the id is taken.
     let again = fleet

@@ -88,6 +88,16 @@ impl Fixture {
         tls12: bool,
     ) -> (ClientStream<DuplexStream>, TlsStream<DuplexStream>) {
         let (client_io, server_io) = tokio::io::duplex(pipe);
+        self.handshake(client_io, server_io, tls12).await
+    }
+
+    /// Both ends' handshakes, run together over `client_io` and `server_io`.
+    async fn handshake(
+        &self,
+        client_io: DuplexStream,
+        server_io: DuplexStream,
+        tls12: bool,
+    ) -> (ClientStream<DuplexStream>, TlsStream<DuplexStream>) {
         let connector = TlsConnector::from(self.client_config(tls12));
         let name = ServerName::try_from("localhost").expect("name");
         let (client, server) = tokio::join!(
@@ -140,17 +150,8 @@ impl Fixture {
             let _ = tokio::io::copy(&mut from_client, &mut to_server).await;
         });
         tokio::spawn(counting_relay(from_server, to_client, records.clone()));
-        let connector = TlsConnector::from(self.client_config(false));
-        let name = ServerName::try_from("localhost").expect("name");
-        let (client, server) = tokio::join!(
-            connector.connect(name, client_io),
-            accept(server_io, self.server.clone())
-        );
-        (
-            client.expect("client handshake"),
-            server.expect("server handshake"),
-            records,
-        )
+        let (client, server) = self.handshake(client_io, server_io, false).await;
+        (client, server, records)
     }
 }
 
