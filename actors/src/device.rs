@@ -29,6 +29,19 @@ pub struct Viewer {
     pub window: storage::window::Window,
 }
 
+impl crate::audience::View for Viewer {
+    fn account(&self) -> &AccountId {
+        &self.account_id
+    }
+
+    fn asset(&self) -> &AssetId {
+        &self.asset_id
+    }
+}
+
+/// A unit's audience, ordered for live delivery (see [`crate::audience`]).
+pub type Audience = crate::audience::Audience<Viewer>;
+
 /// Which of the unit's topics a message came in on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Channel {
@@ -42,9 +55,11 @@ pub enum Channel {
 pub struct DeviceActor {
     pub(crate) device_id: DeviceId,
     /// The unit's account: its telemetry retention decides which stamps are kept.
-    account_id: storage::AccountId,
+    pub(crate) account_id: storage::AccountId,
     pub(crate) binding: Option<BoundAsset>,
-    pub(crate) audience: Vec<Viewer>,
+    /// Who sees the unit's points, in (account, asset id) order: the order an account's
+    /// views of one point reach it (see [`Audience`]).
+    pub(crate) audience: Audience,
     latest: Option<Arc<Point>>,
     pub(crate) status: DeviceStatus,
     /// The unit's key set as last built (see `crate::keys`); published retained.
@@ -88,7 +103,7 @@ impl DeviceActor {
             device_id,
             account_id: loaded.account_id,
             binding: loaded.binding,
-            audience: loaded.audience,
+            audience: Audience::new(loaded.audience),
             latest: loaded.latest.map(Arc::new),
             status: loaded.status,
             clock_skew: Default::default(),
@@ -196,21 +211,19 @@ impl DeviceActor {
         // Id, store job, then offers, under the arrival order (see `crate::arrival`).
         let arrivals = self.shared.arrivals.clone();
         let mut order = arrivals.order();
-        let arrival = order.take(now);
+        let arrival = order.take_span(now, self.audience.width);
         let writer = &self.shared.writer;
         if !writer.point(binding.asset_key, point.clone(), arrival, msg.done) {
             self.shared.metrics.dropped("store_error");
         }
         // One predicate with history and latest: judged by the point's own stamp, so a
         // buffered upload from before a grant started stays hidden from the grantee.
-        for viewer in self
-            .audience
-            .iter()
-            .filter(|viewer| viewer.window.in_force(now) && viewer.window.shows(point.ts))
-        {
+        let seen = |viewer: &Viewer| viewer.window.in_force(now) && viewer.window.shows(point.ts);
+        for (viewer, view) in self.audience.views(seen) {
             let event = Deliver {
                 asset_id: viewer.asset_id.clone(),
                 arrival: arrival.id,
+                view,
                 payload: Live::Point(point.clone()),
             };
             crate::account::offer(&viewer.addr, &viewer.account_id, event, &self.shared);
@@ -491,7 +504,7 @@ impl Handler<Rebind> for DeviceActor {
             self.latest = None;
         }
         self.binding = msg.binding;
-        self.audience = msg.audience;
+        self.audience = Audience::new(msg.audience);
         self.deregistered = msg.deregistered;
     }
 }

@@ -133,10 +133,8 @@ impl DeviceActor {
         let arrivals = self.shared.arrivals.clone();
         let mut order = arrivals.order();
         let arrival = order.take(now);
-        let rendered = self
-            .audience
-            .first()
-            .map(|owner| Bytes::from(event.to_json(&owner.asset_id).to_string()));
+        let owner = self.audience.find(&self.account_id, &binding.asset_id);
+        let rendered = owner.map(|owner| Bytes::from(event.to_json(&owner.asset_id).to_string()));
         if !self
             .shared
             .writer
@@ -144,11 +142,12 @@ impl DeviceActor {
         {
             self.shared.metrics.dropped("store_error");
         }
-        // Access events are the owner's: the first viewer is always the owner.
-        if let (Some(owner), Some(rendered)) = (self.audience.first(), rendered) {
+        // Access events are the owner's, on its own asset's view only: one id.
+        if let (Some(owner), Some(rendered)) = (owner, rendered) {
             let live = Deliver {
                 asset_id: owner.asset_id.clone(),
                 arrival: arrival.id,
+                view: 0,
                 payload: Live::Access(rendered),
             };
             crate::account::offer(&owner.addr, &owner.account_id, live, &self.shared);

@@ -23,6 +23,7 @@
 
 pub mod account;
 pub mod arrival;
+pub mod audience;
 pub mod clock_skew;
 pub mod device;
 pub mod directory;

@@ -202,7 +202,10 @@ async fn a_point_reaches_owner_stream_mqtt_topic_and_store() {
         .await
         .expect("in time")
         .expect("open");
-    let LiveEvent::Event { id, event, data } = event else {
+    let LiveEvent::Event {
+        id, event, data, ..
+    } = event
+    else {
         panic!("expected a point, got {event:?}");
     };
     assert_eq!(event, "point");

@@ -194,6 +194,14 @@ pub fn bounds(rtx: &ReadTransaction) -> Result<Bounds, StoreError> {
     })
 }
 
+/// The entry with the highest id at or below `id`: the arrival a live id belongs to (a
+/// point takes one id per view of one account, design 5.4, and only its entry is stored).
+pub fn at_or_before(rtx: &ReadTransaction, id: ArrivalId) -> Result<Option<Arrival>, StoreError> {
+    let table = rtx.open_table(ARRIVALS)?;
+    let found = table.range(..=id.0)?.next_back().transpose()?;
+    Ok(found.map(|(id, value)| from_row(id.value(), value.value())))
+}
+
 /// Up to `limit` entries with an id above `after`, lowest first.
 pub fn after(
     rtx: &ReadTransaction,

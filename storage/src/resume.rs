@@ -135,12 +135,16 @@ pub fn resume(
     if entries.len() > MAX_SCAN {
         return reset(Reset::TooFarBehind);
     }
+    // The arrival `last` belongs to: its later views (ids above its own) may be unsent.
+    let partly_sent = arrivals::at_or_before(rtx, last)?;
     let mut events = Vec::new();
     let records = Records::open(rtx)?;
-    for entry in &entries {
-        for seen in viewed.get(&entry.what.asset_key()).into_iter().flatten() {
-            if let Some(event) = records.render(entry.id, entry.what, seen)? {
-                events.push(event);
+    for entry in partly_sent.iter().chain(&entries) {
+        let views = viewed.get(&entry.what.asset_key()).into_iter().flatten();
+        for (view, event) in records.render_views(entry, views)? {
+            let id = ArrivalId(entry.id.0.saturating_add(view));
+            if id > last {
+                events.push(Replayed { id, ..event });
             }
         }
         if events.len() > MAX_EVENTS {
@@ -149,7 +153,10 @@ pub fn resume(
     }
     Ok(Resume::Replay {
         events,
-        through: entries.last().map(|entry| entry.id),
+        through: entries
+            .last()
+            .or(partly_sent.as_ref())
+            .map(|entry| entry.id),
     })
 }
 
@@ -186,6 +193,10 @@ fn viewed_assets(
             }
         }
     }
+    // The order live delivery gives an account's views of one point (design 5.4).
+    for views in viewed.values_mut() {
+        views.sort_by(|a, b| a.asset.id.cmp(&b.asset.id));
+    }
     Ok(viewed)
 }
 
@@ -201,6 +212,22 @@ impl Records {
             telemetry: crate::telemetry::stored::Stored::open(rtx)?,
             access: rtx.open_table(ACCESS_EVENTS)?,
         })
+    }
+
+    /// The entry's events for the views the caller may see now, in the order given (asset
+    /// id), each with its place among them: its live id is the entry's id plus that place.
+    fn render_views<'a>(
+        &self,
+        entry: &arrivals::Arrival,
+        views: impl Iterator<Item = &'a Seen>,
+    ) -> Result<Vec<(u64, Replayed)>, StoreError> {
+        let mut out = Vec::new();
+        for seen in views {
+            if let Some(event) = self.render(entry.id, entry.what, seen)? {
+                out.push((out.len() as u64, event));
+            }
+        }
+        Ok(out)
     }
 
     /// The event as `seen`'s account receives it live, if it may see it now: a point

@@ -369,3 +369,68 @@ async fn a_resume_replays_each_reading_of_a_shared_millisecond_as_it_arrived() {
     assert_eq!(fuels, [json!(10.0), json!(90.0), json!(10.0)]);
     assert_eq!(quiet(&mut resumed).await, None, "nothing twice");
 }
+
+/// An account that sees one unit under two asset ids (a grant of `ex2` and a telemetry
+/// mirror `m2` of it) gets each view of a point with an id of its own, in asset-id order,
+/// and a client that dropped between the two resumes with the second (red-team F9: both
+/// carried one id, and a resume after the first skipped the second).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_views_of_one_point_each_have_an_id_and_a_resume_between_them_loses_nothing() {
+    let gateway = TestGateway::start();
+    let acme = Fleet::create(&gateway, "Acme").await;
+    let depot = acme.child(&gateway, "Depot").await;
+    acme.unit_with_asset("unit2", "ex2").await;
+    let unit = acme.connect("unit2").await;
+    assert_eq!(acme.grant(&depot, &["ex2"], json!({})).await.status, 201);
+    let body = json!({"target_account_id": depot.account_id.to_string(), "target_asset_id": "m2"});
+    let shared = acme
+        .admin
+        .request_raw(
+            reqwest::Method::PUT,
+            "/v1/assets/ex2/sharing/telemetry",
+            Some(&body),
+        )
+        .await
+        .expect("share");
+    assert!(shared.status < 300, "{shared:?}");
+    let mut stream = depot.admin.stream("/v1/stream").await.expect("open");
+    publish(&unit, json!({"fuel_pct": 33})).await;
+    let (first, second) = (next_event(&mut stream).await, next_event(&mut stream).await);
+    assert_eq!(first.data["asset_id"], "ex2", "{first:?}");
+    assert_eq!(second.data["asset_id"], "m2", "{second:?}");
+    let (a, b) = (id_of(&first), id_of(&second));
+    assert!(a < b, "{a} {b}");
+    assert_eq!(quiet(&mut stream).await, None, "each view once");
+
+    let mut after_first = resume(&depot.admin, "/v1/stream", a).await;
+    let replayed = next_event(&mut after_first).await;
+    assert_eq!(
+        (replayed.data["asset_id"].clone(), id_of(&replayed)),
+        (json!("m2"), b)
+    );
+    assert_eq!(quiet(&mut after_first).await, None);
+    let mut after_both = resume(&depot.admin, "/v1/stream", b).await;
+    assert_eq!(quiet(&mut after_both).await, None, "nothing twice");
+    let mut before_both = resume(&depot.admin, "/v1/stream", a - 1).await;
+    let again = [
+        next_event(&mut before_both).await,
+        next_event(&mut before_both).await,
+    ];
+    assert_eq!(again.iter().map(id_of).collect::<Vec<_>>(), [a, b]);
+    assert_eq!(again[1].data["asset_id"], "m2");
+
+    // Live after the resume: both views of the next point, ids above both.
+    publish(&unit, json!({"fuel_pct": 34})).await;
+    let next = [
+        next_event(&mut after_both).await,
+        next_event(&mut after_both).await,
+    ];
+    let ids: Vec<u64> = next.iter().map(id_of).collect();
+    assert!(b < ids[0] && ids[0] < ids[1], "{b} {ids:?}");
+    // A one-asset stream shows one view, with the point's arrival id.
+    let mut mirror = resume(&depot.admin, "/v1/assets/m2/stream", a - 1).await;
+    let only = [next_event(&mut mirror).await, next_event(&mut mirror).await];
+    assert_eq!(only.iter().map(id_of).collect::<Vec<_>>(), [a, ids[0]]);
+    assert!(only.iter().all(|event| event.data["asset_id"] == "m2"));
+    assert_eq!(quiet(&mut mirror).await, None);
+}
