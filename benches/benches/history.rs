@@ -139,6 +139,41 @@ fn history(c: &mut Criterion) {
             })
         })
     });
+    // The same pages, asked for as the `Link: rel="next"` header of each answer arrives
+    // (RFC 8288), while the client still parses the page: the gateway renders page n + 1
+    // as the client reads page n.
+    group.bench_function("paged_1000_link", |b| {
+        let head = |url: String| {
+            let request = client
+                .get(url)
+                .header(AUTHORIZATION, &token)
+                .header(ACCEPT, "application/json");
+            tokio::spawn(async move { request.send().await.expect("answer") })
+        };
+        b.iter(|| {
+            runtime.block_on(async {
+                let mut pending = head(format!("{base}{}", page_path(&None)));
+                let mut points = 0;
+                loop {
+                    let answer = pending.await.expect("task");
+                    let next = answer.headers().get(reqwest::header::LINK).map(|link| {
+                        let link = link.to_str().expect("ascii");
+                        let target = link.split(['<', '>']).nth(1).expect("a link target");
+                        format!("{base}{target}")
+                    });
+                    let following = next.map(head);
+                    let body = answer.bytes().await.expect("body");
+                    let page: Page = serde_json::from_slice(&body).expect("json");
+                    points += page.items.len();
+                    match following {
+                        Some(task) => pending = task,
+                        None => break,
+                    }
+                }
+                assert_eq!(points as u64, DAY);
+            })
+        })
+    });
     group.bench_function("paged_1000_json_tree", |b| {
         b.iter(|| {
             runtime.block_on(async {

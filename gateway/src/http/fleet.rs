@@ -292,13 +292,17 @@ pub async fn history(
         |ts| seen.shows(ts),
     )?;
     let page = storage::paging::with_cursor(&list, page);
-    Ok(HttpResponse::Ok()
-        .content_type("application/json")
-        .body(point_page(
-            &page.items,
-            &seen.asset.id,
-            page.next_cursor.as_deref(),
-        )))
+    let mut answer = HttpResponse::Ok();
+    if let Some(link) =
+        (page.next_cursor.as_deref()).and_then(|next| super::link::next(&request, next))
+    {
+        answer.insert_header(link);
+    }
+    Ok(answer.content_type("application/json").body(point_page(
+        &page.items,
+        &seen.asset.id,
+        page.next_cursor.as_deref(),
+    )))
 }
 
 /// [`PointList`] as text, each point rendered in one pass ([`storage::telemetry::Point::render_json`]):

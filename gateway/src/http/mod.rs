@@ -18,6 +18,7 @@ pub mod fields;
 pub mod fleet;
 pub mod keys;
 pub mod last_used;
+pub mod link;
 pub mod metrics_token;
 pub mod observe;
 pub mod openapi;
