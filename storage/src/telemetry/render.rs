@@ -95,7 +95,7 @@ fn short_decimal(value: f64, out: &mut Vec<u8>) -> bool {
     }
     let mut digits = scaled as u64;
     let mut decimals = SHORT_DECIMALS;
-    while decimals > 0 && digits % 10 == 0 {
+    while decimals > 0 && digits.is_multiple_of(10) {
         digits /= 10;
         decimals -= 1;
     }
