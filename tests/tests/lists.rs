@@ -40,12 +40,51 @@ async fn walk(client: &ApiClient, path: &str, field: &str) -> Vec<String> {
                 .iter()
                 .map(|item| item[field].as_str().unwrap_or_default().to_owned()),
         );
+        let link = next_link(client, &format!("{path}{join}limit=1{cursor}")).await;
         match page["next_cursor"].as_str() {
-            Some(next) => cursor = format!("&cursor={}", urlencode(next)),
-            None => return seen,
+            Some(next) => {
+                cursor = format!("&cursor={}", urlencode(next));
+                // The Link header names the same next page, the query kept (RFC 8288).
+                let expected = format!("{path}{join}limit=1{cursor}");
+                let link =
+                    link.unwrap_or_else(|| panic!("{path}: a page with a next one has no Link"));
+                assert_eq!(same_query(&link), same_query(&expected), "{path}");
+            }
+            None => {
+                assert_eq!(link, None, "{path}: the last page has no next Link");
+                return seen;
+            }
         }
     }
     panic!("{path} does not end");
+}
+
+/// The target of the answer's `Link: <…>; rel="next"`, if any, relative to `/v1`.
+async fn next_link(client: &ApiClient, path: &str) -> Option<String> {
+    let url = client
+        .base_url()
+        .join(path.trim_start_matches('/'))
+        .expect("url");
+    let answer = reqwest::Client::new()
+        .get(url)
+        .bearer_auth(client.token().expect("a token"))
+        .send()
+        .await
+        .expect("answer");
+    let link = answer.headers().get(reqwest::header::LINK)?.to_str().ok()?;
+    assert!(link.ends_with("; rel=\"next\""), "{link}");
+    let target = link.split(['<', '>']).nth(1)?;
+    Some(target.trim_start_matches("/v1").to_owned())
+}
+
+/// A path and its query pairs, decoded and sorted: two spellings of one request compare
+/// equal.
+fn same_query(path: &str) -> (String, Vec<(String, String)>) {
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    let url = reqwest::Url::parse(&format!("http://x/?{query}")).expect("query");
+    let mut pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+    pairs.sort();
+    (path.trim_start_matches("/v1").to_owned(), pairs)
 }
 
 fn urlencode(raw: &str) -> String {
@@ -551,4 +590,21 @@ async fn every_enumerated_filter_refuses_an_unknown_value() {
         ids(&fleet.admin, &format!("{support}?state=archived"), "id").await,
         [declined]
     );
+}
+
+/// History pages link to the next one too, with the query (here `from`) kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_pages_link_to_the_next_page_with_the_query_kept() {
+    let gateway = TestGateway::start();
+    let acme = Fleet::create(&gateway, "Acme").await;
+    acme.unit_with_asset("unit1", "ex1").await;
+    let unit = acme.connect("unit1").await;
+    let now = gateway.now_ms();
+    for i in 0..3u64 {
+        let point = json!({"ts": now - 3_000 + i * 1_000, "fuel_pct": i});
+        unit.publish_point(&point).await.expect("acknowledged");
+    }
+    let path = "/v1/assets/ex1/telemetry?from=2000-01-01T00:00:00%2B01:00";
+    let stamps = walk(&acme.admin, path, "ts").await;
+    assert_eq!(stamps.len(), 3, "{stamps:?}");
 }

@@ -54,6 +54,7 @@ pub async fn list_accounts(
     state: web::Data<AppState>,
     caller: Caller,
     query: super::query::Query<AccountListQuery>,
+    request: actix_web::HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let q = query.q.as_deref().filter(|q| !q.is_empty());
     let accounts = storage::read::visible_accounts(&state.store.begin_read()?, &caller.0, q)?;
@@ -61,7 +62,7 @@ pub async fn list_accounts(
     let page = page_by("accounts", accounts, paging, |account| {
         account.id.to_string()
     })?;
-    Ok(list_answer(page, AccountView::from))
+    Ok(list_answer(&request, page, AccountView::from))
 }
 
 #[utoipa::path(get, path = "/v1/accounts/{a}", responses((status = 200, body = AccountView), (status = 404, body = Problem)))]

@@ -68,6 +68,7 @@ pub async fn list_certificates(
     caller: Caller,
     path: web::Path<String>,
     query: super::query::Query<PageQuery>,
+    request: actix_web::HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let account = account_of(&path)?;
     let rtx = state.store.begin_read()?;
@@ -75,10 +76,12 @@ pub async fn list_certificates(
     let page = page_by("certificates", certs, query.paging(), |cert| {
         cert.serial.clone()
     })?;
-    Ok(HttpResponse::Ok().json(CertificateList {
-        items: page.items.into_iter().map(CertificateView::from).collect(),
-        next_cursor: page.next_cursor,
-    }))
+    Ok(
+        super::link::ok_page(&request, page.next_cursor.as_deref()).json(CertificateList {
+            items: page.items.into_iter().map(CertificateView::from).collect(),
+            next_cursor: page.next_cursor,
+        }),
+    )
 }
 
 #[utoipa::path(post, path = "/v1/accounts/{a}/certificates/{serial}/revoke",

@@ -73,6 +73,7 @@ pub async fn list(
     state: web::Data<AppState>,
     caller: Caller,
     query: super::query::Query<CustomerQuery>,
+    request: actix_web::HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let account = account_param(&caller, query.account_id.as_deref())?;
     let rtx = state.store.begin_read()?;
@@ -81,7 +82,7 @@ pub async fn list(
     let page = page_by("customers", customers, paging, |customer| {
         customer.id.clone()
     })?;
-    Ok(list_answer(page, CustomerView::from))
+    Ok(list_answer(&request, page, CustomerView::from))
 }
 
 #[utoipa::path(patch, path = "/v1/customers/{id}", request_body = CustomerBody,

@@ -71,15 +71,17 @@ pub fn limit(raw: Option<&str>) -> Result<usize, OpError> {
 
 /// A list answer (design 5.1): one page of `page` shown as `view` shows an item.
 pub fn list_answer<T, V: Serialize>(
+    request: &actix_web::HttpRequest,
     page: storage::read::Page<T>,
     view: impl FnMut(T) -> V,
 ) -> actix_web::HttpResponse {
     let items: Vec<V> = page.items.into_iter().map(view).collect();
+    let mut answer = super::link::ok_page(request, page.next_cursor.as_deref());
     let mut body = serde_json::json!({ "items": items });
     if let Some(next) = page.next_cursor {
         body["next_cursor"] = next.into();
     }
-    actix_web::HttpResponse::Ok().json(body)
+    answer.json(body)
 }
 
 /// One page of the list named `list`, read whole, by `key` (`storage::paging`): `cursor`

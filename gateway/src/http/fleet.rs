@@ -125,6 +125,7 @@ pub async fn list_devices(
     state: web::Data<AppState>,
     caller: Caller,
     query: super::query::Query<DeviceListQuery>,
+    request: actix_web::HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let account = account_param(&caller, query.account_id.as_deref())?;
     let q = query.q.as_deref().filter(|q| !q.is_empty());
@@ -147,7 +148,7 @@ pub async fn list_devices(
         items,
         next_cursor: page.next_cursor,
     };
-    Ok(list_answer(page, |view| view))
+    Ok(list_answer(&request, page, |view| view))
 }
 
 /// A unit's status: its actor's while it runs (sessions, clock skew), else the stored one.
@@ -204,6 +205,7 @@ pub async fn list_assets(
     state: web::Data<AppState>,
     caller: Caller,
     query: super::query::Query<AssetListQuery>,
+    request: actix_web::HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let account = account_param(&caller, query.account_id.as_deref())?;
     let limit = limit(query.limit.as_deref())?;
@@ -230,10 +232,12 @@ pub async fn list_assets(
         state.clock.now(),
     )?;
     let page = storage::paging::with_cursor("assets", page);
-    Ok(HttpResponse::Ok().json(AssetList {
-        items: page.items.into_iter().map(AssetView::from).collect(),
-        next_cursor: page.next_cursor,
-    }))
+    Ok(
+        super::link::ok_page(&request, page.next_cursor.as_deref()).json(AssetList {
+            items: page.items.into_iter().map(AssetView::from).collect(),
+            next_cursor: page.next_cursor,
+        }),
+    )
 }
 
 #[utoipa::path(get, path = "/v1/assets/{x}", params(AccountQuery),
@@ -292,17 +296,13 @@ pub async fn history(
         |ts| seen.shows(ts),
     )?;
     let page = storage::paging::with_cursor(&list, page);
-    let mut answer = HttpResponse::Ok();
-    if let Some(link) =
-        (page.next_cursor.as_deref()).and_then(|next| super::link::next(&request, next))
-    {
-        answer.insert_header(link);
-    }
-    Ok(answer.content_type("application/json").body(point_page(
-        &page.items,
-        &seen.asset.id,
-        page.next_cursor.as_deref(),
-    )))
+    Ok(super::link::ok_page(&request, page.next_cursor.as_deref())
+        .content_type("application/json")
+        .body(point_page(
+            &page.items,
+            &seen.asset.id,
+            page.next_cursor.as_deref(),
+        )))
 }
 
 /// [`PointList`] as text, each point rendered in one pass ([`storage::telemetry::Point::render_json`]):

@@ -235,6 +235,7 @@ pub async fn list(
     state: web::Data<AppState>,
     caller: Caller,
     query: super::query::Query<KeyQuery>,
+    request: actix_web::HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let account = account_param(&caller, query.account_id.as_deref())?;
     let filter = storage::keys::KeyFilter {
@@ -263,7 +264,7 @@ pub async fn list(
     )?;
     let paging = (query.cursor.as_deref(), query.limit.as_deref());
     let page = page_by("keys", keys, paging, |key| key.id.clone())?;
-    Ok(list_answer(page, KeyView::from))
+    Ok(list_answer(&request, page, KeyView::from))
 }
 
 #[utoipa::path(patch, path = "/v1/keys/{id}", request_body = KeyPatch,
@@ -362,6 +363,7 @@ pub async fn access_events(
     caller: Caller,
     path: web::Path<String>,
     query: super::query::Query<EventQuery>,
+    request: actix_web::HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let seen = visible_asset(&state, &caller, query.account_id.as_deref(), &path)?;
     seen.require_owned("read the access events of")?;
@@ -387,8 +389,9 @@ pub async fn access_events(
         .map(|event| event.to_json(&seen.asset.id))
         .collect();
     let mut answer = serde_json::json!({ "items": items });
+    let mut response = super::link::ok_page(&request, page.next_cursor.as_deref());
     if let Some(cursor) = page.next_cursor {
         answer["next_cursor"] = cursor.into();
     }
-    Ok(HttpResponse::Ok().json(answer))
+    Ok(response.json(answer))
 }

@@ -1,5 +1,6 @@
-//! `Link: <…>; rel="next"` on a page that has a next one (RFC 8288 §3; the pagination
-//! header GitHub's API uses): the request's own path and query with the next `cursor`.
+//! `Link: <…>; rel="next"` on every list page that has a next one (RFC 8288 §3; the
+//! pagination header GitHub's API uses): the request's own path and query with the next
+//! `cursor`.
 //!
 //! The body's `next_cursor` stays the contract; the header lets a client ask for the next
 //! page as soon as the answer's head arrives, while it still parses this one, so the
@@ -23,6 +24,16 @@ pub fn next(request: &HttpRequest, cursor: &str) -> Option<(HeaderName, HeaderVa
     HeaderValue::from_str(&value)
         .ok()
         .map(|value| (LINK, value))
+}
+
+/// A 200 answer for a page of a list, with the `Link` to the next page when `next` (the
+/// page's `next_cursor`) is given.
+pub fn ok_page(request: &HttpRequest, next: Option<&str>) -> actix_web::HttpResponseBuilder {
+    let mut answer = actix_web::HttpResponse::Ok();
+    if let Some(link) = next.and_then(|next| self::next(request, next)) {
+        answer.insert_header(link);
+    }
+    answer
 }
 
 #[cfg(test)]

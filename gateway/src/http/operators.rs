@@ -187,6 +187,7 @@ pub async fn list(
     state: web::Data<AppState>,
     caller: Caller,
     query: super::query::Query<OperatorListQuery>,
+    request: actix_web::HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let account = account_param(&caller, query.account_id.as_deref())?;
     let limit = limit(query.limit.as_deref())?;
@@ -201,10 +202,12 @@ pub async fn list(
         (after.as_deref(), limit),
     )?;
     let page = storage::paging::with_cursor("operators", page);
-    Ok(HttpResponse::Ok().json(OperatorList {
-        items: page.items.into_iter().map(OperatorView::from).collect(),
-        next_cursor: page.next_cursor,
-    }))
+    Ok(
+        super::link::ok_page(&request, page.next_cursor.as_deref()).json(OperatorList {
+            items: page.items.into_iter().map(OperatorView::from).collect(),
+            next_cursor: page.next_cursor,
+        }),
+    )
 }
 
 #[utoipa::path(get, path = "/v1/operators/{id}",

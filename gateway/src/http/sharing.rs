@@ -191,10 +191,11 @@ pub async fn list_partnerships(
     state: web::Data<AppState>,
     caller: Caller,
     query: super::query::Query<PageQuery>,
+    request: actix_web::HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let items = storage::sharing::list_partnerships(&state.store.begin_read()?, &caller.0)?;
     let page = page_by("partnerships", items, query.paging(), |p| p.id.to_string())?;
-    Ok(list_answer(page, PartnershipView::from))
+    Ok(list_answer(&request, page, PartnershipView::from))
 }
 
 /// `GET /v1/share-targets`: the owner account, the search and paging.
@@ -226,6 +227,7 @@ pub async fn share_targets(
     state: web::Data<AppState>,
     caller: Caller,
     query: super::query::Query<ShareTargetQuery>,
+    request: actix_web::HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let owner = account_param(&caller, query.account_id.as_deref())?;
     let q = query.q.as_deref().filter(|q| !q.is_empty());
@@ -235,7 +237,7 @@ pub async fn share_targets(
     let page = page_by("share-targets", targets, paging, |target| {
         target.account.id.to_string()
     })?;
-    Ok(list_answer(page, |target| ShareTargetView {
+    Ok(list_answer(&request, page, |target| ShareTargetView {
         account_id: target.account.id.to_string(),
         name: target.account.name,
         reach: match target.partnership {
@@ -326,6 +328,7 @@ pub async fn list_grants(
     state: web::Data<AppState>,
     caller: Caller,
     query: super::query::Query<GrantFilter>,
+    request: actix_web::HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let asset = query
         .asset_id
@@ -346,15 +349,17 @@ pub async fn list_grants(
     )?;
     let paging = (query.cursor.as_deref(), query.limit.as_deref());
     let page = page_by("grants", grants, paging, |grant| grant.id.to_string())?;
-    Ok(HttpResponse::Ok().json(GrantList {
-        dry_run: None,
-        items: page
-            .items
-            .into_iter()
-            .map(|grant| GrantView::new(grant, now, None))
-            .collect(),
-        next_cursor: page.next_cursor,
-    }))
+    Ok(
+        super::link::ok_page(&request, page.next_cursor.as_deref()).json(GrantList {
+            dry_run: None,
+            items: page
+                .items
+                .into_iter()
+                .map(|grant| GrantView::new(grant, now, None))
+                .collect(),
+            next_cursor: page.next_cursor,
+        }),
+    )
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -412,6 +417,7 @@ pub async fn audit(
     state: web::Data<AppState>,
     caller: Caller,
     query: super::query::Query<AuditQuery>,
+    request: actix_web::HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let account = query
         .account_id
@@ -442,7 +448,7 @@ pub async fn audit(
         (after, limit),
     )?;
     let page = storage::paging::with_cursor("audit", page);
-    Ok(list_answer(page, AuditView::from))
+    Ok(list_answer(&request, page, AuditView::from))
 }
 
 #[utoipa::path(get, path = "/v1/accounts/{a}/children", params(PageQuery), responses((status = 200, description = "direct sub-accounts"), (status = 404, body = Problem), (status = 422, body = Problem)))]
@@ -451,6 +457,7 @@ pub async fn children(
     caller: Caller,
     path: web::Path<String>,
     query: super::query::Query<PageQuery>,
+    request: actix_web::HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let id = AccountId::parse(&path).map_err(|_| OpError::not_found(format!("account {path}")))?;
     let rtx = state.store.begin_read()?;
@@ -459,5 +466,5 @@ pub async fn children(
     let page = page_by("children", children, query.paging(), |child| {
         child.id.to_string()
     })?;
-    Ok(list_answer(page, AccountView::from))
+    Ok(list_answer(&request, page, AccountView::from))
 }

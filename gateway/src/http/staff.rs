@@ -73,6 +73,7 @@ pub async fn list_staff(
     state: web::Data<AppState>,
     caller: Caller,
     query: super::query::Query<StaffQuery>,
+    request: actix_web::HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let role = query
         .role
@@ -86,7 +87,7 @@ pub async fn list_staff(
     let staff = storage::staff::list(&state.store.begin_read()?, &caller.0, role)?;
     let paging = (query.cursor.as_deref(), query.limit.as_deref());
     let page = page_by("staff", staff, paging, |(member, _)| member.id.to_string())?;
-    Ok(list_answer(page, |(member, disabled_at)| {
+    Ok(list_answer(&request, page, |(member, disabled_at)| {
         StaffView::new(&member, disabled_at)
     }))
 }

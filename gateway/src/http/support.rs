@@ -167,6 +167,7 @@ pub async fn list(
     caller: Caller,
     path: web::Path<String>,
     query: super::query::Query<StateQuery>,
+    request: actix_web::HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let account =
         AccountId::parse(&path).map_err(|_| OpError::not_found(format!("account {path}")))?;
@@ -184,7 +185,7 @@ pub async fn list(
         items: named,
         next_cursor: page.next_cursor,
     };
-    Ok(list_answer(page, |(access, staff_name)| {
+    Ok(list_answer(&request, page, |(access, staff_name)| {
         let inherited = access.account_id != account;
         SupportView {
             inherited,
@@ -211,6 +212,7 @@ pub async fn mine(
     state: web::Data<AppState>,
     caller: Caller,
     query: super::query::Query<MineQuery>,
+    request: actix_web::HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let list = storage::staff::list_filter(query.state.as_deref())?;
     let rtx = state.store.begin_read()?;
@@ -220,7 +222,7 @@ pub async fn mine(
         access.id.clone()
     })?;
     let name = caller.0.name.clone();
-    Ok(list_answer(page, |access| SupportView {
+    Ok(list_answer(&request, page, |access| SupportView {
         staff_name: Some(name.clone()),
         ..SupportView::from(access)
     }))

@@ -123,6 +123,7 @@ pub async fn list_profiles(
     state: web::Data<AppState>,
     caller: Caller,
     query: super::query::Query<ListQuery>,
+    request: actix_web::HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let account = account_param(&caller, query.account_id.as_deref())?;
     let profiles = storage::tenant::profiles(&state.store.begin_read()?, &caller.0, &account)?;
@@ -130,7 +131,7 @@ pub async fn list_profiles(
     let page = page_by("sharing-profiles", profiles, paging, |profile| {
         profile.id.clone()
     })?;
-    Ok(list_answer(page, ProfileView::from))
+    Ok(list_answer(&request, page, ProfileView::from))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

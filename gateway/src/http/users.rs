@@ -93,6 +93,7 @@ pub async fn list_users(
     caller: Caller,
     path: web::Path<String>,
     query: super::query::Query<PageQuery>,
+    request: actix_web::HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let account = account_of(&path)?;
     let users = storage::users::list(&state.store.begin_read()?, &caller.0, &account)?;
@@ -104,10 +105,12 @@ pub async fn list_users(
         .into_iter()
         .map(|record| view(&state, record))
         .collect();
-    Ok(HttpResponse::Ok().json(UserList {
-        items,
-        next_cursor: page.next_cursor,
-    }))
+    Ok(
+        super::link::ok_page(&request, page.next_cursor.as_deref()).json(UserList {
+            items,
+            next_cursor: page.next_cursor,
+        }),
+    )
 }
 
 #[utoipa::path(patch, path = "/v1/accounts/{a}/users/{u}", request_body = UserPatchBody,
