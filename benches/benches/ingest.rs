@@ -1,5 +1,6 @@
 //! Criterion benches of the ingest hot path: decoding and validating one point, and one
-//! store-writer batch commit of many points (the group commit the commit window buys).
+//! store-writer batch commit of many points (the group commit the commit window buys); and
+//! decoding one sealed chunk, the read side of the same points.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use storage::telemetry;
@@ -21,6 +22,21 @@ fn decode(c: &mut Criterion) {
         b.iter(|| decoded.to_json(&asset).to_string())
     });
     group.bench_function("render_json", |b| b.iter(|| decoded.render_json(&asset)));
+    // One sealed ten-minute chunk of a driving unit (600 points, three sensors) back into
+    // points, as every history read of sealed data does.
+    let start = telemetry::chunk::bucket(NOW.0);
+    let points: Vec<_> = (0..600)
+        .map(|i| {
+            let payload = benches::drive_payload(start + i * 1000, i);
+            let arrived = Timestamp(start + 3_600_000);
+            telemetry::decode(&payload, arrived).expect("valid").point
+        })
+        .collect();
+    let record = telemetry::chunk::encode(start, &points);
+    group.throughput(Throughput::Elements(600));
+    group.bench_function("chunk_decode_600", |b| {
+        b.iter(|| telemetry::chunk::decode(start, std::hint::black_box(&record)).expect("decodes"))
+    });
     group.finish();
 }
 

@@ -125,7 +125,7 @@ fn produce(
                 sensors.extend(point.sensors.keys().cloned());
                 true
             })?;
-            let sensors: Vec<String> = sensors.into_iter().collect();
+            let sensors: Vec<String> = sensors.into_iter().map(|name| name.to_string()).collect();
             csv_header(&sensors, &mut chunk);
             // One writer per chunk of the answer: a writer per row allocated its 8 KiB
             // buffer for every point.
@@ -203,7 +203,7 @@ impl CsvRow {
             let _ = write!(fixed[numbers.len()], "{on}");
         }
         for (cell, name) in sensor_cells.iter_mut().zip(sensors) {
-            number(cell, point.sensors.get(name).copied());
+            number(cell, point.sensors.get(name.as_str()).copied());
         }
     }
 
@@ -247,7 +247,7 @@ mod tests {
             odometer_km: None,
             fuel_pct: Some(50.0),
             ignition: Some(true),
-            sensors: [("oil".to_owned(), 1.5)].into_iter().collect(),
+            sensors: [("oil".into(), 1.5)].into_iter().collect(),
         };
         let sensors = vec!["coolant".to_owned(), "oil".to_owned()];
         let mut out = Vec::new();

@@ -17,7 +17,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Point;
+use super::{Point, SensorName};
 use crate::codec::{self, CodecError};
 use crate::time::Timestamp;
 
@@ -43,7 +43,8 @@ struct Chunk {
     /// `lat` ... `fuel_pct`, in [`super::FIELDS`] order.
     fixed: [Column; 7],
     ignition: Flags,
-    sensors: Vec<(String, Column)>,
+    /// Each name once; the points decoded from the chunk share it.
+    sensors: Vec<(SensorName, Column)>,
 }
 
 /// A nullable number column.
@@ -105,13 +106,13 @@ pub fn encode(start: u64, points: &[Point]) -> Vec<u8> {
         |p: &Point| p.fuel_pct,
     ]
     .map(|field| column(points.iter().map(field)));
-    let mut names: Vec<&String> = points.iter().flat_map(|p| p.sensors.keys()).collect();
+    let mut names: Vec<&SensorName> = points.iter().flat_map(|p| p.sensors.keys()).collect();
     names.sort_unstable();
     names.dedup();
     let sensors = names
         .into_iter()
         .map(|name| {
-            let values = points.iter().map(|p| p.sensors.get(name).copied());
+            let values = points.iter().map(|p| p.sensors.get(&**name).copied());
             (name.clone(), column(values))
         })
         .collect();
@@ -148,6 +149,17 @@ pub fn count(bytes: &[u8]) -> Result<usize, CodecError> {
 /// [`CodecError`] when the record does not decode or its columns disagree (a corrupt
 /// record is an error, never a panic or a wrong point).
 pub fn decode(start: u64, bytes: &[u8]) -> Result<Vec<Point>, CodecError> {
+    decode_for(start, bytes, (0, u64::MAX))
+}
+
+/// [`decode`] for a reader of the stamps in `[from, to)`: the points outside are decoded
+/// (the columns are differences, read from the start) but get no sensors, which are most of
+/// a point's decoding cost; the caller drops them. A history page starts inside a chunk.
+pub fn decode_for(
+    start: u64,
+    bytes: &[u8],
+    (from, to): (u64, u64),
+) -> Result<Vec<Point>, CodecError> {
     let chunk: Chunk = codec::decode(bytes)?;
     let count = chunk.count as usize;
     if chunk.ts.len() != count {
@@ -180,7 +192,9 @@ pub fn decode(start: u64, bytes: &[u8]) -> Result<Vec<Point>, CodecError> {
     }
     for (name, column) in &chunk.sensors {
         fill(column, &mut points, |p, v| {
-            p.sensors.insert(name.clone(), v);
+            if (from..to).contains(&p.ts.0) {
+                p.sensors.insert(name.clone(), v);
+            }
         })?;
     }
     let present = expand(&chunk.ignition.present, count)?;

@@ -310,7 +310,7 @@ struct SensorsSeed<'r> {
 }
 
 impl<'de> DeserializeSeed<'de> for SensorsSeed<'_> {
-    type Value = BTreeMap<String, f64>;
+    type Value = BTreeMap<super::SensorName, f64>;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_any(self)
@@ -318,7 +318,7 @@ impl<'de> DeserializeSeed<'de> for SensorsSeed<'_> {
 }
 
 impl<'de> Visitor<'de> for SensorsSeed<'_> {
-    type Value = BTreeMap<String, f64>;
+    type Value = BTreeMap<super::SensorName, f64>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("an object of name -> number")
@@ -347,7 +347,10 @@ impl<'de> Visitor<'de> for SensorsSeed<'_> {
                 };
                 return Err(refuse(self.refusal, error));
             }
-            if sensors.insert(name.to_string(), reading).is_some() {
+            if sensors
+                .insert(super::SensorName::from(name.as_ref()), reading)
+                .is_some()
+            {
                 let error = PointError::DuplicateField { field: field() };
                 return Err(refuse(self.refusal, error));
             }

@@ -41,8 +41,13 @@ pub struct Point {
     pub odometer_km: Option<f64>,
     pub fuel_pct: Option<f64>,
     pub ignition: Option<bool>,
-    pub sensors: BTreeMap<String, f64>,
+    /// By name. A name is shared (`Arc<str>`): the points decoded from one chunk share its
+    /// names instead of copying each for each point.
+    pub sensors: BTreeMap<SensorName, f64>,
 }
+
+/// A sensor's name, 1 to [`MAX_SENSOR_NAME`] bytes, shared between the points that have it.
+pub type SensorName = std::sync::Arc<str>;
 
 impl Point {
     /// A point of `ts` with no field.
@@ -167,7 +172,7 @@ impl Point {
             let sensors: Map<String, Value> = self
                 .sensors
                 .iter()
-                .map(|(name, value)| (name.clone(), Value::from(*value)))
+                .map(|(name, value)| (name.to_string(), Value::from(*value)))
                 .collect();
             out.insert("sensors".into(), Value::Object(sensors));
         }

@@ -169,7 +169,7 @@ mod tests {
                 odometer_km: fixed[5],
                 fuel_pct: fixed[6],
                 ignition,
-                sensors,
+                sensors: sensors.into_iter().map(|(k, v)| (k.into(), v)).collect(),
             })
     }
 

@@ -234,7 +234,12 @@ impl Sealed {
             };
             let (key, value) = entry?;
             let (from, to) = self.span;
-            for point in decode_chunk(key.value().1, value.value())? {
+            let decoded = chunk::decode_for(key.value().1, value.value(), self.span);
+            let decoded = decoded.map_err(|source| StoreError::Codec {
+                table: "telemetry_chunks",
+                source,
+            })?;
+            for point in decoded {
                 let ts = point.ts.0;
                 if ts < from || ts >= to {
                     continue;

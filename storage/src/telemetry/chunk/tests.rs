@@ -45,6 +45,23 @@ fn a_driving_unit_round_trips_in_under_twenty_bytes_a_point() {
 }
 
 #[test]
+fn a_reader_of_part_of_a_chunk_gets_its_part_whole() {
+    let points = drive(600);
+    let record = encode(START, &points);
+    let span = (START + 100_000, START + 200_000);
+    let decoded = decode_for(START, &record, span).expect("decodes");
+    assert_eq!(decoded.len(), 600);
+    for (got, sent) in decoded.iter().zip(&points) {
+        if (span.0..span.1).contains(&got.ts.0) {
+            assert_eq!(got, sent, "inside the span: whole");
+        } else {
+            assert!(got.sensors.is_empty(), "outside: no sensors decoded");
+            assert_eq!((got.ts, got.lat), (sent.ts, sent.lat));
+        }
+    }
+}
+
+#[test]
 fn readings_of_one_millisecond_keep_their_order() {
     let mut first = Point::empty(Timestamp(START + 5));
     first.fuel_pct = Some(10.0);
@@ -100,7 +117,8 @@ fn point() -> impl Strategy<Value = (u64, Point)> {
                 (fixed[0], fixed[1], fixed[2], fixed[3]);
             (point.engine_hours, point.odometer_km, point.fuel_pct) =
                 (fixed[4], fixed[5], fixed[6]);
-            (point.ignition, point.sensors) = (ignition, sensors);
+            point.ignition = ignition;
+            point.sensors = sensors.into_iter().map(|(k, v)| (k.into(), v)).collect();
             (step, point)
         })
 }
