@@ -39,6 +39,8 @@ pub struct Arrivals {
 pub struct Stamp {
     pub id: ArrivalId,
     pub at: Timestamp,
+    /// The ids taken from `id` on (at least 1): see [`Order::take_span`].
+    pub views: u32,
 }
 
 impl Stamp {
@@ -101,10 +103,11 @@ impl Order<'_> {
     /// other arrival gets: the live ids of a point that one account sees under several
     /// asset ids (a grant and a mirror of one source), one per view (design 5.4). A width
     /// of 0 counts as 1.
-    pub fn take_span(&mut self, now: Timestamp, width: u64) -> Stamp {
+    pub fn take_span(&mut self, now: Timestamp, width: u32) -> Stamp {
+        let views = width.max(1);
         let id = ArrivalId(*self.next);
-        *self.next = self.next.saturating_add(width.max(1));
-        Stamp { id, at: now }
+        *self.next = self.next.saturating_add(u64::from(views));
+        Stamp { id, at: now, views }
     }
 }
 

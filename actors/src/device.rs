@@ -23,6 +23,8 @@ use crate::{Completion, Context as Shared, Outcome};
 pub struct Viewer {
     pub account_id: AccountId,
     pub asset_id: AssetId,
+    /// Its live-id slot among the account's views of the unit (see [`crate::audience`]).
+    pub slot: u32,
     pub addr: Addr<AccountActor>,
     /// This viewer's sight ([`storage::window::Window`]): a point reaches it only when
     /// the point's `ts` lies inside and the access is in force at arrival.
@@ -36,6 +38,10 @@ impl crate::audience::View for Viewer {
 
     fn asset(&self) -> &AssetId {
         &self.asset_id
+    }
+
+    fn slot(&self) -> u32 {
+        self.slot
     }
 }
 

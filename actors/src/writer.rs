@@ -478,6 +478,7 @@ impl Batch {
                     asset_key,
                     ts: point.ts,
                     reading: 0,
+                    views: arrival.views,
                 };
                 self.arrivals.push(arrival.entry(what));
                 self.points.push((asset_key, point));
@@ -648,11 +649,17 @@ fn write_batch(store: &Store, batch: &Batch) -> Result<(), StoreError> {
         .arrivals
         .iter()
         .map(|arrival| match arrival.what {
-            Arrived::Point { asset_key, ts, .. } => storage::arrivals::Arrival {
+            Arrived::Point {
+                asset_key,
+                ts,
+                views,
+                ..
+            } => storage::arrivals::Arrival {
                 what: Arrived::Point {
                     asset_key,
                     ts,
                     reading: readings.next().unwrap_or(0),
+                    views,
                 },
                 ..*arrival
             },

@@ -156,6 +156,7 @@ async fn stopping_while_the_disk_is_full_answers_not_stored() {
 /// An arrival stamp for a point handed to the writer directly.
 fn stamp(id: u64) -> actors::arrival::Stamp {
     actors::arrival::Stamp {
+        views: 1,
         id: storage::arrivals::ArrivalId(id),
         at: storage::time::Timestamp(1_000),
     }

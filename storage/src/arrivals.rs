@@ -47,6 +47,10 @@ pub enum Arrived {
         asset_key: u64,
         ts: Timestamp,
         reading: u32,
+        /// The live ids the point took (`id` to `id + views - 1`): one per view slot of its
+        /// widest account (design 5.4, `actors::audience`). At least 1; stored in the upper
+        /// half of the reading's column, so an entry written before it reads as 1.
+        views: u32,
     },
     /// An access event, stored under `(asset_key, ts, seq)` in
     /// [`crate::tables::ACCESS_EVENTS`].
@@ -55,6 +59,16 @@ pub enum Arrived {
         ts: Timestamp,
         seq: u64,
     },
+}
+
+impl Arrival {
+    /// The live ids this arrival took (see [`Arrived::Point::views`]); 1 for an access event.
+    pub fn views(&self) -> u32 {
+        match self.what {
+            Arrived::Point { views, .. } => views.max(1),
+            Arrived::Access { .. } => 1,
+        }
+    }
 }
 
 impl Arrived {
@@ -86,11 +100,12 @@ fn to_row(arrival: &Arrival) -> Row {
             asset_key,
             ts,
             reading,
+            views,
         } => (
             KIND_POINT,
             asset_key,
             ts.0,
-            u64::from(reading),
+            u64::from(views.max(1)) << 32 | u64::from(reading),
             arrival.at.0,
         ),
         Arrived::Access { asset_key, ts, seq } => (KIND_ACCESS, asset_key, ts.0, seq, arrival.at.0),
@@ -108,7 +123,8 @@ fn from_row(id: u64, (kind, asset_key, ts, seq, at): Row) -> Arrival {
         Arrived::Point {
             asset_key,
             ts: Timestamp(ts),
-            reading: u32::try_from(seq).unwrap_or(u32::MAX),
+            reading: (seq & u64::from(u32::MAX)) as u32,
+            views: ((seq >> 32) as u32).max(1),
         }
     };
     Arrival {
@@ -172,7 +188,8 @@ pub fn prune(tx: &WriteTransaction, now: Timestamp, max: usize) -> Result<usize,
 pub struct Bounds {
     /// The oldest id still kept.
     pub oldest: Option<ArrivalId>,
-    /// The newest id stored.
+    /// The newest live id stored: the newest entry's id, or its last view's id when it
+    /// took several (a client may hold that one).
     pub newest: Option<ArrivalId>,
     /// Every id up to this one was pruned (0: nothing was).
     pub pruned_through: u64,
@@ -184,7 +201,10 @@ pub fn bounds(rtx: &ReadTransaction) -> Result<Bounds, StoreError> {
     let table = rtx.open_table(ARRIVALS)?;
     let counters = rtx.open_table(COUNTERS)?;
     let oldest = table.first()?.map(|(id, _)| ArrivalId(id.value()));
-    let newest = table.last()?.map(|(id, _)| ArrivalId(id.value()));
+    let newest = table
+        .last()?
+        .map(|(id, row)| from_row(id.value(), row.value()))
+        .map(|last| ArrivalId(last.id.0.saturating_add(u64::from(last.views() - 1))));
     let pruned_through = counters.get(PRUNED_THROUGH)?.map_or(0, |v| v.value());
     Ok(Bounds {
         oldest,
@@ -231,6 +251,7 @@ mod tests {
                 asset_key: 7,
                 ts: Timestamp(at - 5),
                 reading: (id % 3) as u32,
+                views: 1,
             },
             at: Timestamp(at),
         }
@@ -259,6 +280,24 @@ mod tests {
         assert!(after(&rtx, ArrivalId(u64::MAX), 1)
             .expect("read")
             .is_empty());
+    }
+
+    #[test]
+    fn a_point_that_took_several_ids_keeps_its_count_and_the_newest_id_is_its_last() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = crate::Store::open(&dir.path().join("db")).expect("store");
+        let mut wide = point(8, 60);
+        if let Arrived::Point { views, reading, .. } = &mut wide.what {
+            (*views, *reading) = (3, u32::MAX);
+        }
+        let tx = store.begin_write().expect("tx");
+        record(&tx, &[point(5, 60), wide]).expect("recorded");
+        tx.commit().expect("commit");
+        let rtx = store.begin_read().expect("read");
+        assert_eq!(at_or_before(&rtx, ArrivalId(9)).expect("read"), Some(wide));
+        assert_eq!(wide.views(), 3);
+        assert_eq!(bounds(&rtx).expect("bounds").newest, Some(ArrivalId(10)));
+        assert_eq!(at_or_before(&rtx, ArrivalId(4)).expect("read"), None);
     }
 
     #[test]

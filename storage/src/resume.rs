@@ -141,10 +141,21 @@ pub fn resume(
     let records = Records::open(rtx)?;
     for entry in partly_sent.iter().chain(&entries) {
         let views = viewed.get(&entry.what.asset_key()).into_iter().flatten();
-        for (view, event) in records.render_views(entry, views)? {
-            let id = ArrivalId(entry.id.0.saturating_add(view));
-            if id > last {
-                events.push(Replayed { id, ..event });
+        for (slot, seen) in views {
+            // A one-asset stream shows its view under the arrival id; the account's stream
+            // each view under the id of its slot, if the point took one for it (a view
+            // that came after the point had none live, and must not take a later id).
+            let slot = match scope {
+                Scope::Asset(_) => 0,
+                Scope::Account if *slot < entry.views() => *slot,
+                Scope::Account => continue,
+            };
+            let id = ArrivalId(entry.id.0.saturating_add(u64::from(slot)));
+            if id <= last {
+                continue;
+            }
+            if let Some(event) = records.render(id, entry.what, seen)? {
+                events.push(event);
             }
         }
         if events.len() > MAX_EVENTS {
@@ -161,7 +172,8 @@ pub fn resume(
 }
 
 /// What the stream shows, by the key of the telemetry each asset reads (a mirror reads its
-/// source's): every asset of the account for [`Scope::Account`], the one asset otherwise.
+/// source's), each view with its live-id slot: every asset of the account for
+/// [`Scope::Account`], the one asset otherwise.
 /// Errors as the visibility rule refuses (404 for what the caller may not see).
 fn viewed_assets(
     rtx: &ReadTransaction,
@@ -169,7 +181,7 @@ fn viewed_assets(
     account: &AccountId,
     scope: Scope<'_>,
     now: Timestamp,
-) -> Result<HashMap<u64, Vec<Seen>>, OpError> {
+) -> Result<HashMap<u64, Vec<(u32, Seen)>>, OpError> {
     let mut viewed: HashMap<u64, Vec<Seen>> = HashMap::new();
     let mut add = |seen: Seen| viewed.entry(seen.telemetry_key()).or_default().push(seen);
     match scope {
@@ -193,11 +205,21 @@ fn viewed_assets(
             }
         }
     }
-    // The order live delivery gives an account's views of one point (design 5.4).
-    for views in viewed.values_mut() {
-        views.sort_by(|a, b| a.asset.id.cmp(&b.asset.id));
-    }
-    Ok(viewed)
+    // Each view with its live-id slot, in slot order: the order and ids live delivery
+    // gives an account's views of one point (design 5.4).
+    Ok(viewed
+        .into_iter()
+        .map(|(key, views)| {
+            let slots = visibility::view_slots(
+                views
+                    .iter()
+                    .map(|seen| (seen.relation == Relation::Mirror, &seen.asset.id)),
+            );
+            let mut numbered: Vec<(u32, Seen)> = slots.into_iter().zip(views).collect();
+            numbered.sort_by_key(|(slot, _)| *slot);
+            (key, numbered)
+        })
+        .collect())
 }
 
 /// The tables a replay reads its records from.
@@ -212,22 +234,6 @@ impl Records {
             telemetry: crate::telemetry::stored::Stored::open(rtx)?,
             access: rtx.open_table(ACCESS_EVENTS)?,
         })
-    }
-
-    /// The entry's events for the views the caller may see now, in the order given (asset
-    /// id), each with its place among them: its live id is the entry's id plus that place.
-    fn render_views<'a>(
-        &self,
-        entry: &arrivals::Arrival,
-        views: impl Iterator<Item = &'a Seen>,
-    ) -> Result<Vec<(u64, Replayed)>, StoreError> {
-        let mut out = Vec::new();
-        for seen in views {
-            if let Some(event) = self.render(entry.id, entry.what, seen)? {
-                out.push((out.len() as u64, event));
-            }
-        }
-        Ok(out)
     }
 
     /// The event as `seen`'s account receives it live, if it may see it now: a point
@@ -245,6 +251,7 @@ impl Records {
                 asset_key,
                 ts,
                 reading,
+                ..
             } if seen.shows(ts) => {
                 let readings = self.telemetry.at(asset_key, ts.0)?;
                 let Some(point) = usize::try_from(reading).ok().and_then(|i| readings.get(i))

@@ -376,23 +376,7 @@ async fn a_resume_replays_each_reading_of_a_shared_millisecond_as_it_arrived() {
 /// carried one id, and a resume after the first skipped the second).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_views_of_one_point_each_have_an_id_and_a_resume_between_them_loses_nothing() {
-    let gateway = TestGateway::start();
-    let acme = Fleet::create(&gateway, "Acme").await;
-    let depot = acme.child(&gateway, "Depot").await;
-    acme.unit_with_asset("unit2", "ex2").await;
-    let unit = acme.connect("unit2").await;
-    assert_eq!(acme.grant(&depot, &["ex2"], json!({})).await.status, 201);
-    let body = json!({"target_account_id": depot.account_id.to_string(), "target_asset_id": "m2"});
-    let shared = acme
-        .admin
-        .request_raw(
-            reqwest::Method::PUT,
-            "/v1/assets/ex2/sharing/telemetry",
-            Some(&body),
-        )
-        .await
-        .expect("share");
-    assert!(shared.status < 300, "{shared:?}");
+    let (_gateway, _acme, depot, unit) = granted_and_mirrored().await;
     let mut stream = depot.admin.stream("/v1/stream").await.expect("open");
     publish(&unit, json!({"fuel_pct": 33})).await;
     let (first, second) = (next_event(&mut stream).await, next_event(&mut stream).await);
@@ -433,4 +417,89 @@ async fn two_views_of_one_point_each_have_an_id_and_a_resume_between_them_loses_
     assert_eq!(only.iter().map(id_of).collect::<Vec<_>>(), [a, ids[0]]);
     assert!(only.iter().all(|event| event.data["asset_id"] == "m2"));
     assert_eq!(quiet(&mut mirror).await, None);
+}
+
+/// Acme's `ex2` (unit2) seen by its sub-account Depot twice: granted, and mirrored as `m2`.
+async fn granted_and_mirrored() -> (TestGateway, Fleet, Fleet, SimUnit) {
+    let gateway = TestGateway::start();
+    let acme = Fleet::create(&gateway, "Acme").await;
+    let depot = acme.child(&gateway, "Depot").await;
+    acme.unit_with_asset("unit2", "ex2").await;
+    let unit = acme.connect("unit2").await;
+    assert_eq!(acme.grant(&depot, &["ex2"], json!({})).await.status, 201);
+    mirror(&acme, &depot, "m2").await;
+    (gateway, acme, depot, unit)
+}
+
+async fn mirror(owner: &Fleet, target: &Fleet, as_asset: &str) {
+    let body =
+        json!({"target_account_id": target.account_id.to_string(), "target_asset_id": as_asset});
+    let path = "/v1/assets/ex2/sharing/telemetry/targets";
+    let shared = owner
+        .admin
+        .request_raw(reqwest::Method::POST, path, Some(&body))
+        .await
+        .expect("share");
+    assert!(shared.status < 300, "{shared:?}");
+}
+
+/// A view's id does not depend on the account's other views at resume time: the grant
+/// ends while the client is away, and the mirror's event is still replayed under the id it
+/// had live (trial T1: it was renumbered to the grant's id, which the client had seen).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grant_that_ends_while_away_leaves_the_mirrors_id_as_it_was() {
+    let (_gateway, acme, depot, unit) = granted_and_mirrored().await;
+    let mut stream = depot.admin.stream("/v1/stream").await.expect("open");
+    publish(&unit, json!({"fuel_pct": 40})).await;
+    let (first, second) = (next_event(&mut stream).await, next_event(&mut stream).await);
+    assert_eq!(
+        (
+            first.data["asset_id"].clone(),
+            second.data["asset_id"].clone()
+        ),
+        (json!("ex2"), json!("m2"))
+    );
+    drop(stream);
+    acme.remove_grants(&depot, &["ex2"]).await;
+
+    let mut resumed = resume(&depot.admin, "/v1/stream", id_of(&first)).await;
+    let replayed = next_event(&mut resumed).await;
+    assert_eq!(replayed.data["asset_id"], "m2", "{replayed:?}");
+    assert_eq!(id_of(&replayed), id_of(&second), "the id it had live");
+    assert_eq!(quiet(&mut resumed).await, None);
+}
+
+/// A view that came after a point did not take an id when the point arrived: a replay does
+/// not give it one that belongs to a later point (trial T2: two events with one id).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_view_added_after_a_point_does_not_take_a_later_points_id() {
+    let gateway = TestGateway::start();
+    let acme = Fleet::create(&gateway, "Acme").await;
+    let depot = acme.child(&gateway, "Depot").await;
+    acme.unit_with_asset("unit2", "ex2").await;
+    let unit = acme.connect("unit2").await;
+    assert_eq!(acme.grant(&depot, &["ex2"], json!({})).await.status, 201);
+    let mut stream = depot.admin.stream("/v1/stream").await.expect("open");
+    // Stamped two minutes ahead (inside the allowance): a mirror made now covers it.
+    publish(
+        &unit,
+        json!({"ts": gateway.now_ms() + 120_000, "fuel_pct": 1}),
+    )
+    .await;
+    let ahead = id_of(&next_event(&mut stream).await);
+    mirror(&acme, &depot, "m2").await;
+    publish(&unit, json!({"fuel_pct": 2})).await;
+    let live = [next_event(&mut stream).await, next_event(&mut stream).await];
+    let live_ids: Vec<u64> = live.iter().map(id_of).collect();
+
+    let mut resumed = resume(&depot.admin, "/v1/stream", ahead - 1).await;
+    let mut ids = Vec::new();
+    while let Some(event) = quiet(&mut resumed).await {
+        ids.push(id_of(&event));
+    }
+    assert_eq!(
+        ids,
+        [vec![ahead], live_ids].concat(),
+        "each id once, rising"
+    );
 }

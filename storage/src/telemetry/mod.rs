@@ -390,4 +390,35 @@ mod tests {
         assert_eq!(json["fuel_pct"], 40.0);
         assert!(json.get("lat").is_none());
     }
+
+    /// What a unit sends is what is kept, to the bit: a number of 16 or 17 significant
+    /// digits is read as the `f64` nearest it (serde_json's `float_roundtrip`; without it
+    /// `99999.99999999999` was stored as `100000.0`, trial T3), and written back as sent.
+    #[test]
+    fn every_number_is_kept_to_the_bit() {
+        let sent: [f64; 4] = [
+            99_999.999_999_999_99,
+            0.300_000_000_000_000_04,
+            1.234_567_890_123_456_7e-5,
+            5e-324,
+        ];
+        for value in sent {
+            let payload = format!(
+                r#"{{"sensors":{{"x":{}}}}}"#,
+                zmij::Buffer::new().format_finite(value)
+            );
+            let kept = decode_str(&payload).expect("valid").point.sensors["x"];
+            assert_eq!(kept.to_bits(), value.to_bits(), "{payload}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_finite_sensor_reading_round_trips(value in proptest::num::f64::NORMAL | proptest::num::f64::SUBNORMAL | proptest::num::f64::ZERO) {
+            let text = zmij::Buffer::new().format_finite(value).to_owned();
+            let payload = format!(r#"{{"sensors":{{"x":{text}}}}}"#);
+            let kept = decode_str(&payload).expect("valid").point.sensors["x"];
+            proptest::prop_assert_eq!(kept.to_bits(), value.to_bits(), "{}", payload);
+        }
+    }
 }
