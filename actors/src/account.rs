@@ -29,12 +29,10 @@ pub const LIVE_MAILBOX: usize = 16 * 1024;
 /// One event on a live stream.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LiveEvent {
-    /// A point or access event: its SSE `id:` (its arrival id, plus its view's place on an
-    /// account stream, see [`Deliver::view`]), its arrival id (the index entry a resume
-    /// reads), its SSE event name (`point`, `access`) and its JSON data.
+    /// A point or access event: its arrival id (the SSE `id:`), its SSE event name
+    /// (`point`, `access`) and its JSON data.
     Event {
         id: ArrivalId,
-        arrival: ArrivalId,
         event: &'static str,
         data: Bytes,
     },
@@ -48,9 +46,8 @@ impl LiveEvent {
     /// The event as server-sent-events wire text.
     pub fn to_sse(&self) -> Bytes {
         match self {
-            LiveEvent::Event {
-                id, event, data, ..
-            } => sse_frame(Some(*id), event, data),
+            LiveEvent::Event { id, event, data } => sse_frame(Some(*id), event, data),
+
             LiveEvent::Gap(gap) => sse_frame(None, "gap", gap.to_json().as_bytes()),
             LiveEvent::KeepAlive => Bytes::from_static(b": keep-alive\n\n"),
         }
@@ -206,14 +203,9 @@ impl Actor for AccountActor {
 #[rtype(result = "()")]
 pub struct Deliver {
     pub asset_id: AssetId,
-    /// Its place in the gateway's arrival order (see `crate::arrival`): the SSE `id:` on a
-    /// one-asset stream.
+    /// Its place in the gateway's arrival order (see `crate::arrival`): the SSE `id:`. A
+    /// mirror's view of a point has an id of its own (`crate::audience`).
     pub arrival: ArrivalId,
-    /// Which of the point's views in this account it is, 0 for the first in asset-id
-    /// order: an account that sees one unit under several asset ids (a grant and a mirror)
-    /// gets each view with its own id on `/v1/stream`, `arrival + view`, which the device
-    /// actor kept free (`crate::arrival::Order::take_span`). Design 5.4.
-    pub view: u32,
     pub payload: Live,
 }
 
@@ -233,7 +225,6 @@ impl Handler<Deliver> for AccountActor {
 
     fn handle(&mut self, msg: Deliver, _: &mut Self::Context) {
         self.absorb_shed();
-        let view_id = ArrivalId(msg.arrival.0.saturating_add(u64::from(msg.view)));
         let (event, mut json) = match msg.payload {
             Live::Point(point) => ("point", Json::Point(point)),
             Live::Access(json) => ("access", Json::Rendered(json)),
@@ -260,11 +251,7 @@ impl Handler<Deliver> for AccountActor {
                 closed = true;
                 continue;
             }
-            // A one-asset stream shows one view of a point; the account's stream each.
-            let id = match subscriber.only {
-                None => view_id,
-                Some(_) => msg.arrival,
-            };
+            let id = msg.arrival;
             // This actor is the only sender, so the room it sees is the room it has.
             match subscriber.lag.admit(subscriber.events.capacity(), id) {
                 Admit::Drop => {
@@ -278,7 +265,6 @@ impl Handler<Deliver> for AccountActor {
             }
             let event = LiveEvent::Event {
                 id,
-                arrival: msg.arrival,
                 event,
                 data: json.rendered(&msg.asset_id),
             };
@@ -394,7 +380,6 @@ mod tests {
     fn sse_frames_follow_the_wire_format() {
         let event = LiveEvent::Event {
             id: ArrivalId(42),
-            arrival: ArrivalId(41),
             event: "point",
             data: Bytes::from_static(b"{\"a\":1}"),
         };

@@ -39,8 +39,6 @@ pub struct Arrivals {
 pub struct Stamp {
     pub id: ArrivalId,
     pub at: Timestamp,
-    /// The ids taken from `id` on (at least 1): see [`Order::take_span`].
-    pub views: u32,
 }
 
 impl Stamp {
@@ -100,14 +98,12 @@ impl Order<'_> {
     }
 
     /// The next arrival id, stamped with `now`, and the `width - 1` ids after it, which no
-    /// other arrival gets: the live ids of a point that one account sees under several
-    /// asset ids (a grant and a mirror of one source), one per view (design 5.4). A width
-    /// of 0 counts as 1.
+    /// other arrival gets: the ids of a point's mirrors' views, each its own event and
+    /// index entry (design 5.4). A width of 0 counts as 1.
     pub fn take_span(&mut self, now: Timestamp, width: u32) -> Stamp {
-        let views = width.max(1);
         let id = ArrivalId(*self.next);
-        *self.next = self.next.saturating_add(u64::from(views));
-        Stamp { id, at: now, views }
+        *self.next = self.next.saturating_add(u64::from(width.max(1)));
+        Stamp { id, at: now }
     }
 }
 

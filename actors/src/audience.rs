@@ -1,53 +1,54 @@
-//! The order in which a point reaches its audience, and the live ids it takes.
+//! Who sees a unit's points, split the way live ids are given.
 //!
-//! An account may see one unit under several asset ids (a grant of the source and a
-//! telemetry mirror of it). Each such view is its own event on the account's `/v1/stream`
+//! An account may see one unit under several asset ids (a grant of the source and
+//! telemetry mirrors of it). Each such view is its own event on the account's `/v1/stream`
 //! and needs an id of its own, or a client that reconnects after the first would skip the
-//! second (design 5.4). Each view has a *slot* (`storage::visibility::view_slots`: 0 for
-//! the account's own asset or grant, 1, 2, ... for its mirrors of the unit by asset id),
-//! a point takes as many consecutive arrival ids as the highest slot of its audience plus
-//! one (its *width*, usually 1), and the view in slot `k` goes out as `arrival + k`. A
-//! resume gives each view the id of its slot again (`storage::resume`), so a grant that
-//! ends between a disconnect and its resume moves no other view's id.
+//! second (design 5.4). So the owner's and the grantees' views of a point share its arrival
+//! id (an account has at most one of those per unit), and each mirror's view that shows
+//! the point takes the next id and an index entry of its own
+//! (`storage::arrivals::Arrived::View`), which a resume replays by that id, whatever the
+//! account sees of the unit by then.
 
 use storage::{AccountId, AssetId};
 
-/// One member of an audience: the account, the asset id it knows the unit by, and the
-/// view's slot among the account's views of the unit.
+/// One member of an audience: the account, the asset id it knows the unit by, and, for a
+/// telemetry mirror, the mirror asset's key.
 pub trait View {
     fn account(&self) -> &AccountId;
     fn asset(&self) -> &AssetId;
-    fn slot(&self) -> u32;
+    fn mirror(&self) -> Option<u64>;
 }
 
-/// An audience in (account, slot) order, and its width.
+/// An audience: the direct views (owner, grantees) first, then the mirrors, each part in
+/// (account, asset id) order.
 #[derive(Debug)]
 pub struct Audience<V> {
     viewers: Vec<V>,
-    /// The highest slot plus one (at least 1): the arrival ids a point takes.
-    pub width: u32,
+    /// Where the mirrors start in `viewers`.
+    mirrors_from: usize,
 }
 
 impl<V: View> Audience<V> {
     pub fn new(mut viewers: Vec<V>) -> Audience<V> {
-        // Slot order within an account: its stream sees the ids of one point rise.
-        viewers.sort_by(|a, b| (a.account(), a.slot()).cmp(&(b.account(), b.slot())));
-        let width = viewers.iter().map(|v| v.slot().saturating_add(1)).max();
+        viewers.sort_by(|a, b| {
+            let key = |v: &V| (v.mirror().is_some(), v.account().clone(), v.asset().clone());
+            key(a).cmp(&key(b))
+        });
+        let mirrors_from = viewers.partition_point(|viewer| viewer.mirror().is_none());
         Audience {
             viewers,
-            width: width.unwrap_or(1),
+            mirrors_from,
         }
     }
 
-    /// The viewers `seen` accepts, each with its slot: `account::Deliver::view`.
-    pub fn views<'a>(
-        &'a self,
-        seen: impl Fn(&V) -> bool + 'a,
-    ) -> impl Iterator<Item = (&'a V, u32)> + 'a {
-        self.viewers
-            .iter()
-            .filter(move |viewer| seen(viewer))
-            .map(|viewer| (viewer, viewer.slot()))
+    /// The owner's and the grantees' views: they show a point under its arrival id.
+    pub fn direct(&self) -> &[V] {
+        &self.viewers[..self.mirrors_from]
+    }
+
+    /// The mirrors' views: each shows a point under an id of its own.
+    pub fn mirrors(&self) -> &[V] {
+        &self.viewers[self.mirrors_from..]
     }
 
     /// The view `account` has under `asset` (the owner's of its own asset takes its
@@ -63,8 +64,8 @@ impl<V: View> Audience<V> {
 mod tests {
     use super::*;
 
-    /// (account, asset, slot).
-    type Member = (AccountId, AssetId, u32);
+    /// (account, asset, mirror key).
+    type Member = (AccountId, AssetId, Option<u64>);
 
     impl View for Member {
         fn account(&self) -> &AccountId {
@@ -73,57 +74,40 @@ mod tests {
         fn asset(&self) -> &AssetId {
             &self.1
         }
-        fn slot(&self) -> u32 {
+        fn mirror(&self) -> Option<u64> {
             self.2
         }
     }
 
-    fn member(account: &str, asset: &str, slot: u32) -> Member {
+    fn member(account: &str, asset: &str, mirror: Option<u64>) -> Member {
         (
             AccountId::parse(account).expect("account id"),
             AssetId::parse(asset).expect("asset id"),
-            slot,
+            mirror,
         )
     }
 
-    fn names(views: Vec<(&Member, u32)>) -> Vec<(String, String, u32)> {
-        views
-            .into_iter()
-            .map(|((a, x, _), k)| (a.to_string(), x.to_string(), k))
-            .collect()
-    }
-
     #[test]
-    fn an_accounts_views_go_out_in_slot_order_and_keep_their_slots() {
+    fn direct_views_come_first_then_the_mirrors_each_in_order() {
         let audience = Audience::new(vec![
-            member("owner", "ex2", 0),
-            member("depot", "m2", 1),
-            member("partner", "p2", 1),
-            member("depot", "a2", 0),
+            member("partner", "p2", Some(9)),
+            member("owner", "ex2", None),
+            member("depot", "m2", Some(7)),
+            member("depot", "ex2", None),
         ]);
-        assert_eq!(audience.width, 2);
         assert_eq!(
-            names(audience.views(|_| true).collect()),
+            audience.direct(),
+            [member("depot", "ex2", None), member("owner", "ex2", None)]
+        );
+        assert_eq!(
+            audience.mirrors(),
             [
-                ("depot".into(), "a2".into(), 0),
-                ("depot".into(), "m2".into(), 1),
-                ("owner".into(), "ex2".into(), 0),
-                ("partner".into(), "p2".into(), 1),
+                member("depot", "m2", Some(7)),
+                member("partner", "p2", Some(9))
             ]
         );
-        // A view that does not show the point leaves the others' slots (and ids) alone.
-        let without_a2 = audience.views(|(_, x, _)| x.as_str() != "a2");
-        assert_eq!(
-            names(without_a2.collect())[0],
-            ("depot".into(), "m2".into(), 1)
-        );
-        let owner = audience.find(&member("owner", "x", 0).0, &member("x", "ex2", 0).1);
-        assert_eq!(owner, Some(&member("owner", "ex2", 0)));
-    }
-
-    #[test]
-    fn an_audience_of_one_or_none_takes_one_id() {
-        assert_eq!(Audience::<Member>::new(Vec::new()).width, 1);
-        assert_eq!(Audience::new(vec![member("owner", "ex1", 0)]).width, 1);
+        let owner = audience.find(&member("owner", "x", None).0, &member("x", "ex2", None).1);
+        assert_eq!(owner, Some(&member("owner", "ex2", None)));
+        assert!(Audience::<Member>::new(Vec::new()).mirrors().is_empty());
     }
 }

@@ -23,8 +23,8 @@ use crate::{Completion, Context as Shared, Outcome};
 pub struct Viewer {
     pub account_id: AccountId,
     pub asset_id: AssetId,
-    /// Its live-id slot among the account's views of the unit (see [`crate::audience`]).
-    pub slot: u32,
+    /// For a telemetry mirror, the mirror asset's key (see [`crate::audience`]).
+    pub mirror: Option<u64>,
     pub addr: Addr<AccountActor>,
     /// This viewer's sight ([`storage::window::Window`]): a point reaches it only when
     /// the point's `ts` lies inside and the access is in force at arrival.
@@ -40,8 +40,8 @@ impl crate::audience::View for Viewer {
         &self.asset_id
     }
 
-    fn slot(&self) -> u32 {
-        self.slot
+    fn mirror(&self) -> Option<u64> {
+        self.mirror
     }
 }
 
@@ -214,22 +214,25 @@ impl DeviceActor {
         {
             self.latest = Some(point.clone());
         }
+        // One predicate with history and latest: judged by the point's own stamp, so a
+        // buffered upload from before a grant started stays hidden from the grantee.
+        let seen = |viewer: &&Viewer| viewer.window.in_force(now) && viewer.window.shows(point.ts);
+        // Each mirror's view takes an id of its own after the point's (design 5.4).
+        let mirrors: Vec<&Viewer> = self.audience.mirrors().iter().filter(seen).collect();
         // Id, store job, then offers, under the arrival order (see `crate::arrival`).
         let arrivals = self.shared.arrivals.clone();
         let mut order = arrivals.order();
-        let arrival = order.take_span(now, self.audience.width);
+        let arrival = order.take_span(now, 1 + mirrors.len() as u32);
+        let keys = mirrors.iter().filter_map(|viewer| viewer.mirror).collect();
         let writer = &self.shared.writer;
-        if !writer.point(binding.asset_key, point.clone(), arrival, msg.done) {
+        if !writer.point(binding.asset_key, point.clone(), (arrival, keys), msg.done) {
             self.shared.metrics.dropped("store_error");
         }
-        // One predicate with history and latest: judged by the point's own stamp, so a
-        // buffered upload from before a grant started stays hidden from the grantee.
-        let seen = |viewer: &Viewer| viewer.window.in_force(now) && viewer.window.shows(point.ts);
-        for (viewer, view) in self.audience.views(seen) {
+        let direct = self.audience.direct().iter().filter(seen).map(|v| (v, 0));
+        for (viewer, offset) in direct.chain(mirrors.into_iter().zip(1..)) {
             let event = Deliver {
                 asset_id: viewer.asset_id.clone(),
-                arrival: arrival.id,
-                view,
+                arrival: storage::arrivals::ArrivalId(arrival.id.0 + offset),
                 payload: Live::Point(point.clone()),
             };
             crate::account::offer(&viewer.addr, &viewer.account_id, event, &self.shared);

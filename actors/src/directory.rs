@@ -148,7 +148,7 @@ impl Directory {
                     addr: self.account(&member.account_id),
                     account_id: member.account_id,
                     asset_id: member.asset_id,
-                    slot: member.slot,
+                    mirror: member.mirror,
                     window: member.window,
                 })
                 .collect(),

@@ -147,7 +147,6 @@ impl DeviceActor {
             let live = Deliver {
                 asset_id: owner.asset_id.clone(),
                 arrival: arrival.id,
-                view: 0,
                 payload: Live::Access(rendered),
             };
             crate::account::offer(&owner.addr, &owner.account_id, live, &self.shared);

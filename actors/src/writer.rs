@@ -60,6 +60,9 @@ enum Job {
         asset_key: u64,
         point: Arc<Point>,
         arrival: Stamp,
+        /// The mirror assets whose views of the point went out live, in id order: the
+        /// `i`-th has the id `arrival.id + 1 + i` (design 5.4). Empty for most points.
+        mirrors: Vec<u64>,
         done: Completion,
     },
     Access {
@@ -129,13 +132,14 @@ impl WriterHandle {
         &self,
         asset_key: u64,
         point: Arc<Point>,
-        arrival: Stamp,
+        (arrival, mirrors): (Stamp, Vec<u64>),
         done: Completion,
     ) -> bool {
         self.send(Job::Point {
             asset_key,
             point,
             arrival,
+            mirrors,
             done,
         })
     }
@@ -471,6 +475,7 @@ impl Batch {
                 asset_key,
                 point,
                 arrival,
+                mirrors,
                 done,
             } => {
                 // Its reading within the millisecond is known once written (write_batch).
@@ -478,9 +483,17 @@ impl Batch {
                     asset_key,
                     ts: point.ts,
                     reading: 0,
-                    views: arrival.views,
                 };
                 self.arrivals.push(arrival.entry(what));
+                for (i, mirror_key) in (1..).zip(mirrors) {
+                    let view = Arrived::View {
+                        mirror_key,
+                        ts: point.ts,
+                        reading: 0,
+                    };
+                    let id = storage::arrivals::ArrivalId(arrival.id.0 + i);
+                    self.arrivals.push(Stamp { id, ..arrival }.entry(view));
+                }
                 self.points.push((asset_key, point));
                 self.waiting.extend(done);
             }
@@ -644,22 +657,29 @@ fn write_batch(store: &Store, batch: &Batch) -> Result<(), StoreError> {
             .iter()
             .map(|(key, seq, event)| (*key, *seq, event)),
     )?;
-    // The points' entries follow `points` in order: each gets the reading it landed as.
+    // The points' entries follow `points` in order: each gets the reading it landed as,
+    // and its mirrors' views, which follow it, the same.
+    let mut reading = 0;
     let arrivals: Vec<storage::arrivals::Arrival> = batch
         .arrivals
         .iter()
         .map(|arrival| match arrival.what {
-            Arrived::Point {
-                asset_key,
-                ts,
-                views,
-                ..
-            } => storage::arrivals::Arrival {
-                what: Arrived::Point {
-                    asset_key,
+            Arrived::Point { asset_key, ts, .. } => {
+                reading = readings.next().unwrap_or(0);
+                storage::arrivals::Arrival {
+                    what: Arrived::Point {
+                        asset_key,
+                        ts,
+                        reading,
+                    },
+                    ..*arrival
+                }
+            }
+            Arrived::View { mirror_key, ts, .. } => storage::arrivals::Arrival {
+                what: Arrived::View {
+                    mirror_key,
                     ts,
-                    reading: readings.next().unwrap_or(0),
-                    views,
+                    reading,
                 },
                 ..*arrival
             },

@@ -81,7 +81,7 @@ async fn a_full_disk_holds_telemetry_until_the_store_is_reopened() {
 
     disk.fill_disk();
     let (done, mut outcome) = tokio::sync::oneshot::channel();
-    assert!(handle.point(1, point(1_000), stamp(1), Some(done)));
+    assert!(handle.point(1, point(1_000), (stamp(1), Vec::new()), Some(done)));
     let health = wait_health(&store, |h| matches!(h, Health::Unavailable { .. })).await;
     let Health::Unavailable { detail, .. } = health else {
         panic!("the store should be unavailable, found {health:?}");
@@ -142,7 +142,9 @@ async fn stopping_while_the_disk_is_full_answers_not_stored() {
     let (_dir, disk, store, _, writer) = faulty();
     disk.fill_disk();
     let (done, outcome) = tokio::sync::oneshot::channel();
-    assert!(writer.handle().point(1, point(2_000), stamp(2), Some(done)));
+    assert!(writer
+        .handle()
+        .point(1, point(2_000), (stamp(2), Vec::new()), Some(done)));
     let health = wait_health(&store, |h| matches!(h, Health::Unavailable { .. })).await;
     assert!(matches!(health, Health::Unavailable { .. }), "{health:?}");
     writer.shutdown();
@@ -156,7 +158,6 @@ async fn stopping_while_the_disk_is_full_answers_not_stored() {
 /// An arrival stamp for a point handed to the writer directly.
 fn stamp(id: u64) -> actors::arrival::Stamp {
     actors::arrival::Stamp {
-        views: 1,
         id: storage::arrivals::ArrivalId(id),
         at: storage::time::Timestamp(1_000),
     }

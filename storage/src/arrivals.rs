@@ -47,10 +47,15 @@ pub enum Arrived {
         asset_key: u64,
         ts: Timestamp,
         reading: u32,
-        /// The live ids the point took (`id` to `id + views - 1`): one per view slot of its
-        /// widest account (design 5.4, `actors::audience`). At least 1; stored in the upper
-        /// half of the reading's column, so an entry written before it reads as 1.
-        views: u32,
+    },
+    /// A telemetry mirror's view of a point (design 5.4): the point as the mirror's account
+    /// sees it under the mirror asset `mirror_key`, with an id of its own, so an account
+    /// that sees one unit under several asset ids gets each as its own event. The point is
+    /// the `reading`-th of `ts` of the mirror's source.
+    View {
+        mirror_key: u64,
+        ts: Timestamp,
+        reading: u32,
     },
     /// An access event, stored under `(asset_key, ts, seq)` in
     /// [`crate::tables::ACCESS_EVENTS`].
@@ -61,21 +66,13 @@ pub enum Arrived {
     },
 }
 
-impl Arrival {
-    /// The live ids this arrival took (see [`Arrived::Point::views`]); 1 for an access event.
-    pub fn views(&self) -> u32 {
-        match self.what {
-            Arrived::Point { views, .. } => views.max(1),
-            Arrived::Access { .. } => 1,
-        }
-    }
-}
-
 impl Arrived {
-    /// The asset whose record this is (its internal key).
+    /// The asset this entry is of (its internal key): the point's or the access event's,
+    /// or, for a mirror's view, the mirror's.
     pub fn asset_key(&self) -> u64 {
         match self {
             Arrived::Point { asset_key, .. } | Arrived::Access { asset_key, .. } => *asset_key,
+            Arrived::View { mirror_key, .. } => *mirror_key,
         }
     }
 }
@@ -93,6 +90,7 @@ pub struct Arrival {
 type Row = (u8, u64, u64, u64, u64);
 const KIND_POINT: u8 = 0;
 const KIND_ACCESS: u8 = 1;
+const KIND_VIEW: u8 = 2;
 
 fn to_row(arrival: &Arrival) -> Row {
     match arrival.what {
@@ -100,12 +98,22 @@ fn to_row(arrival: &Arrival) -> Row {
             asset_key,
             ts,
             reading,
-            views,
         } => (
             KIND_POINT,
             asset_key,
             ts.0,
-            u64::from(views.max(1)) << 32 | u64::from(reading),
+            u64::from(reading),
+            arrival.at.0,
+        ),
+        Arrived::View {
+            mirror_key,
+            ts,
+            reading,
+        } => (
+            KIND_VIEW,
+            mirror_key,
+            ts.0,
+            u64::from(reading),
             arrival.at.0,
         ),
         Arrived::Access { asset_key, ts, seq } => (KIND_ACCESS, asset_key, ts.0, seq, arrival.at.0),
@@ -113,19 +121,20 @@ fn to_row(arrival: &Arrival) -> Row {
 }
 
 fn from_row(id: u64, (kind, asset_key, ts, seq, at): Row) -> Arrival {
-    let what = if kind == KIND_ACCESS {
-        Arrived::Access {
+    let reading = u32::try_from(seq).unwrap_or(u32::MAX);
+    let ts = Timestamp(ts);
+    let what = match kind {
+        KIND_ACCESS => Arrived::Access { asset_key, ts, seq },
+        KIND_VIEW => Arrived::View {
+            mirror_key: asset_key,
+            ts,
+            reading,
+        },
+        _ => Arrived::Point {
             asset_key,
-            ts: Timestamp(ts),
-            seq,
-        }
-    } else {
-        Arrived::Point {
-            asset_key,
-            ts: Timestamp(ts),
-            reading: (seq & u64::from(u32::MAX)) as u32,
-            views: ((seq >> 32) as u32).max(1),
-        }
+            ts,
+            reading,
+        },
     };
     Arrival {
         id: ArrivalId(id),
@@ -188,8 +197,7 @@ pub fn prune(tx: &WriteTransaction, now: Timestamp, max: usize) -> Result<usize,
 pub struct Bounds {
     /// The oldest id still kept.
     pub oldest: Option<ArrivalId>,
-    /// The newest live id stored: the newest entry's id, or its last view's id when it
-    /// took several (a client may hold that one).
+    /// The newest id stored.
     pub newest: Option<ArrivalId>,
     /// Every id up to this one was pruned (0: nothing was).
     pub pruned_through: u64,
@@ -201,10 +209,7 @@ pub fn bounds(rtx: &ReadTransaction) -> Result<Bounds, StoreError> {
     let table = rtx.open_table(ARRIVALS)?;
     let counters = rtx.open_table(COUNTERS)?;
     let oldest = table.first()?.map(|(id, _)| ArrivalId(id.value()));
-    let newest = table
-        .last()?
-        .map(|(id, row)| from_row(id.value(), row.value()))
-        .map(|last| ArrivalId(last.id.0.saturating_add(u64::from(last.views() - 1))));
+    let newest = table.last()?.map(|(id, _)| ArrivalId(id.value()));
     let pruned_through = counters.get(PRUNED_THROUGH)?.map_or(0, |v| v.value());
     Ok(Bounds {
         oldest,
@@ -212,14 +217,6 @@ pub fn bounds(rtx: &ReadTransaction) -> Result<Bounds, StoreError> {
         pruned_through,
         len: table.len()?,
     })
-}
-
-/// The entry with the highest id at or below `id`: the arrival a live id belongs to (a
-/// point takes one id per view of one account, design 5.4, and only its entry is stored).
-pub fn at_or_before(rtx: &ReadTransaction, id: ArrivalId) -> Result<Option<Arrival>, StoreError> {
-    let table = rtx.open_table(ARRIVALS)?;
-    let found = table.range(..=id.0)?.next_back().transpose()?;
-    Ok(found.map(|(id, value)| from_row(id.value(), value.value())))
 }
 
 /// Up to `limit` entries with an id above `after`, lowest first.
@@ -251,7 +248,6 @@ mod tests {
                 asset_key: 7,
                 ts: Timestamp(at - 5),
                 reading: (id % 3) as u32,
-                views: 1,
             },
             at: Timestamp(at),
         }
@@ -283,21 +279,27 @@ mod tests {
     }
 
     #[test]
-    fn a_point_that_took_several_ids_keeps_its_count_and_the_newest_id_is_its_last() {
+    fn a_mirrors_view_round_trips_as_its_own_entry() {
         let dir = tempfile::tempdir().expect("dir");
         let store = crate::Store::open(&dir.path().join("db")).expect("store");
-        let mut wide = point(8, 60);
-        if let Arrived::Point { views, reading, .. } = &mut wide.what {
-            (*views, *reading) = (3, u32::MAX);
-        }
+        let view = Arrival {
+            id: ArrivalId(6),
+            what: Arrived::View {
+                mirror_key: 12,
+                ts: Timestamp(55),
+                reading: 1,
+            },
+            at: Timestamp(60),
+        };
         let tx = store.begin_write().expect("tx");
-        record(&tx, &[point(5, 60), wide]).expect("recorded");
+        record(&tx, &[point(5, 60), view]).expect("recorded");
         tx.commit().expect("commit");
         let rtx = store.begin_read().expect("read");
-        assert_eq!(at_or_before(&rtx, ArrivalId(9)).expect("read"), Some(wide));
-        assert_eq!(wide.views(), 3);
-        assert_eq!(bounds(&rtx).expect("bounds").newest, Some(ArrivalId(10)));
-        assert_eq!(at_or_before(&rtx, ArrivalId(4)).expect("read"), None);
+        assert_eq!(
+            after(&rtx, ArrivalId(4), 10).expect("read"),
+            vec![point(5, 60), view]
+        );
+        assert_eq!(view.what.asset_key(), 12);
     }
 
     #[test]

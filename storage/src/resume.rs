@@ -135,26 +135,12 @@ pub fn resume(
     if entries.len() > MAX_SCAN {
         return reset(Reset::TooFarBehind);
     }
-    // The arrival `last` belongs to: its later views (ids above its own) may be unsent.
-    let partly_sent = arrivals::at_or_before(rtx, last)?;
     let mut events = Vec::new();
     let records = Records::open(rtx)?;
-    for entry in partly_sent.iter().chain(&entries) {
-        let views = viewed.get(&entry.what.asset_key()).into_iter().flatten();
-        for (slot, seen) in views {
-            // A one-asset stream shows its view under the arrival id; the account's stream
-            // each view under the id of its slot, if the point took one for it (a view
-            // that came after the point had none live, and must not take a later id).
-            let slot = match scope {
-                Scope::Asset(_) => 0,
-                Scope::Account if *slot < entry.views() => *slot,
-                Scope::Account => continue,
-            };
-            let id = ArrivalId(entry.id.0.saturating_add(u64::from(slot)));
-            if id <= last {
-                continue;
-            }
-            if let Some(event) = records.render(id, entry.what, seen)? {
+    for entry in &entries {
+        // A point's entry is its owner's and grantees' view; a mirror's view has its own.
+        for seen in viewed.get(&entry.what.asset_key()).into_iter().flatten() {
+            if let Some(event) = records.render(entry.id, entry.what, seen)? {
                 events.push(event);
             }
         }
@@ -164,16 +150,13 @@ pub fn resume(
     }
     Ok(Resume::Replay {
         events,
-        through: entries
-            .last()
-            .or(partly_sent.as_ref())
-            .map(|entry| entry.id),
+        through: entries.last().map(|entry| entry.id),
     })
 }
 
-/// What the stream shows, by the key of the telemetry each asset reads (a mirror reads its
-/// source's), each view with its live-id slot: every asset of the account for
-/// [`Scope::Account`], the one asset otherwise.
+/// What the stream shows, by each asset's own key (a point's entry names its asset, a
+/// mirror's view names the mirror): every asset of the account for [`Scope::Account`], the
+/// one asset otherwise.
 /// Errors as the visibility rule refuses (404 for what the caller may not see).
 fn viewed_assets(
     rtx: &ReadTransaction,
@@ -181,9 +164,9 @@ fn viewed_assets(
     account: &AccountId,
     scope: Scope<'_>,
     now: Timestamp,
-) -> Result<HashMap<u64, Vec<(u32, Seen)>>, OpError> {
+) -> Result<HashMap<u64, Vec<Seen>>, OpError> {
     let mut viewed: HashMap<u64, Vec<Seen>> = HashMap::new();
-    let mut add = |seen: Seen| viewed.entry(seen.telemetry_key()).or_default().push(seen);
+    let mut add = |seen: Seen| viewed.entry(seen.asset.key).or_default().push(seen);
     match scope {
         Scope::Asset(asset_id) => add(visibility::resolve(rtx, caller, account, asset_id, now)?),
         Scope::Account => {
@@ -205,21 +188,7 @@ fn viewed_assets(
             }
         }
     }
-    // Each view with its live-id slot, in slot order: the order and ids live delivery
-    // gives an account's views of one point (design 5.4).
-    Ok(viewed
-        .into_iter()
-        .map(|(key, views)| {
-            let slots = visibility::view_slots(
-                views
-                    .iter()
-                    .map(|seen| (seen.relation == Relation::Mirror, &seen.asset.id)),
-            );
-            let mut numbered: Vec<(u32, Seen)> = slots.into_iter().zip(views).collect();
-            numbered.sort_by_key(|(slot, _)| *slot);
-            (key, numbered)
-        })
-        .collect())
+    Ok(viewed)
 }
 
 /// The tables a replay reads its records from.
@@ -247,13 +216,11 @@ impl Records {
     ) -> Result<Option<Replayed>, StoreError> {
         let asset_id = &seen.asset.id;
         let (kind, data) = match what {
-            Arrived::Point {
-                asset_key,
-                ts,
-                reading,
-                ..
-            } if seen.shows(ts) => {
-                let readings = self.telemetry.at(asset_key, ts.0)?;
+            Arrived::Point { ts, reading, .. } | Arrived::View { ts, reading, .. }
+                if seen.shows(ts) =>
+            {
+                // A mirror's view reads its source's telemetry.
+                let readings = self.telemetry.at(seen.telemetry_key(), ts.0)?;
                 let Some(point) = usize::try_from(reading).ok().and_then(|i| readings.get(i))
                 else {
                     return Ok(None);

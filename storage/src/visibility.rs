@@ -2,8 +2,6 @@
 //! a grant, during the grant's window only. Everything that answers "may this account see
 //! this asset, and which part of its history" goes through here.
 
-use std::collections::BTreeMap;
-
 use redb::{ReadTransaction, ReadableTable};
 
 use crate::error::{OpError, StoreError};
@@ -272,37 +270,15 @@ pub fn list(
     Ok(Page { items, next_cursor })
 }
 
-/// The live-id slot of each of one account's views of one unit (design 5.4), for views
-/// given as (is a mirror, asset id): 0 for the account's own asset or its grant (an account
-/// has at most one of those per unit), `1 + rank` by asset id among the account's mirrors
-/// of the unit for a mirror. A point's view in slot `k` has the id `arrival + k` on the
-/// account's stream. The slot of a view does not move when the account's grant comes or
-/// goes; it moves only when another mirror of the same unit in the same account does.
-pub fn view_slots<'a>(views: impl IntoIterator<Item = (bool, &'a AssetId)>) -> Vec<u32> {
-    let views: Vec<(bool, &AssetId)> = views.into_iter().collect();
-    views
-        .iter()
-        .map(|(mirror, asset)| match mirror {
-            false => 0,
-            true => {
-                let before = views
-                    .iter()
-                    .filter(|(m, other)| *m && other < asset)
-                    .count();
-                1 + before as u32
-            }
-        })
-        .collect()
-}
-
 /// One account of an asset's audience.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
     pub account_id: AccountId,
     /// The id this account knows the asset by.
     pub asset_id: AssetId,
-    /// Its live-id slot among the account's views of the unit ([`view_slots`]).
-    pub slot: u32,
+    /// For a telemetry mirror, the mirror asset's key: its view of a point has an id of
+    /// its own (design 5.4, [`crate::arrivals::Arrived::View`]).
+    pub mirror: Option<u64>,
     /// This account's sight: the device actor delivers a point only when its `ts` is in
     /// it and the access is in force at arrival (so a window closes at its instant even
     /// before the scheduler re-binds the unit).
@@ -322,7 +298,7 @@ pub fn audience(
     let mut out = vec![Member {
         account_id: device.account_id.clone(),
         asset_id: bound.asset_id.clone(),
-        slot: 0,
+        mirror: None,
         window: Window::always(),
     }];
     let assets = rtx.open_table(ASSETS)?;
@@ -331,15 +307,15 @@ pub fn audience(
         .map(|source| source.sharing.telemetry)
         .unwrap_or_default();
     for (account_id, asset_id) in mirrors {
-        let windows = get_asset(&assets, &account_id, &asset_id)?
-            .and_then(|mirror| mirror.mirror)
-            .map(|link| link.windows)
-            .unwrap_or_default();
+        let Some(mirror) = get_asset(&assets, &account_id, &asset_id)? else {
+            continue;
+        };
+        let windows = mirror.mirror.map(|link| link.windows).unwrap_or_default();
         if let Some(window) = Window::periods(windows) {
             out.push(Member {
                 account_id,
                 asset_id,
-                slot: 1,
+                mirror: Some(mirror.key),
                 window,
             });
         }
@@ -353,26 +329,11 @@ pub fn audience(
                 out.push(Member {
                     account_id: grant.target,
                     asset_id: grant.asset_id,
-                    slot: 0,
+                    mirror: None,
                     window: Window::between(grant.from, grant.until),
                 });
             }
         }
-    }
-    // Mirrors were given slot 1 above; number each account's mirrors by asset id.
-    let mut by_account: BTreeMap<&AccountId, Vec<usize>> = BTreeMap::new();
-    for (i, member) in out.iter().enumerate() {
-        by_account.entry(&member.account_id).or_default().push(i);
-    }
-    let mut slots = vec![0; out.len()];
-    for members in by_account.values() {
-        let numbered = view_slots(members.iter().map(|&i| (out[i].slot > 0, &out[i].asset_id)));
-        for (&i, slot) in members.iter().zip(numbered) {
-            slots[i] = slot;
-        }
-    }
-    for (member, slot) in out.iter_mut().zip(slots) {
-        member.slot = slot;
     }
     Ok(out)
 }

@@ -371,7 +371,7 @@ async fn a_resume_replays_each_reading_of_a_shared_millisecond_as_it_arrived() {
 }
 
 /// An account that sees one unit under two asset ids (a grant of `ex2` and a telemetry
-/// mirror `m2` of it) gets each view of a point with an id of its own, in asset-id order,
+/// mirror `m2` of it) gets each view of a point with an id of its own (the grant's first),
 /// and a client that dropped between the two resumes with the second (red-team F9: both
 /// carried one id, and a resume after the first skipped the second).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -411,10 +411,10 @@ async fn two_views_of_one_point_each_have_an_id_and_a_resume_between_them_loses_
     ];
     let ids: Vec<u64> = next.iter().map(id_of).collect();
     assert!(b < ids[0] && ids[0] < ids[1], "{b} {ids:?}");
-    // A one-asset stream shows one view, with the point's arrival id.
+    // A one-asset stream shows one view, under the id that view has on the account's.
     let mut mirror = resume(&depot.admin, "/v1/assets/m2/stream", a - 1).await;
     let only = [next_event(&mut mirror).await, next_event(&mut mirror).await];
-    assert_eq!(only.iter().map(id_of).collect::<Vec<_>>(), [a, ids[0]]);
+    assert_eq!(only.iter().map(id_of).collect::<Vec<_>>(), [b, ids[1]]);
     assert!(only.iter().all(|event| event.data["asset_id"] == "m2"));
     assert_eq!(quiet(&mut mirror).await, None);
 }
@@ -501,5 +501,54 @@ async fn a_view_added_after_a_point_does_not_take_a_later_points_id() {
         ids,
         [vec![ahead], live_ids].concat(),
         "each id once, rising"
+    );
+}
+
+/// Mirrors that come and go while a client is away move no other view's id: a mirror that
+/// sorts first is added, another's share ends, and every view the client missed is
+/// replayed under the id it had live, the ended mirror's too (trial N1, N2: views were
+/// numbered by what the account saw at resume time).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mirrors_that_come_and_go_while_away_move_no_other_views_id() {
+    let (_gateway, acme, depot, unit) = granted_and_mirrored().await;
+    mirror(&acme, &depot, "z2").await;
+    let mut stream = depot.admin.stream("/v1/stream").await.expect("open");
+    publish(&unit, json!({"fuel_pct": 50})).await;
+    let mut live = Vec::new();
+    for _ in 0..3 {
+        let event = next_event(&mut stream).await;
+        live.push((id_of(&event), event.data["asset_id"].clone()));
+    }
+    let names: Vec<&Value> = live.iter().map(|(_, asset)| asset).collect();
+    assert_eq!(names, [&json!("ex2"), &json!("m2"), &json!("z2")]);
+    drop(stream);
+
+    mirror(&acme, &depot, "a2").await;
+    let end = format!(
+        "/v1/assets/ex2/sharing/telemetry/targets/{}/m2",
+        depot.account_id
+    );
+    let (status, body) = tests::call(&acme.admin, reqwest::Method::DELETE, &end, None).await;
+    assert!(status < 300, "{status} {body}");
+    let mut resumed = resume(&depot.admin, "/v1/stream", live[0].0).await;
+    let mut replayed = Vec::new();
+    while let Some(event) = quiet(&mut resumed).await {
+        replayed.push((id_of(&event), event.data["asset_id"].clone()));
+    }
+    assert_eq!(
+        replayed,
+        live[1..],
+        "m2 (its share ended after) and z2, as live"
+    );
+    publish(&unit, json!({"fuel_pct": 51})).await;
+    let mut after = resume(&depot.admin, "/v1/stream", live[2].0).await;
+    let mut next = Vec::new();
+    while let Some(event) = quiet(&mut after).await {
+        next.push(event.data["asset_id"].clone());
+    }
+    assert_eq!(
+        next,
+        [json!("ex2"), json!("a2"), json!("z2")],
+        "the next point's views"
     );
 }
