@@ -377,11 +377,7 @@ async fn a_resume_replays_each_reading_of_a_shared_millisecond_as_it_arrived() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_views_of_one_point_each_have_an_id_and_a_resume_between_them_loses_nothing() {
     let (_gateway, _acme, depot, unit) = granted_and_mirrored().await;
-    let mut stream = depot.admin.stream("/v1/stream").await.expect("open");
-    publish(&unit, json!({"fuel_pct": 33})).await;
-    let (first, second) = (next_event(&mut stream).await, next_event(&mut stream).await);
-    assert_eq!(first.data["asset_id"], "ex2", "{first:?}");
-    assert_eq!(second.data["asset_id"], "m2", "{second:?}");
+    let (mut stream, first, second) = both_views(&depot, &unit, 33).await;
     let (a, b) = (id_of(&first), id_of(&second));
     assert!(a < b, "{a} {b}");
     assert_eq!(quiet(&mut stream).await, None, "each view once");
@@ -419,15 +415,31 @@ async fn two_views_of_one_point_each_have_an_id_and_a_resume_between_them_loses_
     assert_eq!(quiet(&mut mirror).await, None);
 }
 
+/// Opens Depot's stream, publishes one point and reads its two views: `ex2`, then `m2`.
+async fn both_views(depot: &Fleet, unit: &SimUnit, fuel: u32) -> (SseStream, SseEvent, SseEvent) {
+    let mut stream = depot.admin.stream("/v1/stream").await.expect("open");
+    publish(unit, json!({"fuel_pct": fuel})).await;
+    let (first, second) = (next_event(&mut stream).await, next_event(&mut stream).await);
+    assert_eq!(first.data["asset_id"], "ex2", "{first:?}");
+    assert_eq!(second.data["asset_id"], "m2", "{second:?}");
+    (stream, first, second)
+}
+
 /// Acme's `ex2` (unit2) seen by its sub-account Depot twice: granted, and mirrored as `m2`.
 async fn granted_and_mirrored() -> (TestGateway, Fleet, Fleet, SimUnit) {
+    let (gateway, acme, depot, unit) = granted().await;
+    mirror(&acme, &depot, "m2").await;
+    (gateway, acme, depot, unit)
+}
+
+/// Acme's `ex2` (unit2), granted to its sub-account Depot.
+async fn granted() -> (TestGateway, Fleet, Fleet, SimUnit) {
     let gateway = TestGateway::start();
     let acme = Fleet::create(&gateway, "Acme").await;
     let depot = acme.child(&gateway, "Depot").await;
     acme.unit_with_asset("unit2", "ex2").await;
     let unit = acme.connect("unit2").await;
     assert_eq!(acme.grant(&depot, &["ex2"], json!({})).await.status, 201);
-    mirror(&acme, &depot, "m2").await;
     (gateway, acme, depot, unit)
 }
 
@@ -449,16 +461,7 @@ async fn mirror(owner: &Fleet, target: &Fleet, as_asset: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_grant_that_ends_while_away_leaves_the_mirrors_id_as_it_was() {
     let (_gateway, acme, depot, unit) = granted_and_mirrored().await;
-    let mut stream = depot.admin.stream("/v1/stream").await.expect("open");
-    publish(&unit, json!({"fuel_pct": 40})).await;
-    let (first, second) = (next_event(&mut stream).await, next_event(&mut stream).await);
-    assert_eq!(
-        (
-            first.data["asset_id"].clone(),
-            second.data["asset_id"].clone()
-        ),
-        (json!("ex2"), json!("m2"))
-    );
+    let (stream, first, second) = both_views(&depot, &unit, 40).await;
     drop(stream);
     acme.remove_grants(&depot, &["ex2"]).await;
 
@@ -473,12 +476,7 @@ async fn a_grant_that_ends_while_away_leaves_the_mirrors_id_as_it_was() {
 /// not give it one that belongs to a later point (trial T2: two events with one id).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_view_added_after_a_point_does_not_take_a_later_points_id() {
-    let gateway = TestGateway::start();
-    let acme = Fleet::create(&gateway, "Acme").await;
-    let depot = acme.child(&gateway, "Depot").await;
-    acme.unit_with_asset("unit2", "ex2").await;
-    let unit = acme.connect("unit2").await;
-    assert_eq!(acme.grant(&depot, &["ex2"], json!({})).await.status, 201);
+    let (gateway, acme, depot, unit) = granted().await;
     let mut stream = depot.admin.stream("/v1/stream").await.expect("open");
     // Stamped two minutes ahead (inside the allowance): a mirror made now covers it.
     publish(
