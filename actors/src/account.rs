@@ -47,7 +47,6 @@ impl LiveEvent {
     pub fn to_sse(&self) -> Bytes {
         match self {
             LiveEvent::Event { id, event, data } => sse_frame(Some(*id), event, data),
-
             LiveEvent::Gap(gap) => sse_frame(None, "gap", gap.to_json().as_bytes()),
             LiveEvent::KeepAlive => Bytes::from_static(b": keep-alive\n\n"),
         }
@@ -251,9 +250,11 @@ impl Handler<Deliver> for AccountActor {
                 closed = true;
                 continue;
             }
-            let id = msg.arrival;
             // This actor is the only sender, so the room it sees is the room it has.
-            match subscriber.lag.admit(subscriber.events.capacity(), id) {
+            match subscriber
+                .lag
+                .admit(subscriber.events.capacity(), msg.arrival)
+            {
                 Admit::Drop => {
                     self.shared.metrics.sse_events_dropped.inc();
                     continue;
@@ -264,14 +265,14 @@ impl Handler<Deliver> for AccountActor {
                 Admit::Send => {}
             }
             let event = LiveEvent::Event {
-                id,
+                id: msg.arrival,
                 event,
                 data: json.rendered(&msg.asset_id),
             };
             match subscriber.events.try_send(event) {
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(_)) => {
-                    subscriber.lag.dropped(id);
+                    subscriber.lag.dropped(msg.arrival);
                     self.shared.metrics.sse_events_dropped.inc();
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => closed = true,

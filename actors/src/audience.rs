@@ -30,10 +30,10 @@ pub struct Audience<V> {
 
 impl<V: View> Audience<V> {
     pub fn new(mut viewers: Vec<V>) -> Audience<V> {
-        viewers.sort_by(|a, b| {
-            let key = |v: &V| (v.mirror().is_some(), v.account().clone(), v.asset().clone());
-            key(a).cmp(&key(b))
-        });
+        fn key<V: View>(v: &V) -> (bool, &AccountId, &AssetId) {
+            (v.mirror().is_some(), v.account(), v.asset())
+        }
+        viewers.sort_by(|a, b| key(a).cmp(&key(b)));
         let mirrors_from = viewers.partition_point(|viewer| viewer.mirror().is_none());
         Audience {
             viewers,

@@ -63,8 +63,8 @@ pub struct DeviceActor {
     /// The unit's account: its telemetry retention decides which stamps are kept.
     pub(crate) account_id: storage::AccountId,
     pub(crate) binding: Option<BoundAsset>,
-    /// Who sees the unit's points, in (account, asset id) order: the order an account's
-    /// views of one point reach it (see [`Audience`]).
+    /// Who sees the unit's points: the direct views, then the mirrors, each of which takes
+    /// an id of its own (see [`Audience`]).
     pub(crate) audience: Audience,
     latest: Option<Arc<Point>>,
     pub(crate) status: DeviceStatus,

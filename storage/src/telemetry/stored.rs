@@ -195,7 +195,12 @@ pub fn append_new(readings: &mut Vec<Point>, late: Vec<Point>) {
 /// # Errors
 /// [`StoreError::Codec`] when the record does not decode.
 pub fn decode_chunk(start: u64, bytes: &[u8]) -> Result<Vec<Point>, StoreError> {
-    chunk::decode(start, bytes).map_err(|source| StoreError::Codec {
+    decode_chunk_for(start, bytes, (0, u64::MAX))
+}
+
+/// [`decode_chunk`] for a reader of `[from, to)` only (see [`chunk::decode_for`]).
+fn decode_chunk_for(start: u64, bytes: &[u8], span: (u64, u64)) -> Result<Vec<Point>, StoreError> {
+    chunk::decode_for(start, bytes, span).map_err(|source| StoreError::Codec {
         table: "telemetry_chunks",
         source,
     })
@@ -234,12 +239,7 @@ impl Sealed {
             };
             let (key, value) = entry?;
             let (from, to) = self.span;
-            let decoded = chunk::decode_for(key.value().1, value.value(), self.span);
-            let decoded = decoded.map_err(|source| StoreError::Codec {
-                table: "telemetry_chunks",
-                source,
-            })?;
-            for point in decoded {
+            for point in decode_chunk_for(key.value().1, value.value(), self.span)? {
                 let ts = point.ts.0;
                 if ts < from || ts >= to {
                     continue;
